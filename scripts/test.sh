@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds Dumont and runs every test (unit + integration) with CTest.
+#
+#   bash scripts/test.sh               # release tree (build/)
+#   bash scripts/test.sh --sanitize    # ASan+UBSan tree (build-asan/)
+#
+# Installs missing Debian packages first (scripts/install-deps.sh --test),
+# starts a throw-away PostgreSQL cluster (scripts/pg-test-cluster.sh) and
+# exports its URL as DUMONT_TEST_PG_URL for the tests that need it (if
+# DUMONT_TEST_PG_URL is already set, that server is used instead). The cluster
+# is removed on exit. Arguments after `--` go to ctest (e.g. -- -R unit/).
+# Exits with ctest's status.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+sanitize=0
+ctest_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --sanitize) sanitize=1 ;;
+    --) shift; ctest_args+=("$@"); break ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+bash "$root/scripts/install-deps.sh" --test
+if [ "$sanitize" = 1 ]; then
+    bash "$root/scripts/build.sh" --sanitize
+    bdir="$root/build-asan"
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+    bash "$root/scripts/build.sh"
+    bdir="$root/build"
+fi
+
+warn() {
+    echo "" >&2
+    echo "########################################################################" >&2
+    echo "# WARNING: $*" >&2
+    echo "# Tests that need PostgreSQL will be SKIPPED." >&2
+    echo "########################################################################" >&2
+    echo "" >&2
+}
+
+pg_tmp=""
+pg_dir=""
+pg_started=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ "$pg_started" = 1 ]; then
+        bash "$root/scripts/pg-test-cluster.sh" stop "$pg_dir" >/dev/null 2>&1 ||
+            echo "test: warning: could not stop the PostgreSQL test cluster in $pg_dir" >&2
+    fi
+    if [ -n "$pg_tmp" ]; then
+        rm -rf "$pg_tmp"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+pg_script="$root/scripts/pg-test-cluster.sh"
+if [ -n "${DUMONT_TEST_PG_URL:-}" ]; then
+    echo "test: using the PostgreSQL server given in DUMONT_TEST_PG_URL" >&2
+elif [ ! -f "$pg_script" ]; then
+    warn "scripts/pg-test-cluster.sh is missing; no PostgreSQL test cluster."
+else
+    pg_tmp=$(mktemp -d /tmp/dumont-test-pg.XXXXXX) # short: the unix socket path is capped
+    chmod 0755 "$pg_tmp" # the server may run as another user (postgres refuses root)
+    pg_dir="$pg_tmp/cluster"
+    pg_started=1 # from here on, `stop` on exit even if `start` fails half-way
+    if pg_out=$(bash "$pg_script" start "$pg_dir") &&
+        url=$(printf '%s\n' "$pg_out" | grep -E '^postgres(ql)?://' | tail -n 1) &&
+        [ -n "$url" ]; then
+        export DUMONT_TEST_PG_URL="$url"
+        echo "test: PostgreSQL test cluster up in $pg_dir" >&2
+    else
+        warn "scripts/pg-test-cluster.sh start failed; no PostgreSQL test cluster."
+    fi
+fi
+
+# Tests write their scratch files under TMPDIR; keep them out of the way of others.
+export TMPDIR="${TMPDIR:-/tmp}"
+set +e
+ctest --test-dir "$bdir" --output-on-failure -j2 "${ctest_args[@]+"${ctest_args[@]}"}"
+status=$?
+set -e
+exit "$status"

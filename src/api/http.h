@@ -1,0 +1,54 @@
+/* Request and response as the route handlers see them, free of libmicrohttpd.
+ *
+ * H1: a handler always leaves a response: a JSON body and a status. Errors
+ *     are {"error": code, "detail": text} (api_error()); nothing else is sent.
+ * H2: handlers never see a body over API_BODY_MAX (the server answers 413)
+ *     nor unauthenticated /api/ requests (the server answers 401). */
+#ifndef DUMONT_API_HTTP_H
+#define DUMONT_API_HTTP_H
+
+#include "db/db.h"
+#include "failover/orchestrator.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define API_BODY_MAX (64 * 1024)
+#define API_PATH_MAX 1024
+#define API_MAX_SEGMENTS 16
+
+typedef struct {
+    dm_db *db;
+    fo_orch *orch;
+} api_ctx;
+
+typedef struct {
+    const char *method;
+    const char *path;
+    const char *segs[API_MAX_SEGMENTS]; /* path split on '/', no empties */
+    int nsegs;
+    const char *body; /* NUL-terminated; NULL when empty */
+    size_t body_len;
+    /* Query-string lookup; returns NULL when absent. */
+    const char *(*query)(void *conn, const char *key);
+    void *conn;
+} api_request;
+
+typedef struct {
+    int status;
+    json_t *body;   /* owned; sent as JSON */
+    char allow[64]; /* Allow header for 405 */
+} api_response;
+
+/* Sets an error response (H1). Returns 0 so handlers can `return api_error(...)`. */
+int api_error(api_response *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a DM_E_* code to status + error code and sets the response. */
+int api_error_from(api_response *resp, int rc, const char *detail);
+/* Sets a JSON response, taking ownership of body. */
+int api_json(api_response *resp, int status, json_t *body);
+
+/* Dispatches to the route table (routes.c). */
+void api_route(const api_ctx *ctx, const api_request *req, api_response *resp);
+
+#endif

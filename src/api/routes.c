@@ -1,0 +1,378 @@
+/* Route table and handlers of the REST API (docs/api.md).
+ *
+ * A route is a method and a path pattern whose "{}" segments match any one
+ * segment. A path that matches some pattern but with another method is a 405
+ * listing the allowed methods; a path matching none is a 404.
+ *
+ * A1: every input is validated before use: path integers by parse_i64 with
+ *     bounds, body fields by type and length, unknown body fields refused.
+ * A2: a handler never leaves a request without a JSON response (H1). */
+#include "api/http.h"
+#include "api/render.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/parse.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GPU_ID_MAX ((int64_t)1 << 53) /* exact in JSON numbers everywhere */
+
+typedef int (*handler_fn)(const api_ctx *ctx, const api_request *req, api_response *resp);
+
+int api_json(api_response *resp, int status, json_t *body)
+{
+    if (!body)
+        return api_error(resp, 500, "internal", "out of memory");
+    json_decref(resp->body);
+    resp->status = status;
+    resp->body = body;
+    return 0;
+}
+
+int api_error(api_response *resp, int status, const char *code, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_decref(resp->body);
+    resp->status = status;
+    resp->body = json_pack("{s:s, s:s}", "error", code, "detail", detail);
+    return 0;
+}
+
+int api_error_from(api_response *resp, int rc, const char *detail)
+{
+    const char *d = detail && *detail ? detail : dm_strerror(rc);
+    switch (rc) {
+    case DM_E_NOT_FOUND: return api_error(resp, 404, "not_found", "%s", d);
+    case DM_E_CONFLICT: return api_error(resp, 409, "conflict", "%s", d);
+    case DM_E_INVALID: return api_error(resp, 400, "bad_request", "%s", d);
+    case DM_E_TOO_BIG: return api_error(resp, 413, "payload_too_large", "%s", d);
+    case DM_E_BUSY: return api_error(resp, 503, "busy", "%s", d);
+    case DM_E_CANCELLED: return api_error(resp, 503, "shutting_down", "%s", d);
+    default: return api_error(resp, 500, "internal", "%s", d);
+    }
+}
+
+/* Parses the body as a JSON object whose keys are all in allowed (A1).
+ * An empty body is an empty object. On failure sets a 400 and returns -1. */
+static int body_object(const api_request *req, api_response *resp, const char *const *allowed,
+                       json_t **ret)
+{
+    json_error_t jerr;
+    json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
+                              : json_object();
+    if (!o) {
+        api_error(resp, 400, "bad_request", "malformed JSON body: %s (line %d, column %d)",
+                  jerr.text, jerr.line, jerr.column);
+        return -1;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        api_error(resp, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            ok |= strcmp(*a, key) == 0;
+        if (!ok) {
+            api_error(resp, 400, "bad_request", "unknown field '%.64s'", key);
+            json_decref(o);
+            return -1;
+        }
+    }
+    *ret = o;
+    return 0;
+}
+
+/* Copies an optional short printable string field. Returns -1 with a 400 set. */
+static int opt_string(json_t *o, const char *key, char *dst, size_t cap, api_response *resp)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    int printable = s != NULL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            printable = 0;
+    if (!printable || n == 0 || n >= cap) {
+        api_error(resp, 400, "bad_request", "'%s' must be a non-empty string of at most %zu "
+                  "printable characters", key, cap - 1);
+        return -1;
+    }
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+static int path_gpu_id(const char *seg, int64_t *ret, api_response *resp)
+{
+    if (parse_i64(seg, 1, GPU_ID_MAX, ret) != 0) {
+        api_error(resp, 400, "bad_request", "GPU instance id must be an integer from 1 to %lld",
+                  (long long)GPU_ID_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+static int h_health(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    return api_json(resp, 200,
+                    json_pack("{s:s, s:s, s:s}", "status", "ok", "version", DUMONT_VERSION,
+                              "database", db_backend_name(ctx->db)));
+}
+
+static int h_test_setup(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    static const char *const allowed[] = {"gpu_instance_id", "standby_id", "gcp_zone", NULL};
+    json_t *o;
+    if (body_object(req, resp, allowed, &o))
+        return 0;
+    fo_assoc a;
+    memset(&a, 0, sizeof a);
+    json_t *id = json_object_get(o, "gpu_instance_id");
+    if (!json_is_integer(id) || json_integer_value(id) < 1 ||
+        json_integer_value(id) > GPU_ID_MAX) {
+        json_decref(o);
+        return api_error(resp, 400, "bad_request",
+                         "'gpu_instance_id' is required: an integer from 1 to %lld",
+                         (long long)GPU_ID_MAX);
+    }
+    a.gpu_instance_id = json_integer_value(id);
+    snprintf(a.standby_id, sizeof a.standby_id, "standby-%lld", (long long)a.gpu_instance_id);
+    snprintf(a.provider, sizeof a.provider, "sim");
+    a.created_at_ms = clock_wall_ms();
+    if (opt_string(o, "standby_id", a.standby_id, sizeof a.standby_id, resp) ||
+        opt_string(o, "gcp_zone", a.gcp_zone, sizeof a.gcp_zone, resp)) {
+        json_decref(o);
+        return 0;
+    }
+    json_decref(o);
+    char err[256] = "";
+    int rc = db_assoc_put(ctx->db, &a, err, sizeof err);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    return api_json(resp, 201, render_assoc(&a));
+}
+
+/* Reads the optional simulate options from the body into opts. */
+static int sim_options(json_t *o, fo_sim_opts *opts, api_response *resp)
+{
+    json_t *v;
+    if ((v = json_object_get(o, "fail_phase")) && !json_is_null(v)) {
+        fo_phase p;
+        if (fo_phase_parse(json_string_value(v), &p) != 0)
+            return api_error(resp, 400, "bad_request",
+                             "'fail_phase' must be one of detection, standby_activation, "
+                             "gpu_search, provisioning, ssh_ready, restore, inference"),
+                   -1;
+        opts->fail_phase = (int)p;
+    }
+    if ((v = json_object_get(o, "speed")) && !json_is_null(v)) {
+        double s = json_number_value(v);
+        if (!json_is_number(v) || !(s >= 0.001 && s <= 1e9))
+            return api_error(resp, 400, "bad_request",
+                             "'speed' must be a number from 0.001 to 1e9"),
+                   -1;
+        opts->speed = s;
+    }
+    if ((v = json_object_get(o, "seed")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return api_error(resp, 400, "bad_request", "'seed' must be an integer >= 0"), -1;
+        opts->seed = json_integer_value(v);
+    }
+    return 0;
+}
+
+static int h_simulate(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    static const char *const allowed[] = {"fail_phase", "speed", "seed", NULL};
+    int64_t gpu;
+    json_t *o;
+    if (path_gpu_id(req->segs[4], &gpu, resp) || body_object(req, resp, allowed, &o))
+        return 0;
+    fo_sim_opts opts;
+    fo_sim_opts_init(&opts);
+    int bad = sim_options(o, &opts, resp);
+    json_decref(o);
+    if (bad)
+        return 0;
+    fo_failover f;
+    char err[256] = "";
+    int rc = fo_orch_simulate(ctx->orch, gpu, &opts, &f, err, sizeof err);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    char url[128];
+    snprintf(url, sizeof url, "/api/standby/failover/status/%s", f.id);
+    return api_json(resp, 202,
+                    json_pack("{s:s, s:I, s:s, s:s, s:s}", "failover_id", f.id, "gpu_instance_id",
+                              (json_int_t)gpu, "kind", fo_kind_name(f.kind), "state",
+                              fo_state_name(f.state), "status_url", url));
+}
+
+static int h_status(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    const char *id = req->segs[4];
+    fo_failover f;
+    char err[256] = "";
+    int rc = strlen(id) < FO_ID_MAX ? db_failover_get(ctx->db, id, &f, err, sizeof err)
+                                    : DM_E_NOT_FOUND;
+    if (rc == DM_E_NOT_FOUND)
+        return api_error(resp, 404, "not_found", "no failover with id '%.64s'", id);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    return api_json(resp, 200, render_failover(&f, 1));
+}
+
+/* Fills a filter from the query string: kind, gpu_instance_id, since, until. */
+static int query_filter(const api_request *req, db_failover_filter *flt, api_response *resp)
+{
+    db_failover_filter_init(flt);
+    const char *v;
+    int64_t now = clock_wall_ms();
+    if ((v = req->query(req->conn, "kind"))) {
+        fo_kind k;
+        if (fo_kind_parse(v, &k) != 0)
+            return api_error(resp, 400, "bad_request", "kind must be simulated or real"), -1;
+        flt->kind = (int)k;
+    }
+    if ((v = req->query(req->conn, "gpu_instance_id")) &&
+        path_gpu_id(v, &flt->gpu_instance_id, resp))
+        return -1;
+    const char *names[2] = {"since", "until"};
+    int64_t *dst[2] = {&flt->since_ms, &flt->until_ms};
+    for (int i = 0; i < 2; i++)
+        if ((v = req->query(req->conn, names[i])) && clock_parse_time(v, now, dst[i]) != 0)
+            return api_error(resp, 400, "bad_request",
+                             "%s must be ISO-8601 (2026-11-28T12:00:00Z), epoch "
+                             "milliseconds, or an age like 24h or 7d",
+                             names[i]),
+                   -1;
+    return 0;
+}
+
+static int h_report(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    db_failover_filter flt;
+    if (query_filter(req, &flt, resp))
+        return 0;
+    fo_report r;
+    char err[256] = "";
+    int rc = db_report(ctx->db, &flt, &r, err, sizeof err);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    return api_json(resp, 200, render_report(&r, clock_wall_ms()));
+}
+
+static int h_list(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    db_failover_filter flt;
+    if (query_filter(req, &flt, resp))
+        return 0;
+    const char *v;
+    flt.limit = 50;
+    if ((v = req->query(req->conn, "limit")) && parse_i64(v, 1, 1000, &flt.limit) != 0)
+        return api_error(resp, 400, "bad_request", "limit must be an integer from 1 to 1000");
+    if ((v = req->query(req->conn, "offset")) && parse_i64(v, 0, INT32_MAX, &flt.offset) != 0)
+        return api_error(resp, 400, "bad_request", "offset must be an integer >= 0");
+    fo_failover *list = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    char err[256] = "";
+    int rc = db_failover_count(ctx->db, &flt, &total, err, sizeof err);
+    if (rc == 0)
+        rc = db_failover_list(ctx->db, &flt, &list, &n, err, sizeof err);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n && arr; i++)
+        json_array_append_new(arr, render_failover(&list[i], 0));
+    free(list);
+    return api_json(resp, 200,
+                    arr ? json_pack("{s:I, s:o}", "total", (json_int_t)total, "failovers", arr)
+                        : NULL);
+}
+
+static int h_later(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    return api_error(resp, 501, "not_implemented",
+                     "%s %s is not available yet: it arrives with real failovers on the local "
+                     "provider",
+                     req->method, req->path);
+}
+
+static const struct route {
+    const char *method;
+    const char *pattern;
+    handler_fn fn;
+} routes[] = {
+    {"GET", "/healthz", h_health},
+    {"POST", "/api/standby/failover/test-setup", h_test_setup},
+    {"POST", "/api/standby/failover/simulate/{}", h_simulate},
+    {"GET", "/api/standby/failover/status/{}", h_status},
+    {"GET", "/api/standby/failover/report", h_report},
+    {"GET", "/api/standby/failover/list", h_list},
+    {"POST", "/api/standby/failover/test-real/{}", h_later},
+    {"GET", "/api/standby/failover/test-real/report/{}", h_later},
+    {"GET", "/api/standby/failover/test-real/history", h_later},
+    {"POST", "/api/standby/configure", h_later},
+    {"GET", "/api/standby/status", h_later},
+};
+
+/* Does pattern (e.g. "/api/x/{}") match the request's segments? */
+static int pattern_match(const char *pattern, const api_request *req)
+{
+    int i = 0;
+    const char *p = pattern;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (i >= req->nsegs)
+            return 0;
+        int wild = len == 2 && p[0] == '{' && p[1] == '}';
+        if (!wild && (strlen(req->segs[i]) != len || memcmp(req->segs[i], p, len) != 0))
+            return 0;
+        i++;
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    return i == req->nsegs;
+}
+
+void api_route(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!pattern_match(routes[i].pattern, req))
+            continue;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            routes[i].fn(ctx, req, resp);
+            if (!resp->body) /* A2 */
+                api_error(resp, 500, "internal", "out of memory");
+            return;
+        }
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);
+    }
+    if (allow[0]) {
+        snprintf(resp->allow, sizeof resp->allow, "%s", allow);
+        api_error(resp, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method,
+                  allow);
+        return;
+    }
+    api_error(resp, 404, "not_found", "no such endpoint: %.200s", req->path);
+}

@@ -1,0 +1,12 @@
+/* The `dumont` program's commands. Each takes the arguments after its own
+ * name (argv[0] is the command name) and returns the process exit status:
+ * 0 success, 1 failure (one-line reason on stderr), 2 usage error. */
+#ifndef DUMONT_CLI_COMMANDS_H
+#define DUMONT_CLI_COMMANDS_H
+
+#include "util/config.h"
+
+int cmd_server(dm_config *cfg, int argc, char **argv);   /* dumont server */
+int cmd_failover(dm_config *cfg, int argc, char **argv); /* dumont failover ... */
+
+#endif

@@ -1,0 +1,77 @@
+/* The database: one interface, two back ends (SQLite, PostgreSQL).
+ *
+ * db_open() picks the back end from the URL: "postgresql://..." or
+ * "postgres://..." selects PostgreSQL (libpq); anything else is a SQLite file
+ * path (an optional "sqlite://" prefix is stripped). The schema is applied by
+ * versioned migrations at open (table schema_migrations).
+ *
+ * Every query is written once, in the SQL both back ends accept, against a
+ * small back-end vtable (db_backend.h); the back ends only execute statements.
+ *
+ * D1: a dm_db is safe to use from several threads: calls are serialised by
+ *     a mutex held for the whole call (and so for its whole transaction).
+ * D2: db_failover_save() writes the failover row and all its phase rows in
+ *     one transaction: a reader never sees half a transition.
+ * D3: at most one failover per GPU instance is active (non-terminal): a unique
+ *     partial index enforces it, and db_failover_insert() returns
+ *     DM_E_CONFLICT when it would be broken (or when the id exists).
+ * D4: failovers.<phase>_ms columns mirror failover_phases.duration_ms
+ *     (written together, D2) so that the report is a single scan of one table.
+ * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
+#ifndef DUMONT_DB_DB_H
+#define DUMONT_DB_DB_H
+
+#include "failover/model.h"
+#include "failover/report.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dm_db dm_db;
+
+int db_open(const char *url, dm_db **ret, char *err, size_t errlen);
+void db_close(dm_db *db);
+const char *db_backend_name(const dm_db *db); /* "sqlite" | "postgresql" */
+int db_schema_version(dm_db *db, int *ret, char *err, size_t errlen);
+
+/* Associations (failover test-setup). put inserts or replaces. */
+int db_assoc_put(dm_db *db, const fo_assoc *a, char *err, size_t errlen);
+int db_assoc_get(dm_db *db, int64_t gpu_instance_id, fo_assoc *ret, char *err, size_t errlen);
+
+/* Failovers. */
+int db_failover_insert(dm_db *db, const fo_failover *f, char *err, size_t errlen); /* D3 */
+/* Many at once, in one transaction (bulk loads, benchmarks). */
+int db_failover_insert_many(dm_db *db, const fo_failover *f, size_t n, char *err, size_t errlen);
+int db_failover_save(dm_db *db, const fo_failover *f, char *err, size_t errlen); /* D2 */
+int db_failover_get(dm_db *db, const char *id, fo_failover *ret, char *err, size_t errlen);
+
+typedef struct {
+    int64_t gpu_instance_id; /* FO_NULL: any */
+    int kind;                /* FO_NULL: any; else fo_kind */
+    int active_only;         /* only non-terminal failovers */
+    int64_t since_ms;        /* FO_NULL: no bound; started_at_ms >= since_ms */
+    int64_t until_ms;        /* FO_NULL: no bound; started_at_ms <  until_ms */
+    int64_t limit;           /* <= 0: no limit */
+    int64_t offset;
+} db_failover_filter;
+
+void db_failover_filter_init(db_failover_filter *flt); /* everything, no limit */
+/* The most failovers one db_failover_list() returns: when the filter would
+ * return more (no limit, or a larger one), it fails with DM_E_TOO_BIG. */
+#define DB_LIST_MAX 10000
+/* Newest first (started_at_ms desc, id desc), each with its phases. *ret is
+ * malloc'd (free()); with no match, *ret is NULL and *ret_n 0. */
+int db_failover_list(dm_db *db, const db_failover_filter *flt, fo_failover **ret,
+                     size_t *ret_n, char *err, size_t errlen);
+int db_failover_count(dm_db *db, const db_failover_filter *flt, int64_t *ret, char *err,
+                      size_t errlen);
+
+/* The report over failovers matching flt (gpu/kind/since/until; limit ignored). */
+int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *err,
+              size_t errlen);
+
+/* url with any password removed, for messages: "postgresql://user@host:5432/db"
+ * (the query, which may hold one, becomes "?..."). A path is copied as is. */
+void db_url_redact(const char *url, char *out, size_t outlen);
+
+#endif

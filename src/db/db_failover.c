@@ -1,0 +1,223 @@
+/* Failover records: insert, save, get, list, count (see db.h for D1-D4).
+ *
+ * A failover is one row of `failovers` plus seven rows of `failover_phases`
+ * (one per phase, seq = phase number). The row repeats each phase's
+ * duration in <phase>_ms (D4) so the report never joins.
+ *
+ * F1: a record is checked before anything is written: its enums in range,
+ *     its strings terminated (O3), and model.h's I4 (success is FO_NULL while
+ *     running, 1 when completed, 0 when failed). The report relies on I4 to
+ *     tell running failovers from finished ones without reading `state`.
+ * F2: inserts are batched: up to FO_BATCH failovers per multi-row INSERT,
+ *     all batches in one transaction; a batch fails as a whole (a duplicate
+ *     id or a second active failover of a GPU is DM_E_CONFLICT, D3).
+ * F3: get and list are one statement (failovers LEFT JOIN failover_phases),
+ *     so a record is read from one snapshot even without a transaction.
+ * F4: a list holds at most DB_LIST_MAX records (the cap of db.h). */
+#include "db/db_internal.h"
+
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FO_BATCH 64
+#define FO_NCOLS 17 /* failovers columns written */
+#define PH_NCOLS 8  /* failover_phases columns written */
+
+#define FO_COLS                                                                                \
+    "failover_id, gpu_instance_id, kind, user_id, state, success, reason, started_at_ms,"     \
+    " finished_at_ms, total_time_ms, detection_ms, standby_activation_ms, gpu_search_ms,"      \
+    " provisioning_ms, ssh_ready_ms, restore_ms, inference_ms"
+#define PH_COLS "failover_id, phase, seq, status, started_at_ms, duration_ms, simulated, detail"
+
+static int phase_check(const fo_phase_rec *ph)
+{
+    return (unsigned)ph->status <= FO_PHASE_FAILED && DB_STR_OK(ph->detail);
+}
+
+/* F1 */
+static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (!f || !DB_STR_OK(f->id) || !f->id[0])
+        return dm_fail(err, errlen, DM_E_INVALID, "failover: missing id");
+    if (f->gpu_instance_id < 0)
+        why = "gpu_instance_id < 0";
+    else if ((unsigned)f->kind >= FO_KIND_COUNT)
+        why = "bad kind";
+    else if (f->state < 0 || f->state > FO_STATE_FAILED)
+        why = "bad state";
+    else if (f->success != (f->state == FO_STATE_COMPLETED   ? 1
+                            : f->state == FO_STATE_FAILED ? 0
+                                                          : FO_NULL))
+        why = "success does not match state (I4)";
+    else if (!DB_STR_OK(f->user_id) || !DB_STR_OK(f->reason))
+        why = "unterminated string";
+    for (int i = 0; !why && i < FO_PHASE_COUNT; i++)
+        if (!phase_check(&f->phases[i]))
+            why = "bad phase record";
+    if (why)
+        return dm_fail(err, errlen, DM_E_INVALID, "failover '%s': %s", f->id, why);
+    return 0;
+}
+
+static void fo_params(const fo_failover *f, db_param *p)
+{
+    *p++ = db_p_text(f->id);
+    *p++ = db_p_i64(f->gpu_instance_id);
+    *p++ = db_p_text(fo_kind_name(f->kind));
+    *p++ = db_p_textn(f->user_id);
+    *p++ = db_p_text(fo_state_name(f->state));
+    *p++ = db_p_i64n(f->success);
+    *p++ = db_p_textn(f->reason);
+    *p++ = db_p_i64(f->started_at_ms);
+    *p++ = db_p_i64n(f->finished_at_ms);
+    *p++ = db_p_i64n(f->total_time_ms);
+    for (int i = 0; i < FO_PHASE_COUNT; i++)
+        *p++ = db_p_i64n(f->phases[i].duration_ms); /* D4 */
+}
+
+static void phase_params(const fo_failover *f, int i, db_param *p)
+{
+    const fo_phase_rec *ph = &f->phases[i];
+    *p++ = db_p_text(f->id);
+    *p++ = db_p_text(fo_phase_name((fo_phase)i));
+    *p++ = db_p_i64(i);
+    *p++ = db_p_text(fo_phase_status_name(ph->status));
+    *p++ = db_p_i64n(ph->started_at_ms);
+    *p++ = db_p_i64n(ph->duration_ms);
+    *p++ = db_p_i64(ph->simulated ? 1 : 0);
+    *p++ = db_p_textn(ph->detail);
+}
+
+/* "prefix ($1, .., $cols), (..), ... suffix" for rows tuples; malloc'd. */
+static char *values_sql(const char *prefix, int rows, int cols, const char *suffix)
+{
+    size_t cap = strlen(prefix) + strlen(suffix) + (size_t)rows * ((size_t)cols * 8 + 4) + 1;
+    char *sql = malloc(cap);
+    if (!sql)
+        return NULL;
+    size_t o = (size_t)snprintf(sql, cap, "%s", prefix);
+    for (int r = 0, k = 1; r < rows; r++)
+        for (int c = 0; c < cols; c++, k++)
+            o += (size_t)snprintf(sql + o, cap - o, "%s$%d%s", c ? "" : (r ? ", (" : "("), k,
+                                  c + 1 < cols ? ", " : ")");
+    snprintf(sql + o, cap - o, "%s", suffix);
+    return sql;
+}
+
+static const char ph_upsert[] =
+    " ON CONFLICT (failover_id, phase) DO UPDATE SET seq = excluded.seq,"
+    " status = excluded.status, started_at_ms = excluded.started_at_ms,"
+    " duration_ms = excluded.duration_ms, simulated = excluded.simulated,"
+    " detail = excluded.detail";
+
+/* The phase rows of n failovers, inserted (or upserted) by one statement. */
+static int write_phases(dm_db *db, const fo_failover *f, size_t n, int upsert, db_param *p,
+                        char *err, size_t errlen)
+{
+    int rows = (int)n * FO_PHASE_COUNT;
+    char *sql = values_sql("INSERT INTO failover_phases (" PH_COLS ") VALUES ", rows, PH_NCOLS,
+                           upsert ? ph_upsert : "");
+    if (!sql)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        for (int ph = 0; ph < FO_PHASE_COUNT; ph++)
+            phase_params(&f[i], ph, p + (i * FO_PHASE_COUNT + (size_t)ph) * PH_NCOLS);
+    int rc = db_x(db, sql, p, rows * PH_NCOLS, NULL, NULL, NULL, err, errlen);
+    free(sql);
+    return rc;
+}
+
+static int insert_batch(dm_db *db, const fo_failover *f, size_t n, db_param *p, char *err,
+                        size_t errlen)
+{
+    char *sql = values_sql("INSERT INTO failovers (" FO_COLS ") VALUES ", (int)n, FO_NCOLS, "");
+    if (!sql)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        fo_params(&f[i], p + i * FO_NCOLS);
+    int rc = db_x(db, sql, p, (int)n * FO_NCOLS, NULL, NULL, NULL, err, errlen);
+    free(sql);
+    return rc ? rc : write_phases(db, f, n, 0, p, err, errlen);
+}
+
+static int insert_all(dm_db *db, const fo_failover *f, size_t n, char *err, size_t errlen)
+{
+    db_param *p = malloc(sizeof *p * FO_BATCH * FO_PHASE_COUNT * PH_NCOLS);
+    if (!p)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i += FO_BATCH)
+        rc = insert_batch(db, f + i, n - i < FO_BATCH ? n - i : FO_BATCH, p, err, errlen);
+    free(p);
+    return rc;
+}
+
+int db_failover_insert_many(dm_db *db, const fo_failover *f, size_t n, char *err, size_t errlen)
+{
+    if (!db || (!f && n))
+        return dm_fail(err, errlen, DM_E_INVALID, "no database or records");
+    for (size_t i = 0; i < n; i++) {
+        int rc = db_fo_check(&f[i], err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&db->lock);
+    int rc = db_begin(db, DB_TX_WRITE, err, errlen);
+    if (rc == 0)
+        rc = db_end(db, insert_all(db, f, n, err, errlen), err, errlen);
+    pthread_mutex_unlock(&db->lock);
+    if (rc == DM_E_CONFLICT && n == 1)
+        return dm_fail(err, errlen, rc, "failover '%s' exists, or GPU %lld has an active one",
+                       f->id, (long long)f->gpu_instance_id);
+    if (rc == DM_E_CONFLICT)
+        return dm_fail(err, errlen, rc, "a failover id exists, or a GPU would have two active");
+    return rc;
+}
+
+int db_failover_insert(dm_db *db, const fo_failover *f, char *err, size_t errlen)
+{
+    return db_failover_insert_many(db, f, 1, err, errlen);
+}
+
+static int save_tx(dm_db *db, const fo_failover *f, char *err, size_t errlen)
+{
+    db_param p[FO_PHASE_COUNT * PH_NCOLS];
+    int64_t changed = 0;
+    fo_params(f, p); /* $1 = id: the WHERE; the rest in FO_COLS order */
+    int rc = db_x(db,
+                  "UPDATE failovers SET gpu_instance_id = $2, kind = $3, user_id = $4,"
+                  " state = $5, success = $6, reason = $7, started_at_ms = $8,"
+                  " finished_at_ms = $9, total_time_ms = $10, detection_ms = $11,"
+                  " standby_activation_ms = $12, gpu_search_ms = $13, provisioning_ms = $14,"
+                  " ssh_ready_ms = $15, restore_ms = $16, inference_ms = $17"
+                  " WHERE failover_id = $1",
+                  p, FO_NCOLS, NULL, NULL, &changed, err, errlen);
+    if (rc)
+        return rc;
+    if (changed == 0)
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with id '%s'", f->id);
+    return write_phases(db, f, 1, 1, p, err, errlen);
+}
+
+int db_failover_save(dm_db *db, const fo_failover *f, char *err, size_t errlen)
+{
+    int rc = db ? db_fo_check(f, err, errlen) : DM_E_INVALID;
+    if (rc)
+        return db ? rc : dm_fail(err, errlen, rc, "no database");
+    pthread_mutex_lock(&db->lock);
+    rc = db_begin(db, DB_TX_WRITE, err, errlen);
+    if (rc == 0)
+        rc = db_end(db, save_tx(db, f, err, errlen), err, errlen); /* D2 */
+    pthread_mutex_unlock(&db->lock);
+    if (rc == DM_E_CONFLICT)
+        return dm_fail(err, errlen, rc, "GPU %lld already has an active failover",
+                       (long long)f->gpu_instance_id);
+    return rc;
+}

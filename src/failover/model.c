@@ -1,0 +1,179 @@
+/* Failover state machine (see model.h for the invariants I1-I4). */
+#include "failover/model.h"
+
+#include "util/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const phase_names[FO_PHASE_COUNT] = {
+    "detection", "standby_activation", "gpu_search", "provisioning",
+    "ssh_ready", "restore",            "inference",
+};
+static const char *const status_names[] = {"pending", "running", "ok", "failed"};
+static const char *const kind_names[FO_KIND_COUNT] = {"simulated", "real"};
+
+static int lookup(const char *const *names, int n, const char *s)
+{
+    if (!s)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    return -1;
+}
+
+const char *fo_phase_name(fo_phase p)
+{
+    return (unsigned)p < FO_PHASE_COUNT ? phase_names[p] : "?";
+}
+
+int fo_phase_parse(const char *s, fo_phase *ret)
+{
+    int i = lookup(phase_names, FO_PHASE_COUNT, s);
+    if (i < 0)
+        return DM_E_INVALID;
+    *ret = (fo_phase)i;
+    return 0;
+}
+
+const char *fo_state_name(fo_state s)
+{
+    if (s == FO_STATE_COMPLETED)
+        return "completed";
+    if (s == FO_STATE_FAILED)
+        return "failed";
+    return fo_phase_name((fo_phase)s);
+}
+
+int fo_state_parse(const char *s, fo_state *ret)
+{
+    fo_phase p;
+    if (s && strcmp(s, "completed") == 0)
+        *ret = FO_STATE_COMPLETED;
+    else if (s && strcmp(s, "failed") == 0)
+        *ret = FO_STATE_FAILED;
+    else if (fo_phase_parse(s, &p) == 0)
+        *ret = (fo_state)p;
+    else
+        return DM_E_INVALID;
+    return 0;
+}
+
+const char *fo_phase_status_name(fo_phase_status s)
+{
+    return (unsigned)s < 4 ? status_names[s] : "?";
+}
+
+int fo_phase_status_parse(const char *s, fo_phase_status *ret)
+{
+    int i = lookup(status_names, 4, s);
+    if (i < 0)
+        return DM_E_INVALID;
+    *ret = (fo_phase_status)i;
+    return 0;
+}
+
+const char *fo_kind_name(fo_kind k)
+{
+    return (unsigned)k < FO_KIND_COUNT ? kind_names[k] : "?";
+}
+
+int fo_kind_parse(const char *s, fo_kind *ret)
+{
+    int i = lookup(kind_names, FO_KIND_COUNT, s);
+    if (i < 0)
+        return DM_E_INVALID;
+    *ret = (fo_kind)i;
+    return 0;
+}
+
+int fo_state_is_terminal(fo_state s)
+{
+    return s == FO_STATE_COMPLETED || s == FO_STATE_FAILED;
+}
+
+int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind,
+            int64_t now_ms)
+{
+    if (!id || !*id || strlen(id) >= FO_ID_MAX || (unsigned)kind >= FO_KIND_COUNT)
+        return DM_E_INVALID;
+    memset(f, 0, sizeof *f);
+    snprintf(f->id, sizeof f->id, "%s", id);
+    f->gpu_instance_id = gpu_instance_id;
+    f->kind = kind;
+    f->state = FO_PHASE_DETECTION;
+    f->success = FO_NULL;
+    f->started_at_ms = now_ms;
+    f->finished_at_ms = FO_NULL;
+    f->total_time_ms = FO_NULL;
+    for (int i = 0; i < FO_PHASE_COUNT; i++) {
+        f->phases[i].status = FO_PHASE_PENDING;
+        f->phases[i].started_at_ms = FO_NULL;
+        f->phases[i].duration_ms = FO_NULL;
+    }
+    f->phases[0].status = FO_PHASE_RUNNING;
+    f->phases[0].started_at_ms = now_ms;
+    return 0;
+}
+
+static int64_t sum_durations(const fo_failover *f)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < FO_PHASE_COUNT; i++)
+        if (f->phases[i].duration_ms != FO_NULL)
+            sum += f->phases[i].duration_ms;
+    return sum;
+}
+
+static void finish(fo_failover *f, fo_state st, int64_t now_ms, const char *reason)
+{
+    f->state = st;
+    f->success = st == FO_STATE_COMPLETED;
+    f->finished_at_ms = now_ms;
+    f->total_time_ms = sum_durations(f);
+    if (reason)
+        snprintf(f->reason, sizeof f->reason, "%s", reason);
+}
+
+int fo_transition(fo_failover *f, const fo_event *ev)
+{
+    if (fo_state_is_terminal(f->state))
+        return DM_E_CONFLICT;
+    if (f->state < 0 || f->state >= FO_PHASE_COUNT)
+        return DM_E_INVALID;
+    fo_phase_rec *cur = &f->phases[f->state];
+    switch (ev->kind) {
+    case FO_EV_PHASE_OK:
+        if (ev->duration_ms < 0)
+            return DM_E_INVALID;
+        cur->status = FO_PHASE_OK;
+        cur->duration_ms = ev->duration_ms;
+        cur->simulated = ev->simulated;
+        if (f->state + 1 == FO_PHASE_COUNT) {
+            finish(f, FO_STATE_COMPLETED, ev->now_ms, NULL);
+        } else {
+            f->state++;
+            f->phases[f->state].status = FO_PHASE_RUNNING;
+            f->phases[f->state].started_at_ms = ev->now_ms;
+        }
+        return 0;
+    case FO_EV_PHASE_FAILED:
+    case FO_EV_ABORT: {
+        if (ev->kind == FO_EV_PHASE_FAILED && ev->duration_ms < 0 && ev->duration_ms != FO_NULL)
+            return DM_E_INVALID;
+        const char *what = ev->kind == FO_EV_ABORT ? "interrupted" : "failed";
+        const char *detail = ev->detail && *ev->detail ? ev->detail : "no detail";
+        char reason[FO_REASON_MAX];
+        snprintf(reason, sizeof reason, "%s %s: %s", fo_phase_name((fo_phase)f->state), what,
+                 detail);
+        cur->status = FO_PHASE_FAILED;
+        cur->duration_ms = ev->kind == FO_EV_ABORT ? FO_NULL : ev->duration_ms;
+        cur->simulated = ev->simulated;
+        snprintf(cur->detail, sizeof cur->detail, "%s", detail);
+        finish(f, FO_STATE_FAILED, ev->now_ms, reason);
+        return 0;
+    }
+    }
+    return DM_E_INVALID;
+}

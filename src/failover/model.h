@@ -1,0 +1,115 @@
+/* The failover record and its state machine.
+ *
+ * A failover walks the phases, in order:
+ *   detection, standby_activation, gpu_search, provisioning, ssh_ready, restore, inference
+ * and ends `completed` (every phase ok) or `failed` (a phase failed, or the
+ * failover was interrupted). While running, the state *is* the current phase.
+ *
+ * I1: fo_transition() is the only function that changes state; it refuses any
+ *     event on a terminal failover (DM_E_CONFLICT) and any event that does not
+ *     fit the current state (DM_E_INVALID), leaving the record untouched.
+ * I2: a phase that did not happen has duration_ms == FO_NULL, never 0.
+ * I3: total_time_ms is the sum of the durations of the phases that ran; it is
+ *     FO_NULL while the failover is running.
+ * I4: success is FO_NULL while running, 1 for completed, 0 for failed.
+ * Callers persist the record after every transition, before acting on it. */
+#ifndef DUMONT_FAILOVER_MODEL_H
+#define DUMONT_FAILOVER_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FO_NULL (-1) /* "no value" for optional integers (durations, times, success) */
+
+typedef enum {
+    FO_PHASE_DETECTION = 0,
+    FO_PHASE_STANDBY_ACTIVATION,
+    FO_PHASE_GPU_SEARCH,
+    FO_PHASE_PROVISIONING,
+    FO_PHASE_SSH_READY,
+    FO_PHASE_RESTORE,
+    FO_PHASE_INFERENCE,
+    FO_PHASE_COUNT
+} fo_phase;
+
+/* Running states share the phase numbers; then the two terminal states. */
+typedef enum {
+    FO_STATE_COMPLETED = FO_PHASE_COUNT,
+    FO_STATE_FAILED,
+} fo_terminal_state;
+typedef int fo_state; /* 0..FO_PHASE_COUNT-1: running in that phase; or a terminal state */
+
+typedef enum {
+    FO_PHASE_PENDING = 0, /* not reached (yet) */
+    FO_PHASE_RUNNING,
+    FO_PHASE_OK,
+    FO_PHASE_FAILED,
+} fo_phase_status;
+
+typedef enum { FO_KIND_SIMULATED = 0, FO_KIND_REAL, FO_KIND_COUNT } fo_kind;
+
+typedef struct {
+    fo_phase_status status;
+    int64_t started_at_ms; /* wall clock; FO_NULL if not started */
+    int64_t duration_ms;   /* FO_NULL unless finished (I2) */
+    int simulated;         /* duration drawn by the sim provider, not measured */
+    char detail[256];      /* why it failed, or a note */
+} fo_phase_rec;
+
+#define FO_ID_MAX 48
+#define FO_REASON_MAX 256
+
+typedef struct {
+    char id[FO_ID_MAX];
+    int64_t gpu_instance_id;
+    fo_kind kind;
+    char user_id[64];
+    fo_state state;
+    int success;            /* FO_NULL, 0 or 1 (I4) */
+    char reason[FO_REASON_MAX]; /* why it failed; empty otherwise */
+    int64_t started_at_ms;  /* wall clock */
+    int64_t finished_at_ms; /* wall clock; FO_NULL while running */
+    int64_t total_time_ms;  /* I3 */
+    fo_phase_rec phases[FO_PHASE_COUNT];
+} fo_failover;
+
+/* The mock GPU <-> CPU-standby association made by `failover test-setup`. */
+typedef struct {
+    int64_t gpu_instance_id;
+    char standby_id[64];
+    char provider[32]; /* "sim" */
+    char gcp_zone[64];
+    int64_t created_at_ms;
+} fo_assoc;
+
+typedef enum {
+    FO_EV_PHASE_OK,     /* current phase finished after duration_ms */
+    FO_EV_PHASE_FAILED, /* current phase failed after duration_ms (may be FO_NULL) */
+    FO_EV_ABORT,        /* stopped from outside (shutdown, crash recovery) */
+} fo_event_kind;
+
+typedef struct {
+    fo_event_kind kind;
+    int64_t now_ms;      /* wall clock of the event */
+    int64_t duration_ms; /* for PHASE_OK (>= 0) / PHASE_FAILED (>= 0 or FO_NULL) */
+    int simulated;       /* the duration was simulated */
+    const char *detail;  /* reason for FAILED/ABORT; may be NULL */
+} fo_event;
+
+const char *fo_phase_name(fo_phase p);
+int fo_phase_parse(const char *s, fo_phase *ret);
+const char *fo_state_name(fo_state s);
+int fo_state_parse(const char *s, fo_state *ret);
+const char *fo_phase_status_name(fo_phase_status s);
+int fo_phase_status_parse(const char *s, fo_phase_status *ret);
+const char *fo_kind_name(fo_kind k); /* "simulated" | "real" */
+int fo_kind_parse(const char *s, fo_kind *ret);
+int fo_state_is_terminal(fo_state s);
+
+/* Starts a failover: state = detection, running since now_ms. id is copied. */
+int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind,
+            int64_t now_ms);
+/* The one transition function (I1). */
+int fo_transition(fo_failover *f, const fo_event *ev);
+
+#endif

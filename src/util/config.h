@@ -1,0 +1,46 @@
+/* Configuration: the one place the library reads the environment.
+ *
+ * cfg_load() fills a dm_config from the environment with the documented
+ * defaults (DESIGN.md §2); programs then override fields from their flags.
+ *
+ *   DUMONT_HOME          state directory              ~/.dumont
+ *   DUMONT_URL           where the CLI finds the API  http://127.0.0.1:8700
+ *   DUMONT_TOKEN         API token for the CLI        $DUMONT_HOME/token
+ *   DUMONT_DATABASE_URL  postgresql://... or a path   $DUMONT_HOME/dumont.db
+ *   DUMONT_STORE         snapshot store URL           file://$DUMONT_HOME/store
+ *   DUMONT_LISTEN        server listen address        127.0.0.1:8700
+ *   DUMONT_SIM_SPEED     sim playback factor          200
+ *   DUMONT_LOG_LEVEL     debug|info|warn|error        info */
+#ifndef DUMONT_UTIL_CONFIG_H
+#define DUMONT_UTIL_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#define CFG_URL_MAX 1024
+
+typedef struct {
+    char home[PATH_MAX];
+    char url[CFG_URL_MAX];          /* API base URL, no trailing slash */
+    char token[256];                /* from DUMONT_TOKEN; empty: read token_path */
+    char token_path[PATH_MAX];
+    char database_url[CFG_URL_MAX]; /* sqlite path or postgresql:// URL */
+    char store[CFG_URL_MAX];
+    char listen[256];
+    double sim_speed;               /* simulated seconds per wall second */
+    char log_level[16];
+} dm_config;
+
+#define CFG_DEFAULT_LISTEN "127.0.0.1:8700"
+#define CFG_DEFAULT_SIM_SPEED 200.0
+
+/* Fills cfg from the environment. Returns 0 or DM_E_INVALID (message in err). */
+int cfg_load(dm_config *cfg, char *err, size_t errlen);
+/* Sets home and re-derives the paths that depend on it (token, db, store),
+ * unless they were set explicitly through the environment. Returns 0, or
+ * DM_E_INVALID (cfg unchanged) if home is empty or a derived path would not fit. */
+int cfg_set_home(dm_config *cfg, const char *home);
+/* The token for API clients: cfg->token if set, else the token file. */
+int cfg_client_token(const dm_config *cfg, char *out, size_t outlen, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,36 @@
+/* Checked parsers for numbers and `key=value` arguments.
+ * Nothing here accepts trailing garbage, empty strings or out-of-range values. */
+#ifndef DUMONT_UTIL_PARSE_H
+#define DUMONT_UTIL_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decimal integer in [min, max]. Returns 0 or DM_E_INVALID. */
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
+/* Finite decimal number in [min, max]. Returns 0 or DM_E_INVALID. */
+int parse_double(const char *s, double min, double max, double *ret);
+/* "true|false|yes|no|1|0|on|off". Returns 0 or DM_E_INVALID. */
+int parse_bool(const char *s, int *ret);
+/* "HOST:PORT" (HOST may be [v6]); host copied into host (hostlen bytes). */
+int parse_host_port(const char *s, char *host, size_t hostlen, int *ret_port);
+
+/* A `key=value` argument list, as the CLI takes them (`gpu_instance_id=12345`). */
+#define KV_MAX 32
+typedef struct {
+    int n;
+    const char *key[KV_MAX]; /* point into storage owned by the kv_list */
+    const char *value[KV_MAX];
+    char *storage[KV_MAX];
+} kv_list;
+
+/* Parses argv entries of the form key=value (key: [a-z0-9_]+, unique).
+ * Returns 0, or DM_E_INVALID with a message in err. kv_done() frees. */
+int kv_parse(kv_list *kv, int argc, char *const *argv, char *err, size_t errlen);
+void kv_done(kv_list *kv);
+/* Returns the value for key or NULL. */
+const char *kv_get(const kv_list *kv, const char *key);
+/* Fails with a message naming the first key not in allowed (NULL-terminated). */
+int kv_check_keys(const kv_list *kv, const char *const *allowed, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,230 @@
+/* Route and handler tests (src/api/routes.c A1-A2, docs/api.md), without HTTP:
+ * requests are built in memory and passed to api_route() over a real SQLite db. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "api/http.h"
+#include "db/db.h"
+#include "failover/orchestrator.h"
+#include "util/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char dir[64];
+    api_ctx ctx;
+    const char *qkeys[4], *qvals[4];
+    char segbuf[512];
+} fixture;
+
+static fixture *fx_now;
+
+static const char *fake_query(void *conn, const char *key)
+{
+    fixture *fx = conn;
+    for (int i = 0; i < 4 && fx->qkeys[i]; i++)
+        if (strcmp(fx->qkeys[i], key) == 0)
+            return fx->qvals[i];
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/dumont-routes-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/dumont.db", fx->dir);
+    assert_int_equal(db_open(path, &fx->ctx.db, err, sizeof err), 0);
+    assert_int_equal(fo_orch_new(fx->ctx.db, 1e6, &fx->ctx.orch), 0);
+    fx_now = fx;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    fo_orch_free(fx->ctx.orch);
+    db_close(fx->ctx.db);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "%s", fx->dir);
+    const char *names[] = {"dumont.db", "dumont.db-wal", "dumont.db-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%s", fx->dir, names[i]);
+        unlink(p);
+    }
+    rmdir(cmd);
+    free(fx);
+    return 0;
+}
+
+/* Runs one request; returns the response (caller json_decref's body). */
+static api_response call(fixture *fx, const char *method, const char *path, const char *body)
+{
+    api_request req = {.method = method, .path = path, .query = fake_query, .conn = fx};
+    snprintf(fx->segbuf, sizeof fx->segbuf, "%s", path);
+    char *save = NULL;
+    for (char *t = strtok_r(fx->segbuf, "/", &save); t; t = strtok_r(NULL, "/", &save))
+        req.segs[req.nsegs++] = t;
+    req.body = body;
+    req.body_len = body ? strlen(body) : 0;
+    api_response resp = {.status = 0};
+    api_route(&fx->ctx, &req, &resp);
+    assert_non_null(resp.body); /* A2 */
+    return resp;
+}
+
+static void expect_error(fixture *fx, const char *method, const char *path, const char *body,
+                         int status, const char *code)
+{
+    api_response r = call(fx, method, path, body);
+    if (r.status != status)
+        fail_msg("%s %s: status %d, expected %d", method, path, r.status, status);
+    assert_string_equal(json_string_value(json_object_get(r.body, "error")), code);
+    assert_true(json_is_string(json_object_get(r.body, "detail")));
+    json_decref(r.body);
+}
+
+static void test_unknown_and_wrong_method(void **state)
+{
+    fixture *fx = *state;
+    expect_error(fx, "GET", "/api/nope", NULL, 404, "not_found");
+    expect_error(fx, "GET", "/api/standby/failover/status", NULL, 404, "not_found");
+    expect_error(fx, "GET", "/api/standby/failover/status/a/b", NULL, 404, "not_found");
+    api_response r = call(fx, "DELETE", "/api/standby/failover/report", NULL);
+    assert_int_equal(r.status, 405);
+    assert_string_equal(r.allow, "GET");
+    json_decref(r.body);
+    expect_error(fx, "GET", "/api/standby/failover/test-setup", NULL, 405, "method_not_allowed");
+}
+
+static void test_test_setup_validation(void **state)
+{
+    fixture *fx = *state;
+    const char *p = "/api/standby/failover/test-setup";
+    expect_error(fx, "POST", p, NULL, 400, "bad_request");
+    expect_error(fx, "POST", p, "{", 400, "bad_request");
+    expect_error(fx, "POST", p, "[1]", 400, "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": \"12\"}", 400, "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": 0}", 400, "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": 1.5}", 400, "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": 9007199254740993}", 400, "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": 5, \"x\": 1}", 400, "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": 5, \"gpu_instance_id\": 6}", 400,
+                 "bad_request");
+    expect_error(fx, "POST", p, "{\"gpu_instance_id\": 5, \"standby_id\": \"a\\nb\"}", 400,
+                 "bad_request");
+    api_response r = call(fx, "POST", p, "{\"gpu_instance_id\": 12345, \"gcp_zone\": \"eu-1\"}");
+    assert_int_equal(r.status, 201);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "gpu_instance_id")), 12345);
+    assert_string_equal(json_string_value(json_object_get(r.body, "standby_id")),
+                        "standby-12345");
+    assert_string_equal(json_string_value(json_object_get(r.body, "gcp_zone")), "eu-1");
+    json_decref(r.body);
+}
+
+static void test_simulate_and_status(void **state)
+{
+    fixture *fx = *state;
+    expect_error(fx, "POST", "/api/standby/failover/simulate/abc", NULL, 400, "bad_request");
+    expect_error(fx, "POST", "/api/standby/failover/simulate/-3", NULL, 400, "bad_request");
+    expect_error(fx, "POST", "/api/standby/failover/simulate/777", NULL, 404, "not_found");
+    api_response r = call(fx, "POST", "/api/standby/failover/test-setup",
+                          "{\"gpu_instance_id\": 777}");
+    json_decref(r.body);
+    expect_error(fx, "POST", "/api/standby/failover/simulate/777", "{\"fail_phase\": \"x\"}",
+                 400, "bad_request");
+    expect_error(fx, "POST", "/api/standby/failover/simulate/777", "{\"speed\": 0}", 400,
+                 "bad_request");
+    r = call(fx, "POST", "/api/standby/failover/simulate/777", "{\"seed\": 3}");
+    assert_int_equal(r.status, 202);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.body, "failover_id")));
+    json_decref(r.body);
+    char path[128];
+    snprintf(path, sizeof path, "/api/standby/failover/status/%s", id);
+    int64_t deadline = clock_mono_ms() + 10000;
+    for (;;) {
+        r = call(fx, "GET", path, NULL);
+        assert_int_equal(r.status, 200);
+        const char *st = json_string_value(json_object_get(r.body, "state"));
+        if (strcmp(st, "completed") == 0)
+            break;
+        json_decref(r.body);
+        assert_true(clock_mono_ms() < deadline);
+        clock_sleep_ms(5, NULL);
+    }
+    json_t *phases = json_object_get(r.body, "phases");
+    assert_int_equal(json_array_size(phases), 7);
+    assert_true(json_is_null(json_object_get(r.body, "current_phase")));
+    assert_true(json_is_true(json_object_get(r.body, "success")));
+    int64_t sum = 0;
+    for (size_t i = 0; i < 7; i++) {
+        json_t *p = json_array_get(phases, i);
+        assert_int_equal(json_integer_value(json_object_get(p, "offset_ms")), sum);
+        sum += json_integer_value(json_object_get(p, "duration_ms"));
+    }
+    assert_int_equal(json_integer_value(json_object_get(r.body, "total_time_ms")), sum);
+    json_decref(r.body);
+    expect_error(fx, "GET", "/api/standby/failover/status/sim-nothere", NULL, 404, "not_found");
+}
+
+static void test_report_and_list(void **state)
+{
+    fixture *fx = *state;
+    api_response r = call(fx, "GET", "/api/standby/failover/report", NULL);
+    assert_int_equal(r.status, 200);
+    json_t *all = json_object_get(r.body, "all");
+    assert_int_equal(json_integer_value(json_object_get(all, "total")), 0);
+    assert_true(json_is_null(json_object_get(all, "success_rate")));
+    assert_true(json_is_null(json_object_get(json_object_get(all, "mttr_ms"), "p95")));
+    json_decref(r.body);
+    fx->qkeys[0] = "kind";
+    fx->qvals[0] = "bogus";
+    expect_error(fx, "GET", "/api/standby/failover/report", NULL, 400, "bad_request");
+    fx->qvals[0] = "real";
+    fx->qkeys[1] = "since";
+    fx->qvals[1] = "yesterday";
+    expect_error(fx, "GET", "/api/standby/failover/report", NULL, 400, "bad_request");
+    fx->qvals[1] = "24h";
+    r = call(fx, "GET", "/api/standby/failover/report", NULL);
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    fx->qkeys[0] = "limit";
+    fx->qvals[0] = "0";
+    fx->qkeys[1] = NULL;
+    expect_error(fx, "GET", "/api/standby/failover/list", NULL, 400, "bad_request");
+    fx->qvals[0] = "5";
+    r = call(fx, "GET", "/api/standby/failover/list", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "total")), 0);
+    json_decref(r.body);
+}
+
+static void test_later_endpoints_say_so(void **state)
+{
+    fixture *fx = *state;
+    expect_error(fx, "POST", "/api/standby/failover/test-real/12345", NULL, 501,
+                 "not_implemented");
+    expect_error(fx, "GET", "/api/standby/failover/test-real/history", NULL, 501,
+                 "not_implemented");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unknown_and_wrong_method, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_test_setup_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simulate_and_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_later_endpoints_say_so, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
