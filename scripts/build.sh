@@ -43,7 +43,7 @@ echo "build: compiling with $jobs jobs" >&2
 if ! cmake --build "$bdir" --parallel "$jobs" >>"$log" 2>&1; then
     # Show the compiler's diagnostics first, then the end of the log.
     grep -E -A6 '(error|warning):' "$log" | head -n 120 >&2 || true
-    tail -n 20 "$log" >&2
+    tail -n 4 "$log" >&2
     echo "build: build failed (full log: $log)" >&2
     exit 1
 fi

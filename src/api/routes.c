@@ -40,6 +40,7 @@ int api_error(api_response *resp, int status, const char *code, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    utf8_scrub(detail); /* details quote request bytes; JSON needs UTF-8 */
     json_decref(resp->body);
     resp->status = status;
     resp->body = json_pack("{s:s, s:s}", "error", code, "detail", detail);
@@ -145,9 +146,8 @@ static int h_test_setup(const api_ctx *ctx, const api_request *req, api_response
     if (!json_is_integer(id) || json_integer_value(id) < 1 ||
         json_integer_value(id) > GPU_ID_MAX) {
         json_decref(o);
-        return api_error(resp, 400, "bad_request",
-                         "'gpu_instance_id' is required: an integer from 1 to %lld",
-                         (long long)GPU_ID_MAX);
+        return api_error(resp, 400, "bad_request", "'gpu_instance_id' %s: an integer from 1 to %lld",
+                         id ? "is out of range" : "is required", (long long)GPU_ID_MAX);
     }
     a.gpu_instance_id = json_integer_value(id);
     snprintf(a.standby_id, sizeof a.standby_id, "standby-%lld", (long long)a.gpu_instance_id);
@@ -359,14 +359,17 @@ void api_route(const api_ctx *ctx, const api_request *req, api_response *resp)
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!pattern_match(routes[i].pattern, req))
             continue;
-        if (strcmp(routes[i].method, req->method) == 0) {
+        /* HEAD is GET without a body (RFC 9110 9.3.2); libmicrohttpd drops the body. */
+        int head_as_get = strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0;
+        if (head_as_get || strcmp(routes[i].method, req->method) == 0) {
             routes[i].fn(ctx, req, resp);
             if (!resp->body) /* A2 */
                 api_error(resp, 500, "internal", "out of memory");
             return;
         }
         size_t used = strlen(allow);
-        snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);
+        snprintf(allow + used, sizeof allow - used, "%s%s%s", used ? ", " : "", routes[i].method,
+                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
     if (allow[0]) {
         snprintf(resp->allow, sizeof resp->allow, "%s", allow);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 struct api_server {
@@ -81,7 +82,7 @@ static int authorized(const api_server *s, struct MHD_Connection *conn)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     static const char prefix[] = "Bearer ";
-    if (!h || strncmp(h, prefix, sizeof prefix - 1) != 0)
+    if (!h || strncasecmp(h, prefix, sizeof prefix - 1) != 0) /* scheme: any case */
         return 0;
     h += sizeof prefix - 1;
     if (strlen(h) >= SECRET_TOKEN_MAX)

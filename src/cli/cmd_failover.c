@@ -384,6 +384,11 @@ static int follow(fo_ctx *c, const char *id)
         if (!c->a.json)
             done = print_finished(json_object_get(r.json, "phases"), done);
         const char *st = out_json_str(r.json, "state", "");
+        if (!*st) {
+            fprintf(stderr, "dumont: the server's status of %s has no state\n", id);
+            client_resp_done(&r);
+            return EXIT_FAIL;
+        }
         if (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0) {
             int rc = follow_end(c, &r, id);
             client_resp_done(&r);

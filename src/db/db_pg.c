@@ -17,7 +17,15 @@
  *     restart; inside a transaction the error goes to the caller, who rolls
  *     back.
  * P4: result columns are checked before the first row reaches the callback:
- *     integers must be int2/int4/int8, text must be text/varchar/name. */
+ *     integers must be int2/int4/int8, text must be text/varchar/name.
+ * P5: rows are read in single-row mode: the client holds one row at a time,
+ *     whatever the result's size. A whole 100,000-row PGresult is ~22 MB,
+ *     which glibc hands back to the kernel at PQclear() and faults in again
+ *     on the next report: measured, single-row mode made a report's scan
+ *     ~2x faster on a 2-core VM, and its memory is bounded.
+ * P6: a statement's results are always read to the end (PQgetResult() until
+ *     NULL), also after an error or a callback's stop, so the connection is
+ *     ready for the next statement. */
 #include "db/db_backend.h"
 #include "db/db_internal.h"
 
@@ -46,6 +54,7 @@
 typedef struct {
     PGconn *conn;
     int in_tx;
+    int checked; /* the running statement's columns passed P4 */
 } pg_state;
 
 typedef struct {
@@ -128,21 +137,45 @@ static int check_columns(const PGresult *res, char *err, size_t errlen)
     return 0;
 }
 
-static int run_rows(const PGresult *res, db_row_fn fn, void *ctx, char *err, size_t errlen)
+static int run_rows(const PGresult *res, db_row_fn fn, void *ctx)
 {
-    int rc = check_columns(res, err, errlen);
     pg_row r = {res, 0};
     db_row row = {&db_pg_ops, &r};
+    int rc = 0;
     for (int n = PQntuples(res); rc == 0 && r.row < n; r.row++)
         rc = fn(&row, ctx);
     return rc;
+}
+
+/* One result of the statement: rows (P5) or the final status. */
+static int take_result(pg_state *s, const PGresult *res, db_row_fn fn, void *ctx,
+                       int64_t *ret_changes, char *err, size_t errlen)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        return pg_result_error(res, "exec", s->conn, err, errlen);
+    if (fn && PQntuples(res) > 0) {
+        if (!s->checked) { /* P4, once per statement */
+            int rc = check_columns(res, err, errlen);
+            if (rc)
+                return rc;
+            s->checked = 1;
+        }
+        int rc = run_rows(res, fn, ctx);
+        if (rc)
+            return rc;
+    }
+    if (st != PGRES_SINGLE_TUPLE && ret_changes) {
+        const char *n = PQcmdTuples((PGresult *)res);
+        *ret_changes = n && *n ? strtoll(n, NULL, 10) : 0;
+    }
+    return 0;
 }
 
 static int pg_exec(void *state, const char *sql, const db_param *params, int nparams,
                    db_row_fn fn, void *ctx, int64_t *ret_changes, char *err, size_t errlen)
 {
     pg_state *s = state;
-    PGresult *res = NULL;
     pg_params pp;
     int rc = 0;
     if (nparams < 0 || nparams > PG_MAX_PARAMS)
@@ -153,20 +186,19 @@ static int pg_exec(void *state, const char *sql, const db_param *params, int npa
     }
     if (!s->in_tx && PQstatus(s->conn) == CONNECTION_BAD)
         PQreset(s->conn); /* P3 */
-    res = PQexecParams(s->conn, sql, nparams, pp.types, pp.values, NULL, NULL, 0);
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st == PGRES_TUPLES_OK) {
-        rc = fn ? run_rows(res, fn, ctx, err, errlen) : 0;
-    } else if (st != PGRES_COMMAND_OK) {
-        rc = pg_result_error(res, "exec", s->conn, err, errlen);
+    if (!PQsendQueryParams(s->conn, sql, nparams, pp.types, pp.values, NULL, NULL, 0)) {
+        rc = pg_fail(DM_E_DB, "send", PQerrorMessage(s->conn), err, errlen);
         goto out;
     }
-    if (rc == 0 && ret_changes) {
-        const char *n = PQcmdTuples(res);
-        *ret_changes = n && *n ? strtoll(n, NULL, 10) : 0;
+    PQsetSingleRowMode(s->conn); /* P5; refused only for a non-query: no matter */
+    s->checked = 0;
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) { /* P6: to the end, even after an error */
+        if (rc == 0)
+            rc = take_result(s, res, fn, ctx, ret_changes, err, errlen);
+        PQclear(res);
     }
 out:
-    PQclear(res);
     params_done(&pp);
     return rc;
 }

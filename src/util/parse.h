@@ -15,6 +15,10 @@ int parse_bool(const char *s, int *ret);
 /* "HOST:PORT" (HOST may be [v6]); host copied into host (hostlen bytes). */
 int parse_host_port(const char *s, char *host, size_t hostlen, int *ret_port);
 
+/* Replaces every byte that is not part of a well-formed UTF-8 sequence with
+ * '?', in place, so that the text can go into JSON (which must be UTF-8). */
+void utf8_scrub(char *s);
+
 /* A `key=value` argument list, as the CLI takes them (`gpu_instance_id=12345`). */
 #define KV_MAX 32
 typedef struct {

@@ -45,6 +45,13 @@ assert_api_error 404 not_found "status of an unknown failover id"
 api_noauth GET "$F/list"
 assert_api_error 401 unauthorized "list without a token"
 
+printf 'Authorization: bearer %s\n' "$TOKEN" >"$TEST_TMP/lower.header"
+api_as "$TEST_TMP/lower.header" GET "$F/report"
+assert_status 200 "the auth scheme is case-insensitive (RFC 9110 11.1)"
+
+api HEAD "$F/report" -I
+assert_status 200 "HEAD on a GET endpoint"
+
 api GET "$F/report"
 assert_status 200 "report with the right token"
 assert_json '.all.total' 0 "report of an empty database"

@@ -100,8 +100,13 @@ static void test_unknown_and_wrong_method(void **state)
     expect_error(fx, "GET", "/api/standby/failover/status/a/b", NULL, 404, "not_found");
     api_response r = call(fx, "DELETE", "/api/standby/failover/report", NULL);
     assert_int_equal(r.status, 405);
-    assert_string_equal(r.allow, "GET");
+    assert_string_equal(r.allow, "GET, HEAD");
     json_decref(r.body);
+    r = call(fx, "HEAD", "/api/standby/failover/report", NULL); /* HEAD is GET (RFC 9110) */
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    /* request bytes that are not UTF-8 still give a JSON error (fuzz finding) */
+    expect_error(fx, "GET", "/api/x/\363iZ", NULL, 404, "not_found");
     expect_error(fx, "GET", "/api/standby/failover/test-setup", NULL, 405, "method_not_allowed");
 }
 
