@@ -12,5 +12,11 @@ bash "$root/scripts/install-deps.sh"
 bash "$root/scripts/build.sh"
 
 home="${DUMONT_HOME:-${HOME:-.}/.dumont}"
+prev=""
+for arg in "$@"; do # the server's --home flag overrides DUMONT_HOME
+    case "$arg" in --home=*) home=${arg#--home=} ;; esac
+    [ "$prev" = --home ] && home=$arg
+    prev=$arg
+done
 echo "dumont: API token in $home/token (created on first start); for the CLI: export PATH=$root/build:\$PATH" >&2
 exec "$root/build/dumont" server "$@"

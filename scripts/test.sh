@@ -50,6 +50,7 @@ warn() {
 pg_tmp=""
 pg_dir=""
 pg_started=0
+# shellcheck disable=SC2317 # called through the trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -86,8 +87,6 @@ else
     fi
 fi
 
-# Tests write their scratch files under TMPDIR; keep them out of the way of others.
-export TMPDIR="${TMPDIR:-/tmp}"
 set +e
 ctest --test-dir "$bdir" --output-on-failure -j2 "${ctest_args[@]+"${ctest_args[@]}"}"
 status=$?

@@ -437,7 +437,7 @@ out:
 
 static int run_status(fo_ctx *c)
 {
-    const char *id;
+    const char *id = NULL;
     char path[CLIENT_PATH_MAX];
     int rc = id_arg(c, &id);
     if (rc)
@@ -516,7 +516,7 @@ static int run_test_real(fo_ctx *c)
 
 static int run_test_real_report(fo_ctx *c)
 {
-    const char *id;
+    const char *id = NULL;
     char path[CLIENT_PATH_MAX];
     int rc = id_arg(c, &id);
     if (rc)

@@ -95,8 +95,8 @@ int db_assoc_put(dm_db *db, const fo_assoc *a, char *err, size_t errlen)
     int rc = assoc_check(a, err, errlen);
     if (rc || !db)
         return rc ? rc : dm_fail(err, errlen, DM_E_INVALID, "no database");
-    db_param p[] = {db_p_i64(a->gpu_instance_id), db_p_text(a->standby_id),
-                    db_p_text(a->provider), db_p_textn(a->gcp_zone), db_p_i64(a->created_at_ms)};
+    db_param p[] = {db_p_i64(a->gpu_instance_id), db_p_text(a->standby_id), db_p_text(a->provider),
+                    db_p_textn(a->gcp_zone), db_p_i64(a->created_at_ms)};
     pthread_mutex_lock(&db->lock);
     rc = db_x(db,
               "INSERT INTO associations"

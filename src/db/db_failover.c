@@ -27,9 +27,9 @@
 #define FO_NCOLS 17 /* failovers columns written */
 #define PH_NCOLS 8  /* failover_phases columns written */
 
-#define FO_COLS                                                                                \
-    "failover_id, gpu_instance_id, kind, user_id, state, success, reason, started_at_ms,"     \
-    " finished_at_ms, total_time_ms, detection_ms, standby_activation_ms, gpu_search_ms,"      \
+#define FO_COLS                                                                                    \
+    "failover_id, gpu_instance_id, kind, user_id, state, success, reason, started_at_ms,"          \
+    " finished_at_ms, total_time_ms, detection_ms, standby_activation_ms, gpu_search_ms,"          \
     " provisioning_ms, ssh_ready_ms, restore_ms, inference_ms"
 #define PH_COLS "failover_id, phase, seq, status, started_at_ms, duration_ms, simulated, detail"
 
@@ -50,9 +50,9 @@ static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
         why = "bad kind";
     else if (f->state < 0 || f->state > FO_STATE_FAILED)
         why = "bad state";
-    else if (f->success != (f->state == FO_STATE_COMPLETED   ? 1
-                            : f->state == FO_STATE_FAILED ? 0
-                                                          : FO_NULL))
+    else if (f->success != (f->state == FO_STATE_COMPLETED ? 1
+                            : f->state == FO_STATE_FAILED  ? 0
+                                                           : FO_NULL))
         why = "success does not match state (I4)";
     else if (!DB_STR_OK(f->user_id) || !DB_STR_OK(f->reason))
         why = "unterminated string";

@@ -56,7 +56,7 @@ int db_text_copy(char *dst, size_t cap, const char *src);
 
 /* A query under construction: SQL text plus its parameters ($1..$np). */
 #define DB_Q_SQL_MAX 2048
-#define DB_Q_PARAMS 8
+#define DB_Q_PARAMS  8
 typedef struct {
     char sql[DB_Q_SQL_MAX];
     size_t len;

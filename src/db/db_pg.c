@@ -39,17 +39,17 @@
 #include <string.h>
 
 /* Type OIDs (server/catalog/pg_type_d.h, stable across versions). */
-#define OID_BOOL 16
-#define OID_NAME 19
-#define OID_INT8 20
-#define OID_INT2 21
-#define OID_INT4 23
-#define OID_TEXT 25
+#define OID_BOOL    16
+#define OID_NAME    19
+#define OID_INT8    20
+#define OID_INT2    21
+#define OID_INT4    23
+#define OID_TEXT    25
 #define OID_VARCHAR 1043
 
-#define PG_MAX_PARAMS 65535        /* protocol limit */
+#define PG_MAX_PARAMS   65535            /* protocol limit */
 #define PG_MIGRATE_LOCK 0x64756d6f6e74LL /* "dumont": the advisory lock key (B5) */
-#define PG_NUM_MAX 24              /* "-9223372036854775808" + NUL */
+#define PG_NUM_MAX      24               /* "-9223372036854775808" + NUL */
 
 typedef struct {
     PGconn *conn;
@@ -128,11 +128,10 @@ static int check_columns(const PGresult *res, char *err, size_t errlen)
 {
     for (int c = 0; c < PQnfields(res); c++) {
         Oid t = PQftype(res, c);
-        if (t != OID_INT8 && t != OID_INT4 && t != OID_INT2 && t != OID_TEXT &&
-            t != OID_VARCHAR && t != OID_NAME && t != OID_BOOL)
+        if (t != OID_INT8 && t != OID_INT4 && t != OID_INT2 && t != OID_TEXT && t != OID_VARCHAR &&
+            t != OID_NAME && t != OID_BOOL)
             return dm_fail(err, errlen, DM_E_INTERNAL,
-                           "postgresql: result column %d has unsupported type %u", c,
-                           (unsigned)t);
+                           "postgresql: result column %d has unsupported type %u", c, (unsigned)t);
     }
     return 0;
 }
@@ -172,8 +171,8 @@ static int take_result(pg_state *s, const PGresult *res, db_row_fn fn, void *ctx
     return 0;
 }
 
-static int pg_exec(void *state, const char *sql, const db_param *params, int nparams,
-                   db_row_fn fn, void *ctx, int64_t *ret_changes, char *err, size_t errlen)
+static int pg_exec(void *state, const char *sql, const db_param *params, int nparams, db_row_fn fn,
+                   void *ctx, int64_t *ret_changes, char *err, size_t errlen)
 {
     pg_state *s = state;
     pg_params pp;
@@ -277,8 +276,8 @@ static void pg_close(void *state)
 static int pg_open(const char *target, void **ret_state, char *err, size_t errlen)
 {
     /* dbname last: settings written in the URL win over these defaults. */
-    const char *const keys[] = {"connect_timeout", "application_name", "client_encoding",
-                                "dbname", NULL};
+    const char *const keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+                                NULL};
     const char *const vals[] = {"10", "dumont", "UTF8", target, NULL};
     char shown[512], msg[512];
     pg_state *s = calloc(1, sizeof *s);

@@ -67,8 +67,7 @@ int db_q_where(db_query *q, const db_failover_filter *flt, char *err, size_t err
         return dm_fail(err, errlen, DM_E_INVALID, "filter: bad kind");
     db_q_add(q, " WHERE 1 = 1");
     if (flt->gpu_instance_id != FO_NULL)
-        db_q_add(q, " AND gpu_instance_id = $%d",
-                 db_q_param(q, db_p_i64(flt->gpu_instance_id)));
+        db_q_add(q, " AND gpu_instance_id = $%d", db_q_param(q, db_p_i64(flt->gpu_instance_id)));
     if (flt->kind != FO_NULL)
         db_q_add(q, " AND kind = $%d", db_q_param(q, db_p_text(fo_kind_name(flt->kind))));
     if (flt->active_only)
@@ -101,9 +100,8 @@ static const char q1_select[] =
     " p.started_at_ms, p.duration_ms, p.simulated, p.detail"
     " FROM (SELECT * FROM failovers";
 static const char q1_order[] = " ORDER BY started_at_ms DESC, failover_id DESC";
-static const char q1_join[] =
-    ") f LEFT JOIN failover_phases p ON p.failover_id = f.failover_id"
-    " ORDER BY f.started_at_ms DESC, f.failover_id DESC, p.seq";
+static const char q1_join[] = ") f LEFT JOIN failover_phases p ON p.failover_id = f.failover_id"
+                              " ORDER BY f.started_at_ms DESC, f.failover_id DESC, p.seq";
 
 static int decode_failover(const db_row *r, fo_failover *f)
 {
@@ -187,8 +185,7 @@ static int q1_run(dm_db *db, db_query *q, fo_vec *x, char *err, size_t errlen)
     int rc = q_run(db, q, q1_row, x, err, errlen);
     pthread_mutex_unlock(&db->lock);
     if (rc == DM_E_TOO_BIG && x->too_many)
-        return dm_fail(err, errlen, rc, "more than %d failovers match; use a limit",
-                       DB_LIST_MAX);
+        return dm_fail(err, errlen, rc, "more than %d failovers match; use a limit", DB_LIST_MAX);
     if (rc == -ENOMEM)
         return dm_fail(err, errlen, rc, "out of memory");
     if (rc == DM_E_DB && x->n)
@@ -228,8 +225,8 @@ static int add_limit(db_query *q, const db_failover_filter *flt, char *err, size
     return 0;
 }
 
-int db_failover_list(dm_db *db, const db_failover_filter *flt, fo_failover **ret,
-                     size_t *ret_n, char *err, size_t errlen)
+int db_failover_list(dm_db *db, const db_failover_filter *flt, fo_failover **ret, size_t *ret_n,
+                     char *err, size_t errlen)
 {
     if (!db || !ret || !ret_n)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");

@@ -42,8 +42,7 @@ static int report_row(const db_row *r, void *ctx)
     return fo_report_acc_add(x->acc, kind, success != 0, db_col_i64n(r, 2), ph);
 }
 
-int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *err,
-              size_t errlen)
+int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *err, size_t errlen)
 {
     if (!db || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");

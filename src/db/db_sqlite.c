@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SQ_CACHE_SLOTS 48
+#define SQ_CACHE_SLOTS     48
 #define SQ_BUSY_TIMEOUT_MS 5000
 
 typedef struct {
@@ -56,9 +56,8 @@ static int sq_fail(sq_state *s, int code, const char *what, char *err, size_t er
 static int sq_map(sq_state *s, const char *what, char *err, size_t errlen)
 {
     int x = sqlite3_extended_errcode(s->db);
-    int code = x == SQLITE_CONSTRAINT_UNIQUE || x == SQLITE_CONSTRAINT_PRIMARYKEY
-                   ? DM_E_CONFLICT
-                   : DM_E_DB;
+    int code = x == SQLITE_CONSTRAINT_UNIQUE || x == SQLITE_CONSTRAINT_PRIMARYKEY ? DM_E_CONFLICT
+                                                                                  : DM_E_DB;
     return sq_fail(s, code, what, err, errlen);
 }
 
@@ -150,8 +149,8 @@ static int bind_all(sq_state *s, const sq_slot *sl, const db_param *p, int np, c
     for (int i = 1; i <= np; i++) {
         int k = sl->map[i - 1];
         if (k < 1 || k > np)
-            return dm_fail(err, errlen, DM_E_INTERNAL, "sqlite: parameter %d is not $1..$%d",
-                           i, np);
+            return dm_fail(err, errlen, DM_E_INTERNAL, "sqlite: parameter %d is not $1..$%d", i,
+                           np);
         const db_param *v = &p[k - 1];
         int rc;
         if (v->is_null)
@@ -166,8 +165,8 @@ static int bind_all(sq_state *s, const sq_slot *sl, const db_param *p, int np, c
     return 0;
 }
 
-static int sq_exec(void *state, const char *sql, const db_param *params, int nparams,
-                   db_row_fn fn, void *ctx, int64_t *ret_changes, char *err, size_t errlen)
+static int sq_exec(void *state, const char *sql, const db_param *params, int nparams, db_row_fn fn,
+                   void *ctx, int64_t *ret_changes, char *err, size_t errlen)
 {
     sq_state *s = state;
     sq_slot *sl = NULL;
@@ -249,7 +248,9 @@ static int sq_configure(sq_state *s, char *err, size_t errlen)
     static const char pragmas[] = "PRAGMA synchronous=NORMAL;"
                                   "PRAGMA foreign_keys=ON;"
                                   "PRAGMA cache_size=-65536;" /* KiB: 64 MiB at most */
-                                  "PRAGMA temp_store=MEMORY;";
+                                  "PRAGMA temp_store=MEMORY;"
+                                  /* scans read pages in place, no copy per page */
+                                  "PRAGMA mmap_size=1073741824;";
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, SQ_BUSY_TIMEOUT_MS);
     if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||

@@ -26,7 +26,10 @@ void db_url_redact(const char *url, char *out, size_t outlen)
         return;
     const char *sep = url ? strstr(url, "://") : NULL;
     if (!sep) {
-        snprintf(out, outlen, "%s", url && strchr(url, '=') ? "(connection string)" : url ? url : "");
+        snprintf(out, outlen, "%s",
+                 url && strchr(url, '=') ? "(connection string)"
+                 : url                   ? url
+                                         : "");
         return;
     }
     const char *auth = sep + 3;

@@ -89,8 +89,8 @@ static int version_row(const db_row *r, void *ctx)
 static int read_version(dm_db *db, int64_t *ret, char *err, size_t errlen)
 {
     *ret = 0;
-    return db_x(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, 0,
-                version_row, ret, NULL, err, errlen);
+    return db_x(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, 0, version_row,
+                ret, NULL, err, errlen);
 }
 
 /* One migration, inside its DB_TX_MIGRATE transaction (M1, M2). */
@@ -113,8 +113,8 @@ static int apply_one(dm_db *db, const migration *m, char *err, size_t errlen)
         if ((rc = db_x(db, *s, NULL, 0, NULL, NULL, NULL, err, errlen)) != 0)
             return rc;
     db_param p[] = {db_p_i64(m->version), db_p_i64(clock_wall_ms())};
-    return db_x(db, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES ($1, $2)", p,
-                2, NULL, NULL, NULL, err, errlen);
+    return db_x(db, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES ($1, $2)", p, 2,
+                NULL, NULL, NULL, err, errlen);
 }
 
 int db_migrate(dm_db *db, char *err, size_t errlen)

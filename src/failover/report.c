@@ -2,7 +2,7 @@
  *
  * Samples are kept as growable int64 arrays, one per (kind, metric); both
  * kinds are merged for the "all" group at finish time. Percentiles come from
- * one sort per sample: 100,000 failovers cost 8 sorts of 100,000 integers. */
+ * quickselect, not a sort: the report over 100,000 failovers spends a few ms here. */
 #include "failover/report.h"
 
 #include "util/error.h"
@@ -79,38 +79,63 @@ void fo_report_acc_add_running(fo_report_acc *acc, fo_kind kind, int64_t n)
         acc->running[kind] += n;
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* Quickselect (Hoare partition, middle pivot): afterwards v[k] holds the value
+ * of rank k (0-based) and v[lo..k-1] <= v[k] <= v[k+1..hi]. O(n) on average,
+ * so the report needs no full sort: ~1 ms per 100,000 values instead of ~10. */
+static void select_kth(int64_t *v, int64_t lo, int64_t hi, int64_t k)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
+    while (lo < hi) {
+        int64_t pivot = v[lo + (hi - lo) / 2], i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                int64_t t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return; /* j < k < i: v[k] equals the pivot */
+    }
 }
 
-static int64_t nearest_rank(const int64_t *sorted, int64_t n, int pct)
+/* 0-based index of the nearest-rank pX: rank ceil(X/100 * n), exact in integers. */
+static int64_t rank_index(int64_t n, int pct)
 {
-    int64_t rank = (pct * n + 99) / 100; /* ceil(pct/100 * n), exact in integers */
-    if (rank < 1)
-        rank = 1;
-    return sorted[rank - 1];
+    int64_t rank = (pct * n + 99) / 100;
+    return (rank < 1 ? 1 : rank) - 1;
 }
 
 void fo_stat_compute(int64_t *v, int64_t n, fo_stat *ret)
 {
     memset(ret, 0, sizeof *ret);
-    ret->count = n;
-    if (n <= 0) {
-        ret->count = 0;
+    if (n <= 0 || !v) {
         ret->mean = NAN;
         ret->p50 = ret->p95 = ret->max = FO_NULL;
         return;
     }
-    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    ret->count = n;
     double sum = 0;
-    for (int64_t i = 0; i < n; i++)
+    int64_t max = v[0];
+    for (int64_t i = 0; i < n; i++) {
         sum += (double)v[i];
+        if (v[i] > max)
+            max = v[i];
+    }
     ret->mean = sum / (double)n;
-    ret->p50 = nearest_rank(v, n, 50);
-    ret->p95 = nearest_rank(v, n, 95);
-    ret->max = v[n - 1];
+    ret->max = max;
+    int64_t k95 = rank_index(n, 95), k50 = rank_index(n, 50);
+    select_kth(v, 0, n - 1, k95);
+    ret->p95 = v[k95];
+    select_kth(v, 0, k95, k50); /* rank 50 lies left of rank 95 */
+    ret->p50 = v[k50];
 }
 
 static void group_counts(fo_report_group *g, int64_t ok, int64_t bad, int64_t run)
@@ -144,8 +169,8 @@ void fo_report_acc_finish(fo_report_acc *acc, fo_report *ret)
 {
     memset(ret, 0, sizeof *ret);
     fo_report_group *groups[FO_KIND_COUNT] = {&ret->simulated, &ret->real};
-    /* "all" first: it copies the samples before the per-kind sorts reorder them
-     * (order does not matter for the statistics, but copying first keeps it simple). */
+    /* "all" works on copies of both kinds' samples (merged_stat), so the order
+     * in which the groups are computed does not matter. */
     for (int m = 0; m < METRICS; m++)
         merged_stat(acc, m, m == 0 ? &ret->all.mttr : &ret->all.phase[m - 1]);
     group_counts(&ret->all, acc->succeeded[0] + acc->succeeded[1],

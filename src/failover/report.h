@@ -52,7 +52,7 @@ void fo_report_acc_add_running(fo_report_acc *acc, fo_kind kind, int64_t n);
 /* Computes the report. The accumulator may be freed afterwards. */
 void fo_report_acc_finish(fo_report_acc *acc, fo_report *ret);
 
-/* Statistics of a sample (sorts it in place). Exposed for tests. */
+/* Statistics of a sample (reorders it in place). Exposed for tests. */
 void fo_stat_compute(int64_t *v, int64_t n, fo_stat *ret);
 
 #endif

@@ -189,8 +189,8 @@ static void test_url_trailing_slash(void **state)
 static void test_bad_sim_speed(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"fast", "0", "-1", "0.0009", "1e10", "nan",
-                                      "inf", " 5", "5 ",   "5x",     "0x10"};
+    static const char *const bad[] = {"fast", "0",  "-1", "0.0009", "1e10", "nan",
+                                      "inf",  " 5", "5 ", "5x",     "0x10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DUMONT_SIM_SPEED", bad[i], 1);
         dm_config cfg;

@@ -27,9 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *g_pg_url;     /* NULL: this run is SQLite */
-static char g_dir[64];           /* temp dir of the SQLite files */
-static char g_url[1024];         /* the database of the current test */
+static const char *g_pg_url; /* NULL: this run is SQLite */
+static char g_dir[64];       /* temp dir of the SQLite files */
+static char g_url[1024];     /* the database of the current test */
 static int g_seq;
 static char g_err[512];
 
@@ -86,12 +86,12 @@ static dm_db *open_db(void)
     return db;
 }
 
-#define OK(call)                                                                               \
-    do {                                                                                       \
-        g_err[0] = '\0';                                                                       \
-        int rc_ = (call);                                                                      \
-        if (rc_ != 0)                                                                          \
-            fail_msg("%s -> %d (%s): %s", #call, rc_, dm_strerror(rc_), g_err);                 \
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        g_err[0] = '\0';                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != 0)                                                                              \
+            fail_msg("%s -> %d (%s): %s", #call, rc_, dm_strerror(rc_), g_err);                    \
     } while (0)
 
 /* ---- building failovers with the real state machine (model.h) ---- */
@@ -177,16 +177,15 @@ static void test_backend_params(void **state)
     row_sink k = {0};
     /* S2: $3 and $1 appear before $2; $1 repeats. B1: a typed NULL. */
     db_param p[] = {db_p_i64(10), db_p_i64n(FO_NULL), db_p_i64(30), db_p_text("x")};
-    OK(ops->exec(st, "SELECT $3 + $1, $1, $2, $4 || 'y' WHERE $1 = 10", p, 4, sink_row, &k,
-                 NULL, g_err, sizeof g_err));
+    OK(ops->exec(st, "SELECT $3 + $1, $1, $2, $4 || 'y' WHERE $1 = 10", p, 4, sink_row, &k, NULL,
+                 g_err, sizeof g_err));
     assert_int_equal(k.rows, 1);
     assert_int_equal(k.v[0], 40);
     assert_int_equal(k.v[1], 10);
     assert_true(k.null[2]);
     assert_string_equal(k.s, "xy");
     /* B2: a parameter missing is an error on both; one unused on SQLite. */
-    int rc = ops->exec(st, "SELECT $1, $3, $1, 'z'", p, 2, sink_row, &k, NULL, g_err,
-                       sizeof g_err);
+    int rc = ops->exec(st, "SELECT $1, $3, $1, 'z'", p, 2, sink_row, &k, NULL, g_err, sizeof g_err);
     assert_true(rc == DM_E_INTERNAL || rc == DM_E_DB);
     rc = ops->exec(st, "SELECT $1, $1, $1, 'z'", p, 2, sink_row, &k, NULL, g_err, sizeof g_err);
     assert_int_equal(rc, g_pg_url ? 0 : DM_E_INTERNAL);
@@ -216,6 +215,70 @@ static void test_backend_stop(void **state)
     assert_int_equal(rc, 42);
     assert_int_equal(rows, 1);
     ops->close(st);
+}
+
+/* B5's neighbours: a read transaction sees a snapshot and ends cleanly. */
+static void test_backend_tx(void **state)
+{
+    (void)state;
+    const db_backend_ops *ops = g_pg_url ? &db_pg_ops : &db_sqlite_ops;
+    void *st = NULL;
+    row_sink k = {0};
+    OK(ops->open(g_url, &st, g_err, sizeof g_err));
+    OK(ops->exec(st, "CREATE TABLE tx_probe (v BIGINT)", NULL, 0, NULL, NULL, NULL, g_err,
+                 sizeof g_err));
+    OK(ops->begin(st, DB_TX_WRITE, g_err, sizeof g_err));
+    OK(ops->exec(st, "INSERT INTO tx_probe VALUES (1)", NULL, 0, NULL, NULL, NULL, g_err,
+                 sizeof g_err));
+    OK(ops->end(st, 0, g_err, sizeof g_err)); /* rolled back */
+    OK(ops->begin(st, DB_TX_READ, g_err, sizeof g_err));
+    OK(ops->exec(st, "SELECT COUNT(*), 0, 0, 'n' FROM tx_probe", NULL, 0, sink_row, &k, NULL, g_err,
+                 sizeof g_err));
+    OK(ops->end(st, 1, g_err, sizeof g_err));
+    assert_int_equal(k.v[0], 0);
+    int64_t changed = -1;
+    OK(ops->exec(st, "INSERT INTO tx_probe VALUES (1), (2)", NULL, 0, NULL, NULL, &changed, g_err,
+                 sizeof g_err));
+    assert_int_equal(changed, 2);
+    OK(ops->exec(st, "DROP TABLE tx_probe", NULL, 0, NULL, NULL, NULL, g_err, sizeof g_err));
+    ops->close(st);
+}
+
+/* P3: after the server drops the session, the handle recovers on its own. */
+static void test_pg_reconnect(void **state)
+{
+    (void)state;
+    if (!g_pg_url)
+        skip();
+    dm_db *db = open_db();
+    int64_t n = -1;
+    db_failover_filter flt;
+    db_failover_filter_init(&flt);
+    OK(db_failover_count(db, &flt, &n, g_err, sizeof g_err));
+    PGconn *c = PQconnectdb(g_pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE application_name = 'dumont' AND datname = current_database()");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(PQntuples(r) >= 1);
+    PQclear(r);
+    /* pg_terminate_backend() only signals: wait (with a deadline) until it is gone */
+    int gone = 0;
+    for (int i = 0; i < 500 && !gone; i++) {
+        r = PQexec(c, "SELECT COUNT(*) FROM pg_stat_activity"
+                      " WHERE application_name = 'dumont' AND datname = current_database()");
+        gone = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") == 0;
+        PQclear(r);
+        if (!gone)
+            usleep(10000);
+    }
+    PQfinish(c);
+    assert_true(gone);
+    int rc = db_failover_count(db, &flt, &n, g_err, sizeof g_err);
+    assert_int_equal(rc, DM_E_DB);                            /* the loss is reported once... */
+    OK(db_failover_count(db, &flt, &n, g_err, sizeof g_err)); /* ...then reconnected */
+    assert_int_equal(n, 0);
+    db_close(db);
 }
 
 /* ---- migrations (M1-M3) ---- */
@@ -352,6 +415,10 @@ static void test_d3_conflict(void **state)
     fo_failover dup = a;
     dup.gpu_instance_id = 8;
     assert_int_equal(db_failover_insert(db, &dup, g_err, sizeof g_err), DM_E_CONFLICT);
+    /* D3 holds between two handles (two controllers), not only within one */
+    dm_db *db2 = open_db();
+    assert_int_equal(db_failover_insert(db2, &b, g_err, sizeof g_err), DM_E_CONFLICT);
+    db_close(db2);
     /* another GPU is independent */
     fo_failover c;
     mk(&c, "c", 8, FO_KIND_REAL, 1500, d100, FO_PHASE_DETECTION, END_RUNNING);
@@ -512,9 +579,9 @@ static void test_list(void **state)
 static void seed_report(dm_db *db)
 {
     fo_failover f[6];
-    const int64_t s1[] = {100, 200, 300, 400, 500, 600, 700}; /* total 2800 */
-    const int64_t s2[] = {200, 200, 200, 200, 200, 200, 200}; /* total 1400 */
-    const int64_t s3[] = {300, 100, 100, 50, 0, 0, 0};       /* fails in provisioning */
+    const int64_t s1[] = {100, 200, 300, 400, 500, 600, 700};        /* total 2800 */
+    const int64_t s2[] = {200, 200, 200, 200, 200, 200, 200};        /* total 1400 */
+    const int64_t s3[] = {300, 100, 100, 50, 0, 0, 0};               /* fails in provisioning */
     const int64_t r1[] = {1000, 1000, 1000, 1000, 1000, 1000, 1000}; /* total 7000 */
     mk(&f[0], "s1", 1, FO_KIND_SIMULATED, 1000, s1, 0, END_COMPLETE);
     mk(&f[1], "s2", 2, FO_KIND_SIMULATED, 2000, s2, 0, END_COMPLETE);
@@ -662,8 +729,8 @@ static void test_no_password_in_errors(void **state)
     assert_int_equal(rc, DM_E_DB);
     assert_null(strstr(g_err, "s3cr"));
     assert_non_null(strstr(g_err, "postgresql://bob@127.0.0.1:1/db?..."));
-    rc = db_open("postgresql://bob@127.0.0.1:1/db?password=s3cr%zzet&connect_timeout=2", &x,
-                 g_err, sizeof g_err);
+    rc = db_open("postgresql://bob@127.0.0.1:1/db?password=s3cr%zzet&connect_timeout=2", &x, g_err,
+                 sizeof g_err);
     assert_int_equal(rc, DM_E_DB);
     assert_null(strstr(g_err, "s3cr"));
     char out[256];
@@ -715,8 +782,7 @@ static void *writer(void *p)
         fo_failover f;
         char id[32];
         snprintf(id, sizeof id, "t%d-%d", a->t, i);
-        mk(&f, id, 1000 * a->t + i, FO_KIND_SIMULATED, i, d100, FO_PHASE_GPU_SEARCH,
-           END_RUNNING);
+        mk(&f, id, 1000 * a->t + i, FO_KIND_SIMULATED, i, d100, FO_PHASE_GPU_SEARCH, END_RUNNING);
         a->rc = db_failover_insert(a->db, &f, err, sizeof err);
         fo_event ev = {FO_EV_PHASE_OK, i + 300, 100, 1, NULL};
         fo_transition(&f, &ev);
@@ -806,11 +872,23 @@ static void test_many(void **state)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 static const struct CMUnitTest tests[] = {
-    T(test_backend_params), T(test_backend_stop),  T(test_migrations_idempotent),
-    T(test_migrations_concurrent), T(test_assoc),  T(test_roundtrip),
-    T(test_d3_conflict),    T(test_save_transitions), T(test_list),
-    T(test_report),         T(test_bad_inputs),    T(test_no_password_in_errors),
-    T(test_durability),     T(test_threads),       T(test_many),
+    T(test_backend_params),
+    T(test_backend_stop),
+    T(test_backend_tx),
+    T(test_pg_reconnect),
+    T(test_migrations_idempotent),
+    T(test_migrations_concurrent),
+    T(test_assoc),
+    T(test_roundtrip),
+    T(test_d3_conflict),
+    T(test_save_transitions),
+    T(test_list),
+    T(test_report),
+    T(test_bad_inputs),
+    T(test_no_password_in_errors),
+    T(test_durability),
+    T(test_threads),
+    T(test_many),
 };
 
 int main(void)

@@ -35,7 +35,7 @@ static void test_quote_plain(void **state)
     quote_is("hello", 64, "\"hello\"");
     quote_is("", 64, "\"\"");
     quote_is(NULL, 64, "\"\"");
-    quote_is("a b=c", 64, "\"a b=c\""); /* spaces and '=' stay inside the quotes */
+    quote_is("a b=c", 64, "\"a b=c\"");             /* spaces and '=' stay inside the quotes */
     quote_is("caf\xc3\xa9", 64, "\"caf\xc3\xa9\""); /* UTF-8 passes through */
 }
 
@@ -181,8 +181,7 @@ static void test_write_format(void **state)
     assert_int_equal(l1[3 + 4], '-');
     assert_int_equal(l1[3 + 10], 'T');
     assert_int_equal(l1[3 + 23], 'Z');
-    assert_string_equal(l1 + 27,
-                        " level=info event=test.shown name=\"evil\\x0alevel=error\" n=2");
+    assert_string_equal(l1 + 27, " level=info event=test.shown name=\"evil\\x0alevel=error\" n=2");
     assert_string_equal(l2 + 27, " level=warn event=test.bare");
     assert_string_equal(l3 + 27, " level=error event=test.err n=4");
 }
@@ -190,12 +189,9 @@ static void test_write_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quote_plain),
-        cmocka_unit_test(test_quote_escapes),
-        cmocka_unit_test(test_quote_no_forgery),
-        cmocka_unit_test(test_quote_truncation),
-        cmocka_unit_test(test_level_parse),
-        cmocka_unit_test(test_write_format),
+        cmocka_unit_test(test_quote_plain),      cmocka_unit_test(test_quote_escapes),
+        cmocka_unit_test(test_quote_no_forgery), cmocka_unit_test(test_quote_truncation),
+        cmocka_unit_test(test_level_parse),      cmocka_unit_test(test_write_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

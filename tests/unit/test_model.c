@@ -15,8 +15,8 @@
 #define T0 1700000000000LL
 
 static const char *const phase_names[FO_PHASE_COUNT] = {
-    "detection", "standby_activation", "gpu_search", "provisioning",
-    "ssh_ready", "restore",            "inference",
+    "detection", "standby_activation", "gpu_search", "provisioning", "ssh_ready",
+    "restore",   "inference",
 };
 
 static fo_event ev_ok(int64_t now, int64_t dur)
@@ -67,8 +67,8 @@ static void test_init(void **state)
     assert_int_equal(f.kind, FO_KIND_REAL);
     assert_int_equal(f.state, FO_PHASE_DETECTION);
     assert_false(fo_state_is_terminal(f.state));
-    assert_int_equal(f.success, FO_NULL);         /* I4 */
-    assert_int_equal(f.total_time_ms, FO_NULL);   /* I3 */
+    assert_int_equal(f.success, FO_NULL);       /* I4 */
+    assert_int_equal(f.total_time_ms, FO_NULL); /* I3 */
     assert_int_equal(f.finished_at_ms, FO_NULL);
     assert_int_equal(f.started_at_ms, T0);
     assert_string_equal(f.reason, "");
@@ -167,8 +167,8 @@ static void test_phase_failed_each_phase(void **state)
         assert_int_equal(fo_transition(&f, &ev), 0);
         assert_int_equal(f.state, FO_STATE_FAILED);
         assert_true(fo_state_is_terminal(f.state));
-        assert_int_equal(f.success, 0);                /* I4 */
-        assert_int_equal(f.total_time_ms, sum + 555);  /* I3: the failed phase ran */
+        assert_int_equal(f.success, 0);               /* I4 */
+        assert_int_equal(f.total_time_ms, sum + 555); /* I3: the failed phase ran */
         assert_int_equal(f.finished_at_ms, T0 + 999999);
         assert_int_equal(f.phases[k].status, FO_PHASE_FAILED);
         assert_int_equal(f.phases[k].duration_ms, 555);
@@ -367,8 +367,9 @@ static void test_names_round_trip(void **state)
 static void test_bad_names(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"", "Detection", "detection ", " detection", "gpu-search",
-                                      "inferenc", "inferences", "completed\n", "OK", "?"};
+    static const char *const bad[] = {"",           "Detection", "detection ", " detection",
+                                      "gpu-search", "inferenc",  "inferences", "completed\n",
+                                      "OK",         "?"};
     fo_phase p = FO_PHASE_RESTORE;
     fo_state s = FO_PHASE_RESTORE;
     fo_phase_status ps = FO_PHASE_OK;

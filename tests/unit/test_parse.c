@@ -62,8 +62,8 @@ static void test_i64_garbage(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", " ", "abc", "12abc", "1.5", "1e3", "0x10", "10 ", " 10", "\t10", "10\n", "--1",
-        "-", "+", "1 2", "1,000", "١٢", "12\x01",
+        "",     " ",    "abc", "12abc", "1.5", "1e3", "0x10",  "10 ", " 10",
+        "\t10", "10\n", "--1", "-",     "+",   "1 2", "1,000", "١٢",  "12\x01",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         i64_bad(bad[i], INT64_MIN, INT64_MAX);
@@ -113,8 +113,8 @@ static void test_double(void **state)
     dbl_bad("0", 0.001, 1e9);
     dbl_bad("-5", 0.001, 1e9);
     static const char *const bad[] = {
-        "", " ", " 1", "1 ", "1.5x", "abc", "nan", "NaN", "inf", "-inf", "infinity",
-        "1e999", "-1e999", "0x10", "0x1p4", "1,5", "1..5", "e5",
+        "",     " ",        " 1",    "1 ",     "1.5x", "abc",   "nan", "NaN",  "inf",
+        "-inf", "infinity", "1e999", "-1e999", "0x10", "0x1p4", "1,5", "1..5", "e5",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         dbl_bad(bad[i], -INFINITY, INFINITY);
@@ -136,8 +136,8 @@ static void test_bool(void **state)
         assert_int_equal(parse_bool(no[i], &v), 0);
         assert_int_equal(v, 0);
     }
-    static const char *const bad[] = {"", "2", "y", "n", "tru", "truee", " true", "true ",
-                                      "enabled", "-1", "01"};
+    static const char *const bad[] = {"",      "2",     "y",       "n",  "tru", "truee",
+                                      " true", "true ", "enabled", "-1", "01"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int v = -1;
         assert_int_equal(parse_bool(bad[i], &v), DM_E_INVALID);
@@ -180,9 +180,10 @@ static void test_host_port(void **state)
     hp_ok("[::]:1", "::", 1);
     hp_ok("[fe80::1%eth0]:22", "fe80::1%eth0", 22);
     static const char *const bad[] = {
-        "", ":", "host", "host:", ":8700", "host:65536", "host:-1", "host:80x", "host: 80",
-        "host:80 ", "host:0x50", "[::1]", "[::1]8700", "[::1:8700", "::1:8700", "::1", "a:b:80",
-        "[]:80", "[:80", "]:80", "a]:80", "[a]b]:80", "[[::1]]:80", "host:99999999999999999999",
+        "",          ":",         "host",     "host:",    ":8700",      "host:65536",
+        "host:-1",   "host:80x",  "host: 80", "host:80 ", "host:0x50",  "[::1]",
+        "[::1]8700", "[::1:8700", "::1:8700", "::1",      "a:b:80",     "[]:80",
+        "[:80",      "]:80",      "a]:80",    "[a]b]:80", "[[::1]]:80", "host:99999999999999999999",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         hp_bad(bad[i]);
@@ -322,18 +323,12 @@ static void test_kv_check_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_i64),
-        cmocka_unit_test(test_i64_bounds),
-        cmocka_unit_test(test_i64_garbage),
-        cmocka_unit_test(test_i64_overflow),
-        cmocka_unit_test(test_double),
-        cmocka_unit_test(test_bool),
-        cmocka_unit_test(test_host_port),
-        cmocka_unit_test(test_host_port_hostlen),
-        cmocka_unit_test(test_kv_parse),
-        cmocka_unit_test(test_kv_invalid),
-        cmocka_unit_test(test_kv_too_many),
-        cmocka_unit_test(test_kv_check_keys),
+        cmocka_unit_test(test_i64),         cmocka_unit_test(test_i64_bounds),
+        cmocka_unit_test(test_i64_garbage), cmocka_unit_test(test_i64_overflow),
+        cmocka_unit_test(test_double),      cmocka_unit_test(test_bool),
+        cmocka_unit_test(test_host_port),   cmocka_unit_test(test_host_port_hostlen),
+        cmocka_unit_test(test_kv_parse),    cmocka_unit_test(test_kv_invalid),
+        cmocka_unit_test(test_kv_too_many), cmocka_unit_test(test_kv_check_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

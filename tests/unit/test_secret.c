@@ -120,7 +120,7 @@ static void test_equal(void **state)
     assert_true(secret_equal("", ""));
     assert_false(secret_equal("abc", "abd"));
     assert_false(secret_equal("abc", "bbc"));
-    assert_false(secret_equal("abc", "ab"));   /* prefix */
+    assert_false(secret_equal("abc", "ab")); /* prefix */
     assert_false(secret_equal("ab", "abc"));
     assert_false(secret_equal("abc", ""));
     assert_false(secret_equal("", "abc"));
