@@ -36,7 +36,7 @@ done
 pkgs=("${build_pkgs[@]}")
 if [ "$want_test" = 1 ]; then
     pkgs+=("${test_pkgs[@]}")
-    optional_pkgs+=(clang)
+    optional_pkgs+=(clang libclang-rt-14-dev) # fuzzing (scripts/fuzz.sh)
 fi
 
 installed() { # 0 if the package is installed (dpkg status "ii")

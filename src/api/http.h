@@ -13,8 +13,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define API_BODY_MAX (64 * 1024)
-#define API_PATH_MAX 1024
+#define API_BODY_MAX     (64 * 1024)
+#define API_PATH_MAX     1024
 #define API_MAX_SEGMENTS 16
 
 typedef struct {

@@ -47,14 +47,14 @@ static json_t *render_phases(const fo_failover *f)
 json_t *render_failover(const fo_failover *f, int with_phases)
 {
     int running = !fo_state_is_terminal(f->state);
-    json_t *o = json_pack(
-        "{s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "failover_id", f->id,
-        "gpu_instance_id", (json_int_t)f->gpu_instance_id, "kind", fo_kind_name(f->kind), "state",
-        fo_state_name(f->state), "current_phase",
-        running ? json_string(fo_state_name(f->state)) : json_null(), "success",
-        f->success == FO_NULL ? json_null() : json_boolean(f->success), "reason",
-        str_or_null(f->reason), "started_at", render_time(f->started_at_ms), "finished_at",
-        render_time(f->finished_at_ms), "total_time_ms", int_or_null(f->total_time_ms));
+    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "failover_id",
+                          f->id, "gpu_instance_id", (json_int_t)f->gpu_instance_id, "kind",
+                          fo_kind_name(f->kind), "state", fo_state_name(f->state), "current_phase",
+                          running ? json_string(fo_state_name(f->state)) : json_null(), "success",
+                          f->success == FO_NULL ? json_null() : json_boolean(f->success), "reason",
+                          str_or_null(f->reason), "started_at", render_time(f->started_at_ms),
+                          "finished_at", render_time(f->finished_at_ms), "total_time_ms",
+                          int_or_null(f->total_time_ms));
     if (o && f->user_id[0])
         json_object_set_new(o, "user_id", json_string(f->user_id));
     if (o && with_phases)
@@ -91,8 +91,7 @@ json_t *render_report(const fo_report *r, int64_t generated_at_ms)
 
 json_t *render_assoc(const fo_assoc *a)
 {
-    return json_pack("{s:I, s:s, s:s, s:o, s:o}", "gpu_instance_id",
-                     (json_int_t)a->gpu_instance_id, "standby_id", a->standby_id, "provider",
-                     a->provider, "gcp_zone", str_or_null(a->gcp_zone), "created_at",
-                     render_time(a->created_at_ms));
+    return json_pack("{s:I, s:s, s:s, s:o, s:o}", "gpu_instance_id", (json_int_t)a->gpu_instance_id,
+                     "standby_id", a->standby_id, "provider", a->provider, "gcp_zone",
+                     str_or_null(a->gcp_zone), "created_at", render_time(a->created_at_ms));
 }

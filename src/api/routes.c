@@ -51,13 +51,20 @@ int api_error_from(api_response *resp, int rc, const char *detail)
 {
     const char *d = detail && *detail ? detail : dm_strerror(rc);
     switch (rc) {
-    case DM_E_NOT_FOUND: return api_error(resp, 404, "not_found", "%s", d);
-    case DM_E_CONFLICT: return api_error(resp, 409, "conflict", "%s", d);
-    case DM_E_INVALID: return api_error(resp, 400, "bad_request", "%s", d);
-    case DM_E_TOO_BIG: return api_error(resp, 413, "payload_too_large", "%s", d);
-    case DM_E_BUSY: return api_error(resp, 503, "busy", "%s", d);
-    case DM_E_CANCELLED: return api_error(resp, 503, "shutting_down", "%s", d);
-    default: return api_error(resp, 500, "internal", "%s", d);
+    case DM_E_NOT_FOUND:
+        return api_error(resp, 404, "not_found", "%s", d);
+    case DM_E_CONFLICT:
+        return api_error(resp, 409, "conflict", "%s", d);
+    case DM_E_INVALID:
+        return api_error(resp, 400, "bad_request", "%s", d);
+    case DM_E_TOO_BIG:
+        return api_error(resp, 413, "payload_too_large", "%s", d);
+    case DM_E_BUSY:
+        return api_error(resp, 503, "busy", "%s", d);
+    case DM_E_CANCELLED:
+        return api_error(resp, 503, "shutting_down", "%s", d);
+    default:
+        return api_error(resp, 500, "internal", "%s", d);
     }
 }
 
@@ -109,8 +116,10 @@ static int opt_string(json_t *o, const char *key, char *dst, size_t cap, api_res
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             printable = 0;
     if (!printable || n == 0 || n >= cap) {
-        api_error(resp, 400, "bad_request", "'%s' must be a non-empty string of at most %zu "
-                  "printable characters", key, cap - 1);
+        api_error(resp, 400, "bad_request",
+                  "'%s' must be a non-empty string of at most %zu "
+                  "printable characters",
+                  key, cap - 1);
         return -1;
     }
     memcpy(dst, s, n + 1);
@@ -143,10 +152,10 @@ static int h_test_setup(const api_ctx *ctx, const api_request *req, api_response
     fo_assoc a;
     memset(&a, 0, sizeof a);
     json_t *id = json_object_get(o, "gpu_instance_id");
-    if (!json_is_integer(id) || json_integer_value(id) < 1 ||
-        json_integer_value(id) > GPU_ID_MAX) {
+    if (!json_is_integer(id) || json_integer_value(id) < 1 || json_integer_value(id) > GPU_ID_MAX) {
         json_decref(o);
-        return api_error(resp, 400, "bad_request", "'gpu_instance_id' %s: an integer from 1 to %lld",
+        return api_error(resp, 400, "bad_request",
+                         "'gpu_instance_id' %s: an integer from 1 to %lld",
                          id ? "is out of range" : "is required", (long long)GPU_ID_MAX);
     }
     a.gpu_instance_id = json_integer_value(id);
@@ -226,8 +235,8 @@ static int h_status(const api_ctx *ctx, const api_request *req, api_response *re
     const char *id = req->segs[4];
     fo_failover f;
     char err[256] = "";
-    int rc = strlen(id) < FO_ID_MAX ? db_failover_get(ctx->db, id, &f, err, sizeof err)
-                                    : DM_E_NOT_FOUND;
+    int rc =
+        strlen(id) < FO_ID_MAX ? db_failover_get(ctx->db, id, &f, err, sizeof err) : DM_E_NOT_FOUND;
     if (rc == DM_E_NOT_FOUND)
         return api_error(resp, 404, "not_found", "no failover with id '%.64s'", id);
     if (rc)

@@ -147,17 +147,15 @@ static enum MHD_Result dispatch(api_server *s, struct MHD_Connection *conn, cons
     enum MHD_Result ok = send_json(conn, resp.status, resp.body, resp.allow);
     char q[300];
     log_write(resp.status >= 500 ? LOG_WARN : LOG_DEBUG, "http.request",
-              "method=%s path=%s status=%d duration_us=%lld", method,
-              log_quote(q, sizeof q, url), resp.status,
-              (long long)(clock_mono_us() - st->started_us));
+              "method=%s path=%s status=%d duration_us=%lld", method, log_quote(q, sizeof q, url),
+              resp.status, (long long)(clock_mono_us() - st->started_us));
     json_decref(resp.body);
     return ok;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     api_server *s = cls;
     req_state *st = *req_cls;
@@ -201,8 +199,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
 }
 
-static int resolve_listen(const char *listen, struct sockaddr_storage *ss, int *ret_v6,
-                          char *err, size_t errlen)
+static int resolve_listen(const char *listen, struct sockaddr_storage *ss, int *ret_v6, char *err,
+                          size_t errlen)
 {
     char host[256];
     int port;
@@ -210,15 +208,15 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, int *
         return dm_fail(err, errlen, DM_E_INVALID,
                        "bad listen address '%.200s' (expected HOST:PORT, e.g. 127.0.0.1:8700)",
                        listen);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%d", port);
     int gai = getaddrinfo(host, portstr, &hints, &res);
     if (gai != 0 || !res)
-        return dm_fail(err, errlen, DM_E_INVALID, "cannot resolve listen host '%.200s': %s",
-                       host, gai_strerror(gai));
+        return dm_fail(err, errlen, DM_E_INVALID, "cannot resolve listen host '%.200s': %s", host,
+                       gai_strerror(gai));
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *ret_v6 = res->ai_family == AF_INET6;
     freeaddrinfo(res);
@@ -243,20 +241,20 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.db = opts->db;
     s->ctx.orch = opts->orch;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-                     (v6 ? MHD_USE_IPv6 : 0);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | (v6 ? MHD_USE_IPv6 : 0);
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(opts->max_connections ? opts->max_connections : 256),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!s->mhd) {
         int e = errno;
         free(s);
-        return dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen on %.200s: %s",
-                       opts->listen, e ? strerror(e) : "libmicrohttpd failed to start");
+        return dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen on %.200s: %s", opts->listen,
+                       e ? strerror(e) : "libmicrohttpd failed to start");
     }
     s->port = bound_port(s->mhd);
     *ret = s;

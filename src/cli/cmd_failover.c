@@ -435,15 +435,21 @@ out:
 
 /* ---- status, report, list ------------------------------------------------ */
 
-static int run_status(fo_ctx *c)
+/* GET API<prefix><id> for the id argument, shown by show. */
+static int show_by_id(fo_ctx *c, const char *prefix, void (*show)(const json_t *, FILE *))
 {
     const char *id = NULL;
     char path[CLIENT_PATH_MAX];
     int rc = id_arg(c, &id);
     if (rc)
         return rc;
-    snprintf(path, sizeof path, API "/status/%s", id);
-    return get_and_show(c, path, out_status);
+    snprintf(path, sizeof path, API "%s%s", prefix, id);
+    return get_and_show(c, path, show);
+}
+
+static int run_status(fo_ctx *c)
+{
+    return show_by_id(c, "/status/", out_status);
 }
 
 static int run_report(fo_ctx *c)
@@ -516,13 +522,7 @@ static int run_test_real(fo_ctx *c)
 
 static int run_test_real_report(fo_ctx *c)
 {
-    const char *id = NULL;
-    char path[CLIENT_PATH_MAX];
-    int rc = id_arg(c, &id);
-    if (rc)
-        return rc;
-    snprintf(path, sizeof path, API "/test-real/report/%s", id);
-    return get_and_show(c, path, out_object);
+    return show_by_id(c, "/test-real/report/", out_object);
 }
 
 static int run_test_real_history(fo_ctx *c)

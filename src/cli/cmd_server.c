@@ -38,15 +38,20 @@ static const char usage[] =
 static int parse_flags(dm_config *cfg, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"home", required_argument, NULL, 'H'},
-        {"sim-speed", required_argument, NULL, 's'}, {"log-level", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"home", required_argument, NULL, 'H'},
+        {"sim-speed", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
+        case 'l':
+            snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg);
+            break;
         case 'H':
             if (cfg_set_home(cfg, optarg) != 0) {
                 fprintf(stderr, "dumont server: --home must be a directory path that is not "
@@ -60,9 +65,15 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
                 return 2;
             }
             break;
-        case 'v': snprintf(cfg->log_level, sizeof cfg->log_level, "%s", optarg); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'v':
+            snprintf(cfg->log_level, sizeof cfg->log_level, "%s", optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (optind < argc) {

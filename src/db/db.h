@@ -61,14 +61,13 @@ void db_failover_filter_init(db_failover_filter *flt); /* everything, no limit *
 #define DB_LIST_MAX 10000
 /* Newest first (started_at_ms desc, id desc), each with its phases. *ret is
  * malloc'd (free()); with no match, *ret is NULL and *ret_n 0. */
-int db_failover_list(dm_db *db, const db_failover_filter *flt, fo_failover **ret,
-                     size_t *ret_n, char *err, size_t errlen);
+int db_failover_list(dm_db *db, const db_failover_filter *flt, fo_failover **ret, size_t *ret_n,
+                     char *err, size_t errlen);
 int db_failover_count(dm_db *db, const db_failover_filter *flt, int64_t *ret, char *err,
                       size_t errlen);
 
 /* The report over failovers matching flt (gpu/kind/since/until; limit ignored). */
-int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *err,
-              size_t errlen);
+int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *err, size_t errlen);
 
 /* url with any password removed, for messages: "postgresql://user@host:5432/db"
  * (the query, which may hold one, becomes "?..."). A path is copied as is. */

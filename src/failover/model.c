@@ -7,8 +7,8 @@
 #include <string.h>
 
 static const char *const phase_names[FO_PHASE_COUNT] = {
-    "detection", "standby_activation", "gpu_search", "provisioning",
-    "ssh_ready", "restore",            "inference",
+    "detection", "standby_activation", "gpu_search", "provisioning", "ssh_ready",
+    "restore",   "inference",
 };
 static const char *const status_names[] = {"pending", "running", "ok", "failed"};
 static const char *const kind_names[FO_KIND_COUNT] = {"simulated", "real"};
@@ -93,8 +93,7 @@ int fo_state_is_terminal(fo_state s)
     return s == FO_STATE_COMPLETED || s == FO_STATE_FAILED;
 }
 
-int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind,
-            int64_t now_ms)
+int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind, int64_t now_ms)
 {
     if (!id || !*id || strlen(id) >= FO_ID_MAX || (unsigned)kind >= FO_KIND_COUNT)
         return DM_E_INVALID;

@@ -56,7 +56,7 @@ typedef struct {
     char detail[256];      /* why it failed, or a note */
 } fo_phase_rec;
 
-#define FO_ID_MAX 48
+#define FO_ID_MAX     48
 #define FO_REASON_MAX 256
 
 typedef struct {
@@ -65,11 +65,11 @@ typedef struct {
     fo_kind kind;
     char user_id[64];
     fo_state state;
-    int success;            /* FO_NULL, 0 or 1 (I4) */
+    int success;                /* FO_NULL, 0 or 1 (I4) */
     char reason[FO_REASON_MAX]; /* why it failed; empty otherwise */
-    int64_t started_at_ms;  /* wall clock */
-    int64_t finished_at_ms; /* wall clock; FO_NULL while running */
-    int64_t total_time_ms;  /* I3 */
+    int64_t started_at_ms;      /* wall clock */
+    int64_t finished_at_ms;     /* wall clock; FO_NULL while running */
+    int64_t total_time_ms;      /* I3 */
     fo_phase_rec phases[FO_PHASE_COUNT];
 } fo_failover;
 
@@ -107,8 +107,7 @@ int fo_kind_parse(const char *s, fo_kind *ret);
 int fo_state_is_terminal(fo_state s);
 
 /* Starts a failover: state = detection, running since now_ms. id is copied. */
-int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind,
-            int64_t now_ms);
+int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind, int64_t now_ms);
 /* The one transition function (I1). */
 int fo_transition(fo_failover *f, const fo_event *ev);
 

@@ -197,8 +197,8 @@ static int new_sim_run(fo_orch *o, int64_t gpu, const fo_sim_opts *opts, sim_run
     return 0;
 }
 
-int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opts,
-                     fo_failover *ret, char *err, size_t errlen)
+int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opts, fo_failover *ret,
+                     char *err, size_t errlen)
 {
     fo_assoc assoc;
     int rc = db_assoc_get(o->db, gpu_instance_id, &assoc, err, errlen);
@@ -226,8 +226,10 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
     log_info("failover.started", "failover_id=%s gpu_instance_id=%lld kind=simulated speed=%g",
              r->f.id, (long long)gpu_instance_id, r->opts.speed);
     if ((rc = start_thread(r)) != 0) {
-        fo_event ev = {.kind = FO_EV_ABORT, .now_ms = clock_wall_ms(),
-                       .duration_ms = FO_NULL, .detail = "could not start a runner thread"};
+        fo_event ev = {.kind = FO_EV_ABORT,
+                       .now_ms = clock_wall_ms(),
+                       .duration_ms = FO_NULL,
+                       .detail = "could not start a runner thread"};
         apply(o, &r->f, &ev);
         *ret = r->f;
         goto fail;

@@ -24,9 +24,9 @@
 typedef struct fo_orch fo_orch;
 
 typedef struct {
-    double speed;      /* simulated seconds per wall second; <= 0: the default */
-    int64_t seed;      /* FO_NULL: random */
-    int fail_phase;    /* FO_NULL: none; else the fo_phase that fails */
+    double speed;   /* simulated seconds per wall second; <= 0: the default */
+    int64_t seed;   /* FO_NULL: random */
+    int fail_phase; /* FO_NULL: none; else the fo_phase that fails */
 } fo_sim_opts;
 
 void fo_sim_opts_init(fo_sim_opts *o);
@@ -35,8 +35,8 @@ int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret);
 int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen);
 /* Starts a simulated failover of a GPU that has a test-setup association.
  * DM_E_NOT_FOUND (no association), DM_E_CONFLICT, DM_E_BUSY, DM_E_CANCELLED. */
-int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opts,
-                     fo_failover *ret, char *err, size_t errlen);
+int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opts, fo_failover *ret,
+                     char *err, size_t errlen);
 /* O4. Safe to call twice. */
 void fo_orch_shutdown(fo_orch *o);
 void fo_orch_free(fo_orch *o); /* shuts down first if needed */

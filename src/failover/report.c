@@ -173,13 +173,12 @@ void fo_report_acc_finish(fo_report_acc *acc, fo_report *ret)
      * in which the groups are computed does not matter. */
     for (int m = 0; m < METRICS; m++)
         merged_stat(acc, m, m == 0 ? &ret->all.mttr : &ret->all.phase[m - 1]);
-    group_counts(&ret->all, acc->succeeded[0] + acc->succeeded[1],
-                 acc->failed[0] + acc->failed[1], acc->running[0] + acc->running[1]);
+    group_counts(&ret->all, acc->succeeded[0] + acc->succeeded[1], acc->failed[0] + acc->failed[1],
+                 acc->running[0] + acc->running[1]);
     for (int k = 0; k < FO_KIND_COUNT; k++) {
         fo_report_group *g = groups[k];
         group_counts(g, acc->succeeded[k], acc->failed[k], acc->running[k]);
         for (int m = 0; m < METRICS; m++)
-            fo_stat_compute(acc->s[k][m].v, acc->s[k][m].n,
-                            m == 0 ? &g->mttr : &g->phase[m - 1]);
+            fo_stat_compute(acc->s[k][m].v, acc->s[k][m].n, m == 0 ? &g->mttr : &g->phase[m - 1]);
     }
 }

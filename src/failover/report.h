@@ -22,7 +22,7 @@
 
 typedef struct {
     int64_t count;
-    double mean; /* NAN when count == 0 */
+    double mean;           /* NAN when count == 0 */
     int64_t p50, p95, max; /* FO_NULL when count == 0 */
 } fo_stat;
 

@@ -21,17 +21,17 @@
 
 typedef struct {
     char home[PATH_MAX];
-    char url[CFG_URL_MAX];          /* API base URL, no trailing slash */
-    char token[256];                /* from DUMONT_TOKEN; empty: read token_path */
+    char url[CFG_URL_MAX]; /* API base URL, no trailing slash */
+    char token[256];       /* from DUMONT_TOKEN; empty: read token_path */
     char token_path[PATH_MAX];
     char database_url[CFG_URL_MAX]; /* sqlite path or postgresql:// URL */
     char store[CFG_URL_MAX];
     char listen[256];
-    double sim_speed;               /* simulated seconds per wall second */
+    double sim_speed; /* simulated seconds per wall second */
     char log_level[16];
 } dm_config;
 
-#define CFG_DEFAULT_LISTEN "127.0.0.1:8700"
+#define CFG_DEFAULT_LISTEN    "127.0.0.1:8700"
 #define CFG_DEFAULT_SIM_SPEED 200.0
 
 /* Fills cfg from the environment. Returns 0 or DM_E_INVALID (message in err). */

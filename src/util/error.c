@@ -8,19 +8,32 @@
 const char *dm_strerror(int code)
 {
     switch (code) {
-    case DM_OK: return "ok";
-    case DM_E_NOT_FOUND: return "not found";
-    case DM_E_CONFLICT: return "conflict";
-    case DM_E_INVALID: return "invalid argument";
-    case DM_E_TOO_BIG: return "too big";
-    case DM_E_DB: return "database error";
-    case DM_E_UNAUTHORIZED: return "unauthorized";
-    case DM_E_UNAVAILABLE: return "unavailable";
-    case DM_E_PROTOCOL: return "protocol error";
-    case DM_E_BUSY: return "busy";
-    case DM_E_CANCELLED: return "cancelled";
-    case DM_E_INTERNAL: return "internal error";
-    default: break;
+    case DM_OK:
+        return "ok";
+    case DM_E_NOT_FOUND:
+        return "not found";
+    case DM_E_CONFLICT:
+        return "conflict";
+    case DM_E_INVALID:
+        return "invalid argument";
+    case DM_E_TOO_BIG:
+        return "too big";
+    case DM_E_DB:
+        return "database error";
+    case DM_E_UNAUTHORIZED:
+        return "unauthorized";
+    case DM_E_UNAVAILABLE:
+        return "unavailable";
+    case DM_E_PROTOCOL:
+        return "protocol error";
+    case DM_E_BUSY:
+        return "busy";
+    case DM_E_CANCELLED:
+        return "cancelled";
+    case DM_E_INTERNAL:
+        return "internal error";
+    default:
+        break;
     }
     if (code < 0 && code > DM_E_BASE)
         return strerror(-code);

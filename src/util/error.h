@@ -12,16 +12,16 @@
 enum {
     DM_OK = 0,
     DM_E_BASE = -10000,
-    DM_E_NOT_FOUND = DM_E_BASE - 1,  /* no such record */
-    DM_E_CONFLICT = DM_E_BASE - 2,   /* state forbids it: duplicate, already running */
-    DM_E_INVALID = DM_E_BASE - 3,    /* bad argument or input */
-    DM_E_TOO_BIG = DM_E_BASE - 4,    /* input exceeds a hard cap */
-    DM_E_DB = DM_E_BASE - 5,         /* database error */
+    DM_E_NOT_FOUND = DM_E_BASE - 1, /* no such record */
+    DM_E_CONFLICT = DM_E_BASE - 2,  /* state forbids it: duplicate, already running */
+    DM_E_INVALID = DM_E_BASE - 3,   /* bad argument or input */
+    DM_E_TOO_BIG = DM_E_BASE - 4,   /* input exceeds a hard cap */
+    DM_E_DB = DM_E_BASE - 5,        /* database error */
     DM_E_UNAUTHORIZED = DM_E_BASE - 6,
     DM_E_UNAVAILABLE = DM_E_BASE - 7, /* peer not reachable */
-    DM_E_PROTOCOL = DM_E_BASE - 8,   /* peer answered something we cannot use */
-    DM_E_BUSY = DM_E_BASE - 9,       /* a capacity limit is reached; try later */
-    DM_E_CANCELLED = DM_E_BASE - 10, /* stopped on request (shutdown) */
+    DM_E_PROTOCOL = DM_E_BASE - 8,    /* peer answered something we cannot use */
+    DM_E_BUSY = DM_E_BASE - 9,        /* a capacity limit is reached; try later */
+    DM_E_CANCELLED = DM_E_BASE - 10,  /* stopped on request (shutdown) */
     DM_E_INTERNAL = DM_E_BASE - 11,
 };
 

@@ -23,8 +23,8 @@ void log_write(log_level level, const char *event, const char *fmt, ...)
 const char *log_quote(char *buf, size_t len, const char *s);
 
 #define log_debug(ev, ...) log_write(LOG_DEBUG, ev, __VA_ARGS__)
-#define log_info(ev, ...) log_write(LOG_INFO, ev, __VA_ARGS__)
-#define log_warn(ev, ...) log_write(LOG_WARN, ev, __VA_ARGS__)
+#define log_info(ev, ...)  log_write(LOG_INFO, ev, __VA_ARGS__)
+#define log_warn(ev, ...)  log_write(LOG_WARN, ev, __VA_ARGS__)
 #define log_error(ev, ...) log_write(LOG_ERROR, ev, __VA_ARGS__)
 
 #endif

@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-#define SECRET_TOKEN_BYTES 32 /* 256 bits -> 64 hex chars */
-#define SECRET_TOKEN_MAX 256  /* longest token accepted from a file or header */
+#define SECRET_TOKEN_BYTES 32  /* 256 bits -> 64 hex chars */
+#define SECRET_TOKEN_MAX   256 /* longest token accepted from a file or header */
 
 /* Fills out with 2*nbytes lowercase hex chars from the kernel CSPRNG, NUL-terminated.
  * outlen must be at least 2*nbytes+1. Returns 0 or -errno. */

@@ -19,8 +19,8 @@
 
 static api_ctx ctx;
 static const char *query_vals[6];
-static const char *const query_keys[6] = {"kind", "gpu_instance_id", "since",
-                                          "until", "limit", "offset"};
+static const char *const query_keys[6] = {"kind",  "gpu_instance_id", "since",
+                                          "until", "limit",           "offset"};
 
 static const char *fake_query(void *conn, const char *key)
 {
@@ -107,7 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (p)
                 *p++ = '\0';
         }
-        snprintf(path, sizeof path, "/api/standby/failover/%s", data[0] % 6 == 2 ? "report" : "list");
+        snprintf(path, sizeof path, "/api/standby/failover/%s",
+                 data[0] % 6 == 2 ? "report" : "list");
         run("GET", path, NULL, 0);
         break;
     }

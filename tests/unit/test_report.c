@@ -34,7 +34,7 @@ static void assert_empty_stat(const fo_stat *s)
     assert_int_equal(s->max, FO_NULL);
 }
 
-#define assert_stat(s, count, mean, p50, p95, max) \
+#define assert_stat(s, count, mean, p50, p95, max)                                                 \
     assert_stat_at((s), (count), (mean), (p50), (p95), (max), __LINE__)
 static void assert_stat_at(const fo_stat *s, int64_t count, double mean, int64_t p50, int64_t p95,
                            int64_t max, int line)

@@ -129,8 +129,7 @@ static void test_test_setup_validation(void **state)
     api_response r = call(fx, "POST", p, "{\"gpu_instance_id\": 12345, \"gcp_zone\": \"eu-1\"}");
     assert_int_equal(r.status, 201);
     assert_int_equal(json_integer_value(json_object_get(r.body, "gpu_instance_id")), 12345);
-    assert_string_equal(json_string_value(json_object_get(r.body, "standby_id")),
-                        "standby-12345");
+    assert_string_equal(json_string_value(json_object_get(r.body, "standby_id")), "standby-12345");
     assert_string_equal(json_string_value(json_object_get(r.body, "gcp_zone")), "eu-1");
     json_decref(r.body);
 }
@@ -141,11 +140,11 @@ static void test_simulate_and_status(void **state)
     expect_error(fx, "POST", "/api/standby/failover/simulate/abc", NULL, 400, "bad_request");
     expect_error(fx, "POST", "/api/standby/failover/simulate/-3", NULL, 400, "bad_request");
     expect_error(fx, "POST", "/api/standby/failover/simulate/777", NULL, 404, "not_found");
-    api_response r = call(fx, "POST", "/api/standby/failover/test-setup",
-                          "{\"gpu_instance_id\": 777}");
+    api_response r =
+        call(fx, "POST", "/api/standby/failover/test-setup", "{\"gpu_instance_id\": 777}");
     json_decref(r.body);
-    expect_error(fx, "POST", "/api/standby/failover/simulate/777", "{\"fail_phase\": \"x\"}",
-                 400, "bad_request");
+    expect_error(fx, "POST", "/api/standby/failover/simulate/777", "{\"fail_phase\": \"x\"}", 400,
+                 "bad_request");
     expect_error(fx, "POST", "/api/standby/failover/simulate/777", "{\"speed\": 0}", 400,
                  "bad_request");
     r = call(fx, "POST", "/api/standby/failover/simulate/777", "{\"seed\": 3}");
@@ -216,8 +215,7 @@ static void test_report_and_list(void **state)
 static void test_later_endpoints_say_so(void **state)
 {
     fixture *fx = *state;
-    expect_error(fx, "POST", "/api/standby/failover/test-real/12345", NULL, 501,
-                 "not_implemented");
+    expect_error(fx, "POST", "/api/standby/failover/test-real/12345", NULL, 501, "not_implemented");
     expect_error(fx, "GET", "/api/standby/failover/test-real/history", NULL, 501,
                  "not_implemented");
 }
