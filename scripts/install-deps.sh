@@ -15,7 +15,12 @@ build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
             libarchive-dev)
 # PostgreSQL: only the server binaries are needed; tests start their own
 # throw-away cluster (scripts/pg-test-cluster.sh).
-test_pkgs=(libcmocka-dev postgresql curl jq procps iproute2)
+test_pkgs=(libcmocka-dev postgresql curl jq procps iproute2 restic lz4)
+# The dashboard's browser test: Debian's Chromium, driven from Node.js by
+# playwright-core (scripts/test.sh runs `npm ci`). A Node.js from elsewhere
+# (e.g. NodeSource) bundles npm; Debian's npm package would fight it.
+test_pkgs+=(chromium nodejs)
+command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
 optional_pkgs=() # nice to have (fuzzing, a second compiler); failure to install is not fatal
 
 want_test=0

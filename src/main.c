@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "util/config.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,9 @@ static const char usage[] =
     "commands:\n"
     "  server      run the control plane (REST API on 127.0.0.1:8700)\n"
     "  failover    test-setup | simulate | status | report | list\n"
+    "  instances   instances watched by the failure detector [show ID]\n"
+    "  agent       run on each GPU/CPU instance: heartbeats, workload supervision\n"
+    "  snapshot    create | list | restore | verify | diff | prune | export | import\n"
     "  version     print the version\n"
     "\n"
     "Run `dumont <command> --help` for a command's arguments.\n"
@@ -33,6 +37,12 @@ int main(int argc, char **argv)
         printf("dumont %s\n", DUMONT_VERSION);
         return 0;
     }
+    /* Snapshots churn through megabyte-sized chunk and pack buffers; keep
+     * freed memory in the heap for reuse instead of returning it to the
+     * kernel and faulting it back in for every buffer (the working set is
+     * bounded by design, snapshot.h SN5). */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     dm_config cfg;
     char err[512];
     if (cfg_load(&cfg, err, sizeof err) != 0) {
@@ -43,6 +53,12 @@ int main(int argc, char **argv)
         return cmd_server(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "failover") == 0)
         return cmd_failover(&cfg, argc - 1, argv + 1);
+    if (strcmp(cmd, "instances") == 0)
+        return cmd_instances(&cfg, argc - 1, argv + 1);
+    if (strcmp(cmd, "agent") == 0)
+        return cmd_agent(&cfg, argc - 1, argv + 1);
+    if (strcmp(cmd, "snapshot") == 0)
+        return cmd_snapshot(&cfg, argc - 1, argv + 1);
     fprintf(stderr, "dumont: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -20,6 +20,7 @@
 typedef struct {
     dm_db *db;
     fo_orch *orch;
+    struct hbl_server *detect; /* heartbeat listener (detect/listener.h); may be NULL */
 } api_ctx;
 
 typedef struct {
@@ -50,5 +51,8 @@ int api_json(api_response *resp, int status, json_t *body);
 
 /* Dispatches to the route table (routes.c). */
 void api_route(const api_ctx *ctx, const api_request *req, api_response *resp);
+/* 1 if the route table has METHOD PATH (the dashboard asks which views the
+ * server can fill, without a 404 in the browser's console). */
+int api_route_exists(const char *method, const char *path);
 
 #endif

@@ -9,6 +9,7 @@
  * A2: a handler never leaves a request without a JSON response (H1). */
 #include "api/http.h"
 #include "api/render.h"
+#include "api/routes_instances.h"
 
 #include "util/clock.h"
 #include "util/error.h"
@@ -337,6 +338,9 @@ static const struct route {
     {"GET", "/api/standby/failover/test-real/history", h_later},
     {"POST", "/api/standby/configure", h_later},
     {"GET", "/api/standby/status", h_later},
+    {"POST", "/api/instances/register", api_h_instance_register},
+    {"GET", "/api/instances", api_h_instance_list},
+    {"GET", "/api/instances/{}", api_h_instance_get},
 };
 
 /* Does pattern (e.g. "/api/x/{}") match the request's segments? */
@@ -387,4 +391,29 @@ void api_route(const api_ctx *ctx, const api_request *req, api_response *resp)
         return;
     }
     api_error(resp, 404, "not_found", "no such endpoint: %.200s", req->path);
+}
+
+int api_route_exists(const char *method, const char *path)
+{
+    char buf[API_PATH_MAX];
+    api_request req = {.method = method, .path = path};
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return 0;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf; *p;) {
+        while (*p == '/')
+            *p++ = '\0';
+        if (!*p)
+            break;
+        if (req.nsegs == API_MAX_SEGMENTS)
+            return 0;
+        req.segs[req.nsegs++] = p;
+        while (*p && *p != '/')
+            p++;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(routes[i].method, method) == 0 && pattern_match(routes[i].pattern, &req))
+            return 1;
+    return 0;
 }

@@ -6,6 +6,7 @@
  * route and answer). Per-request state lives in *req_cls. */
 #include "api/server.h"
 
+#include "api/dashboard.h"
 #include "api/http.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -28,6 +29,7 @@ struct api_server {
     api_ctx ctx;
     char token[SECRET_TOKEN_MAX];
     int port;
+    api_dashboard *dash; /* static files, sessions, /api/events (dashboard.h) */
 };
 
 typedef struct {
@@ -93,9 +95,10 @@ static int authorized(const api_server *s, struct MHD_Connection *conn)
 /* First call: authenticate and check the announced size. Returns 1 if a
  * response was queued (the request ends there). */
 static int early_checks(api_server *s, struct MHD_Connection *conn, const char *url,
-                        enum MHD_Result *ret)
+                        const char *method, enum MHD_Result *ret)
 {
-    if (strncmp(url, "/api/", 5) == 0 && !authorized(s, conn)) {
+    if (strncmp(url, "/api/", 5) == 0 && !dash_is_public(url) && !authorized(s, conn) &&
+        !dash_cookie_authorized(s->dash, conn, method)) {
         *ret = send_error(conn, 401, "unauthorized",
                           "missing or wrong API token (Authorization: Bearer <token>; the token "
                           "is in $DUMONT_HOME/token)");
@@ -136,6 +139,9 @@ static enum MHD_Result dispatch(api_server *s, struct MHD_Connection *conn, cons
 {
     if (st->too_big)
         return send_error(conn, 413, "payload_too_large", "the request body is over 64 KiB");
+    int dash_ret;
+    if (dash_handle(s->dash, conn, url, method, st->body, st->len, &dash_ret))
+        return (enum MHD_Result)dash_ret;
     char pathbuf[API_PATH_MAX];
     api_request req = {.method = method, .path = url, .query = query_lookup, .conn = conn};
     if (split_path(url, pathbuf, sizeof pathbuf, &req) != 0)
@@ -161,7 +167,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req_state *st = *req_cls;
     if (!st) {
         enum MHD_Result ret;
-        if (early_checks(s, conn, url, &ret))
+        if (early_checks(s, conn, url, method, &ret))
             return ret;
         if (!(st = calloc(1, sizeof *st)))
             return MHD_NO;
@@ -240,9 +246,15 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
         return -ENOMEM;
     s->ctx.db = opts->db;
     s->ctx.orch = opts->orch;
+    s->ctx.detect = opts->detect;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | (v6 ? MHD_USE_IPv6 : 0);
+    if ((rc = dash_new(opts->orch, opts->token, &s->dash)) != 0) {
+        free(s);
+        return dm_fail(err, errlen, rc, "cannot set up the dashboard: %s", dm_strerror(rc));
+    }
+    /* Suspend/resume: event streams wait without holding a pool thread. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                     MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
@@ -252,6 +264,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!s->mhd) {
         int e = errno;
+        dash_free(s->dash);
         free(s);
         return dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen on %.200s: %s", opts->listen,
                        e ? strerror(e) : "libmicrohttpd failed to start");
@@ -270,7 +283,9 @@ void api_server_stop(api_server *s)
 {
     if (!s)
         return;
+    dash_shutdown(s->dash); /* ends event streams: MHD must not stop with one suspended */
     MHD_stop_daemon(s->mhd);
+    dash_free(s->dash);
     explicit_bzero(s->token, sizeof s->token);
     free(s);
 }

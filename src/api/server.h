@@ -1,8 +1,9 @@
 /* The HTTP server: libmicrohttpd glue around the route table.
  *
  * S1: every /api/ request is authenticated (Authorization: Bearer <token>,
- *     compared in constant time) before its body is read; the token and the
- *     Authorization header are never logged.
+ *     compared in constant time, or a dashboard session cookie: dashboard.h
+ *     D1-D2) before its body is read; the token, the Authorization header
+ *     and the cookie are never logged.
  * S2: a body larger than API_BODY_MAX is refused with 413, from the
  *     Content-Length header when there is one, else once the cap is passed;
  *     the server never buffers more than API_BODY_MAX bytes per request.
@@ -23,6 +24,8 @@ typedef struct {
     const char *token;
     dm_db *db;
     fo_orch *orch;
+    /* The heartbeat listener (detect/listener.h); may be NULL. */
+    struct hbl_server *detect;
     unsigned threads;         /* 0: default (4) */
     unsigned max_connections; /* 0: default (256) */
 } api_server_opts;

@@ -8,6 +8,7 @@
 
 #include "api/server.h"
 #include "db/db.h"
+#include "detect/listener.h"
 #include "failover/orchestrator.h"
 #include "util/error.h"
 #include "util/fsutil.h"
@@ -30,10 +31,15 @@ static const char usage[] =
     "  --sim-speed N       simulated seconds per wall second for simulated failovers\n"
     "                      (default 200; env DUMONT_SIM_SPEED)\n"
     "  --log-level L       debug|info|warn|error (default info; env DUMONT_LOG_LEVEL)\n"
+    "  --heartbeat-listen ADDR:PORT  UDP heartbeats of `dumont agent` (default: the\n"
+    "                      --listen host and port + 1, i.e. 8701; docs/detect.md)\n"
     "\n"
     "On first start it writes an API token to $DUMONT_HOME/token (mode 0600); clients\n"
     "send it as `Authorization: Bearer <token>`. The database is SQLite in\n"
-    "$DUMONT_HOME/dumont.db unless DUMONT_DATABASE_URL=postgresql://... is set.\n";
+    "$DUMONT_HOME/dumont.db unless DUMONT_DATABASE_URL=postgresql://... is set.\n"
+    "The dashboard is at http://ADDR:PORT/ (sign in with the same token).\n";
+
+static char hb_listen[256]; /* --heartbeat-listen; "" for the default */
 
 static int parse_flags(dm_config *cfg, int argc, char **argv)
 {
@@ -41,6 +47,7 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"home", required_argument, NULL, 'H'},
         {"sim-speed", required_argument, NULL, 's'},
+        {"heartbeat-listen", required_argument, NULL, 'b'},
         {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -64,6 +71,9 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
                 fprintf(stderr, "dumont server: --sim-speed must be a number from 0.001 to 1e9\n");
                 return 2;
             }
+            break;
+        case 'b':
+            snprintf(hb_listen, sizeof hb_listen, "%s", optarg);
             break;
         case 'v':
             snprintf(cfg->log_level, sizeof cfg->log_level, "%s", optarg);
@@ -118,6 +128,7 @@ static int serve(dm_config *cfg, const char *token)
     dm_db *db = NULL;
     fo_orch *orch = NULL;
     api_server *srv = NULL;
+    hbl_server *hb = NULL;
     char err[512] = "", q[1200], shown[CFG_URL_MAX];
     int status = 1, rc, recovered = 0;
     db_url_redact(cfg->database_url, shown, sizeof shown);
@@ -131,7 +142,12 @@ static int serve(dm_config *cfg, const char *token)
                 err[0] ? err : dm_strerror(rc));
         goto out;
     }
-    api_server_opts o = {.listen = cfg->listen, .token = token, .db = db, .orch = orch};
+    if ((rc = hbl_start_server(hb_listen, cfg->listen, cfg->home, db, &hb, err, sizeof err)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", err);
+        goto out;
+    }
+    api_server_opts o = {
+        .listen = cfg->listen, .token = token, .db = db, .orch = orch, .detect = hb};
     if ((rc = api_server_start(&o, &srv, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
@@ -143,10 +159,13 @@ static int serve(dm_config *cfg, const char *token)
     log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(srv);
     srv = NULL;
+    hbl_stop(hb);
+    hb = NULL;
     fo_orch_shutdown(orch);
     status = 0;
 out:
     api_server_stop(srv);
+    hbl_stop(hb);
     fo_orch_free(orch);
     db_close(db);
     if (status == 0)

@@ -8,5 +8,10 @@
 
 int cmd_server(dm_config *cfg, int argc, char **argv);   /* dumont server */
 int cmd_failover(dm_config *cfg, int argc, char **argv); /* dumont failover ... */
+int cmd_agent(dm_config *cfg, int argc, char **argv);    /* dumont agent */
+int cmd_snapshot(dm_config *cfg, int argc, char **argv); /* dumont snapshot ... */
+
+/* dumont instances [show ID] */
+int cmd_instances(dm_config *cfg, int argc, char **argv);
 
 #endif

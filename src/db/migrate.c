@@ -69,8 +69,40 @@ static const char *const m1_sql[] = {
     NULL,
 };
 
+/* Instances and their state changes (src/db/db_instance.h, docs/detect.md).
+ * No key column: keys are derived, never stored (I1 of db_instance.h). */
+static const char *const m2_sql[] = {
+    "CREATE TABLE instances ("
+    " instance_id BIGINT PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " state_since_ms BIGINT NOT NULL,"
+    " registered_at_ms BIGINT NOT NULL,"
+    " last_heartbeat_ms BIGINT,"
+    " workload TEXT,"
+    " probe TEXT,"
+    " workload_cmd TEXT,"
+    " probe_spec TEXT,"
+    " hostname TEXT)",
+
+    "CREATE TABLE instance_events ("
+    " instance_id BIGINT NOT NULL REFERENCES instances ON DELETE CASCADE,"
+    " event_seq BIGINT NOT NULL,"
+    " at_ms BIGINT NOT NULL,"
+    " what TEXT NOT NULL,"
+    " from_state TEXT NOT NULL,"
+    " to_state TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " silent_ms BIGINT,"
+    " phi_milli BIGINT,"
+    " PRIMARY KEY (instance_id, event_seq))",
+    NULL,
+};
+
 static const migration migrations[] = {
     {1, m1_sql},
+    {2, m2_sql},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

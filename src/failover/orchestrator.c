@@ -27,6 +27,8 @@ struct fo_orch {
     int running;
     volatile int stopping;
     int shut;
+    fo_observer_fn observer; /* under `lock` */
+    void *observer_arg;
 };
 
 typedef struct {
@@ -56,6 +58,24 @@ int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret)
     return 0;
 }
 
+void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg)
+{
+    pthread_mutex_lock(&o->lock);
+    o->observer = fn;
+    o->observer_arg = arg;
+    pthread_mutex_unlock(&o->lock);
+}
+
+/* Tells the observer; under the lock so that clearing it waits for a call
+ * in flight. */
+static void notify(fo_orch *o, const fo_failover *f)
+{
+    pthread_mutex_lock(&o->lock);
+    if (o->observer)
+        o->observer(o->observer_arg, f);
+    pthread_mutex_unlock(&o->lock);
+}
+
 /* Applies ev and persists the result (O1). On a save error the in-memory
  * record still moves on, and the error is logged: the next save retries. */
 static int apply(fo_orch *o, fo_failover *f, const fo_event *ev)
@@ -70,6 +90,7 @@ static int apply(fo_orch *o, fo_failover *f, const fo_event *ev)
         log_error("failover.save_failed", "failover_id=%s error=%s", f->id,
                   log_quote(q, sizeof q, err));
     }
+    notify(o, f);
     return rc;
 }
 
@@ -223,6 +244,7 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
     if (rc)
         goto fail;
     *ret = r->f;
+    notify(o, &r->f);
     log_info("failover.started", "failover_id=%s gpu_instance_id=%lld kind=simulated speed=%g",
              r->f.id, (long long)gpu_instance_id, r->opts.speed);
     if ((rc = start_thread(r)) != 0) {

@@ -29,7 +29,16 @@ typedef struct {
     int fail_phase; /* FO_NULL: none; else the fo_phase that fails */
 } fo_sim_opts;
 
+/* Called after every persisted transition (and once when a failover starts)
+ * with the record as saved, from the thread that made it; must be quick and
+ * must not call back into the orchestrator. Lets the API stream live events
+ * without the core depending on it. */
+typedef void (*fo_observer_fn)(void *arg, const fo_failover *f);
+
 void fo_sim_opts_init(fo_sim_opts *o);
+/* Sets (fn != NULL) or clears the observer. Once it returns, the previous
+ * observer is not running and is never called again. */
+void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg);
 int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret);
 /* O2. *ret_count: how many were marked failed. */
 int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen);

@@ -40,7 +40,8 @@ static void pg_reset(void)
     PGconn *c = PQconnectdb(g_pg_url);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SET client_min_messages = warning;"
-                            "DROP TABLE IF EXISTS failover_phases, failovers, associations,"
+                            "DROP TABLE IF EXISTS instance_events, instances,"
+                            " failover_phases, failovers, associations,"
                             " schema_migrations CASCADE");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
@@ -290,11 +291,11 @@ static void test_migrations_idempotent(void **state)
     dm_db *db = open_db();
     assert_string_equal(db_backend_name(db), g_pg_url ? "postgresql" : "sqlite");
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 1);
+    assert_int_equal(v, 2);
     db_close(db);
     db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 1);
+    assert_int_equal(v, 2);
     db_close(db);
 }
 
@@ -325,7 +326,7 @@ static void test_migrations_concurrent(void **state)
     int v = 0;
     dm_db *db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 1);
+    assert_int_equal(v, 2);
     db_close(db);
 }
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Failure-detection latency of real `dumont agent` processes (issue 5, "Must
+# reach"), and false alarms under injected jitter and loss.
+#
+#   bench/detect.sh [KILLS [SOAK_AGENTS [SOAK_SECONDS [SIGNAL]]]]
+#       KILLS         agents killed, one at a time (default 50; 0 skips)
+#       SOAK_AGENTS   agents sending with 150 ms jitter and 2% loss (default 10)
+#       SOAK_SECONDS  how long they send (default 60; 0 skips the soak)
+#       SIGNAL        KILL (default) or STOP
+#
+# Uses $DUMONT_BIN (default build/dumont), a fresh DUMONT_HOME and SQLite.
+# Latency = the server's recorded time of the `failed` change minus the time
+# just before the signal was sent (same machine, same wall clock); so it
+# includes the part of the interval since the last heartbeat, the detector's
+# wait and the listener's 10 ms tick. Agents run with default settings
+# (--heartbeat-ms 200); each has sent >= 3 s of heartbeats before its kill.
+set -euo pipefail
+
+KILLS=${1:-50}
+SOAK_AGENTS=${2:-10}
+SOAK_SECONDS=${3:-60}
+SIG=${4:-KILL}
+src=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${DUMONT_BIN:-$src/build/dumont}
+[ -x "$BIN" ] || { echo "detect.sh: build first ($BIN missing)" >&2; exit 1; }
+command -v jq >/dev/null || { echo "detect.sh: jq is needed" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/dumont-bench-detect.XXXXXX)
+pids=()
+server=""
+cleanup() {
+    local p
+    for p in "${pids[@]+"${pids[@]}"}"; do kill -CONT "$p" 2>/dev/null || true; kill -KILL "$p" 2>/dev/null || true; done
+    [ -z "$server" ] || { kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export DUMONT_HOME=$tmp/home
+mkdir -m 700 "$DUMONT_HOME"
+unset DUMONT_DATABASE_URL DUMONT_TOKEN
+port=$((20000 + RANDOM % 30000))
+export DUMONT_URL=http://127.0.0.1:$port
+"$BIN" server --listen "127.0.0.1:$port" --heartbeat-listen 127.0.0.1:0 --log-level warn \
+    >"$tmp/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 200); do
+    curl -sf "$DUMONT_URL/healthz" >/dev/null 2>&1 && [ -s "$DUMONT_HOME/token" ] && break
+    sleep 0.05
+done
+printf 'Authorization: Bearer %s\n' "$(cat "$DUMONT_HOME/token")" >"$tmp/auth"
+chmod 600 "$tmp/auth"
+api() { curl -sf -H "@$tmp/auth" "$DUMONT_URL$1"; }
+now_ms() { local t=$EPOCHREALTIME; echo $((${t%[.,]*} * 1000 + 10#${t#*[.,]} / 1000)); }
+
+state_of() { api "/api/instances/$1" | jq -r .state; }
+wait_state() { # ID STATE SECONDS
+    local end=$(($(now_ms) + $3 * 1000))
+    while [ "$(now_ms)" -lt "$end" ]; do
+        [ "$(state_of "$1")" = "$2" ] && return 0
+        sleep 0.05
+    done
+    echo "detect.sh: instance $1 never became $2" >&2
+    return 1
+}
+
+# ---- kills -------------------------------------------------------------------
+if [ "$KILLS" -gt 0 ]; then
+echo "kill -$SIG of $KILLS agents, one at a time (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+: >"$tmp/lat"
+batch=10
+for ((first = 1; first <= KILLS; first += batch)); do
+    ids=()
+    for ((i = first; i < first + batch && i <= KILLS; i++)); do
+        "$BIN" agent --instance "$((1000 + i))" --log-level warn >>"$tmp/agents.log" 2>&1 &
+        pids[i]=$!
+        ids+=("$i")
+    done
+    for i in "${ids[@]}"; do wait_state "$((1000 + i))" healthy 20; done
+    sleep 3 # history for the detector
+    for i in "${ids[@]}"; do
+        sleep "0.$((RANDOM % 200 + 100))" # kill at a random point of the interval
+        t=$(now_ms)
+        kill "-$SIG" "${pids[i]}"
+        wait_state "$((1000 + i))" failed 10
+        at=$(api "/api/instances/$((1000 + i))" |
+            jq -r '[.events[] | select(.what == "state" and .to == "failed")][0].at')
+        at_ms=$(date -d "$at" +%s%3N)
+        echo $((at_ms - t)) >>"$tmp/lat"
+        kill -KILL "${pids[i]}" 2>/dev/null || true
+    done
+done
+sort -n "$tmp/lat" >"$tmp/lat.sorted"
+n=$(wc -l <"$tmp/lat.sorted")
+pct() { sed -n "$(((n * $1 + 99) / 100))p" "$tmp/lat.sorted"; }
+printf 'detection after kill -%s (n=%d): p50 %s ms, p99 %s ms, min %s ms, max %s ms\n' \
+    "$SIG" "$n" "$(pct 50)" "$(pct 99)" "$(head -1 "$tmp/lat.sorted")" "$(tail -1 "$tmp/lat.sorted")"
+fi
+
+# ---- soak: jitter and loss ---------------------------------------------------
+if [ "$SOAK_SECONDS" -gt 0 ]; then
+    echo "soak: $SOAK_AGENTS agents x ${SOAK_SECONDS}s, 150 ms jitter, 2% loss" >&2
+    for ((i = 1; i <= SOAK_AGENTS; i++)); do
+        "$BIN" agent --instance "$((5000 + i))" --test-jitter-ms 150 --test-loss 0.02 \
+            --log-level warn >>"$tmp/agents.log" 2>&1 &
+        pids+=("$!")
+    done
+    for ((i = 1; i <= SOAK_AGENTS; i++)); do wait_state "$((5000 + i))" healthy 20; done
+    sleep "$SOAK_SECONDS"
+    false_failed=0 suspects=0
+    for ((i = 1; i <= SOAK_AGENTS; i++)); do
+        j=$(api "/api/instances/$((5000 + i))")
+        false_failed=$((false_failed + $(jq '[.events[] | select(.to == "failed")] | length' <<<"$j")))
+        suspects=$((suspects + $(jq '[.events[] | select(.to == "suspect")] | length' <<<"$j")))
+    done
+    printf 'soak (%d agent-minutes, 150 ms jitter, 2%% loss): %d false failed, %d suspect\n' \
+        "$((SOAK_AGENTS * SOAK_SECONDS / 60))" "$false_failed" "$suspects"
+fi
+echo "heartbeat counters: $(api /api/instances | jq -c '.heartbeats | {received, accepted, dropped: (.dropped | with_entries(select(.value > 0)))}')"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

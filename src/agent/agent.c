@@ -1,0 +1,333 @@
+/* The agent loop (see agent.h for A1-A5).
+ *
+ * One thread does the heartbeats and the workload supervision, on a fixed
+ * schedule; the probe has its own thread (probe.h P1). Registration is one
+ * REST call; its answer carries the key and the UDP port, and the heartbeat
+ * goes to the API's host at that port over a connected UDP socket. */
+#include "agent/agent.h"
+
+#include "agent/preempt.h"
+#include "agent/probe.h"
+#include "agent/workload.h"
+#include "detect/heartbeat.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define REG_BODY_MAX 16384
+
+typedef struct {
+    const agent_opts *o;
+    uint8_t key[HB_KEY_LEN];
+    int port;
+    int fd;
+    uint64_t seq;
+    wl_sup wl;
+    int have_wl;
+    prb_runner *probe;
+    pre_watch *preempt;
+    uint64_t rng;
+} agent;
+
+void agent_opts_init(agent_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = "gpu";
+    o->heartbeat_ms = 200;
+    o->probe_every_ms = 5000;
+    o->crash_limit = 5;
+    o->crash_window_ms = 60000;
+    o->preempt_every_ms = 1000;
+}
+
+/* ---- registration -------------------------------------------------------- */
+
+typedef struct {
+    char buf[REG_BODY_MAX];
+    size_t len;
+} reg_body;
+
+static size_t reg_data(char *p, size_t sz, size_t n, void *ctx)
+{
+    reg_body *b = ctx;
+    size_t add = sz * n;
+    if (b->len + add >= sizeof b->buf)
+        return 0;
+    memcpy(b->buf + b->len, p, add);
+    b->len += add;
+    b->buf[b->len] = '\0';
+    return add;
+}
+
+static char *register_body(const agent_opts *o)
+{
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    json_t *j = json_pack("{s:I, s:s}", "instance_id", (json_int_t)o->instance_id, "kind", o->kind);
+    if (j && o->workload)
+        json_object_set_new(j, "workload", json_string(o->workload));
+    if (j && o->probe)
+        json_object_set_new(j, "probe", json_string(o->probe));
+    if (j && host[0])
+        json_object_set_new(j, "hostname", json_string(host));
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* The answer: key (A1) and port. */
+static int read_answer(agent *a, const reg_body *b, char *err, size_t errlen)
+{
+    json_t *j = json_loadb(b->buf, b->len, 0, NULL);
+    const char *key = json_string_value(json_object_get(j, "key"));
+    json_int_t port = json_integer_value(json_object_get(j, "heartbeat_port"));
+    int rc = 0;
+    if (!key || hb_key_from_hex(key, a->key) != 0 || port < 1 || port > 65535)
+        rc = dm_fail(err, errlen, DM_E_PROTOCOL, "the server's registration answer is unusable");
+    else
+        a->port = (int)port;
+    json_decref(j); /* jansson does not wipe: the key copy dies with the process */
+    return rc;
+}
+
+static int register_once(agent *a, char *err, size_t errlen)
+{
+    char url[1200], auth[400];
+    reg_body b = {.len = 0};
+    char *post = register_body(a->o);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    int rc = DM_E_UNAVAILABLE;
+    snprintf(url, sizeof url, "%s/api/instances/register", a->o->server_url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", a->o->token);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, auth);
+    explicit_bzero(auth, sizeof auth);
+    if (!post || !c || !h) {
+        rc = dm_fail(err, errlen, -ENOMEM, "out of memory");
+        goto out;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reg_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK)
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot reach %s: %s", a->o->server_url,
+                     curl_easy_strerror(cc));
+    else if (status == 401)
+        rc = dm_fail(err, errlen, DM_E_UNAUTHORIZED, "the server refused the API token");
+    else if (status != 201)
+        rc = dm_fail(err, errlen, status >= 500 ? DM_E_UNAVAILABLE : DM_E_PROTOCOL,
+                     "registration answered HTTP %ld", status);
+    else
+        rc = read_answer(a, &b, err, errlen);
+out:
+    explicit_bzero(b.buf, sizeof b.buf);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(post);
+    return rc;
+}
+
+/* A4: until it works, *stop, or an answer that retrying cannot change. */
+static int register_retry(agent *a, char *err, size_t errlen)
+{
+    int64_t backoff = 200;
+    for (;;) {
+        int rc = register_once(a, err, errlen);
+        if (rc == 0 || rc == DM_E_UNAUTHORIZED || rc == DM_E_PROTOCOL || rc == -ENOMEM)
+            return rc;
+        char q[600];
+        log_warn("agent.register_retry", "in_ms=%lld error=%s", (long long)backoff,
+                 log_quote(q, sizeof q, err));
+        if (clock_sleep_ms(backoff, a->o->stop))
+            return DM_E_CANCELLED;
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+/* ---- heartbeats ---------------------------------------------------------- */
+
+static int open_socket(agent *a, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, port[8];
+    int rc = 0;
+    if (!u || curl_url_set(u, CURLUPART_URL, a->o->server_url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        rc = dm_fail(err, errlen, DM_E_INVALID, "bad server URL");
+        goto out;
+    }
+    size_t hl = strlen(host); /* "[::1]" -> "::1" for getaddrinfo */
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    snprintf(port, sizeof port, "%d", a->port);
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0 || !res) {
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot resolve %s: %s", host,
+                     gai_strerror(gai));
+        goto out;
+    }
+    a->fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (a->fd < 0 || connect(a->fd, res->ai_addr, res->ai_addrlen) != 0)
+        rc = dm_fail(err, errlen, -errno, "heartbeat socket: %s", strerror(errno));
+    freeaddrinfo(res);
+out:
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static double rnd(agent *a) /* xorshift64*: test knobs only (A5) */
+{
+    a->rng ^= a->rng >> 12;
+    a->rng ^= a->rng << 25;
+    a->rng ^= a->rng >> 27;
+    return (double)((a->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static void send_one(agent *a, hb_type type, uint32_t flags)
+{
+    hb_packet p = {.type = type,
+                   .workload = a->have_wl ? a->wl.state : HB_WL_NONE,
+                   .probe = prb_state(a->probe),
+                   .instance_id = a->o->instance_id,
+                   .seq = ++a->seq,
+                   .sent_at_ms = clock_wall_ms(),
+                   .flags = flags,
+                   .restarts = a->have_wl ? a->wl.restarts : 0};
+    uint8_t buf[HB_PACKET_LEN];
+    if (hb_encode(&p, a->key, buf) != 0)
+        return;
+    /* A send error (server down, ICMP refused) is not fatal: the next try. */
+    if (send(a->fd, buf, sizeof buf, MSG_NOSIGNAL) < 0 && errno != ECONNREFUSED)
+        log_debug("agent.send_failed", "errno=%d", errno);
+}
+
+static void beat(agent *a)
+{
+    const agent_opts *o = a->o;
+    if (o->test_loss > 0 && rnd(a) < o->test_loss) {
+        a->seq++; /* as if sent and lost */
+        return;
+    }
+    if (o->test_jitter_ms > 0)
+        clock_sleep_ms((int64_t)(rnd(a) * (double)o->test_jitter_ms), NULL);
+    send_one(a, HB_T_BEAT, pre_noticed(a->preempt) ? HB_F_PREEMPTING : 0); /* A6 */
+}
+
+static void loop(agent *a)
+{
+    const agent_opts *o = a->o;
+    int64_t due = clock_mono_ms();
+    while (!*o->stop) {
+        int64_t now = clock_mono_ms();
+        if (a->have_wl && wl_tick(&a->wl, now))
+            log_info("agent.workload", "state=%s restarts=%u", hb_workload_name(a->wl.state),
+                     a->wl.restarts);
+        if (now >= due) {
+            beat(a);
+            due += o->heartbeat_ms;
+            if (due <= now) /* A2: late; no catching up */
+                due = now + o->heartbeat_ms;
+        }
+        int64_t wait = due - clock_mono_ms();
+        if (a->have_wl && wait > 50)
+            wait = 50; /* notice a crash soon */
+        if (wait > 0)
+            clock_sleep_ms(wait, o->stop);
+    }
+}
+
+/* ---- run ----------------------------------------------------------------- */
+
+static int check_opts(const agent_opts *o, char *err, size_t errlen)
+{
+    if (!o->server_url || !*o->server_url || !o->token || !*o->token || !o->stop)
+        return dm_fail(err, errlen, DM_E_INVALID, "server URL and token are required");
+    if (o->instance_id < 1 || o->instance_id > HB_ID_MAX)
+        return dm_fail(err, errlen, DM_E_INVALID, "instance id must be from 1 to 2^53");
+    if (o->heartbeat_ms < 10 || o->heartbeat_ms > 60000)
+        return dm_fail(err, errlen, DM_E_INVALID, "heartbeat interval must be 10 ms to 60 s");
+    if (o->probe)
+        return prb_check_spec(o->probe, err, errlen);
+    return 0;
+}
+
+static int start_parts(agent *a, char *err, size_t errlen)
+{
+    const agent_opts *o = a->o;
+    int rc = 0;
+    if (o->workload &&
+        (rc = wl_init(&a->wl, o->workload, o->crash_limit, o->crash_window_ms, err, errlen)) != 0)
+        return rc;
+    if ((rc = register_retry(a, err, errlen)) != 0 || (rc = open_socket(a, err, errlen)) != 0)
+        return rc;
+    log_info("agent.registered", "instance=%lld heartbeat_port=%d interval_ms=%lld",
+             (long long)o->instance_id, a->port, (long long)o->heartbeat_ms);
+    if (o->workload) {
+        a->have_wl = 1;
+        if (wl_start(&a->wl, clock_mono_ms(), err, errlen) != 0) { /* retried by the supervisor */
+            a->wl.next_start_ms = clock_mono_ms() + WL_BACKOFF_MS;
+            log_warn("agent.workload_start_failed", "%s", "will_retry=1");
+        }
+    }
+    if (o->probe && (rc = prb_start(o->probe, o->probe_every_ms, &a->probe, err, errlen)) != 0)
+        return rc;
+    if (o->preempt_cloud != PRE_NONE)
+        rc = pre_start((pre_cloud)o->preempt_cloud, o->metadata_url, o->preempt_every_ms,
+                       &a->preempt, err, errlen);
+    return rc;
+}
+
+int agent_run(const agent_opts *o, char *err, size_t errlen)
+{
+    int rc = check_opts(o, err, errlen);
+    if (rc)
+        return rc;
+    agent *a = calloc(1, sizeof *a);
+    if (!a)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    a->o = o;
+    a->fd = -1;
+    if (getrandom(&a->rng, sizeof a->rng, 0) != sizeof a->rng || a->rng == 0)
+        a->rng = (uint64_t)clock_mono_us() | 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if ((rc = start_parts(a, err, errlen)) != 0)
+        goto out;
+    loop(a);
+    for (int i = 0; i < AGENT_LEAVING_COPIES; i++) /* A3 */
+        send_one(a, HB_T_LEAVING, 0);
+    log_info("agent.leaving", "instance=%lld", (long long)o->instance_id);
+out:
+    prb_stop(a->probe);
+    pre_stop(a->preempt);
+    if (a->have_wl)
+        wl_stop(&a->wl, 10000);
+    if (a->fd >= 0)
+        close(a->fd);
+    explicit_bzero(a->key, sizeof a->key);
+    free(a);
+    return rc == DM_E_CANCELLED ? 0 : rc;
+}

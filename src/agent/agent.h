@@ -1,0 +1,53 @@
+/* `dumont agent`: runs on every GPU/CPU instance. Registers with the server
+ * (REST, API token), then sends a signed UDP heartbeat every heartbeat_ms
+ * carrying the workload's and the probe's state; supervises the workload
+ * (workload.h) and probes its readiness (probe.h). docs/detect.md.
+ *
+ * A1: the per-instance key is held in memory only: never logged, never put
+ *     in argv or a file.
+ * A2: heartbeats follow a fixed schedule on the monotonic clock (the next
+ *     one is due interval after the previous *due* time, not after the send)
+ *     so a slow iteration does not drift the rate; a late one is sent at
+ *     once, never in a burst to catch up.
+ * A3: when *stop becomes non-zero (SIGTERM/SIGINT) the agent sends
+ *     `leaving` AGENT_LEAVING_COPIES times (UDP may lose one), stops the
+ *     workload, and returns 0: the server shows it leaving, not failed.
+ * A4: registration is retried (backoff up to 5 s) until it succeeds or
+ *     *stop is set: an agent may start before its server.
+ * A6: once the cloud announced a preemption (preempt.h), every heartbeat
+ *     carries HB_F_PREEMPTING: the server shows the instance preempting.
+ * A5: the test knobs (jitter, loss) only delay or skip sends; every packet
+ *     that goes out is a valid, signed heartbeat. */
+#ifndef DUMONT_AGENT_AGENT_H
+#define DUMONT_AGENT_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_LEAVING_COPIES 3
+
+typedef struct {
+    const char *server_url; /* http://HOST:PORT of the API */
+    const char *token;      /* the API token (borrowed) */
+    int64_t instance_id;
+    const char *kind;         /* "gpu" | "cpu" */
+    int64_t heartbeat_ms;     /* default 200 */
+    const char *workload;     /* command line (no shell) or NULL */
+    const char *probe;        /* "http:URL" | "exec:CMD" | "ollama:MODEL[@URL]" or NULL */
+    int64_t probe_every_ms;   /* default 5000 */
+    int crash_limit;          /* crashlooping after this many crashes ... (5) */
+    int64_t crash_window_ms;  /* ... within this window (60 s) */
+    int preempt_cloud;        /* pre_cloud (preempt.h): 0 none, aws, gcp */
+    const char *metadata_url; /* NULL: the cloud's default */
+    int64_t preempt_every_ms; /* default 1000 */
+    int64_t test_jitter_ms;   /* A5: delay each send by up to this */
+    double test_loss;         /* A5: skip a send with this probability */
+    const volatile int *stop; /* A3 */
+} agent_opts;
+
+void agent_opts_init(agent_opts *o);
+/* Runs until *stop. Returns 0 after a clean stop (A3), or a DM_E_* code
+ * with err set when the agent cannot run (bad options, no socket). */
+int agent_run(const agent_opts *o, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,61 @@
+/* The workload supervisor of `dumont agent`: starts the workload, restarts
+ * it when it crashes, with backoff, and gives up when it crash-loops (like
+ * systemd's Restart=on-failure with StartLimitBurst/StartLimitIntervalSec).
+ *
+ * The command line is split into words here (blanks separate words; '...'
+ * and "..." group them, without escapes) and started with posix_spawnp():
+ * no shell ever reads it. The workload runs in its own process group, so
+ * stopping it stops what it started.
+ *
+ * S1: exit status 0 is a clean end: exited, not restarted. Any other status
+ *     or a signal is a crash.
+ * S2: after a crash the restart waits backoff_ms, doubled per crash up to
+ *     WL_BACKOFF_MAX_MS, and reset once the workload has run for the crash
+ *     window without crashing.
+ * S3: crash_limit crashes within crash_window_ms is crashlooping: no more
+ *     restarts (the controller may fail over). The crash times are kept in a
+ *     ring of at most WL_CRASH_MAX.
+ * S4: wl_stop() sends SIGTERM to the group, waits up to grace_ms, then
+ *     SIGKILL; it always reaps. wl_tick() never blocks. */
+#ifndef DUMONT_AGENT_WORKLOAD_H
+#define DUMONT_AGENT_WORKLOAD_H
+
+#include "detect/heartbeat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WL_CMD_MAX        1024
+#define WL_ARGV_MAX       64
+#define WL_CRASH_MAX      32
+#define WL_BACKOFF_MS     500
+#define WL_BACKOFF_MAX_MS 30000
+
+typedef struct {
+    char buf[WL_CMD_MAX];
+    char *argv[WL_ARGV_MAX + 1];
+    pid_t pid; /* 0: not running */
+    hb_workload state;
+    int64_t started_ms, next_start_ms, backoff_ms;
+    int64_t crashes[WL_CRASH_MAX];
+    int ncrash, crash_limit;
+    int64_t crash_window_ms;
+    uint32_t restarts;
+    int last_status; /* raw wait status of the last exit */
+    int quiet;       /* no log lines (probes run through here too) */
+} wl_sup;
+
+/* Splits cmdline into argv (S: no shell). DM_E_INVALID on an empty line, an
+ * unclosed quote, or more than WL_ARGV_MAX words; DM_E_TOO_BIG when longer
+ * than WL_CMD_MAX. crash_limit < 1 or window <= 0 take the defaults (5, 60 s). */
+int wl_init(wl_sup *w, const char *cmdline, int crash_limit, int64_t crash_window_ms, char *err,
+            size_t errlen);
+/* Starts the workload now. */
+int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen);
+/* Reaps an exit and restarts when due (S1-S3). Returns 1 when the state changed. */
+int wl_tick(wl_sup *w, int64_t now_ms);
+/* S4. */
+void wl_stop(wl_sup *w, int64_t grace_ms);
+
+#endif

@@ -1,0 +1,216 @@
+/* Dashboard glue (see dashboard.h for D1-D4): sign-in, sign-out, the
+ * session probe, static files and the event stream.
+ *
+ *   GET    /api/session  200 {"authenticated": bool, "features": {...}}: open;
+ *                        lets the page ask whether its HttpOnly cookie is live,
+ *                        and which views the server fills, without a 401/404
+ *   POST   /api/session  {"token": "..."} -> 204 + Set-Cookie, or 401
+ *   DELETE /api/session  204 + a Set-Cookie that clears the cookie
+ *   GET    /api/events   text/event-stream (events.c)
+ *   GET    /, /assets/NAME  embedded files (static.c) */
+#include "api/dashboard.h"
+
+#include "api/events.h"
+#include "api/http.h"
+#include "api/session.h"
+#include "api/static.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct api_dashboard {
+    fo_orch *orch;
+    events_bus *bus;
+    session_store *sessions;
+    char token[SECRET_TOKEN_MAX];
+    int shut;
+};
+
+int dash_new(fo_orch *orch, const char *token, api_dashboard **ret)
+{
+    api_dashboard *d = calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    int rc = session_store_new(SESSION_CAP, SESSION_TTL_MS, &d->sessions);
+    if (rc == 0)
+        rc = events_bus_new(0, &d->bus);
+    if (rc) {
+        session_store_free(d->sessions);
+        free(d);
+        return rc;
+    }
+    snprintf(d->token, sizeof d->token, "%s", token ? token : "");
+    d->orch = orch;
+    if (orch)
+        fo_orch_set_observer(orch, events_on_failover, d->bus);
+    *ret = d;
+    return 0;
+}
+
+void dash_shutdown(api_dashboard *d)
+{
+    if (!d || d->shut)
+        return;
+    d->shut = 1;
+    if (d->orch)
+        fo_orch_set_observer(d->orch, NULL, NULL); /* D4: first unhook */
+    events_bus_shutdown(d->bus);
+}
+
+void dash_free(api_dashboard *d)
+{
+    if (!d)
+        return;
+    dash_shutdown(d);
+    events_bus_free(d->bus);
+    session_store_free(d->sessions);
+    explicit_bzero(d->token, sizeof d->token);
+    free(d);
+}
+
+int dash_is_public(const char *url)
+{
+    return strcmp(url, "/api/session") == 0; /* D1 */
+}
+
+static int safe_method(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static int cookie_live(api_dashboard *d, struct MHD_Connection *conn)
+{
+    const char *id = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    return id && session_check(d->sessions, id, clock_mono_ms());
+}
+
+int dash_cookie_authorized(api_dashboard *d, struct MHD_Connection *conn, const char *method)
+{
+    if (!d || !cookie_live(d, conn))
+        return 0;
+    if (safe_method(method))
+        return 1;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Dumont-Request");
+    return h && strcmp(h, "1") == 0; /* D2 */
+}
+
+/* Queues a JSON (body != NULL) or empty answer with an optional cookie. */
+static int answer(struct MHD_Connection *conn, unsigned status, json_t *body, const char *cookie,
+                  const char *allow)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    struct MHD_Response *r =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    if (text)
+        MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (cookie)
+        MHD_add_response_header(r, "Set-Cookie", cookie);
+    if (allow)
+        MHD_add_response_header(r, "Allow", allow);
+    int ok = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static int answer_error(struct MHD_Connection *conn, unsigned status, const char *code,
+                        const char *detail)
+{
+    return answer(conn, status, json_pack("{s:s, s:s}", "error", code, "detail", detail), NULL,
+                  NULL);
+}
+
+/* The token of a {"token": "..."} body into out; 0, or -1 (malformed). */
+static int body_token(const char *body, size_t len, char *out, size_t cap)
+{
+    json_t *o = body && len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const char *t = json_string_value(json_object_get(o, "token"));
+    int ok = json_is_object(o) && json_object_size(o) == 1 && t && *t && strlen(t) < cap;
+    if (ok)
+        snprintf(out, cap, "%s", t);
+    json_decref(o);
+    return ok ? 0 : -1;
+}
+
+static int sign_in(api_dashboard *d, struct MHD_Connection *conn, const char *body, size_t len)
+{
+    char token[SECRET_TOKEN_MAX];
+    if (body_token(body, len, token, sizeof token) != 0)
+        return answer_error(conn, 400, "bad_request",
+                            "the body must be {\"token\": \"<the API token>\"}");
+    int good = d->token[0] && secret_equal(token, d->token); /* D3 */
+    explicit_bzero(token, sizeof token);
+    if (!good) {
+        log_warn("session.refused", "%s", "reason=wrong_token");
+        return answer_error(conn, 401, "unauthorized",
+                            "wrong API token (it is in $DUMONT_HOME/token on the server)");
+    }
+    char id[SESSION_ID_LEN + 1], cookie[SESSION_HEADER_MAX];
+    int rc = session_create(d->sessions, clock_mono_ms(), id, sizeof id);
+    if (rc == 0)
+        rc = session_cookie(id, SESSION_TTL_MS / 1000, cookie, sizeof cookie);
+    explicit_bzero(id, sizeof id);
+    if (rc)
+        return answer_error(conn, 500, "internal", "could not create a session");
+    log_info("session.created", "sessions=%zu", session_count(d->sessions, clock_mono_ms()));
+    int ok = answer(conn, 204, NULL, cookie, NULL);
+    explicit_bzero(cookie, sizeof cookie);
+    return ok;
+}
+
+static int session_endpoint(api_dashboard *d, struct MHD_Connection *conn, const char *method,
+                            const char *body, size_t len)
+{
+    if (strcmp(method, "POST") == 0)
+        return sign_in(d, conn, body, len);
+    if (strcmp(method, "DELETE") == 0) {
+        const char *id = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+        if (id && session_remove(d->sessions, id))
+            log_info("session.ended", "%s", "reason=sign_out");
+        char cookie[SESSION_HEADER_MAX];
+        session_cookie(NULL, 0, cookie, sizeof cookie);
+        return answer(conn, 204, NULL, cookie, NULL);
+    }
+    if (safe_method(method)) /* the views this server can fill: no 404 probing */
+        return answer(conn, 200,
+                      json_pack("{s:b, s:{s:b}}", "authenticated", cookie_live(d, conn), "features",
+                                "instances", api_route_exists("GET", "/api/instances")),
+                      NULL, NULL);
+    return answer_error(conn, 405, "method_not_allowed", "use GET, POST or DELETE");
+}
+
+int dash_handle(api_dashboard *d, struct MHD_Connection *conn, const char *url, const char *method,
+                const char *body, size_t body_len, int *ret)
+{
+    if (!d)
+        return 0;
+    if (strncmp(url, "/api/", 5) != 0)
+        return static_serve(conn, url, method, ret);
+    if (dash_is_public(url)) {
+        *ret = session_endpoint(d, conn, method, body, body_len);
+        return 1;
+    }
+    if (strcmp(url, "/api/events") == 0) {
+        *ret = strcmp(method, "GET") == 0
+                   ? events_serve(d->bus, conn)
+                   : answer(conn, 405,
+                            json_pack("{s:s, s:s}", "error", "method_not_allowed", "detail",
+                                      "GET /api/events only"),
+                            NULL, "GET");
+        return 1;
+    }
+    return 0;
+}

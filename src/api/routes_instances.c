@@ -1,0 +1,232 @@
+/* Instance endpoints (see routes_instances.h for R1-R2).
+ *
+ * The database holds what is durable (registration, the last recorded state
+ * and its history); the listener holds what changes every heartbeat (age,
+ * phi, sequence). An answer merges both: the live state wins when the
+ * listener knows the instance, as it is never older than the database's. */
+#include "api/routes_instances.h"
+
+#include "api/render.h"
+#include "db/db_instance.h"
+#include "detect/listener.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/parse.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENTS_SHOWN 50
+
+/* A JSON object body with only allowed keys; 400 and -1 otherwise. */
+static int body_fields(const api_request *req, api_response *resp, const char *const *allowed,
+                       json_t **ret)
+{
+    json_error_t jerr;
+    json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
+                              : json_object();
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        api_error(resp, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            ok |= strcmp(*a, key) == 0;
+        if (!ok) {
+            api_error(resp, 400, "bad_request", "unknown field '%.64s'", key);
+            json_decref(o);
+            return -1;
+        }
+    }
+    *ret = o;
+    return 0;
+}
+
+/* An optional printable string of fewer than cap bytes; *ret NULL if absent. */
+static int text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp)
+{
+    json_t *v = json_object_get(o, key);
+    *ret = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    int ok = s && n > 0 && n < cap;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (!ok) {
+        api_error(resp, 400, "bad_request",
+                  "'%s' must be a non-empty string of at most %zu printable characters", key,
+                  cap - 1);
+        return -1;
+    }
+    *ret = s;
+    return 0;
+}
+
+static int reg_fields(json_t *o, hbl_reg *r, api_response *resp)
+{
+    json_t *id = json_object_get(o, "instance_id");
+    if (!json_is_integer(id) || json_integer_value(id) < 1 || json_integer_value(id) > HB_ID_MAX)
+        return api_error(resp, 400, "bad_request", "'instance_id' %s: an integer from 1 to %lld",
+                         id ? "is out of range" : "is required", (long long)HB_ID_MAX),
+               -1;
+    r->instance_id = json_integer_value(id);
+    if (text_field(o, "kind", 16, &r->kind, resp) ||
+        text_field(o, "workload", DB_INST_TEXT_MAX, &r->workload_cmd, resp) ||
+        text_field(o, "probe", DB_INST_TEXT_MAX, &r->probe_spec, resp) ||
+        text_field(o, "hostname", 128, &r->hostname, resp))
+        return -1;
+    if (r->kind && strcmp(r->kind, "gpu") != 0 && strcmp(r->kind, "cpu") != 0)
+        return api_error(resp, 400, "bad_request", "'kind' must be gpu or cpu"), -1;
+    return 0;
+}
+
+int api_h_instance_register(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    static const char *const allowed[] = {"instance_id", "kind",     "workload",
+                                          "probe",       "hostname", NULL};
+    json_t *o;
+    if (!ctx->detect) /* R2 */
+        return api_error(resp, 503, "unavailable", "the heartbeat listener is not running");
+    if (body_fields(req, resp, allowed, &o))
+        return 0;
+    hbl_reg r = {0};
+    char key[HB_KEY_HEX_LEN + 1], err[512] = "";
+    int rc = reg_fields(o, &r, resp) ? 1 : 0;
+    if (rc == 0)
+        rc = hbl_register(ctx->detect, &r, key, err, sizeof err);
+    json_t *b = NULL; /* r's strings point into o: answer before releasing it */
+    if (rc == 0)
+        b = json_pack("{s:I, s:s, s:s, s:i, s:s}", "instance_id", (json_int_t)r.instance_id, "kind",
+                      r.kind ? r.kind : "gpu", "key", key, "heartbeat_port", hbl_port(ctx->detect),
+                      "state", "pending");
+    json_decref(o);
+    explicit_bzero(key, sizeof key);
+    if (rc == 1)
+        return 0;
+    if (rc)
+        return api_error_from(resp, rc, err);
+    return api_json(resp, 201, b);
+}
+
+static json_t *int_or_null(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+/* Live fields over the database's (R2: null when the listener does not know it). */
+static void add_live(json_t *o, const api_ctx *ctx, const db_instance *in)
+{
+    hbl_live l;
+    int live = ctx->detect && hbl_live_get(ctx->detect, in->instance_id, &l) == 0;
+    int64_t last =
+        live && l.last_heartbeat_wall_ms >= 0 ? l.last_heartbeat_wall_ms : in->last_heartbeat_ms;
+    json_object_set_new(o, "state", json_string(live ? det_state_name(l.state) : in->state));
+    json_object_set_new(o, "last_heartbeat", render_time(last < 0 ? FO_NULL : last));
+    json_object_set_new(o, "last_heartbeat_age_ms",
+                        last < 0 ? json_null() : json_integer(clock_wall_ms() - last));
+    json_object_set_new(o, "phi",
+                        live ? json_real(round(fmin(l.phi, 1e6) * 100) / 100) : json_null());
+    json_object_set_new(o, "seq", live ? json_integer((json_int_t)l.seq) : json_null());
+    json_object_set_new(o, "heartbeats", live ? json_integer((json_int_t)l.accepted) : json_null());
+    json_object_set_new(o, "workload",
+                        str_or_null(live ? hb_workload_name(l.workload) : in->workload));
+    json_object_set_new(o, "probe", str_or_null(live ? hb_probe_name(l.probe) : in->probe));
+    json_object_set_new(o, "restarts", live ? json_integer(l.restarts) : json_null());
+    json_object_set_new(o, "preempting", json_boolean(live && l.preempting));
+}
+
+static json_t *render_instance(const api_ctx *ctx, const db_instance *in)
+{
+    json_t *o =
+        json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o}", "instance_id", (json_int_t)in->instance_id,
+                  "kind", in->kind, "state_since", render_time(in->state_since_ms), "registered_at",
+                  render_time(in->registered_at_ms), "workload_cmd", str_or_null(in->workload_cmd),
+                  "probe_spec", str_or_null(in->probe_spec), "hostname", str_or_null(in->hostname));
+    if (o)
+        add_live(o, ctx, in);
+    return o;
+}
+
+static json_t *render_stats(const api_ctx *ctx)
+{
+    if (!ctx->detect)
+        return json_null();
+    hbl_stats st;
+    hbl_stats_get(ctx->detect, &st);
+    json_t *dropped = json_object();
+    for (int i = 1; i < HB_REASON_COUNT && dropped; i++)
+        json_object_set_new(dropped, hb_reason_name((hb_reason)i),
+                            json_integer((json_int_t)st.dropped[i]));
+    return json_pack("{s:i, s:I, s:I, s:o, s:I, s:I}", "port", hbl_port(ctx->detect), "received",
+                     (json_int_t)st.received, "accepted", (json_int_t)st.accepted, "dropped",
+                     dropped ? dropped : json_null(), "state_changes", (json_int_t)st.events,
+                     "state_changes_lost", (json_int_t)st.events_lost);
+}
+
+int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    db_instance *v = NULL;
+    size_t n = 0;
+    char err[512] = "";
+    int rc = db_instance_list(ctx->db, &v, &n, err, sizeof err);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n && arr; i++)
+        json_array_append_new(arr, render_instance(ctx, &v[i]));
+    free(v);
+    return api_json(resp, 200,
+                    arr ? json_pack("{s:I, s:o, s:o}", "total", (json_int_t)n, "instances", arr,
+                                    "heartbeats", render_stats(ctx))
+                        : NULL);
+}
+
+static json_t *render_event(const db_instance_event *e)
+{
+    return json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:o}", "at", render_time(e->at_ms), "what",
+                     e->what, "from", e->from, "to", e->to, "reason", e->reason, "silent_ms",
+                     int_or_null(e->silent_ms), "phi",
+                     e->phi_milli < 0 ? json_null() : json_real(e->phi_milli / 1000.0));
+}
+
+int api_h_instance_get(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    int64_t id;
+    if (parse_i64(req->segs[2], 1, HB_ID_MAX, &id) != 0)
+        return api_error(resp, 400, "bad_request", "instance id must be an integer from 1 to %lld",
+                         (long long)HB_ID_MAX);
+    db_instance in;
+    db_instance_event *ev = NULL;
+    size_t n = 0;
+    char err[512] = "";
+    int rc = db_instance_get(ctx->db, id, &in, err, sizeof err);
+    if (rc == 0)
+        rc = db_instance_events(ctx->db, id, EVENTS_SHOWN, &ev, &n, err, sizeof err);
+    if (rc == DM_E_NOT_FOUND)
+        return api_error(resp, 404, "not_found", "no instance %lld", (long long)id);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    json_t *o = render_instance(ctx, &in), *arr = json_array();
+    for (size_t i = 0; i < n && arr; i++)
+        json_array_append_new(arr, render_event(&ev[i]));
+    free(ev);
+    if (o && arr)
+        json_object_set_new(o, "events", arr);
+    else
+        json_decref(arr);
+    return api_json(resp, 200, o && arr ? o : (json_decref(o), NULL));
+}

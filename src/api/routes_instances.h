@@ -1,0 +1,22 @@
+/* Handlers of the instance endpoints (docs/detect.md), wired in routes.c:
+ *
+ *   POST /api/instances/register   {"instance_id": N, "kind": "gpu"|"cpu",
+ *                                   "workload": S, "probe": S, "hostname": S}
+ *                                  -> 201 with the instance's key (once)
+ *   GET  /api/instances            every instance, live state, drop counters
+ *   GET  /api/instances/{id}       one instance and its newest state changes
+ *
+ * R1: the key is in the registration answer only; nothing else renders it,
+ *     and it is never logged (L6 of detect/listener.h).
+ * R2: without a heartbeat listener (ctx->detect NULL) registration is 503
+ *     and the lists show what the database holds, with null live fields. */
+#ifndef DUMONT_API_ROUTES_INSTANCES_H
+#define DUMONT_API_ROUTES_INSTANCES_H
+
+#include "api/http.h"
+
+int api_h_instance_register(const api_ctx *ctx, const api_request *req, api_response *resp);
+int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response *resp);
+int api_h_instance_get(const api_ctx *ctx, const api_request *req, api_response *resp);
+
+#endif

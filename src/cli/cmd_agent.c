@@ -1,0 +1,239 @@
+/* `dumont agent`: parses flags, installs the SIGTERM/SIGINT handler, and
+ * runs the library's agent loop (src/agent/agent.h) until a signal.
+ *
+ * G1: the API token comes from --token-file, $DUMONT_TOKEN or
+ *     $DUMONT_HOME/token; `--token T` works too (the issue's form) but its
+ *     copy in argv is overwritten at once, so `ps` shows "x"s, not the token.
+ * G2: exit 0 after a clean stop (leaving sent), 1 when the agent cannot run,
+ *     2 on a usage error. */
+#include "cli/commands.h"
+
+#include "agent/agent.h"
+#include "agent/preempt.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/secret.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: dumont agent --instance ID [--server URL] [--token T | --token-file PATH]\n"
+    "                    [--kind gpu|cpu] [--heartbeat-ms N] [--workload CMD]\n"
+    "                    [--probe ollama:MODEL[@URL] | http:URL | exec:CMD]\n"
+    "\n"
+    "Runs on a GPU or CPU instance: registers with the Dumont server, sends a signed\n"
+    "UDP heartbeat every --heartbeat-ms, supervises the workload and probes it.\n"
+    "SIGTERM stops it cleanly: the server shows the instance `leaving`, not failed.\n"
+    "\n"
+    "  --instance ID        this instance's id (1 .. 2^53), e.g. the provider's\n"
+    "  --server URL         the API (default $DUMONT_URL or http://127.0.0.1:8700);\n"
+    "                       heartbeats go to its host, at the port it answers\n"
+    "  --token T            API token (visible to ps until overwritten: prefer\n"
+    "  --token-file PATH    a file, or $DUMONT_TOKEN, or $DUMONT_HOME/token)\n"
+    "  --kind gpu|cpu       default gpu\n"
+    "  --heartbeat-ms N     default 200 (10 .. 60000)\n"
+    "  --workload CMD       command to run and restart on crash (words; '...' and \"...\"\n"
+    "                       group; no shell). Crashlooping after --crash-limit crashes\n"
+    "                       (default 5) in --crash-window-ms (default 60000)\n"
+    "  --probe SPEC         readiness probe, every --probe-every-ms (default 5000)\n"
+    "  --preemption aws|gcp  poll the cloud's preemption notice every second and report\n"
+    "                       `preempting` (default none)\n"
+    "  --metadata-url URL   the metadata service (default http://169.254.169.254)\n"
+    "  --workspace DIR, --snapshot-every D   accepted; scheduled snapshots are not\n"
+    "                       implemented yet\n"
+    "  --log-level L        debug|info|warn|error (default info)\n"
+    "  --test-jitter-ms N, --test-loss P     delay each heartbeat by up to N ms / drop\n"
+    "                       it with probability P (tests of the detector)\n";
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+enum {
+    O_TOKEN_FILE = 256,
+    O_PROBE_EVERY,
+    O_CRASH_LIMIT,
+    O_CRASH_WINDOW,
+    O_JITTER,
+    O_LOSS,
+    O_WORKSPACE,
+    O_SNAP_EVERY,
+    O_KIND,
+    O_LOG,
+    O_PREEMPT,
+    O_METADATA
+};
+
+static const struct option opts[] = {
+    {"instance", required_argument, NULL, 'i'},
+    {"server", required_argument, NULL, 's'},
+    {"token", required_argument, NULL, 't'},
+    {"token-file", required_argument, NULL, O_TOKEN_FILE},
+    {"kind", required_argument, NULL, O_KIND},
+    {"heartbeat-ms", required_argument, NULL, 'b'},
+    {"workload", required_argument, NULL, 'w'},
+    {"probe", required_argument, NULL, 'p'},
+    {"probe-every-ms", required_argument, NULL, O_PROBE_EVERY},
+    {"crash-limit", required_argument, NULL, O_CRASH_LIMIT},
+    {"crash-window-ms", required_argument, NULL, O_CRASH_WINDOW},
+    {"workspace", required_argument, NULL, O_WORKSPACE},
+    {"snapshot-every", required_argument, NULL, O_SNAP_EVERY},
+    {"test-jitter-ms", required_argument, NULL, O_JITTER},
+    {"test-loss", required_argument, NULL, O_LOSS},
+    {"log-level", required_argument, NULL, O_LOG},
+    {"preemption", required_argument, NULL, O_PREEMPT},
+    {"metadata-url", required_argument, NULL, O_METADATA},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+    agent_opts o;
+    char token[SECRET_TOKEN_MAX];
+    const char *token_file;
+    int64_t crash_limit;
+} agent_args;
+
+static int bad(const char *msg, const char *arg)
+{
+    fprintf(stderr, "dumont agent: %s '%s'\n\n%s", msg, arg, usage);
+    return 2;
+}
+
+/* One numeric or enumerated flag; 0, or 2 after saying why. */
+static int number_flag(agent_args *a, int c, const char *v)
+{
+    agent_opts *o = &a->o;
+    switch (c) {
+    case 'i':
+        return parse_i64(v, 1, (int64_t)1 << 53, &o->instance_id) ? bad("bad --instance", v) : 0;
+    case 'b':
+        return parse_i64(v, 10, 60000, &o->heartbeat_ms) ? bad("bad --heartbeat-ms", v) : 0;
+    case O_PROBE_EVERY:
+        return parse_i64(v, 100, 3600000, &o->probe_every_ms) ? bad("bad --probe-every-ms", v) : 0;
+    case O_CRASH_LIMIT:
+        if (parse_i64(v, 1, 32, &a->crash_limit))
+            return bad("bad --crash-limit (1..32)", v);
+        o->crash_limit = (int)a->crash_limit;
+        return 0;
+    case O_CRASH_WINDOW:
+        return parse_i64(v, 1000, 86400000, &o->crash_window_ms) ? bad("bad --crash-window-ms", v)
+                                                                 : 0;
+    case O_JITTER:
+        return parse_i64(v, 0, 10000, &o->test_jitter_ms) ? bad("bad --test-jitter-ms", v) : 0;
+    case O_LOSS:
+        return parse_double(v, 0, 1, &o->test_loss) ? bad("bad --test-loss (0..1)", v) : 0;
+    case O_PREEMPT: {
+        pre_cloud pc;
+        if (pre_cloud_parse(v, &pc) != 0)
+            return bad("--preemption must be aws, gcp or none, not", v);
+        o->preempt_cloud = (int)pc;
+        return 0;
+    }
+    case O_KIND:
+        if (strcmp(v, "gpu") != 0 && strcmp(v, "cpu") != 0)
+            return bad("--kind must be gpu or cpu, not", v);
+        o->kind = v;
+        return 0;
+    }
+    return 0;
+}
+
+static int parse_flags(agent_args *a, int argc, char **argv)
+{
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int rc = 0;
+        if (c == 's')
+            a->o.server_url = optarg;
+        else if (c == 't') {
+            snprintf(a->token, sizeof a->token, "%s", optarg);
+            memset(optarg, 'x', strlen(optarg)); /* G1 */
+        } else if (c == O_TOKEN_FILE)
+            a->token_file = optarg;
+        else if (c == 'w')
+            a->o.workload = optarg;
+        else if (c == 'p')
+            a->o.probe = optarg;
+        else if (c == O_METADATA)
+            a->o.metadata_url = optarg;
+        else if (c == O_WORKSPACE || c == O_SNAP_EVERY)
+            log_warn("agent.flag_ignored",
+                     "flag=%s reason=\"scheduled snapshots are not "
+                     "implemented yet\"",
+                     c == O_WORKSPACE ? "workspace" : "snapshot-every");
+        else if (c == O_LOG) {
+            log_level l;
+            if (log_level_parse(optarg, &l) != 0)
+                return bad("bad --log-level", optarg);
+            log_set_level(l);
+        } else if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else if (c == '?')
+            return fputs(usage, stderr), 2;
+        else
+            rc = number_flag(a, c, optarg);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return bad("unexpected argument", argv[optind]);
+    if (a->o.instance_id == 0)
+        return fprintf(stderr, "dumont agent: --instance is required\n\n%s", usage), 2;
+    return -1;
+}
+
+static int load_token(agent_args *a, dm_config *cfg)
+{
+    char err[512] = "";
+    int rc = 0;
+    if (a->token[0])
+        return 0;
+    if (a->token_file)
+        rc = secret_read_token(a->token_file, a->token, sizeof a->token);
+    else
+        rc = cfg_client_token(cfg, a->token, sizeof a->token, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "dumont agent: no API token (%s)\n", a->token_file ? dm_strerror(rc) : err);
+    return rc ? 1 : 0;
+}
+
+int cmd_agent(dm_config *cfg, int argc, char **argv)
+{
+    agent_args a;
+    memset(&a, 0, sizeof a);
+    agent_opts_init(&a.o);
+    int rc = parse_flags(&a, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!a.o.server_url)
+        a.o.server_url = cfg->url;
+    if (load_token(&a, cfg))
+        return 1;
+    a.o.token = a.token;
+    a.o.stop = &stop_flag;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    char err[1024] = "";
+    rc = agent_run(&a.o, err, sizeof err);
+    explicit_bzero(a.token, sizeof a.token);
+    if (rc) {
+        fprintf(stderr, "dumont agent: %s\n", err[0] ? err : dm_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,608 @@
+/* Heartbeat listener, detectors and the change queue (see listener.h, L1-L6).
+ *
+ * The instance table is an open-addressing hash of entry pointers (ids are
+ * never removed, so no tombstones) plus an array of the same pointers for
+ * the periodic scan. Receiving uses recvmmsg() in batches after poll(), so
+ * thousands of agents cost a few system calls per tick. */
+#define _GNU_SOURCE /* recvmmsg */
+#include "detect/listener.h"
+
+#include "db/db_instance.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/secret.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SLOTS 16384 /* power of two, > HBL_MAX_INSTANCES / 0.7 */
+#define BATCH 64
+
+typedef struct {
+    int64_t id;
+    uint8_t key[HB_KEY_LEN];
+    hb_window win;
+    det_peer det;
+    double tokens;
+    int64_t tokens_at_ms;
+    int64_t last_wall_ms;
+    uint64_t seq, accepted;
+    hb_workload workload;
+    hb_probe probe;
+    uint32_t restarts;
+    int preempting;
+} entry;
+
+typedef struct {
+    int64_t id;
+    const char *what, *from, *to, *reason;
+    int64_t at_wall_ms, silent_ms, last_hb_wall_ms;
+    double phi;
+    hb_workload workload;
+    hb_probe probe;
+} qev;
+
+struct hbl_server {
+    int fd, port;
+    dm_db *db;
+    det_params params;
+    char secret[SECRET_TOKEN_MAX];
+    pthread_t rx, wr;
+    int rx_started, wr_started;
+    volatile int stop;
+
+    pthread_mutex_t reglock; /* registrations, one at a time: db then table */
+    pthread_mutex_t lock;    /* the table, the entries, the stats */
+    entry *slot[SLOTS];
+    entry *ents[HBL_MAX_INSTANCES];
+    int n;
+    hbl_stats st;
+
+    pthread_mutex_t qlock; /* the queue and the subscribers */
+    pthread_cond_t qcond;
+    qev *q;
+    size_t qhead, qlen;
+    struct {
+        hbl_event_fn fn;
+        void *ctx;
+    } subs[HBL_SUBSCRIBERS_MAX];
+    int nsubs;
+};
+
+/* ---- the table (lock held) ---------------------------------------------- */
+
+static size_t hash_id(int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9e3779b97f4a7c15ull;
+    return (size_t)(x >> 50) & (SLOTS - 1);
+}
+
+static entry *find(hbl_server *s, int64_t id)
+{
+    for (size_t i = hash_id(id);; i = (i + 1) & (SLOTS - 1)) {
+        if (!s->slot[i] || s->slot[i]->id == id)
+            return s->slot[i];
+    }
+}
+
+/* The entry for id, made when missing; NULL past the cap (L4) or no memory. */
+static entry *find_or_add(hbl_server *s, int64_t id)
+{
+    size_t i = hash_id(id);
+    for (; s->slot[i]; i = (i + 1) & (SLOTS - 1))
+        if (s->slot[i]->id == id)
+            return s->slot[i];
+    if (s->n == HBL_MAX_INSTANCES)
+        return NULL;
+    entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->id = id;
+    s->slot[i] = e;
+    s->ents[s->n++] = e;
+    s->st.instances = s->n;
+    return e;
+}
+
+/* Sets a (re-)registered or loaded entry's key and resets its history. */
+static void entry_reset(entry *e, const uint8_t key[HB_KEY_LEN], int64_t now_ms)
+{
+    memcpy(e->key, key, HB_KEY_LEN);
+    memset(&e->win, 0, sizeof e->win);
+    det_peer_init(&e->det, now_ms);
+    e->tokens = HBL_RATE_PER_S;
+    e->tokens_at_ms = now_ms;
+    e->last_wall_ms = -1;
+    e->seq = e->accepted = 0;
+    e->workload = HB_WL_NONE;
+    e->probe = HB_PR_NONE;
+    e->restarts = 0;
+    e->preempting = 0;
+}
+
+/* ---- the queue ----------------------------------------------------------- */
+
+static void enqueue(hbl_server *s, const qev *ev)
+{
+    pthread_mutex_lock(&s->qlock);
+    int lost = s->qlen == HBL_QUEUE_MAX;
+    if (!lost) {
+        s->q[(s->qhead + s->qlen) % HBL_QUEUE_MAX] = *ev;
+        s->qlen++;
+        pthread_cond_signal(&s->qcond);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    if (lost) { /* L3 */
+        s->st.events_lost++;
+        log_warn("instance.event_lost", "instance=%lld what=%s to=%s", (long long)ev->id, ev->what,
+                 ev->to);
+    }
+}
+
+/* Queues a detector change of e (lock held). */
+static void queue_change(hbl_server *s, const entry *e, const det_change *c)
+{
+    qev ev = {.id = e->id,
+              .what = "state",
+              .from = det_state_name(c->from),
+              .to = det_state_name(c->to),
+              .reason = c->reason,
+              .at_wall_ms = clock_wall_ms(),
+              .silent_ms = c->silent_ms,
+              .last_hb_wall_ms = e->last_wall_ms,
+              .phi = c->phi,
+              .workload = e->workload,
+              .probe = e->probe};
+    enqueue(s, &ev);
+}
+
+static void queue_workload(hbl_server *s, const entry *e, hb_workload from)
+{
+    qev ev = {.id = e->id,
+              .what = "workload",
+              .from = hb_workload_name(from),
+              .to = hb_workload_name(e->workload),
+              .reason = "heartbeat",
+              .at_wall_ms = e->last_wall_ms,
+              .silent_ms = -1,
+              .last_hb_wall_ms = e->last_wall_ms,
+              .workload = e->workload,
+              .probe = e->probe};
+    enqueue(s, &ev);
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static int rate_ok(entry *e, int64_t now_ms)
+{
+    e->tokens += (double)(now_ms - e->tokens_at_ms) * HBL_RATE_PER_S / 1000.0;
+    if (e->tokens > HBL_RATE_PER_S)
+        e->tokens = HBL_RATE_PER_S;
+    e->tokens_at_ms = now_ms;
+    if (e->tokens < 1)
+        return 0;
+    e->tokens -= 1;
+    return 1;
+}
+
+/* Checks one datagram against its instance (L1) and feeds the detector. */
+static hb_reason accept_one(hbl_server *s, const uint8_t *buf, size_t len, int64_t now_ms)
+{
+    hb_packet p;
+    hb_reason r = hb_parse(buf, len, &p);
+    if (r != HB_OK)
+        return r;
+    entry *e = find(s, p.instance_id);
+    if (!e)
+        return HB_UNKNOWN_INSTANCE;
+    if ((r = hb_verify(buf, e->key)) != HB_OK)
+        return r;
+    int64_t wall = clock_wall_ms();
+    hb_window w = e->win;
+    if ((r = hb_window_check(&w, p.seq, p.sent_at_ms, wall)) != HB_OK)
+        return r;
+    if (!rate_ok(e, now_ms))
+        return HB_RATE;
+    e->win = w;
+    e->last_wall_ms = wall;
+    e->seq = p.seq > e->seq ? p.seq : e->seq;
+    e->accepted++;
+    e->probe = p.probe;
+    e->restarts = p.restarts;
+    e->preempting = (p.flags & HB_F_PREEMPTING) != 0;
+    hb_workload was = e->workload;
+    e->workload = p.workload;
+    det_change c;
+    if (det_heartbeat(&e->det, &s->params, now_ms, p.type == HB_T_LEAVING, e->preempting, &c))
+        queue_change(s, e, &c);
+    if (was != e->workload)
+        queue_workload(s, e, was);
+    return HB_OK;
+}
+
+static void receive_batch(hbl_server *s)
+{
+    static __thread uint8_t bufs[BATCH][HB_PACKET_LEN + 1];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < BATCH; i++) {
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = sizeof bufs[i]; /* one more than valid: longer is refused */
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got = recvmmsg(s->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+    if (got <= 0)
+        return;
+    int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < got; i++) {
+        size_t len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? HB_PACKET_LEN + 1 : msgs[i].msg_len;
+        hb_reason r = accept_one(s, bufs[i], len, now);
+        s->st.received++;
+        if (r == HB_OK)
+            s->st.accepted++;
+        else
+            s->st.dropped[r]++;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void check_all(hbl_server *s, int64_t now_ms)
+{
+    det_change c;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n; i++)
+        if (det_check(&s->ents[i]->det, &s->params, now_ms, &c))
+            queue_change(s, s->ents[i], &c);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void *rx_main(void *arg)
+{
+    hbl_server *s = arg;
+    int64_t next_tick = clock_mono_ms() + HBL_TICK_MS;
+    while (!s->stop) {
+        int64_t now = clock_mono_ms();
+        int wait = next_tick > now ? (int)(next_tick - now) : 0;
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        if (poll(&pfd, 1, wait) > 0 && (pfd.revents & POLLIN))
+            for (int i = 0; i < 16 && !s->stop; i++) /* bounded: ticks must not starve */
+                receive_batch(s);
+        now = clock_mono_ms();
+        if (now >= next_tick) {
+            check_all(s, now);
+            next_tick = now + HBL_TICK_MS;
+        }
+    }
+    return NULL;
+}
+
+/* ---- persisting and publishing ------------------------------------------- */
+
+static void persist_and_publish(hbl_server *s, const qev *q)
+{
+    db_instance_event ev = {.instance_id = q->id,
+                            .at_ms = q->at_wall_ms,
+                            .silent_ms = q->silent_ms < 0 ? FO_NULL : q->silent_ms,
+                            .phi_milli = q->phi > 0 ? (int64_t)(q->phi * 1000) : FO_NULL};
+    snprintf(ev.what, sizeof ev.what, "%s", q->what);
+    snprintf(ev.from, sizeof ev.from, "%s", q->from);
+    snprintf(ev.to, sizeof ev.to, "%s", q->to);
+    snprintf(ev.reason, sizeof ev.reason, "%s", q->reason);
+    char err[512] = "";
+    int rc =
+        db_instance_record(s->db, &ev, hb_workload_name(q->workload), hb_probe_name(q->probe),
+                           q->last_hb_wall_ms < 0 ? FO_NULL : q->last_hb_wall_ms, err, sizeof err);
+    char qe[600];
+    log_write(rc ? LOG_ERROR : LOG_INFO, rc ? "instance.record_failed" : "instance.changed",
+              "instance=%lld what=%s from=%s to=%s reason=%s silent_ms=%lld phi=%.2f%s%s",
+              (long long)q->id, q->what, q->from, q->to, q->reason, (long long)q->silent_ms, q->phi,
+              rc ? " error=" : "", rc ? log_quote(qe, sizeof qe, err) : "");
+    if (rc)
+        return; /* L2: not published */
+    hbl_event pub = {q->id,     q->what,       q->from,      q->to,
+                     q->reason, q->at_wall_ms, q->silent_ms, q->phi};
+    pthread_mutex_lock(&s->qlock);
+    int n = s->nsubs;
+    pthread_mutex_unlock(&s->qlock);
+    for (int i = 0; i < n; i++)
+        s->subs[i].fn(&pub, s->subs[i].ctx);
+}
+
+static void *wr_main(void *arg)
+{
+    hbl_server *s = arg;
+    pthread_mutex_lock(&s->qlock);
+    for (;;) {
+        while (s->qlen == 0 && !s->stop)
+            pthread_cond_wait(&s->qcond, &s->qlock);
+        if (s->qlen == 0)
+            break; /* stopping, and everything is persisted */
+        qev q = s->q[s->qhead];
+        s->qhead = (s->qhead + 1) % HBL_QUEUE_MAX;
+        s->qlen--;
+        s->st.events++;
+        pthread_mutex_unlock(&s->qlock);
+        persist_and_publish(s, &q);
+        pthread_mutex_lock(&s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int bind_udp(hbl_server *s, const char *listen, char *err, size_t errlen)
+{
+    char host[256], portstr[8];
+    int port;
+    if (parse_host_port(listen, host, sizeof host, &port) != 0)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "bad heartbeat listen address '%.200s' (expected HOST:PORT)", listen);
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
+    int gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0 || !res)
+        return dm_fail(err, errlen, DM_E_INVALID, "cannot resolve '%.200s': %s", host,
+                       gai_strerror(gai));
+    int rc = 0, fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rcvbuf = 4 << 20; /* bursts of thousands of agents */
+    if (fd < 0 || (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf),
+                   bind(fd, res->ai_addr, res->ai_addrlen)) != 0) {
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen for heartbeats on %.200s: %s",
+                     listen, strerror(errno));
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    s->fd = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* L5: the instances of the database, their keys re-derived. */
+static int load_instances(hbl_server *s, char *err, size_t errlen)
+{
+    db_instance *v = NULL;
+    size_t n = 0;
+    int rc = db_instance_list(s->db, &v, &n, err, errlen);
+    int64_t now = clock_mono_ms();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t key[HB_KEY_LEN];
+        entry *e = find_or_add(s, v[i].instance_id);
+        if (!e || hb_key_derive(s->secret, v[i].instance_id, v[i].key_id, key) != 0) {
+            rc = dm_fail(err, errlen, e ? DM_E_INTERNAL : DM_E_TOO_BIG, "cannot load instance %lld",
+                         (long long)v[i].instance_id);
+            break;
+        }
+        entry_reset(e, key, now);
+        explicit_bzero(key, sizeof key);
+        det_state st = DET_PENDING;
+        det_state_parse(v[i].state, &st);
+        if (st == DET_HEALTHY || st == DET_SUSPECT || st == DET_PREEMPTING)
+            e->det.last_ms = now;                            /* judged from now on */
+        det_transition(&e->det, st, now, 0, "loaded", NULL); /* D1 of detector.h */
+        hb_workload_parse(v[i].workload, &e->workload);
+    }
+    free(v);
+    return rc;
+}
+
+static int init_server(hbl_server *s, const hbl_opts *o, char *err, size_t errlen)
+{
+    int created = 0, rc;
+    s->fd = -1;
+    s->db = o->db;
+    det_params_for_interval(&s->params, o->interval_ms > 0 ? o->interval_ms : 200);
+    pthread_mutex_init(&s->reglock, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcond, NULL);
+    if (!(s->q = calloc(HBL_QUEUE_MAX, sizeof *s->q)))
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    if ((rc = secret_load_or_create(o->secret_path, s->secret, sizeof s->secret, &created)) != 0)
+        return dm_fail(err, errlen, rc, "cannot read or create the heartbeat secret %.300s: %s",
+                       o->secret_path, dm_strerror(rc));
+    if ((rc = bind_udp(s, o->listen, err, errlen)) != 0)
+        return rc;
+    return load_instances(s, err, errlen);
+}
+
+int hbl_start(const hbl_opts *o, hbl_server **ret, char *err, size_t errlen)
+{
+    if (!o || !o->listen || !o->db || !o->secret_path || !ret)
+        return dm_fail(err, errlen, DM_E_INVALID, "heartbeat listener: missing options");
+    hbl_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    int rc = init_server(s, o, err, errlen);
+    if (rc == 0 && (rc = -pthread_create(&s->wr, NULL, wr_main, s)) == 0)
+        s->wr_started = 1;
+    if (rc == 0 && (rc = -pthread_create(&s->rx, NULL, rx_main, s)) == 0)
+        s->rx_started = 1;
+    if (rc) {
+        if (!err || !*err)
+            dm_fail(err, errlen, rc, "heartbeat listener: %s", dm_strerror(rc));
+        hbl_stop(s);
+        return rc;
+    }
+    *ret = s;
+    return 0;
+}
+
+int hbl_start_server(const char *hb_listen, const char *api_listen, const char *home, dm_db *db,
+                     hbl_server **ret, char *err, size_t errlen)
+{
+    char listen[300], secret[PATH_MAX], host[256], q[400];
+    int port;
+    if (hb_listen && *hb_listen)
+        snprintf(listen, sizeof listen, "%s", hb_listen);
+    else if (parse_host_port(api_listen, host, sizeof host, &port) == 0 && port < 65535)
+        snprintf(listen, sizeof listen, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+                 port ? port + 1 : 0); /* 8700 -> HB_DEFAULT_PORT */
+    else
+        return dm_fail(err, errlen, DM_E_INVALID, "bad listen address '%.200s'", api_listen);
+    if ((size_t)snprintf(secret, sizeof secret, "%s/heartbeat.secret", home) >= sizeof secret)
+        return dm_fail(err, errlen, DM_E_INVALID, "home directory path too long");
+    hbl_opts o = {.listen = listen, .db = db, .secret_path = secret};
+    int rc = hbl_start(&o, ret, err, errlen);
+    if (rc == 0)
+        log_info("heartbeat.listening", "listen=%s port=%d instances=%d",
+                 log_quote(q, sizeof q, listen), (*ret)->port, (*ret)->n);
+    return rc;
+}
+
+int hbl_port(const hbl_server *s)
+{
+    return s ? s->port : -1;
+}
+
+void hbl_stop(hbl_server *s)
+{
+    if (!s)
+        return;
+    s->stop = 1;
+    if (s->rx_started)
+        pthread_join(s->rx, NULL);
+    pthread_mutex_lock(&s->qlock);
+    pthread_cond_broadcast(&s->qcond);
+    pthread_mutex_unlock(&s->qlock);
+    if (s->wr_started)
+        pthread_join(s->wr, NULL);
+    if (s->fd >= 0)
+        close(s->fd);
+    for (int i = 0; i < s->n; i++) {
+        explicit_bzero(s->ents[i]->key, HB_KEY_LEN);
+        free(s->ents[i]);
+    }
+    explicit_bzero(s->secret, sizeof s->secret);
+    free(s->q);
+    pthread_cond_destroy(&s->qcond);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->reglock);
+    free(s);
+}
+
+int hbl_subscribe(hbl_server *s, hbl_event_fn fn, void *ctx)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->qlock);
+    if (s->nsubs == HBL_SUBSCRIBERS_MAX) {
+        rc = DM_E_TOO_BIG;
+    } else {
+        s->subs[s->nsubs].fn = fn;
+        s->subs[s->nsubs].ctx = ctx;
+        s->nsubs++;
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return rc;
+}
+
+/* ---- registration and the live view ------------------------------------- */
+
+static void fill_reg(db_instance *in, const hbl_reg *r)
+{
+    memset(in, 0, sizeof *in);
+    in->instance_id = r->instance_id;
+    snprintf(in->kind, sizeof in->kind, "%s", r->kind ? r->kind : "gpu");
+    snprintf(in->state, sizeof in->state, "%s", det_state_name(DET_PENDING));
+    in->registered_at_ms = clock_wall_ms();
+    in->last_heartbeat_ms = FO_NULL;
+    snprintf(in->workload_cmd, sizeof in->workload_cmd, "%s",
+             r->workload_cmd ? r->workload_cmd : "");
+    snprintf(in->probe_spec, sizeof in->probe_spec, "%s", r->probe_spec ? r->probe_spec : "");
+    snprintf(in->hostname, sizeof in->hostname, "%s", r->hostname ? r->hostname : "");
+}
+
+int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LEN + 1], char *err,
+                 size_t errlen)
+{
+    if (!s || !r || r->instance_id < 1 || r->instance_id > HB_ID_MAX)
+        return dm_fail(err, errlen, DM_E_INVALID, "bad instance id");
+    db_instance in;
+    uint8_t key[HB_KEY_LEN];
+    fill_reg(&in, r);
+    int rc = secret_random_hex(in.key_id, sizeof in.key_id, 16);
+    if (rc == 0 && hb_key_derive(s->secret, in.instance_id, in.key_id, key) != 0)
+        rc = DM_E_INTERNAL;
+    if (rc)
+        return dm_fail(err, errlen, rc, "cannot make a key: %s", dm_strerror(rc));
+    /* The database write outside the table lock (heartbeats keep flowing
+     * while it runs); reglock keeps the database and the table in the same
+     * order when two registrations of one id race. */
+    pthread_mutex_lock(&s->reglock);
+    pthread_mutex_lock(&s->lock);
+    int full = !find(s, in.instance_id) && s->n == HBL_MAX_INSTANCES;
+    pthread_mutex_unlock(&s->lock);
+    if (full)
+        rc = dm_fail(err, errlen, DM_E_TOO_BIG, "at most %d instances", HBL_MAX_INSTANCES);
+    if (rc == 0 && (rc = db_instance_register(s->db, &in, err, errlen)) == 0) {
+        pthread_mutex_lock(&s->lock);
+        entry *e = find_or_add(s, in.instance_id);
+        if (e)
+            entry_reset(e, key, clock_mono_ms());
+        pthread_mutex_unlock(&s->lock);
+        if (!e)
+            rc = dm_fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&s->reglock);
+    if (rc == 0)
+        hb_key_to_hex(key, ret_key_hex);
+    explicit_bzero(key, sizeof key);
+    if (rc == 0)
+        log_info("instance.registered", "instance=%lld kind=%s", (long long)in.instance_id,
+                 in.kind);
+    return rc;
+}
+
+int hbl_live_get(hbl_server *s, int64_t id, hbl_live *ret)
+{
+    pthread_mutex_lock(&s->lock);
+    entry *e = find(s, id);
+    if (e) {
+        int64_t now = clock_mono_ms();
+        ret->state = e->det.state;
+        ret->last_heartbeat_wall_ms = e->last_wall_ms;
+        ret->silent_ms = e->last_wall_ms < 0 || e->det.last_ms < 0 ? -1 : now - e->det.last_ms;
+        ret->phi = det_phi(&e->det, &s->params, now);
+        ret->seq = e->seq;
+        ret->accepted = e->accepted;
+        ret->workload = e->workload;
+        ret->probe = e->probe;
+        ret->restarts = e->restarts;
+        ret->preempting = e->preempting;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return e ? 0 : DM_E_NOT_FOUND;
+}
+
+void hbl_stats_get(hbl_server *s, hbl_stats *ret)
+{
+    pthread_mutex_lock(&s->lock);
+    *ret = s->st;
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->qlock);
+    ret->events = s->st.events; /* written under qlock */
+    pthread_mutex_unlock(&s->qlock);
+}

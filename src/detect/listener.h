@@ -1,0 +1,115 @@
+/* The server side of failure detection: registration of instances, the UDP
+ * heartbeat listener, one failure detector per instance, and the state
+ * changes they produce, persisted then published (docs/detect.md).
+ *
+ * Threads: a receive thread reads datagrams and, every HBL_TICK_MS, runs
+ * every detector; a writer thread persists the state changes it queues and
+ * then calls the subscribers. API threads register instances and read the
+ * live view. One mutex guards the instance table; the queue has its own.
+ *
+ * L1: a datagram changes nothing unless it parses, names a registered
+ *     instance, carries that instance's MAC, is inside its replay window and
+ *     its rate (heartbeat.h W1-W3, HBL_RATE_PER_S); every drop is counted by
+ *     reason and none is logged per packet, so a flood costs counters only.
+ * L2: a state change is queued when the detector makes it, persisted
+ *     (db_instance_record: state + event in one transaction) and only then
+ *     published: a subscriber never sees a change the database does not hold.
+ * L3: the queue holds HBL_QUEUE_MAX changes; beyond that a change is counted
+ *     as lost and logged, never blocking the receive thread.
+ * L4: at most HBL_MAX_INSTANCES instances; registering more is DM_E_TOO_BIG.
+ * L5: instances loaded at start that were alive are judged from the start
+ *     time: one that died while the server was down is failed within the
+ *     hard deadline, not shown healthy forever.
+ * L6: keys live in memory only, derived from the master secret (file mode
+ *     0600) and the stored key id; the registration answer is the one place
+ *     a key leaves the server. */
+#ifndef DUMONT_DETECT_LISTENER_H
+#define DUMONT_DETECT_LISTENER_H
+
+#include "db/db.h"
+#include "detect/detector.h"
+#include "detect/heartbeat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HBL_TICK_MS         10
+#define HBL_MAX_INSTANCES   10000
+#define HBL_QUEUE_MAX       16384
+#define HBL_RATE_PER_S      50 /* heartbeats per instance per second, burst the same */
+#define HBL_SUBSCRIBERS_MAX 8
+
+typedef struct hbl_server hbl_server;
+
+/* A published change. Strings are static or live for the call only. */
+typedef struct {
+    int64_t instance_id;
+    const char *what; /* "state" | "workload" */
+    const char *from, *to, *reason;
+    int64_t at_wall_ms;
+    int64_t silent_ms; /* -1: not applicable */
+    double phi;
+} hbl_event;
+
+/* Called on the writer thread after the change is persisted (L2). Must not
+ * block for long: the next changes wait for it. */
+typedef void (*hbl_event_fn)(const hbl_event *ev, void *ctx);
+
+typedef struct {
+    const char *listen; /* "ADDR:PORT"; port 0 picks a free one */
+    dm_db *db;
+    const char *secret_path; /* master secret; created (0600) if missing */
+    int64_t interval_ms;     /* expected heartbeat interval; <= 0: 200 */
+} hbl_opts;
+
+int hbl_start(const hbl_opts *o, hbl_server **ret, char *err, size_t errlen);
+/* hbl_start() as `dumont server` runs it: listen on hb_listen, or when that
+ * is empty on api_listen's host at its port + 1 (HB_DEFAULT_PORT, 8701, for
+ * the default 8700; 0 for 0), so several servers on one machine do not
+ * collide; the master secret in
+ * home/heartbeat.secret. Logs where it listens. */
+int hbl_start_server(const char *hb_listen, const char *api_listen, const char *home, dm_db *db,
+                     hbl_server **ret, char *err, size_t errlen);
+int hbl_port(const hbl_server *s); /* the UDP port bound */
+/* Stops both threads after persisting what is queued; frees. NULL is fine. */
+void hbl_stop(hbl_server *s);
+/* Adds a subscriber (the orchestrator, issue 6). DM_E_TOO_BIG past the cap. */
+int hbl_subscribe(hbl_server *s, hbl_event_fn fn, void *ctx);
+
+typedef struct {
+    int64_t instance_id;                              /* 1 .. HB_ID_MAX */
+    const char *kind;                                 /* "gpu" | "cpu" */
+    const char *workload_cmd, *probe_spec, *hostname; /* may be NULL */
+} hbl_reg;
+
+/* Registers (or re-registers, rotating the key) an instance and hands back
+ * its key as hex (L6). The instance is pending until its first heartbeat. */
+int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LEN + 1], char *err,
+                 size_t errlen);
+
+/* The live view of one instance. */
+typedef struct {
+    det_state state;
+    int64_t last_heartbeat_wall_ms; /* -1: none since the server started */
+    int64_t silent_ms;              /* -1: none */
+    double phi;
+    uint64_t seq, accepted;
+    hb_workload workload;
+    hb_probe probe;
+    uint32_t restarts;
+    int preempting;
+} hbl_live;
+
+/* DM_E_NOT_FOUND when the instance is not known to this server. */
+int hbl_live_get(hbl_server *s, int64_t id, hbl_live *ret);
+
+typedef struct {
+    uint64_t received, accepted;
+    uint64_t dropped[HB_REASON_COUNT];
+    uint64_t events, events_lost;
+    int instances;
+} hbl_stats;
+
+void hbl_stats_get(hbl_server *s, hbl_stats *ret);
+
+#endif

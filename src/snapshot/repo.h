@@ -1,0 +1,92 @@
+/* The repository: content-addressed chunks, grouped into pack objects, on a
+ * store (store/store.h). The snapshot layer (snapshot.h) cuts files into
+ * chunks and keeps trees; this layer only stores and fetches chunks.
+ *
+ * Layout in the store (docs/snapshot-format.md is the reference):
+ *   packs/<2 hex>/<sha256 of the pack object>   many chunks, then a pack header
+ *   index/<sha256 of the index object>         which chunk lives in which pack
+ *
+ * RP1: a chunk's id is the SHA-256 of its plain bytes; repo_read_chunk()
+ *      re-hashes what it read and fails (DM_E_PROTOCOL, naming the pack) on
+ *      any mismatch: corruption is never returned as data.
+ * RP2: a chunk is stored once: adding a chunk the repository (or the open
+ *      pack) already holds writes nothing.
+ * RP3: each chunk is LZ4-frame compressed, or stored raw when that does not
+ *      make it smaller (model weights); the pack header says which.
+ * RP4: packs are written before the index that names them, and the index
+ *      before any snapshot that uses them: an interrupted writer leaves only
+ *      unreferenced packs, never a reference to something missing.
+ * RP5: repo_add_chunk() may be called from several threads at once: hashing
+ *      and compression run outside the lock; only appending to the open pack
+ *      holds it. Memory is bounded: at most REPO_PACK_TARGET bytes buffered
+ *      per open pack.
+ * RP6: nothing read from the store is trusted: pack headers and index
+ *      objects are bounds-checked; lengths are capped (REPO_CHUNK_MAX). */
+#ifndef DUMONT_SNAPSHOT_REPO_H
+#define DUMONT_SNAPSHOT_REPO_H
+
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define REPO_CHUNK_MAX (8u << 20)     /* largest chunk accepted, plain bytes */
+#define REPO_PACK_TARGET (16u << 20)  /* a pack is closed once this big */
+
+typedef struct {
+    uint8_t b[32];
+} chunk_id;
+
+/* 64 lowercase hex chars + NUL. */
+void chunk_id_hex(const chunk_id *id, char out[65]);
+int chunk_id_parse(const char *hex, chunk_id *ret); /* DM_E_INVALID */
+void chunk_id_of(const void *data, size_t len, chunk_id *ret); /* SHA-256 */
+
+typedef struct repo repo;
+
+typedef struct {
+    uint64_t chunks_added, chunks_deduped;
+    uint64_t bytes_added;   /* plain bytes of new chunks */
+    uint64_t bytes_stored;  /* bytes written to packs (after compression) */
+    uint64_t packs_written;
+} repo_stats;
+
+/* Opens the repository on s (borrowed; must outlive the repo) and loads every
+ * index object. An empty store is an empty repository. */
+int repo_open(dm_store *s, repo **ret, char *err, size_t errlen);
+void repo_close(repo *r); /* does not flush: unflushed chunks are dropped */
+
+/* RP2, RP3, RP5. *ret_new (may be NULL) is 1 when the chunk was not there. */
+int repo_add_chunk(repo *r, const void *data, size_t len, chunk_id *ret_id, int *ret_new,
+                   char *err, size_t errlen);
+/* Writes the open pack(s) and an index object naming them (RP4). After it
+ * returns 0, every chunk added so far is durable and readable. */
+int repo_flush(repo *r, char *err, size_t errlen);
+int repo_has_chunk(repo *r, const chunk_id *id);
+/* Plain size of a known chunk; DM_E_NOT_FOUND otherwise. */
+int repo_chunk_size(repo *r, const chunk_id *id, size_t *ret_len);
+/* Reads and verifies (RP1) a chunk into buf (cap bytes). */
+int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *ret_len,
+                    char *err, size_t errlen);
+void repo_get_stats(repo *r, repo_stats *ret);
+/* Index objects repo_open ignored because they were damaged (logged as
+ * repo.index.bad); their chunks look missing. 0 on a healthy store. */
+uint64_t repo_bad_indexes(repo *r);
+
+/* Called for each damaged or missing chunk found by repo_verify(). */
+typedef void (*repo_bad_fn)(const chunk_id *id, const char *why, void *ctx);
+/* Re-reads and re-hashes each of the n chunks; *ret_bad counts the damaged
+ * ones (0: all good). Returns 0 unless the check itself could not run. */
+int repo_verify(repo *r, const chunk_id *ids, size_t n, repo_bad_fn bad, void *ctx,
+                uint64_t *ret_bad, char *err, size_t errlen);
+
+typedef struct {
+    uint64_t packs_deleted, packs_rewritten, bytes_freed;
+} repo_prune_stats;
+/* Keeps the n chunks in used and removes the rest: packs holding no used
+ * chunk are deleted; packs mostly unused are rewritten. Crash-safe: new
+ * packs and index are written before old ones are deleted. */
+int repo_prune(repo *r, const chunk_id *used, size_t n, repo_prune_stats *ret, char *err,
+               size_t errlen);
+
+#endif

@@ -1,0 +1,177 @@
+/* Store dispatch: picks the back end from the URL scheme, validates every
+ * key before a back end sees it, and forwards through the vtable (store.h).
+ *
+ * S1: no back end function is called with a key (or list prefix) that
+ *     store_key_valid() refuses; bad keys fail with DM_E_INVALID. A valid key
+ *     is a relative path of components made of [A-Za-z0-9._-], each not
+ *     starting with '.', separated by single '/', shorter than STORE_KEY_MAX.
+ *     So "..", ".", "", "a//b", "/abs", "a/" and hidden names never reach a
+ *     back end, and names starting with '.' stay free for back-end temp files.
+ * S2: store_url() never holds a secret: back ends give a display form.
+ * S3: store_close(NULL) is a no-op; the back end's close runs exactly once. */
+#include "store/store.h"
+
+#include "store/store_file.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dm_store {
+    const store_ops *ops;
+    void *st;
+    char url[PATH_MAX + 8]; /* display form (S2) */
+};
+
+static int key_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+/* Checks s[0..n) as a '/'-separated list of non-empty components (S1). */
+static int path_valid(const char *s, size_t n)
+{
+    size_t comp = 0; /* length of the current component */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '/') {
+            if (comp == 0)
+                return 0;
+            comp = 0;
+            continue;
+        }
+        if (!key_char_ok(s[i]) || (comp == 0 && s[i] == '.'))
+            return 0;
+        comp++;
+    }
+    return comp > 0;
+}
+
+int store_key_valid(const char *key)
+{
+    if (!key)
+        return 0;
+    size_t n = strnlen(key, STORE_KEY_MAX);
+    if (n == 0 || n >= STORE_KEY_MAX)
+        return 0;
+    return path_valid(key, n);
+}
+
+/* A list prefix: "" (everything), or a key, optionally ending in '/'. */
+static int prefix_valid(const char *prefix)
+{
+    if (!prefix)
+        return 0;
+    size_t n = strnlen(prefix, STORE_KEY_MAX);
+    if (n >= STORE_KEY_MAX)
+        return 0;
+    if (n == 0)
+        return 1;
+    if (prefix[n - 1] == '/')
+        n--;
+    return n > 0 && path_valid(prefix, n);
+}
+
+static int bad_key(const char *key, char *err, size_t errlen)
+{
+    return dm_fail(err, errlen, DM_E_INVALID, "invalid store key (%zu bytes)",
+                   key ? strnlen(key, STORE_KEY_MAX + 1) : (size_t)0);
+}
+
+int store_open(const char *url, dm_store **ret, char *err, size_t errlen)
+{
+    if (!url || !*url || !ret)
+        return dm_fail(err, errlen, DM_E_INVALID, "store: empty URL");
+    const char *sep = strstr(url, "://");
+    const char *path = url;
+    if (sep) {
+        if ((size_t)(sep - url) != 4 || strncmp(url, "file", 4) != 0)
+            return dm_fail(err, errlen, DM_E_INVALID,
+                           "store: unsupported URL scheme (supported: file:// or a directory)");
+        path = sep + 3;
+    }
+    dm_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return dm_fail(err, errlen, -ENOMEM, "store: out of memory");
+    int rc = store_file_open(path, &s->ops, &s->st, err, errlen);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    snprintf(s->url, sizeof s->url, "file://%s", path);
+    *ret = s;
+    return 0;
+}
+
+void store_close(dm_store *s)
+{
+    if (!s)
+        return;
+    s->ops->close(s->st);
+    free(s);
+}
+
+const char *store_url(const dm_store *s)
+{
+    return s ? s->url : "";
+}
+
+int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen)
+{
+    if (!store_key_valid(key) || (!data && len))
+        return bad_key(key, err, errlen);
+    return s->ops->put(s->st, key, data, len, 0, err, errlen);
+}
+
+int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen)
+{
+    if (!store_key_valid(key) || (!data && len))
+        return bad_key(key, err, errlen);
+    return s->ops->put(s->st, key, data, len, STORE_PUT_LAZY, err, errlen);
+}
+
+int store_sync(dm_store *s, char *err, size_t errlen)
+{
+    return s->ops->sync(s->st, err, errlen);
+}
+
+int store_get(dm_store *s, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
+              char *err, size_t errlen)
+{
+    if (!store_key_valid(key) || !ret_data || !ret_len)
+        return bad_key(key, err, errlen);
+    return s->ops->get(s->st, key, max_len, ret_data, ret_len, err, errlen);
+}
+
+int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                    size_t errlen)
+{
+    if (!store_key_valid(key) || (!buf && len))
+        return bad_key(key, err, errlen);
+    return s->ops->get_range(s->st, key, off, len, buf, err, errlen);
+}
+
+int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_t errlen)
+{
+    if (!store_key_valid(key) || !ret_exists)
+        return bad_key(key, err, errlen);
+    return s->ops->exists(s->st, key, ret_exists, err, errlen);
+}
+
+int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
+               size_t errlen)
+{
+    if (!prefix_valid(prefix) || !fn)
+        return bad_key(prefix, err, errlen);
+    return s->ops->list(s->st, prefix, fn, ctx, err, errlen);
+}
+
+int store_delete(dm_store *s, const char *key, char *err, size_t errlen)
+{
+    if (!store_key_valid(key))
+        return bad_key(key, err, errlen);
+    return s->ops->del(s->st, key, err, errlen);
+}

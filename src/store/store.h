@@ -1,0 +1,76 @@
+/* Object stores: where snapshots live. One interface, several back ends
+ * (file:// now; s3:// in its own issue), as a small vtable like SQLite's VFS.
+ *
+ * Keys are relative paths of [A-Za-z0-9._/-] (no "..", no leading '/'), at
+ * most STORE_KEY_MAX bytes, e.g. "packs/3f/3f9a...", "snapshots/<id>".
+ *
+ * ST1: put is atomic and durable: a reader sees the whole object or none
+ *      (file://: temp file, fsync, rename, fsync of the directory).
+ * ST2: objects are immutable: put of a key that exists leaves it as it is
+ *      and succeeds (content-addressed keys make that safe); only
+ *      store_delete removes an object.
+ * ST4: store_put_lazy() is put without the wait for durability: the object
+ *      is still whole-or-nothing to readers, but a machine crash may lose it
+ *      until store_sync() returns. Writers of many objects (packs) put them
+ *      lazily and sync once before writing anything that refers to them, so
+ *      the disk writes overlap with the work instead of stalling each put.
+ * ST3: get never returns more than max_len bytes: a larger object fails with
+ *      DM_E_TOO_BIG (callers cap what they accept from a store).
+ * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
+#ifndef DUMONT_STORE_STORE_H
+#define DUMONT_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_KEY_MAX 256
+
+typedef struct dm_store dm_store;
+
+/* Called once per key under a prefix (order unspecified); non-zero stops the
+ * listing and is returned by store_list. */
+typedef int (*store_list_fn)(const char *key, uint64_t size, void *ctx);
+
+typedef struct store_ops {
+    const char *scheme; /* "file", "s3" */
+    /* flags: STORE_PUT_LAZY (ST4) or 0 */
+    int (*put)(void *st, const char *key, const void *data, size_t len, int flags, char *err,
+               size_t errlen);
+    int (*sync)(void *st, char *err, size_t errlen); /* ST4 barrier */
+    int (*get)(void *st, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
+               char *err, size_t errlen);
+    /* Reads len bytes at off into buf; short objects give DM_E_PROTOCOL. */
+    int (*get_range)(void *st, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                     size_t errlen);
+    int (*exists)(void *st, const char *key, int *ret_exists, char *err, size_t errlen);
+    int (*list)(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+                size_t errlen);
+    int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
+    void (*close)(void *st);
+} store_ops;
+
+/* Opens "file:///abs/dir" (created if missing) or a plain directory path.
+ * Other schemes: DM_E_INVALID with a message naming what is supported. */
+int store_open(const char *url, dm_store **ret, char *err, size_t errlen);
+void store_close(dm_store *s);
+const char *store_url(const dm_store *s); /* for messages; never holds secrets */
+
+int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err,
+              size_t errlen);
+#define STORE_PUT_LAZY 1
+int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err,
+                   size_t errlen); /* ST4 */
+/* Makes every object put so far durable (ST4). */
+int store_sync(dm_store *s, char *err, size_t errlen);
+int store_get(dm_store *s, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
+              char *err, size_t errlen); /* *ret_data: malloc'd, free() it */
+int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                    size_t errlen);
+int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_t errlen);
+int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
+               size_t errlen);
+int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
+/* 1 if key is a valid store key (see above). */
+int store_key_valid(const char *key);
+
+#endif

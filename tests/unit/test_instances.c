@@ -1,0 +1,358 @@
+/* Tests of instances in the database (src/db/db_instance.h, I1-I3) and of
+ * the heartbeat listener in-process over real UDP (src/detect/listener.h,
+ * L1-L6), on SQLite and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a
+ * database of its own, made and dropped here, so other tests are not
+ * disturbed). Waits poll with deadlines; nothing asserts a wall-clock bound. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "db/db_instance.h"
+#include "detect/listener.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static char g_dir[64], g_url[1200], g_err[512];
+static const char *g_pg_admin; /* DUMONT_TEST_PG_URL, or NULL for SQLite */
+static int g_seq;
+
+#define OK(x) assert_int_equal((x), 0)
+
+static void pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(g_pg_admin);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* A fresh database per test: a SQLite file, or a PostgreSQL database. */
+static int setup(void **state)
+{
+    (void)state;
+    g_seq++;
+    if (!g_pg_admin) {
+        snprintf(g_url, sizeof g_url, "%s/t%d.db", g_dir, g_seq);
+        return 0;
+    }
+    char sql[200], name[64];
+    snprintf(name, sizeof name, "dumont_ti_%d_%d", (int)getpid(), g_seq);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    pg_exec(sql);
+    /* The admin URL with its database replaced: ".../dumont_test" -> ".../name". */
+    const char *q = strchr(g_pg_admin, '?'), *slash = strrchr(g_pg_admin, '/');
+    snprintf(g_url, sizeof g_url, "%.*s/%s%s", (int)(slash - g_pg_admin), g_pg_admin, name,
+             q ? q : "");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g_pg_admin) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS dumont_ti_%d_%d WITH (FORCE)",
+                 (int)getpid(), g_seq);
+        pg_exec(sql);
+    }
+    return 0;
+}
+
+static dm_db *open_db(void)
+{
+    dm_db *db = NULL;
+    if (db_open(g_url, &db, g_err, sizeof g_err) != 0)
+        fail_msg("db_open %s: %s", g_url, g_err);
+    return db;
+}
+
+static db_instance inst(int64_t id, const char *key_id)
+{
+    db_instance in;
+    memset(&in, 0, sizeof in);
+    in.instance_id = id;
+    snprintf(in.kind, sizeof in.kind, "gpu");
+    snprintf(in.key_id, sizeof in.key_id, "%s", key_id);
+    snprintf(in.state, sizeof in.state, "pending");
+    in.registered_at_ms = 1764331200000;
+    snprintf(in.workload_cmd, sizeof in.workload_cmd, "ollama serve");
+    return in;
+}
+
+/* I1-I3 on the database alone. */
+static void test_db_instances(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    db_instance a = inst(7, "k1"), b = inst(3, "k2"), got, *list = NULL;
+    OK(db_instance_register(db, &a, g_err, sizeof g_err));
+    OK(db_instance_register(db, &b, g_err, sizeof g_err));
+    OK(db_instance_get(db, 7, &got, g_err, sizeof g_err));
+    assert_string_equal(got.key_id, "k1");
+    assert_string_equal(got.workload_cmd, "ollama serve");
+    assert_string_equal(got.probe_spec, "");
+    assert_int_equal(got.last_heartbeat_ms, FO_NULL);
+    size_t n = 0;
+    OK(db_instance_list(db, &list, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].instance_id, 3); /* by id */
+    free(list);
+    db_instance_event ev = {
+        .instance_id = 7, .at_ms = 1764331201000, .silent_ms = FO_NULL, .phi_milli = FO_NULL};
+    snprintf(ev.what, sizeof ev.what, "state");
+    snprintf(ev.from, sizeof ev.from, "pending");
+    snprintf(ev.to, sizeof ev.to, "healthy");
+    snprintf(ev.reason, sizeof ev.reason, "heartbeat");
+    OK(db_instance_record(db, &ev, "running", "ok", 1764331201000, g_err, sizeof g_err));
+    snprintf(ev.what, sizeof ev.what, "workload");
+    snprintf(ev.to, sizeof ev.to, "crashlooping"); /* same ms: event_seq orders */
+    OK(db_instance_record(db, &ev, "crashlooping", "failing", FO_NULL, g_err, sizeof g_err));
+    OK(db_instance_get(db, 7, &got, g_err, sizeof g_err));
+    assert_string_equal(got.state, "healthy"); /* a workload event leaves the state */
+    assert_string_equal(got.workload, "crashlooping");
+    assert_int_equal(got.last_heartbeat_ms, 1764331201000);
+    db_instance_event *evs = NULL;
+    OK(db_instance_events(db, 7, 10, &evs, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 3); /* registered, healthy, crashlooping: newest first */
+    assert_string_equal(evs[0].to, "crashlooping");
+    assert_string_equal(evs[1].to, "healthy");
+    assert_string_equal(evs[2].reason, "registered");
+    free(evs);
+    ev.instance_id = 99;
+    assert_int_equal(db_instance_record(db, &ev, NULL, NULL, FO_NULL, g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
+    /* re-registration: new key id, pending again, an event says so */
+    a = inst(7, "k9");
+    OK(db_instance_register(db, &a, g_err, sizeof g_err));
+    OK(db_instance_get(db, 7, &got, g_err, sizeof g_err));
+    assert_string_equal(got.key_id, "k9");
+    assert_string_equal(got.state, "pending");
+    OK(db_instance_events(db, 7, 1, &evs, &n, g_err, sizeof g_err));
+    assert_string_equal(evs[0].reason, "registered");
+    free(evs);
+    assert_int_equal(db_instance_get(db, 8, &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
+    a.key_id[0] = '\0';
+    assert_int_equal(db_instance_register(db, &a, g_err, sizeof g_err), DM_E_INVALID);
+    db_close(db);
+}
+
+/* ---- the listener ------------------------------------------------------- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    dm_db *db;
+    int n, persisted_first; /* L2: the db held each change when published */
+    char last_to[16];
+    int64_t last_id;
+} collector;
+
+static void on_event(const hbl_event *ev, void *ctx)
+{
+    collector *c = ctx;
+    db_instance in;
+    char err[256];
+    int ok = strcmp(ev->what, "state") != 0 ||
+             (db_instance_get(c->db, ev->instance_id, &in, err, sizeof err) == 0 &&
+              strcmp(in.state, ev->to) == 0);
+    pthread_mutex_lock(&c->mu);
+    c->n++;
+    c->persisted_first += ok;
+    if (strcmp(ev->what, "state") == 0) {
+        snprintf(c->last_to, sizeof c->last_to, "%s", ev->to);
+        c->last_id = ev->instance_id;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int last_is(collector *c, int64_t id, const char *to)
+{
+    pthread_mutex_lock(&c->mu);
+    int r = c->last_id == id && strcmp(c->last_to, to) == 0;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+static int wait_last(collector *c, int64_t id, const char *to)
+{
+    for (int64_t end = clock_mono_ms() + 15000; clock_mono_ms() < end;) {
+        if (last_is(c, id, to))
+            return 1;
+        clock_sleep_ms(10, NULL);
+    }
+    return 0;
+}
+
+typedef struct {
+    int fd;
+    uint8_t key[HB_KEY_LEN];
+    uint64_t seq;
+} sender;
+
+static void sender_open(sender *s, int port, const char *key_hex)
+{
+    s->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+    OK(hb_key_from_hex(key_hex, s->key));
+    s->seq = 0;
+}
+
+static void send_pkt(sender *s, int64_t id, hb_type type, uint64_t seq, int64_t sent_at)
+{
+    hb_packet p = {.type = type,
+                   .workload = HB_WL_RUNNING,
+                   .probe = HB_PR_OK,
+                   .instance_id = id,
+                   .seq = seq,
+                   .sent_at_ms = sent_at};
+    uint8_t buf[HB_PACKET_LEN];
+    OK(hb_encode(&p, s->key, buf));
+    assert_int_equal(send(s->fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+}
+
+static int wait_dropped(hbl_server *h, hb_reason r, uint64_t at_least)
+{
+    hbl_stats st;
+    for (int64_t end = clock_mono_ms() + 15000; clock_mono_ms() < end;) {
+        hbl_stats_get(h, &st);
+        if (st.dropped[r] >= at_least)
+            return 1;
+        clock_sleep_ms(10, NULL);
+    }
+    return 0;
+}
+
+static hbl_server *start_listener(dm_db *db)
+{
+    char secret[128];
+    snprintf(secret, sizeof secret, "%s/secret%d", g_dir, g_seq);
+    hbl_opts o = {.listen = "127.0.0.1:0", .db = db, .secret_path = secret};
+    hbl_server *h = NULL;
+    if (hbl_start(&o, &h, g_err, sizeof g_err) != 0)
+        fail_msg("hbl_start: %s", g_err);
+    return h;
+}
+
+/* L1, L2, L4-L6 with real datagrams. */
+static void test_listener(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    collector c = {.mu = PTHREAD_MUTEX_INITIALIZER, .db = db};
+    hbl_server *h = start_listener(db);
+    OK(hbl_subscribe(h, on_event, &c));
+    char key[HB_KEY_HEX_LEN + 1];
+    hbl_reg r = {.instance_id = 42, .kind = "gpu"};
+    OK(hbl_register(h, &r, key, g_err, sizeof g_err));
+    sender s;
+    sender_open(&s, hbl_port(h), key);
+    int64_t now = clock_wall_ms();
+    send_pkt(&s, 42, HB_T_BEAT, 1, now);
+    assert_true(wait_last(&c, 42, "healthy"));
+    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* W3: the same packet again */
+    assert_true(wait_dropped(h, HB_REPLAY, 1));
+    send_pkt(&s, 42, HB_T_BEAT, 2, now - HB_MAX_SKEW_MS - 5000);
+    assert_true(wait_dropped(h, HB_STALE, 1));
+    send_pkt(&s, 43, HB_T_BEAT, 3, now); /* not registered */
+    assert_true(wait_dropped(h, HB_UNKNOWN_INSTANCE, 1));
+    sender other = s;
+    other.key[0] ^= 1;
+    send_pkt(&other, 42, HB_T_BEAT, 4, now); /* L1: forged */
+    assert_true(wait_dropped(h, HB_BAD_MAC, 1));
+    for (uint64_t i = 0; i < 3 * HBL_RATE_PER_S; i++) /* a flood */
+        send_pkt(&s, 42, HB_T_BEAT, 10 + i, now);
+    assert_true(wait_dropped(h, HB_RATE, 1));
+    hbl_live l;
+    OK(hbl_live_get(h, 42, &l));
+    assert_int_equal(l.state, DET_HEALTHY);
+    assert_int_equal(l.workload, HB_WL_RUNNING);
+    send_pkt(&s, 42, HB_T_LEAVING, 100000, clock_wall_ms());
+    clock_sleep_ms(1100, NULL); /* refill the rate bucket */
+    send_pkt(&s, 42, HB_T_LEAVING, 100001, clock_wall_ms());
+    assert_true(wait_last(&c, 42, "leaving"));
+
+    /* Silence: suspect, then failed, without another packet. */
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 44}, key, g_err, sizeof g_err));
+    sender_open(&s, hbl_port(h), key);
+    for (uint64_t i = 1; i <= 5; i++) {
+        send_pkt(&s, 44, HB_T_BEAT, i, clock_wall_ms());
+        clock_sleep_ms(200, NULL);
+    }
+    assert_true(wait_last(&c, 44, "failed"));
+    db_instance in;
+    OK(db_instance_get(db, 44, &in, g_err, sizeof g_err));
+    assert_string_equal(in.state, "failed");
+    assert_int_not_equal(in.last_heartbeat_ms, FO_NULL);
+
+    /* L5, L6: a restarted listener re-derives the key; an instance alive
+     * before is judged from the restart. */
+    send_pkt(&s, 44, HB_T_BEAT, 6, clock_wall_ms());
+    assert_true(wait_last(&c, 44, "healthy"));
+    hbl_stop(h);
+    h = start_listener(db);
+    OK(hbl_subscribe(h, on_event, &c));
+    sender_open(&s, hbl_port(h), key);
+    send_pkt(&s, 44, HB_T_BEAT, 7, clock_wall_ms());
+    hbl_stats st;
+    for (int64_t end = clock_mono_ms() + 15000; clock_mono_ms() < end; clock_sleep_ms(10, NULL)) {
+        hbl_stats_get(h, &st);
+        if (st.accepted >= 1)
+            break;
+    }
+    assert_int_equal(st.accepted, 1);
+    assert_true(wait_last(&c, 44, "failed")); /* no more beats after the restart */
+    hbl_stop(h);
+    pthread_mutex_lock(&c.mu);
+    assert_int_equal(c.persisted_first, c.n); /* L2 */
+    pthread_mutex_unlock(&c.mu);
+    db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_db_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
+    };
+    snprintf(g_dir, sizeof g_dir, "/tmp/test_instances.XXXXXX");
+    if (!mkdtemp(g_dir))
+        return 1;
+    int failed = cmocka_run_group_tests_name("instances/sqlite", tests, NULL, NULL);
+    const char *pg = getenv("DUMONT_TEST_PG_URL");
+    if (pg && *pg) {
+        g_pg_admin = pg;
+        failed += cmocka_run_group_tests_name("instances/postgresql", tests, NULL, NULL);
+    } else {
+        printf("[  SKIPPED ] instances/postgresql: DUMONT_TEST_PG_URL is not set\n");
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "%s", g_dir); /* leave no files behind */
+    for (int i = 1; i <= g_seq; i++) {
+        const char *sfx[] = {".db", ".db-wal", ".db-shm"};
+        for (int k = 0; k < 3; k++) {
+            char p[160];
+            snprintf(p, sizeof p, "%s/t%d%s", g_dir, i, sfx[k]);
+            unlink(p);
+        }
+        char p[160];
+        snprintf(p, sizeof p, "%s/secret%d", g_dir, i);
+        unlink(p);
+    }
+    rmdir(cmd);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,144 @@
+/* Unit tests for the agent's workload supervisor (src/agent/workload.h,
+ * S1-S4) with real processes (sh, sleep). Waits poll with deadlines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "agent/workload.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Words: blanks separate, quotes group, no shell. */
+static void test_split(void **state)
+{
+    (void)state;
+    wl_sup w;
+    assert_int_equal(wl_init(&w, "  sh -c 'exit 3'  \"a b\"c ", 0, 0, NULL, 0), 0);
+    assert_string_equal(w.argv[0], "sh");
+    assert_string_equal(w.argv[1], "-c");
+    assert_string_equal(w.argv[2], "exit 3");
+    assert_string_equal(w.argv[3], "a bc");
+    assert_null(w.argv[4]);
+    assert_int_equal(w.crash_limit, 5); /* defaults */
+    assert_int_equal(w.crash_window_ms, 60000);
+    assert_int_equal(wl_init(&w, "sh -c 'oops", 0, 0, NULL, 0), DM_E_INVALID);
+    assert_int_equal(wl_init(&w, "   ", 0, 0, NULL, 0), DM_E_INVALID);
+    char many[WL_ARGV_MAX * 2 + 8];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i <= WL_ARGV_MAX; i++) /* WL_ARGV_MAX + 1 words */
+        memcpy(many + 2 * i, "a ", 2);
+    assert_int_equal(wl_init(&w, many, 0, 0, NULL, 0), DM_E_INVALID);
+    char big[WL_CMD_MAX + 1];
+    memset(big, 'x', sizeof big - 1);
+    big[WL_CMD_MAX] = '\0';
+    assert_int_equal(wl_init(&w, big, 0, 0, NULL, 0), DM_E_TOO_BIG);
+}
+
+static hb_workload run_until(wl_sup *w, hb_workload want, int64_t max_ms)
+{
+    for (int64_t end = clock_mono_ms() + max_ms; clock_mono_ms() < end;) {
+        wl_tick(w, clock_mono_ms());
+        if (w->state == want)
+            break;
+        clock_sleep_ms(10, NULL);
+    }
+    return w->state;
+}
+
+/* S2, S3: crashes are restarted with backoff, then crashlooping. */
+static void test_crashloop(void **state)
+{
+    (void)state;
+    wl_sup w;
+    assert_int_equal(wl_init(&w, "sh -c 'exit 3'", 3, 60000, NULL, 0), 0);
+    assert_int_equal(wl_start(&w, clock_mono_ms(), NULL, 0), 0);
+    assert_int_equal(run_until(&w, HB_WL_CRASHLOOPING, 20000), HB_WL_CRASHLOOPING);
+    assert_int_equal(w.restarts, 2);
+    assert_int_equal(w.backoff_ms, 4 * WL_BACKOFF_MS); /* doubled twice */
+    for (int i = 0; i < 20; i++)                       /* no more restarts */
+        wl_tick(&w, clock_mono_ms() + 100000);
+    assert_int_equal(w.restarts, 2);
+    assert_int_equal(w.pid, 0);
+}
+
+/* S1: exit 0 is exited, not restarted; a missing program is a crash. */
+static void test_clean_exit_and_missing(void **state)
+{
+    (void)state;
+    wl_sup w;
+    assert_int_equal(wl_init(&w, "true", 3, 60000, NULL, 0), 0);
+    assert_int_equal(wl_start(&w, clock_mono_ms(), NULL, 0), 0);
+    assert_int_equal(run_until(&w, HB_WL_EXITED, 10000), HB_WL_EXITED);
+    assert_int_equal(w.restarts, 0);
+    assert_int_equal(wl_init(&w, "/nonexistent/dumont-test-binary", 2, 60000, NULL, 0), 0);
+    assert_int_not_equal(wl_start(&w, clock_mono_ms(), NULL, 0), 0);
+    assert_int_equal(w.state, HB_WL_RESTARTING);
+    w.next_start_ms = 0;
+    assert_int_equal(run_until(&w, HB_WL_CRASHLOOPING, 10000), HB_WL_CRASHLOOPING);
+}
+
+/* Live (not zombie) processes in process group pgid, from /proc. */
+static int live_in_group(pid_t pgid)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *p = strrchr(buf, ')'), st = 0;
+        long ppid = 0, pgrp = 0;
+        if (p && sscanf(p + 1, " %c %ld %ld", &st, &ppid, &pgrp) == 3 && pgrp == pgid && st != 'Z')
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* S4: stop ends the whole group, also what ignores SIGTERM. */
+static void test_stop(void **state)
+{
+    (void)state;
+    wl_sup w;
+    assert_int_equal(wl_init(&w, "sh -c 'trap \"\" TERM; sleep 60 & wait'", 3, 60000, NULL, 0), 0);
+    assert_int_equal(wl_start(&w, clock_mono_ms(), NULL, 0), 0);
+    pid_t pgid = w.pid;
+    clock_sleep_ms(200, NULL);
+    int64_t t = clock_mono_ms();
+    wl_stop(&w, 300);
+    assert_true(clock_mono_ms() - t < 5000);
+    assert_int_equal(w.pid, 0);
+    assert_int_equal(w.state, HB_WL_EXITED);
+    int left = 1;
+    for (int64_t end = clock_mono_ms() + 5000; left && clock_mono_ms() < end;)
+        if ((left = live_in_group(pgid)) != 0)
+            clock_sleep_ms(20, NULL);
+    assert_int_equal(left, 0); /* nothing alive left in the group */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_crashloop),
+        cmocka_unit_test(test_clean_exit_and_missing),
+        cmocka_unit_test(test_stop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
