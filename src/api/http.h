@@ -44,6 +44,10 @@ typedef struct {
 /* Sets an error response (H1). Returns 0 so handlers can `return api_error(...)`. */
 int api_error(api_response *resp, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Parses the body as a JSON object whose keys are all in allowed (NULL-
+ * terminated); an empty body is {}. Else sets a 400 and returns -1. */
+int api_body_object(const api_request *req, api_response *resp, const char *const *allowed,
+                    json_t **ret);
 /* Maps a DM_E_* code to status + error code and sets the response. */
 int api_error_from(api_response *resp, int rc, const char *detail);
 /* Sets a JSON response, taking ownership of body. */

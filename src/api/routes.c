@@ -71,8 +71,8 @@ int api_error_from(api_response *resp, int rc, const char *detail)
 
 /* Parses the body as a JSON object whose keys are all in allowed (A1).
  * An empty body is an empty object. On failure sets a 400 and returns -1. */
-static int body_object(const api_request *req, api_response *resp, const char *const *allowed,
-                       json_t **ret)
+int api_body_object(const api_request *req, api_response *resp, const char *const *allowed,
+                    json_t **ret)
 {
     json_error_t jerr;
     json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
@@ -148,7 +148,7 @@ static int h_test_setup(const api_ctx *ctx, const api_request *req, api_response
 {
     static const char *const allowed[] = {"gpu_instance_id", "standby_id", "gcp_zone", NULL};
     json_t *o;
-    if (body_object(req, resp, allowed, &o))
+    if (api_body_object(req, resp, allowed, &o))
         return 0;
     fo_assoc a;
     memset(&a, 0, sizeof a);
@@ -210,7 +210,7 @@ static int h_simulate(const api_ctx *ctx, const api_request *req, api_response *
     static const char *const allowed[] = {"fail_phase", "speed", "seed", NULL};
     int64_t gpu;
     json_t *o;
-    if (path_gpu_id(req->segs[4], &gpu, resp) || body_object(req, resp, allowed, &o))
+    if (path_gpu_id(req->segs[4], &gpu, resp) || api_body_object(req, resp, allowed, &o))
         return 0;
     fo_sim_opts opts;
     fo_sim_opts_init(&opts);

@@ -20,35 +20,6 @@
 
 #define EVENTS_SHOWN 50
 
-/* A JSON object body with only allowed keys; 400 and -1 otherwise. */
-static int body_fields(const api_request *req, api_response *resp, const char *const *allowed,
-                       json_t **ret)
-{
-    json_error_t jerr;
-    json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
-                              : json_object();
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        api_error(resp, 400, "bad_request", "the body must be a JSON object");
-        return -1;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++)
-            ok |= strcmp(*a, key) == 0;
-        if (!ok) {
-            api_error(resp, 400, "bad_request", "unknown field '%.64s'", key);
-            json_decref(o);
-            return -1;
-        }
-    }
-    *ret = o;
-    return 0;
-}
-
 /* An optional printable string of fewer than cap bytes; *ret NULL if absent. */
 static int text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp)
 {
@@ -96,7 +67,7 @@ int api_h_instance_register(const api_ctx *ctx, const api_request *req, api_resp
     json_t *o;
     if (!ctx->detect) /* R2 */
         return api_error(resp, 503, "unavailable", "the heartbeat listener is not running");
-    if (body_fields(req, resp, allowed, &o))
+    if (api_body_object(req, resp, allowed, &o))
         return 0;
     hbl_reg r = {0};
     char key[HB_KEY_HEX_LEN + 1], err[512] = "";
