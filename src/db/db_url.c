@@ -10,6 +10,8 @@
  *     percent-decoded, from a message (libpq quotes bad URI tokens verbatim). */
 #include "db/db_internal.h"
 
+#include "util/hex.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -49,23 +51,12 @@ void db_url_redact(const char *url, char *out, size_t outlen)
              path[plen] == '?' ? "?..." : "");
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void pct_decode(const char *s, size_t n, char *out, size_t outlen)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < outlen; i++) {
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
         if (s[i] == '%' && hi >= 0 && lo >= 0) {
             out[o++] = (char)(hi * 16 + lo);
             i += 2;

@@ -6,6 +6,8 @@
  * under another instance's key is refused. */
 #include "detect/heartbeat.h"
 
+#include "util/hex.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -187,23 +189,7 @@ int hb_key_derive(const char *master, int64_t instance_id, const char *key_id,
 
 void hb_key_to_hex(const uint8_t key[HB_KEY_LEN], char out[HB_KEY_HEX_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < HB_KEY_LEN; i++) {
-        out[2 * i] = hex[key[i] >> 4];
-        out[2 * i + 1] = hex[key[i] & 15];
-    }
-    out[HB_KEY_HEX_LEN] = '\0';
-}
-
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    hex_encode(key, HB_KEY_LEN, out);
 }
 
 int hb_key_from_hex(const char *hex, uint8_t ret[HB_KEY_LEN])
@@ -211,13 +197,9 @@ int hb_key_from_hex(const char *hex, uint8_t ret[HB_KEY_LEN])
     uint8_t k[HB_KEY_LEN];
     if (!hex || strlen(hex) != HB_KEY_HEX_LEN)
         return -1;
-    for (int i = 0; i < HB_KEY_LEN; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            OPENSSL_cleanse(k, sizeof k);
-            return -1;
-        }
-        k[i] = (uint8_t)(hi << 4 | lo);
+    if (hex_decode(hex, HB_KEY_LEN, k) != 0) {
+        OPENSSL_cleanse(k, sizeof k);
+        return -1;
     }
     memcpy(ret, k, sizeof k);
     OPENSSL_cleanse(k, sizeof k);

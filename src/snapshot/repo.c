@@ -40,6 +40,7 @@
 #include "snapshot/pack.h"
 #include "snapshot/repo_internal.h"
 #include "util/error.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -53,34 +54,16 @@
 
 void chunk_id_hex(const chunk_id *id, char out[65])
 {
-    static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hx[id->b[i] >> 4];
-        out[2 * i + 1] = hx[id->b[i] & 15];
-    }
-    out[64] = '\0';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    hex_encode(id->b, sizeof id->b, out);
 }
 
 int chunk_id_parse(const char *hex, chunk_id *ret)
 {
     chunk_id id;
-    if (!hex || strnlen(hex, 65) != 64)
+    /* ids are canonical lowercase: "AB.." is not the same key as "ab.." */
+    if (!hex || strnlen(hex, 65) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
+        hex_decode(hex, sizeof id.b, id.b) != 0)
         return DM_E_INVALID;
-    for (int i = 0; i < 32; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return DM_E_INVALID;
-        id.b[i] = (uint8_t)(hi << 4 | lo);
-    }
     *ret = id;
     return 0;
 }

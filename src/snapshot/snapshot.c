@@ -18,6 +18,7 @@
 #include "snapshot/snap_internal.h"
 #include "snapshot/workq.h"
 #include "util/error.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -53,13 +54,8 @@ void snap_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
     EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(md, sizeof md, out);
 }
 
 int snap_id_valid(const char *id)

@@ -3,6 +3,7 @@
 
 #include "util/error.h"
 #include "util/fsutil.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,6 @@
 
 int secret_random_hex(char *out, size_t outlen, size_t nbytes)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[128];
     if (nbytes > sizeof raw || outlen < 2 * nbytes + 1)
         return DM_E_INVALID;
@@ -26,11 +26,8 @@ int secret_random_hex(char *out, size_t outlen, size_t nbytes)
         }
         got += (size_t)r;
     }
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
+    hex_encode(raw, nbytes, out);
+    explicit_bzero(raw, sizeof raw);
     return 0;
 }
 
