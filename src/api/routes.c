@@ -9,7 +9,9 @@
  * A2: a handler never leaves a request without a JSON response (H1). */
 #include "api/http.h"
 #include "api/render.h"
+#include "api/routes_fleet.h"
 #include "api/routes_instances.h"
+#include "api/routes_snapshots.h"
 
 #include "util/clock.h"
 #include "util/error.h"
@@ -333,14 +335,20 @@ static const struct route {
     {"GET", "/api/standby/failover/status/{}", h_status},
     {"GET", "/api/standby/failover/report", h_report},
     {"GET", "/api/standby/failover/list", h_list},
-    {"POST", "/api/standby/failover/test-real/{}", h_later},
-    {"GET", "/api/standby/failover/test-real/report/{}", h_later},
-    {"GET", "/api/standby/failover/test-real/history", h_later},
+    {"POST", "/api/standby/failover/test-real/{}", api_h_test_real},
+    {"GET", "/api/standby/failover/test-real/report/{}", api_h_test_real_report},
+    {"GET", "/api/standby/failover/test-real/history", api_h_test_real_history},
     {"POST", "/api/standby/configure", h_later},
     {"GET", "/api/standby/status", h_later},
     {"POST", "/api/instances/register", api_h_instance_register},
     {"GET", "/api/instances", api_h_instance_list},
     {"GET", "/api/instances/{}", api_h_instance_get},
+    {"POST", "/api/instances/launch", api_h_instance_launch},
+    {"DELETE", "/api/instances/{}", api_h_instance_destroy},
+    {"POST", "/api/instances/{}/snapshots", api_h_snapshot_report},
+    {"GET", "/api/instances/{}/snapshots", api_h_snapshot_list},
+    {"POST", "/api/chaos/preempt/{}", api_h_chaos_preempt},
+    {"GET", "/api/workloads", api_h_workload_list},
 };
 
 /* Does pattern (e.g. "/api/x/{}") match the request's segments? */

@@ -100,9 +100,85 @@ static const char *const m2_sql[] = {
     NULL,
 };
 
+/* Issue 6: protected workloads, the instances providers made for them, the
+ * snapshots agents report, and what a real failover records (src/db/db_fleet.h,
+ * docs/failover.md). One column per ALTER: SQLite adds one at a time. */
+static const char *const m3_sql[] = {
+    "CREATE TABLE workloads ("
+    " workload_id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " workload_cmd TEXT,"
+    " probe_spec TEXT,"
+    " model TEXT,"
+    " workspace_from TEXT,"
+    " heartbeat_ms BIGINT NOT NULL,"
+    " snapshot_every_ms BIGINT NOT NULL,"
+    " requirements TEXT NOT NULL,"
+    " protected BIGINT NOT NULL,"
+    " serving_instance_id BIGINT,"
+    " epoch BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " created_at_ms BIGINT NOT NULL)",
+
+    "CREATE TABLE machines ("
+    " instance_id BIGINT PRIMARY KEY,"
+    " workload_id TEXT,"
+    " provider TEXT NOT NULL,"
+    " offer_id TEXT,"
+    " host TEXT,"
+    " gpu_name TEXT,"
+    " price_milli BIGINT,"
+    " workspace TEXT,"
+    " address TEXT,"
+    " epoch BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " test BIGINT NOT NULL,"
+    " failover_id TEXT,"
+    " created_at_ms BIGINT NOT NULL,"
+    " destroyed_at_ms BIGINT)",
+    "CREATE INDEX machines_workload ON machines (workload_id)",
+
+    "CREATE TABLE snapshots ("
+    " snapshot_id TEXT PRIMARY KEY,"
+    " instance_id BIGINT NOT NULL,"
+    " workload_id TEXT,"
+    " epoch BIGINT NOT NULL,"
+    " store_url TEXT NOT NULL,"
+    " size_bytes BIGINT NOT NULL,"
+    " stored_bytes BIGINT NOT NULL,"
+    " files BIGINT NOT NULL,"
+    " created_at_ms BIGINT NOT NULL,"
+    " creation_time_ms BIGINT NOT NULL,"
+    " reported_at_ms BIGINT NOT NULL,"
+    " trigger_kind TEXT NOT NULL)",
+    "CREATE INDEX snapshots_instance ON snapshots (instance_id, created_at_ms DESC)",
+    "CREATE INDEX snapshots_workload ON snapshots (workload_id, created_at_ms DESC)",
+
+    "ALTER TABLE failovers ADD COLUMN workload_id TEXT",
+    "ALTER TABLE failovers ADD COLUMN new_instance_id BIGINT",
+    "ALTER TABLE failovers ADD COLUMN trigger_kind TEXT",
+    "ALTER TABLE failovers ADD COLUMN test BIGINT",
+    "ALTER TABLE failovers ADD COLUMN keep_instance BIGINT",
+    "ALTER TABLE failovers ADD COLUMN attempts BIGINT",
+    "ALTER TABLE failovers ADD COLUMN epoch BIGINT",
+    "ALTER TABLE failovers ADD COLUMN excluded_hosts TEXT",
+    "ALTER TABLE failovers ADD COLUMN snapshot_id TEXT",
+    "ALTER TABLE failovers ADD COLUMN snapshot_size_bytes BIGINT",
+    "ALTER TABLE failovers ADD COLUMN snapshot_creation_time_ms BIGINT",
+    "ALTER TABLE failovers ADD COLUMN snapshot_compression TEXT",
+    "ALTER TABLE failovers ADD COLUMN snapshot_storage TEXT",
+    "ALTER TABLE failovers ADD COLUMN restore_download_time_ms BIGINT",
+    "ALTER TABLE failovers ADD COLUMN restore_decompress_time_ms BIGINT",
+    "ALTER TABLE failovers ADD COLUMN inference_model TEXT",
+    "ALTER TABLE failovers ADD COLUMN inference_ready_time_ms BIGINT",
+    "ALTER TABLE failovers ADD COLUMN inference_success BIGINT",
+    NULL,
+};
+
 static const migration migrations[] = {
     {1, m1_sql},
     {2, m2_sql},
+    {3, m3_sql},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

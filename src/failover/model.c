@@ -10,7 +10,8 @@ static const char *const phase_names[FO_PHASE_COUNT] = {
     "detection", "standby_activation", "gpu_search", "provisioning", "ssh_ready",
     "restore",   "inference",
 };
-static const char *const status_names[] = {"pending", "running", "ok", "failed"};
+static const char *const status_names[] = {"pending", "running", "ok", "failed", "skipped"};
+#define N_STATUS ((int)(sizeof status_names / sizeof status_names[0]))
 static const char *const kind_names[FO_KIND_COUNT] = {"simulated", "real"};
 
 static int lookup(const char *const *names, int n, const char *s)
@@ -62,12 +63,12 @@ int fo_state_parse(const char *s, fo_state *ret)
 
 const char *fo_phase_status_name(fo_phase_status s)
 {
-    return (unsigned)s < 4 ? status_names[s] : "?";
+    return (unsigned)s < (unsigned)N_STATUS ? status_names[s] : "?";
 }
 
 int fo_phase_status_parse(const char *s, fo_phase_status *ret)
 {
-    int i = lookup(status_names, 4, s);
+    int i = lookup(status_names, N_STATUS, s);
     if (i < 0)
         return DM_E_INVALID;
     *ret = (fo_phase_status)i;
@@ -93,6 +94,8 @@ int fo_state_is_terminal(fo_state s)
     return s == FO_STATE_COMPLETED || s == FO_STATE_FAILED;
 }
 
+static void finish(fo_failover *f, fo_state st, int64_t now_ms, const char *reason);
+
 int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind, int64_t now_ms)
 {
     if (!id || !*id || strlen(id) >= FO_ID_MAX || (unsigned)kind >= FO_KIND_COUNT)
@@ -113,7 +116,32 @@ int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kin
     }
     f->phases[0].status = FO_PHASE_RUNNING;
     f->phases[0].started_at_ms = now_ms;
+    fo_real *r = &f->real;
+    r->new_instance_id = r->epoch = FO_NULL;
+    r->snapshot_size_bytes = r->snapshot_creation_time_ms = FO_NULL;
+    r->restore_download_time_ms = r->restore_decompress_time_ms = FO_NULL;
+    r->inference_ready_time_ms = FO_NULL;
+    r->inference_success = FO_NULL;
     return 0;
+}
+
+/* Adds d to a phase's duration (FO_NULL + d = d): a phase run again after a
+ * retry counts every run. */
+static int64_t add_duration(int64_t have, int64_t d)
+{
+    return have == FO_NULL ? d : have + d;
+}
+
+/* Moves to phase `next` (running since now), or completes after the last. */
+static void advance(fo_failover *f, int64_t now_ms)
+{
+    if (f->state + 1 == FO_PHASE_COUNT) {
+        finish(f, FO_STATE_COMPLETED, now_ms, NULL);
+        return;
+    }
+    f->state++;
+    f->phases[f->state].status = FO_PHASE_RUNNING;
+    f->phases[f->state].started_at_ms = now_ms;
 }
 
 static int64_t sum_durations(const fo_failover *f)
@@ -147,16 +175,35 @@ int fo_transition(fo_failover *f, const fo_event *ev)
         if (ev->duration_ms < 0)
             return DM_E_INVALID;
         cur->status = FO_PHASE_OK;
-        cur->duration_ms = ev->duration_ms;
+        cur->duration_ms = add_duration(cur->duration_ms, ev->duration_ms);
         cur->simulated = ev->simulated;
-        if (f->state + 1 == FO_PHASE_COUNT) {
-            finish(f, FO_STATE_COMPLETED, ev->now_ms, NULL);
-        } else {
-            f->state++;
-            f->phases[f->state].status = FO_PHASE_RUNNING;
-            f->phases[f->state].started_at_ms = ev->now_ms;
-        }
+        if (ev->detail && *ev->detail)
+            snprintf(cur->detail, sizeof cur->detail, "%s", ev->detail);
+        advance(f, ev->now_ms);
         return 0;
+    case FO_EV_PHASE_SKIP:
+        if (cur->duration_ms != FO_NULL) /* it ran in an earlier attempt */
+            return DM_E_INVALID;
+        cur->status = FO_PHASE_SKIPPED;
+        cur->started_at_ms = FO_NULL;
+        if (ev->detail && *ev->detail)
+            snprintf(cur->detail, sizeof cur->detail, "%s", ev->detail);
+        advance(f, ev->now_ms);
+        return 0;
+    case FO_EV_RETRY: {
+        fo_phase to = ev->retry_phase;
+        if (ev->duration_ms < 0 || to < FO_PHASE_GPU_SEARCH || (int)to > f->state)
+            return DM_E_INVALID;
+        cur->duration_ms = add_duration(cur->duration_ms, ev->duration_ms);
+        for (int i = (int)to + 1; i <= f->state; i++)
+            f->phases[i].status = FO_PHASE_PENDING; /* durations so far are kept */
+        f->state = (fo_state)to;
+        f->phases[to].status = FO_PHASE_RUNNING;
+        f->phases[to].started_at_ms = ev->now_ms;
+        if (ev->detail && *ev->detail)
+            snprintf(f->phases[to].detail, sizeof f->phases[to].detail, "retry: %s", ev->detail);
+        return 0;
+    }
     case FO_EV_PHASE_FAILED:
     case FO_EV_ABORT: {
         if (ev->kind == FO_EV_PHASE_FAILED && ev->duration_ms < 0 && ev->duration_ms != FO_NULL)
@@ -167,7 +214,10 @@ int fo_transition(fo_failover *f, const fo_event *ev)
         snprintf(reason, sizeof reason, "%s %s: %s", fo_phase_name((fo_phase)f->state), what,
                  detail);
         cur->status = FO_PHASE_FAILED;
-        cur->duration_ms = ev->kind == FO_EV_ABORT ? FO_NULL : ev->duration_ms;
+        if (ev->kind == FO_EV_ABORT)
+            ; /* the running phase's time is unknown: what it had so far stays */
+        else if (ev->duration_ms != FO_NULL)
+            cur->duration_ms = add_duration(cur->duration_ms, ev->duration_ms);
         cur->simulated = ev->simulated;
         snprintf(cur->detail, sizeof cur->detail, "%s", detail);
         finish(f, FO_STATE_FAILED, ev->now_ms, reason);

@@ -44,6 +44,7 @@ typedef enum {
     FO_PHASE_RUNNING,
     FO_PHASE_OK,
     FO_PHASE_FAILED,
+    FO_PHASE_SKIPPED, /* did not happen (e.g. detection of a test-real) */
 } fo_phase_status;
 
 typedef enum { FO_KIND_SIMULATED = 0, FO_KIND_REAL, FO_KIND_COUNT } fo_kind;
@@ -59,6 +60,30 @@ typedef struct {
 #define FO_ID_MAX     48
 #define FO_REASON_MAX 256
 
+/* What a real failover (and a test-real) records beyond the phases: the
+ * instances, the intent a restarted controller resumes from, and the fields
+ * of the seed's FailoverTestEvent. Integers are FO_NULL when unknown. */
+typedef struct {
+    char workload_id[32];     /* "" for simulated failovers */
+    int64_t new_instance_id;  /* intent: reserved before provisioning (db_fleet.h F1) */
+    char trigger[16];         /* "failed" | "preempting" | "crashlooping" | "test-real" | "" */
+    int test;                 /* test-real: the original keeps serving */
+    int keep;                 /* test-real keep=true: the test instance is kept */
+    int attempts;             /* offers tried so far */
+    int64_t epoch;            /* the workload epoch after fencing (FO_NULL before) */
+    char excluded_hosts[256]; /* comma-separated hosts not to try again */
+    char snapshot_id[72];
+    int64_t snapshot_size_bytes;
+    int64_t snapshot_creation_time_ms;
+    char snapshot_compression[16]; /* "lz4" */
+    char snapshot_storage[256];    /* store URL (display form, no secret) */
+    int64_t restore_download_time_ms;
+    int64_t restore_decompress_time_ms;
+    char inference_model[128];
+    int64_t inference_ready_time_ms;
+    int inference_success; /* FO_NULL, 0, 1 */
+} fo_real;
+
 typedef struct {
     char id[FO_ID_MAX];
     int64_t gpu_instance_id;
@@ -71,6 +96,7 @@ typedef struct {
     int64_t finished_at_ms;     /* wall clock; FO_NULL while running */
     int64_t total_time_ms;      /* I3 */
     fo_phase_rec phases[FO_PHASE_COUNT];
+    fo_real real; /* kind real only; zero/FO_NULL otherwise */
 } fo_failover;
 
 /* The mock GPU <-> CPU-standby association made by `failover test-setup`. */
@@ -86,6 +112,10 @@ typedef enum {
     FO_EV_PHASE_OK,     /* current phase finished after duration_ms */
     FO_EV_PHASE_FAILED, /* current phase failed after duration_ms (may be FO_NULL) */
     FO_EV_ABORT,        /* stopped from outside (shutdown, crash recovery) */
+    FO_EV_PHASE_SKIP,   /* current phase does not happen (duration stays FO_NULL) */
+    FO_EV_RETRY,        /* current attempt failed after duration_ms; go back to phase
+                         * retry_phase (<= current, >= gpu_search) for another try.
+                         * Durations accumulate: a phase run twice counts both runs. */
 } fo_event_kind;
 
 typedef struct {
@@ -93,7 +123,8 @@ typedef struct {
     int64_t now_ms;      /* wall clock of the event */
     int64_t duration_ms; /* for PHASE_OK (>= 0) / PHASE_FAILED (>= 0 or FO_NULL) */
     int simulated;       /* the duration was simulated */
-    const char *detail;  /* reason for FAILED/ABORT; may be NULL */
+    const char *detail;  /* reason for FAILED/ABORT/RETRY; may be NULL */
+    fo_phase retry_phase; /* FO_EV_RETRY only */
 } fo_event;
 
 const char *fo_phase_name(fo_phase p);

@@ -46,6 +46,87 @@ int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen);
  * DM_E_NOT_FOUND (no association), DM_E_CONFLICT, DM_E_BUSY, DM_E_CANCELLED. */
 int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opts, fo_failover *ret,
                      char *err, size_t errlen);
+/* ---- Real failovers (issue 6; docs/failover.md) ----
+ *
+ * O5: once fo_orch_attach() gave it a provider, the heartbeat listener and a
+ *     store, the orchestrator subscribes to instance state changes: a
+ *     protected workload's serving instance that becomes `failed`,
+ *     `preempting` or `crashlooping` starts a real failover (at most one per
+ *     workload: its state failing_over, and D3 on the old instance).
+ * O6: every step persists its intent before acting (the new instance id is
+ *     reserved before the provider is asked; the epoch is bumped before the
+ *     old instance is fenced), and every phase is idempotent, so
+ *     fo_orch_recover() resumes real failovers where they stopped: exactly
+ *     one new instance, never a lost old one.
+ * O7: the old instance is fenced (provider destroy, confirmed gone) before
+ *     a new one is provisioned; a fenced instance's late snapshot is refused
+ *     (db_fleet.h F3).
+ * O8: a phase that fails on one offer destroys that offer's instance, excludes
+ *     its host and retries from gpu_search, at most FO_ORCH_MAX_ATTEMPTS
+ *     offers; then the failover fails with the last reason.
+ * O9: test-real never touches the original instance nor which instance
+ *     serves; its test instance is destroyed at the end unless keep. */
+#define FO_ORCH_MAX_ATTEMPTS 3
+
+struct hbl_server;
+struct dm_provider;
+
+typedef struct {
+    struct dm_provider *provider;   /* borrowed */
+    struct hbl_server *detect;      /* borrowed; the new agents register there */
+    const char *store_url;          /* where snapshots are (DUMONT_STORE) */
+    const char *server_url;         /* the API URL agents use, e.g. http://127.0.0.1:8700 */
+    const char *token;              /* the API token agents use (PV6) */
+    int64_t ready_timeout_ms;       /* ssh_ready: wait for the new agent; <= 0: 60 s */
+    int64_t inference_timeout_ms;   /* inference: wait for the probe; <= 0: 120 s */
+    int64_t preempt_grace_ms;       /* preempting: wait for the final snapshot; <= 0: 20 s */
+} fo_real_env;
+
+/* O5. The strings are copied. Before this, real operations fail with DM_E_UNAVAILABLE. */
+int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen);
+
+typedef struct {
+    const char *name;           /* NULL: the workload id */
+    const char *kind;           /* "gpu" (default) | "cpu" */
+    const char *workload_cmd;   /* the command the instance runs */
+    const char *probe_spec;     /* http:/exec:/ollama: (probe.h) */
+    const char *model;          /* inference model (default: from an ollama: probe) */
+    const char *workspace_from; /* a directory copied into the first workspace */
+    int64_t heartbeat_ms, snapshot_every_ms; /* <= 0: defaults (200, 30000) */
+    int protect;                /* default 1 */
+    int min_vram_gb;
+    double min_cuda, max_price_per_h;
+    const char *region;
+} fo_launch_req;
+
+typedef struct {
+    char workload_id[32];
+    int64_t instance_id;
+    char workspace[4096];
+    char address[64];
+} fo_launch_result;
+
+/* Creates a workload and its first instance: search, provision, wait until the
+ * agent is healthy, start the workload (and, with workspace_from, takes a first
+ * snapshot so there is always a restorable point). Synchronous. */
+int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, char *err,
+                   size_t errlen);
+/* Starts a real failover of the workload served by instance_id, as if it had
+ * failed (trigger names why: "failed", "preempting", "crashlooping",
+ * "manual"). DM_E_NOT_FOUND: it serves no workload. ret: the record as inserted. */
+int fo_orch_failover_instance(fo_orch *o, int64_t instance_id, const char *trigger,
+                              fo_failover *ret, char *err, size_t errlen);
+/* O9. Starts a test-real in the background (id "real-..."). model NULL: the
+ * workload's. */
+int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,
+                      fo_failover *ret, char *err, size_t errlen);
+/* Chaos: preempt instance_id through its provider (provider.h preempt). */
+int fo_orch_chaos_preempt(fo_orch *o, int64_t instance_id, int64_t notice_ms, char *err,
+                          size_t errlen);
+/* Destroys an instance the user no longer wants; a serving one stops its
+ * workload's protection (state stopped) first, so no failover follows. */
+int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t errlen);
+
 /* O4. Safe to call twice. */
 void fo_orch_shutdown(fo_orch *o);
 void fo_orch_free(fo_orch *o); /* shuts down first if needed */

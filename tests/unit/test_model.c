@@ -398,7 +398,7 @@ static void test_bad_names(void **state)
     assert_string_equal(fo_phase_name((fo_phase)-1), "?");
     assert_string_equal(fo_state_name(-1), "?");
     assert_string_equal(fo_state_name(FO_STATE_FAILED + 1), "?");
-    assert_string_equal(fo_phase_status_name((fo_phase_status)4), "?");
+    assert_string_equal(fo_phase_status_name((fo_phase_status)5), "?");
     assert_string_equal(fo_kind_name((fo_kind)FO_KIND_COUNT), "?");
     assert_false(fo_state_is_terminal(FO_PHASE_INFERENCE));
     assert_false(fo_state_is_terminal(-1));
