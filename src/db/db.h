@@ -49,6 +49,8 @@ typedef struct {
     int64_t gpu_instance_id; /* FO_NULL: any */
     int kind;                /* FO_NULL: any; else fo_kind */
     int active_only;         /* only non-terminal failovers */
+    int test;                /* FO_NULL: any; 1: test-real only; 0: no test-real */
+    char workload_id[32];    /* "": any */
     int64_t since_ms;        /* FO_NULL: no bound; started_at_ms >= since_ms */
     int64_t until_ms;        /* FO_NULL: no bound; started_at_ms <  until_ms */
     int64_t limit;           /* <= 0: no limit */

@@ -35,7 +35,7 @@
 
 static int phase_check(const fo_phase_rec *ph)
 {
-    return (unsigned)ph->status <= FO_PHASE_FAILED && DB_STR_OK(ph->detail);
+    return (unsigned)ph->status <= FO_PHASE_SKIPPED && DB_STR_OK(ph->detail);
 }
 
 /* F1 */
@@ -54,7 +54,11 @@ static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
                             : f->state == FO_STATE_FAILED  ? 0
                                                            : FO_NULL))
         why = "success does not match state (I4)";
-    else if (!DB_STR_OK(f->user_id) || !DB_STR_OK(f->reason))
+    else if (!DB_STR_OK(f->user_id) || !DB_STR_OK(f->reason) ||
+             !DB_STR_OK(f->real.workload_id) || !DB_STR_OK(f->real.trigger) ||
+             !DB_STR_OK(f->real.excluded_hosts) || !DB_STR_OK(f->real.snapshot_id) ||
+             !DB_STR_OK(f->real.snapshot_compression) || !DB_STR_OK(f->real.snapshot_storage) ||
+             !DB_STR_OK(f->real.inference_model))
         why = "unterminated string";
     for (int i = 0; !why && i < FO_PHASE_COUNT; i++)
         if (!phase_check(&f->phases[i]))
@@ -78,6 +82,49 @@ static void fo_params(const fo_failover *f, db_param *p)
     *p++ = db_p_i64n(f->total_time_ms);
     for (int i = 0; i < FO_PHASE_COUNT; i++)
         *p++ = db_p_i64n(f->phases[i].duration_ms); /* D4 */
+}
+
+/* The fo_real columns (migration 3), $2.. in REAL_COLS order; $1 = id. */
+#define REAL_NCOLS 18
+static void real_params(const fo_failover *f, db_param *p)
+{
+    const fo_real *r = &f->real;
+    *p++ = db_p_text(f->id);
+    *p++ = db_p_textn(r->workload_id);
+    *p++ = db_p_i64n(r->new_instance_id);
+    *p++ = db_p_textn(r->trigger);
+    *p++ = db_p_i64(r->test ? 1 : 0);
+    *p++ = db_p_i64(r->keep ? 1 : 0);
+    *p++ = db_p_i64(r->attempts);
+    *p++ = db_p_i64n(r->epoch);
+    *p++ = db_p_textn(r->excluded_hosts);
+    *p++ = db_p_textn(r->snapshot_id);
+    *p++ = db_p_i64n(r->snapshot_size_bytes);
+    *p++ = db_p_i64n(r->snapshot_creation_time_ms);
+    *p++ = db_p_textn(r->snapshot_compression);
+    *p++ = db_p_textn(r->snapshot_storage);
+    *p++ = db_p_i64n(r->restore_download_time_ms);
+    *p++ = db_p_i64n(r->restore_decompress_time_ms);
+    *p++ = db_p_textn(r->inference_model);
+    *p++ = db_p_i64n(r->inference_ready_time_ms);
+    *p++ = db_p_i64n(r->inference_success);
+}
+
+static int write_real(dm_db *db, const fo_failover *f, char *err, size_t errlen)
+{
+    if (f->kind != FO_KIND_REAL)
+        return 0;
+    db_param p[REAL_NCOLS + 1];
+    real_params(f, p);
+    return db_x(db,
+                "UPDATE failovers SET workload_id = $2, new_instance_id = $3, trigger_kind = $4,"
+                " test = $5, keep_instance = $6, attempts = $7, epoch = $8, excluded_hosts = $9,"
+                " snapshot_id = $10, snapshot_size_bytes = $11, snapshot_creation_time_ms = $12,"
+                " snapshot_compression = $13, snapshot_storage = $14,"
+                " restore_download_time_ms = $15, restore_decompress_time_ms = $16,"
+                " inference_model = $17, inference_ready_time_ms = $18, inference_success = $19"
+                " WHERE failover_id = $1",
+                p, REAL_NCOLS + 1, NULL, NULL, NULL, err, errlen);
 }
 
 static void phase_params(const fo_failover *f, int i, db_param *p)
@@ -142,6 +189,8 @@ static int insert_batch(dm_db *db, const fo_failover *f, size_t n, db_param *p, 
         fo_params(&f[i], p + i * FO_NCOLS);
     int rc = db_x(db, sql, p, (int)n * FO_NCOLS, NULL, NULL, NULL, err, errlen);
     free(sql);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = write_real(db, &f[i], err, errlen);
     return rc ? rc : write_phases(db, f, n, 0, p, err, errlen);
 }
 
@@ -203,6 +252,8 @@ static int save_tx(dm_db *db, const fo_failover *f, char *err, size_t errlen)
         return rc;
     if (changed == 0)
         return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with id '%s'", f->id);
+    if ((rc = write_real(db, f, err, errlen)) != 0)
+        return rc;
     return write_phases(db, f, 1, 1, p, err, errlen);
 }
 

@@ -13,9 +13,10 @@
  *     only from the expected (instance, epoch) pair: a stale caller gets
  *     DM_E_CONFLICT and changes nothing.
  * F3: db_snapshot_record() refuses (DM_E_CONFLICT, nothing written) a
- *     snapshot from a machine that is destroyed (fenced), or whose workload
- *     is now served by another instance, or whose epoch is older than its
- *     workload's: a fenced zombie's late snapshot never becomes restorable.
+ *     snapshot from a machine that is destroyed (fenced), or whose epoch (or
+ *     the report's) is older than its workload's: a fenced zombie's late
+ *     snapshot never becomes restorable. A machine of the current epoch that
+ *     does not serve yet (a failover's new instance) is accepted.
  *     Snapshots of instances no provider made (a hand-started agent) are
  *     recorded with no workload. Recording the same id twice is a no-op.
  * F4: db_snapshot_latest_workload() is the newest restorable point: the

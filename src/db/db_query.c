@@ -55,6 +55,7 @@ void db_failover_filter_init(db_failover_filter *flt)
     flt->kind = FO_NULL;
     flt->since_ms = FO_NULL;
     flt->until_ms = FO_NULL;
+    flt->test = FO_NULL;
 }
 
 int db_q_where(db_query *q, const db_failover_filter *flt, char *err, size_t errlen)
@@ -72,6 +73,10 @@ int db_q_where(db_query *q, const db_failover_filter *flt, char *err, size_t err
         db_q_add(q, " AND kind = $%d", db_q_param(q, db_p_text(fo_kind_name(flt->kind))));
     if (flt->active_only)
         db_q_add(q, " AND state NOT IN ('completed', 'failed')");
+    if (flt->test != FO_NULL)
+        db_q_add(q, " AND %s", flt->test ? "test = 1" : "(test IS NULL OR test = 0)");
+    if (flt->workload_id[0])
+        db_q_add(q, " AND workload_id = $%d", db_q_param(q, db_p_text(flt->workload_id)));
     if (flt->since_ms != FO_NULL)
         db_q_add(q, " AND started_at_ms >= $%d", db_q_param(q, db_p_i64(flt->since_ms)));
     if (flt->until_ms != FO_NULL)
@@ -97,11 +102,44 @@ typedef struct {
 static const char q1_select[] =
     "SELECT f.failover_id, f.gpu_instance_id, f.kind, f.user_id, f.state, f.success,"
     " f.reason, f.started_at_ms, f.finished_at_ms, f.total_time_ms, p.phase, p.status,"
-    " p.started_at_ms, p.duration_ms, p.simulated, p.detail"
+    " p.started_at_ms, p.duration_ms, p.simulated, p.detail,"
+    " f.workload_id, f.new_instance_id, f.trigger_kind, f.test, f.keep_instance, f.attempts,"
+    " f.epoch, f.excluded_hosts, f.snapshot_id, f.snapshot_size_bytes,"
+    " f.snapshot_creation_time_ms, f.snapshot_compression, f.snapshot_storage,"
+    " f.restore_download_time_ms, f.restore_decompress_time_ms, f.inference_model,"
+    " f.inference_ready_time_ms, f.inference_success"
     " FROM (SELECT * FROM failovers";
 static const char q1_order[] = " ORDER BY started_at_ms DESC, failover_id DESC";
 static const char q1_join[] = ") f LEFT JOIN failover_phases p ON p.failover_id = f.failover_id"
                               " ORDER BY f.started_at_ms DESC, f.failover_id DESC, p.seq";
+
+/* The fo_real columns, from column c on (NULL text reads as ""). */
+static int decode_real(const db_row *r, int c, fo_real *x)
+{
+    if (db_text_copy(x->workload_id, sizeof x->workload_id, db_row_text(r, c)) ||
+        db_text_copy(x->trigger, sizeof x->trigger, db_row_text(r, c + 2)) ||
+        db_text_copy(x->excluded_hosts, sizeof x->excluded_hosts, db_row_text(r, c + 7)) ||
+        db_text_copy(x->snapshot_id, sizeof x->snapshot_id, db_row_text(r, c + 8)) ||
+        db_text_copy(x->snapshot_compression, sizeof x->snapshot_compression,
+                     db_row_text(r, c + 11)) ||
+        db_text_copy(x->snapshot_storage, sizeof x->snapshot_storage, db_row_text(r, c + 12)) ||
+        db_text_copy(x->inference_model, sizeof x->inference_model, db_row_text(r, c + 15)))
+        return DM_E_DB;
+    x->new_instance_id = db_col_i64n(r, c + 1);
+    x->test = db_col_i64n(r, c + 3) == 1;
+    x->keep = db_col_i64n(r, c + 4) == 1;
+    int64_t attempts = db_col_i64n(r, c + 5);
+    x->attempts = attempts > 0 && attempts < 1000 ? (int)attempts : 0;
+    x->epoch = db_col_i64n(r, c + 6);
+    x->snapshot_size_bytes = db_col_i64n(r, c + 9);
+    x->snapshot_creation_time_ms = db_col_i64n(r, c + 10);
+    x->restore_download_time_ms = db_col_i64n(r, c + 13);
+    x->restore_decompress_time_ms = db_col_i64n(r, c + 14);
+    x->inference_ready_time_ms = db_col_i64n(r, c + 16);
+    int64_t ok = db_col_i64n(r, c + 17);
+    x->inference_success = ok == FO_NULL ? FO_NULL : ok != 0;
+    return 0;
+}
 
 static int decode_failover(const db_row *r, fo_failover *f)
 {
@@ -122,7 +160,7 @@ static int decode_failover(const db_row *r, fo_failover *f)
         f->phases[i].started_at_ms = FO_NULL;
         f->phases[i].duration_ms = FO_NULL;
     }
-    return 0;
+    return decode_real(r, 16, &f->real);
 }
 
 static int decode_phase(const db_row *r, fo_failover *f)

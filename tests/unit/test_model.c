@@ -406,6 +406,94 @@ static void test_bad_names(void **state)
     assert_true(fo_state_is_terminal(FO_STATE_FAILED));
 }
 
+/* A skipped phase stays null (I2) and shows as skipped; the next one runs. */
+static void test_skip(void **state)
+{
+    (void)state;
+    fo_failover f;
+    start(&f);
+    fo_event sk = {.kind = FO_EV_PHASE_SKIP, .now_ms = T0 + 5, .detail = "test-real"};
+    assert_int_equal(fo_transition(&f, &sk), 0);
+    assert_int_equal(f.phases[0].status, FO_PHASE_SKIPPED);
+    assert_int_equal(f.phases[0].duration_ms, FO_NULL);
+    assert_int_equal(f.phases[0].started_at_ms, FO_NULL);
+    assert_string_equal(f.phases[0].detail, "test-real");
+    assert_int_equal(f.state, FO_PHASE_STANDBY_ACTIVATION);
+    assert_int_equal(f.phases[1].status, FO_PHASE_RUNNING);
+    assert_int_equal(fo_transition(&f, &sk), 0);
+    for (int p = FO_PHASE_GPU_SEARCH; p < FO_PHASE_COUNT; p++) {
+        fo_event ok = ev_ok(T0 + 100 * p, 10);
+        assert_int_equal(fo_transition(&f, &ok), 0);
+    }
+    assert_int_equal(f.state, FO_STATE_COMPLETED);
+    assert_int_equal(f.total_time_ms, 50); /* five phases ran, two skipped */
+    assert_string_equal(fo_phase_status_name(FO_PHASE_SKIPPED), "skipped");
+}
+
+/* A retry goes back, keeps the time spent, and counts it in the total. */
+static void test_retry_accumulates(void **state)
+{
+    (void)state;
+    fo_failover f;
+    start(&f);
+    for (int p = 0; p <= FO_PHASE_PROVISIONING; p++) { /* detection .. provisioning ok */
+        fo_event ok = ev_ok(T0 + p, 100);
+        assert_int_equal(fo_transition(&f, &ok), 0);
+    }
+    assert_int_equal(f.state, FO_PHASE_SSH_READY);
+    fo_event bad = {.kind = FO_EV_RETRY, .now_ms = T0 + 900, .duration_ms = 300,
+                    .detail = "agent never came up", .retry_phase = FO_PHASE_GPU_SEARCH};
+    assert_int_equal(fo_transition(&f, &bad), 0);
+    assert_int_equal(f.state, FO_PHASE_GPU_SEARCH);
+    assert_int_equal(f.phases[FO_PHASE_GPU_SEARCH].status, FO_PHASE_RUNNING);
+    assert_int_equal(f.phases[FO_PHASE_PROVISIONING].status, FO_PHASE_PENDING);
+    assert_int_equal(f.phases[FO_PHASE_SSH_READY].status, FO_PHASE_PENDING);
+    assert_int_equal(f.phases[FO_PHASE_SSH_READY].duration_ms, 300);
+    assert_non_null(strstr(f.phases[FO_PHASE_GPU_SEARCH].detail, "agent never came up"));
+    /* a retry cannot go forward, nor back before gpu_search */
+    fo_event fwd = bad;
+    fwd.retry_phase = FO_PHASE_RESTORE;
+    assert_int_equal(fo_transition(&f, &fwd), DM_E_INVALID);
+    fwd.retry_phase = FO_PHASE_DETECTION;
+    assert_int_equal(fo_transition(&f, &fwd), DM_E_INVALID);
+    for (int p = FO_PHASE_GPU_SEARCH; p < FO_PHASE_COUNT; p++) {
+        fo_event ok = ev_ok(T0 + 1000 + p, 50);
+        assert_int_equal(fo_transition(&f, &ok), 0);
+    }
+    assert_int_equal(f.state, FO_STATE_COMPLETED);
+    assert_int_equal(f.phases[FO_PHASE_GPU_SEARCH].duration_ms, 150);  /* 100 + 50 */
+    assert_int_equal(f.phases[FO_PHASE_PROVISIONING].duration_ms, 150);
+    assert_int_equal(f.phases[FO_PHASE_SSH_READY].duration_ms, 350);   /* 300 + 50 */
+    assert_int_equal(f.phases[FO_PHASE_RESTORE].duration_ms, 50);
+    /* 2*100 + 150 + 150 + 350 + 50 + 50 */
+    assert_int_equal(f.total_time_ms, 950);
+    /* a skip after a phase ran is refused */
+    fo_failover g;
+    start(&g);
+    fo_event ok = ev_ok(T0, 10);
+    for (int p = 0; p < FO_PHASE_SSH_READY; p++)
+        assert_int_equal(fo_transition(&g, &ok), 0);
+    bad.retry_phase = FO_PHASE_SSH_READY;
+    assert_int_equal(fo_transition(&g, &bad), 0); /* retry the same phase */
+    fo_event sk = {.kind = FO_EV_PHASE_SKIP, .now_ms = T0};
+    assert_int_equal(fo_transition(&g, &sk), DM_E_INVALID);
+}
+
+/* fo_init leaves every real-failover number unknown. */
+static void test_real_fields_init(void **state)
+{
+    (void)state;
+    fo_failover f;
+    assert_int_equal(fo_init(&f, "fo-1", 7, FO_KIND_REAL, T0), 0);
+    assert_int_equal(f.real.new_instance_id, FO_NULL);
+    assert_int_equal(f.real.epoch, FO_NULL);
+    assert_int_equal(f.real.snapshot_size_bytes, FO_NULL);
+    assert_int_equal(f.real.restore_download_time_ms, FO_NULL);
+    assert_int_equal(f.real.inference_ready_time_ms, FO_NULL);
+    assert_int_equal(f.real.inference_success, FO_NULL);
+    assert_string_equal(f.real.snapshot_id, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +510,9 @@ int main(void)
         cmocka_unit_test(test_invalid_events_leave_record),
         cmocka_unit_test(test_names_round_trip),
         cmocka_unit_test(test_bad_names),
+        cmocka_unit_test(test_skip),
+        cmocka_unit_test(test_retry_accumulates),
+        cmocka_unit_test(test_real_fields_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

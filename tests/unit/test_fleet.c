@@ -1,0 +1,276 @@
+/* Tests of workloads and machines (src/db/db_fleet.h F1, F2) and of the
+ * real-failover fields of a failover record (model.h fo_real), on SQLite and,
+ * when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "db/db_fleet.h"
+#include "db/db_instance.h"
+#include "util/error.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char g_dir[64], g_url[1200], g_err[512];
+static const char *g_pg_admin; /* DUMONT_TEST_PG_URL, or NULL for SQLite */
+static int g_seq;
+
+#define OK(x) assert_int_equal((x), 0)
+
+static void pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(g_pg_admin);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* A fresh database per test: a SQLite file, or a PostgreSQL database. */
+static int setup(void **state)
+{
+    (void)state;
+    g_seq++;
+    if (!g_pg_admin) {
+        snprintf(g_url, sizeof g_url, "%s/t%d.db", g_dir, g_seq);
+        return 0;
+    }
+    char sql[200], name[64];
+    snprintf(name, sizeof name, "dumont_tf_%d_%d", (int)getpid(), g_seq);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    pg_exec(sql);
+    /* The admin URL with its database replaced: ".../dumont_test" -> ".../name". */
+    const char *q = strchr(g_pg_admin, '?'), *slash = strrchr(g_pg_admin, '/');
+    snprintf(g_url, sizeof g_url, "%.*s/%s%s", (int)(slash - g_pg_admin), g_pg_admin, name,
+             q ? q : "");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g_pg_admin) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS dumont_tf_%d_%d WITH (FORCE)",
+                 (int)getpid(), g_seq);
+        pg_exec(sql);
+    }
+    return 0;
+}
+
+static dm_db *open_db(void)
+{
+    dm_db *db = NULL;
+    if (db_open(g_url, &db, g_err, sizeof g_err) != 0)
+        fail_msg("db_open %s: %s", g_url, g_err);
+    return db;
+}
+
+static db_workload workload(const char *id)
+{
+    db_workload w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.workload_id, sizeof w.workload_id, "%s", id);
+    snprintf(w.name, sizeof w.name, "llm");
+    snprintf(w.workload_cmd, sizeof w.workload_cmd, "tiny-ollama");
+    snprintf(w.probe_spec, sizeof w.probe_spec, "ollama:tiny");
+    snprintf(w.requirements, sizeof w.requirements, "{\"min_vram_gb\":16}");
+    w.heartbeat_ms = 200;
+    w.snapshot_every_ms = 30000;
+    w.protect = 1;
+    w.serving_instance_id = FO_NULL;
+    snprintf(w.state, sizeof w.state, "running");
+    w.created_at_ms = 1700000000000LL;
+    return w;
+}
+
+static void test_workloads(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    db_workload w = workload("wl-a"), got;
+    OK(db_workload_insert(db, &w, g_err, sizeof g_err));
+    assert_int_equal(db_workload_insert(db, &w, g_err, sizeof g_err), DM_E_CONFLICT);
+    OK(db_workload_get(db, "wl-a", &got, g_err, sizeof g_err));
+    assert_string_equal(got.probe_spec, "ollama:tiny");
+    assert_string_equal(got.requirements, "{\"min_vram_gb\":16}");
+    assert_int_equal(got.serving_instance_id, FO_NULL);
+    assert_int_equal(got.protect, 1);
+    assert_int_equal(db_workload_get(db, "wl-none", &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
+    assert_int_equal(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
+    /* F2: from (none, 0) to (20001, 0); a stale expectation changes nothing */
+    OK(db_workload_switch(db, "wl-a", FO_NULL, 0, 20001, 0, g_err, sizeof g_err));
+    OK(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err));
+    assert_string_equal(got.workload_id, "wl-a");
+    assert_int_equal(db_workload_switch(db, "wl-a", FO_NULL, 0, 20002, 1, g_err, sizeof g_err),
+                     DM_E_CONFLICT);
+    assert_int_equal(db_workload_switch(db, "wl-a", 20001, 5, 20002, 6, g_err, sizeof g_err),
+                     DM_E_CONFLICT);
+    OK(db_workload_switch(db, "wl-a", 20001, 0, 20001, 1, g_err, sizeof g_err)); /* fence */
+    OK(db_workload_switch(db, "wl-a", 20001, 1, 20002, 1, g_err, sizeof g_err)); /* promote */
+    OK(db_workload_get(db, "wl-a", &got, g_err, sizeof g_err));
+    assert_int_equal(got.serving_instance_id, 20002);
+    assert_int_equal(got.epoch, 1);
+    OK(db_workload_set_state(db, "wl-a", "failing_over", g_err, sizeof g_err));
+    assert_int_equal(db_workload_set_state(db, "wl-x", "running", g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
+    db_workload w2 = workload("wl-b");
+    OK(db_workload_insert(db, &w2, g_err, sizeof g_err));
+    db_workload *list = NULL;
+    size_t n = 0;
+    OK(db_workload_list(db, &list, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].state, "failing_over");
+    free(list);
+    db_close(db);
+}
+
+static db_machine machine(const char *wl)
+{
+    db_machine m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.workload_id, sizeof m.workload_id, "%s", wl);
+    snprintf(m.provider, sizeof m.provider, "local");
+    snprintf(m.offer_id, sizeof m.offer_id, "offer-1");
+    snprintf(m.host, sizeof m.host, "local-a");
+    snprintf(m.gpu_name, sizeof m.gpu_name, "RTX 4090");
+    m.price_milli = 450;
+    return m;
+}
+
+static void test_machines(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    db_machine m = machine("wl-a"), got;
+    /* F1: ids start at FLEET_FIRST_ID and go above every known instance */
+    OK(db_machine_reserve(db, &m, g_err, sizeof g_err));
+    assert_int_equal(m.instance_id, FLEET_FIRST_ID);
+    assert_string_equal(m.state, "provisioning");
+    db_instance in;
+    memset(&in, 0, sizeof in);
+    in.instance_id = 30000;
+    snprintf(in.kind, sizeof in.kind, "gpu");
+    snprintf(in.key_id, sizeof in.key_id, "k1");
+    snprintf(in.state, sizeof in.state, "pending");
+    in.registered_at_ms = 1;
+    OK(db_instance_register(db, &in, g_err, sizeof g_err));
+    db_machine m2 = machine("wl-a");
+    OK(db_machine_reserve(db, &m2, g_err, sizeof g_err));
+    assert_int_equal(m2.instance_id, 30001);
+    OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
+    assert_string_equal(got.state, "provisioning");
+    assert_int_equal(got.destroyed_at_ms, FO_NULL);
+    assert_int_equal(got.price_milli, 450);
+    snprintf(m.workspace, sizeof m.workspace, "/tmp/ws");
+    snprintf(m.address, sizeof m.address, "127.0.0.1:40000");
+    snprintf(m.state, sizeof m.state, "running");
+    OK(db_machine_put(db, &m, g_err, sizeof g_err));
+    OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
+    assert_string_equal(got.address, "127.0.0.1:40000");
+    assert_string_equal(got.state, "running");
+    OK(db_machine_set_state(db, FLEET_FIRST_ID, "destroyed", g_err, sizeof g_err));
+    OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
+    assert_true(got.destroyed_at_ms > 0);
+    assert_int_equal(db_machine_set_state(db, 99, "running", g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
+    db_machine *list = NULL;
+    size_t n = 0;
+    OK(db_machine_list(db, "wl-a", &list, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 2);
+    free(list);
+    OK(db_machine_list(db, "wl-none", &list, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 0);
+    free(list);
+    db_close(db);
+}
+
+/* The fo_real fields survive save and get; the test filter finds test-real. */
+static void test_failover_real_fields(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    fo_failover f, got;
+    OK(fo_init(&f, "real-1", 20001, FO_KIND_REAL, 1700000000000LL));
+    snprintf(f.real.workload_id, sizeof f.real.workload_id, "wl-a");
+    snprintf(f.real.trigger, sizeof f.real.trigger, "test-real");
+    f.real.test = 1;
+    f.real.keep = 1;
+    OK(db_failover_insert(db, &f, g_err, sizeof g_err));
+    fo_event sk = {.kind = FO_EV_PHASE_SKIP, .now_ms = 1700000000001LL};
+    OK(fo_transition(&f, &sk));
+    f.real.new_instance_id = 20002;
+    f.real.attempts = 2;
+    f.real.epoch = 3;
+    snprintf(f.real.excluded_hosts, sizeof f.real.excluded_hosts, "local-a,local-b");
+    snprintf(f.real.snapshot_id, sizeof f.real.snapshot_id, "abc123");
+    f.real.snapshot_size_bytes = 1 << 30;
+    f.real.snapshot_creation_time_ms = 321;
+    snprintf(f.real.snapshot_compression, sizeof f.real.snapshot_compression, "lz4");
+    snprintf(f.real.snapshot_storage, sizeof f.real.snapshot_storage, "file:///s");
+    f.real.restore_download_time_ms = 40;
+    f.real.restore_decompress_time_ms = 60;
+    snprintf(f.real.inference_model, sizeof f.real.inference_model, "tiny");
+    f.real.inference_ready_time_ms = 77;
+    f.real.inference_success = 1;
+    OK(db_failover_save(db, &f, g_err, sizeof g_err));
+    OK(db_failover_get(db, "real-1", &got, g_err, sizeof g_err));
+    assert_memory_equal(&got.real, &f.real, sizeof f.real);
+    assert_int_equal(got.phases[0].status, FO_PHASE_SKIPPED);
+    db_failover_filter flt;
+    db_failover_filter_init(&flt);
+    flt.test = 1;
+    int64_t count = 0;
+    OK(db_failover_count(db, &flt, &count, g_err, sizeof g_err));
+    assert_int_equal(count, 1);
+    flt.test = 0;
+    OK(db_failover_count(db, &flt, &count, g_err, sizeof g_err));
+    assert_int_equal(count, 0);
+    db_failover_filter_init(&flt);
+    snprintf(flt.workload_id, sizeof flt.workload_id, "wl-a");
+    OK(db_failover_count(db, &flt, &count, g_err, sizeof g_err));
+    assert_int_equal(count, 1);
+    /* a simulated failover reads back with the real fields unknown */
+    fo_failover s;
+    OK(fo_init(&s, "sim-1", 5, FO_KIND_SIMULATED, 1700000000000LL));
+    OK(db_failover_insert(db, &s, g_err, sizeof g_err));
+    OK(db_failover_get(db, "sim-1", &got, g_err, sizeof g_err));
+    assert_int_equal(got.real.new_instance_id, FO_NULL);
+    assert_int_equal(got.real.inference_success, FO_NULL);
+    assert_int_equal(got.real.test, 0);
+    db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_workloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_real_fields, setup, teardown),
+    };
+    snprintf(g_dir, sizeof g_dir, "/tmp/test_fleet.XXXXXX");
+    if (!mkdtemp(g_dir))
+        return 1;
+    int failed = cmocka_run_group_tests_name("fleet/sqlite", tests, NULL, NULL);
+    const char *pg = getenv("DUMONT_TEST_PG_URL");
+    if (pg && *pg) {
+        g_pg_admin = pg;
+        failed += cmocka_run_group_tests_name("fleet/postgresql", tests, NULL, NULL);
+    } else {
+        printf("[  SKIPPED ] fleet/postgresql: DUMONT_TEST_PG_URL is not set\n");
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd) != 0)
+        failed++;
+    return failed;
+}
