@@ -3,7 +3,10 @@
  * of them stop at random moments; prints the listener's CPU use and the
  * detection latency of the stopped ones (stop -> `failed` published).
  *
- *   bench/bench_detect_load [N [SECONDS [K]]]   default 5000 20 50
+ *   bench/bench_detect_load [N [SECONDS [K [COPIES]]]]   default 5000 20 50 2
+ *
+ * COPIES: datagrams per heartbeat (the agent sends 2 by default, agent.h A7;
+ * the second, a duplicate, costs the listener a parse + MAC check).
  *
  * Runs the real listener (hbl_start) on 127.0.0.1 with a temporary SQLite
  * database. CPU: the process's CPU time minus the sender thread's own, over
@@ -35,7 +38,7 @@ typedef struct {
 } sim_agent;
 
 static sim_agent *agents;
-static int n_agents;
+static int n_agents, n_copies = 2;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_event(const hbl_event *ev, void *ctx)
@@ -91,7 +94,8 @@ static void send_round(int fd, int64_t start_ms, int stop_from, int k, int64_t k
                        .seq = ++a->seq,
                        .sent_at_ms = clock_wall_ms()};
         hb_encode(&p, a->key, buf);
-        send(fd, buf, sizeof buf, MSG_DONTWAIT);
+        for (int c = 0; c < n_copies; c++)
+            send(fd, buf, sizeof buf, MSG_DONTWAIT);
         a->last_ms = clock_mono_ms();
     }
 }
@@ -101,8 +105,12 @@ int main(int argc, char **argv)
     n_agents = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5000;
     int seconds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20;
     int k = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 50;
-    if (n_agents < 1 || n_agents > HBL_MAX_INSTANCES || k > n_agents || seconds < 5)
-        return fprintf(stderr, "usage: bench_detect_load [N<=10000 [SECONDS>=5 [K<=N]]]\n"), 2;
+    n_copies = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 2;
+    if (n_agents < 1 || n_agents > HBL_MAX_INSTANCES || k > n_agents || seconds < 5 ||
+        n_copies < 1 || n_copies > 2)
+        return fprintf(stderr,
+                       "usage: bench_detect_load [N<=10000 [SECONDS>=5 [K<=N [COPIES 1|2]]]]\n"),
+               2;
     char dir[] = "/tmp/dumont-bench-load.XXXXXX", url[128], secret[128], err[512];
     if (!mkdtemp(dir))
         return 1;
@@ -166,10 +174,13 @@ int main(int argc, char **argv)
     }
     pthread_mutex_unlock(&mu);
     qsort(lat, (size_t)nl, sizeof lat[0], cmp64);
+    printf("(%d datagram%s per heartbeat) ", n_copies, n_copies > 1 ? "s" : "");
+    uint64_t dup = st.dropped[HB_DUPLICATE];
     printf("agents %d x 5/s for %d s: listener CPU %.1f%% of one core; received %llu, accepted "
-           "%llu, dropped %llu\n",
+           "%llu, duplicates %llu, dropped %llu\n",
            n_agents, seconds, 100.0 * listener / wall, (unsigned long long)st.received,
-           (unsigned long long)st.accepted, (unsigned long long)(st.received - st.accepted));
+           (unsigned long long)st.accepted, (unsigned long long)dup,
+           (unsigned long long)(st.received - st.accepted - dup));
     if (nl > 0)
         printf("stopped agents detected %d/%d, from their last heartbeat: p50 %lld ms, p99 %lld "
                "ms, max %lld ms; false failed: %d\n",

@@ -9,6 +9,8 @@
 #       SIGNAL        KILL (default) or STOP
 #
 # Uses $DUMONT_BIN (default build/dumont), a fresh DUMONT_HOME and SQLite.
+# COPIES=1 makes every agent send each heartbeat once instead of twice
+# (--heartbeat-copies; agent.h A7), to compare with the old behaviour.
 # Latency = the server's recorded time of the `failed` change minus the time
 # just before the signal was sent (same machine, same wall clock); so it
 # includes the part of the interval since the last heartbeat, the detector's
@@ -20,6 +22,7 @@ KILLS=${1:-50}
 SOAK_AGENTS=${2:-10}
 SOAK_SECONDS=${3:-60}
 SIG=${4:-KILL}
+COPIES=${COPIES:-2}
 src=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DUMONT_BIN:-$src/build/dumont}
 [ -x "$BIN" ] || { echo "detect.sh: build first ($BIN missing)" >&2; exit 1; }
@@ -73,7 +76,8 @@ batch=10
 for ((first = 1; first <= KILLS; first += batch)); do
     ids=()
     for ((i = first; i < first + batch && i <= KILLS; i++)); do
-        "$BIN" agent --instance "$((1000 + i))" --log-level warn >>"$tmp/agents.log" 2>&1 &
+        "$BIN" agent --instance "$((1000 + i))" --heartbeat-copies "$COPIES" --log-level warn \
+            >>"$tmp/agents.log" 2>&1 &
         pids[i]=$!
         ids+=("$i")
     done
@@ -94,8 +98,8 @@ done
 sort -n "$tmp/lat" >"$tmp/lat.sorted"
 n=$(wc -l <"$tmp/lat.sorted")
 pct() { sed -n "$(((n * $1 + 99) / 100))p" "$tmp/lat.sorted"; }
-printf 'detection after kill -%s (n=%d): p50 %s ms, p99 %s ms, min %s ms, max %s ms\n' \
-    "$SIG" "$n" "$(pct 50)" "$(pct 99)" "$(head -1 "$tmp/lat.sorted")" "$(tail -1 "$tmp/lat.sorted")"
+printf 'heartbeat copies %s; detection after kill -%s (n=%d): p50 %s ms, p99 %s ms, min %s ms, max %s ms\n' \
+    "$COPIES" "$SIG" "$n" "$(pct 50)" "$(pct 99)" "$(head -1 "$tmp/lat.sorted")" "$(tail -1 "$tmp/lat.sorted")"
 fi
 
 # ---- soak: jitter and loss ---------------------------------------------------
@@ -103,7 +107,7 @@ if [ "$SOAK_SECONDS" -gt 0 ]; then
     echo "soak: $SOAK_AGENTS agents x ${SOAK_SECONDS}s, 150 ms jitter, 2% loss" >&2
     for ((i = 1; i <= SOAK_AGENTS; i++)); do
         "$BIN" agent --instance "$((5000 + i))" --test-jitter-ms 150 --test-loss 0.02 \
-            --log-level warn >>"$tmp/agents.log" 2>&1 &
+            --heartbeat-copies "$COPIES" --log-level warn >>"$tmp/agents.log" 2>&1 &
         pids+=("$!")
     done
     for ((i = 1; i <= SOAK_AGENTS; i++)); do wait_state "$((5000 + i))" healthy 20; done
@@ -114,8 +118,8 @@ if [ "$SOAK_SECONDS" -gt 0 ]; then
         false_failed=$((false_failed + $(jq '[.events[] | select(.to == "failed")] | length' <<<"$j")))
         suspects=$((suspects + $(jq '[.events[] | select(.to == "suspect")] | length' <<<"$j")))
     done
-    printf 'soak (%d agent-minutes, 150 ms jitter, 2%% loss): %d false failed, %d suspect\n' \
-        "$((SOAK_AGENTS * SOAK_SECONDS / 60))" "$false_failed" "$suspects"
+    printf 'soak (copies %s, %d agent-minutes, 150 ms jitter, 2%% loss per datagram): %d false failed, %d suspect\n' \
+        "$COPIES" "$((SOAK_AGENTS * SOAK_SECONDS / 60))" "$false_failed" "$suspects"
 fi
 echo "heartbeat counters: $(api /api/instances | jq -c '.heartbeats | {received, accepted, dropped: (.dropped | with_entries(select(.value > 0)))}')"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -16,6 +16,9 @@ build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
 # PostgreSQL: only the server binaries are needed; tests start their own
 # throw-away cluster (scripts/pg-test-cluster.sh).
 test_pkgs=(libcmocka-dev postgresql curl jq procps iproute2 restic lz4)
+# The s3:// store's test: Debian's aws CLI reads back what dumont wrote to
+# s3rver (npm, pinned in package.json; scripts/test.sh runs `npm ci`).
+test_pkgs+=(awscli openssl)
 # The dashboard's browser test: Debian's Chromium, driven from Node.js by
 # playwright-core (scripts/test.sh runs `npm ci`). A Node.js from elsewhere
 # (e.g. NodeSource) bundles npm; Debian's npm package would fight it.

@@ -1,22 +1,89 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the Dumont server in the foreground.
+# Installs what is missing, builds, and runs the Dumont server in the
+# foreground with the embedded defaults (local provider, file:// store,
+# SQLite), plus one protected local "GPU" instance serving a small model, so
+# that a real failover can be tried at once.
 #
 #   bash scripts/start.sh [server flags...]     # e.g. --listen 127.0.0.1:8700
+#   bash scripts/start.sh --no-demo [flags...]  # the server alone
 #
-# The flags go to `build/dumont server` unchanged.
+# The flags go to `build/dumont server` unchanged. The demo instance runs
+# build/tiny-ollama (a small Ollama-API-compatible server, tests/fixtures/)
+# over a workspace holding a 16 MiB test model; with real Ollama installed,
+# launch `workload="ollama serve" probe=ollama:qwen2.5:0.5b` instead (README).
+# On a restart the existing demo workload is kept, not launched twice.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+demo=1
+if [ "${1:-}" = --no-demo ]; then
+    demo=0
+    shift
+fi
 bash "$root/scripts/install-deps.sh"
 bash "$root/scripts/build.sh"
 
 home="${DUMONT_HOME:-${HOME:-.}/.dumont}"
+listen="${DUMONT_LISTEN:-127.0.0.1:8700}"
 prev=""
-for arg in "$@"; do # the server's --home flag overrides DUMONT_HOME
-    case "$arg" in --home=*) home=${arg#--home=} ;; esac
+for arg in "$@"; do # the server's --home / --listen flags override the environment
+    case "$arg" in
+    --home=*) home=${arg#--home=} ;;
+    --listen=*) listen=${arg#--listen=} ;;
+    esac
     [ "$prev" = --home ] && home=$arg
+    [ "$prev" = --listen ] && listen=$arg
     prev=$arg
 done
-echo "dumont: API token in $home/token (created on first start); for the CLI: export PATH=$root/build:\$PATH" >&2
-exec "$root/build/dumont" server "$@"
+export DUMONT_HOME="$home"
+export DUMONT_URL="http://${listen/0.0.0.0/127.0.0.1}"
+dumont="$root/build/dumont"
+
+if [ "$demo" = 0 ]; then
+    echo "dumont: API token in $home/token; for the CLI: export PATH=$root/build:\$PATH" >&2
+    exec "$dumont" server "$@"
+fi
+
+"$dumont" server "$@" &
+server=$!
+trap 'kill -TERM "$server" 2>/dev/null; wait "$server"; exit $?' INT TERM
+for _ in $(seq 1 100); do # up to 10 s for the API
+    curl -fsS "$DUMONT_URL/healthz" >/dev/null 2>&1 && break
+    kill -0 "$server" 2>/dev/null || { wait "$server"; exit $?; }
+    sleep 0.1
+done
+
+workspace="$home/demo-workspace"
+token=$(cat "$home/token" 2>/dev/null || true)
+if curl -fsS -H "Authorization: Bearer $token" "$DUMONT_URL/api/workloads" 2>/dev/null |
+    grep -q '"name": *"demo"'; then
+    echo "dumont: the demo workload from an earlier start is still there (dumont instances)" >&2
+else
+    if [ ! -f "$workspace/models/tiny.bin" ]; then
+        mkdir -p "$workspace"
+        "$root/build/tiny-ollama" --make-model "$workspace" --size 16M >/dev/null
+        echo "Notes written here survive a failover." >"$workspace/notes.txt"
+    fi
+    if id=$("$dumont" instances launch name=demo workload="$root/build/tiny-ollama" \
+        probe=ollama:tiny workspace_from="$workspace" snapshot_every=10s); then
+        cat >&2 <<EOF
+
+dumont: protected local GPU instance $id is serving the model "tiny".
+Try, in another terminal:
+
+  export PATH=$root/build:\$PATH DUMONT_HOME=$home
+  dumont instances                          # the instance, healthy
+  dumont chaos preempt $id                  # kill it like a spot preemption
+  dumont failover list gpu_instance_id=$id  # the failover that follows
+  dumont failover status <failover_id>      # phase by phase, with times
+  dumont failover test-real <instance_id>   # a real test; the original keeps serving
+  dumont failover report
+
+Dashboard: $DUMONT_URL/ (sign in with the token in $home/token)
+EOF
+    else
+        echo "dumont: could not launch the demo instance (the server keeps running)" >&2
+    fi
+fi
+wait "$server"

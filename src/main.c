@@ -13,8 +13,10 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  server      run the control plane (REST API on 127.0.0.1:8700)\n"
-    "  failover    test-setup | simulate | status | report | list\n"
-    "  instances   instances watched by the failure detector [show ID]\n"
+    "  failover    test-setup | simulate | status | report | list | test-real |\n"
+    "              test-real-report | test-real-history\n"
+    "  instances   list | show ID | launch workload=CMD ... | destroy ID\n"
+    "  chaos       preempt ID [notice=30s]: a spot preemption, on purpose\n"
     "  agent       run on each GPU/CPU instance: heartbeats, workload supervision\n"
     "  snapshot    create | list | restore | verify | diff | prune | export | import\n"
     "  version     print the version\n"
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
         return cmd_failover(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "instances") == 0)
         return cmd_instances(&cfg, argc - 1, argv + 1);
+    if (strcmp(cmd, "chaos") == 0)
+        return cmd_chaos(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "snapshot") == 0)

@@ -333,9 +333,17 @@ function failoverReport(f) {
     h('td', { class: 'num' }, fmtDuration(p.duration_ms)),
     h('td', {}, p.detail || '')));
   const inf = (f.phases || []).find((p) => p.phase === 'inference') || {};
-  const infResult = inf.status === 'ok' ? 'PASSED' : inf.status === 'failed' ? 'FAILED' : '—';
-  const simNote = f.kind === 'real' ?
-    'Real failovers will carry these fields once the failover issue lands.' :
+  const real = f.kind === 'real';
+  const dash = (v) => (v === null || v === undefined || v === '' ? '—' : String(v));
+  const fmtBytes = (n) => (n === null || n === undefined ? '—' :
+    n < 1048576 ? `${n} B` : `${(n / 1048576).toFixed(1)} MiB`);
+  const infResult = real && f.inference_success === true ? 'PASSED' :
+    real && f.inference_success === false ? 'FAILED' :
+    inf.status === 'ok' ? 'PASSED' : inf.status === 'failed' ? 'FAILED' : '—';
+  const simNote = real ?
+    `Instance ${dash(f.old_instance_id)} → ${dash(f.new_instance_id)}` +
+    `${f.test ? ' (test: the original keeps serving)' : ''}; restore: download ` +
+    `${fmtDuration(f.restore_download_time_ms)}, decompress ${fmtDuration(f.restore_decompress_time_ms)}.` :
     'A simulated failover has no real snapshot: nothing is stored or restored.';
   return h('div', { class: 'report', dataset: { failoverId: f.failover_id } },
     h('div', { class: 'report-head' },
@@ -349,15 +357,17 @@ function failoverReport(f) {
       h('section', { class: 'subcard', 'aria-label': 'Snapshot' },
         h('h4', {}, 'Snapshot'),
         h('dl', { class: 'kv' },
-          h('dt', {}, 'Size'), h('dd', { dataset: { field: 'snapshot-size' } }, '—'),
-          h('dt', {}, 'Creation time'), h('dd', {}, '—'),
-          h('dt', {}, 'Storage'), h('dd', {}, '—'),
-          h('dt', {}, 'Compression'), h('dd', {}, '—')),
+          h('dt', {}, 'Size'), h('dd', { dataset: { field: 'snapshot-size' } },
+            real ? fmtBytes(f.snapshot_size_bytes) : '—'),
+          h('dt', {}, 'Creation time'), h('dd', {},
+            real && f.snapshot_creation_time_ms != null ? fmtDuration(f.snapshot_creation_time_ms) : '—'),
+          h('dt', {}, 'Storage'), h('dd', {}, real ? dash(f.snapshot_storage) : '—'),
+          h('dt', {}, 'Compression'), h('dd', {}, real ? dash(f.snapshot_compression) : '—')),
         h('p', { class: 'note' }, simNote)),
       h('section', { class: 'subcard', 'aria-label': 'Inference test' },
         h('h4', {}, 'Inference test'),
         h('dl', { class: 'kv' },
-          h('dt', {}, 'Model'), h('dd', {}, '—'),
+          h('dt', {}, 'Model'), h('dd', {}, real ? dash(f.inference_model) : '—'),
           h('dt', {}, 'Time to answer'), h('dd', {}, fmtDuration(inf.duration_ms),
             inf.simulated ? h('span', { class: 'hint' }, ' (simulated)') : null),
           h('dt', {}, 'Result'), h('dd', {}, h('span', {

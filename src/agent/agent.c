@@ -8,6 +8,7 @@
 
 #include "agent/preempt.h"
 #include "agent/probe.h"
+#include "agent/snapshots.h"
 #include "agent/workload.h"
 #include "detect/heartbeat.h"
 #include "util/clock.h"
@@ -37,7 +38,13 @@ typedef struct {
     int have_wl;
     prb_runner *probe;
     pre_watch *preempt;
+    asn_runner *snaps;
     uint64_t rng;
+    int preempting;              /* A6: the flag heartbeats carry */
+    int64_t final_started_ms;    /* A6: -1 none yet */
+    int started;                 /* A8: the workload and probe were started */
+    uint8_t copy[HB_PACKET_LEN]; /* A7: the copy still to send */
+    int64_t copy_at_ms;          /* -1: none pending */
 } agent;
 
 void agent_opts_init(agent_opts *o)
@@ -49,6 +56,9 @@ void agent_opts_init(agent_opts *o)
     o->crash_limit = 5;
     o->crash_window_ms = 60000;
     o->preempt_every_ms = 1000;
+    o->heartbeat_copies = 2;
+    o->snapshot_every_ms = 30000;
+    o->final_wait_ms = ASN_FINAL_WAIT_MS;
 }
 
 /* ---- registration -------------------------------------------------------- */
@@ -207,7 +217,7 @@ static double rnd(agent *a) /* xorshift64*: test knobs only (A5) */
     return (double)((a->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
 
-static void send_one(agent *a, hb_type type, uint32_t flags)
+static hb_packet packet(agent *a, hb_type type, uint32_t flags)
 {
     hb_packet p = {.type = type,
                    .workload = a->have_wl ? a->wl.state : HB_WL_NONE,
@@ -217,25 +227,83 @@ static void send_one(agent *a, hb_type type, uint32_t flags)
                    .sent_at_ms = clock_wall_ms(),
                    .flags = flags,
                    .restarts = a->have_wl ? a->wl.restarts : 0};
-    uint8_t buf[HB_PACKET_LEN];
-    if (hb_encode(&p, a->key, buf) != 0)
-        return;
+    return p;
+}
+
+static void send_buf(agent *a, const uint8_t *buf)
+{
     /* A send error (server down, ICMP refused) is not fatal: the next try. */
-    if (send(a->fd, buf, sizeof buf, MSG_NOSIGNAL) < 0 && errno != ECONNREFUSED)
+    if (send(a->fd, buf, HB_PACKET_LEN, MSG_NOSIGNAL) < 0 && errno != ECONNREFUSED)
         log_debug("agent.send_failed", "errno=%d", errno);
 }
 
-static void beat(agent *a)
+static void send_one(agent *a, hb_type type, uint32_t flags)
 {
-    const agent_opts *o = a->o;
-    if (o->test_loss > 0 && rnd(a) < o->test_loss) {
-        a->seq++; /* as if sent and lost */
+    hb_packet p = packet(a, type, flags);
+    uint8_t buf[HB_PACKET_LEN];
+    if (hb_encode(&p, a->key, buf) == 0)
+        send_buf(a, buf);
+}
+
+static int lost(agent *a) /* A5 */
+{
+    return a->o->test_loss > 0 && rnd(a) < a->o->test_loss;
+}
+
+static int64_t jitter(agent *a) /* A5 */
+{
+    return a->o->test_jitter_ms > 0 ? (int64_t)(rnd(a) * (double)a->o->test_jitter_ms) : 0;
+}
+
+static void beat(agent *a, int64_t due)
+{
+    hb_packet p = packet(a, HB_T_BEAT, a->preempting ? HB_F_PREEMPTING : 0); /* A6 */
+    uint8_t buf[HB_PACKET_LEN];
+    if (hb_encode(&p, a->key, buf) != 0)
+        return;
+    if (a->o->heartbeat_copies > 1) { /* A7: the copy, with its own fate */
+        memcpy(a->copy, buf, sizeof buf);
+        a->copy_at_ms = lost(a) ? -1 : due + AGENT_COPY_GAP_MS + jitter(a);
+    }
+    if (lost(a))
+        return;
+    int64_t j = jitter(a);
+    if (j > 0)
+        clock_sleep_ms(j, NULL);
+    send_buf(a, buf);
+}
+
+/* A6: on a notice, the final snapshot first, then the flag. */
+static void preemption(agent *a, int64_t now)
+{
+    if (a->preempting || !pre_noticed(a->preempt))
+        return;
+    int rc = 0;
+    if (!a->snaps || !a->started) { /* held: the workspace is not the workload's yet */
+        a->preempting = 1;
         return;
     }
-    if (o->test_jitter_ms > 0)
-        clock_sleep_ms((int64_t)(rnd(a) * (double)o->test_jitter_ms), NULL);
-    send_one(a, HB_T_BEAT, pre_noticed(a->preempt) ? HB_F_PREEMPTING : 0); /* A6 */
+    if (a->final_started_ms < 0) {
+        a->final_started_ms = now;
+        asn_final_begin(a->snaps);
+        log_info("agent.final_snapshot", "%s", "started=1");
+        return;
+    }
+    if (asn_final_poll(a->snaps, &rc)) {
+        a->preempting = 1;
+        if (rc)
+            log_warn("agent.final_snapshot_failed", "error=\"%s\" preempting=1", dm_strerror(rc));
+        else
+            log_info("agent.final_snapshot", "reported=1 ms=%lld preempting=1",
+                     (long long)(now - a->final_started_ms));
+    } else if (now - a->final_started_ms >= a->o->final_wait_ms) {
+        a->preempting = 1;
+        log_warn("agent.final_snapshot_failed", "error=\"timed out\" waited_ms=%lld preempting=1",
+                 (long long)(now - a->final_started_ms));
+    }
 }
+
+static void start_workload(agent *a);
 
 static void loop(agent *a)
 {
@@ -243,18 +311,30 @@ static void loop(agent *a)
     int64_t due = clock_mono_ms();
     while (!*o->stop) {
         int64_t now = clock_mono_ms();
+        if (!a->started && (!o->hold || (o->go && *o->go)))
+            start_workload(a); /* A8 */
         if (a->have_wl && wl_tick(&a->wl, now))
             log_info("agent.workload", "state=%s restarts=%u", hb_workload_name(a->wl.state),
                      a->wl.restarts);
+        preemption(a, now);
+        if (a->copy_at_ms >= 0 && now >= a->copy_at_ms) {
+            send_buf(a, a->copy); /* A7 */
+            a->copy_at_ms = -1;
+        }
         if (now >= due) {
-            beat(a);
+            if (a->copy_at_ms >= 0) { /* never two beats' copies in flight */
+                send_buf(a, a->copy);
+                a->copy_at_ms = -1;
+            }
+            beat(a, now);
             due += o->heartbeat_ms;
             if (due <= now) /* A2: late; no catching up */
                 due = now + o->heartbeat_ms;
         }
-        int64_t wait = due - clock_mono_ms();
-        if (a->have_wl && wait > 50)
-            wait = 50; /* notice a crash soon */
+        int64_t next = a->copy_at_ms >= 0 && a->copy_at_ms < due ? a->copy_at_ms : due;
+        int64_t wait = next - clock_mono_ms();
+        if ((a->have_wl || a->final_started_ms >= 0 || !a->started || a->preempt) && wait > 50)
+            wait = 50; /* notice a crash, a notice, SIGUSR1 soon */
         if (wait > 0)
             clock_sleep_ms(wait, o->stop);
     }
@@ -270,9 +350,39 @@ static int check_opts(const agent_opts *o, char *err, size_t errlen)
         return dm_fail(err, errlen, DM_E_INVALID, "instance id must be from 1 to 2^53");
     if (o->heartbeat_ms < 10 || o->heartbeat_ms > 60000)
         return dm_fail(err, errlen, DM_E_INVALID, "heartbeat interval must be 10 ms to 60 s");
+    if (o->heartbeat_copies < 1 || o->heartbeat_copies > 2)
+        return dm_fail(err, errlen, DM_E_INVALID, "heartbeat copies must be 1 or 2");
+    if (o->hold && !o->go)
+        return dm_fail(err, errlen, DM_E_INVALID, "hold needs a start signal");
+    if (o->workspace && (!o->store_url || !*o->store_url))
+        return dm_fail(err, errlen, DM_E_INVALID, "a workspace needs a snapshot store");
+    if (o->snapshot_every_ms < 0 || o->epoch < 0 || o->final_wait_ms < 0)
+        return dm_fail(err, errlen, DM_E_INVALID, "bad snapshot period, epoch or final wait");
     if (o->probe)
         return prb_check_spec(o->probe, err, errlen);
     return 0;
+}
+
+/* A8: the workload and its probe, now (at once, or on the hold's signal). */
+static void start_workload(agent *a)
+{
+    const agent_opts *o = a->o;
+    char err[512] = "", q[600];
+    a->started = 1;
+    if (o->hold)
+        log_info("agent.hold_released", "%s", "workload=start");
+    asn_enable(a->snaps); /* N6 */
+    if (o->workload) {
+        a->have_wl = 1;
+        if (wl_start(&a->wl, clock_mono_ms(), err, sizeof err) !=
+            0) { /* retried by the supervisor */
+            a->wl.next_start_ms = clock_mono_ms() + WL_BACKOFF_MS;
+            log_warn("agent.workload_start_failed", "error=%s will_retry=1",
+                     log_quote(q, sizeof q, err));
+        }
+    }
+    if (o->probe && prb_start(o->probe, o->probe_every_ms, &a->probe, err, sizeof err) != 0)
+        log_warn("agent.probe_start_failed", "error=%s", log_quote(q, sizeof q, err));
 }
 
 static int start_parts(agent *a, char *err, size_t errlen)
@@ -282,19 +392,25 @@ static int start_parts(agent *a, char *err, size_t errlen)
     if (o->workload &&
         (rc = wl_init(&a->wl, o->workload, o->crash_limit, o->crash_window_ms, err, errlen)) != 0)
         return rc;
+    a->wl.cwd = o->workspace; /* A8 */
     if ((rc = register_retry(a, err, errlen)) != 0 || (rc = open_socket(a, err, errlen)) != 0)
         return rc;
-    log_info("agent.registered", "instance=%lld heartbeat_port=%d interval_ms=%lld",
-             (long long)o->instance_id, a->port, (long long)o->heartbeat_ms);
-    if (o->workload) {
-        a->have_wl = 1;
-        if (wl_start(&a->wl, clock_mono_ms(), err, errlen) != 0) { /* retried by the supervisor */
-            a->wl.next_start_ms = clock_mono_ms() + WL_BACKOFF_MS;
-            log_warn("agent.workload_start_failed", "%s", "will_retry=1");
-        }
+    log_info("agent.registered",
+             "instance=%lld heartbeat_port=%d interval_ms=%lld copies=%d hold=%d",
+             (long long)o->instance_id, a->port, (long long)o->heartbeat_ms, o->heartbeat_copies,
+             o->hold);
+    if (o->workspace) {
+        asn_opts so = {.server_url = o->server_url,
+                       .token = o->token,
+                       .instance_id = o->instance_id,
+                       .workspace = o->workspace,
+                       .store_url = o->store_url,
+                       .every_ms = o->snapshot_every_ms,
+                       .epoch = o->epoch,
+                       .hold = o->hold};
+        if ((rc = asn_start(&so, &a->snaps, err, errlen)) != 0)
+            return rc;
     }
-    if (o->probe && (rc = prb_start(o->probe, o->probe_every_ms, &a->probe, err, errlen)) != 0)
-        return rc;
     if (o->preempt_cloud != PRE_NONE)
         rc = pre_start((pre_cloud)o->preempt_cloud, o->metadata_url, o->preempt_every_ms,
                        &a->preempt, err, errlen);
@@ -311,6 +427,8 @@ int agent_run(const agent_opts *o, char *err, size_t errlen)
         return dm_fail(err, errlen, -ENOMEM, "out of memory");
     a->o = o;
     a->fd = -1;
+    a->final_started_ms = -1;
+    a->copy_at_ms = -1;
     if (getrandom(&a->rng, sizeof a->rng, 0) != sizeof a->rng || a->rng == 0)
         a->rng = (uint64_t)clock_mono_us() | 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -323,6 +441,7 @@ int agent_run(const agent_opts *o, char *err, size_t errlen)
 out:
     prb_stop(a->probe);
     pre_stop(a->preempt);
+    asn_stop(a->snaps); /* waits for a snapshot under way: it stays consistent (SN3) */
     if (a->have_wl)
         wl_stop(&a->wl, 10000);
     if (a->fd >= 0)

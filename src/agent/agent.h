@@ -16,8 +16,24 @@
  *     *stop is set: an agent may start before its server.
  * A6: once the cloud announced a preemption (preempt.h), every heartbeat
  *     carries HB_F_PREEMPTING: the server shows the instance preempting.
+ *     With snapshots configured, the flag is set only once the final
+ *     snapshot was reported (snapshots.h N4), or failed, or took longer
+ *     than final_wait_ms: the controller may fence as soon as it sees the
+ *     flag without losing what was written before the notice.
  * A5: the test knobs (jitter, loss) only delay or skip sends; every packet
- *     that goes out is a valid, signed heartbeat. */
+ *     that goes out is a valid, signed heartbeat. Each copy (A7) is lost or
+ *     delayed independently, as on a network.
+ * A7: each heartbeat goes out heartbeat_copies times (default 2), the
+ *     copies AGENT_COPY_GAP_MS apart with the same sequence number: the
+ *     listener takes the first that arrives and counts the other as a
+ *     duplicate, so one lost datagram no longer makes a late beat (issue 5:
+ *     false `failed` at 2% loss came from two beats lost in a row).
+ * A8: with hold set, the workload and its probe start only once *go
+ *     becomes non-zero (SIGUSR1); registration and heartbeats run
+ *     meanwhile, scheduled snapshots wait (snapshots.h N6: the provider is
+ *     restoring the workspace), and a notice while held flags preempting at
+ *     once (there is nothing of the workload's to save yet). The workload
+ *     runs in the workspace (when given). */
 #ifndef DUMONT_AGENT_AGENT_H
 #define DUMONT_AGENT_AGENT_H
 
@@ -25,24 +41,33 @@
 #include <stdint.h>
 
 #define AGENT_LEAVING_COPIES 3
+#define AGENT_COPY_GAP_MS    30
 
 typedef struct {
     const char *server_url; /* http://HOST:PORT of the API */
     const char *token;      /* the API token (borrowed) */
     int64_t instance_id;
-    const char *kind;         /* "gpu" | "cpu" */
-    int64_t heartbeat_ms;     /* default 200 */
-    const char *workload;     /* command line (no shell) or NULL */
-    const char *probe;        /* "http:URL" | "exec:CMD" | "ollama:MODEL[@URL]" or NULL */
-    int64_t probe_every_ms;   /* default 5000 */
-    int crash_limit;          /* crashlooping after this many crashes ... (5) */
-    int64_t crash_window_ms;  /* ... within this window (60 s) */
-    int preempt_cloud;        /* pre_cloud (preempt.h): 0 none, aws, gcp */
-    const char *metadata_url; /* NULL: the cloud's default */
-    int64_t preempt_every_ms; /* default 1000 */
-    int64_t test_jitter_ms;   /* A5: delay each send by up to this */
-    double test_loss;         /* A5: skip a send with this probability */
-    const volatile int *stop; /* A3 */
+    const char *kind;          /* "gpu" | "cpu" */
+    int64_t heartbeat_ms;      /* default 200 */
+    const char *workload;      /* command line (no shell) or NULL */
+    const char *probe;         /* "http:URL" | "exec:CMD" | "ollama:MODEL[@URL]" or NULL */
+    int64_t probe_every_ms;    /* default 5000 */
+    int crash_limit;           /* crashlooping after this many crashes ... (5) */
+    int64_t crash_window_ms;   /* ... within this window (60 s) */
+    int preempt_cloud;         /* pre_cloud (preempt.h): 0 none, aws, gcp */
+    const char *metadata_url;  /* NULL: the cloud's default */
+    int64_t preempt_every_ms;  /* default 1000 */
+    int64_t test_jitter_ms;    /* A5: delay each send by up to this */
+    double test_loss;          /* A5: skip a send with this probability */
+    const volatile int *stop;  /* A3 */
+    int heartbeat_copies;      /* A7: 1 or 2 (default 2) */
+    int hold;                  /* A8 */
+    const volatile int *go;    /* A8: required with hold */
+    const char *workspace;     /* NULL: no snapshots; the workload's cwd */
+    const char *store_url;     /* required with workspace */
+    int64_t snapshot_every_ms; /* default 30000; 0: no scheduled snapshot */
+    int64_t epoch;             /* tag and report of every snapshot */
+    int64_t final_wait_ms;     /* A6: default ASN_FINAL_WAIT_MS */
 } agent_opts;
 
 void agent_opts_init(agent_opts *o);

@@ -120,29 +120,55 @@ static int poll_gcp(pre_watch *w)
     return strncmp(a.buf, "FALSE", 5) == 0 ? 0 : -1;
 }
 
+/* local: GCP's answer in a file (E2: capped, and unreadable is no notice). */
+static int poll_local(pre_watch *w)
+{
+    char path[1200];
+    const char *dir = strncmp(w->base, "file://", 7) == 0 ? w->base + 7 : w->base;
+    snprintf(path, sizeof path, "%s/computeMetadata/v1/instance/preempted", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char buf[16] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strncmp(buf, "TRUE", 4) == 0)
+        return 1;
+    return strncmp(buf, "FALSE", 5) == 0 ? 0 : -1;
+}
+
 static void *watch_main(void *arg)
 {
     pre_watch *w = arg;
     int warned = 0;
     while (!w->stop && !w->noticed) {
-        int r = w->cloud == PRE_AWS ? poll_aws(w) : poll_gcp(w);
+        int r = w->cloud == PRE_AWS   ? poll_aws(w)
+                : w->cloud == PRE_GCP ? poll_gcp(w)
+                                      : poll_local(w);
         if (r == 1) {
             w->noticed = 1; /* E1 */
-            log_warn("agent.preemption_notice", "cloud=%s", w->cloud == PRE_AWS ? "aws" : "gcp");
+            log_warn("agent.preemption_notice", "cloud=%s", pre_cloud_name(w->cloud));
         } else if (r < 0 && !warned) {
             warned = 1;
-            log_warn("agent.metadata_unusable", "cloud=%s will_retry=1",
-                     w->cloud == PRE_AWS ? "aws" : "gcp");
+            log_warn("agent.metadata_unusable", "cloud=%s will_retry=1", pre_cloud_name(w->cloud));
         }
         clock_sleep_ms(w->every_ms, &w->stop);
     }
     return NULL;
 }
 
+static const char *const cloud_names[] = {"none", "aws", "gcp", "local"};
+
+const char *pre_cloud_name(pre_cloud c)
+{
+    return (unsigned)c <= PRE_LOCAL ? cloud_names[c] : "unknown";
+}
+
 int pre_cloud_parse(const char *s, pre_cloud *ret)
 {
-    static const char *const names[] = {"none", "aws", "gcp"};
-    for (int i = 0; s && i < 3; i++)
+    const char *const *names = cloud_names;
+    for (int i = 0; s && i <= PRE_LOCAL; i++)
         if (strcmp(s, names[i]) == 0) {
             *ret = (pre_cloud)i;
             return 0;
@@ -154,6 +180,9 @@ int pre_start(pre_cloud cloud, const char *base_url, int64_t every_ms, pre_watch
               size_t errlen)
 {
     const char *base = base_url && *base_url ? base_url : PRE_DEFAULT_URL;
+    if (cloud == PRE_LOCAL && (!base_url || strncmp(base_url, "file://", 7) != 0))
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "local preemption needs --metadata-url file://DIR");
     if (cloud == PRE_NONE || strlen(base) >= sizeof((pre_watch *)0)->base)
         return dm_fail(err, errlen, DM_E_INVALID, "bad preemption cloud or metadata URL");
     pre_watch *w = calloc(1, sizeof *w);

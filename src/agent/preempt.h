@@ -9,6 +9,9 @@
  *                     {"action": "terminate"|"stop"|"hibernate", "time": ...} a notice
  *   gcp  GET  BASE/computeMetadata/v1/instance/preempted (Metadata-Flavor: Google):
  *                     "TRUE" a notice, "FALSE" none
+ *   local     BASE is file:///DIR (the local provider's instance directory):
+ *             the file DIR/computeMetadata/v1/instance/preempted holds GCP's
+ *             answer, "TRUE" or "FALSE" (a chaos preemption writes TRUE)
  *
  * BASE defaults to http://169.254.169.254 (both clouds); --metadata-url
  * points tests at a local server playing the documented answers.
@@ -27,9 +30,10 @@
 
 #define PRE_DEFAULT_URL "http://169.254.169.254"
 
-typedef enum { PRE_NONE = 0, PRE_AWS, PRE_GCP } pre_cloud;
+typedef enum { PRE_NONE = 0, PRE_AWS, PRE_GCP, PRE_LOCAL } pre_cloud;
 
-int pre_cloud_parse(const char *s, pre_cloud *ret); /* "aws" | "gcp" | "none" */
+int pre_cloud_parse(const char *s, pre_cloud *ret); /* "aws" | "gcp" | "local" | "none" */
+const char *pre_cloud_name(pre_cloud c);
 
 typedef struct pre_watch pre_watch;
 

@@ -149,6 +149,32 @@ int prb_check_spec(const char *spec, char *err, size_t errlen)
     return 0;
 }
 
+int prb_spec_resolve(const char *spec, const char *ollama_host, char *out, size_t outlen)
+{
+    int rc = prb_check_spec(spec, NULL, 0);
+    if (rc)
+        return rc;
+    const char *h = ollama_host;
+    int bare = strncmp(spec, "ollama:", 7) == 0 && !strchr(spec + 7, '@') && h && *h;
+    size_t hl = bare ? strlen(h) : 0;
+    for (size_t i = 0; i < hl; i++) /* one printable word, no '@' (the spec's separator) */
+        if ((unsigned char)h[i] <= 0x20 || h[i] == 0x7f || h[i] == '@')
+            return DM_E_INVALID;
+    while (hl > 0 && h[hl - 1] == '/')
+        hl--;
+    const char *scheme = bare && !strstr(h, "://") ? "http://" : "";
+    /* "host" alone: Ollama's port. A ':' after the last ']' is a port. */
+    const char *hostpart = bare ? h + (strstr(h, "://") ? strstr(h, "://") - h + 3 : 0) : h;
+    const char *br = bare ? strrchr(hostpart, ']') : NULL;
+    int has_port = bare && strchr(br ? br : hostpart, ':') != NULL;
+    int n = bare ? snprintf(out, outlen, "%s@%s%.*s%s", spec, scheme, (int)hl, h,
+                            has_port ? "" : ":11434")
+                 : snprintf(out, outlen, "%s", spec);
+    if (n < 0 || (size_t)n >= outlen)
+        return DM_E_TOO_BIG;
+    return 0;
+}
+
 static void *probe_main(void *arg)
 {
     prb_runner *p = arg;

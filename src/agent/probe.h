@@ -30,6 +30,11 @@ int prb_check_spec(const char *spec, char *err, size_t errlen);
 int prb_start(const char *spec, int64_t every_ms, prb_runner **ret, char *err, size_t errlen);
 hb_probe prb_state(prb_runner *p); /* HB_PR_NONE for NULL */
 void prb_stop(prb_runner *p);      /* NULL is fine */
+/* ollama:MODEL without @URL takes its address from ollama_host (Ollama's
+ * own OLLAMA_HOST: "host", "host:port" or "http://host:port"; the caller
+ * reads the environment) before the 11434 default: writes the spec to use
+ * into out. Other specs are copied as they are. DM_E_INVALID / DM_E_TOO_BIG. */
+int prb_spec_resolve(const char *spec, const char *ollama_host, char *out, size_t outlen);
 /* One probe, synchronously (tests). first: the first call's longer timeout. */
 hb_probe prb_run_once(const char *spec, int first);
 

@@ -1,4 +1,5 @@
 /* Workload supervision (see workload.h for S1-S4). */
+#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include "agent/workload.h"
 
 #include "util/clock.h"
@@ -73,8 +74,13 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
     sigset_t none;
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (w->cwd) /* glibc >= 2.29 */
+        posix_spawn_file_actions_addchdir_np(&fa, w->cwd);
     pid_t pid;
-    int rc = posix_spawnp(&pid, w->argv[0], NULL, &attr, w->argv, environ);
+    int rc = posix_spawnp(&pid, w->argv[0], &fa, &attr, w->argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     char q[300];
     if (rc != 0) {

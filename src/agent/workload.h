@@ -44,6 +44,7 @@ typedef struct {
     uint32_t restarts;
     int last_status; /* raw wait status of the last exit */
     int quiet;       /* no log lines (probes run through here too) */
+    const char *cwd; /* working directory (borrowed; NULL: the agent's); set after wl_init */
 } wl_sup;
 
 /* Splits cmdline into argv (S: no shell). DM_E_INVALID on an empty line, an

@@ -44,6 +44,111 @@ static json_t *render_phases(const fo_failover *f)
     return arr;
 }
 
+static json_t *bool_or_null(int v)
+{
+    return v == FO_NULL ? json_null() : json_boolean(v);
+}
+
+static int64_t phase_ms(const fo_failover *f, fo_phase p)
+{
+    return f->phases[p].duration_ms;
+}
+
+/* The snapshot and inference fields, shared by a real failover's JSON and the
+ * FailoverTestEvent (same names, so the dashboard reads either). */
+static void add_snapshot_inference(json_t *o, const fo_failover *f)
+{
+    const fo_real *r = &f->real;
+    json_object_set_new(o, "snapshot_id", str_or_null(r->snapshot_id));
+    json_object_set_new(o, "snapshot_size_bytes", int_or_null(r->snapshot_size_bytes));
+    json_object_set_new(o, "snapshot_creation_time_ms", int_or_null(r->snapshot_creation_time_ms));
+    json_object_set_new(o, "snapshot_compression", str_or_null(r->snapshot_compression));
+    json_object_set_new(o, "snapshot_storage", str_or_null(r->snapshot_storage));
+    json_object_set_new(o, "restore_time_ms", int_or_null(phase_ms(f, FO_PHASE_RESTORE)));
+    json_object_set_new(o, "restore_download_time_ms", int_or_null(r->restore_download_time_ms));
+    json_object_set_new(o, "restore_decompress_time_ms",
+                        int_or_null(r->restore_decompress_time_ms));
+    json_object_set_new(o, "inference_model", str_or_null(r->inference_model));
+    json_object_set_new(o, "inference_ready_time_ms", int_or_null(r->inference_ready_time_ms));
+    json_object_set_new(o, "inference_success", bool_or_null(r->inference_success));
+}
+
+/* A real failover's instances and intent (model.h fo_real). */
+static void add_real(json_t *o, const fo_failover *f)
+{
+    const fo_real *r = &f->real;
+    json_object_set_new(o, "old_instance_id", json_integer((json_int_t)f->gpu_instance_id));
+    json_object_set_new(o, "new_instance_id",
+                        r->new_instance_id > 0 ? json_integer((json_int_t)r->new_instance_id)
+                                               : json_null());
+    json_object_set_new(o, "workload_id", str_or_null(r->workload_id));
+    json_object_set_new(o, "trigger", str_or_null(r->trigger));
+    json_object_set_new(o, "test", json_boolean(r->test));
+    json_object_set_new(o, "keep", json_boolean(r->keep));
+    json_object_set_new(o, "attempts", r->attempts < 0 ? json_null() : json_integer(r->attempts));
+    json_object_set_new(o, "epoch", int_or_null(r->epoch));
+    add_snapshot_inference(o, f);
+}
+
+json_t *render_test_event(const fo_failover *f)
+{
+    json_t *o = json_pack("{s:s, s:I, s:o}", "failover_id", f->id, "gpu_instance_id",
+                          (json_int_t)f->gpu_instance_id, "user_id", str_or_null(f->user_id));
+    if (!o)
+        return NULL;
+    add_snapshot_inference(o, f);
+    json_object_set_new(o, "total_time_ms", int_or_null(f->total_time_ms));
+    json_object_set_new(o, "success", bool_or_null(f->success));
+    json_object_set_new(o, "gpu_search_time_ms", int_or_null(phase_ms(f, FO_PHASE_GPU_SEARCH)));
+    json_object_set_new(o, "gpu_provision_time_ms",
+                        int_or_null(phase_ms(f, FO_PHASE_PROVISIONING)));
+    json_object_set_new(o, "gpu_ready_wait_time_ms", int_or_null(phase_ms(f, FO_PHASE_SSH_READY)));
+    json_object_set_new(o, "inference_test_time_ms", int_or_null(phase_ms(f, FO_PHASE_INFERENCE)));
+    return o;
+}
+
+json_t *render_snapshot_rec(const db_snapshot *s)
+{
+    if (!s)
+        return json_null();
+    json_t *o =
+        json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "snapshot_id", s->snapshot_id,
+                  "instance_id", (json_int_t)s->instance_id, "workload_id",
+                  str_or_null(s->workload_id), "epoch", int_or_null(s->epoch), "store",
+                  str_or_null(s->store_url), "size_bytes", int_or_null(s->size_bytes),
+                  "stored_bytes", int_or_null(s->stored_bytes), "files", int_or_null(s->files));
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "created_at_ms", int_or_null(s->created_at_ms));
+    json_object_set_new(o, "created_at", render_time(s->created_at_ms));
+    json_object_set_new(o, "creation_time_ms", int_or_null(s->creation_time_ms));
+    json_object_set_new(o, "reported_at_ms", int_or_null(s->reported_at_ms));
+    json_object_set_new(o, "reported_at", render_time(s->reported_at_ms));
+    json_object_set_new(o, "trigger", str_or_null(s->trigger));
+    return o;
+}
+
+json_t *render_workload(const db_workload *w, const db_snapshot *newest)
+{
+    json_t *o = json_pack(
+        "{s:s, s:s, s:b, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "workload_id",
+        w->workload_id, "name", w->name, "protect", w->protect, "state", w->state,
+        "serving_instance_id",
+        w->serving_instance_id > 0 ? json_integer((json_int_t)w->serving_instance_id) : json_null(),
+        "epoch", (json_int_t)w->epoch, "workload_cmd", str_or_null(w->workload_cmd), "probe_spec",
+        str_or_null(w->probe_spec), "model", str_or_null(w->model), "created_at",
+        render_time(w->created_at_ms), "workspace_from", str_or_null(w->workspace_from),
+        "heartbeat_ms", (json_int_t)w->heartbeat_ms, "snapshot_every_ms",
+        (json_int_t)w->snapshot_every_ms);
+    if (!o)
+        return NULL;
+    json_error_t jerr;
+    json_t *req = w->requirements[0] ? json_loads(w->requirements, 0, &jerr) : NULL;
+    json_object_set_new(o, "requirements", req ? req : json_object());
+    json_object_set_new(o, "newest_snapshot", render_snapshot_rec(newest));
+    return o;
+}
+
 json_t *render_failover(const fo_failover *f, int with_phases)
 {
     int running = !fo_state_is_terminal(f->state);
@@ -57,6 +162,8 @@ json_t *render_failover(const fo_failover *f, int with_phases)
                           int_or_null(f->total_time_ms));
     if (o && f->user_id[0])
         json_object_set_new(o, "user_id", json_string(f->user_id));
+    if (o && f->kind == FO_KIND_REAL)
+        add_real(o, f);
     if (o && with_phases)
         json_object_set_new(o, "phases", render_phases(f));
     return o;

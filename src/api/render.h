@@ -3,6 +3,7 @@
 #ifndef DUMONT_API_RENDER_H
 #define DUMONT_API_RENDER_H
 
+#include "db/db_fleet.h"
 #include "failover/model.h"
 #include "failover/report.h"
 
@@ -11,6 +12,14 @@
 json_t *render_failover(const fo_failover *f, int with_phases);
 json_t *render_report(const fo_report *r, int64_t generated_at_ms);
 json_t *render_assoc(const fo_assoc *a);
+/* The seed's FailoverTestEvent of a test-real (DESIGN.md "Data"): exactly its
+ * fields, a phase or value that did not happen as null (I2). */
+json_t *render_test_event(const fo_failover *f);
+/* A snapshot an agent reported (db_fleet.h): the keys of POST
+ * /api/instances/{id}/snapshots' answer; NULL s gives JSON null. */
+json_t *render_snapshot_rec(const db_snapshot *s);
+/* A workload and who serves it; newest may be NULL (no snapshot yet). */
+json_t *render_workload(const db_workload *w, const db_snapshot *newest);
 /* ISO-8601 string, or JSON null for FO_NULL. */
 json_t *render_time(int64_t wall_ms);
 

@@ -64,6 +64,8 @@ int api_error_from(api_response *resp, int rc, const char *detail)
         return api_error(resp, 413, "payload_too_large", "%s", d);
     case DM_E_BUSY:
         return api_error(resp, 503, "busy", "%s", d);
+    case DM_E_UNAVAILABLE:
+        return api_error(resp, 503, "unavailable", "%s", d);
     case DM_E_CANCELLED:
         return api_error(resp, 503, "shutting_down", "%s", d);
     default:
@@ -247,8 +249,9 @@ static int h_status(const api_ctx *ctx, const api_request *req, api_response *re
     return api_json(resp, 200, render_failover(&f, 1));
 }
 
-/* Fills a filter from the query string: kind, gpu_instance_id, since, until. */
-static int query_filter(const api_request *req, db_failover_filter *flt, api_response *resp)
+/* Fills a filter from the query string: kind, gpu_instance_id, since, until
+ * (http.h; shared with routes_fleet.c). */
+int api_query_filter(const api_request *req, db_failover_filter *flt, api_response *resp)
 {
     db_failover_filter_init(flt);
     const char *v;
@@ -277,7 +280,7 @@ static int query_filter(const api_request *req, db_failover_filter *flt, api_res
 static int h_report(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
     db_failover_filter flt;
-    if (query_filter(req, &flt, resp))
+    if (api_query_filter(req, &flt, resp))
         return 0;
     fo_report r;
     char err[256] = "";
@@ -290,7 +293,7 @@ static int h_report(const api_ctx *ctx, const api_request *req, api_response *re
 static int h_list(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
     db_failover_filter flt;
-    if (query_filter(req, &flt, resp))
+    if (api_query_filter(req, &flt, resp))
         return 0;
     const char *v;
     flt.limit = 50;

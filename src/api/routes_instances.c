@@ -3,10 +3,21 @@
  * The database holds what is durable (registration, the last recorded state
  * and its history); the listener holds what changes every heartbeat (age,
  * phi, sequence). An answer merges both: the live state wins when the
- * listener knows the instance, as it is never older than the database's. */
+ * listener knows the instance, as it is never older than the database's.
+ *
+ * An instance a provider made (issue 6) also has a machine row (db_fleet.h):
+ * its provider, workload, workspace, address and epoch are added, with the
+ * newest failover of it and its newest snapshot. A machine that is destroyed
+ * shows state "destroyed" whatever the detector last saw (it was fenced);
+ * one still provisioning (no agent registered yet) shows "provisioning".
+ *
+ * RI1: the list answers every instance the detector knows and every machine
+ *      not yet registered, each once; the fleet fields are null for an
+ *      instance no provider made (a hand-started agent). */
 #include "api/routes_instances.h"
 
 #include "api/render.h"
+#include "db/db_fleet.h"
 #include "db/db_instance.h"
 #include "detect/listener.h"
 #include "util/clock.h"
@@ -120,16 +131,91 @@ static void add_live(json_t *o, const api_ctx *ctx, const db_instance *in)
     json_object_set_new(o, "preempting", json_boolean(live && l.preempting));
 }
 
-static json_t *render_instance(const api_ctx *ctx, const db_instance *in)
+/* The newest failover of an instance (it was the old one), else the one that
+ * made it; NULL when none. */
+static json_t *latest_failover(const api_ctx *ctx, int64_t id, const db_machine *m)
 {
-    json_t *o =
-        json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o}", "instance_id", (json_int_t)in->instance_id,
-                  "kind", in->kind, "state_since", render_time(in->state_since_ms), "registered_at",
-                  render_time(in->registered_at_ms), "workload_cmd", str_or_null(in->workload_cmd),
-                  "probe_spec", str_or_null(in->probe_spec), "hostname", str_or_null(in->hostname));
+    db_failover_filter flt;
+    fo_failover *f = NULL;
+    size_t n = 0;
+    char err[256];
+    db_failover_filter_init(&flt);
+    flt.gpu_instance_id = id;
+    flt.limit = 1;
+    json_t *r = NULL;
+    if (db_failover_list(ctx->db, &flt, &f, &n, err, sizeof err) == 0 && n > 0)
+        r = json_string(f[0].id);
+    free(f);
+    if (!r && m && m->failover_id[0])
+        r = json_string(m->failover_id);
+    return r ? r : json_null();
+}
+
+/* The machine's fields (RI1: null without one) and the newest snapshot. */
+static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const db_machine *m)
+{
+    db_snapshot snap;
+    char err[256];
+    int have_snap = db_snapshot_latest_instance(ctx->db, id, &snap, err, sizeof err) == 0;
+    json_object_set_new(o, "provider", str_or_null(m ? m->provider : NULL));
+    json_object_set_new(o, "workload_id", str_or_null(m ? m->workload_id : NULL));
+    json_object_set_new(o, "machine_state", str_or_null(m ? m->state : NULL));
+    json_object_set_new(o, "workspace", str_or_null(m ? m->workspace : NULL));
+    json_object_set_new(o, "address", str_or_null(m ? m->address : NULL));
+    json_object_set_new(o, "epoch", m && m->epoch >= 0 ? json_integer(m->epoch) : json_null());
+    json_object_set_new(o, "host", str_or_null(m ? m->host : NULL));
+    json_object_set_new(o, "gpu_name", str_or_null(m ? m->gpu_name : NULL));
+    json_object_set_new(o, "price_per_h",
+                        m && m->price_milli >= 0 ? json_real((double)m->price_milli / 1000.0)
+                                                 : json_null());
+    json_object_set_new(o, "test", json_boolean(m && m->test));
+    json_object_set_new(o, "created_by_failover_id", str_or_null(m ? m->failover_id : NULL));
+    json_object_set_new(o, "destroyed_at", render_time(m ? m->destroyed_at_ms : FO_NULL));
+    json_object_set_new(o, "failover_id", latest_failover(ctx, id, m));
+    json_object_set_new(o, "newest_snapshot_id",
+                        have_snap ? json_string(snap.snapshot_id) : json_null());
+    json_object_set_new(o, "newest_snapshot", render_snapshot_rec(have_snap ? &snap : NULL));
+    if (m && (strcmp(m->state, "destroyed") == 0 || !json_is_string(json_object_get(o, "state"))))
+        json_object_set_new(o, "state", json_string(m->state));
+}
+
+/* in or m may be NULL (not both): a machine not registered yet has no in. */
+static json_t *render_instance(const api_ctx *ctx, const db_instance *in, const db_machine *m)
+{
+    json_t *o;
+    if (in) {
+        o = json_pack(
+            "{s:I, s:s, s:o, s:o, s:o, s:o, s:o}", "instance_id", (json_int_t)in->instance_id,
+            "kind", in->kind, "state_since", render_time(in->state_since_ms), "registered_at",
+            render_time(in->registered_at_ms), "workload_cmd", str_or_null(in->workload_cmd),
+            "probe_spec", str_or_null(in->probe_spec), "hostname", str_or_null(in->hostname));
+        if (o)
+            add_live(o, ctx, in);
+    } else {
+        o = json_pack("{s:I, s:o, s:n, s:n, s:n, s:n, s:n, s:n, s:n}", "instance_id",
+                      (json_int_t)m->instance_id, "created_at", render_time(m->created_at_ms),
+                      "kind", "state_since", "registered_at", "last_heartbeat",
+                      "last_heartbeat_age_ms", "workload", "probe", "hostname");
+    }
     if (o)
-        add_live(o, ctx, in);
+        add_fleet(o, ctx, in ? in->instance_id : m->instance_id, m);
     return o;
+}
+
+/* The machine with that id in v (sorted by id, db_machine_list), or NULL. */
+static const db_machine *find_machine(const db_machine *v, size_t n, int64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].instance_id == id)
+            return &v[mid];
+        if (v[mid].instance_id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 static json_t *render_stats(const api_ctx *ctx)
@@ -148,20 +234,44 @@ static json_t *render_stats(const api_ctx *ctx)
                      "state_changes_lost", (json_int_t)st.events_lost);
 }
 
+static int cmp_machine(const void *a, const void *b)
+{
+    int64_t x = ((const db_machine *)a)->instance_id, y = ((const db_machine *)b)->instance_id;
+    return (x > y) - (x < y);
+}
+
 int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
     db_instance *v = NULL;
-    size_t n = 0;
+    db_machine *m = NULL;
+    size_t n = 0, nm = 0, total = 0;
     char err[512] = "";
     int rc = db_instance_list(ctx->db, &v, &n, err, sizeof err);
-    if (rc)
+    if (rc == 0)
+        rc = db_machine_list(ctx->db, NULL, &m, &nm, err, sizeof err);
+    if (rc) {
+        free(v);
         return api_error_from(resp, rc, err);
+    }
+    if (nm > 1)
+        qsort(m, nm, sizeof *m, cmp_machine);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n && arr; i++)
-        json_array_append_new(arr, render_instance(ctx, &v[i]));
+    for (size_t i = 0; i < n && arr; i++, total++)
+        json_array_append_new(arr,
+                              render_instance(ctx, &v[i], find_machine(m, nm, v[i].instance_id)));
+    for (size_t i = 0; i < nm && arr; i++) { /* RI1: machines no agent registered yet */
+        int known = 0;
+        for (size_t k = 0; k < n && !known; k++)
+            known = v[k].instance_id == m[i].instance_id;
+        if (!known && strcmp(m[i].state, "destroyed") != 0) {
+            json_array_append_new(arr, render_instance(ctx, NULL, &m[i]));
+            total++;
+        }
+    }
     free(v);
+    free(m);
     return api_json(resp, 200,
-                    arr ? json_pack("{s:I, s:o, s:o}", "total", (json_int_t)n, "instances", arr,
+                    arr ? json_pack("{s:I, s:o, s:o}", "total", (json_int_t)total, "instances", arr,
                                     "heartbeats", render_stats(ctx))
                         : NULL);
 }
@@ -181,17 +291,23 @@ int api_h_instance_get(const api_ctx *ctx, const api_request *req, api_response 
         return api_error(resp, 400, "bad_request", "instance id must be an integer from 1 to %lld",
                          (long long)HB_ID_MAX);
     db_instance in;
+    db_machine m;
     db_instance_event *ev = NULL;
     size_t n = 0;
     char err[512] = "";
-    int rc = db_instance_get(ctx->db, id, &in, err, sizeof err);
-    if (rc == 0)
+    int rc = db_instance_get(ctx->db, id, &in, err, sizeof err), have_in = rc == 0;
+    int mrc = db_machine_get(ctx->db, id, &m, err, sizeof err), have_m = mrc == 0;
+    if (mrc && mrc != DM_E_NOT_FOUND)
+        rc = mrc;
+    else if (rc == DM_E_NOT_FOUND && have_m)
+        rc = 0; /* provisioning: no agent registered yet */
+    if (rc == 0 && have_in)
         rc = db_instance_events(ctx->db, id, EVENTS_SHOWN, &ev, &n, err, sizeof err);
     if (rc == DM_E_NOT_FOUND)
         return api_error(resp, 404, "not_found", "no instance %lld", (long long)id);
     if (rc)
         return api_error_from(resp, rc, err);
-    json_t *o = render_instance(ctx, &in), *arr = json_array();
+    json_t *o = render_instance(ctx, have_in ? &in : NULL, have_m ? &m : NULL), *arr = json_array();
     for (size_t i = 0; i < n && arr; i++)
         json_array_append_new(arr, render_event(&ev[i]));
     free(ev);

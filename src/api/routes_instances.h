@@ -3,8 +3,12 @@
  *   POST /api/instances/register   {"instance_id": N, "kind": "gpu"|"cpu",
  *                                   "workload": S, "probe": S, "hostname": S}
  *                                  -> 201 with the instance's key (once)
- *   GET  /api/instances            every instance, live state, drop counters
- *   GET  /api/instances/{id}       one instance and its newest state changes
+ *   GET  /api/instances            every instance, live state, drop counters,
+ *                                  and for a provider's machine its provider,
+ *                                  workload_id, workspace, address, epoch,
+ *                                  newest failover_id and newest snapshot
+ *   GET  /api/instances/{id}       one instance (the same fields) and its
+ *                                  newest state changes
  *
  * R1: the key is in the registration answer only; nothing else renders it,
  *     and it is never logged (L6 of detect/listener.h).

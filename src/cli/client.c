@@ -19,6 +19,7 @@ struct dm_client {
     char base[1024];
     char auth[SECRET_TOKEN_MAX + 32]; /* "Authorization: Bearer ..."; empty: none (C5) */
     char token_err[512];
+    long timeout_ms; /* total per request (C1) */
 };
 
 typedef struct {
@@ -38,6 +39,7 @@ int client_new(const char *base_url, const char *token, const char *token_err, d
     if (!cl->curl)
         goto fail;
     snprintf(cl->base, sizeof cl->base, "%s", base_url);
+    cl->timeout_ms = CLIENT_TIMEOUT_MS;
     if (token && *token && strlen(token) < SECRET_TOKEN_MAX)
         snprintf(cl->auth, sizeof cl->auth, "Authorization: Bearer %s", token);
     snprintf(cl->token_err, sizeof cl->token_err, "%s",
@@ -47,6 +49,11 @@ int client_new(const char *base_url, const char *token, const char *token_err, d
 fail:
     client_free(cl);
     return -ENOMEM;
+}
+
+void client_set_timeout(dm_client *cl, long timeout_ms)
+{
+    cl->timeout_ms = timeout_ms > 0 ? timeout_ms : CLIENT_TIMEOUT_MS;
 }
 
 void client_free(dm_client *cl)
@@ -188,7 +195,7 @@ static int set_request(dm_client *cl, const char *method, const char *url, const
     bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CLIENT_CONNECT_TIMEOUT_MS) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, CLIENT_TIMEOUT_MS) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cl->timeout_ms) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLIENT_BODY_MAX) != CURLE_OK;

@@ -45,6 +45,9 @@ typedef struct {
  * if non-NULL, is the reason no token was loaded. Returns 0 or -ENOMEM. */
 int client_new(const char *base_url, const char *token, const char *token_err, dm_client **ret);
 void client_free(dm_client *cl);
+/* Sets the total timeout of each request (C1); <= 0: CLIENT_TIMEOUT_MS. For
+ * the few synchronous calls that take long (instances launch). */
+void client_set_timeout(dm_client *cl, long timeout_ms);
 
 /* Sends method path (path starts with '/', may carry a query) with an optional
  * JSON body. Returns 0 for a 2xx answer, or a DM_E_* code (C3, C4) with err set.

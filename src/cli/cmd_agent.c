@@ -5,56 +5,85 @@
  *     $DUMONT_HOME/token; `--token T` works too (the issue's form) but its
  *     copy in argv is overwritten at once, so `ps` shows "x"s, not the token.
  * G2: exit 0 after a clean stop (leaving sent), 1 when the agent cannot run,
- *     2 on a usage error. */
+ *     2 on a usage error.
+ * G3: the environment is read here, not in the library: DUMONT_WORKSPACE
+ *     (default --workspace; exported to the workload, set to the resolved
+ *     path), DUMONT_STORE (through the config), OLLAMA_HOST (the address an
+ *     ollama: probe without @URL uses). */
 #include "cli/commands.h"
 
 #include "agent/agent.h"
 #include "agent/preempt.h"
+#include "agent/probe.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/secret.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: dumont agent --instance ID [--server URL] [--token T | --token-file PATH]\n"
-    "                    [--kind gpu|cpu] [--heartbeat-ms N] [--workload CMD]\n"
-    "                    [--probe ollama:MODEL[@URL] | http:URL | exec:CMD]\n"
+    "usage: dumont agent --instance ID [--server URL] [--kind gpu|cpu] [--heartbeat-ms N]\n"
+    "                    [--workload CMD] [--probe ollama:MODEL[@URL] | http:URL | exec:CMD]\n"
+    "                    [--workspace DIR] [--store URL] [--snapshot-every DUR] [--epoch N]\n"
+    "                    [--hold] [--preempt-cloud aws|gcp|local] [--metadata-url URL]\n"
     "\n"
     "Runs on a GPU or CPU instance: registers with the Dumont server, sends a signed\n"
-    "UDP heartbeat every --heartbeat-ms, supervises the workload and probes it.\n"
-    "SIGTERM stops it cleanly: the server shows the instance `leaving`, not failed.\n"
+    "UDP heartbeat every --heartbeat-ms, supervises the workload and probes it, and\n"
+    "snapshots the workspace. SIGTERM stops it cleanly: the server shows the instance\n"
+    "`leaving`, not failed. The API token comes from $DUMONT_TOKEN (preferred),\n"
+    "--token-file PATH, or $DUMONT_HOME/token.\n"
     "\n"
     "  --instance ID        this instance's id (1 .. 2^53), e.g. the provider's\n"
     "  --server URL         the API (default $DUMONT_URL or http://127.0.0.1:8700);\n"
     "                       heartbeats go to its host, at the port it answers\n"
-    "  --token T            API token (visible to ps until overwritten: prefer\n"
-    "  --token-file PATH    a file, or $DUMONT_TOKEN, or $DUMONT_HOME/token)\n"
+    "  --token-file PATH    the API token in a file (or $DUMONT_TOKEN); --token T\n"
+    "                       works too but is visible to ps until overwritten\n"
     "  --kind gpu|cpu       default gpu\n"
     "  --heartbeat-ms N     default 200 (10 .. 60000)\n"
+    "  --heartbeat-copies N 1 or 2 (default 2): each heartbeat is sent twice, 30 ms\n"
+    "                       apart, so one lost datagram does not make it late\n"
     "  --workload CMD       command to run and restart on crash (words; '...' and \"...\"\n"
-    "                       group; no shell). Crashlooping after --crash-limit crashes\n"
-    "                       (default 5) in --crash-window-ms (default 60000)\n"
-    "  --probe SPEC         readiness probe, every --probe-every-ms (default 5000)\n"
-    "  --preemption aws|gcp  poll the cloud's preemption notice every second and report\n"
-    "                       `preempting` (default none)\n"
+    "                       group; no shell), in the workspace, with DUMONT_WORKSPACE\n"
+    "                       set. Crashlooping after --crash-limit crashes (default 5)\n"
+    "                       in --crash-window-ms (default 60000)\n"
+    "  --probe SPEC         readiness probe, every --probe-every-ms (default 5000);\n"
+    "                       ollama:MODEL without @URL asks $OLLAMA_HOST, else\n"
+    "                       127.0.0.1:11434\n"
+    "  --hold               register and heartbeat, but start the workload (its\n"
+    "                       probe, scheduled snapshots) only on SIGUSR1\n"
+    "  --workspace DIR      the directory to snapshot (default $DUMONT_WORKSPACE;\n"
+    "                       none: no snapshots)\n"
+    "  --store URL          snapshot store (default $DUMONT_STORE, else\n"
+    "                       file://$DUMONT_HOME/store)\n"
+    "  --snapshot-every DUR incremental snapshot of the workspace, skipped when\n"
+    "                       nothing changed, reported to the server (default 30s;\n"
+    "                       0 disables)\n"
+    "  --epoch N            the workload's epoch, carried by every snapshot (default 0)\n"
+    "  --preempt-cloud C    aws|gcp|local (alias --preemption): poll the cloud's\n"
+    "                       preemption notice every second; on a notice, take a final\n"
+    "                       snapshot (at most 20 s), then report `preempting`.\n"
+    "                       local: --metadata-url file://DIR, file\n"
+    "                       DIR/computeMetadata/v1/instance/preempted = TRUE\n"
     "  --metadata-url URL   the metadata service (default http://169.254.169.254)\n"
-    "  --workspace DIR, --snapshot-every D   accepted; scheduled snapshots are not\n"
-    "                       implemented yet\n"
     "  --log-level L        debug|info|warn|error (default info)\n"
-    "  --test-jitter-ms N, --test-loss P     delay each heartbeat by up to N ms / drop\n"
-    "                       it with probability P (tests of the detector)\n";
+    "  --test-jitter-ms N, --test-loss P     delay each heartbeat datagram by up to\n"
+    "                       N ms / drop it with probability P (tests of the detector)\n";
 
-static volatile int stop_flag;
+static volatile int stop_flag, go_flag;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGUSR1)
+        go_flag = 1;
+    else
+        stop_flag = 1;
 }
 
 enum {
@@ -69,7 +98,11 @@ enum {
     O_KIND,
     O_LOG,
     O_PREEMPT,
-    O_METADATA
+    O_METADATA,
+    O_STORE,
+    O_EPOCH,
+    O_HOLD,
+    O_COPIES
 };
 
 static const struct option opts[] = {
@@ -90,6 +123,11 @@ static const struct option opts[] = {
     {"test-loss", required_argument, NULL, O_LOSS},
     {"log-level", required_argument, NULL, O_LOG},
     {"preemption", required_argument, NULL, O_PREEMPT},
+    {"preempt-cloud", required_argument, NULL, O_PREEMPT},
+    {"store", required_argument, NULL, O_STORE},
+    {"epoch", required_argument, NULL, O_EPOCH},
+    {"hold", no_argument, NULL, O_HOLD},
+    {"heartbeat-copies", required_argument, NULL, O_COPIES},
     {"metadata-url", required_argument, NULL, O_METADATA},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -99,7 +137,10 @@ typedef struct {
     agent_opts o;
     char token[SECRET_TOKEN_MAX];
     const char *token_file;
-    int64_t crash_limit;
+    int64_t crash_limit, copies;
+    const char *workspace;
+    char workspace_abs[PATH_MAX];
+    char probe[1024];
 } agent_args;
 
 static int bad(const char *msg, const char *arg)
@@ -131,10 +172,21 @@ static int number_flag(agent_args *a, int c, const char *v)
         return parse_i64(v, 0, 10000, &o->test_jitter_ms) ? bad("bad --test-jitter-ms", v) : 0;
     case O_LOSS:
         return parse_double(v, 0, 1, &o->test_loss) ? bad("bad --test-loss (0..1)", v) : 0;
+    case O_SNAP_EVERY:
+        return parse_duration_ms(v, 0, 7 * 86400000LL, &o->snapshot_every_ms)
+                   ? bad("bad --snapshot-every (e.g. 30s, 500ms, 0)", v)
+                   : 0;
+    case O_EPOCH:
+        return parse_i64(v, 0, (int64_t)1 << 53, &o->epoch) ? bad("bad --epoch", v) : 0;
+    case O_COPIES:
+        if (parse_i64(v, 1, 2, &a->copies))
+            return bad("bad --heartbeat-copies (1 or 2)", v);
+        o->heartbeat_copies = (int)a->copies;
+        return 0;
     case O_PREEMPT: {
         pre_cloud pc;
         if (pre_cloud_parse(v, &pc) != 0)
-            return bad("--preemption must be aws, gcp or none, not", v);
+            return bad("--preempt-cloud must be aws, gcp, local or none, not", v);
         o->preempt_cloud = (int)pc;
         return 0;
     }
@@ -166,11 +218,12 @@ static int parse_flags(agent_args *a, int argc, char **argv)
             a->o.probe = optarg;
         else if (c == O_METADATA)
             a->o.metadata_url = optarg;
-        else if (c == O_WORKSPACE || c == O_SNAP_EVERY)
-            log_warn("agent.flag_ignored",
-                     "flag=%s reason=\"scheduled snapshots are not "
-                     "implemented yet\"",
-                     c == O_WORKSPACE ? "workspace" : "snapshot-every");
+        else if (c == O_WORKSPACE)
+            a->workspace = optarg;
+        else if (c == O_STORE)
+            a->o.store_url = optarg;
+        else if (c == O_HOLD)
+            a->o.hold = 1;
         else if (c == O_LOG) {
             log_level l;
             if (log_level_parse(optarg, &l) != 0)
@@ -208,6 +261,29 @@ static int load_token(agent_args *a, dm_config *cfg)
     return rc ? 1 : 0;
 }
 
+/* G3: the workspace (resolved) and the environment's defaults. 0 or 1. */
+static int resolve_env(agent_args *a, dm_config *cfg)
+{
+    const char *ws = a->workspace ? a->workspace : getenv("DUMONT_WORKSPACE");
+    if (ws && *ws) {
+        if (!realpath(ws, a->workspace_abs))
+            return fprintf(stderr, "dumont agent: workspace '%s': %s\n", ws, strerror(errno)), 1;
+        a->o.workspace = a->workspace_abs;
+        setenv("DUMONT_WORKSPACE", a->workspace_abs, 1); /* the workload's */
+        if (!a->o.store_url)
+            a->o.store_url = cfg->store;
+    }
+    if (a->o.probe) {
+        int rc = prb_spec_resolve(a->o.probe, getenv("OLLAMA_HOST"), a->probe, sizeof a->probe);
+        if (rc)
+            return fprintf(stderr, "dumont agent: bad --probe or OLLAMA_HOST (%s)\n",
+                           dm_strerror(rc)),
+                   1;
+        a->o.probe = a->probe;
+    }
+    return 0;
+}
+
 int cmd_agent(dm_config *cfg, int argc, char **argv)
 {
     agent_args a;
@@ -218,15 +294,17 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
         return rc;
     if (!a.o.server_url)
         a.o.server_url = cfg->url;
-    if (load_token(&a, cfg))
+    if (resolve_env(&a, cfg) || load_token(&a, cfg))
         return 1;
     a.o.token = a.token;
     a.o.stop = &stop_flag;
+    a.o.go = &go_flag;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* --hold's start signal (A8) */
     signal(SIGPIPE, SIG_IGN);
     char err[1024] = "";
     rc = agent_run(&a.o, err, sizeof err);

@@ -1,33 +1,30 @@
 /* `dumont failover ...`: the failover client commands (DESIGN.md §2), each a
  * thin client of one REST endpoint (docs/api.md).
  *
- * Arguments: flags (--json, --help, --wait) may stand anywhere, before or
- * after the subcommand and its arguments; `key=value` words go through
- * kv_parse(); the other words are positional. A subcommand declares which
- * keys it takes and how many positional words, and every value is checked
- * here before anything is sent, so a bad argument never reaches the server.
+ * Arguments are split by the shared machinery of subcmd.h (flags anywhere,
+ * key=value words, positional words); every value is checked here before
+ * anything is sent, so a bad argument never reaches the server.
  *
- * F1: exit status 0 success, 1 failure (one line "dumont: <reason>" on
- *     stderr), 2 usage error (one line with the reason, then the usage, on
- *     stderr). --help prints the usage on stdout and exits 0, whatever else
- *     the line holds.
- * F2: --json prints the API's answer exactly as received (re-indented only,
- *     client_json_pretty), on stdout, also for an error answer; the readable
- *     output never goes to stdout together with it.
- * F3: `simulate` prints the new failover id alone on the first line of
- *     stdout, so `id=$(dumont failover simulate 12345)` works; the hint how to
- *     follow it goes to stderr, and only when stderr is a terminal.
- * F4: `simulate --wait` polls the status every FOLLOW_POLL_MS and prints each
- *     phase once, in order, as it finishes; exit 0 when the failover
- *     completed, 1 when it failed (the reason on stderr). */
+ * F1: exit status 0 / 1 / 2 and --help as SC1 of subcmd.h.
+ * F2: --json prints the API's answer exactly as received (SC2).
+ * F3: `simulate` and `test-real` print the new failover id alone on the
+ *     first line of stdout, so `id=$(dumont failover simulate 12345)` works;
+ *     the hint how to follow it goes to stderr, only when it is a terminal.
+ * F4: `--wait` polls the status every FOLLOW_POLL_MS and prints each phase
+ *     once, in order, as it finishes (ok, failed or skipped); exit 0 when the
+ *     failover completed, 1 when it failed (the reason on stderr).
+ *     `test-real --wait` then prints the FailoverTestEvent (--json: its JSON
+ *     alone).
+ * F5: `status` of a real failover adds its old and new instance, workload,
+ *     trigger, attempts, epoch, snapshot and inference test. */
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/subcmd.h"
 
 #include "failover/model.h"
 #include "util/error.h"
 #include "util/parse.h"
-#include "util/secret.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -36,37 +33,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POS_MAX        4
 #define FOLLOW_POLL_MS 200
 #define API            "/api/standby/failover"
-#define EXIT_FAIL      1
-#define EXIT_USAGE     2
+#define EXIT_FAIL      SUBCMD_EXIT_FAIL
+
+typedef subcmd_ctx fo_ctx;
 
 typedef struct {
-    int json, help, wait;
-    const char *sub;
-    int npos;
-    const char *pos[POS_MAX];
-    kv_list kv;
-} fo_args;
-
-typedef struct fo_cmd fo_cmd;
-
-typedef struct {
-    dm_config *cfg;
-    dm_client *cl; /* made on first use: --help and usage errors need none */
-    const fo_cmd *cmd;
-    fo_args a;
-} fo_ctx;
-
-struct fo_cmd {
-    const char *name;
-    const char *usage;
-    const char *const *keys; /* allowed key=value keys, NULL-terminated */
-    int min_pos, max_pos;
-    int wait_ok;
+    subcmd sc; /* first: subcmd_set walks the table by it */
     int (*run)(fo_ctx *c);
-};
+} fo_cmd;
+
+#define usage_error subcmd_usage_error
+#define call        subcmd_call
 
 static const char failover_usage[] =
     "usage: dumont failover <subcommand> [arguments] [--json] [--help]\n"
@@ -81,77 +60,15 @@ static const char failover_usage[] =
     "                        MTTR, success rate, totals, per-phase statistics\n"
     "  list [gpu_instance_id=N] [kind=simulated|real] [limit=N] [offset=N]\n"
     "                        failovers, newest first\n"
-    "  test-real GPU_ID [model=M]        real failover test (later milestone)\n"
-    "  test-real-report ID               one real failover test\n"
-    "  test-real-history [since=T] [until=T]   all real failover tests\n"
+    "  test-real GPU_ID [model=M] [keep=true] [--wait]\n"
+    "                        real failover test; the original keeps running\n"
+    "  test-real-report ID   one real failover test (a FailoverTestEvent)\n"
+    "  test-real-history [since=T] [until=T] [limit=N]\n"
+    "                        all real failover tests, newest first\n"
     "\n"
     "Every subcommand takes --json (print the API's JSON) and --help.\n"
     "The server is found at $DUMONT_URL (default http://127.0.0.1:8700), with the\n"
     "token from $DUMONT_TOKEN or $DUMONT_HOME/token.\n";
-
-/* ---- argument parsing -------------------------------------------------- */
-
-static int parse_flag(fo_args *a, const char *s, char *err, size_t errlen)
-{
-    if (strcmp(s, "--json") == 0)
-        a->json = 1;
-    else if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)
-        a->help = 1;
-    else if (strcmp(s, "--wait") == 0)
-        a->wait = 1;
-    else
-        return dm_fail(err, errlen, DM_E_INVALID, "unknown option '%s'", s);
-    return 0;
-}
-
-/* Splits argv (after "failover") into flags, subcommand, positional words and
- * key=value words. Records the first problem in err but reads on, so that a
- * --help later on the line still counts (F1). */
-static int parse_args(int argc, char **argv, fo_args *a, char *err, size_t errlen)
-{
-    char *kvw[KV_MAX + 1];
-    int nkv = 0, rc = 0, dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        int r = 0;
-        if (!dashdash && strcmp(s, "--") == 0)
-            dashdash = 1;
-        else if (!dashdash && s[0] == '-' && s[1])
-            r = parse_flag(a, s, err, errlen);
-        else if (!a->sub)
-            a->sub = s;
-        else if (strchr(s, '=') && nkv <= KV_MAX)
-            kvw[nkv++] = argv[i];
-        else if (!strchr(s, '=') && a->npos < POS_MAX)
-            a->pos[a->npos++] = s;
-        else
-            r = dm_fail(err, errlen, DM_E_INVALID, "too many arguments");
-        if (r && !rc) {
-            rc = r;
-            err = NULL; /* keep the first message */
-            errlen = 0;
-        }
-    }
-    if (kv_parse(&a->kv, nkv, kvw, err, errlen) != 0 && !rc)
-        rc = DM_E_INVALID;
-    return rc;
-}
-
-static int usage_error(const fo_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const fo_ctx *c, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c->cmd)
-        fprintf(stderr, "dumont failover %s: %s\n\n%s", c->cmd->name, msg, c->cmd->usage);
-    else
-        fprintf(stderr, "dumont failover: %s\n\n%s", msg, failover_usage);
-    return EXIT_USAGE;
-}
 
 /* The GPU id: the positional word or gpu_instance_id=N, not both. */
 static int gpu_arg(fo_ctx *c, int64_t *ret)
@@ -187,62 +104,14 @@ static int id_arg(fo_ctx *c, const char **ret)
 
 /* ---- calling the API --------------------------------------------------- */
 
-static int client_get(fo_ctx *c)
-{
-    char token[SECRET_TOKEN_MAX], terr[512] = "";
-    if (c->cl)
-        return 0;
-    int have = cfg_client_token(c->cfg, token, sizeof token, terr, sizeof terr) == 0;
-    int rc = client_new(c->cfg->url, have ? token : NULL, terr, &c->cl);
-    explicit_bzero(token, sizeof token);
-    if (rc) {
-        fprintf(stderr, "dumont: %s\n", dm_strerror(rc));
-        return EXIT_FAIL;
-    }
-    return 0;
-}
-
-/* One request. Returns 0, or EXIT_FAIL after saying why (F1, F2). On 0 the
- * caller owns *r; on failure *r is already released. */
-static int call(fo_ctx *c, const char *method, const char *path, const json_t *body, client_resp *r)
-{
-    char err[1024];
-    if (client_get(c) != 0)
-        return EXIT_FAIL;
-    int rc = client_call(c->cl, method, path, body, r, err, sizeof err);
-    if (rc == 0)
-        return 0;
-    if (c->a.json && r->json)
-        client_json_pretty(r->body, r->body_len, stdout);
-    fprintf(stderr, "dumont: %s\n", err);
-    client_resp_done(r);
-    return EXIT_FAIL;
-}
-
-/* GET path, then --json or the renderer (F2). */
 static int get_and_show(fo_ctx *c, const char *path, void (*show)(const json_t *, FILE *))
 {
-    client_resp r;
-    if (call(c, "GET", path, NULL, &r) != 0)
-        return EXIT_FAIL;
-    if (c->a.json)
-        client_json_pretty(r.body, r.body_len, stdout);
-    else
-        show(r.json, stdout);
-    client_resp_done(&r);
-    return 0;
+    return subcmd_get_show(c, path, show);
 }
 
-/* Copies each allowed key=value given into a query string (validated first). */
 static int build_query(fo_ctx *c, const char *const *keys, char *q, size_t cap)
 {
-    q[0] = '\0';
-    for (const char *const *k = keys; *k; k++) {
-        const char *v = kv_get(&c->a.kv, *k);
-        if (v && client_query_add(q, cap, *k, v) != 0)
-            return usage_error(c, "arguments too long");
-    }
-    return 0;
+    return subcmd_build_query(c, keys, q, cap);
 }
 
 static int check_kind(fo_ctx *c, int all_ok)
@@ -257,12 +126,7 @@ static int check_kind(fo_ctx *c, int all_ok)
 
 static int check_int(fo_ctx *c, const char *key, int64_t min, int64_t max)
 {
-    const char *v = kv_get(&c->a.kv, key);
-    int64_t n;
-    if (v && parse_i64(v, min, max, &n) != 0)
-        return usage_error(c, "%s must be a whole number from %lld to %lld, got '%s'", key,
-                           (long long)min, (long long)max, v);
-    return 0;
+    return subcmd_check_int(c, key, min, max);
 }
 
 /* ---- test-setup ---------------------------------------------------------- */
@@ -348,7 +212,7 @@ static size_t print_finished(const json_t *phases, size_t done)
     for (; done < json_array_size(phases); done++) {
         const json_t *p = json_array_get(phases, done);
         const char *st = out_json_str(p, "status", "");
-        if (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0)
+        if (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0 && strcmp(st, "skipped") != 0)
             break;
         out_phase_line(p, stdout);
     }
@@ -356,15 +220,16 @@ static size_t print_finished(const json_t *phases, size_t done)
     return done;
 }
 
-/* The end of a followed failover: summary, exit status (F4). */
-static int follow_end(fo_ctx *c, const client_resp *r, const char *id)
+/* The end of a followed failover: summary, exit status (F4). With quiet, the
+ * caller prints what comes next (test-real's report). */
+static int follow_end(fo_ctx *c, const client_resp *r, const char *id, int quiet)
 {
     char total[32];
     int ok = strcmp(out_json_str(r->json, "state", ""), "completed") == 0;
     out_duration(out_json_int(r->json, "total_time_ms"), total, sizeof total);
-    if (c->a.json)
-        client_json_pretty(r->body, r->body_len, stdout);
-    else
+    if (c->a.json && !quiet)
+        subcmd_print_json(r);
+    else if (!c->a.json)
         printf("%s in %s\n", ok ? "completed" : "failed", total);
     if (!ok)
         fprintf(stderr, "dumont: failover %s failed: %s\n", id,
@@ -372,7 +237,7 @@ static int follow_end(fo_ctx *c, const client_resp *r, const char *id)
     return ok ? 0 : EXIT_FAIL;
 }
 
-static int follow(fo_ctx *c, const char *id)
+static int follow(fo_ctx *c, const char *id, int quiet)
 {
     char path[CLIENT_PATH_MAX];
     size_t done = 0;
@@ -390,7 +255,7 @@ static int follow(fo_ctx *c, const char *id)
             return EXIT_FAIL;
         }
         if (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0) {
-            int rc = follow_end(c, &r, id);
+            int rc = follow_end(c, &r, id, quiet);
             client_resp_done(&r);
             return rc;
         }
@@ -399,36 +264,46 @@ static int follow(fo_ctx *c, const char *id)
     }
 }
 
+/* POSTs body to path, prints the new failover's id (F3) or the answer
+ * (--json without --wait), and copies the id into id. */
+static int start_failover(fo_ctx *c, const char *path, const json_t *body, char *id, size_t cap)
+{
+    client_resp r;
+    int rc = call(c, "POST", path, body, &r);
+    if (rc)
+        return rc;
+    const char *fid = out_json_str(r.json, "failover_id", "");
+    if (!valid_id(fid)) {
+        client_resp_done(&r);
+        return subcmd_fail("the server's answer has no usable failover_id");
+    }
+    snprintf(id, cap, "%s", fid);
+    if (c->a.json && !c->a.wait)
+        subcmd_print_json(&r);
+    if (!c->a.json)
+        printf("%s\n", id); /* F3 */
+    fflush(stdout);
+    if (!c->a.wait && !c->a.json && isatty(STDERR_FILENO))
+        fprintf(stderr, "follow it with: dumont failover status %s  (or %s --wait)\n", id,
+                c->cmd->name);
+    client_resp_done(&r);
+    return 0;
+}
+
 static int run_simulate(fo_ctx *c)
 {
     int64_t gpu;
     json_t *body = NULL;
-    client_resp r = {0};
     char path[128], id[FO_ID_MAX];
     int rc = gpu_arg(c, &gpu);
     if (rc || (rc = simulate_body(c, &body)) != 0)
         goto out;
     snprintf(path, sizeof path, API "/simulate/%lld", (long long)gpu);
-    if ((rc = call(c, "POST", path, body, &r)) != 0)
+    if ((rc = start_failover(c, path, body, id, sizeof id)) != 0)
         goto out;
-    const char *fid = out_json_str(r.json, "failover_id", "");
-    if (!valid_id(fid)) {
-        fputs("dumont: the server's answer has no usable failover_id\n", stderr);
-        rc = EXIT_FAIL;
-        goto out;
-    }
-    snprintf(id, sizeof id, "%s", fid);
-    if (c->a.json && !c->a.wait)
-        client_json_pretty(r.body, r.body_len, stdout);
-    if (!c->a.json)
-        printf("%s\n", id); /* F3 */
-    fflush(stdout);
-    if (!c->a.wait && !c->a.json && isatty(STDERR_FILENO))
-        fprintf(stderr, "follow it with: dumont failover status %s  (or simulate --wait)\n", id);
     if (c->a.wait)
-        rc = follow(c, id);
+        rc = follow(c, id, 0);
 out:
-    client_resp_done(&r);
     json_decref(body);
     return rc;
 }
@@ -447,9 +322,65 @@ static int show_by_id(fo_ctx *c, const char *prefix, void (*show)(const json_t *
     return get_and_show(c, path, show);
 }
 
+static const char *int_text(const json_t *o, const char *key, char *buf, size_t len)
+{
+    int64_t v = out_json_int(o, key);
+    snprintf(buf, len, v < 0 ? "-" : "%lld", (long long)v);
+    return buf;
+}
+
+static const char *bytes_text(int64_t n, char *buf, size_t len)
+{
+    if (n < 0)
+        snprintf(buf, len, "-");
+    else if (n < 1024 * 1024)
+        snprintf(buf, len, "%lld B", (long long)n);
+    else
+        snprintf(buf, len, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+    return buf;
+}
+
+static const char *yes_no_null(const json_t *v)
+{
+    return json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "-";
+}
+
+/* F5: what a real failover adds to the status. */
+static void show_real(const json_t *fo, FILE *out)
+{
+    char a[24], b[24], n[24], e[24], sz[32], d[4][32];
+    fprintf(out, "\n%-16s %s -> %s\n", "instances", int_text(fo, "old_instance_id", a, sizeof a),
+            int_text(fo, "new_instance_id", b, sizeof b));
+    fprintf(out, "%-16s %s\n", "workload", out_json_str(fo, "workload_id", "-"));
+    fprintf(out, "%-16s %s%s\n", "trigger", out_json_str(fo, "trigger", "-"),
+            json_is_true(json_object_get(fo, "test")) ? " (test: the original keeps serving)" : "");
+    fprintf(out, "%-16s %s\n", "attempts", int_text(fo, "attempts", n, sizeof n));
+    fprintf(out, "%-16s %s\n", "epoch", int_text(fo, "epoch", e, sizeof e));
+    out_duration(out_json_int(fo, "snapshot_creation_time_ms"), d[0], sizeof d[0]);
+    fprintf(out, "%-16s %s  %s, made in %s, %s in %s\n", "snapshot",
+            out_json_str(fo, "snapshot_id", "-"),
+            bytes_text(out_json_int(fo, "snapshot_size_bytes"), sz, sizeof sz), d[0],
+            out_json_str(fo, "snapshot_compression", "-"),
+            out_json_str(fo, "snapshot_storage", "-"));
+    out_duration(out_json_int(fo, "restore_download_time_ms"), d[1], sizeof d[1]);
+    out_duration(out_json_int(fo, "restore_decompress_time_ms"), d[2], sizeof d[2]);
+    fprintf(out, "%-16s download %s, decompress %s\n", "restore", d[1], d[2]);
+    out_duration(out_json_int(fo, "inference_ready_time_ms"), d[3], sizeof d[3]);
+    fprintf(out, "%-16s model %s, ready in %s, answered: %s\n", "inference test",
+            out_json_str(fo, "inference_model", "-"), d[3],
+            yes_no_null(json_object_get(fo, "inference_success")));
+}
+
+static void show_status(const json_t *fo, FILE *out)
+{
+    out_status(fo, out);
+    if (strcmp(out_json_str(fo, "kind", ""), "real") == 0)
+        show_real(fo, out);
+}
+
 static int run_status(fo_ctx *c)
 {
-    return show_by_id(c, "/status/", out_status);
+    return show_by_id(c, "/status/", show_status);
 }
 
 static int run_report(fo_ctx *c)
@@ -473,7 +404,7 @@ static int run_report(fo_ctx *c)
     if (call(c, "GET", path, NULL, &r) != 0)
         return EXIT_FAIL;
     if (c->a.json)
-        client_json_pretty(r.body, r.body_len, stdout);
+        subcmd_print_json(&r);
     else
         out_report(r.json, kind, stdout);
     client_resp_done(&r);
@@ -493,31 +424,47 @@ static int run_list(fo_ctx *c)
     return get_and_show(c, path, out_list);
 }
 
-/* ---- test-real (later milestone: the server answers 501 for now) -------- */
+/* ---- test-real ----------------------------------------------------------- */
+
+/* {"model", "keep"} from the arguments, checked. */
+static int test_real_body(fo_ctx *c, json_t **ret)
+{
+    const char *model = kv_get(&c->a.kv, "model"), *keep = kv_get(&c->a.kv, "keep");
+    int k = 0;
+    *ret = NULL;
+    if (keep && parse_bool(keep, &k) != 0)
+        return usage_error(c, "keep must be true or false, got '%s'", keep);
+    if (model && (!*model || strlen(model) >= 128))
+        return usage_error(c, "model must be 1 to 127 characters");
+    json_t *b = json_object();
+    if (!b || (model && json_object_set_new(b, "model", json_string(model)) != 0) ||
+        (keep && json_object_set_new(b, "keep", json_boolean(k)) != 0)) {
+        json_decref(b);
+        return usage_error(c, "model must be UTF-8 text");
+    }
+    *ret = b;
+    return 0;
+}
 
 static int run_test_real(fo_ctx *c)
 {
     int64_t gpu;
-    char path[128];
+    json_t *body = NULL;
+    char path[CLIENT_PATH_MAX], id[FO_ID_MAX];
     int rc = gpu_arg(c, &gpu);
-    if (rc)
-        return rc;
-    const char *model = kv_get(&c->a.kv, "model");
-    json_t *body = model ? json_pack("{s:s}", "model", model) : json_object();
-    if (!body)
-        return usage_error(c, "model must be UTF-8 text");
+    if (rc || (rc = test_real_body(c, &body)) != 0)
+        goto out;
     snprintf(path, sizeof path, API "/test-real/%lld", (long long)gpu);
-    client_resp r;
-    rc = call(c, "POST", path, body, &r);
+    if ((rc = start_failover(c, path, body, id, sizeof id)) != 0 || !c->a.wait)
+        goto out;
+    rc = follow(c, id, 1);
+    snprintf(path, sizeof path, API "/test-real/report/%s", id); /* F4 */
+    int rc2 = get_and_show(c, path, out_object);
+    if (rc == 0)
+        rc = rc2;
+out:
     json_decref(body);
-    if (rc)
-        return rc;
-    if (c->a.json)
-        client_json_pretty(r.body, r.body_len, stdout);
-    else
-        out_object(r.json, stdout);
-    client_resp_done(&r);
-    return 0;
+    return rc;
 }
 
 static int run_test_real_report(fo_ctx *c)
@@ -525,14 +472,55 @@ static int run_test_real_report(fo_ctx *c)
     return show_by_id(c, "/test-real/report/", out_object);
 }
 
+static void out_history(const json_t *h, FILE *out)
+{
+    static const char *const hdr[] = {"FAILOVER", "GPU",     "SUCCESS",   "TOTAL",
+                                      "SNAPSHOT", "RESTORE", "INFERENCE", "MODEL"};
+    const json_t *arr = json_object_get(h, "events");
+    if (json_array_size(arr) == 0) {
+        fputs("no real failover tests\n", out);
+        return;
+    }
+    out_table *t = out_table_new(8, hdr);
+    if (!t)
+        return;
+    for (int i = 1; i < 7; i++)
+        if (i != 2)
+            out_table_align_right(t, i);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        char gpu[24], tot[32], sz[32], rs[32], inf[32];
+        out_duration(out_json_int(e, "total_time_ms"), tot, sizeof tot);
+        out_duration(out_json_int(e, "restore_time_ms"), rs, sizeof rs);
+        out_duration(out_json_int(e, "inference_ready_time_ms"), inf, sizeof inf);
+        const char *row[] = {out_json_str(e, "failover_id", "-"),
+                             int_text(e, "gpu_instance_id", gpu, sizeof gpu),
+                             yes_no_null(json_object_get(e, "success")),
+                             tot,
+                             bytes_text(out_json_int(e, "snapshot_size_bytes"), sz, sizeof sz),
+                             rs,
+                             inf,
+                             out_json_str(e, "inference_model", "-")};
+        if (out_table_add(t, row) != 0)
+            break;
+    }
+    out_table_print(t, out);
+    out_table_free(t);
+    fprintf(out, "(%zu of %lld tests)\n", json_array_size(arr),
+            (long long)out_json_int(h, "total"));
+}
+
 static int run_test_real_history(fo_ctx *c)
 {
-    static const char *const q_keys[] = {"since", "until", "limit", NULL};
+    static const char *const q_keys[] = {"since", "until", "limit", "gpu_instance_id", NULL};
     char path[CLIENT_PATH_MAX] = API "/test-real/history";
     int rc = check_int(c, "limit", 1, 1000);
-    if (rc || (rc = build_query(c, q_keys, path + strlen(path), sizeof path - strlen(path))))
+    if (rc || (rc = check_int(c, "gpu_instance_id", 1, INT64_MAX)) ||
+        (rc = build_query(c, q_keys, path + strlen(path), sizeof path - strlen(path))))
         return rc;
-    return get_and_show(c, path, out_object);
+    return get_and_show(c, path, out_history);
 }
 
 /* ---- the table of subcommands -------------------------------------------- */
@@ -542,109 +530,97 @@ static const char *const k_sim[] = {"gpu_instance_id", "fail_phase", "speed", "s
 static const char *const k_none[] = {NULL};
 static const char *const k_report[] = {"kind", "since", "until", "gpu_instance_id", NULL};
 static const char *const k_list[] = {"gpu_instance_id", "kind", "limit", "offset", NULL};
-static const char *const k_real[] = {"gpu_instance_id", "model", NULL};
-static const char *const k_hist[] = {"since", "until", "limit", NULL};
+static const char *const k_real[] = {"gpu_instance_id", "model", "keep", NULL};
+static const char *const k_hist[] = {"since", "until", "limit", "gpu_instance_id", NULL};
 
 static const fo_cmd commands[] = {
-    {"test-setup",
-     "usage: dumont failover test-setup gpu_instance_id=N [standby_id=S] [gcp_zone=Z] [--json]\n"
-     "\nCreates or replaces the mock association of GPU instance N with a CPU standby,\n"
-     "which `dumont failover simulate N` needs.\n",
-     k_setup, 0, 1, 0, run_test_setup},
-    {"simulate",
-     "usage: dumont failover simulate GPU_ID [fail_phase=PHASE] [speed=X] [seed=N] [--wait]\n"
-     "                                [--json]\n"
-     "\nStarts a simulated failover of GPU_ID (no real resources) and prints its id.\n"
-     "  fail_phase=PHASE  make that phase fail (detection, standby_activation, gpu_search,\n"
-     "                    provisioning, ssh_ready, restore, inference)\n"
-     "  speed=X           simulated seconds per wall second (server default: 200)\n"
-     "  seed=N            make the drawn phase durations reproducible\n"
-     "  --wait            follow it to the end, printing each phase as it finishes;\n"
-     "                    exit 0 if it completed, 1 if it failed\n",
-     k_sim, 0, 1, 1, run_simulate},
-    {"status",
-     "usage: dumont failover status FAILOVER_ID [--json]\n"
-     "\nShows one failover: state, success, reason, total time, then each phase with\n"
-     "its status, start offset, duration and note.\n",
-     k_none, 1, 1, 0, run_status},
-    {"report",
-     "usage: dumont failover report [kind=simulated|real|all] [since=T] [until=T]\n"
-     "                              [gpu_instance_id=N] [--json]\n"
-     "\nMTTR (mean, p50, p95, max; successful failovers only), success rate and totals,\n"
-     "then per-phase statistics. T is ISO-8601 (2026-11-28T12:00:00Z) or epoch ms.\n",
-     k_report, 0, 0, 0, run_report},
-    {"list",
-     "usage: dumont failover list [gpu_instance_id=N] [kind=simulated|real] [limit=N]\n"
-     "                            [offset=N] [--json]\n"
-     "\nLists failovers, newest first (limit 1..1000, server default 50).\n",
-     k_list, 0, 0, 0, run_list},
-    {"test-real",
-     "usage: dumont failover test-real GPU_ID [model=M] [--json]\n"
-     "\nReal failover test: real snapshot, real new instance, original kept.\n",
-     k_real, 0, 1, 0, run_test_real},
-    {"test-real-report",
-     "usage: dumont failover test-real-report ID [--json]\n"
-     "\nShows one real failover test (a FailoverTestEvent).\n",
-     k_none, 1, 1, 0, run_test_real_report},
-    {"test-real-history",
-     "usage: dumont failover test-real-history [since=T] [until=T] [limit=N] [--json]\n"
-     "\nAll real failover tests, newest first.\n",
-     k_hist, 0, 0, 0, run_test_real_history},
+    {{"test-setup",
+      "usage: dumont failover test-setup gpu_instance_id=N [standby_id=S] [gcp_zone=Z] [--json]\n"
+      "\nCreates or replaces the mock association of GPU instance N with a CPU standby,\n"
+      "which `dumont failover simulate N` needs.\n",
+      k_setup, 0, 1, 0},
+     run_test_setup},
+    {{"simulate",
+      "usage: dumont failover simulate GPU_ID [fail_phase=PHASE] [speed=X] [seed=N] [--wait]\n"
+      "                                [--json]\n"
+      "\nStarts a simulated failover of GPU_ID (no real resources) and prints its id.\n"
+      "  fail_phase=PHASE  make that phase fail (detection, standby_activation, gpu_search,\n"
+      "                    provisioning, ssh_ready, restore, inference)\n"
+      "  speed=X           simulated seconds per wall second (server default: 200)\n"
+      "  seed=N            make the drawn phase durations reproducible\n"
+      "  --wait            follow it to the end, printing each phase as it finishes;\n"
+      "                    exit 0 if it completed, 1 if it failed\n",
+      k_sim, 0, 1, SUBCMD_F_WAIT},
+     run_simulate},
+    {{"status",
+      "usage: dumont failover status FAILOVER_ID [--json]\n"
+      "\nShows one failover: state, success, reason, total time, then each phase with\n"
+      "its status (ok, failed, skipped, running, pending), start offset, duration and\n"
+      "note. A real failover also shows its old and new instance, workload, trigger,\n"
+      "attempts, epoch, the snapshot it restored and the inference test.\n",
+      k_none, 1, 1, 0},
+     run_status},
+    {{"report",
+      "usage: dumont failover report [kind=simulated|real|all] [since=T] [until=T]\n"
+      "                              [gpu_instance_id=N] [--json]\n"
+      "\nMTTR (mean, p50, p95, max; successful failovers only), success rate and totals,\n"
+      "then per-phase statistics. T is ISO-8601 (2026-11-28T12:00:00Z), epoch ms, or an\n"
+      "age like 24h or 7d.\n",
+      k_report, 0, 0, 0},
+     run_report},
+    {{"list",
+      "usage: dumont failover list [gpu_instance_id=N] [kind=simulated|real] [limit=N]\n"
+      "                            [offset=N] [--json]\n"
+      "\nLists failovers, newest first (limit 1..1000, server default 50);\n"
+      "gpu_instance_id=N: those of instance N (it was the old instance).\n",
+      k_list, 0, 0, 0},
+     run_list},
+    {{"test-real",
+      "usage: dumont failover test-real GPU_ID [model=M] [keep=true|false] [--wait] [--json]\n"
+      "\nReal failover test of instance GPU_ID: takes a fresh snapshot, provisions a new\n"
+      "instance, restores it, starts the model and runs the inference test. The original\n"
+      "keeps running and serving. Prints the test's id (real-...).\n"
+      "  model=M     the model the inference test asks (default: the workload's)\n"
+      "  keep=true   keep the test instance afterwards (default: destroyed)\n"
+      "  --wait      follow it to the end, then print its FailoverTestEvent; exit 0 if\n"
+      "              it succeeded, 1 if it failed\n",
+      k_real, 0, 1, SUBCMD_F_WAIT},
+     run_test_real},
+    {{"test-real-report",
+      "usage: dumont failover test-real-report ID [--json]\n"
+      "\nShows one real failover test (a FailoverTestEvent): snapshot size, creation\n"
+      "time, compression and storage, restore (download, decompress), GPU search,\n"
+      "provisioning and ready wait, inference model, time and result. A value that\n"
+      "did not happen is '-' (null in --json).\n",
+      k_none, 1, 1, 0},
+     run_test_real_report},
+    {{"test-real-history",
+      "usage: dumont failover test-real-history [since=T] [until=T] [limit=N]\n"
+      "                                         [gpu_instance_id=N] [--json]\n"
+      "\nAll real failover tests, newest first (limit 1..1000, default 50). T is\n"
+      "ISO-8601, epoch ms, or an age like 24h or 7d.\n",
+      k_hist, 0, 0, 0},
+     run_test_real_history},
 };
 
-static const fo_cmd *find_cmd(const char *name)
-{
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
-    return NULL;
-}
-
-/* Checks what parse_args could not: counts, keys, --wait. */
-static int check_args(fo_ctx *c, int parse_rc, const char *perr)
-{
-    char err[256];
-    const fo_cmd *cmd = c->cmd;
-    if (parse_rc)
-        return usage_error(c, "%s", perr);
-    if (c->a.npos < cmd->min_pos)
-        return usage_error(c, "missing argument");
-    if (c->a.npos > cmd->max_pos)
-        return usage_error(c, "unexpected argument '%s'", c->a.pos[cmd->max_pos]);
-    if (kv_check_keys(&c->a.kv, cmd->keys, err, sizeof err) != 0)
-        return usage_error(c, "%s", err);
-    if (c->a.wait && !cmd->wait_ok)
-        return usage_error(c, "--wait is only for simulate");
-    return 0;
-}
+static const subcmd_set failover_set = {
+    .prog = "failover",
+    .usage = failover_usage,
+    .flags = SUBCMD_F_WAIT,
+    .cmds = commands,
+    .ncmds = sizeof commands / sizeof commands[0],
+    .stride = sizeof commands[0],
+};
 
 int cmd_failover(dm_config *cfg, int argc, char **argv)
 {
-    fo_ctx c = {.cfg = cfg};
-    char perr[256] = "";
-    int prc = parse_args(argc, argv, &c.a, perr, sizeof perr), rc;
-    if (c.a.sub && !(c.cmd = find_cmd(c.a.sub))) {
-        rc = usage_error(&c, "unknown subcommand '%s'", c.a.sub);
-        goto out;
+    fo_ctx c;
+    int rc = subcmd_start(&c, &failover_set, cfg, argc, argv);
+    if (rc == SUBCMD_RUN) {
+        rc = ((const fo_cmd *)c.cmd)->run(&c);
+        if (fflush(stdout) != 0 && rc == 0)
+            rc = subcmd_fail("cannot write the output");
     }
-    if (c.a.help) {
-        fputs(c.cmd ? c.cmd->usage : failover_usage, stdout);
-        rc = 0;
-        goto out;
-    }
-    if (!c.cmd) {
-        rc = prc ? usage_error(&c, "%s", perr) : usage_error(&c, "missing subcommand");
-        goto out;
-    }
-    if ((rc = check_args(&c, prc, perr)) != 0)
-        goto out;
-    rc = c.cmd->run(&c);
-    if (fflush(stdout) != 0 && rc == 0) {
-        fputs("dumont: cannot write the output\n", stderr);
-        rc = EXIT_FAIL;
-    }
-out:
-    kv_done(&c.a.kv);
-    client_free(c.cl);
+    subcmd_done(&c);
     return rc;
 }

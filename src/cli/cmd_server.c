@@ -10,6 +10,7 @@
 #include "db/db.h"
 #include "detect/listener.h"
 #include "failover/orchestrator.h"
+#include "provider/provider.h"
 #include "util/error.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -17,6 +18,7 @@
 #include "util/secret.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +35,10 @@ static const char usage[] =
     "  --log-level L       debug|info|warn|error (default info; env DUMONT_LOG_LEVEL)\n"
     "  --heartbeat-listen ADDR:PORT  UDP heartbeats of `dumont agent` (default: the\n"
     "                      --listen host and port + 1, i.e. 8701; docs/detect.md)\n"
+    "  --provider NAME     where new instances come from: local (default; real instances\n"
+    "                      on this machine, docs/provider.md) or none (env DUMONT_PROVIDER)\n"
+    "  --provision-delay DUR  added to each local provisioning, to play a slower cloud\n"
+    "                      (default 0; e.g. 30s)\n"
     "\n"
     "On first start it writes an API token to $DUMONT_HOME/token (mode 0600); clients\n"
     "send it as `Authorization: Bearer <token>`. The database is SQLite in\n"
@@ -40,6 +46,8 @@ static const char usage[] =
     "The dashboard is at http://ADDR:PORT/ (sign in with the same token).\n";
 
 static char hb_listen[256]; /* --heartbeat-listen; "" for the default */
+static char provider_flag[32];  /* --provider; "" for $DUMONT_PROVIDER or local */
+static int64_t provision_delay_ms;
 
 static int parse_flags(dm_config *cfg, int argc, char **argv)
 {
@@ -49,6 +57,8 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
         {"sim-speed", required_argument, NULL, 's'},
         {"heartbeat-listen", required_argument, NULL, 'b'},
         {"log-level", required_argument, NULL, 'v'},
+        {"provider", required_argument, NULL, 'p'},
+        {"provision-delay", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -77,6 +87,20 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
             break;
         case 'v':
             snprintf(cfg->log_level, sizeof cfg->log_level, "%s", optarg);
+            break;
+        case 'p':
+            if (strcmp(optarg, "local") != 0 && strcmp(optarg, "none") != 0) {
+                fprintf(stderr, "dumont server: --provider must be local or none\n");
+                return 2;
+            }
+            snprintf(provider_flag, sizeof provider_flag, "%s", optarg);
+            break;
+        case 'd':
+            if (parse_duration_ms(optarg, 0, 3600000, &provision_delay_ms) != 0) {
+                fprintf(stderr, "dumont server: --provision-delay must be a duration such as "
+                                "500ms or 30s (at most 1h)\n");
+                return 2;
+            }
             break;
         case 'h':
             fputs(usage, stdout);
@@ -123,12 +147,47 @@ static int wait_for_signal(void)
     return sig;
 }
 
+/* Opens the provider (--provider, $DUMONT_PROVIDER, else local) and gives
+ * the orchestrator what real failovers need (orchestrator.h O5). Agents of
+ * local instances reach the API on the loopback at the port served. */
+static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orch,
+                           hbl_server *hb, int port, dm_provider **ret, char *err, size_t errlen)
+{
+    const char *name = provider_flag[0] ? provider_flag : getenv("DUMONT_PROVIDER");
+    if (!name || !*name)
+        name = "local";
+    if (strcmp(name, "none") == 0) {
+        log_info("provider.none", "%s", "real failovers are off (--provider none)");
+        return 0;
+    }
+    prov_config pc = {.home = cfg->home, .provision_delay_ms = provision_delay_ms};
+    int rc = provider_open(name, &pc, ret, err, errlen);
+    if (rc)
+        return rc;
+    char host[200] = "", url[256];
+    int lport = 0;
+    if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0 || !host[0] ||
+        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, port);
+    fo_real_env env = {.provider = *ret,
+                       .detect = hb,
+                       .store_url = cfg->store,
+                       .server_url = url,
+                       .token = token};
+    rc = fo_orch_attach(orch, &env, err, errlen);
+    if (rc == 0)
+        log_info("provider.attached", "provider=%s store=%s", name, cfg->store);
+    return rc;
+}
+
 static int serve(dm_config *cfg, const char *token)
 {
     dm_db *db = NULL;
     fo_orch *orch = NULL;
     api_server *srv = NULL;
     hbl_server *hb = NULL;
+    dm_provider *prov = NULL;
     char err[512] = "", q[1200], shown[CFG_URL_MAX];
     int status = 1, rc, recovered = 0;
     db_url_redact(cfg->database_url, shown, sizeof shown);
@@ -136,10 +195,8 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: cannot open the database %s: %s\n", shown, err);
         goto out;
     }
-    if ((rc = fo_orch_new(db, cfg->sim_speed, &orch)) != 0 ||
-        (rc = fo_orch_recover(orch, &recovered, err, sizeof err)) != 0) {
-        fprintf(stderr, "dumont server: cannot recover failovers: %s\n",
-                err[0] ? err : dm_strerror(rc));
+    if ((rc = fo_orch_new(db, cfg->sim_speed, &orch)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", dm_strerror(rc));
         goto out;
     }
     if ((rc = hbl_start_server(hb_listen, cfg->listen, cfg->home, db, &hb, err, sizeof err)) != 0) {
@@ -152,6 +209,12 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
+    if ((rc = attach_provider(cfg, token, orch, hb, api_server_port(srv), &prov, err,
+                              sizeof err)) != 0 ||
+        (rc = fo_orch_recover(orch, &recovered, err, sizeof err)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
+        goto out;
+    }
     log_info("server.listening", "listen=%s port=%d database=%s db=%s home=%s recovered=%d",
              log_quote(q, sizeof q, cfg->listen), api_server_port(srv), db_backend_name(db),
              log_quote(q + 600, sizeof q - 600, shown), cfg->home, recovered);
@@ -159,14 +222,16 @@ static int serve(dm_config *cfg, const char *token)
     log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(srv);
     srv = NULL;
+    fo_orch_shutdown(orch); /* runners use the listener: stop them first */
     hbl_stop(hb);
     hb = NULL;
-    fo_orch_shutdown(orch);
     status = 0;
 out:
     api_server_stop(srv);
+    fo_orch_shutdown(orch);
     hbl_stop(hb);
     fo_orch_free(orch);
+    provider_close(prov);
     db_close(db);
     if (status == 0)
         log_info("server.stopped", "%s", "");

@@ -2,9 +2,11 @@
  * (no server), as restic does. Each subcommand parses and checks its
  * arguments, opens the store, calls one function of snapshot.h, prints.
  *
- * Arguments follow `dumont failover`: flags (--json, --help, --force,
- * --store URL) may stand anywhere; `key=value` words go through kv_parse();
- * the other words are positional and counted per subcommand.
+ * Arguments are split by subcmd.h, as for `dumont failover`: flags (--json,
+ * --help, --force, --store URL) may stand anywhere; `key=value` words go
+ * through kv_parse() (a word with '=' that starts with '/' or '.', or comes
+ * after "--", is a path: SUBCMD_F_PATHS); the other words are positional
+ * and counted per subcommand.
  *
  * S1: exit status 0 success, 1 failure (one line "dumont: <reason>" on
  *     stderr), 2 usage error (the reason, then the usage, on stderr). --help
@@ -26,6 +28,7 @@
  *     scrubbed (utf8_scrub). */
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/subcmd.h"
 
 #include "snapshot/export.h"
 #include "snapshot/snapshot.h"
@@ -45,21 +48,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define POS_MAX           3
 #define PROGRESS_MS       100
 #define PROGRESS_QUIET_MS 300
 #define EXIT_FAIL         1
 #define EXIT_USAGE        2
 #define PATH_SHOW         (PATH_MAX * 4 + 1)
-
-typedef struct {
-    int json, help, force;
-    const char *store;
-    const char *sub;
-    int npos;
-    const char *pos[POS_MAX];
-    kv_list kv;
-} sn_args;
 
 typedef struct {
     pthread_mutex_t lock;
@@ -70,10 +63,8 @@ typedef struct {
 typedef struct sn_cmd sn_cmd;
 
 typedef struct {
-    dm_config *cfg;
+    subcmd_ctx sc; /* arguments, subcommand (subcmd.h) */
     dm_store *st;
-    const sn_cmd *cmd;
-    sn_args a;
     sn_progress pg;
     snap_opts opts;
     uint64_t nbad;
@@ -81,10 +72,7 @@ typedef struct {
 } sn_ctx;
 
 struct sn_cmd {
-    const char *name;
-    const char *usage;
-    const char *const *keys;
-    int min_pos, max_pos;
+    subcmd sc; /* first: subcmd_set walks the table by it */
     int (*run)(sn_ctx *c);
 };
 
@@ -176,21 +164,7 @@ static int fail(sn_ctx *c, const char *fmt, ...)
     return EXIT_FAIL;
 }
 
-static int usage_error(const sn_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const sn_ctx *c, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c->cmd)
-        fprintf(stderr, "dumont snapshot %s: %s\n\n%s", c->cmd->name, msg, c->cmd->usage);
-    else
-        fprintf(stderr, "dumont snapshot: %s\n\n%s", msg, snapshot_usage);
-    return EXIT_USAGE;
-}
+#define usage_error(c, ...) subcmd_usage_error(&(c)->sc, __VA_ARGS__)
 
 /* ---- progress (S4) ----------------------------------------------------- */
 
@@ -244,60 +218,6 @@ static void progress_erase(sn_progress *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* ---- argument parsing -------------------------------------------------- */
-
-static int parse_flag(sn_args *a, int argc, char **argv, int *i, char *err, size_t errlen)
-{
-    const char *s = argv[*i];
-    if (strcmp(s, "--json") == 0)
-        a->json = 1;
-    else if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)
-        a->help = 1;
-    else if (strcmp(s, "--force") == 0)
-        a->force = 1;
-    else if (strncmp(s, "--store=", 8) == 0)
-        a->store = s + 8;
-    else if (strcmp(s, "--store") == 0) {
-        if (*i + 1 >= argc)
-            return dm_fail(err, errlen, DM_E_INVALID, "--store needs a URL");
-        a->store = argv[++*i];
-    } else
-        return dm_fail(err, errlen, DM_E_INVALID, "unknown option '%s'", s);
-    return 0;
-}
-
-/* Splits argv (after "snapshot"). Keeps the first problem but reads on, so
- * a later --help still counts (S1). "-" alone is a positional word (stdin). */
-static int parse_args(int argc, char **argv, sn_args *a, char *err, size_t errlen)
-{
-    char *kvw[KV_MAX + 1];
-    int nkv = 0, rc = 0, dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        int r = 0;
-        if (!dashdash && strcmp(s, "--") == 0)
-            dashdash = 1;
-        else if (!dashdash && s[0] == '-' && s[1])
-            r = parse_flag(a, argc, argv, &i, err, errlen);
-        else if (!a->sub)
-            a->sub = s;
-        else if (!dashdash && strchr(s, '=') && s[0] != '/' && s[0] != '.' && nkv <= KV_MAX)
-            kvw[nkv++] = argv[i];
-        else if (a->npos < POS_MAX)
-            a->pos[a->npos++] = s;
-        else
-            r = dm_fail(err, errlen, DM_E_INVALID, "too many arguments");
-        if (r && !rc) {
-            rc = r;
-            err = NULL;
-            errlen = 0;
-        }
-    }
-    if (kv_parse(&a->kv, nkv, kvw, err, errlen) != 0 && !rc)
-        rc = DM_E_INVALID;
-    return rc;
-}
-
 static int valid_id(const char *s)
 {
     static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
@@ -308,15 +228,15 @@ static int valid_id(const char *s)
 /* ID argument i: checked here; "latest" stays as it is until the store is open. */
 static int check_id(const sn_ctx *c, int i)
 {
-    if (!valid_id(c->a.pos[i]))
-        return usage_error(c, "'%s' is not a snapshot id", c->a.pos[i]);
+    if (!valid_id(c->sc.a.pos[i]))
+        return usage_error(c, "'%s' is not a snapshot id", c->sc.a.pos[i]);
     return 0;
 }
 
 static int open_store(sn_ctx *c)
 {
     char err[512];
-    const char *url = c->a.store ? c->a.store : c->cfg->store;
+    const char *url = c->sc.a.store ? c->sc.a.store : c->sc.cfg->store;
     if (!url || !*url)
         return fail(c, "no store: give --store URL or set DUMONT_STORE");
     if (store_open(url, &c->st, err, sizeof err) != 0)
@@ -345,7 +265,7 @@ static int resolve_id(sn_ctx *c, const char *id, char *buf, size_t cap)
 
 static int int_key(sn_ctx *c, const char *key, int64_t min, int64_t max, int64_t dflt, int64_t *ret)
 {
-    const char *v = kv_get(&c->a.kv, key);
+    const char *v = kv_get(&c->sc.a.kv, key);
     *ret = dflt;
     if (v && parse_i64(v, min, max, ret) != 0)
         return usage_error(c, "%s must be a whole number in [%lld, %lld], got '%s'", key,
@@ -386,7 +306,7 @@ static void print_created(sn_ctx *c, const snap_info *i)
 {
     char b[32], n[32], d[32];
     progress_erase(&c->pg);
-    if (c->a.json) {
+    if (c->sc.a.json) {
         json_print(info_json(i));
         return;
     }
@@ -404,7 +324,7 @@ static int run_create(sn_ctx *c)
 {
     char err[1024];
     snap_info info;
-    const char *tag = kv_get(&c->a.kv, "tag");
+    const char *tag = kv_get(&c->sc.a.kv, "tag");
     if (tag && (strlen(tag) >= SNAP_TAG_MAX || !valid_id(tag)))
         return usage_error(c, "tag must be 1-%d characters of [A-Za-z0-9._-]", SNAP_TAG_MAX - 1);
     if (threads_key(c) != 0)
@@ -412,7 +332,7 @@ static int run_create(sn_ctx *c)
     c->opts.tag = tag;
     if (open_store(c) != 0)
         return EXIT_FAIL;
-    if (snap_create(c->st, c->a.pos[0], &c->opts, &info, err, sizeof err) != 0)
+    if (snap_create(c->st, c->sc.a.pos[0], &c->opts, &info, err, sizeof err) != 0)
         return fail(c, "%s", err);
     print_created(c, &info);
     return 0;
@@ -441,7 +361,7 @@ static int run_list(sn_ctx *c)
         return EXIT_FAIL;
     if (snap_list(c->st, &v, &n, err, sizeof err) != 0)
         return fail(c, "%s", err);
-    if (c->a.json) {
+    if (c->sc.a.json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, info_json(&v[i]));
@@ -465,13 +385,13 @@ static int run_restore(sn_ctx *c)
     char err[1024], id[SNAP_ID_MAX];
     if (check_id(c, 0) != 0 || threads_key(c) != 0)
         return EXIT_USAGE;
-    if (open_store(c) != 0 || resolve_id(c, c->a.pos[0], id, sizeof id) != 0)
+    if (open_store(c) != 0 || resolve_id(c, c->sc.a.pos[0], id, sizeof id) != 0)
         return EXIT_FAIL;
-    if (snap_restore(c->st, id, c->a.pos[1], c->a.force, &c->opts, err, sizeof err) != 0)
+    if (snap_restore(c->st, id, c->sc.a.pos[1], c->sc.a.force, &c->opts, err, sizeof err) != 0)
         return fail(c, "%s", err);
     progress_erase(&c->pg);
-    if (c->a.json)
-        json_print(json_pack("{s:s, s:s}", "snapshot_id", id, "restored_to", c->a.pos[1]));
+    if (c->sc.a.json)
+        json_print(json_pack("{s:s, s:s}", "snapshot_id", id, "restored_to", c->sc.a.pos[1]));
     return 0;
 }
 
@@ -495,9 +415,9 @@ static int run_verify(sn_ctx *c)
     uint64_t bad = 0;
     if (check_id(c, 0) != 0 || threads_key(c) != 0)
         return EXIT_USAGE;
-    if (open_store(c) != 0 || resolve_id(c, c->a.pos[0], id, sizeof id) != 0)
+    if (open_store(c) != 0 || resolve_id(c, c->sc.a.pos[0], id, sizeof id) != 0)
         return EXIT_FAIL;
-    if (c->a.json)
+    if (c->sc.a.json)
         c->jbad = json_array();
     int rc = snap_verify(c->st, id, &c->opts, verify_bad, c, &bad, err, sizeof err);
     progress_erase(&c->pg);
@@ -505,7 +425,7 @@ static int run_verify(sn_ctx *c)
         return fail(c, "%s", err);
     if (bad < c->nbad)
         bad = c->nbad;
-    if (c->a.json) {
+    if (c->sc.a.json) {
         json_t *j = json_pack("{s:s, s:b, s:I}", "snapshot_id", id, "ok", bad == 0, "damaged",
                               (json_int_t)bad);
         json_object_set(j, "files", c->jbad);
@@ -513,7 +433,7 @@ static int run_verify(sn_ctx *c)
     }
     if (bad)
         return fail(c, "snapshot %s: %llu damaged file(s)", id, (unsigned long long)bad);
-    if (!c->a.json)
+    if (!c->sc.a.json)
         printf("snapshot %s: ok\n", id);
     return 0;
 }
@@ -553,14 +473,14 @@ static int run_diff(sn_ctx *c)
     char err[1024], a[SNAP_ID_MAX], b[SNAP_ID_MAX];
     if (check_id(c, 0) != 0 || check_id(c, 1) != 0)
         return EXIT_USAGE;
-    if (open_store(c) != 0 || resolve_id(c, c->a.pos[0], a, sizeof a) != 0 ||
-        resolve_id(c, c->a.pos[1], b, sizeof b) != 0)
+    if (open_store(c) != 0 || resolve_id(c, c->sc.a.pos[0], a, sizeof a) != 0 ||
+        resolve_id(c, c->sc.a.pos[1], b, sizeof b) != 0)
         return EXIT_FAIL;
-    if (c->a.json)
+    if (c->sc.a.json)
         c->jbad = json_array();
     if (snap_diff(c->st, a, b, diff_line, c, err, sizeof err) != 0)
         return fail(c, "%s", err);
-    if (c->a.json) {
+    if (c->sc.a.json) {
         json_print(json_incref(c->jbad));
     }
     return 0;
@@ -571,7 +491,7 @@ static int run_prune(sn_ctx *c)
     char err[1024], freed[32];
     int64_t keep;
     snap_prune_stats ps = {0};
-    if (!kv_get(&c->a.kv, "keep"))
+    if (!kv_get(&c->sc.a.kv, "keep"))
         return usage_error(c, "missing keep=N");
     if (int_key(c, "keep", 1, 1000000, 0, &keep) != 0)
         return EXIT_USAGE;
@@ -579,7 +499,7 @@ static int run_prune(sn_ctx *c)
         return EXIT_FAIL;
     if (snap_prune(c->st, (int)keep, &ps, err, sizeof err) != 0)
         return fail(c, "%s", err);
-    if (c->a.json) {
+    if (c->sc.a.json) {
         json_print(
             json_pack("{s:I, s:I, s:I, s:I}", "snapshots_deleted", (json_int_t)ps.snapshots_deleted,
                       "packs_deleted", (json_int_t)ps.packs_deleted, "packs_rewritten",
@@ -601,7 +521,7 @@ static int run_export(sn_ctx *c)
     if (isatty(STDOUT_FILENO)) /* S5 */
         return fail(c, "refusing to write a binary archive to a terminal; redirect stdout "
                        "(dumont snapshot export ID > ws.tar.lz4)");
-    if (open_store(c) != 0 || resolve_id(c, c->a.pos[0], id, sizeof id) != 0)
+    if (open_store(c) != 0 || resolve_id(c, c->sc.a.pos[0], id, sizeof id) != 0)
         return EXIT_FAIL;
     fflush(stdout);
     if (snap_export(c->st, id, STDOUT_FILENO, &c->opts, err, sizeof err) != 0)
@@ -620,7 +540,7 @@ static int import_limits(sn_ctx *c, snap_import_limits *lim)
     if (int_key(c, "max_entries", 1, 100000000, (int64_t)lim->max_entries, &v) != 0)
         return EXIT_USAGE;
     lim->max_entries = (uint64_t)v;
-    lim->tmp_dir = kv_get(&c->a.kv, "tmp");
+    lim->tmp_dir = kv_get(&c->sc.a.kv, "tmp");
     return threads_key(c);
 }
 
@@ -629,7 +549,7 @@ static int run_import(sn_ctx *c)
     char err[1024];
     snap_info info;
     snap_import_limits lim;
-    const char *file = c->a.pos[0], *name = kv_get(&c->a.kv, "name");
+    const char *file = c->sc.a.pos[0], *name = kv_get(&c->sc.a.kv, "name");
     int stdin_in = strcmp(file, "-") == 0, fd = STDIN_FILENO, rc = EXIT_FAIL;
     if (import_limits(c, &lim) != 0)
         return EXIT_USAGE;
@@ -662,80 +582,70 @@ static const char *const k_prune[] = {"keep", NULL};
 static const char *const k_import[] = {"name", "threads", "max_bytes", "max_entries", "tmp", NULL};
 
 static const sn_cmd commands[] = {
-    {"create",
-     "usage: dumont snapshot create DIR [tag=T] [threads=N] [--store URL] [--json]\n"
-     "\nSnapshots DIR (incremental against its latest snapshot) and prints the new\n"
-     "snapshot id on stdout. --json prints {snapshot_id, parent, source, files, ...}.\n",
-     k_create, 1, 1, run_create},
-    {"list",
-     "usage: dumont snapshot list [--store URL] [--json]\n"
-     "\nSnapshots, newest first: id, time, source, tag, files, bytes, bytes the\n"
-     "snapshot added to the store.\n",
-     k_none, 0, 0, run_list},
-    {"restore",
-     "usage: dumont snapshot restore ID DIR [--force] [threads=N] [--store URL]\n"
-     "\nRestores snapshot ID (or `latest`) into DIR, which must not exist or be empty;\n"
-     "--force replaces it. Every chunk is verified first: on failure DIR is left\n"
-     "as it was.\n",
-     k_threads, 2, 2, run_restore},
-    {"verify",
-     "usage: dumont snapshot verify ID [threads=N] [--store URL] [--json]\n"
-     "\nRe-reads and re-hashes every chunk of snapshot ID. Prints each damaged\n"
-     "file; exits 1 when there is one.\n",
-     k_threads, 1, 1, run_verify},
-    {"diff",
-     "usage: dumont snapshot diff ID1 ID2 [--store URL] [--json]\n"
-     "\nOne line per changed path: '+' added, '-' removed, 'M' content, 'U' metadata.\n",
-     k_none, 2, 2, run_diff},
-    {"prune",
-     "usage: dumont snapshot prune keep=N [--store URL] [--json]\n"
-     "\nKeeps the newest N (>= 1) snapshots of each source, deletes the others and\n"
-     "the data no kept snapshot uses.\n",
-     k_prune, 0, 0, run_prune},
-    {"export",
-     "usage: dumont snapshot export ID [threads=N] [--store URL] > FILE.tar.lz4\n"
-     "\nWrites snapshot ID as a standard tar inside an LZ4 frame on stdout, readable\n"
-     "by `lz4 -dc FILE.tar.lz4 | tar -x`. Refuses to write to a terminal.\n",
-     k_threads, 1, 1, run_export},
-    {"import",
-     "usage: dumont snapshot import FILE|- [name=NAME] [max_bytes=N] [max_entries=N]\n"
-     "                              [tmp=DIR] [threads=N] [--store URL] [--json]\n"
-     "\nMakes a snapshot of a tar archive (plain, .lz4, .gz, ...; `-` reads stdin) and\n"
-     "prints its id. Refuses absolute paths, '..', symlinks that leave the tree,\n"
-     "hard links to unknown files and device files; caps the total size\n"
-     "(max_bytes, default 64 GiB) and the entry count (max_entries, default 1000000).\n",
-     k_import, 1, 1, run_import},
+    {{"create",
+      "usage: dumont snapshot create DIR [tag=T] [threads=N] [--store URL] [--json]\n"
+      "\nSnapshots DIR (incremental against its latest snapshot) and prints the new\n"
+      "snapshot id on stdout. --json prints {snapshot_id, parent, source, files, ...}.\n",
+      k_create, 1, 1, 0},
+     run_create},
+    {{"list",
+      "usage: dumont snapshot list [--store URL] [--json]\n"
+      "\nSnapshots, newest first: id, time, source, tag, files, bytes, bytes the\n"
+      "snapshot added to the store.\n",
+      k_none, 0, 0, 0},
+     run_list},
+    {{"restore",
+      "usage: dumont snapshot restore ID DIR [--force] [threads=N] [--store URL]\n"
+      "\nRestores snapshot ID (or `latest`) into DIR, which must not exist or be empty;\n"
+      "--force replaces it. Every chunk is verified first: on failure DIR is left\n"
+      "as it was.\n",
+      k_threads, 2, 2, SUBCMD_F_FORCE},
+     run_restore},
+    {{"verify",
+      "usage: dumont snapshot verify ID [threads=N] [--store URL] [--json]\n"
+      "\nRe-reads and re-hashes every chunk of snapshot ID. Prints each damaged\n"
+      "file; exits 1 when there is one.\n",
+      k_threads, 1, 1, 0},
+     run_verify},
+    {{"diff",
+      "usage: dumont snapshot diff ID1 ID2 [--store URL] [--json]\n"
+      "\nOne line per changed path: '+' added, '-' removed, 'M' content, 'U' metadata.\n",
+      k_none, 2, 2, 0},
+     run_diff},
+    {{"prune",
+      "usage: dumont snapshot prune keep=N [--store URL] [--json]\n"
+      "\nKeeps the newest N (>= 1) snapshots of each source, deletes the others and\n"
+      "the data no kept snapshot uses.\n",
+      k_prune, 0, 0, 0},
+     run_prune},
+    {{"export",
+      "usage: dumont snapshot export ID [threads=N] [--store URL] > FILE.tar.lz4\n"
+      "\nWrites snapshot ID as a standard tar inside an LZ4 frame on stdout, readable\n"
+      "by `lz4 -dc FILE.tar.lz4 | tar -x`. Refuses to write to a terminal.\n",
+      k_threads, 1, 1, 0},
+     run_export},
+    {{"import",
+      "usage: dumont snapshot import FILE|- [name=NAME] [max_bytes=N] [max_entries=N]\n"
+      "                              [tmp=DIR] [threads=N] [--store URL] [--json]\n"
+      "\nMakes a snapshot of a tar archive (plain, .lz4, .gz, ...; `-` reads stdin) and\n"
+      "prints its id. Refuses absolute paths, '..', symlinks that leave the tree,\n"
+      "hard links to unknown files and device files; caps the total size\n"
+      "(max_bytes, default 64 GiB) and the entry count (max_entries, default 1000000).\n",
+      k_import, 1, 1, 0},
+     run_import},
 };
 
-static const sn_cmd *find_cmd(const char *name)
-{
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
-    return NULL;
-}
+static const subcmd_set snapshot_set = {
+    .prog = "snapshot",
+    .usage = snapshot_usage,
+    .flags = SUBCMD_F_FORCE | SUBCMD_F_STORE | SUBCMD_F_PATHS,
+    .cmds = commands,
+    .ncmds = sizeof commands / sizeof commands[0],
+    .stride = sizeof commands[0],
+};
 
-static int check_args(sn_ctx *c, int parse_rc, const char *perr)
+static void ctx_init(sn_ctx *c)
 {
-    char err[256];
-    const sn_cmd *cmd = c->cmd;
-    if (parse_rc)
-        return usage_error(c, "%s", perr);
-    if (c->a.npos < cmd->min_pos)
-        return usage_error(c, "missing argument");
-    if (c->a.npos > cmd->max_pos)
-        return usage_error(c, "unexpected argument '%s'", c->a.pos[cmd->max_pos]);
-    if (kv_check_keys(&c->a.kv, cmd->keys, err, sizeof err) != 0)
-        return usage_error(c, "%s", err);
-    if (c->a.force && cmd->run != run_restore)
-        return usage_error(c, "--force is only for restore");
-    return 0;
-}
-
-static void ctx_init(sn_ctx *c, dm_config *cfg)
-{
-    memset(c, 0, sizeof *c);
-    c->cfg = cfg;
     pthread_mutex_init(&c->pg.lock, NULL);
     c->pg.on = isatty(STDERR_FILENO);
     c->pg.start_ms = clock_mono_ms();
@@ -748,31 +658,17 @@ static void ctx_init(sn_ctx *c, dm_config *cfg)
 int cmd_snapshot(dm_config *cfg, int argc, char **argv)
 {
     sn_ctx c;
-    char perr[256] = "";
-    ctx_init(&c, cfg);
-    int prc = parse_args(argc, argv, &c.a, perr, sizeof perr), rc;
-    if (c.a.sub && !(c.cmd = find_cmd(c.a.sub))) {
-        rc = usage_error(&c, "unknown subcommand '%s'", c.a.sub);
-        goto out;
+    memset(&c, 0, sizeof c);
+    ctx_init(&c);
+    int rc = subcmd_start(&c.sc, &snapshot_set, cfg, argc, argv);
+    if (rc == SUBCMD_RUN) {
+        rc = ((const sn_cmd *)c.sc.cmd)->run(&c);
+        if (fflush(stdout) != 0 && rc == 0)
+            rc = fail(&c, "cannot write the output");
     }
-    if (c.a.help) {
-        fputs(c.cmd ? c.cmd->usage : snapshot_usage, stdout);
-        rc = 0;
-        goto out;
-    }
-    if (!c.cmd) {
-        rc = prc ? usage_error(&c, "%s", perr) : usage_error(&c, "missing subcommand");
-        goto out;
-    }
-    if ((rc = check_args(&c, prc, perr)) != 0)
-        goto out;
-    rc = c.cmd->run(&c);
-    if (fflush(stdout) != 0 && rc == 0)
-        rc = fail(&c, "cannot write the output");
-out:
     progress_erase(&c.pg);
     json_decref(c.jbad);
-    kv_done(&c.a.kv);
+    subcmd_done(&c.sc);
     store_close(c.st);
     pthread_mutex_destroy(&c.pg.lock);
     return rc;

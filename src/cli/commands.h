@@ -11,7 +11,9 @@ int cmd_failover(dm_config *cfg, int argc, char **argv); /* dumont failover ... 
 int cmd_agent(dm_config *cfg, int argc, char **argv);    /* dumont agent */
 int cmd_snapshot(dm_config *cfg, int argc, char **argv); /* dumont snapshot ... */
 
-/* dumont instances [show ID] */
+/* dumont instances [list | show ID | launch ... | destroy ID] */
 int cmd_instances(dm_config *cfg, int argc, char **argv);
+/* dumont chaos preempt ID [notice=D] */
+int cmd_chaos(dm_config *cfg, int argc, char **argv);
 
 #endif

@@ -90,6 +90,7 @@ typedef enum {
     HB_REPLAY,
     HB_STALE,
     HB_RATE,
+    HB_DUPLICATE, /* the second copy of a beat already taken (agent.h A7): not an attack */
     HB_REASON_COUNT
 } hb_reason;
 

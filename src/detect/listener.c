@@ -196,6 +196,16 @@ static int rate_ok(entry *e, int64_t now_ms)
     return 1;
 }
 
+/* L7: a signed packet whose sequence number is among the two newest taken,
+ * arriving within HBL_COPY_MS of the last one taken, is the agent's second
+ * copy (agent.h A7): dropped like a replay, but counted apart, and it is
+ * neither a new interval for the detector nor a sign of attack. */
+static int is_copy(const entry *e, uint64_t seq, int64_t wall_ms)
+{
+    return e->accepted > 0 && seq <= e->win.top && seq + 2 > e->win.top &&
+           wall_ms - e->last_wall_ms < HBL_COPY_MS;
+}
+
 /* Checks one datagram against its instance (L1) and feeds the detector. */
 static hb_reason accept_one(hbl_server *s, const uint8_t *buf, size_t len, int64_t now_ms)
 {
@@ -211,7 +221,7 @@ static hb_reason accept_one(hbl_server *s, const uint8_t *buf, size_t len, int64
     int64_t wall = clock_wall_ms();
     hb_window w = e->win;
     if ((r = hb_window_check(&w, p.seq, p.sent_at_ms, wall)) != HB_OK)
-        return r;
+        return r == HB_REPLAY && is_copy(e, p.seq, wall) ? HB_DUPLICATE : r;
     if (!rate_ok(e, now_ms))
         return HB_RATE;
     e->win = w;

@@ -22,7 +22,11 @@
  *     hard deadline, not shown healthy forever.
  * L6: keys live in memory only, derived from the master secret (file mode
  *     0600) and the stored key id; the registration answer is the one place
- *     a key leaves the server. */
+ *     a key leaves the server.
+ * L7: the second copy of a heartbeat (agent.h A7: same sequence number,
+ *     within HBL_COPY_MS of the last one taken) is counted `duplicate`, not
+ *     `replay`, and changes nothing: the detector learns one interval per
+ *     beat, from the copy that arrived first. */
 #ifndef DUMONT_DETECT_LISTENER_H
 #define DUMONT_DETECT_LISTENER_H
 
@@ -38,6 +42,7 @@
 #define HBL_QUEUE_MAX       16384
 #define HBL_RATE_PER_S      50 /* heartbeats per instance per second, burst the same */
 #define HBL_SUBSCRIBERS_MAX 8
+#define HBL_COPY_MS         1000 /* L7 */
 
 typedef struct hbl_server hbl_server;
 

@@ -5,7 +5,7 @@
  * until the count is zero. Runners sleep in 10 ms steps so they notice a stop
  * quickly. For the sim provider a phase is "run" by sleeping its simulated
  * duration divided by the speed factor. */
-#include "failover/orchestrator.h"
+#include "failover/orch_internal.h"
 
 #include "provider/sim.h"
 #include "util/clock.h"
@@ -19,17 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct fo_orch {
-    dm_db *db;
-    double default_speed;
-    pthread_mutex_t lock;
-    pthread_cond_t idle;
-    int running;
-    volatile int stopping;
-    int shut;
-    fo_observer_fn observer; /* under `lock` */
-    void *observer_arg;
-};
 
 typedef struct {
     fo_orch *orch;
@@ -53,6 +42,7 @@ int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret)
     o->db = db;
     o->default_speed = default_speed > 0 ? default_speed : 200.0;
     pthread_mutex_init(&o->lock, NULL);
+    pthread_mutex_init(&o->start_lock, NULL);
     pthread_cond_init(&o->idle, NULL);
     *ret = o;
     return 0;
@@ -68,7 +58,7 @@ void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg)
 
 /* Tells the observer; under the lock so that clearing it waits for a call
  * in flight. */
-static void notify(fo_orch *o, const fo_failover *f)
+void fo_orch_notify(fo_orch *o, const fo_failover *f)
 {
     pthread_mutex_lock(&o->lock);
     if (o->observer)
@@ -78,7 +68,7 @@ static void notify(fo_orch *o, const fo_failover *f)
 
 /* Applies ev and persists the result (O1). On a save error the in-memory
  * record still moves on, and the error is logged: the next save retries. */
-static int apply(fo_orch *o, fo_failover *f, const fo_event *ev)
+int fo_orch_apply(fo_orch *o, fo_failover *f, const fo_event *ev)
 {
     int rc = fo_transition(f, ev);
     if (rc)
@@ -90,7 +80,7 @@ static int apply(fo_orch *o, fo_failover *f, const fo_event *ev)
         log_error("failover.save_failed", "failover_id=%s error=%s", f->id,
                   log_quote(q, sizeof q, err));
     }
-    notify(o, f);
+    fo_orch_notify(o, f);
     return rc;
 }
 
@@ -106,12 +96,20 @@ int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
         return rc;
     int count = 0;
     for (size_t i = 0; i < n; i++) {
+        if (list[i].kind == FO_KIND_REAL) { /* O6: resumed, not failed */
+            char why[256] = "";
+            if (fo_orch_resume_real(o, &list[i], why, sizeof why) == 0)
+                continue;
+            char q[300];
+            log_error("failover.resume_failed", "failover_id=%s error=%s", list[i].id,
+                      log_quote(q, sizeof q, why));
+        }
         fo_event ev = {.kind = FO_EV_ABORT,
                        .now_ms = clock_wall_ms(),
                        .duration_ms = FO_NULL,
                        .detail = "the server stopped while this failover was running"};
         const char *phase = fo_state_name(list[i].state);
-        if (apply(o, &list[i], &ev) == 0) {
+        if (fo_orch_apply(o, &list[i], &ev) == 0) {
             count++;
             log_warn("failover.interrupted", "failover_id=%s gpu_instance_id=%lld phase=%s",
                      list[i].id, (long long)list[i].gpu_instance_id, phase);
@@ -123,7 +121,7 @@ int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
     return 0;
 }
 
-static void run_finished(fo_orch *o)
+void fo_orch_run_finished(fo_orch *o)
 {
     pthread_mutex_lock(&o->lock);
     o->running--;
@@ -151,7 +149,7 @@ static void sim_step(sim_run *r)
         ev.kind = FO_EV_PHASE_OK;
     }
     ev.now_ms = clock_wall_ms();
-    apply(r->orch, f, &ev);
+    fo_orch_apply(r->orch, f, &ev);
 }
 
 static void *sim_thread(void *arg)
@@ -165,11 +163,11 @@ static void *sim_thread(void *arg)
              r->f.id, (long long)r->f.gpu_instance_id, fo_state_name(r->f.state),
              (long long)r->f.total_time_ms);
     free(r);
-    run_finished(o);
+    fo_orch_run_finished(o);
     return NULL;
 }
 
-static int reserve_slot(fo_orch *o)
+int fo_orch_reserve_slot(fo_orch *o)
 {
     int rc = 0;
     pthread_mutex_lock(&o->lock);
@@ -230,7 +228,7 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
                        (long long)gpu_instance_id, (long long)gpu_instance_id);
     if (rc)
         return rc;
-    if ((rc = reserve_slot(o)) != 0)
+    if ((rc = fo_orch_reserve_slot(o)) != 0)
         return dm_fail(err, errlen, rc, "%s",
                        rc == DM_E_BUSY ? "too many failovers are running; try again later"
                                        : "the server is shutting down");
@@ -244,7 +242,7 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
     if (rc)
         goto fail;
     *ret = r->f;
-    notify(o, &r->f);
+    fo_orch_notify(o, &r->f);
     log_info("failover.started", "failover_id=%s gpu_instance_id=%lld kind=simulated speed=%g",
              r->f.id, (long long)gpu_instance_id, r->opts.speed);
     if ((rc = start_thread(r)) != 0) {
@@ -252,14 +250,14 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
                        .now_ms = clock_wall_ms(),
                        .duration_ms = FO_NULL,
                        .detail = "could not start a runner thread"};
-        apply(o, &r->f, &ev);
+        fo_orch_apply(o, &r->f, &ev);
         *ret = r->f;
         goto fail;
     }
     return 0;
 fail:
     free(r);
-    run_finished(o);
+    fo_orch_run_finished(o);
     return rc;
 }
 
@@ -281,6 +279,7 @@ void fo_orch_free(fo_orch *o)
         return;
     fo_orch_shutdown(o);
     pthread_mutex_destroy(&o->lock);
+    pthread_mutex_destroy(&o->start_lock);
     pthread_cond_destroy(&o->idle);
     free(o);
 }

@@ -92,7 +92,8 @@ typedef struct {
     const char *probe_spec;     /* http:/exec:/ollama: (probe.h) */
     const char *model;          /* inference model (default: from an ollama: probe) */
     const char *workspace_from; /* a directory copied into the first workspace */
-    int64_t heartbeat_ms, snapshot_every_ms; /* <= 0: defaults (200, 30000) */
+    int64_t heartbeat_ms;       /* <= 0: the default, 200 */
+    int64_t snapshot_every_ms;  /* < 0: the default, 30000; 0: never */
     int protect;                /* default 1 */
     int min_vram_gb;
     double min_cuda, max_price_per_h;
@@ -116,6 +117,10 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
  * "manual"). DM_E_NOT_FOUND: it serves no workload. ret: the record as inserted. */
 int fo_orch_failover_instance(fo_orch *o, int64_t instance_id, const char *trigger,
                               fo_failover *ret, char *err, size_t errlen);
+/* The same, from the detector: detection_ms is how long the instance was
+ * silent when it was declared failed (the detection phase's duration). */
+int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigger,
+                              int64_t detection_ms, fo_failover *ret, char *err, size_t errlen);
 /* O9. Starts a test-real in the background (id "real-..."). model NULL: the
  * workload's. */
 int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,

@@ -37,16 +37,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROV_OFFERS_MAX 256
+#define PROV_OFFERS_MAX  256
 #define PROV_EXCLUDE_MAX 16
-#define PROV_NAME_MAX 64
+#define PROV_NAME_MAX    64
 
 typedef struct {
     char id[PROV_NAME_MAX];       /* offer id, unique in the market */
     char host[PROV_NAME_MAX];     /* the machine it runs on (failed hosts are excluded) */
     char gpu_name[PROV_NAME_MAX]; /* "RTX 4090" */
     int vram_gb;
-    double cuda;       /* highest CUDA version the host supports, e.g. 12.4 */
+    double cuda;        /* highest CUDA version the host supports, e.g. 12.4 */
     double price_per_h; /* USD */
     char region[32];
     double reliability; /* 0..1 */
@@ -65,17 +65,17 @@ typedef struct {
 /* What an instance runs. Strings are borrowed for the call. */
 typedef struct {
     int64_t instance_id;
-    int64_t epoch;            /* passed to the agent (--epoch): its snapshots carry it */
-    const char *kind;         /* "gpu" | "cpu" */
-    const char *workload_cmd; /* may be NULL */
-    const char *probe_spec;   /* may be NULL */
-    int64_t heartbeat_ms;     /* <= 0: the agent's default */
-    int64_t snapshot_every_ms; /* <= 0: the agent's default; */
-    const char *server_url;   /* the API the agent registers with */
-    const char *token;        /* PV6: environment only */
-    const char *store_url;    /* where the agent puts its snapshots */
+    int64_t epoch;              /* passed to the agent (--epoch): its snapshots carry it */
+    const char *kind;           /* "gpu" | "cpu" */
+    const char *workload_cmd;   /* may be NULL */
+    const char *probe_spec;     /* may be NULL */
+    int64_t heartbeat_ms;       /* <= 0: the agent's default */
+    int64_t snapshot_every_ms;  /* < 0: the agent's default; 0: never (--snapshot-every 0) */
+    const char *server_url;     /* the API the agent registers with */
+    const char *token;          /* PV6: environment only */
+    const char *store_url;      /* where the agent puts its snapshots */
     const char *workspace_from; /* local: copied into the new workspace; may be NULL */
-    int hold;                 /* PV5: the agent waits for start_workload */
+    int hold;                   /* PV5: the agent waits for start_workload */
 } prov_launch;
 
 typedef struct {
@@ -97,7 +97,7 @@ typedef struct {
     int64_t download_ms;   /* share of the restore spent fetching objects from the store */
     int64_t decompress_ms; /* the rest: decompress, verify, write, swap */
     int64_t total_ms;
-    uint64_t bytes;        /* plain bytes restored */
+    uint64_t bytes; /* plain bytes restored */
 } prov_restore_times;
 
 typedef struct provider_ops {
@@ -113,7 +113,7 @@ typedef struct provider_ops {
     int (*restore)(void *p, const prov_instance *inst, dm_store *store, const char *snapshot_id,
                    prov_restore_times *ret, char *err, size_t errlen); /* PV4 */
     int (*snapshot)(void *p, const prov_instance *inst, dm_store *store, const char *tag,
-                    snap_info *ret, char *err, size_t errlen); /* PV4 */
+                    snap_info *ret, char *err, size_t errlen);                           /* PV4 */
     int (*start_workload)(void *p, const prov_instance *inst, char *err, size_t errlen); /* PV5 */
     /* Chaos: take the instance away like a spot preemption. notice_ms > 0
      * first raises the cloud's preemption notice and kills notice_ms later
@@ -125,9 +125,10 @@ typedef struct provider_ops {
 typedef struct dm_provider dm_provider;
 
 typedef struct {
-    const char *home;        /* $DUMONT_HOME: local instances live in home/instances/<id> */
-    const char *market_path; /* NULL: home/market.json (written with the default market if missing) */
-    const char *dumont_bin;  /* the dumont binary the instances run; NULL: /proc/self/exe */
+    const char *home; /* $DUMONT_HOME: local instances live in home/instances/<id> */
+    const char
+        *market_path; /* NULL: home/market.json (written with the default market if missing) */
+    const char *dumont_bin;     /* the dumont binary the instances run; NULL: /proc/self/exe */
     int64_t provision_delay_ms; /* added to each provision (a slower "cloud"); default 0 */
 } prov_config;
 
@@ -137,14 +138,12 @@ int provider_open(const char *name, const prov_config *cfg, dm_provider **ret, c
 void provider_close(dm_provider *p); /* NULL is fine */
 const char *provider_name(const dm_provider *p);
 
-int provider_search(dm_provider *p, const prov_query *q, prov_offer *ret, size_t max,
-                    size_t *ret_n, char *err, size_t errlen);
+int provider_search(dm_provider *p, const prov_query *q, prov_offer *ret, size_t max, size_t *ret_n,
+                    char *err, size_t errlen);
 int provider_provision(dm_provider *p, const prov_offer *offer, const prov_launch *l,
                        prov_instance *ret, char *err, size_t errlen);
-int provider_get(dm_provider *p, int64_t instance_id, prov_instance *ret, char *err,
-                 size_t errlen);
-int provider_status(dm_provider *p, int64_t instance_id, prov_state *ret, char *err,
-                    size_t errlen);
+int provider_get(dm_provider *p, int64_t instance_id, prov_instance *ret, char *err, size_t errlen);
+int provider_status(dm_provider *p, int64_t instance_id, prov_state *ret, char *err, size_t errlen);
 int provider_destroy(dm_provider *p, int64_t instance_id, char *err, size_t errlen);
 int provider_restore(dm_provider *p, const prov_instance *inst, dm_store *store,
                      const char *snapshot_id, prov_restore_times *ret, char *err, size_t errlen);

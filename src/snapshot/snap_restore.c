@@ -24,12 +24,18 @@
  * RS4: swap: no target -> rename; an empty directory -> rename over it
  *      (atomic on Linux); otherwise only with force: target renamed aside,
  *      staging renamed in (on failure the old one is renamed back), old
- *      tree removed. */
+ *      tree removed.
+ * RS5: timing (snap_opts.restore_stats) is measured per thread: each job
+ *      notes its thread's store_thread_fetch_ns() before and after reading
+ *      its chunk, and its own busy time; the fetch share of the data phase's
+ *      wall time is fetch/busy (snapshot.h). No clock is read when stats
+ *      are not asked for. */
 #include "snapshot/snapshot.h"
 
 #include "snapshot/repo.h"
 #include "snapshot/snap_internal.h"
 #include "snapshot/workq.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -61,6 +67,9 @@ typedef struct {
     uint8_t **buf;
     size_t bufcap;
     uint64_t done, total;
+    int timed;                  /* RS5: o->restore_stats asked for */
+    uint64_t fetch_ns, busy_ns; /* RS5: sums over worker jobs */
+    uint64_t chunks;
 } rctx;
 
 typedef struct {
@@ -166,8 +175,11 @@ static void restore_worker(void *p, void *ctx, int worker)
     char err[512] = "out of memory";
     size_t len = 0;
     int rc = rs_failed(c) ? 1 : -ENOMEM;
+    int64_t t0 = c->timed ? clock_mono_us() : 0;
+    uint64_t f0 = c->timed ? store_thread_fetch_ns() : 0;
     if (rc < 0 && (c->buf[worker] || (c->buf[worker] = malloc(c->bufcap))))
         rc = repo_read_chunk(c->r, &x->id, c->buf[worker], c->bufcap, &len, err, sizeof err);
+    uint64_t f1 = c->timed ? store_thread_fetch_ns() : 0;
     if (rc == 0 && len != x->len) {
         rc = DM_E_PROTOCOL;
         snprintf(err, sizeof err, "chunk has %zu bytes, manifest says %" PRIu64, len, x->len);
@@ -177,6 +189,11 @@ static void restore_worker(void *p, void *ctx, int worker)
     if (rc < 0) /* rc 1: skipped, the restore has already failed */
         rs_error(c, rc, e->path, err);
     pthread_mutex_lock(&c->lock);
+    if (c->timed) {
+        c->fetch_ns += f1 - f0;
+        c->busy_ns += (uint64_t)(clock_mono_us() - t0) * 1000u;
+        c->chunks++;
+    }
     c->done += x->len;
     if (c->o && c->o->progress)
         c->o->progress(c->done, c->total, c->o->progress_ctx);
@@ -423,8 +440,8 @@ static void restore_prepare(rctx *c)
     }
 }
 
-static int restore_run(rctx *c, const char *target, int force, int threads, char *err,
-                       size_t errlen)
+static int restore_run(rctx *c, const char *target, int force, int threads, int64_t *ret_data_us,
+                       char *err, size_t errlen)
 {
     int rc;
     snprintf(c->stage, sizeof c->stage, "%s.dumont-restore.XXXXXX", target);
@@ -435,8 +452,13 @@ static int restore_run(rctx *c, const char *target, int force, int threads, char
     }
     restore_prepare(c);
     threads = snap_threads_for(threads, c->bufcap);
-    if (make_dirs(c) != 0 || restore_data(c, threads) != 0 || make_links(c) != 0 ||
-        set_meta(c) != 0)
+    if (make_dirs(c) != 0)
+        return dm_fail(err, errlen, c->rc, "%s", c->err);
+    int64_t t0 = clock_mono_us();
+    if (restore_data(c, threads) != 0)
+        return dm_fail(err, errlen, c->rc, "%s", c->err);
+    *ret_data_us = clock_mono_us() - t0;
+    if (make_links(c) != 0 || set_meta(c) != 0)
         return dm_fail(err, errlen, c->rc, "%s", c->err);
     if ((rc = swap_in(c, target, err, errlen)) != 0)
         return rc;
@@ -457,13 +479,35 @@ static int trim_target(const char *target, char *buf, size_t len, char *err, siz
     return 0;
 }
 
+/* RS5: the wall-time share of fetching (snapshot.h snap_restore_stats). */
+static void fill_stats(const rctx *c, int64_t t0_us, uint64_t main_fetch_ns, int64_t data_us,
+                       snap_restore_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->total_ms = (clock_mono_us() - t0_us) / 1000;
+    double share = c->busy_ns ? (double)c->fetch_ns / (double)c->busy_ns : 0.0;
+    if (share > 1.0)
+        share = 1.0;
+    int64_t fetch_us = (int64_t)(main_fetch_ns / 1000u) + (int64_t)((double)data_us * share);
+    st->fetch_ms = fetch_us / 1000;
+    if (st->fetch_ms > st->total_ms)
+        st->fetch_ms = st->total_ms;
+    st->other_ms = st->total_ms - st->fetch_ms;
+    st->fetch_thread_ms = (int64_t)((c->fetch_ns + main_fetch_ns) / 1000000u);
+    st->busy_thread_ms = (int64_t)(c->busy_ns / 1000000u);
+    st->bytes = c->total;
+    st->chunks = c->chunks;
+}
+
 int snap_restore(dm_store *s, const char *id, const char *target_in, int force, const snap_opts *o,
                  char *err, size_t errlen)
 {
     manifest *m = NULL;
-    rctx c = {.o = o};
+    rctx c = {.o = o, .timed = o && o->restore_stats};
     char target[PATH_MAX];
     int threads = snap_threads(o), rc;
+    int64_t t0_us = clock_mono_us(), data_us = 0;
+    uint64_t f0 = store_thread_fetch_ns();
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.room, NULL);
     if ((rc = trim_target(target_in, target, sizeof target, err, errlen)) != 0 ||
@@ -476,7 +520,9 @@ int snap_restore(dm_store *s, const char *id, const char *target_in, int force, 
         rc = dm_fail(err, errlen, -ENOMEM, "restore: out of memory");
         goto out;
     }
-    rc = restore_run(&c, target, force, threads, err, errlen);
+    rc = restore_run(&c, target, force, threads, &data_us, err, errlen);
+    if (rc == 0 && c.timed)
+        fill_stats(&c, t0_us, store_thread_fetch_ns() - f0, data_us, o->restore_stats);
 out:
     if (c.stage[0])
         snap_rm_tree(c.stage); /* RS1 */

@@ -46,6 +46,21 @@ typedef struct {
  * CLI draws it on a terminal; the library never prints. */
 typedef void (*snap_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
+/* Where a restore's time went (snap_opts.restore_stats). Workers fetch and
+ * decode in parallel, so the fetch share is measured, not summed: fetch_ms =
+ * the time the calling thread spent fetching (manifest, index) + the data
+ * phase's wall time x (worker time inside store_get*) / (worker busy time).
+ * other_ms = total_ms - fetch_ms: decompress, verify, write, metadata, swap. */
+typedef struct {
+    int64_t total_ms;          /* wall time of the whole snap_restore */
+    int64_t fetch_ms;          /* wall-time share spent fetching from the store */
+    int64_t other_ms;          /* total_ms - fetch_ms */
+    int64_t fetch_thread_ms;   /* sum over threads of the time inside store_get* */
+    int64_t busy_thread_ms;    /* sum over worker threads of the time on chunk jobs */
+    uint64_t bytes;            /* plain bytes written (holes excluded) */
+    uint64_t chunks;           /* chunks read */
+} snap_restore_stats;
+
 typedef struct {
     int threads;               /* 0: one per core */
     const char *tag;           /* create: optional */
@@ -54,6 +69,8 @@ typedef struct {
     /* create: the source to record (and to key latest/ by) instead of the
      * real path of source_dir; snap_import records its name this way. */
     const char *source_name;
+    /* restore: optional; filled (zeroed first) when snap_restore succeeds. */
+    snap_restore_stats *restore_stats;
 } snap_opts;
 
 void snap_opts_init(snap_opts *o);

@@ -28,9 +28,9 @@ typedef struct {
 } sigv4_pair;
 
 typedef struct {
-    const char *method;       /* "GET", "PUT", ... */
-    const char *path;         /* URI-encoded absolute path, e.g. "/bucket/key" */
-    const char *query;        /* canonical query string (may be "") */
+    const char *method;        /* "GET", "PUT", ... */
+    const char *path;          /* URI-encoded absolute path, e.g. "/bucket/key" */
+    const char *query;         /* canonical query string (may be "") */
     const sigv4_pair *headers; /* must include host and x-amz-date */
     size_t nheaders;
     const char *payload_hash; /* lowercase hex SHA-256, or "UNSIGNED-PAYLOAD" */

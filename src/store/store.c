@@ -8,10 +8,15 @@
  *     So "..", ".", "", "a//b", "/abs", "a/" and hidden names never reach a
  *     back end, and names starting with '.' stay free for back-end temp files.
  * S2: store_url() never holds a secret: back ends give a display form.
- * S3: store_close(NULL) is a no-op; the back end's close runs exactly once. */
+ * S3: store_close(NULL) is a no-op; the back end's close runs exactly once.
+ * S4: DUMONT_STORE_MIRROR=URL wraps the store opened and a second one
+ *     (store_mirror.c): the only setting read here, because every caller
+ *     opens its store by URL alone; the s3:// back end reads its own. */
 #include "store/store.h"
 
 #include "store/store_file.h"
+#include "store/store_mirror.h"
+#include "store/store_s3.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct dm_store {
     const store_ops *ops;
@@ -81,27 +87,68 @@ static int bad_key(const char *key, char *err, size_t errlen)
                    key ? strnlen(key, STORE_KEY_MAX + 1) : (size_t)0);
 }
 
+/* Opens one back end by URL scheme; display gets its URL for messages (S2). */
+static int open_backend(const char *url, const store_ops **ret_ops, void **ret_st, char *display,
+                        size_t displaylen, char *err, size_t errlen)
+{
+    const char *sep = strstr(url, "://");
+    const char *path = url;
+    if (sep && (size_t)(sep - url) == 2 && strncmp(url, "s3", 2) == 0)
+        return store_s3_open(sep + 3, ret_ops, ret_st, display, displaylen, err, errlen);
+    if (sep) {
+        if ((size_t)(sep - url) != 4 || strncmp(url, "file", 4) != 0)
+            return dm_fail(err, errlen, DM_E_INVALID,
+                           "store: unsupported URL scheme (supported: file://, s3:// or a "
+                           "directory)");
+        path = sep + 3;
+    }
+    int rc = store_file_open(path, ret_ops, ret_st, err, errlen);
+    if (rc == 0)
+        snprintf(display, displaylen, "file://%s", path);
+    return rc;
+}
+
+/* S4: wraps the primary with the mirror when DUMONT_STORE_MIRROR is set. */
+static int open_mirror(dm_store *s, char *err, size_t errlen)
+{
+    const char *murl = getenv("DUMONT_STORE_MIRROR");
+    if (!murl || !*murl)
+        return 0;
+    const store_ops *m_ops, *w_ops;
+    void *m_st, *w_st;
+    char mdisp[sizeof s->url], merr[512] = "";
+    int rc = open_backend(murl, &m_ops, &m_st, mdisp, sizeof mdisp, merr, sizeof merr);
+    if (rc)
+        return dm_fail(err, errlen, rc, "store mirror (DUMONT_STORE_MIRROR): %s", merr);
+    rc = store_mirror_wrap(s->ops, s->st, m_ops, m_st, mdisp, &w_ops, &w_st, err, errlen);
+    if (rc) {
+        m_ops->close(m_st);
+        return rc;
+    }
+    s->ops = w_ops;
+    s->st = w_st;
+    size_t n = strlen(s->url);
+    snprintf(s->url + n, sizeof s->url - n, " (mirror %s)", mdisp);
+    return 0;
+}
+
 int store_open(const char *url, dm_store **ret, char *err, size_t errlen)
 {
     if (!url || !*url || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "store: empty URL");
-    const char *sep = strstr(url, "://");
-    const char *path = url;
-    if (sep) {
-        if ((size_t)(sep - url) != 4 || strncmp(url, "file", 4) != 0)
-            return dm_fail(err, errlen, DM_E_INVALID,
-                           "store: unsupported URL scheme (supported: file:// or a directory)");
-        path = sep + 3;
-    }
     dm_store *s = calloc(1, sizeof *s);
     if (!s)
         return dm_fail(err, errlen, -ENOMEM, "store: out of memory");
-    int rc = store_file_open(path, &s->ops, &s->st, err, errlen);
+    int rc = open_backend(url, &s->ops, &s->st, s->url, sizeof s->url, err, errlen);
     if (rc) {
         free(s);
         return rc;
     }
-    snprintf(s->url, sizeof s->url, "file://%s", path);
+    if ((rc = open_mirror(s, err, errlen)) != 0) {
+        s->ops->close(s->st);
+        free(s);
+        return rc;
+    }
     *ret = s;
     return 0;
 }
@@ -126,7 +173,8 @@ int store_put(dm_store *s, const char *key, const void *data, size_t len, char *
     return s->ops->put(s->st, key, data, len, 0, err, errlen);
 }
 
-int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen)
+int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err,
+                   size_t errlen)
 {
     if (!store_key_valid(key) || (!data && len))
         return bad_key(key, err, errlen);
@@ -138,12 +186,29 @@ int store_sync(dm_store *s, char *err, size_t errlen)
     return s->ops->sync(s->st, err, errlen);
 }
 
+static _Thread_local uint64_t fetch_ns; /* store_thread_fetch_ns() */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t store_thread_fetch_ns(void)
+{
+    return fetch_ns;
+}
+
 int store_get(dm_store *s, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
               char *err, size_t errlen)
 {
     if (!store_key_valid(key) || !ret_data || !ret_len)
         return bad_key(key, err, errlen);
-    return s->ops->get(s->st, key, max_len, ret_data, ret_len, err, errlen);
+    uint64_t t0 = mono_ns();
+    int rc = s->ops->get(s->st, key, max_len, ret_data, ret_len, err, errlen);
+    fetch_ns += mono_ns() - t0;
+    return rc;
 }
 
 int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void *buf, char *err,
@@ -151,7 +216,10 @@ int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void
 {
     if (!store_key_valid(key) || (!buf && len))
         return bad_key(key, err, errlen);
-    return s->ops->get_range(s->st, key, off, len, buf, err, errlen);
+    uint64_t t0 = mono_ns();
+    int rc = s->ops->get_range(s->st, key, off, len, buf, err, errlen);
+    fetch_ns += mono_ns() - t0;
+    return rc;
 }
 
 int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_t errlen)

@@ -1,5 +1,6 @@
 /* Object stores: where snapshots live. One interface, several back ends
- * (file:// now; s3:// in its own issue), as a small vtable like SQLite's VFS.
+ * (file://, s3://; DUMONT_STORE_MIRROR wraps one with a second; docs/store.md),
+ * as a small vtable like SQLite's VFS.
  *
  * Keys are relative paths of [A-Za-z0-9._/-] (no "..", no leading '/'), at
  * most STORE_KEY_MAX bytes, e.g. "packs/3f/3f9a...", "snapshots/<id>".
@@ -49,7 +50,9 @@ typedef struct store_ops {
     void (*close)(void *st);
 } store_ops;
 
-/* Opens "file:///abs/dir" (created if missing) or a plain directory path.
+/* Opens "file:///abs/dir" (created if missing), a plain directory path, or
+ * "s3://bucket/prefix" (settings from the environment, store_s3.c); with
+ * DUMONT_STORE_MIRROR set, wrapped with that mirror (store_mirror.c).
  * Other schemes: DM_E_INVALID with a message naming what is supported. */
 int store_open(const char *url, dm_store **ret, char *err, size_t errlen);
 void store_close(dm_store *s);
@@ -72,5 +75,10 @@ int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, cha
 int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
 /* 1 if key is a valid store key (see above). */
 int store_key_valid(const char *key);
+/* Nanoseconds the calling thread has spent in store_get/store_get_range
+ * (cumulative, per thread, any store): callers time the share of their own
+ * work spent fetching by taking the difference around it (snap_restore's
+ * download time). */
+uint64_t store_thread_fetch_ns(void);
 
 #endif

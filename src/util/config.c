@@ -32,7 +32,9 @@ int cfg_set_home(dm_config *cfg, const char *home)
     char db[sizeof cfg->database_url], store[sizeof cfg->store], tok[sizeof cfg->token_path];
     if (!home || !*home || strlen(home) >= sizeof cfg->home ||
         snprintf(db, sizeof db, "%s/dumont.db", home) >= (int)sizeof db ||
-        snprintf(store, sizeof store, "file://%s/store", home) >= (int)sizeof store ||
+        (env("B2_BUCKET") /* the seed's B2 variables alone select Backblaze B2 */
+             ? snprintf(store, sizeof store, "s3://%s/dumont", env("B2_BUCKET"))
+             : snprintf(store, sizeof store, "file://%s/store", home)) >= (int)sizeof store ||
         snprintf(tok, sizeof tok, "%s/token", home) >= (int)sizeof tok)
         return DM_E_INVALID;
     memmove(cfg->home, home, strlen(home) + 1); /* home may be cfg->home itself */

@@ -8,6 +8,7 @@
  *   DUMONT_TOKEN         API token for the CLI        $DUMONT_HOME/token
  *   DUMONT_DATABASE_URL  postgresql://... or a path   $DUMONT_HOME/dumont.db
  *   DUMONT_STORE         snapshot store URL           file://$DUMONT_HOME/store
+ *                        (s3://$B2_BUCKET/dumont when B2_BUCKET is set)
  *   DUMONT_LISTEN        server listen address        127.0.0.1:8700
  *   DUMONT_SIM_SPEED     sim playback factor          200
  *   DUMONT_LOG_LEVEL     debug|info|warn|error        info */

@@ -23,6 +23,31 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
     return 0;
 }
 
+int parse_duration_ms(const char *s, int64_t min, int64_t max, int64_t *ret)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    if (!s || !isdigit((unsigned char)*s))
+        return DM_E_INVALID;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || v < 0)
+        return DM_E_INVALID;
+    int64_t mult = 0;
+    if (*end == '\0' && v == 0)
+        mult = 1; /* "0" needs no unit */
+    for (size_t i = 0; i < sizeof units / sizeof units[0] && !mult; i++)
+        if (strcmp(end, units[i].unit) == 0)
+            mult = units[i].ms;
+    if (!mult || v > INT64_MAX / mult || v * mult < min || v * mult > max)
+        return DM_E_INVALID;
+    *ret = (int64_t)v * mult;
+    return 0;
+}
+
 int parse_double(const char *s, double min, double max, double *ret)
 {
     /* strtod() also reads hexadecimal ("0x1p4"); this parser is decimal only. */

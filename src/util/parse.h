@@ -10,6 +10,9 @@
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
 /* Finite decimal number in [min, max]. Returns 0 or DM_E_INVALID. */
 int parse_double(const char *s, double min, double max, double *ret);
+/* A duration "500ms", "30s", "2m", "1h", "7d" (a whole number and a unit; "0"
+ * alone is zero) in milliseconds, in [min, max]. Returns 0 or DM_E_INVALID. */
+int parse_duration_ms(const char *s, int64_t min, int64_t max, int64_t *ret);
 /* "true|false|yes|no|1|0|on|off". Returns 0 or DM_E_INVALID. */
 int parse_bool(const char *s, int *ret);
 /* "HOST:PORT" (HOST may be [v6]); host copied into host (hostlen bytes). */

@@ -56,10 +56,27 @@ need() {
     done
 }
 
+# kill_test_instances: SIGKILLs every process left by local instances of this
+# test (agents and workloads detach from the server like real machines; they
+# carry a DUMONT_HOME under TEST_TMP in their environment).
+kill_test_instances() {
+    [ -n "$TEST_TMP" ] || return 0
+    local p pids=()
+    for p in /proc/[0-9]*; do
+        [ "${p#/proc/}" != "$$" ] || continue
+        if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q "^DUMONT_HOME=$TEST_TMP/"; then
+            pids+=("${p#/proc/}")
+        fi
+    done
+    [ "${#pids[@]}" = 0 ] || kill -KILL "${pids[@]}" 2>/dev/null
+    return 0
+}
+
 lib_cleanup() {
     local rc=$?
     trap - EXIT
     stop_server KILL 2>/dev/null
+    kill_test_instances
     local db
     for db in "${PG_DBS[@]+"${PG_DBS[@]}"}"; do
         psql "$DUMONT_TEST_PG_URL" -q -v ON_ERROR_STOP=1 \
@@ -142,13 +159,18 @@ healthz_ok() {
 server_alive() { [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; }
 
 # start_server [ARGS...]: starts `dumont server` on a free port of 127.0.0.1
-# with DUMONT_HOME, exports DUMONT_URL, waits for /healthz and loads TOKEN.
+# (KEEP_PORT=PORT: on that one, for a restart the agents must find) with
+# DUMONT_HOME, exports DUMONT_URL, waits for /healthz and loads TOKEN.
 start_server() {
     local attempt
     [ -z "$SERVER_PID" ] || fail "start_server: a server is already running"
     SERVER_LOG="$DUMONT_HOME.server.log"
     for attempt in 1 2 3 4 5; do
-        SERVER_PORT=$(free_port) || fail "no free TCP port found"
+        if [ -n "${KEEP_PORT:-}" ]; then # a restart where the agents know the server
+            SERVER_PORT=$KEEP_PORT
+        else
+            SERVER_PORT=$(free_port) || fail "no free TCP port found"
+        fi
         export DUMONT_URL="http://127.0.0.1:$SERVER_PORT"
         echo "--- start (attempt $attempt) on port $SERVER_PORT: $*" >>"$SERVER_LOG"
         "$DUMONT_BIN" server --listen "127.0.0.1:$SERVER_PORT" "$@" >>"$SERVER_LOG" 2>&1 &

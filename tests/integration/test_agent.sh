@@ -15,7 +15,8 @@
 #     registration answer only, never in GET answers or the server log.
 # G5: a workload that keeps crashing is restarted, then reported crashlooping;
 #     exec and ollama probes report ok / failing (workload.h S1-S3, probe.h;
-#     the ollama probe against a fake server that knows one model).
+#     the ollama probe against a fake server that knows one model, at @URL or
+#     at $OLLAMA_HOST).
 # G6: after a server restart the instance's key still works (keys are derived
 #     from the stored key id, never stored) and it is healthy again.
 # G8: with --preemption aws|gcp the agent polls a local server that plays
@@ -232,6 +233,13 @@ check_workload() {
     wait_for 20 "ollama probe of a missing model failing" field_is 108 .probe failing
     kill -TERM "$ok_pid" "$AGENT_PID"
     wait "$ok_pid" "$AGENT_PID"
+    # G5: without @URL the probe asks $OLLAMA_HOST (Ollama's own variable).
+    export OLLAMA_HOST=127.0.0.1:$port
+    start_agent 109 --probe "ollama:tiny:1" --probe-every-ms 200
+    unset OLLAMA_HOST
+    wait_for 20 "ollama probe at \$OLLAMA_HOST ok" field_is 109 .probe ok
+    kill -TERM "$AGENT_PID"
+    wait "$AGENT_PID"
 }
 
 check_restart() {

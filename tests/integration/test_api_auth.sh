@@ -128,7 +128,7 @@ api GET "$F/report?since=yesterday"
 assert_api_error 400 bad_request "report?since=yesterday"
 
 api POST "$F/test-real/12345"
-assert_api_error 501 not_implemented "test-real (later milestone)"
+assert_api_error 404 not_found "test-real of an instance no provider made"
 
 # ---- A1 again: the log never saw the token, a restart keeps it.
 stop_server TERM

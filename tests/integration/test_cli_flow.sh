@@ -319,10 +319,10 @@ run_flow() {
     assert_match "$CLI_ERR" '^dumont: ' "status of an unknown id: stderr"
 
     local sub
-    for sub in "test-real 12345" "test-real-report real-1" "test-real-history"; do
+    for sub in "test-real 12345" "test-real-report real-1"; do
         # shellcheck disable=SC2086
         cli failover $sub
-        assert_cli_rc 1 "failover $sub (not implemented yet)"
+        assert_cli_rc 1 "failover $sub (no such instance / test)"
         assert_one_line "$CLI_ERR" "failover $sub: stderr"
         assert_match "$CLI_ERR" '^dumont: .+' "failover $sub: the server's detail"
     done

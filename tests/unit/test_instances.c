@@ -264,9 +264,19 @@ static void test_listener(void **state)
     int64_t now = clock_wall_ms();
     send_pkt(&s, 42, HB_T_BEAT, 1, now);
     assert_true(wait_last(&c, 42, "healthy"));
-    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* W3: the same packet again */
+    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* L7: the agent's second copy */
+    assert_true(wait_dropped(h, HB_DUPLICATE, 1));
+    hbl_stats st0;
+    hbl_stats_get(h, &st0);
+    assert_int_equal(st0.dropped[HB_REPLAY], 0); /* a copy is not an attack */
+    assert_int_equal(st0.accepted, 1);           /* nor a new beat */
+    for (uint64_t q = 2; q <= 4; q++)
+        send_pkt(&s, 42, HB_T_BEAT, q, now);
+    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* W3: an old packet again is a replay */
     assert_true(wait_dropped(h, HB_REPLAY, 1));
-    send_pkt(&s, 42, HB_T_BEAT, 2, now - HB_MAX_SKEW_MS - 5000);
+    hbl_stats_get(h, &st0);
+    assert_int_equal(st0.dropped[HB_DUPLICATE], 1);
+    send_pkt(&s, 42, HB_T_BEAT, 5, now - HB_MAX_SKEW_MS - 5000);
     assert_true(wait_dropped(h, HB_STALE, 1));
     send_pkt(&s, 43, HB_T_BEAT, 3, now); /* not registered */
     assert_true(wait_dropped(h, HB_UNKNOWN_INSTANCE, 1));

@@ -1,0 +1,286 @@
+/* Snapshots agents report (db_fleet.h F3, F4; migration 3 `snapshots`).
+ *
+ * Same conventions as db_instance.c: SQL written once for both back ends,
+ * values only as parameters, strings checked for their NUL before binding
+ * and for their size when read back (O3 of db.c).
+ *
+ * S1: db_snapshot_record() reads the machine row, the workload row and the
+ *     instance row and inserts in ONE write transaction: a fence or a
+ *     failover (F2) that commits first is always seen, one that commits
+ *     later finds the snapshot recorded under the old epoch (F4 then ranks
+ *     it below the new instance's snapshots only by time; the orchestrator
+ *     restores what it chose before switching).
+ * S2: an instance that is neither registered (instances) nor made by a
+ *     provider (machines) is DM_E_NOT_FOUND: nothing is recorded for ids
+ *     nobody knows.
+ * S3: refusals are DM_E_CONFLICT with the reason in err, and write nothing. */
+#include "db/db_fleet.h"
+
+#include "db/db_internal.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SNAP_COLS                                                                                  \
+    "snapshot_id, instance_id, workload_id, epoch, store_url, size_bytes, stored_bytes, files,"    \
+    " created_at_ms, creation_time_ms, reported_at_ms, trigger_kind"
+
+static const char *const triggers[] = {"scheduled", "preempt", "test-real", "launch", "manual"};
+
+static int snap_check(const db_snapshot *s, char *err, size_t errlen)
+{
+    if (!s || !DB_STR_OK(s->snapshot_id) || !DB_STR_OK(s->store_url) || !DB_STR_OK(s->trigger) ||
+        !DB_STR_OK(s->workload_id))
+        return dm_fail(err, errlen, DM_E_INVALID, "snapshot: unterminated string");
+    if (!s->snapshot_id[0] || s->instance_id < 1 || s->epoch < 0 || s->size_bytes < 0 ||
+        s->stored_bytes < 0 || s->files < 0 || s->created_at_ms < 0 || s->creation_time_ms < 0)
+        return dm_fail(err, errlen, DM_E_INVALID, "snapshot: bad id, instance or counts");
+    for (size_t i = 0; i < sizeof triggers / sizeof triggers[0]; i++)
+        if (strcmp(s->trigger, triggers[i]) == 0)
+            return 0;
+    return dm_fail(err, errlen, DM_E_INVALID, "snapshot: unknown trigger");
+}
+
+/* ---- the F3 transaction --------------------------------------------------- */
+
+typedef struct {
+    int found;
+    char workload_id[FLEET_WL_ID_MAX];
+    char state[16];
+    int64_t test, serving, epoch, machine_epoch;
+} owner;
+
+static int machine_row(const db_row *r, void *ctx)
+{
+    owner *o = ctx;
+    o->found = 1;
+    o->test = db_row_i64(r, 2, NULL);
+    o->machine_epoch = db_row_i64(r, 3, NULL);
+    if (db_text_copy(o->workload_id, sizeof o->workload_id, db_row_text(r, 0)) ||
+        db_text_copy(o->state, sizeof o->state, db_row_text(r, 1)))
+        return DM_E_DB;
+    return 0;
+}
+
+static int workload_row(const db_row *r, void *ctx)
+{
+    owner *o = ctx;
+    o->found = 2;
+    o->serving = db_col_i64n(r, 0);
+    o->epoch = db_row_i64(r, 1, NULL);
+    return 0;
+}
+
+static int count_row(const db_row *r, void *ctx)
+{
+    *(int64_t *)ctx = db_row_i64(r, 0, NULL);
+    return 0;
+}
+
+/* F3's refusals, given the machine (and its workload) read in the tx. */
+static int judge(const db_snapshot *s, const owner *o, char *err, size_t errlen)
+{
+    if (strcmp(o->state, "destroyed") == 0)
+        return dm_fail(err, errlen, DM_E_CONFLICT, "instance %lld is destroyed (fenced)",
+                       (long long)s->instance_id);
+    if (o->found < 2) /* a machine of no (or a vanished) workload */
+        return 0;
+    /* Not "serving != instance": a failover's new instance (of the new epoch)
+     * snapshots before it serves. An older machine's epoch is a fenced one. */
+    if (!o->test && o->machine_epoch < o->epoch)
+        return dm_fail(err, errlen, DM_E_CONFLICT,
+                       "instance %lld belongs to epoch %lld; workload %s is at %lld (fenced)",
+                       (long long)s->instance_id, (long long)o->machine_epoch, o->workload_id,
+                       (long long)o->epoch);
+    if (s->epoch < o->epoch)
+        return dm_fail(err, errlen, DM_E_CONFLICT, "stale epoch %lld (workload %s is at %lld)",
+                       (long long)s->epoch, o->workload_id, (long long)o->epoch);
+    return 0;
+}
+
+static int record_tx(dm_db *db, db_snapshot *s, char *err, size_t errlen)
+{
+    owner o = {0};
+    db_param pid[] = {db_p_i64(s->instance_id)};
+    int rc = db_x(db, "SELECT workload_id, state, test, epoch FROM machines WHERE instance_id = $1",
+                  pid, 1, machine_row, &o, NULL, err, errlen);
+    if (rc)
+        return rc;
+    if (!o.found) { /* S2: a hand-started agent must at least be registered */
+        int64_t n = 0;
+        if ((rc = db_x(db, "SELECT COUNT(*) FROM instances WHERE instance_id = $1", pid, 1,
+                       count_row, &n, NULL, err, errlen)) != 0)
+            return rc;
+        if (n == 0)
+            return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance %lld",
+                           (long long)s->instance_id);
+    } else if (o.workload_id[0]) {
+        db_param pw[] = {db_p_text(o.workload_id)};
+        if ((rc =
+                 db_x(db, "SELECT serving_instance_id, epoch FROM workloads WHERE workload_id = $1",
+                      pw, 1, workload_row, &o, NULL, err, errlen)) != 0)
+            return rc;
+    }
+    if (o.found && (rc = judge(s, &o, err, errlen)) != 0)
+        return rc;
+    memcpy(s->workload_id, o.found == 2 ? o.workload_id : "",
+           o.found == 2 ? strlen(o.workload_id) + 1 : 1);
+    db_param p[] = {db_p_text(s->snapshot_id),   db_p_i64(s->instance_id),
+                    db_p_textn(s->workload_id),  db_p_i64(s->epoch),
+                    db_p_text(s->store_url),     db_p_i64(s->size_bytes),
+                    db_p_i64(s->stored_bytes),   db_p_i64(s->files),
+                    db_p_i64(s->created_at_ms),  db_p_i64(s->creation_time_ms),
+                    db_p_i64(s->reported_at_ms), db_p_text(s->trigger)};
+    /* F3: the same id twice is a no-op (an agent retrying a lost answer). */
+    return db_x(db,
+                "INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+                " $9, $10, $11, $12) ON CONFLICT (snapshot_id) DO NOTHING",
+                p, 12, NULL, NULL, NULL, err, errlen);
+}
+
+int db_snapshot_record(dm_db *db, db_snapshot *s, char *err, size_t errlen)
+{
+    int rc = snap_check(s, err, errlen);
+    if (rc || !db)
+        return rc ? rc : dm_fail(err, errlen, DM_E_INVALID, "no database");
+    if (s->reported_at_ms <= 0)
+        s->reported_at_ms = clock_wall_ms();
+    char wl[FLEET_WL_ID_MAX];
+    memcpy(wl, s->workload_id, sizeof wl); /* ret_* untouched on failure */
+    pthread_mutex_lock(&db->lock);
+    if ((rc = db_begin(db, DB_TX_WRITE, err, errlen)) == 0)
+        rc = db_end(db, record_tx(db, s, err, errlen), err, errlen);
+    pthread_mutex_unlock(&db->lock);
+    if (rc)
+        memcpy(s->workload_id, wl, sizeof wl);
+    return rc;
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+typedef struct {
+    db_snapshot *v;
+    size_t n, cap, max;
+    int bad;
+} snap_vec;
+
+static int snap_row(const db_row *r, void *ctx)
+{
+    snap_vec *x = ctx;
+    if (x->n == x->max)
+        return 0; /* the queries carry a LIMIT; never more than asked */
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 8;
+        db_snapshot *v = realloc(x->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        x->v = v;
+        x->cap = cap;
+    }
+    db_snapshot *s = &x->v[x->n];
+    memset(s, 0, sizeof *s);
+    s->instance_id = db_row_i64(r, 1, NULL);
+    s->epoch = db_row_i64(r, 3, NULL);
+    s->size_bytes = db_row_i64(r, 5, NULL);
+    s->stored_bytes = db_row_i64(r, 6, NULL);
+    s->files = db_row_i64(r, 7, NULL);
+    s->created_at_ms = db_row_i64(r, 8, NULL);
+    s->creation_time_ms = db_row_i64(r, 9, NULL);
+    s->reported_at_ms = db_row_i64(r, 10, NULL);
+    if (db_text_copy(s->snapshot_id, sizeof s->snapshot_id, db_row_text(r, 0)) ||
+        db_text_copy(s->workload_id, sizeof s->workload_id, db_row_text(r, 2)) ||
+        db_text_copy(s->store_url, sizeof s->store_url, db_row_text(r, 4)) ||
+        db_text_copy(s->trigger, sizeof s->trigger, db_row_text(r, 11))) {
+        x->bad = 1;
+        return DM_E_DB;
+    }
+    x->n++;
+    return 0;
+}
+
+static int snap_query(dm_db *db, const char *sql, const db_param *p, int np, snap_vec *x, char *err,
+                      size_t errlen)
+{
+    if (!db)
+        return dm_fail(err, errlen, DM_E_INVALID, "no database");
+    pthread_mutex_lock(&db->lock);
+    int rc = db_x(db, sql, p, np, snap_row, x, NULL, err, errlen);
+    pthread_mutex_unlock(&db->lock);
+    if (rc == DM_E_DB && x->bad)
+        rc = dm_fail(err, errlen, rc, "a snapshot row does not decode (string too long)");
+    if (rc) {
+        free(x->v);
+        x->v = NULL;
+    }
+    return rc;
+}
+
+/* One row or DM_E_NOT_FOUND. */
+static int snap_one(dm_db *db, const char *sql, db_param p, db_snapshot *ret, const char *what,
+                    char *err, size_t errlen)
+{
+    if (!ret)
+        return dm_fail(err, errlen, DM_E_INVALID, "no result");
+    snap_vec x = {.max = 1};
+    int rc = snap_query(db, sql, &p, 1, &x, err, errlen);
+    if (rc)
+        return rc;
+    if (x.n == 0)
+        rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "no snapshot of %s", what);
+    else
+        *ret = x.v[0];
+    free(x.v);
+    return rc;
+}
+
+#define NEWEST " ORDER BY created_at_ms DESC, reported_at_ms DESC, snapshot_id DESC"
+
+int db_snapshot_get(dm_db *db, const char *snapshot_id, db_snapshot *ret, char *err, size_t errlen)
+{
+    if (!snapshot_id)
+        return dm_fail(err, errlen, DM_E_INVALID, "no snapshot id");
+    return snap_one(db, "SELECT " SNAP_COLS " FROM snapshots WHERE snapshot_id = $1",
+                    db_p_text(snapshot_id), ret, "that id", err, errlen);
+}
+
+int db_snapshot_latest_workload(dm_db *db, const char *workload_id, db_snapshot *ret, char *err,
+                                size_t errlen)
+{
+    if (!workload_id || !*workload_id)
+        return dm_fail(err, errlen, DM_E_INVALID, "no workload id");
+    return snap_one(db,
+                    "SELECT " SNAP_COLS " FROM snapshots WHERE workload_id = $1" NEWEST " LIMIT 1",
+                    db_p_text(workload_id), ret, "the workload", err, errlen);
+}
+
+int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, db_snapshot *ret, char *err,
+                                size_t errlen)
+{
+    return snap_one(db,
+                    "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" NEWEST " LIMIT 1",
+                    db_p_i64(instance_id), ret, "the instance", err, errlen);
+}
+
+int db_snapshot_list(dm_db *db, int64_t instance_id, int limit, db_snapshot **ret, size_t *ret_n,
+                     char *err, size_t errlen)
+{
+    if (!ret || !ret_n || limit < 1 || limit > FLEET_LIST_MAX)
+        return dm_fail(err, errlen, DM_E_INVALID, "bad limit (1..%d) or no result", FLEET_LIST_MAX);
+    snap_vec x = {.max = (size_t)limit};
+    db_param p[] = {db_p_i64(instance_id), db_p_i64(limit)};
+    int rc = instance_id == FO_NULL
+                 ? snap_query(db, "SELECT " SNAP_COLS " FROM snapshots" NEWEST " LIMIT $1", p + 1,
+                              1, &x, err, errlen)
+                 : snap_query(db,
+                              "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" NEWEST
+                              " LIMIT $2",
+                              p, 2, &x, err, errlen);
+    if (rc)
+        return rc;
+    *ret = x.v;
+    *ret_n = x.n;
+    return 0;
+}

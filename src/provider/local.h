@@ -1,0 +1,43 @@
+/* The `local` provider: real instances on this machine (docs/provider.md).
+ *
+ * An instance is $home/instances/<id>/ holding workspace/, instance.json,
+ * agent.log, home/ (the agent's own DUMONT_HOME) and
+ * metadata/computeMetadata/v1/instance/preempted, plus a session (setsid)
+ * running `dumont agent`, detached from the server (double fork).
+ *
+ * LP1: instance.json is written atomically, once before the agent is started
+ *      (state "starting": the intent) and once after (pid, sid, start time),
+ *      so a crash between the two is seen and cleaned up by the next
+ *      provision or destroy (the processes are then found by LP2's marker).
+ * LP2: a process belongs to an instance when its environment holds the
+ *      instance's marker DUMONT_HOME=<dir>/home (set for the agent, inherited
+ *      by its workload: it also finds a process that left the session with
+ *      setsid), or when its session id (field 6 of /proc/PID/stat) is the
+ *      instance's sid and a marked process was seen in that session (pid
+ *      numbers are reused: a recorded sid alone may name a stranger's
+ *      session); zombies count as gone. A user's shell that merely has its
+ *      working directory in the instance is not touched.
+ * LP3: the agent is "alive" when its pid exists, is not a zombie, and has
+ *      the recorded sid and start time (so a reused pid is not mistaken for
+ *      it).
+ * LP4: destroy kills (SIGKILL) every process of LP2 until none is left or
+ *      LOCAL_FENCE_MS pass, then renames the directory to
+ *      instances/<id>.destroyed-<wall ms> and removes its workspace, keeping
+ *      instance.json and agent.log for post-mortems.
+ * LP5: the token is put into the agent's environment only (PV6); argv,
+ *      instance.json and logs never hold it. */
+#ifndef DUMONT_PROVIDER_LOCAL_H
+#define DUMONT_PROVIDER_LOCAL_H
+
+#include "provider/provider.h"
+
+#include <stddef.h>
+
+#define LOCAL_FENCE_MS 2000
+
+/* Opens the local provider (provider.c calls it): *ret_ops and *ret_st are
+ * the vtable and its state (freed by ops->close). */
+int local_open(const prov_config *cfg, const provider_ops **ret_ops, void **ret_st, char *err,
+               size_t errlen);
+
+#endif

@@ -1,0 +1,39 @@
+/* The local provider's GPU market: a JSON file of offers, and the pure search
+ * over it (provider.h PV1).
+ *
+ * File shape ($DUMONT_HOME/market.json unless prov_config.market_path):
+ *   {"offers": [{"id": "a-4090-1", "host": "local-a", "gpu_name": "RTX 4090",
+ *                "vram_gb": 24, "cuda": 12.4, "price_per_h": 0.35,
+ *                "region": "local-eu", "reliability": 0.98}, ...]}
+ *
+ * MK1: a market that does not parse, lacks a field, has a value out of range
+ *      (vram_gb 1..4096, cuda 0..100, price_per_h 0..10000, reliability 0..1,
+ *      strings non-empty and shorter than their field), a duplicate id or
+ *      more than PROV_OFFERS_MAX offers is refused whole, with an error naming
+ *      the file, the offer index and the field; it is never half-used.
+ * MK2: the file is read with a hard cap (MARKET_FILE_MAX).
+ * MK3: market_search() is pure and deterministic: same offers and query, same
+ *      answer (ties on price broken by reliability, then id). */
+#ifndef DUMONT_PROVIDER_MARKET_H
+#define DUMONT_PROVIDER_MARKET_H
+
+#include "provider/provider.h"
+
+#include <stddef.h>
+
+#define MARKET_FILE_MAX (1u << 20)
+
+/* The built-in default market (8 offers on 5 hosts) as JSON text. */
+const char *market_default_json(void);
+/* Parses JSON text (MK1). name is used in messages. *ret malloc'd. */
+int market_parse(const char *text, size_t len, const char *name, prov_offer **ret, size_t *ret_n,
+                 char *err, size_t errlen);
+/* Reads path (MK2); when missing and create is set, first writes the default
+ * market there (atomically, never over a file that appeared meanwhile). */
+int market_load(const char *path, int create, prov_offer **ret, size_t *ret_n, char *err,
+                size_t errlen);
+/* PV1 over offers[0..n): the compatible ones, ordered, at most max. */
+void market_search(const prov_offer *offers, size_t n, const prov_query *q, prov_offer *ret,
+                   size_t max, size_t *ret_n);
+
+#endif

@@ -1,0 +1,814 @@
+/* The s3:// store: objects in an S3-compatible bucket (AWS S3, Backblaze
+ * B2, Cloudflare R2, MinIO, s3rver), spoken to with libcurl, every request
+ * signed by our own SigV4 signer (sigv4.c). docs/store.md has the why.
+ *
+ * Settings (read once, at open; the store API takes a URL only, so this
+ * back end reads its own variables, as the file:// one needs none):
+ *   DUMONT_S3_ENDPOINT   http(s)://host[:port]       https://s3.REGION.amazonaws.com
+ *   DUMONT_S3_REGION     signing region              us-east-1 (B2: from B2_ENDPOINT)
+ *   DUMONT_S3_ADDRESSING path|virtual                path with an endpoint, else virtual
+ *   DUMONT_S3_CA_FILE    extra CA bundle (PEM)       system store
+ *   DUMONT_S3_PART_SIZE  multipart part bytes        16 MiB (>= 5 MiB)
+ *   DUMONT_S3_MULTIPART_THRESHOLD  bigger objects go multipart   32 MiB
+ *   DUMONT_S3_CONCURRENCY parallel parts/ranges      8
+ *   DUMONT_S3_TRIES      tries per request           6
+ *   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+ *   B2_ENDPOINT, B2_KEY_ID, B2_APPLICATION_KEY (used when the AWS ones are unset)
+ *
+ * S3-1: every request is signed (SigV4, x-amz-content-sha256 = SHA-256 of
+ *       the body); the secret key and session token never reach a log line,
+ *       an error message or the display URL (store.c S2).
+ * S3-2 (ST1): a reader sees a whole object or none: S3 makes an object
+ *       visible only when its PUT (or CompleteMultipartUpload) succeeds; a
+ *       multipart upload that fails is aborted (AbortMultipartUpload).
+ * S3-3 (ST2): put first asks HEAD; an existing object of the same length
+ *       and x-amz-meta-sha256 is left as it is. One that differs is damaged
+ *       (keys are content addressed or written once: a server that died
+ *       mid-write, like s3rver, can leave a torn object) and is written
+ *       again. Two racing writers of one key both write the same bytes.
+ * S3-4 (ST4): a put is durable when S3 answers 200, so sync() has nothing
+ *       to wait for.
+ * S3-5: every put stores x-amz-meta-sha256 (SHA-256 of the whole object);
+ *       every whole-object read checks it: a damaged object fails with
+ *       DM_E_PROTOCOL, never reaches the caller (and the mirror takes over).
+ * S3-6: get_range reads through a small cache of whole, verified objects
+ *       (CACHE_SLOTS of at most CACHE_OBJ_MAX bytes), so the bytes of a range
+ *       are checked too; a bigger object is read by plain ranged GETs (the
+ *       snapshot layer checks each chunk's hash anyway). Objects are
+ *       immutable (ST2), so a cached copy never goes stale.
+ * S3-7: retries: connection failures, timeouts, resets, 5xx, 429 and
+ *       RequestTimeout are retried up to `tries` times with exponential
+ *       backoff (250 ms doubling, capped at 8 s) and jitter; everything else
+ *       fails at once with one line naming the cause.
+ * S3-8: every response is untrusted: bodies go into fixed or capped buffers
+ *       (a GET never writes past the bytes asked for, XML answers are capped
+ *       at S3_XML_MAX, error bodies at S3_ERRBODY_MAX), header values are length
+ *       checked, numbers parsed with range checks, XML read by bounded
+ *       substring search (no entities but the five predefined and &#N;).
+ * S3-9: memory is bounded: a put never copies the caller's buffer; a get
+ *       holds the object plus one first part; at most `concurrency`
+ *       transfers run per call.
+ * Threads: the store may be called from many threads at once. Requests
+ * (s3_http.c) take curl easy handles from a pool (one per transfer, reused
+ * for keep-alive); the cache has its own lock. */
+#define _GNU_SOURCE
+#include "store/store_s3.h"
+
+#include "store/s3_http.h"
+#include "store/sigv4.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB           (1024u * 1024u)
+#define CACHE_SLOTS   4
+#define CACHE_OBJ_MAX (32u * MIB)
+#define DL_FIRST      (17u * MIB) /* first GET: a whole pack (16 MiB + header) */
+#define DL_PART       (8u * MIB)  /* then parallel ranged GETs of this size */
+#define MAX_PARTS     10000
+
+typedef struct {
+    char key[STORE_KEY_MAX];
+    uint8_t *data;
+    size_t len;
+    int state; /* C_EMPTY, C_LOADING, C_READY, C_BIG */
+    unsigned refs;
+    uint64_t used;
+} cache_slot;
+enum { C_EMPTY, C_LOADING, C_READY, C_BIG };
+
+typedef struct {
+    s3_conn c; /* endpoint, bucket, credentials, handle pool (s3_http.h) */
+    size_t part_size, threshold;
+    int concurrency;
+
+    pthread_mutex_t cmu; /* cache */
+    pthread_cond_t ccv;
+    cache_slot cache[CACHE_SLOTS];
+    uint64_t tick;
+} s3store;
+
+/* ---- put --------------------------------------------------------------------- */
+
+/* HEAD: *ret_exists; when it exists and sha/len are given, 1 only if the
+ * object has that length and no other x-amz-meta-sha256 (S3-3). */
+static int head_object(s3store *s, const char *key, const char *sha, size_t len, int *ret_exists,
+                       char *err, size_t errlen)
+{
+    s3_req r = {.method = "HEAD", .key = key};
+    int rc = s3_do(&s->c, &r, "head", err, errlen);
+    if (rc == 0) {
+        if (r.status == 200)
+            *ret_exists =
+                !sha || (r.have_clen && r.clen == len && (!r.rsha[0] || !strcmp(r.rsha, sha)));
+        else if (r.status == 404)
+            *ret_exists = 0;
+        else
+            rc = s3_fail(&s->c, &r, 1, "head", key, err, errlen);
+    }
+    s3_req_done(&r);
+    return rc;
+}
+
+typedef struct {
+    s3store *s;
+    const char *key, *upload_id;
+    const uint8_t *data;
+    size_t len, part;
+    char (*etags)[128];
+} mp_ctx;
+
+static int mp_part(void *ctx, size_t i, char *err, size_t errlen)
+{
+    mp_ctx *m = ctx;
+    size_t off = i * m->part, n = m->len - off < m->part ? m->len - off : m->part;
+    char num[16], query[1200], hash[65];
+    snprintf(num, sizeof num, "%zu", i + 1);
+    sigv4_pair q[] = {{"partNumber", num}, {"uploadId", m->upload_id}};
+    if (sigv4_canonical_query(q, 2, query, sizeof query) != 0)
+        return dm_fail(err, errlen, DM_E_TOO_BIG, "s3: upload id too long");
+    sigv4_sha256_hex(m->data + off, n, hash);
+    s3_req r = {.method = "PUT",
+                .key = m->key,
+                .query = query,
+                .body = m->data + off,
+                .body_len = n,
+                .payload_hash = hash,
+                .content_type = "application/octet-stream"};
+    int rc = s3_do(&m->s->c, &r, "upload part", err, errlen);
+    if (rc == 0 && (r.status != 200 || !r.etag[0]))
+        rc = r.status == 200
+                 ? dm_fail(err, errlen, DM_E_PROTOCOL, "s3: part %zu of %s: no ETag", i + 1, m->key)
+                 : s3_fail(&m->s->c, &r, 1, "upload part", m->key, err, errlen);
+    if (rc == 0)
+        memcpy(m->etags[i], r.etag, sizeof r.etag);
+    s3_req_done(&r);
+    return rc;
+}
+
+static int mp_abort(s3store *s, const char *key, const char *upload_id)
+{
+    char query[1200], e[256];
+    sigv4_pair q[] = {{"uploadId", upload_id}};
+    if (sigv4_canonical_query(q, 1, query, sizeof query) != 0)
+        return DM_E_TOO_BIG;
+    s3_req r = {.method = "DELETE", .key = key, .query = query};
+    int rc = s3_do(&s->c, &r, "abort upload", e, sizeof e);
+    if (rc || (r.status != 204 && r.status != 200 && r.status != 404))
+        log_warn("store.s3.abort_failed", "status=%ld", r.status);
+    s3_req_done(&r);
+    return rc;
+}
+
+static int mp_complete(s3store *s, const char *key, const char *upload_id, char (*etags)[128],
+                       size_t nparts, char *err, size_t errlen)
+{
+    char query[1200];
+    sigv4_pair q[] = {{"uploadId", upload_id}};
+    if (sigv4_canonical_query(q, 1, query, sizeof query) != 0)
+        return dm_fail(err, errlen, DM_E_TOO_BIG, "s3: upload id too long");
+    size_t cap = 64 + nparts * 200, len = 0;
+    char *xml = malloc(cap);
+    if (!xml)
+        return dm_fail(err, errlen, -ENOMEM, "s3: out of memory");
+    len += (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
+    for (size_t i = 0; i < nparts; i++)
+        len += (size_t)snprintf(xml + len, cap - len,
+                                "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                                etags[i]);
+    len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
+    s3_req r = {.method = "POST",
+                .key = key,
+                .query = query,
+                .body = xml,
+                .body_len = len,
+                .content_type = "application/xml"};
+    int rc = s3_do(&s->c, &r, "complete upload", err, errlen);
+    /* S3 may answer 200 and put the error in the body */
+    if (rc == 0 && (r.status != 200 || (r.dyn && strstr(r.dyn, "<Error>")))) {
+        if (r.status == 200 && r.dyn) {
+            size_t n = r.dyn_len < S3_ERRBODY_MAX - 1 ? r.dyn_len : S3_ERRBODY_MAX - 1;
+            memcpy(r.errbody, r.dyn, n);
+            r.errbody[n] = '\0';
+            r.errbody_len = n;
+            r.status = 500;
+        }
+        rc = s3_fail(&s->c, &r, 1, "complete upload", key, err, errlen);
+    }
+    s3_req_done(&r);
+    free(xml);
+    return rc;
+}
+
+static int put_multipart(s3store *s, const char *key, const uint8_t *data, size_t len,
+                         const char *sha, char *err, size_t errlen)
+{
+    size_t nparts = (len + s->part_size - 1) / s->part_size;
+    if (nparts > MAX_PARTS)
+        return dm_fail(err, errlen, DM_E_TOO_BIG,
+                       "s3: put %s: %zu bytes need more than %d parts of %zu bytes", key, len,
+                       MAX_PARTS, s->part_size);
+    char upload_id[1024];
+    s3_req r = {.method = "POST",
+                .key = key,
+                .query = "uploads=",
+                .meta_sha = sha,
+                .content_type = "application/octet-stream"};
+    int rc = s3_do(&s->c, &r, "start upload", err, errlen);
+    if (rc == 0 && r.status != 200)
+        rc = s3_fail(&s->c, &r, 1, "start upload", key, err, errlen);
+    if (rc == 0 && (!r.dyn ||
+                    s3_xml_text(r.dyn, r.dyn + r.dyn_len, "UploadId", upload_id, sizeof upload_id,
+                                NULL) != 0 ||
+                    !upload_id[0]))
+        rc = dm_fail(err, errlen, DM_E_PROTOCOL, "s3: start upload %s: no UploadId in the answer",
+                     key);
+    s3_req_done(&r);
+    if (rc)
+        return rc;
+    mp_ctx m = {s, key, upload_id, data, len, s->part_size, calloc(nparts, sizeof *m.etags)};
+    if (!m.etags)
+        rc = dm_fail(err, errlen, -ENOMEM, "s3: out of memory");
+    if (rc == 0)
+        rc = s3_par_run(mp_part, &m, nparts, s->concurrency, err, errlen);
+    if (rc == 0)
+        rc = mp_complete(s, key, upload_id, m.etags, nparts, err, errlen);
+    if (rc) /* S3-2: nothing half-written stays behind */
+        mp_abort(s, key, upload_id);
+    free(m.etags);
+    return rc;
+}
+
+static int s3_put(void *st, const char *key, const void *data, size_t len, int flags, char *err,
+                  size_t errlen)
+{
+    s3store *s = st;
+    int exists = 0;
+    char sha[65];
+    (void)flags;                                  /* S3-4: every put is durable on return */
+    sigv4_sha256_hex(data ? data : "", len, sha); /* payload hash and S3-5 */
+    int rc = head_object(s, key, sha, len, &exists, err, errlen);
+    if (rc || exists) /* S3-3 */
+        return rc;
+    if (len > s->threshold)
+        return put_multipart(s, key, data, len, sha, err, errlen);
+    s3_req r = {.method = "PUT",
+                .key = key,
+                .body = data,
+                .body_len = len,
+                .payload_hash = sha,
+                .meta_sha = sha,
+                .content_type = "application/octet-stream"};
+    rc = s3_do(&s->c, &r, "put", err, errlen);
+    if (rc == 0 && r.status != 200)
+        rc = s3_fail(&s->c, &r, 1, "put", key, err, errlen);
+    s3_req_done(&r);
+    return rc;
+}
+
+static int s3_sync(void *st, char *err, size_t errlen)
+{
+    (void)st, (void)err, (void)errlen;
+    return 0; /* S3-4 */
+}
+
+/* ---- get -------------------------------------------------------------------- */
+
+typedef struct {
+    s3store *s;
+    const char *key;
+    uint8_t *buf;
+    size_t first, total;
+} dl_ctx;
+
+static int dl_part(void *ctx, size_t i, char *err, size_t errlen)
+{
+    dl_ctx *d = ctx;
+    size_t off = d->first + i * DL_PART;
+    size_t n = d->total - off < DL_PART ? d->total - off : DL_PART;
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%zu-%zu", off, off + n - 1);
+    s3_req r = {
+        .method = "GET", .key = d->key, .range = range, .sink = d->buf + off, .sink_cap = n};
+    int rc = s3_do(&d->s->c, &r, "get", err, errlen);
+    if (rc == 0 && (r.status != 206 || r.got != n))
+        rc = r.status == 206
+                 ? dm_fail(err, errlen, DM_E_PROTOCOL, "s3: get %s: short range (%zu of %zu bytes)",
+                           d->key, r.got, n)
+                 : s3_fail(&d->s->c, &r, 1, "get", d->key, err, errlen);
+    s3_req_done(&r);
+    return rc;
+}
+
+/* The whole object, at most max_len bytes, fetched as one ranged GET and
+ * then parallel ranged GETs for the rest, checked against its
+ * x-amz-meta-sha256 (S3-5). */
+static int fetch_whole(s3store *s, const char *key, size_t max_len, uint8_t **ret, size_t *ret_len,
+                       char *err, size_t errlen)
+{
+    size_t fcap = max_len < DL_FIRST ? max_len : DL_FIRST;
+    uint8_t *buf = malloc(fcap ? fcap : 1);
+    if (!buf)
+        return dm_fail(err, errlen, -ENOMEM, "s3: out of memory");
+    char range[64], sha[65];
+    snprintf(range, sizeof range, "bytes=0-%zu", fcap ? fcap - 1 : 0);
+    s3_req r = {.method = "GET", .key = key, .range = range, .sink = buf, .sink_cap = fcap};
+    size_t total = 0;
+    int rc = s3_do(&s->c, &r, "get", err, errlen);
+    if (rc)
+        goto out;
+    if (r.status == 416) { /* an empty object has no byte 0 */
+        total = 0;
+    } else if (r.status == 206 && r.have_total) {
+        total = r.total > SIZE_MAX ? SIZE_MAX : (size_t)r.total;
+    } else if (r.status == 200 && r.have_clen) { /* range ignored: whole object */
+        total = r.clen > SIZE_MAX ? SIZE_MAX : (size_t)r.clen;
+    } else {
+        rc = r.status / 100 == 2
+                 ? dm_fail(err, errlen, DM_E_PROTOCOL, "s3: get %s: answer without its size", key)
+                 : s3_fail(&s->c, &r, 1, "get", key, err, errlen);
+        goto out;
+    }
+    if (total > max_len) { /* ST3 */
+        rc = dm_fail(err, errlen, DM_E_TOO_BIG, "s3: get %s: %zu bytes, cap %zu", key, total,
+                     max_len);
+        goto out;
+    }
+    snprintf(sha, sizeof sha, "%s", r.rsha);
+    if (total > r.got) {
+        if (r.status != 206) { /* a 200 larger than the first part: not a range server */
+            rc = dm_fail(err, errlen, DM_E_PROTOCOL, "s3: get %s: range not honoured", key);
+            goto out;
+        }
+        uint8_t *all = malloc(total);
+        if (!all) {
+            rc = dm_fail(err, errlen, -ENOMEM, "s3: out of memory");
+            goto out;
+        }
+        memcpy(all, buf, r.got);
+        free(buf);
+        buf = all;
+        dl_ctx d = {s, key, buf, r.got, total};
+        size_t nparts = (total - r.got + DL_PART - 1) / DL_PART;
+        if ((rc = s3_par_run(dl_part, &d, nparts, s->concurrency, err, errlen)) != 0)
+            goto out;
+    } else if (r.got != total) {
+        rc = dm_fail(err, errlen, DM_E_PROTOCOL, "s3: get %s: %zu of %zu bytes came", key, r.got,
+                     total);
+        goto out;
+    }
+    if (sha[0]) {
+        char got[65];
+        sigv4_sha256_hex(buf, total, got);
+        if (strcmp(got, sha) != 0) {
+            rc = dm_fail(err, errlen, DM_E_PROTOCOL,
+                         "s3: get %s: damaged object: content does not match its "
+                         "x-amz-meta-sha256",
+                         key);
+            goto out;
+        }
+    }
+    *ret = buf;
+    *ret_len = total;
+    buf = NULL;
+out:
+    s3_req_done(&r);
+    free(buf);
+    return rc;
+}
+
+static int s3_get(void *st, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
+                  char *err, size_t errlen)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = fetch_whole(st, key, max_len, &buf, &len, err, errlen);
+    if (rc == 0) {
+        *ret_data = buf;
+        *ret_len = len;
+    }
+    return rc;
+}
+
+static int range_direct(s3store *s, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                        size_t errlen)
+{
+    if (len == 0)
+        return 0;
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
+             (unsigned long long)(off + len - 1));
+    s3_req r = {.method = "GET", .key = key, .range = range, .sink = buf, .sink_cap = len};
+    int rc = s3_do(&s->c, &r, "get", err, errlen);
+    if (rc == 0 && r.status == 416)
+        rc = dm_fail(err, errlen, DM_E_PROTOCOL,
+                     "s3: get %s: object too short for %zu bytes at "
+                     "offset %llu",
+                     key, len, (unsigned long long)off);
+    else if (rc == 0 && (r.status != 206 || r.got != len))
+        rc = r.status / 100 == 2 ? dm_fail(err, errlen, DM_E_PROTOCOL,
+                                           "s3: get %s: %zu of %zu bytes at offset %llu", key,
+                                           r.got, len, (unsigned long long)off)
+                                 : s3_fail(&s->c, &r, 1, "get", key, err, errlen);
+    s3_req_done(&r);
+    return rc;
+}
+
+/* Finds key's slot or claims one for it (LRU among the idle); NULL when
+ * every slot is busy (loading, or being copied from). Cache lock held. */
+static cache_slot *cache_slot_for(s3store *s, const char *key, int *ret_new)
+{
+    cache_slot *victim = NULL;
+    *ret_new = 0;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        cache_slot *c = &s->cache[i];
+        if (c->state != C_EMPTY && strcmp(c->key, key) == 0)
+            return c;
+        if (c->state == C_LOADING || c->refs)
+            continue;
+        if (!victim || c->state == C_EMPTY || (victim->state != C_EMPTY && c->used < victim->used))
+            victim = c;
+    }
+    if (victim) {
+        free(victim->data);
+        *victim = (cache_slot){.state = C_LOADING};
+        snprintf(victim->key, sizeof victim->key, "%s", key);
+        *ret_new = 1;
+    }
+    return victim;
+}
+
+static int s3_get_range(void *st, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                        size_t errlen)
+{
+    s3store *s = st;
+    int rc = 0, fresh;
+    pthread_mutex_lock(&s->cmu);
+    for (;;) {
+        cache_slot *c = cache_slot_for(s, key, &fresh);
+        if (!c) { /* every slot busy: one frees soon (loads end, copies are short) */
+            pthread_cond_wait(&s->ccv, &s->cmu);
+            continue;
+        }
+        if (c->state == C_BIG) { /* S3-6: not cached */
+            pthread_mutex_unlock(&s->cmu);
+            return range_direct(s, key, off, len, buf, err, errlen);
+        }
+        if (c->state == C_LOADING && !fresh) {
+            pthread_cond_wait(&s->ccv, &s->cmu);
+            continue;
+        }
+        if (c->state == C_READY) {
+            c->refs++;
+            c->used = ++s->tick;
+            pthread_mutex_unlock(&s->cmu);
+            if (off > c->len || len > c->len - off)
+                rc = dm_fail(err, errlen, DM_E_PROTOCOL,
+                             "s3: get %s: object too short for %zu bytes at offset %llu", key, len,
+                             (unsigned long long)off);
+            else if (len)
+                memcpy(buf, c->data + off, len);
+            pthread_mutex_lock(&s->cmu);
+            if (--c->refs == 0)
+                pthread_cond_broadcast(&s->ccv);
+            pthread_mutex_unlock(&s->cmu);
+            return rc;
+        }
+        pthread_mutex_unlock(&s->cmu); /* fresh: we load it */
+        uint8_t *data = NULL;
+        size_t dlen = 0;
+        rc = fetch_whole(s, key, CACHE_OBJ_MAX, &data, &dlen, err, errlen);
+        pthread_mutex_lock(&s->cmu);
+        c->data = data;
+        c->len = dlen;
+        c->used = ++s->tick;
+        c->state = rc == 0 ? C_READY : rc == DM_E_TOO_BIG ? C_BIG : C_EMPTY;
+        pthread_cond_broadcast(&s->ccv);
+        if (rc && rc != DM_E_TOO_BIG) {
+            pthread_mutex_unlock(&s->cmu);
+            return rc;
+        }
+        rc = 0;
+    }
+}
+
+static int s3_exists(void *st, const char *key, int *ret_exists, char *err, size_t errlen)
+{
+    return head_object(st, key, NULL, 0, ret_exists, err, errlen);
+}
+
+/* ---- list, delete ---------------------------------------------------------- */
+
+/* Calls fn for each <Contents> of one ListObjectsV2 page; *ret_token gets
+ * the continuation token ("" when the listing is complete). */
+static int list_page(s3store *s, const char *xml, size_t len, store_list_fn fn, void *ctx,
+                     char *token, size_t tokenlen, char *err, size_t errlen)
+{
+    const char *p = xml, *end = xml + len;
+    char key[STORE_KEY_MAX + 160], size_s[32], trunc[16] = "";
+    size_t plen = strlen(s->c.prefix);
+    for (;;) {
+        const char *a = memmem(p, (size_t)(end - p), "<Contents>", 10);
+        const char *b = a ? memmem(a, (size_t)(end - a), "</Contents>", 11) : NULL;
+        if (!a || !b)
+            break;
+        uint64_t size = 0;
+        p = b + 11;
+        if (s3_xml_text(a, b, "Key", key, sizeof key, NULL) != 0 ||
+            s3_xml_text(a, b, "Size", size_s, sizeof size_s, NULL) != 0 ||
+            s3_parse_u64n(size_s, strlen(size_s), &size) != 0)
+            continue;
+        const char *k = key;
+        if (plen) {
+            if (strncmp(key, s->c.prefix, plen) != 0 || key[plen] != '/')
+                continue;
+            k = key + plen + 1;
+        }
+        if (!store_key_valid(k))
+            continue; /* not one of ours (a folder marker, a foreign name) */
+        int rc = fn(k, size, ctx);
+        if (rc)
+            return rc;
+    }
+    token[0] = '\0';
+    s3_xml_text(xml, end, "IsTruncated", trunc, sizeof trunc, NULL);
+    if (strcmp(trunc, "true") == 0 &&
+        (s3_xml_text(xml, end, "NextContinuationToken", token, tokenlen, NULL) != 0 || !token[0]))
+        return dm_fail(err, errlen, DM_E_PROTOCOL,
+                       "s3: list: truncated answer without a usable continuation token");
+    return 0;
+}
+
+static int s3_list(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+                   size_t errlen)
+{
+    s3store *s = st;
+    char full[STORE_KEY_MAX + 160], token[1024] = "", prev[1024] = "", query[4096];
+    snprintf(full, sizeof full, "%s%s%s", s->c.prefix, s->c.prefix[0] ? "/" : "", prefix);
+    int rc = 0;
+    for (int page = 0; page < 1000000; page++) {
+        sigv4_pair q[3] = {{"list-type", "2"}, {"prefix", full}, {"continuation-token", token}};
+        if (sigv4_canonical_query(q, token[0] ? 3 : 2, query, sizeof query) != 0)
+            return dm_fail(err, errlen, DM_E_TOO_BIG, "s3: list: continuation token too long");
+        s3_req r = {.method = "GET", .query = query};
+        rc = s3_do(&s->c, &r, "list", err, errlen);
+        if (rc == 0 && r.status != 200)
+            rc = s3_fail(&s->c, &r, 1, "list", prefix, err, errlen);
+        if (rc == 0 && r.overflow)
+            rc = dm_fail(err, errlen, DM_E_TOO_BIG, "s3: list: answer over %u bytes", S3_XML_MAX);
+        snprintf(prev, sizeof prev, "%s", token);
+        if (rc == 0)
+            rc = list_page(s, r.dyn ? r.dyn : "", r.dyn_len, fn, ctx, token, sizeof token, err,
+                           errlen);
+        s3_req_done(&r);
+        if (rc || !token[0])
+            return rc;
+        if (strcmp(token, prev) == 0)
+            return dm_fail(err, errlen, DM_E_PROTOCOL, "s3: list: the server repeats its token");
+    }
+    return dm_fail(err, errlen, DM_E_TOO_BIG, "s3: list: too many pages");
+}
+
+static int s3_del(void *st, const char *key, char *err, size_t errlen)
+{
+    s3store *s = st;
+    s3_req r = {.method = "DELETE", .key = key};
+    int rc = s3_do(&s->c, &r, "delete", err, errlen);
+    if (rc == 0 && r.status / 100 != 2 && r.status != 404)
+        rc = s3_fail(&s->c, &r, 1, "delete", key, err, errlen);
+    s3_req_done(&r);
+    return rc;
+}
+
+static void s3_close(void *st)
+{
+    s3store *s = st;
+    if (!s)
+        return;
+    s3_conn_done(&s->c);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        free(s->cache[i].data);
+    pthread_mutex_destroy(&s->cmu);
+    pthread_cond_destroy(&s->ccv);
+    OPENSSL_cleanse(s, sizeof *s); /* S3-1 */
+    free(s);
+}
+
+static const store_ops s3_ops = {
+    .scheme = "s3",
+    .put = s3_put,
+    .sync = s3_sync,
+    .get = s3_get,
+    .get_range = s3_get_range,
+    .exists = s3_exists,
+    .list = s3_list,
+    .del = s3_del,
+    .close = s3_close,
+};
+
+/* ---- settings ---------------------------------------------------------------- */
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static int copy_setting(char *dst, size_t cap, const char *v, const char *name, char *err,
+                        size_t errlen)
+{
+    if (strlen(v) >= cap)
+        return dm_fail(err, errlen, DM_E_INVALID, "%s is too long", name);
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int env_num(const char *name, int64_t min, int64_t max, int64_t def, int64_t *ret, char *err,
+                   size_t errlen)
+{
+    const char *v = env(name);
+    *ret = def;
+    if (v && parse_i64(v, min, max, ret) != 0)
+        return dm_fail(err, errlen, DM_E_INVALID, "%s must be a number from %lld to %lld", name,
+                       (long long)min, (long long)max);
+    return 0;
+}
+
+/* "https://host[:port][/]" -> scheme, hostport. */
+static int parse_endpoint(s3store *s, const char *ep, char *err, size_t errlen)
+{
+    const char *h = ep;
+    snprintf(s->c.scheme, sizeof s->c.scheme, "https");
+    if (strncmp(ep, "https://", 8) == 0)
+        h = ep + 8;
+    else if (strncmp(ep, "http://", 7) == 0)
+        h = ep + 7, snprintf(s->c.scheme, sizeof s->c.scheme, "http");
+    else if (strstr(ep, "://"))
+        return dm_fail(err, errlen, DM_E_INVALID, "s3: endpoint must be http:// or https://");
+    size_t n = strcspn(h, "/");
+    if (n == 0 || n >= sizeof s->c.hostport || (h[n] && strcmp(h + n, "/") != 0) ||
+        strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") < n)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "s3: endpoint must be http(s)://host[:port] with no path");
+    memcpy(s->c.hostport, h, n);
+    s->c.hostport[n] = '\0';
+    return 0;
+}
+
+/* "bucket[/prefix]" (after s3://). */
+static int parse_bucket(s3store *s, const char *rest, char *err, size_t errlen)
+{
+    size_t n = strcspn(rest, "/");
+    if (n < 3 || n >= sizeof s->c.bucket ||
+        strspn(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") < n)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "s3: bad bucket name in s3://BUCKET/PREFIX (3-63 of [a-z0-9.-])");
+    memcpy(s->c.bucket, rest, n);
+    s->c.bucket[n] = '\0';
+    const char *p = rest + n;
+    while (*p == '/')
+        p++;
+    size_t plen = strlen(p);
+    while (plen && p[plen - 1] == '/')
+        plen--;
+    if (plen >= sizeof s->c.prefix)
+        return dm_fail(err, errlen, DM_E_INVALID, "s3: prefix too long");
+    memcpy(s->c.prefix, p, plen);
+    s->c.prefix[plen] = '\0';
+    if (plen && !store_key_valid(s->c.prefix))
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "s3: bad prefix in s3://BUCKET/PREFIX (components of [A-Za-z0-9._-])");
+    return 0;
+}
+
+/* B2's endpoint names its region: s3.<region>.backblazeb2.com */
+static void region_from_endpoint(const char *hostport, char *out, size_t outlen)
+{
+    const char *a = strncmp(hostport, "s3.", 3) == 0 ? hostport + 3 : NULL;
+    const char *b = a ? strstr(a, ".backblazeb2.com") : NULL;
+    if (a && b && b > a && (size_t)(b - a) < outlen) {
+        memcpy(out, a, (size_t)(b - a));
+        out[b - a] = '\0';
+    }
+}
+
+static int load_credentials(s3store *s, char *err, size_t errlen)
+{
+    const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
+    if (!ak && !sk) {
+        ak = env("B2_KEY_ID");
+        sk = env("B2_APPLICATION_KEY");
+    }
+    if (!ak || !sk)
+        return dm_fail(err, errlen, DM_E_UNAUTHORIZED,
+                       "s3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                       "(or B2_KEY_ID and B2_APPLICATION_KEY)");
+    const char *tok = env("AWS_SESSION_TOKEN");
+    int rc =
+        copy_setting(s->c.access_key, sizeof s->c.access_key, ak, "the access key id", err, errlen);
+    if (rc == 0)
+        rc = copy_setting(s->c.secret_key, sizeof s->c.secret_key, sk, "the secret key", err,
+                          errlen);
+    if (rc == 0 && tok)
+        rc = copy_setting(s->c.session_token, sizeof s->c.session_token, tok, "AWS_SESSION_TOKEN",
+                          err, errlen);
+    if (rc == 0 && (strpbrk(s->c.access_key, "/\r\n ") || strpbrk(s->c.session_token, "\r\n")))
+        rc = dm_fail(err, errlen, DM_E_INVALID, "s3: the access key id or token is malformed");
+    return rc;
+}
+
+static int load_settings(s3store *s, char *err, size_t errlen)
+{
+    const char *ep = env("DUMONT_S3_ENDPOINT");
+    if (!ep)
+        ep = env("B2_ENDPOINT");
+    const char *reg = env("DUMONT_S3_REGION");
+    int rc = 0;
+    if (reg)
+        rc = copy_setting(s->c.region, sizeof s->c.region, reg, "DUMONT_S3_REGION", err, errlen);
+    if (rc == 0 && ep)
+        rc = parse_endpoint(s, ep, err, errlen);
+    if (rc == 0 && ep && !reg)
+        region_from_endpoint(s->c.hostport, s->c.region, sizeof s->c.region);
+    if (!s->c.region[0])
+        snprintf(s->c.region, sizeof s->c.region, "us-east-1");
+    if (rc == 0 &&
+        strspn(s->c.region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(s->c.region))
+        rc = dm_fail(err, errlen, DM_E_INVALID, "DUMONT_S3_REGION must be like us-east-1");
+    if (rc == 0 && !ep) {
+        snprintf(s->c.scheme, sizeof s->c.scheme, "https");
+        snprintf(s->c.hostport, sizeof s->c.hostport, "s3.%s.amazonaws.com", s->c.region);
+    }
+    const char *addr = env("DUMONT_S3_ADDRESSING");
+    s->c.virtual_host = !ep;
+    if (rc == 0 && addr) {
+        if (strcmp(addr, "path") == 0 || strcmp(addr, "virtual") == 0)
+            s->c.virtual_host = addr[0] == 'v';
+        else
+            rc = dm_fail(err, errlen, DM_E_INVALID, "DUMONT_S3_ADDRESSING must be path or virtual");
+    }
+    const char *ca = env("DUMONT_S3_CA_FILE");
+    if (rc == 0 && ca)
+        rc = copy_setting(s->c.ca_file, sizeof s->c.ca_file, ca, "DUMONT_S3_CA_FILE", err, errlen);
+    int64_t part, thr, conc, tries;
+    if (rc == 0)
+        rc = env_num("DUMONT_S3_PART_SIZE", 5 * (int64_t)MIB, 5120 * (int64_t)MIB, 16 * MIB, &part,
+                     err, errlen);
+    if (rc == 0)
+        rc = env_num("DUMONT_S3_MULTIPART_THRESHOLD", 5 * (int64_t)MIB, INT64_MAX / 2, 32 * MIB,
+                     &thr, err, errlen);
+    if (rc == 0)
+        rc = env_num("DUMONT_S3_CONCURRENCY", 1, 64, 8, &conc, err, errlen);
+    if (rc == 0)
+        rc = env_num("DUMONT_S3_TRIES", 1, 20, 6, &tries, err, errlen);
+    if (rc)
+        return rc;
+    s->part_size = (size_t)part;
+    s->threshold = (size_t)thr;
+    s->concurrency = (int)conc;
+    s->c.tries = (int)tries;
+    return load_credentials(s, err, errlen);
+}
+
+int store_s3_open(const char *rest, const store_ops **ret_ops, void **ret_st, char *display,
+                  size_t displaylen, char *err, size_t errlen)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* thread-safe since 7.84 */
+        return dm_fail(err, errlen, DM_E_INTERNAL, "s3: libcurl did not initialise");
+    s3store *s = calloc(1, sizeof *s);
+    if (!s)
+        return dm_fail(err, errlen, -ENOMEM, "s3: out of memory");
+    int rc = parse_bucket(s, rest, err, errlen);
+    if (rc == 0)
+        rc = load_settings(s, err, errlen);
+    if (rc) {
+        OPENSSL_cleanse(s, sizeof *s);
+        free(s);
+        return rc;
+    }
+    s3_conn_init(&s->c);
+    pthread_mutex_init(&s->cmu, NULL);
+    pthread_cond_init(&s->ccv, NULL);
+    /* S2: bucket, prefix and endpoint only */
+    snprintf(display, displaylen, "s3://%s%s%s (%s://%s)", s->c.bucket, s->c.prefix[0] ? "/" : "",
+             s->c.prefix, s->c.scheme, s->c.hostport);
+    *ret_ops = &s3_ops;
+    *ret_st = s;
+    return 0;
+}

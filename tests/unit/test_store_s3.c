@@ -1,0 +1,189 @@
+/* store/store_s3.c settings and store/store_mirror.c, without a server:
+ *   - s3:// URLs and settings are validated at open, nothing is sent (S3-8);
+ *   - store_url() names bucket, prefix and endpoint, never a secret (S2, S3-1);
+ *   - the B2 variables alone give credentials, endpoint and region;
+ *   - an unreachable endpoint fails with one line after the tries (S3-7);
+ *   - the mirror writes both stores and reads the mirror when the primary
+ *     lacks an object (M1, M2), and reports a mirror failure as its own (M1).
+ * The real server is in tests/integration/test_s3_store.sh. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "util/error.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *vars[] = {"AWS_ACCESS_KEY_ID",
+                             "AWS_SECRET_ACCESS_KEY",
+                             "AWS_SESSION_TOKEN",
+                             "B2_ENDPOINT",
+                             "B2_KEY_ID",
+                             "B2_APPLICATION_KEY",
+                             "B2_BUCKET",
+                             "DUMONT_S3_ENDPOINT",
+                             "DUMONT_S3_REGION",
+                             "DUMONT_S3_ADDRESSING",
+                             "DUMONT_S3_PART_SIZE",
+                             "DUMONT_S3_CONCURRENCY",
+                             "DUMONT_S3_TRIES",
+                             "DUMONT_S3_CA_FILE",
+                             "DUMONT_S3_MULTIPART_THRESHOLD",
+                             "DUMONT_STORE_MIRROR"};
+
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    return 0;
+}
+
+static void test_open_validates(void **state)
+{
+    (void)state;
+    char err[512];
+    dm_store *s = NULL;
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), DM_E_UNAUTHORIZED);
+    assert_non_null(strstr(err, "no credentials"));
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "very-secret-key", 1);
+    assert_int_equal(store_open("s3://b/p", &s, err, sizeof err), DM_E_INVALID); /* short bucket */
+    assert_int_equal(store_open("s3://bu*cket/p", &s, err, sizeof err), DM_E_INVALID);
+    assert_int_equal(store_open("s3://bucket/../x", &s, err, sizeof err), DM_E_INVALID);
+    assert_int_equal(store_open("s3://bucket/a//b", &s, err, sizeof err), DM_E_INVALID);
+    setenv("DUMONT_S3_ENDPOINT", "ftp://host", 1);
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), DM_E_INVALID);
+    setenv("DUMONT_S3_ENDPOINT", "http://host/path", 1);
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), DM_E_INVALID);
+    setenv("DUMONT_S3_ENDPOINT", "http://127.0.0.1:9000", 1);
+    setenv("DUMONT_S3_PART_SIZE", "1024", 1); /* below S3's 5 MiB minimum */
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), DM_E_INVALID);
+    unsetenv("DUMONT_S3_PART_SIZE");
+    setenv("DUMONT_S3_ADDRESSING", "sideways", 1);
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), DM_E_INVALID);
+    unsetenv("DUMONT_S3_ADDRESSING");
+    setenv("DUMONT_S3_CONCURRENCY", "0", 1);
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), DM_E_INVALID);
+    unsetenv("DUMONT_S3_CONCURRENCY");
+    assert_null(s);
+}
+
+static void test_display_has_no_secret(void **state)
+{
+    (void)state;
+    char err[512];
+    dm_store *s = NULL;
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "very-secret-key", 1);
+    setenv("AWS_SESSION_TOKEN", "session-token-value", 1);
+    setenv("DUMONT_S3_ENDPOINT", "https://s3.example.com", 1);
+    assert_int_equal(store_open("s3://my-bucket/dumont/", &s, err, sizeof err), 0);
+    assert_string_equal(store_url(s), "s3://my-bucket/dumont (https://s3.example.com)");
+    assert_null(strstr(store_url(s), "secret"));
+    assert_null(strstr(store_url(s), "AKID"));
+    store_close(s);
+}
+
+static void test_b2_variables(void **state)
+{
+    (void)state;
+    char err[512];
+    dm_store *s = NULL;
+    setenv("B2_ENDPOINT", "https://s3.us-west-004.backblazeb2.com", 1);
+    setenv("B2_KEY_ID", "0040000000000000000000001", 1);
+    setenv("B2_APPLICATION_KEY", "K004secret", 1);
+    assert_int_equal(store_open("s3://seed-bucket/dumont", &s, err, sizeof err), 0);
+    assert_string_equal(store_url(s),
+                        "s3://seed-bucket/dumont (https://s3.us-west-004.backblazeb2.com)");
+    store_close(s);
+}
+
+static void test_unreachable(void **state)
+{
+    (void)state;
+    char err[512];
+    dm_store *s = NULL;
+    int exists = 7;
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "very-secret-key", 1);
+    setenv("DUMONT_S3_ENDPOINT", "http://127.0.0.1:1", 1); /* nothing listens on port 1 */
+    setenv("DUMONT_S3_TRIES", "2", 1);
+    assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), 0);
+    assert_int_equal(store_exists(s, "a/b", &exists, err, sizeof err), DM_E_UNAVAILABLE);
+    assert_int_equal(exists, 7); /* ret_* untouched on failure */
+    assert_non_null(strstr(err, "cannot reach http://127.0.0.1:1"));
+    assert_null(strchr(err, '\n'));
+    assert_null(strstr(err, "very-secret-key"));
+    store_close(s);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void test_mirror(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/dumont-test-mirror.XXXXXX", url_p[128], url_m[128], err[512], path[256];
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(url_p, sizeof url_p, "file://%s/p", tmpl);
+    snprintf(url_m, sizeof url_m, "file://%s/m", tmpl);
+    setenv("DUMONT_STORE_MIRROR", url_m, 1);
+    dm_store *s = NULL;
+    assert_int_equal(store_open(url_p, &s, err, sizeof err), 0);
+    assert_non_null(strstr(store_url(s), "(mirror file://"));
+    assert_int_equal(store_put(s, "packs/ab/x", "hello", 5, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/m/packs/ab/x", tmpl);
+    assert_int_equal(access(path, F_OK), 0); /* M1: written twice */
+    snprintf(path, sizeof path, "%s/p/packs/ab/x", tmpl);
+    assert_int_equal(unlink(path), 0); /* the primary loses it */
+    void *data = NULL;
+    size_t len = 0;
+    char buf[3];
+    assert_int_equal(store_get(s, "packs/ab/x", 100, &data, &len, err, sizeof err), 0); /* M2 */
+    assert_int_equal(len, 5);
+    assert_memory_equal(data, "hello", 5);
+    free(data);
+    assert_int_equal(store_get_range(s, "packs/ab/x", 1, 3, buf, err, sizeof err), 0);
+    assert_memory_equal(buf, "ell", 3);
+    assert_int_equal(store_get(s, "packs/ab/x", 2, &data, &len, err, sizeof err), DM_E_TOO_BIG);
+    assert_int_equal(store_get(s, "packs/zz/none", 9, &data, &len, err, sizeof err),
+                     DM_E_NOT_FOUND);
+    assert_non_null(strstr(err, "mirror file://")); /* both errors named */
+    assert_int_equal(store_delete(s, "packs/ab/x", err, sizeof err), 0);
+    store_close(s);
+
+    /* M1: a mirror that cannot be written fails the put with its own message */
+    snprintf(url_m, sizeof url_m, "file://%s/m/file-not-dir", tmpl);
+    snprintf(path, sizeof path, "%s/m/file-not-dir", tmpl);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    setenv("DUMONT_STORE_MIRROR", url_m, 1);
+    assert_int_not_equal(store_open(url_p, &s, err, sizeof err), 0);
+    assert_non_null(strstr(err, "DUMONT_STORE_MIRROR"));
+    unsetenv("DUMONT_STORE_MIRROR");
+    assert_int_equal(nftw(tmpl, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_open_validates, clear_env),
+        cmocka_unit_test_setup(test_display_has_no_secret, clear_env),
+        cmocka_unit_test_setup(test_b2_variables, clear_env),
+        cmocka_unit_test_setup(test_unreachable, clear_env),
+        cmocka_unit_test_setup(test_mirror, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
