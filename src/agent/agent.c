@@ -6,6 +6,7 @@
  * goes to the API's host at that port over a connected UDP socket. */
 #include "agent/agent.h"
 
+#include "agent/agent_http.h"
 #include "agent/preempt.h"
 #include "agent/probe.h"
 #include "agent/snapshots.h"
@@ -63,23 +64,6 @@ void agent_opts_init(agent_opts *o)
 
 /* ---- registration -------------------------------------------------------- */
 
-typedef struct {
-    char buf[REG_BODY_MAX];
-    size_t len;
-} reg_body;
-
-static size_t reg_data(char *p, size_t sz, size_t n, void *ctx)
-{
-    reg_body *b = ctx;
-    size_t add = sz * n;
-    if (b->len + add >= sizeof b->buf)
-        return 0;
-    memcpy(b->buf + b->len, p, add);
-    b->len += add;
-    b->buf[b->len] = '\0';
-    return add;
-}
-
 static char *register_body(const agent_opts *o)
 {
     char host[128] = "";
@@ -97,9 +81,9 @@ static char *register_body(const agent_opts *o)
 }
 
 /* The answer: key (A1) and port. */
-static int read_answer(agent *a, const reg_body *b, char *err, size_t errlen)
+static int read_answer(agent *a, const char *body, size_t len, char *err, size_t errlen)
 {
-    json_t *j = json_loadb(b->buf, b->len, 0, NULL);
+    json_t *j = json_loadb(body, len, 0, NULL);
     const char *key = json_string_value(json_object_get(j, "key"));
     json_int_t port = json_integer_value(json_object_get(j, "heartbeat_port"));
     int rc = 0;
@@ -113,46 +97,29 @@ static int read_answer(agent *a, const reg_body *b, char *err, size_t errlen)
 
 static int register_once(agent *a, char *err, size_t errlen)
 {
-    char url[1200], auth[400];
-    reg_body b = {.len = 0};
+    char url[1200], body[REG_BODY_MAX], why[256] = "";
     char *post = register_body(a->o);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    int rc = DM_E_UNAVAILABLE;
+    int rc;
     snprintf(url, sizeof url, "%s/api/instances/register", a->o->server_url);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", a->o->token);
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, auth);
-    explicit_bzero(auth, sizeof auth);
-    if (!post || !c || !h) {
+    agent_req r = {.url = url,
+                   .token = a->o->token,
+                   .json = post,
+                   .timeout_ms = 10000,
+                   .buf = body,
+                   .cap = sizeof body};
+    long status = post ? agent_http(&r, why, sizeof why) : 0;
+    if (!post)
         rc = dm_fail(err, errlen, -ENOMEM, "out of memory");
-        goto out;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reg_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (cc != CURLE_OK)
-        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot reach %s: %s", a->o->server_url,
-                     curl_easy_strerror(cc));
+    else if (status == 0)
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot reach %s: %s", a->o->server_url, why);
     else if (status == 401)
         rc = dm_fail(err, errlen, DM_E_UNAUTHORIZED, "the server refused the API token");
     else if (status != 201)
         rc = dm_fail(err, errlen, status >= 500 ? DM_E_UNAVAILABLE : DM_E_PROTOCOL,
                      "registration answered HTTP %ld", status);
     else
-        rc = read_answer(a, &b, err, errlen);
-out:
-    explicit_bzero(b.buf, sizeof b.buf);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+        rc = read_answer(a, body, r.len, err, errlen);
+    explicit_bzero(body, sizeof body); /* A1: it held the key */
     free(post);
     return rc;
 }

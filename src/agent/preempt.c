@@ -1,11 +1,11 @@
 /* Preemption notice polling (see preempt.h for E1-E3). */
 #include "agent/preempt.h"
 
+#include "agent/agent_http.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -30,41 +30,17 @@ typedef struct {
     size_t len;
 } answer;
 
-static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
-{
-    answer *a = ctx;
-    size_t add = sz * n;
-    if (a->len + add >= sizeof a->buf) /* E2 */
-        return 0;
-    memcpy(a->buf + a->len, p, add);
-    a->len += add;
-    a->buf[a->len] = '\0';
-    return add;
-}
-
-/* One request; the HTTP status, or 0 on a transport failure. */
+/* One request; the HTTP status, or 0 on a transport failure (E2: 2 s, capped). */
 static long fetch(const char *method, const char *url, const char *header, answer *a)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
-    long status = 0;
-    a->len = 0;
-    a->buf[0] = '\0';
-    if (!c)
-        goto out;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-out:
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    agent_req r = {.method = method,
+                   .url = url,
+                   .header = header,
+                   .timeout_ms = 2000,
+                   .buf = a->buf,
+                   .cap = sizeof a->buf};
+    long status = agent_http(&r, NULL, 0);
+    a->len = r.len;
     return status;
 }
 

@@ -7,13 +7,13 @@
 #define _GNU_SOURCE /* nftw FTW_PHYS */
 #include "agent/snapshots.h"
 
+#include "agent/agent_http.h"
 #include "snapshot/snapshot.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -85,23 +85,6 @@ int asn_fingerprint(const char *dir, uint8_t ret[32], char *err, size_t errlen)
 
 /* ---- the report ---------------------------------------------------------- */
 
-typedef struct {
-    char buf[ANSWER_MAX];
-    size_t len;
-} answer;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
-{
-    answer *a = ctx;
-    size_t add = sz * n;
-    if (a->len + add >= sizeof a->buf)
-        return 0;
-    memcpy(a->buf + a->len, p, add);
-    a->len += add;
-    a->buf[a->len] = '\0';
-    return add;
-}
-
 static char *report_body(const asn_runner *r, const snap_info *si, const char *trigger)
 {
     json_t *j =
@@ -115,34 +98,23 @@ static char *report_body(const asn_runner *r, const snap_info *si, const char *t
     return s;
 }
 
-/* POSTs the report; the HTTP status, or 0 when the server was not reached. */
-static long report(const asn_runner *r, const snap_info *si, const char *trigger, answer *a)
+/* POSTs the report; the HTTP status, or 0 when the server was not reached.
+ * The answer lands in buf (cap bytes); *ret_len its length. */
+static long report(const asn_runner *r, const snap_info *si, const char *trigger, char *buf,
+                   size_t cap, size_t *ret_len)
 {
-    char url[1200], auth[400];
+    char url[1200];
     char *post = report_body(r, si, trigger);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    long status = 0;
     snprintf(url, sizeof url, "%s/api/instances/%lld/snapshots", r->o.server_url,
              (long long)r->o.instance_id);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->o.token); /* N5 */
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, auth);
-    explicit_bzero(auth, sizeof auth);
-    if (post && c && h) {
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-        if (curl_easy_perform(c) == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    agent_req q = {.url = url,
+                   .token = r->o.token, /* N5 */
+                   .json = post,
+                   .timeout_ms = 10000,
+                   .buf = buf,
+                   .cap = cap};
+    long status = post ? agent_http(&q, NULL, 0) : 0;
+    *ret_len = q.len;
     free(post);
     return status;
 }
@@ -172,8 +144,9 @@ static int take(asn_runner *r, const char *trigger, int force)
                  log_quote(q, sizeof q, err), !force);
         return rc;
     }
-    answer a = {.len = 0};
-    long st = report(r, &si, trigger, &a);
+    char answer[ANSWER_MAX];
+    size_t alen = 0;
+    long st = report(r, &si, trigger, answer, sizeof answer, &alen);
     if (st == 201) {
         memcpy(r->last_fp, fp, sizeof fp);
         r->have_fp = 1;
@@ -185,7 +158,7 @@ static int take(asn_runner *r, const char *trigger, int force)
                  (unsigned long long)si.files, (long long)si.duration_ms);
         return 0;
     }
-    json_t *j = json_loadb(a.buf, a.len, 0, NULL);
+    json_t *j = json_loadb(answer, alen, 0, NULL);
     const char *detail = json_string_value(json_object_get(j, "detail"));
     log_quote(q, sizeof q, detail ? detail : "");
     json_decref(j);

@@ -54,11 +54,11 @@
 typedef struct {
     fo_orch *orch;
     fo_failover f;
-    int64_t phase_mono_ms;       /* when the current phase (attempt) began */
-    int64_t detection_ms;        /* new failovers: the detection phase's duration */
+    int64_t phase_mono_ms; /* when the current phase (attempt) began */
+    int64_t detection_ms;  /* new failovers: the detection phase's duration */
     prov_offer offers[PROV_OFFERS_MAX];
     size_t n_offers;
-    prov_instance inst;          /* the new instance, once provisioned */
+    prov_instance inst; /* the new instance, once provisioned */
     int have_inst;
 } real_run;
 
@@ -94,6 +94,13 @@ static int64_t phase_elapsed(real_run *r)
 
 static void phase_ok(real_run *r, const char *detail)
 {
+    /* A phase run again after a retry keeps why the last attempt failed. */
+    char both[sizeof r->f.phases[0].detail];
+    const char *prev = r->f.phases[r->f.state].detail;
+    if (detail && strncmp(prev, "retry: ", 7) == 0) {
+        snprintf(both, sizeof both, "%.120s; then %.120s", prev, detail);
+        detail = both;
+    }
     fo_event ev = {.kind = FO_EV_PHASE_OK,
                    .now_ms = clock_wall_ms(),
                    .duration_ms = phase_elapsed(r),
@@ -238,8 +245,8 @@ static int wait_inference(fo_orch *o, const db_workload *w, const prov_instance 
         return rc;
     int64_t t0 = clock_mono_ms(), deadline = t0 + o->inference_timeout_ms;
     char spec[512];
-    int direct = w->probe_spec[0] &&
-                 controller_probe(w->probe_spec, inst->address, spec, sizeof spec);
+    int direct =
+        w->probe_spec[0] && controller_probe(w->probe_spec, inst->address, spec, sizeof spec);
     for (int first = 1;; first = 0) {
         if (!w->probe_spec[0]) { /* nothing to probe: the agent runs it */
             hbl_live live;
@@ -369,12 +376,11 @@ static void do_gpu_search(real_run *r, const db_workload *w, const char *old_hos
     fo_orch *o = r->orch;
     prov_query q;
     query_from(w, &q);
-    if (old_host && *old_host)
-        prov_query_exclude(&q, old_host);
+    exclude_host(&r->f, old_host); /* recorded, so the reason can name it */
     excluded_into(&r->f, &q);
     char err[256] = "";
-    int rc = provider_search(o->provider, &q, r->offers, PROV_OFFERS_MAX, &r->n_offers, err,
-                             sizeof err);
+    int rc =
+        provider_search(o->provider, &q, r->offers, PROV_OFFERS_MAX, &r->n_offers, err, sizeof err);
     if (rc == 0 && r->n_offers == 0) {
         snprintf(err, sizeof err,
                  "no compatible offer (min_vram_gb=%d min_cuda=%g region=%.31s max_price=%g, "
@@ -389,8 +395,8 @@ static void do_gpu_search(real_run *r, const db_workload *w, const char *old_hos
     }
     char d[320];
     snprintf(d, sizeof d, "%zu compatible offers; first %.63s on %.63s (%.63s, $%.2f/h)",
-             r->n_offers,
-             r->offers[0].id, r->offers[0].host, r->offers[0].gpu_name, r->offers[0].price_per_h);
+             r->n_offers, r->offers[0].id, r->offers[0].host, r->offers[0].gpu_name,
+             r->offers[0].price_per_h);
     phase_ok(r, d);
 }
 
@@ -511,8 +517,7 @@ static void do_restore(real_run *r, const db_workload *w)
         rc = db_snapshot_latest_workload(o->db, w->workload_id, &s, err, sizeof err); /* F4 */
     if (rc) {
         char d[300];
-        snprintf(d, sizeof d, "no restorable snapshot of workload %s: %.200s", w->workload_id,
-                 err);
+        snprintf(d, sizeof d, "no restorable snapshot of workload %s: %.200s", w->workload_id, err);
         phase_failed(r, d);
         return;
     }
@@ -615,8 +620,8 @@ static void finish_log(real_run *r)
     log_info("failover.finished",
              "failover_id=%s gpu_instance_id=%lld new_instance_id=%lld kind=real test=%d "
              "state=%s total_time_ms=%lld",
-             f->id, (long long)f->gpu_instance_id, (long long)f->real.new_instance_id,
-             f->real.test, fo_state_name(f->state), (long long)f->total_time_ms);
+             f->id, (long long)f->gpu_instance_id, (long long)f->real.new_instance_id, f->real.test,
+             fo_state_name(f->state), (long long)f->total_time_ms);
 }
 
 /* R3. */
@@ -766,8 +771,8 @@ static void on_instance_event(const hbl_event *ev, void *ctx)
         return; /* not protected, or already failing over */
     int64_t detection_ms = ev->silent_ms > 0 ? ev->silent_ms : 0;
     fo_failover f;
-    int rc = fo_orch_failover_detected(o, ev->instance_id, trigger, detection_ms, &f, err,
-                                       sizeof err);
+    int rc =
+        fo_orch_failover_detected(o, ev->instance_id, trigger, detection_ms, &f, err, sizeof err);
     if (rc && rc != DM_E_CONFLICT) {
         char q[300];
         log_error("failover.not_started", "instance_id=%lld trigger=%s error=%s",
@@ -778,8 +783,9 @@ static void on_instance_event(const hbl_event *ev, void *ctx)
 int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
 {
     if (!o || !env || !env->provider || !env->store_url || !env->server_url || !env->token)
-        return dm_fail(err, errlen, DM_E_INVALID, "attach: provider, store, server and token "
-                                                  "are required");
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "attach: provider, store, server and token "
+                       "are required");
     if (strlen(env->store_url) >= sizeof o->store_url ||
         strlen(env->server_url) >= sizeof o->server_url || strlen(env->token) >= sizeof o->token)
         return dm_fail(err, errlen, DM_E_TOO_BIG, "attach: a setting is too long");
@@ -973,7 +979,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     do {                                                                                           \
         const char *s_ = (src) ? (src) : "";                                                       \
         if (strlen(s_) >= sizeof(dst))                                                             \
-            return dm_fail(err, errlen, DM_E_TOO_BIG, "launch: %s is too long", what);            \
+            return dm_fail(err, errlen, DM_E_TOO_BIG, "launch: %s is too long", what);             \
         memcpy(dst, s_, strlen(s_) + 1);                                                           \
     } while (0)
     COPY(w.name, req->name && *req->name ? req->name : w.workload_id, "name");
@@ -1010,10 +1016,9 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     if ((rc = provider_search(o->provider, &q, offers, 8, &n, err, errlen)) != 0)
         return launch_fail(o, &w, 0, rc, err, errlen);
     if (n == 0)
-        return launch_fail(o, &w, 0,
-                           dm_fail(err, errlen, DM_E_NOT_FOUND,
-                                   "no compatible offer in the market"),
-                           err, errlen);
+        return launch_fail(
+            o, &w, 0, dm_fail(err, errlen, DM_E_NOT_FOUND, "no compatible offer in the market"),
+            err, errlen);
     db_machine m;
     memset(&m, 0, sizeof m);
     snprintf(m.workload_id, sizeof m.workload_id, "%s", w.workload_id);

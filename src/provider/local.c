@@ -194,6 +194,38 @@ static int rm_tree(const char *path)
     return rc == 0 ? 0 : rc < 0 && errno ? -errno : rc;
 }
 
+static void *rm_thread(void *arg)
+{
+    char *path = arg, q[PATH_MAX + 8];
+    int e = rm_tree(path);
+    if (e != 0)
+        log_warn("provider.local.cleanup", "path=%s error=%s", log_quote(q, sizeof q, path),
+                 strerror(-e));
+    free(path);
+    return NULL;
+}
+
+/* Deletes a fenced instance's workspace in the background: the fence is
+ * done (no process can use it) and a workspace of 10,000 files takes
+ * seconds to delete, which a failover must not wait for. Done in place when
+ * no thread can be started; a server that exits meanwhile leaves the rest in
+ * the *.destroyed-* directory. */
+static void rm_later(const char *path)
+{
+    char *copy = strdup(path);
+    pthread_attr_t attr;
+    pthread_t tid;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (!copy || pthread_create(&tid, &attr, rm_thread, copy) != 0) {
+        if (copy)
+            rm_thread(copy);
+        else
+            rm_tree(path);
+    }
+    pthread_attr_destroy(&attr);
+}
+
 /* Copies src's contents into the existing directory dst with `cp -a` (modes,
  * mtimes, symlinks and hard links kept; reflinks where the file system can). */
 static int copy_tree(const char *src, const char *dst, char *err, size_t errlen)
@@ -321,6 +353,12 @@ static int lp_provision(void *p, const prov_offer *offer, const prov_launch *l, 
     }
     if (lp->delay_ms > 0)
         clock_sleep_ms(lp->delay_ms, NULL);
+    char refused[256];
+    if (market_provision_error(lp->market, offer->id, refused, sizeof refused)) { /* MK4 */
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "local: offer %s refused: %s", offer->id,
+                     refused);
+        goto out;
+    }
     int64_t t0 = clock_mono_ms();
     if ((rc = launch(lp, dir, offer, l, &r, err, errlen)) != 0) {
         char e2[256];
@@ -382,11 +420,9 @@ static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
         goto out;
     }
     snprintf(ws, sizeof ws, "%s/workspace", gone);
-    int e = rm_tree(ws); /* LP4: the bulk goes; the record and the log stay */
-    if (e != 0)
-        log_warn("provider.local.cleanup", "path=%s error=%s", log_quote(q, sizeof q, ws),
-                 strerror(-e));
-    log_info("provider.local.destroy", "instance=%" PRId64, id);
+    rm_later(ws); /* LP4: the bulk goes; the record and the log stay */
+    log_info("provider.local.destroy", "instance=%" PRId64 " moved_to=%s", id,
+             log_quote(q, sizeof q, gone));
 out:
     id_release(lp, id);
     return rc;

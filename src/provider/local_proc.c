@@ -252,6 +252,11 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
         rc = env(c, "DUMONT_HOME", home);
     if (!rc)
         rc = env(c, "OLLAMA_HOST", addr);
+    if (!rc) { /* Ollama's model directory inside the workspace, so a restore brings it */
+        char models[sizeof c->ws + 8];
+        snprintf(models, sizeof models, "%s/models", c->ws);
+        rc = env(c, "OLLAMA_MODELS", models);
+    }
     if (!rc)
         rc = env(c, "PORT", ports);
     if (!rc)

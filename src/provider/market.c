@@ -217,3 +217,25 @@ void market_search(const prov_offer *offers, size_t n, const prov_query *q, prov
     }
     *ret_n = k;
 }
+
+int market_provision_error(const char *path, const char *offer_id, char *out, size_t outlen)
+{
+    json_error_t je;
+    char *buf = malloc(MARKET_FILE_MAX); /* MK2 */
+    long n = buf ? fs_read_small(path, buf, MARKET_FILE_MAX) : -1;
+    json_t *root = n > 0 ? json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je) : NULL;
+    free(buf);
+    json_t *arr = json_object_get(root, "offers");
+    int found = 0;
+    for (size_t i = 0; i < json_array_size(arr) && !found; i++) {
+        json_t *o = json_array_get(arr, i);
+        json_t *id = json_object_get(o, "id"), *e = json_object_get(o, "provision_error");
+        if (json_is_string(id) && strcmp(json_string_value(id), offer_id) == 0 &&
+            json_is_string(e)) {
+            snprintf(out, outlen, "%s", json_string_value(e));
+            found = 1;
+        }
+    }
+    json_decref(root);
+    return found;
+}

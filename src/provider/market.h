@@ -13,7 +13,12 @@
  *      the file, the offer index and the field; it is never half-used.
  * MK2: the file is read with a hard cap (MARKET_FILE_MAX).
  * MK3: market_search() is pure and deterministic: same offers and query, same
- *      answer (ties on price broken by reliability, then id). */
+ *      answer (ties on price broken by reliability, then id).
+ * MK4: an offer may carry "provision_error": "text" — the local stand-in for a
+ *      cloud that lists an offer and then refuses to create it (taken by
+ *      another user, out of capacity): provisioning it fails with that text,
+ *      so the failover's retry on the next offer (orchestrator.h O8) can be
+ *      exercised for real. Search still lists it, as a cloud would. */
 #ifndef DUMONT_PROVIDER_MARKET_H
 #define DUMONT_PROVIDER_MARKET_H
 
@@ -32,6 +37,10 @@ int market_parse(const char *text, size_t len, const char *name, prov_offer **re
  * market there (atomically, never over a file that appeared meanwhile). */
 int market_load(const char *path, int create, prov_offer **ret, size_t *ret_n, char *err,
                 size_t errlen);
+/* MK4: 1 and the text in out when offer_id carries a provision_error in the
+ * market at path; 0 otherwise (also when the file cannot be read: provisioning
+ * then goes on and the search has already reported a broken market). */
+int market_provision_error(const char *path, const char *offer_id, char *out, size_t outlen);
 /* PV1 over offers[0..n): the compatible ones, ordered, at most max. */
 void market_search(const prov_offer *offers, size_t n, const prov_query *q, prov_offer *ret,
                    size_t max, size_t *ret_n);

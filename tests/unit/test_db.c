@@ -40,7 +40,8 @@ static void pg_reset(void)
     PGconn *c = PQconnectdb(g_pg_url);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SET client_min_messages = warning;"
-                            "DROP TABLE IF EXISTS instance_events, instances,"
+                            "DROP TABLE IF EXISTS snapshots, machines, workloads,"
+                            " instance_events, instances,"
                             " failover_phases, failovers, associations,"
                             " schema_migrations CASCADE");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
