@@ -72,9 +72,9 @@ else
 dumont: protected local GPU instance $id is serving the model "tiny".
 Try, in another terminal:
 
-  export PATH=$root/build:\$PATH DUMONT_HOME=$home
+  export PATH=$root/build:\$PATH DUMONT_HOME=$home DUMONT_URL=$DUMONT_URL
   dumont instances                          # the instance, healthy
-  dumont chaos preempt $id                  # kill it like a spot preemption
+  dumont chaos preempt $id                # kill it like a spot preemption
   dumont failover list gpu_instance_id=$id  # the failover that follows
   dumont failover status <failover_id>      # phase by phase, with times
   dumont failover test-real <instance_id>   # a real test; the original keeps serving
