@@ -322,8 +322,8 @@ static int h_list(const api_ctx *ctx, const api_request *req, api_response *resp
 static int h_later(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
     return api_error(resp, 501, "not_implemented",
-                     "%s %s is not available yet: it arrives with real failovers on the local "
-                     "provider",
+                     "%s %s is not available yet: the CPU standby arrives with the GCP "
+                     "provider (the local provider has none)",
                      req->method, req->path);
 }
 
