@@ -48,6 +48,9 @@ int api_error(api_response *resp, int status, const char *code, const char *fmt,
  * terminated); an empty body is {}. Else sets a 400 and returns -1. */
 int api_body_object(const api_request *req, api_response *resp, const char *const *allowed,
                     json_t **ret);
+/* An optional printable string field of body o, shorter than cap bytes: *ret
+ * NULL when absent or null; else a 400 is set and -1 returned. */
+int api_text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp);
 /* Maps a DM_E_* code to status + error code and sets the response. */
 int api_error_from(api_response *resp, int rc, const char *detail);
 /* Fills flt from the query string (kind, gpu_instance_id, since, until: an

@@ -75,6 +75,27 @@ int api_error_from(api_response *resp, int rc, const char *detail)
 
 /* Parses the body as a JSON object whose keys are all in allowed (A1).
  * An empty body is an empty object. On failure sets a 400 and returns -1. */
+int api_text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp)
+{
+    json_t *v = json_object_get(o, key);
+    *ret = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    int ok = s && n > 0 && n < cap;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (!ok) {
+        api_error(resp, 400, "bad_request",
+                  "'%s' must be a non-empty string of at most %zu printable characters", key,
+                  cap - 1);
+        return -1;
+    }
+    *ret = s;
+    return 0;
+}
+
 int api_body_object(const api_request *req, api_response *resp, const char *const *allowed,
                     json_t **ret)
 {

@@ -43,28 +43,6 @@
 
 /* ---- validation helpers ------------------------------------------------ */
 
-/* An optional printable string of fewer than cap bytes; *ret NULL if absent
- * or null. Sets a 400 and returns -1 otherwise. */
-static int str_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp)
-{
-    json_t *v = json_object_get(o, key);
-    *ret = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    const char *s = json_string_value(v);
-    size_t n = s ? strlen(s) : 0;
-    int ok = s && n > 0 && n < cap;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
-    if (!ok)
-        return api_error(resp, 400, "bad_request",
-                         "'%s' must be a non-empty string of at most %zu printable characters", key,
-                         cap - 1),
-               -1;
-    *ret = s;
-    return 0;
-}
-
 /* An optional integer in [min, max]; *ret keeps its value if absent. */
 static int int_field(json_t *o, const char *key, int64_t min, int64_t max, int64_t *ret,
                      api_response *resp)
@@ -157,13 +135,13 @@ static int no_orch(const api_ctx *ctx, api_response *resp)
 
 static int launch_strings(json_t *o, fo_launch_req *r, api_response *resp)
 {
-    if (str_field(o, "workload", FLEET_TEXT_MAX, &r->workload_cmd, resp) ||
-        str_field(o, "probe", FLEET_TEXT_MAX, &r->probe_spec, resp) ||
-        str_field(o, "model", MODEL_MAX_LEN, &r->model, resp) ||
-        str_field(o, "workspace_from", PATH_MAX, &r->workspace_from, resp) ||
-        str_field(o, "name", NAME_MAX_LEN, &r->name, resp) ||
-        str_field(o, "kind", 8, &r->kind, resp) ||
-        str_field(o, "region", REGION_MAX_LEN, &r->region, resp))
+    if (api_text_field(o, "workload", FLEET_TEXT_MAX, &r->workload_cmd, resp) ||
+        api_text_field(o, "probe", FLEET_TEXT_MAX, &r->probe_spec, resp) ||
+        api_text_field(o, "model", MODEL_MAX_LEN, &r->model, resp) ||
+        api_text_field(o, "workspace_from", PATH_MAX, &r->workspace_from, resp) ||
+        api_text_field(o, "name", NAME_MAX_LEN, &r->name, resp) ||
+        api_text_field(o, "kind", 8, &r->kind, resp) ||
+        api_text_field(o, "region", REGION_MAX_LEN, &r->region, resp))
         return -1;
     if (!r->workload_cmd)
         return api_error(resp, 400, "bad_request", "'workload' (the command to run) is required"),
@@ -279,7 +257,7 @@ int api_h_test_real(const api_ctx *ctx, const api_request *req, api_response *re
         return 0;
     const char *model = NULL;
     int keep = 0;
-    if (str_field(o, "model", MODEL_MAX_LEN, &model, resp) || bool_field(o, "keep", &keep, resp)) {
+    if (api_text_field(o, "model", MODEL_MAX_LEN, &model, resp) || bool_field(o, "keep", &keep, resp)) {
         json_decref(o);
         return 0;
     }

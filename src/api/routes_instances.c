@@ -31,28 +31,6 @@
 
 #define EVENTS_SHOWN 50
 
-/* An optional printable string of fewer than cap bytes; *ret NULL if absent. */
-static int text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp)
-{
-    json_t *v = json_object_get(o, key);
-    *ret = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    const char *s = json_string_value(v);
-    size_t n = s ? strlen(s) : 0;
-    int ok = s && n > 0 && n < cap;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
-    if (!ok) {
-        api_error(resp, 400, "bad_request",
-                  "'%s' must be a non-empty string of at most %zu printable characters", key,
-                  cap - 1);
-        return -1;
-    }
-    *ret = s;
-    return 0;
-}
-
 static int reg_fields(json_t *o, hbl_reg *r, api_response *resp)
 {
     json_t *id = json_object_get(o, "instance_id");
@@ -61,10 +39,10 @@ static int reg_fields(json_t *o, hbl_reg *r, api_response *resp)
                          id ? "is out of range" : "is required", (long long)HB_ID_MAX),
                -1;
     r->instance_id = json_integer_value(id);
-    if (text_field(o, "kind", 16, &r->kind, resp) ||
-        text_field(o, "workload", DB_INST_TEXT_MAX, &r->workload_cmd, resp) ||
-        text_field(o, "probe", DB_INST_TEXT_MAX, &r->probe_spec, resp) ||
-        text_field(o, "hostname", 128, &r->hostname, resp))
+    if (api_text_field(o, "kind", 16, &r->kind, resp) ||
+        api_text_field(o, "workload", DB_INST_TEXT_MAX, &r->workload_cmd, resp) ||
+        api_text_field(o, "probe", DB_INST_TEXT_MAX, &r->probe_spec, resp) ||
+        api_text_field(o, "hostname", 128, &r->hostname, resp))
         return -1;
     if (r->kind && strcmp(r->kind, "gpu") != 0 && strcmp(r->kind, "cpu") != 0)
         return api_error(resp, 400, "bad_request", "'kind' must be gpu or cpu"), -1;

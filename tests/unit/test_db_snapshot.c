@@ -22,61 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[64], g_url[1200], g_err[512];
-static const char *g_pg_admin; /* DUMONT_TEST_PG_URL, or NULL for SQLite */
-static int g_seq;
-
-#define OK(x) assert_int_equal((x), 0)
-
-static void pg_exec(const char *sql)
-{
-    PGconn *c = PQconnectdb(g_pg_admin);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* A fresh database per test: a SQLite file, or a PostgreSQL database. */
-static int setup(void **state)
-{
-    (void)state;
-    g_seq++;
-    if (!g_pg_admin) {
-        snprintf(g_url, sizeof g_url, "%s/t%d.db", g_dir, g_seq);
-        return 0;
-    }
-    char sql[200], name[64];
-    snprintf(name, sizeof name, "dumont_tsn_%d_%d", (int)getpid(), g_seq);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    pg_exec(sql);
-    /* The admin URL with its database replaced: ".../dumont_test" -> ".../name". */
-    const char *q = strchr(g_pg_admin, '?'), *slash = strrchr(g_pg_admin, '/');
-    snprintf(g_url, sizeof g_url, "%.*s/%s%s", (int)(slash - g_pg_admin), g_pg_admin, name,
-             q ? q : "");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (g_pg_admin) {
-        char sql[200];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS dumont_tsn_%d_%d WITH (FORCE)",
-                 (int)getpid(), g_seq);
-        pg_exec(sql);
-    }
-    return 0;
-}
-
-static dm_db *open_db(void)
-{
-    dm_db *db = NULL;
-    if (db_open(g_url, &db, g_err, sizeof g_err) != 0)
-        fail_msg("db_open %s: %s", g_url, g_err);
-    return db;
-}
+#define DBFX_NAME "db_snapshot"
+#include "db_fixture.h"
 
 static void sql(dm_db *db, const char *q)
 {
@@ -242,25 +189,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unmanaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fenced_and_stale, setup, teardown),
     };
-    snprintf(g_dir, sizeof g_dir, "/tmp/test_db_snapshot.XXXXXX");
-    if (!mkdtemp(g_dir))
-        return 1;
-    int failed = cmocka_run_group_tests_name("db_snapshot/sqlite", tests, NULL, NULL);
-    const char *pg = getenv("DUMONT_TEST_PG_URL");
-    if (pg && *pg) {
-        g_pg_admin = pg;
-        failed += cmocka_run_group_tests_name("db_snapshot/postgresql", tests, NULL, NULL);
-    } else {
-        printf("[  SKIPPED ] db_snapshot/postgresql: DUMONT_TEST_PG_URL is not set\n");
-    }
-    for (int i = 1; i <= g_seq; i++) {
-        const char *sfx[] = {".db", ".db-wal", ".db-shm"};
-        for (int k = 0; k < 3; k++) {
-            char f[160];
-            snprintf(f, sizeof f, "%s/t%d%s", g_dir, i, sfx[k]);
-            unlink(f);
-        }
-    }
-    rmdir(g_dir);
-    return failed;
+    return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }

@@ -18,61 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[64], g_url[1200], g_err[512];
-static const char *g_pg_admin; /* DUMONT_TEST_PG_URL, or NULL for SQLite */
-static int g_seq;
-
-#define OK(x) assert_int_equal((x), 0)
-
-static void pg_exec(const char *sql)
-{
-    PGconn *c = PQconnectdb(g_pg_admin);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* A fresh database per test: a SQLite file, or a PostgreSQL database. */
-static int setup(void **state)
-{
-    (void)state;
-    g_seq++;
-    if (!g_pg_admin) {
-        snprintf(g_url, sizeof g_url, "%s/t%d.db", g_dir, g_seq);
-        return 0;
-    }
-    char sql[200], name[64];
-    snprintf(name, sizeof name, "dumont_tf_%d_%d", (int)getpid(), g_seq);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    pg_exec(sql);
-    /* The admin URL with its database replaced: ".../dumont_test" -> ".../name". */
-    const char *q = strchr(g_pg_admin, '?'), *slash = strrchr(g_pg_admin, '/');
-    snprintf(g_url, sizeof g_url, "%.*s/%s%s", (int)(slash - g_pg_admin), g_pg_admin, name,
-             q ? q : "");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (g_pg_admin) {
-        char sql[200];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS dumont_tf_%d_%d WITH (FORCE)",
-                 (int)getpid(), g_seq);
-        pg_exec(sql);
-    }
-    return 0;
-}
-
-static dm_db *open_db(void)
-{
-    dm_db *db = NULL;
-    if (db_open(g_url, &db, g_err, sizeof g_err) != 0)
-        fail_msg("db_open %s: %s", g_url, g_err);
-    return db;
-}
+#define DBFX_NAME "fleet"
+#include "db_fixture.h"
 
 static db_workload workload(const char *id)
 {
@@ -105,8 +52,7 @@ static void test_workloads(void **state)
     assert_int_equal(got.serving_instance_id, FO_NULL);
     assert_int_equal(got.protect, 1);
     assert_int_equal(db_workload_get(db, "wl-none", &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
-    assert_int_equal(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err),
-                     DM_E_NOT_FOUND);
+    assert_int_equal(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
     /* F2: from (none, 0) to (20001, 0); a stale expectation changes nothing */
     OK(db_workload_switch(db, "wl-a", FO_NULL, 0, 20001, 0, g_err, sizeof g_err));
     OK(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err));
@@ -181,8 +127,7 @@ static void test_machines(void **state)
     OK(db_machine_set_state(db, FLEET_FIRST_ID, "destroyed", g_err, sizeof g_err));
     OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
     assert_true(got.destroyed_at_ms > 0);
-    assert_int_equal(db_machine_set_state(db, 99, "running", g_err, sizeof g_err),
-                     DM_E_NOT_FOUND);
+    assert_int_equal(db_machine_set_state(db, 99, "running", g_err, sizeof g_err), DM_E_NOT_FOUND);
     db_machine *list = NULL;
     size_t n = 0;
     OK(db_machine_list(db, "wl-a", &list, &n, g_err, sizeof g_err));
@@ -257,20 +202,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_real_fields, setup, teardown),
     };
-    snprintf(g_dir, sizeof g_dir, "/tmp/test_fleet.XXXXXX");
-    if (!mkdtemp(g_dir))
-        return 1;
-    int failed = cmocka_run_group_tests_name("fleet/sqlite", tests, NULL, NULL);
-    const char *pg = getenv("DUMONT_TEST_PG_URL");
-    if (pg && *pg) {
-        g_pg_admin = pg;
-        failed += cmocka_run_group_tests_name("fleet/postgresql", tests, NULL, NULL);
-    } else {
-        printf("[  SKIPPED ] fleet/postgresql: DUMONT_TEST_PG_URL is not set\n");
-    }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        failed++;
-    return failed;
+    return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }

@@ -24,61 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static char g_dir[64], g_url[1200], g_err[512];
-static const char *g_pg_admin; /* DUMONT_TEST_PG_URL, or NULL for SQLite */
-static int g_seq;
-
-#define OK(x) assert_int_equal((x), 0)
-
-static void pg_exec(const char *sql)
-{
-    PGconn *c = PQconnectdb(g_pg_admin);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* A fresh database per test: a SQLite file, or a PostgreSQL database. */
-static int setup(void **state)
-{
-    (void)state;
-    g_seq++;
-    if (!g_pg_admin) {
-        snprintf(g_url, sizeof g_url, "%s/t%d.db", g_dir, g_seq);
-        return 0;
-    }
-    char sql[200], name[64];
-    snprintf(name, sizeof name, "dumont_ti_%d_%d", (int)getpid(), g_seq);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    pg_exec(sql);
-    /* The admin URL with its database replaced: ".../dumont_test" -> ".../name". */
-    const char *q = strchr(g_pg_admin, '?'), *slash = strrchr(g_pg_admin, '/');
-    snprintf(g_url, sizeof g_url, "%.*s/%s%s", (int)(slash - g_pg_admin), g_pg_admin, name,
-             q ? q : "");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (g_pg_admin) {
-        char sql[200];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS dumont_ti_%d_%d WITH (FORCE)",
-                 (int)getpid(), g_seq);
-        pg_exec(sql);
-    }
-    return 0;
-}
-
-static dm_db *open_db(void)
-{
-    dm_db *db = NULL;
-    if (db_open(g_url, &db, g_err, sizeof g_err) != 0)
-        fail_msg("db_open %s: %s", g_url, g_err);
-    return db;
-}
+#define DBFX_NAME "instances"
+#include "db_fixture.h"
 
 static db_instance inst(int64_t id, const char *key_id)
 {
@@ -339,30 +286,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
     };
-    snprintf(g_dir, sizeof g_dir, "/tmp/test_instances.XXXXXX");
-    if (!mkdtemp(g_dir))
-        return 1;
-    int failed = cmocka_run_group_tests_name("instances/sqlite", tests, NULL, NULL);
-    const char *pg = getenv("DUMONT_TEST_PG_URL");
-    if (pg && *pg) {
-        g_pg_admin = pg;
-        failed += cmocka_run_group_tests_name("instances/postgresql", tests, NULL, NULL);
-    } else {
-        printf("[  SKIPPED ] instances/postgresql: DUMONT_TEST_PG_URL is not set\n");
-    }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "%s", g_dir); /* leave no files behind */
-    for (int i = 1; i <= g_seq; i++) {
-        const char *sfx[] = {".db", ".db-wal", ".db-shm"};
-        for (int k = 0; k < 3; k++) {
-            char p[160];
-            snprintf(p, sizeof p, "%s/t%d%s", g_dir, i, sfx[k]);
-            unlink(p);
-        }
-        char p[160];
-        snprintf(p, sizeof p, "%s/secret%d", g_dir, i);
-        unlink(p);
-    }
-    rmdir(cmd);
-    return failed ? 1 : 0;
+    return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }

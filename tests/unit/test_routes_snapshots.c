@@ -19,79 +19,18 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    char dir[64];
-    api_ctx ctx;
-    const char *qkeys[4], *qvals[4];
-    char segbuf[512];
-} fixture;
-
-static fixture *fx_now;
-
-static const char *fake_query(void *conn, const char *key)
-{
-    fixture *fx = conn;
-    for (int i = 0; i < 4 && fx->qkeys[i]; i++)
-        if (strcmp(fx->qkeys[i], key) == 0)
-            return fx->qvals[i];
-    return NULL;
-}
+#include "route_fixture.h"
 
 static int setup(void **state)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/dumont-rsnap-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    char path[128], err[256];
-    snprintf(path, sizeof path, "%s/dumont.db", fx->dir);
-    assert_int_equal(db_open(path, &fx->ctx.db, err, sizeof err), 0);
-    fx_now = fx;
-    *state = fx;
+    *state = rfx_new("rsnap", 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture *fx = *state;
-    db_close(fx->ctx.db);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "%s", fx->dir);
-    const char *names[] = {"dumont.db", "dumont.db-wal", "dumont.db-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s/%s", fx->dir, names[i]);
-        unlink(p);
-    }
-    rmdir(cmd);
-    free(fx);
+    rfx_free(*state);
     return 0;
-}
-
-/* Runs one request; returns the response (caller json_decref's body). */
-static api_response call(fixture *fx, const char *method, const char *path, const char *body)
-{
-    api_request req = {.method = method, .path = path, .query = fake_query, .conn = fx};
-    snprintf(fx->segbuf, sizeof fx->segbuf, "%s", path);
-    char *save = NULL;
-    for (char *t = strtok_r(fx->segbuf, "/", &save); t; t = strtok_r(NULL, "/", &save))
-        req.segs[req.nsegs++] = t;
-    req.body = body;
-    req.body_len = body ? strlen(body) : 0;
-    api_response resp = {.status = 0};
-    api_route(&fx->ctx, &req, &resp);
-    assert_non_null(resp.body); /* A2 */
-    return resp;
-}
-
-static void expect_error(fixture *fx, const char *method, const char *path, const char *body,
-                         int status, const char *code)
-{
-    api_response r = call(fx, method, path, body);
-    if (r.status != status)
-        fail_msg("%s %s: status %d, expected %d", method, path, r.status, status);
-    assert_string_equal(json_string_value(json_object_get(r.body, "error")), code);
-    assert_true(json_is_string(json_object_get(r.body, "detail")));
-    json_decref(r.body);
 }
 
 static const char good[] =
