@@ -6,6 +6,7 @@
  * directory it was given is empty again. Small caps (EX6) keep each run
  * short. The store is a file:// store in a directory of its own. */
 #include "snapshot/export.h"
+#include "snapshot/snap_internal.h"
 #include "snapshot/snapshot.h"
 #include "store/store.h"
 
@@ -25,10 +26,8 @@ static char base[] = "/tmp/fuzz_import.XXXXXX";
 
 static void cleanup(void)
 {
-    char cmd[PATH_MAX + 16];
     store_close(g_store);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    if (system(cmd) != 0)
+    if (snap_rm_tree(base) != 0)
         fprintf(stderr, "fuzz_import: could not remove %s\n", base);
 }
 

@@ -12,6 +12,7 @@
 
 #include "provider/market.h"
 #include "provider/provider.h"
+#include "snapshot/snap_internal.h"
 #include "snapshot/snapshot.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -75,9 +76,7 @@ static int teardown(void **state)
     for (int64_t id = 1; id <= 20; id++)
         provider_destroy(f->p, id, err, sizeof err);
     provider_close(f->p);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    if (snap_rm_tree(f->dir) != 0)
         fprintf(stderr, "cannot remove %s\n", f->dir);
     free(f);
     return 0;
@@ -162,6 +161,14 @@ static void inst_file(fixture *f, int64_t id, const char *name, char *buf, size_
     snprintf(buf, len, "%s/instances/%lld/%s", f->home, (long long)id, name);
 }
 
+/* A pid written as text; -1 when it is not one. */
+static int to_pid(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && v > 0 && v <= INT_MAX ? (int)v : -1;
+}
+
 static int agent_pid(fixture *f, int64_t id)
 {
     char path[PATH_MAX], buf[8192];
@@ -169,7 +176,7 @@ static int agent_pid(fixture *f, int64_t id)
     if (read_text(path, buf, sizeof buf) <= 0)
         return -1;
     const char *p = strstr(buf, "\"pid\":");
-    return p ? atoi(p + 6) : -1;
+    return p ? to_pid(p + 6) : -1;
 }
 
 /* ---- market (MK1-MK3, PV1) ---- */
@@ -447,7 +454,7 @@ static void test_destroy(void **state)
     inst_file(f, 2, "child.pid", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
-    int child = atoi(buf), pid = agent_pid(f, 2);
+    int child = to_pid(buf), pid = agent_pid(f, 2);
     assert_true(child > 0 && pid_alive(child));
     for (int64_t end = clock_mono_ms() + 5000; /* perl's setpgrp may not have run yet */
          getpgid(child) == getpgid(pid) && clock_mono_ms() < end;)
@@ -458,7 +465,7 @@ static void test_destroy(void **state)
     inst_file(f, 2, "escaped.pid", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
-    int escaped = atoi(buf);
+    int escaped = to_pid(buf);
     for (int64_t end = clock_mono_ms() + 5000;
          getsid(escaped) == getsid(pid) && clock_mono_ms() < end;)
         clock_sleep_ms(10, NULL);
@@ -467,7 +474,7 @@ static void test_destroy(void **state)
     inst_file(f, 2, "scrubbed.pid", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
-    int scrubbed = atoi(buf);
+    int scrubbed = to_pid(buf);
     assert_true(scrubbed > 0);
     /* a bystander whose working directory is in the instance is left alone */
     pid_t bystander = fork();
@@ -542,7 +549,7 @@ static void test_preempt_now(void **state)
     inst_file(f, 3, "child.pid", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
-    int child = atoi(buf);
+    int child = to_pid(buf);
     assert_int_equal(provider_preempt(f->p, 3, 0, f->err, sizeof f->err), 0);
     assert_false(pid_alive(child));
     assert_int_equal(state_of(f, 3), PROV_STOPPED);
