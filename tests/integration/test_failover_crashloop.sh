@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A protected workload that keeps crashing on its instance is failed over
+# (issue 6 part 2, trigger `crashlooping`): the agent restarts it with
+# backoff, reports crashlooping after 5 crashes in 60 s, and the controller
+# moves the workload to a new instance where it runs.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_init
+TINY="$(dirname "$DUMONT_BIN")/tiny-ollama"
+[ -x "$TINY" ] || fail "tiny-ollama is not built next to $DUMONT_BIN"
+
+ws="$TEST_TMP/ws"
+mkdir -p "$ws"
+"$TINY" --make-model "$ws" --size 1M >/dev/null || fail "tiny-ollama --make-model failed"
+new_home
+start_server
+
+instance_state_is() { # ID STATE
+    cli instances show "$1" --json
+    [ "$CLI_RC" = 0 ] && [ "$(printf '%s' "$CLI_OUT" | jq -r .state)" = "$2" ]
+}
+
+failover_done() { # ID: sets FO to its newest failover, true once terminal
+    cli failover list gpu_instance_id="$1" --json
+    [ "$CLI_RC" = 0 ] || return 1
+    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
+    [ -n "$FO" ] && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
+}
+
+# The workload crashes on an instance whose home holds a `crash` file (the
+# agent's words: no shell reads the command line; sh is the workload here).
+cli_ok instances launch workload="sh -c 'test -e \"\$DUMONT_HOME/crash\" && exit 3; exec $TINY'" \
+    probe=ollama:tiny workspace_from="$ws" snapshot_every=0
+first=$CLI_OUT
+wait_for 30 "instance $first healthy" instance_state_is "$first" healthy
+home="$DUMONT_HOME/instances/$first/home"
+[ -d "$home" ] || fail "no instance home $home"
+touch "$home/crash"
+# Kill the running model server of that instance: the agent restarts it, and
+# from now on it crashes at once.
+killed=0
+for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = tiny-ollama ] || continue
+    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "DUMONT_HOME=$home"; then
+        kill -KILL "${p#/proc/}" && killed=1
+    fi
+done
+[ "$killed" = 1 ] || fail "found no model server of instance $first to kill"
+wait_for 90 "the failover of $first after its crash loop" failover_done "$first"
+assert_json .trigger crashlooping "triggered by the crash loop" "$FO"
+assert_json .success true "the failover succeeded" "$FO"
+second=$(printf '%s' "$FO" | jq -r .new_instance_id)
+wait_for 30 "instance $second healthy" instance_state_is "$second" healthy
+cli_ok instances show "$second" --json
+addr=$(printf '%s' "$CLI_OUT" | jq -r .address)
+curl -fsS -m 5 -d '{"model":"tiny","prompt":"hi","stream":false}' "http://$addr/api/generate" |
+    jq -e '.response | length > 0' >/dev/null || fail "the model does not answer on $second"
+log "ok: crash loop on $first -> failover to $second"
