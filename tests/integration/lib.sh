@@ -325,6 +325,28 @@ assert_one_line() {
     [ -n "$1" ] && [ "$(printf '%s\n' "$1" | wc -l)" = 1 ] || fail "$2: expected one line, got: $1"
 }
 
+# ---- instances and real failovers (issue 6) --------------------------------
+
+# instance_state_is ID STATE: `dumont instances show ID` says STATE.
+instance_state_is() {
+    cli instances show "$1" --json
+    [ "$CLI_RC" = 0 ] && [ "$(printf '%s' "$CLI_OUT" | jq -r .state)" = "$2" ]
+}
+
+# failover_of ID: sets FO to the newest failover of instance ID (as the old
+# one), as JSON; false when there is none.
+failover_of() {
+    cli failover list gpu_instance_id="$1" --json
+    [ "$CLI_RC" = 0 ] || return 1
+    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
+    [ -n "$FO" ]
+}
+
+# failover_done ID: the newest failover of instance ID is terminal (sets FO).
+failover_done() {
+    failover_of "$1" && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
+}
+
 # ---- PostgreSQL ------------------------------------------------------------
 
 # pg_new_database: creates an empty database on DUMONT_TEST_PG_URL and sets

@@ -185,14 +185,6 @@ check_launch() {
     [ "$CLI_RC" = 0 ] || [ "$CLI_RC" = 1 ] || fail "destroy of a preempted instance: exit $CLI_RC"
 }
 
-# failover_done ID: the newest failover of instance ID is terminal (sets FO).
-failover_done() {
-    cli failover list gpu_instance_id="$1" --json
-    [ "$CLI_RC" = 0 ] || return 1
-    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
-    [ -n "$FO" ] && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
-}
-
 check_help
 check_usage_errors
 start_server

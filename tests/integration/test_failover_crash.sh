@@ -15,27 +15,11 @@ mkdir -p "$ws"
 "$TINY" --make-model "$ws" --size 2M >/dev/null || fail "tiny-ollama --make-model failed"
 echo "state" >"$ws/state.txt"
 
-instance_state_is() { # ID STATE
-    cli instances show "$1" --json
-    [ "$CLI_RC" = 0 ] && [ "$(printf '%s' "$CLI_OUT" | jq -r .state)" = "$2" ]
-}
-
-failover_of() { # ID: sets FO to its newest failover (JSON)
-    cli failover list gpu_instance_id="$1" --json
-    [ "$CLI_RC" = 0 ] || return 1
-    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
-    [ -n "$FO" ]
-}
-
 failover_in_phase() { # ID PHASE
     failover_of "$1" && [ "$(printf '%s' "$FO" | jq -r .current_phase)" = "$2" ]
 }
 
-failover_done() { # ID
-    failover_of "$1" && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
-}
-
-# live_sessions: how many local instances still have processes (their
+# live_instances: how many local instances still have processes (their
 # instance directories name them; a process carries its instance's home).
 live_instances() {
     local d n=0

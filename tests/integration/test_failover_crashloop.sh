@@ -15,18 +15,6 @@ mkdir -p "$ws"
 new_home
 start_server
 
-instance_state_is() { # ID STATE
-    cli instances show "$1" --json
-    [ "$CLI_RC" = 0 ] && [ "$(printf '%s' "$CLI_OUT" | jq -r .state)" = "$2" ]
-}
-
-failover_done() { # ID: sets FO to its newest failover, true once terminal
-    cli failover list gpu_instance_id="$1" --json
-    [ "$CLI_RC" = 0 ] || return 1
-    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
-    [ -n "$FO" ] && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
-}
-
 # The workload crashes on an instance whose home holds a `crash` file (the
 # agent's words: no shell reads the command line; sh is the workload here).
 cli_ok instances launch workload="sh -c 'test -e \"\$DUMONT_HOME/crash\" && exit 3; exec $TINY'" \

@@ -29,18 +29,6 @@ cat >"$DUMONT_HOME/market.json" <<'EOF'
 EOF
 start_server
 
-instance_state_is() { # ID STATE
-    cli instances show "$1" --json
-    [ "$CLI_RC" = 0 ] && [ "$(printf '%s' "$CLI_OUT" | jq -r .state)" = "$2" ]
-}
-
-failover_done() { # ID: sets FO to its newest failover, true once terminal
-    cli failover list gpu_instance_id="$1" --json
-    [ "$CLI_RC" = 0 ] || return 1
-    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
-    [ -n "$FO" ] && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
-}
-
 # ---- a refused offer is retried on the next one ----
 cli_ok instances launch workload="$TINY" probe=ollama:tiny workspace_from="$ws" snapshot_every=0
 first=$CLI_OUT

@@ -40,23 +40,6 @@ generate() { # ADDRESS: the model answers a prompt
         "http://$1/api/generate" 2>/dev/null | jq -e '.response | length > 0' >/dev/null
 }
 
-instance_state_is() { # ID STATE
-    cli instances show "$1" --json
-    [ "$CLI_RC" = 0 ] && [ "$(printf '%s' "$CLI_OUT" | jq -r .state)" = "$2" ]
-}
-
-# The newest failover of an instance (as the old one): sets FO (JSON).
-failover_of() {
-    cli failover list gpu_instance_id="$1" --json
-    [ "$CLI_RC" = 0 ] || return 1
-    FO=$(printf '%s' "$CLI_OUT" | jq -c '.failovers[0] // empty')
-    [ -n "$FO" ]
-}
-
-failover_done() { # ID: its newest failover is terminal
-    failover_of "$1" && [ "$(printf '%s' "$FO" | jq -r .success)" != null ]
-}
-
 snapshots_of() { # ID: number of snapshots the server recorded for it
     api GET "/api/instances/$1/snapshots"
     printf '%s' "$HTTP_BODY" | jq -r '.snapshots | length'
