@@ -29,11 +29,11 @@ static void gear_init(void)
         gear[i] = splitmix64(&seed);
 }
 
-size_t chunker_cut(const uint8_t *buf, size_t len)
+size_t chunker_find(const uint8_t *buf, size_t len)
 {
     pthread_once(&gear_once, gear_init);
     if (len <= CHUNK_MIN)
-        return len;
+        return 0;
     size_t end = len > CHUNK_MAX ? CHUNK_MAX : len;
     size_t mid = end < CHUNK_AVG ? end : CHUNK_AVG;
     uint64_t fp = 0;
@@ -48,5 +48,11 @@ size_t chunker_cut(const uint8_t *buf, size_t len)
         if (!(fp & MASK_L))
             return i + 1;
     }
-    return end;
+    return len >= CHUNK_MAX ? CHUNK_MAX : 0;
+}
+
+size_t chunker_cut(const uint8_t *buf, size_t len)
+{
+    size_t n = chunker_find(buf, len);
+    return n ? n : len;
 }

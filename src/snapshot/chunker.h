@@ -33,4 +33,11 @@
  * is then <= len. With len >= CHUNK_MAX the result is <= CHUNK_MAX. */
 size_t chunker_cut(const uint8_t *buf, size_t len);
 
+/* CK4: the first cut if these bytes decide it, else 0: a cut at position p
+ * depends only on the bytes before p, so a cut found in a prefix of the
+ * stream is the cut of the whole stream. 0 means "give me more bytes (or,
+ * at the end of the stream, the rest is one chunk)". With len >= CHUNK_MAX
+ * it never returns 0. chunker_cut(b, n) == (chunker_find(b, n) ?: n). */
+size_t chunker_find(const uint8_t *buf, size_t len);
+
 #endif

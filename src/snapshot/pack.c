@@ -21,6 +21,7 @@
  *      probe is stored raw: a size cost only, never a correctness one. */
 #include "snapshot/pack.h"
 
+#include "util/bigbuf.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -75,7 +76,8 @@ int pack_entry_decode(const uint8_t in[PACK_ENTRY_SIZE], pack_entry *ret)
 int pack_builder_init(pack_builder *b)
 {
     memset(b, 0, sizeof *b);
-    b->buf = malloc(PACK_BUF_CAP);
+    /* huge pages (few faults), page-aligned for O_DIRECT (store_file.c F7) */
+    b->buf = bigbuf_alloc(PACK_BUF_CAP);
     b->ents = malloc((size_t)PACK_ENTRIES_MAX * PACK_ENTRY_SIZE);
     if (!b->buf || !b->ents) {
         pack_builder_done(b);
@@ -88,7 +90,7 @@ void pack_builder_done(pack_builder *b)
 {
     if (!b)
         return;
-    free(b->buf);
+    bigbuf_free(b->buf, PACK_BUF_CAP);
     free(b->ents);
     memset(b, 0, sizeof *b);
 }

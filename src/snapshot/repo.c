@@ -10,10 +10,12 @@
  *
  * Concurrency (RP5): one mutex guards all state. repo_add_chunk hashes and
  * compresses without it; it holds it only to look the id up and to copy the
- * stored bytes into the open pack. A full pack is handed to a writer thread
- * (started on first use), which writes it without the lock, so hashing and
- * compression go on while the store fsyncs. At most REPO_WRITERS packs are
- * queued or being written; an adder that needs a new pack beyond that waits
+ * stored bytes into the open pack. A full pack is handed to the writer
+ * threads (REPO_WRITER_THREADS, started on first use), which write it
+ * without the lock, so hashing and compression go on while the store
+ * fsyncs (two, so one's fdatasync overlaps the other's write: a file://
+ * pack is made durable as it is written, store_file.c F7). At most
+ * REPO_WRITERS packs are queued or being written; an adder that needs a new pack beyond that waits
  * (condition variable), so memory stays under REPO_WRITERS + 1 pack buffers.
  *
  * R1: a chunk in the table is in the open pack, in a pack being written, or
@@ -471,7 +473,8 @@ void repo_close(repo *r)
         r->stop = 1;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
-        pthread_join(r->writer, NULL);
+        for (int i = 0; i < r->writer_started; i++)
+            pthread_join(r->writer[i], NULL);
     }
     repo_forget(r);
     pack_builder_done(&r->open);
@@ -576,11 +579,13 @@ static void *writer_main(void *arg)
  * checked inflight < REPO_WRITERS. */
 static int queue_open_pack(repo *r, char *err, size_t errlen)
 {
-    if (!r->writer_started) {
-        int rc = -pthread_create(&r->writer, NULL, writer_main, r);
-        if (rc)
+    while (r->writer_started < REPO_WRITER_THREADS) {
+        int rc = -pthread_create(&r->writer[r->writer_started], NULL, writer_main, r);
+        if (rc && !r->writer_started)
             return dm_fail(err, errlen, rc, "repo: cannot start the pack writer");
-        r->writer_started = 1;
+        if (rc)
+            break; /* one writer is enough to go on */
+        r->writer_started++;
     }
     r->queue[(r->qhead + r->qlen) % REPO_WRITERS] = (queued_pack){r->open, r->open_pack};
     r->qlen++;

@@ -13,7 +13,8 @@
 
 #define ENT_SHIFT    16
 #define ENT_BLOCK    (1u << ENT_SHIFT)
-#define REPO_WRITERS 2
+#define REPO_WRITERS 3 /* packs queued or being written */
+#define REPO_WRITER_THREADS 2
 #define REPO_SPARES  3
 #define INDEX_TARGET (8u << 20)
 #define INDEX_MAX    (64u << 20)
@@ -68,8 +69,8 @@ struct repo {
     int nspare;
     queued_pack queue[REPO_WRITERS]; /* packs for the writer thread */
     int qhead, qlen, inflight;       /* inflight: queued or being written */
-    pthread_t writer;
-    int writer_started, stop;
+    pthread_t writer[REPO_WRITER_THREADS];
+    int writer_started, stop; /* writer_started: threads running */
     idx_batch pend;
     char (*index_keys)[KEY_LEN];
     size_t nindex, index_cap;

@@ -1,16 +1,23 @@
 /* snap_create(): walk, chunk, store, write the manifest, then the pointer.
  *
  * Pipeline: the calling thread walks the tree (walk.c), reuses the parent
- * snapshot's chunk lists where it may (SN1), then reads the other files in
- * tree order, cuts them with FastCDC (chunker.c) and hands each chunk to a
- * pool of workers (workq.c) that call repo_add_chunk() (hash + compress +
- * append, thread-safe by RP5). The chunk's slot in its file's extent list
- * is reserved before the job is queued, so per-file order is kept whatever
- * order the workers finish in.
+ * snapshot's chunk lists where it may (SN1), then CR_READERS readers read
+ * the other files, each file whole by one reader, cut them with FastCDC
+ * (chunker.c) and hand each chunk to a pool of workers (workq.c) that call
+ * repo_add_chunk() (hash + compress + append, thread-safe by RP5). The
+ * chunk's slot in its file's extent list is reserved before the job is
+ * queued, so per-file order is kept whatever order the workers finish in.
  *
- * CR1: memory is bounded (SN5): one 8 MiB read buffer plus at most
- *      CR_INFLIGHT bytes of chunk copies waiting for or inside workers; the
- *      reader blocks when that budget is used.
+ * CR6: files are taken in tree order from two queues, small files (< 1 MiB:
+ *      system calls, hashing of many small chunks) and large ones (bytes:
+ *      copies and disk writes); reader 0 prefers the large ones, reader 1
+ *      the small ones, and each takes from the other queue when its own is
+ *      empty. Both kinds of work so overlap instead of taking turns, which
+ *      a single reader in tree order made them do.
+ *
+ * CR1: memory is bounded (SN5): one 8 MiB read buffer per reader plus at
+ *      most CR_INFLIGHT bytes of chunk copies waiting for or inside workers;
+ *      a reader blocks when that budget is used.
  * CR2: holes are not read: SEEK_DATA/SEEK_HOLE find the data regions; a
  *      chunk of zeros (e.g. on a file system without SEEK_HOLE) is recorded
  *      as a hole too. Holes are extents with no chunk; restore recreates
@@ -31,6 +38,7 @@
 #include "snapshot/snap_internal.h"
 #include "snapshot/walk.h"
 #include "snapshot/workq.h"
+#include "util/bigbuf.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -49,6 +57,83 @@
  * costs a fault, which dominated incremental snapshots at 16/96 MiB. */
 #define CR_RBUF     (8u << 20) /* >= 2 * CHUNK_MAX */
 #define CR_INFLIGHT (32u << 20)
+#define CR_READERS  2
+#define CR_SMALL    (1u << 20) /* CR6 */
+
+/* CR7: chunk copies of CR_BIGCOPY bytes or more come from a pool of
+ * huge-page buffers (util/bigbuf.h; capacity rounded up to 2 MiB) kept for
+ * reuse, up to POOL_MAX bytes: a fresh malloc of ~1 MiB per chunk is a
+ * fresh mapping whose page faults cost more than the copy itself (they were
+ * a fifth of an incremental snapshot's time). Smaller copies (small files)
+ * are malloc'd: the heap reuses those. The in-flight budget (CR1) counts a
+ * copy's capacity, so it bounds the memory really held. */
+#define CR_BIGCOPY (256u << 10)
+#define POOL_MAX   (CR_INFLIGHT + (8u << 20))
+#define POOL_SLOTS 64
+#define POOL_ROUND ((size_t)2 << 20)
+
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} pbuf;
+
+typedef struct {
+    pthread_mutex_t lock;
+    pbuf free[POOL_SLOTS];
+    int n;
+    size_t bytes;
+} bpool;
+
+static size_t copy_cap(size_t len);
+
+static pbuf pool_get(bpool *bp, size_t len)
+{
+    size_t cap = copy_cap(len);
+    if (cap < CR_BIGCOPY)
+        return (pbuf){malloc(len ? len : 1), len};
+    pbuf b = {0};
+    pthread_mutex_lock(&bp->lock);
+    for (int i = 0; i < bp->n && !b.p; i++)
+        if (bp->free[i].cap == cap) {
+            b = bp->free[i];
+            bp->free[i] = bp->free[--bp->n];
+            bp->bytes -= b.cap;
+        }
+    pthread_mutex_unlock(&bp->lock);
+    if (!b.p)
+        b = (pbuf){bigbuf_alloc(cap), cap};
+    return b;
+}
+
+static void pbuf_free(pbuf b)
+{
+    if (b.cap < CR_BIGCOPY)
+        free(b.p);
+    else
+        bigbuf_free(b.p, b.cap);
+}
+
+static void pool_put(bpool *bp, pbuf b)
+{
+    if (b.cap >= CR_BIGCOPY) {
+        pthread_mutex_lock(&bp->lock);
+        if (bp->n < POOL_SLOTS && bp->bytes + b.cap <= POOL_MAX) {
+            bp->free[bp->n++] = b;
+            bp->bytes += b.cap;
+            b.p = NULL;
+        }
+        pthread_mutex_unlock(&bp->lock);
+    }
+    pbuf_free(b);
+}
+
+static void pool_drain(bpool *bp)
+{
+    for (int i = 0; i < bp->n; i++)
+        pbuf_free(bp->free[i]);
+    bp->n = 0;
+    bp->bytes = 0;
+}
 
 typedef struct {
     repo *r;
@@ -61,12 +146,15 @@ typedef struct {
     int rc;
     char err[512];
     uint64_t done, total;
-    uint8_t *rbuf;
-    char *vanished; /* per entry: CR4 */
+    const char *need;      /* per entry: to be read */
+    size_t cursor[2];      /* CR6: next entry to look at, small / large */
+    char *vanished;        /* per entry: CR4 */
+    workq *q;
+    bpool pool; /* CR7 */
 } cctx;
 
 typedef struct {
-    uint8_t *data;
+    pbuf buf;
     size_t len;
     uint32_t fi, xi;
 } cjob;
@@ -96,16 +184,16 @@ static void add_worker(void *p, void *ctx, int worker)
     char err[256] = "";
     chunk_id id;
     /* rc 1: skipped, the create has already failed */
-    int rc = failed(c) ? 1 : repo_add_chunk(c->r, j->data, j->len, &id, NULL, err, sizeof err);
+    int rc = failed(c) ? 1 : repo_add_chunk(c->r, j->buf.p, j->len, &id, NULL, err, sizeof err);
     if (rc < 0)
         set_error(c, rc, c->m->e[j->fi].path, err[0] ? err : dm_strerror(rc));
     pthread_mutex_lock(&c->lock);
     if (rc == 0)
         c->m->e[j->fi].ext[j->xi].id = id;
-    c->inflight -= j->len;
+    c->inflight -= j->buf.cap;
     pthread_cond_signal(&c->room);
     pthread_mutex_unlock(&c->lock);
-    free(j->data);
+    pool_put(&c->pool, j->buf);
     free(j);
 }
 
@@ -138,6 +226,11 @@ static int all_zero(const uint8_t *p, size_t n)
     return n > 0 && p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
 }
 
+static size_t copy_cap(size_t len) /* CR7 */
+{
+    return len < CR_BIGCOPY ? len : (len + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
+}
+
 /* CR1: waits for budget, copies the chunk and queues it. */
 static int submit(cctx *c, workq *q, uint32_t fi, const uint8_t *data, size_t n)
 {
@@ -145,43 +238,49 @@ static int submit(cctx *c, workq *q, uint32_t fi, const uint8_t *data, size_t n)
     uint32_t xi;
     if (x.hole) /* CR2 */
         return add_extent(c, &c->m->e[fi], &x, &xi);
+    size_t cap = copy_cap(n);
+    pthread_mutex_lock(&c->lock);
+    while (c->inflight > 0 && c->inflight + cap > CR_INFLIGHT)
+        pthread_cond_wait(&c->room, &c->lock);
+    c->inflight += cap;
+    pthread_mutex_unlock(&c->lock);
     cjob *j = malloc(sizeof *j);
-    uint8_t *copy = malloc(n);
-    int rc = (j && copy) ? add_extent(c, &c->m->e[fi], &x, &xi) : -ENOMEM;
+    pbuf copy = pool_get(&c->pool, n);
+    int rc = (j && copy.p) ? add_extent(c, &c->m->e[fi], &x, &xi) : -ENOMEM;
+    pthread_mutex_lock(&c->lock);
+    if (rc == 0)
+        progress_locked(c, n);
+    else
+        c->inflight -= cap;
+    pthread_mutex_unlock(&c->lock);
     if (rc != 0) {
         free(j);
-        free(copy);
+        pbuf_free(copy);
         return rc;
     }
-    memcpy(copy, data, n);
-    *j = (cjob){.data = copy, .len = n, .fi = fi, .xi = xi};
-    pthread_mutex_lock(&c->lock);
-    while (c->inflight > 0 && c->inflight + n > CR_INFLIGHT)
-        pthread_cond_wait(&c->room, &c->lock);
-    c->inflight += n;
-    progress_locked(c, n);
-    pthread_mutex_unlock(&c->lock);
+    memcpy(copy.p, data, n);
+    *j = (cjob){.buf = copy, .len = n, .fi = fi, .xi = xi};
     wq_push(q, j);
     return 0;
 }
 
 /* Reads [off, end) of fd and submits its chunks; *ret_got: bytes read
  * (less than asked if the file shrank meanwhile). */
-static int read_region(cctx *c, workq *q, uint32_t fi, int fd, uint64_t off, uint64_t end,
+static int read_region(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t off, uint64_t end,
                        uint64_t *ret_got)
 {
     size_t have = 0, start = 0;
     uint64_t rpos = off;
     int eof = 0, rc;
     while (!eof || start < have) {
-        memmove(c->rbuf, c->rbuf + start, have - start);
+        memmove(rbuf, rbuf + start, have - start);
         have -= start;
         start = 0;
         while (!eof && have < CR_RBUF) {
             size_t want = CR_RBUF - have;
             if (want > end - rpos)
                 want = (size_t)(end - rpos);
-            ssize_t n = want ? pread(fd, c->rbuf + have, want, (off_t)rpos) : 0;
+            ssize_t n = want ? pread(fd, rbuf + have, want, (off_t)rpos) : 0;
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0)
@@ -190,9 +289,12 @@ static int read_region(cctx *c, workq *q, uint32_t fi, int fd, uint64_t off, uin
             have += (size_t)n;
             rpos += (uint64_t)n;
         }
-        while (start < have && (eof || have - start >= CHUNK_MAX)) {
-            size_t n = chunker_cut(c->rbuf + start, have - start);
-            if ((rc = submit(c, q, fi, c->rbuf + start, n)) != 0)
+        while (start < have) { /* CK4: cut while the bytes decide; the tail waits */
+            size_t n = chunker_find(rbuf + start, have - start);
+            if (!n && !eof)
+                break;
+            n = n ? n : have - start;
+            if ((rc = submit(c, c->q, fi, rbuf + start, n)) != 0)
                 return rc;
             start += n;
         }
@@ -204,8 +306,10 @@ static int read_region(cctx *c, workq *q, uint32_t fi, int fd, uint64_t off, uin
 }
 
 /* CR2: data regions by SEEK_DATA/SEEK_HOLE; holes become hole extents. */
-static int read_extents(cctx *c, workq *q, uint32_t fi, int fd, uint64_t size)
+/* *size: the file's size in, the bytes recorded out (CR3). */
+static int read_extents(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t *ret_size)
 {
+    uint64_t size = *ret_size;
     mf_entry *e = &c->m->e[fi];
     uint64_t off = 0;
     uint32_t xi;
@@ -223,16 +327,16 @@ static int read_extents(cctx *c, workq *q, uint32_t fi, int fd, uint64_t size)
             break;
         off_t h = lseek(fd, (off_t)data, SEEK_HOLE);
         uint64_t hole = h > (off_t)data && (uint64_t)h < size ? (uint64_t)h : size, got = 0;
-        rc = read_region(c, q, fi, fd, data, hole, &got);
+        rc = read_region(c, rbuf, fi, fd, data, hole, &got);
         off = data + got;
         if (got < hole - data)
             break; /* the file shrank: keep what was read (CR3) */
     }
-    e->size = off;
+    *ret_size = off;
     return rc;
 }
 
-static int read_file(cctx *c, workq *q, uint32_t fi)
+static int read_file(cctx *c, uint8_t *rbuf, uint32_t fi)
 {
     mf_entry *e = &c->m->e[fi];
     char path[PATH_MAX + MF_PATH_MAX + 2];
@@ -258,8 +362,14 @@ static int read_file(cctx *c, workq *q, uint32_t fi)
     e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     e->ino = st.st_ino;
     e->dev = st.st_dev;
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    rc = read_extents(c, q, fi, fd, (uint64_t)st.st_size);
+    uint64_t size = (uint64_t)st.st_size;
+    if (size >= CR_SMALL)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if ((uint64_t)st.st_blocks * 512 >= size) /* allocated in full: no holes to look for */
+        rc = read_region(c, rbuf, fi, fd, 0, size, &size);
+    else
+        rc = read_extents(c, rbuf, fi, fd, &size);
+    e->size = size;
 out:
     close(fd);
     return rc;
@@ -309,21 +419,63 @@ static void count_entries(const manifest *m, snap_info *in)
     }
 }
 
-/* Reads every file that needs it through the worker pool. */
-static int read_all(cctx *c, const char *need, int threads, char *err, size_t errlen)
+/* CR6: the next file to read, from queue `prefer` first; -1 when none. */
+static long next_file(cctx *c, int prefer)
 {
-    workq *q = NULL;
-    int rc = wq_new(threads, 64, add_worker, c, &q);
+    long fi = -1;
+    pthread_mutex_lock(&c->lock);
+    for (int k = 0; k < 2 && fi < 0 && c->rc == 0; k++) {
+        int large = (prefer + k) % 2;
+        while (fi < 0 && c->cursor[large] < c->m->n) {
+            size_t i = c->cursor[large]++;
+            if (c->need[i] && (c->m->e[i].size >= CR_SMALL) == large)
+                fi = (long)i;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return fi;
+}
+
+typedef struct {
+    cctx *c;
+    int prefer; /* CR6: 1 large files first, 0 small ones */
+    pthread_t thread;
+} reader;
+
+static void *reader_main(void *arg)
+{
+    reader *rd = arg;
+    cctx *c = rd->c;
+    uint8_t *rbuf = bigbuf_alloc(CR_RBUF);
+    if (!rbuf)
+        set_error(c, -ENOMEM, c->root, "out of memory");
+    for (long fi; rbuf && (fi = next_file(c, rd->prefer)) >= 0;) {
+        int rc = read_file(c, rbuf, (uint32_t)fi);
+        if (rc != 0)
+            set_error(c, rc, c->m->e[fi].path, dm_strerror(rc));
+    }
+    bigbuf_free(rbuf, CR_RBUF);
+    return NULL;
+}
+
+/* Reads every file that needs it: CR_READERS readers (CR6), the calling
+ * thread being the first, feeding the worker pool. */
+static int read_all(cctx *c, int threads, char *err, size_t errlen)
+{
+    reader rd[CR_READERS];
+    int rc = wq_new(threads, 64, add_worker, c, &c->q), started = 0;
     if (rc != 0)
         return dm_fail(err, errlen, rc, "create: cannot start threads");
-    for (size_t i = 0; i < c->m->n && rc == 0; i++) {
-        if (!need[i])
-            continue;
-        rc = read_file(c, q, (uint32_t)i);
-        if (rc != 0)
-            set_error(c, rc, c->m->e[i].path, dm_strerror(rc));
-    }
-    wq_finish(q);
+    for (int i = 0; i < CR_READERS; i++)
+        rd[i] = (reader){.c = c, .prefer = (i + 1) % 2};
+    for (int i = 1; i < CR_READERS; i++) /* one fewer is fine: readers share the files */
+        if (pthread_create(&rd[i].thread, NULL, reader_main, &rd[i]) == 0)
+            started = i;
+    reader_main(&rd[0]);
+    for (int i = 1; i <= started; i++)
+        pthread_join(rd[i].thread, NULL);
+    wq_finish(c->q);
+    c->q = NULL;
     if (c->rc != 0)
         return dm_fail(err, errlen, c->rc, "%s", c->err);
     if (manifest_remove(c->m, c->vanished) != 0)
@@ -372,14 +524,14 @@ static int create_run(dm_store *s, cctx *c, const snap_opts *o, snap_info *in, c
     repo_stats st;
     int rc = -ENOMEM;
     c->vanished = calloc(c->m->n + 1, 1);
-    c->rbuf = malloc(CR_RBUF);
-    if (!need || !c->vanished || !c->rbuf)
+    c->need = need;
+    if (!need || !c->vanished)
         goto out;
     if ((rc = repo_open(s, &c->r, err, errlen)) != 0)
         goto out;
     load_parent(s, in->source, &parent, in->parent);
     reuse_parent(c, parent, need);
-    if ((rc = read_all(c, need, snap_threads(o), err, errlen)) != 0 ||
+    if ((rc = read_all(c, snap_threads(o), err, errlen)) != 0 ||
         (rc = repo_flush(c->r, err, errlen)) != 0)
         goto out;
     repo_get_stats(c->r, &st);
@@ -400,6 +552,7 @@ int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_in
     int64_t t0 = clock_mono_ms();
     int rc;
     pthread_mutex_init(&c.lock, NULL);
+    pthread_mutex_init(&c.pool.lock, NULL);
     pthread_cond_init(&c.room, NULL);
     if (!realpath(source_dir, root)) {
         rc = dm_fail(err, errlen, -errno, "create: %s: %s", source_dir, strerror(errno));
@@ -425,9 +578,10 @@ int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_in
 out:
     repo_close(c.r);
     manifest_free(c.m);
-    free(c.rbuf);
     free(c.vanished);
+    pool_drain(&c.pool);
     pthread_mutex_destroy(&c.lock);
+    pthread_mutex_destroy(&c.pool.lock);
     pthread_cond_destroy(&c.room);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* Unit tests for the FastCDC chunker (src/snapshot/chunker.h, CK1-CK3). */
+/* Unit tests for the FastCDC chunker (src/snapshot/chunker.h, CK1-CK4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +91,40 @@ static void test_min_max(void **state)
     free(b);
 }
 
+/* CK4: a cut found in a prefix is the cut of the whole stream; a prefix
+ * that decides nothing gets 0, and the stream-based cutting of the snapshot
+ * reader (find while decided, else read more) gives the cuts of cut_all. */
+static void test_find_on_prefixes(void **state)
+{
+    (void)state;
+    uint8_t *b = random_buf(BUF_LEN, 99);
+    size_t cuts[MAX_CUTS], n = cut_all(b, BUF_LEN, cuts), pos = 0, k = 0;
+    for (size_t have = 300u << 10; pos < BUF_LEN; have += 333333) { /* odd steps */
+        if (have > BUF_LEN)
+            have = BUF_LEN;
+        size_t c;
+        while (pos < have && (c = chunker_find(b + pos, have - pos)) != 0) {
+            assert_true(k < n);
+            assert_int_equal(pos + c, cuts[k]);
+            pos += c;
+            k++;
+        }
+        if (have == BUF_LEN && pos < BUF_LEN) { /* the end: the rest is one chunk */
+            assert_int_equal(chunker_cut(b + pos, BUF_LEN - pos), BUF_LEN - pos);
+            assert_int_equal(BUF_LEN, cuts[k]);
+            pos = BUF_LEN;
+            k++;
+        }
+    }
+    assert_int_equal(k, n);
+    /* undecided prefixes: too short, or no cut yet and shorter than the max */
+    assert_int_equal(chunker_find(b, CHUNK_MIN), 0);
+    memset(b, 0, CHUNK_MAX);
+    assert_int_equal(chunker_find(b, CHUNK_MAX - 1), 0);
+    assert_int_equal(chunker_find(b, CHUNK_MAX), CHUNK_MAX);
+    free(b);
+}
+
 /* Old cuts shifted by delta must reappear in the new cuts from index
  * at most 2 onward, and then all of them (the tails are equal). */
 static void assert_resync(const size_t *o, size_t no, const size_t *n, size_t nn, long delta)
@@ -145,6 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_min_max),
+        cmocka_unit_test(test_find_on_prefixes),
         cmocka_unit_test(test_insert_shifts_only_nearby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
