@@ -90,6 +90,7 @@ rss_mib() { awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }
 timed() {
     local name=$1 t0 t1
     shift
+    sync # no tool pays for writing out the dirty pages the one before left (s3rver's files)
     t0=$(now)
     /usr/bin/time -v -o "$tmp/time.out" "$@" >"$tmp/cmd.out" 2>"$tmp/cmd.err" ||
         { cat "$tmp/cmd.err" >&2; echo "s3 bench: '$*' failed" >&2; exit 1; }

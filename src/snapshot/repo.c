@@ -16,7 +16,8 @@
  * fsyncs (two, so one's fdatasync overlaps the other's write: a file://
  * pack is made durable as it is written, store_file.c F7). At most
  * REPO_WRITERS packs are queued or being written; an adder that needs a new pack beyond that waits
- * (condition variable), so memory stays under REPO_WRITERS + 1 pack buffers.
+ * (condition variable), so memory stays under REPO_WRITERS + REPO_STREAMS
+ * pack buffers (RP7: one open pack per stream).
  *
  * R1: a chunk in the table is in the open pack, in a pack being written, or
  *     in a pack in the store; reads of the first two copy from the buffer
@@ -477,7 +478,8 @@ void repo_close(repo *r)
             pthread_join(r->writer[i], NULL);
     }
     repo_forget(r);
-    pack_builder_done(&r->open);
+    for (int k = 0; k < REPO_STREAMS; k++)
+        pack_builder_done(&r->open[k]);
     for (int i = 0; i < r->nspare; i++)
         pack_builder_done(&r->spare[i]);
     repo_batch_free(&r->pend);
@@ -575,9 +577,9 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Under the lock: hands the open pack to the writer thread. The caller
- * checked inflight < REPO_WRITERS. */
-static int queue_open_pack(repo *r, char *err, size_t errlen)
+/* Under the lock: hands stream k's open pack to the writer threads. The
+ * caller checked inflight < REPO_WRITERS. */
+static int queue_open_pack(repo *r, int k, char *err, size_t errlen)
 {
     while (r->writer_started < REPO_WRITER_THREADS) {
         int rc = -pthread_create(&r->writer[r->writer_started], NULL, writer_main, r);
@@ -587,31 +589,31 @@ static int queue_open_pack(repo *r, char *err, size_t errlen)
             break; /* one writer is enough to go on */
         r->writer_started++;
     }
-    r->queue[(r->qhead + r->qlen) % REPO_WRITERS] = (queued_pack){r->open, r->open_pack};
+    r->queue[(r->qhead + r->qlen) % REPO_WRITERS] = (queued_pack){r->open[k], r->open_pack[k]};
     r->qlen++;
     r->inflight++;
-    r->packs[r->open_pack].state = PK_WRITING;
-    memset(&r->open, 0, sizeof r->open);
-    r->has_open = 0;
+    r->packs[r->open_pack[k]].state = PK_WRITING;
+    memset(&r->open[k], 0, sizeof r->open[k]);
+    r->has_open[k] = 0;
     pthread_cond_broadcast(&r->cv);
     return 0;
 }
 
-static int start_pack(repo *r)
+static int start_pack(repo *r, int k)
 {
     uint32_t idx;
     int rc = pack_new(r, PK_OPEN, &idx);
     if (rc)
         return rc;
     if (r->nspare > 0) {
-        r->open = r->spare[--r->nspare];
-    } else if ((rc = pack_builder_init(&r->open)) != 0) {
+        r->open[k] = r->spare[--r->nspare];
+    } else if ((rc = pack_builder_init(&r->open[k])) != 0) {
         r->npacks--;
         return rc;
     }
-    r->packs[idx].buf = r->open.buf;
-    r->open_pack = idx;
-    r->has_open = 1;
+    r->packs[idx].buf = r->open[k].buf;
+    r->open_pack[k] = idx;
+    r->has_open[k] = 1;
     return 0;
 }
 
@@ -621,8 +623,8 @@ static int broken_fail(repo *r, char *err, size_t errlen)
 }
 
 /* Under the lock: appends e's blob unless the chunk appeared meanwhile. */
-static int append_locked(repo *r, pack_entry *e, const void *stored, int *ret_new, char *err,
-                         size_t errlen)
+static int append_locked(repo *r, int k, pack_entry *e, const void *stored, int *ret_new,
+                         char *err, size_t errlen)
 {
     for (;;) {
         if (r->broken)
@@ -631,12 +633,12 @@ static int append_locked(repo *r, pack_entry *e, const void *stored, int *ret_ne
             r->st.chunks_deduped++;
             return 0;
         }
-        if (r->has_open && pack_fits(&r->open, e->stored)) {
-            e->off = (uint32_t)r->open.len;
-            int rc = chunk_insert(r, e, r->open_pack);
+        if (r->has_open[k] && pack_fits(&r->open[k], e->stored)) {
+            e->off = (uint32_t)r->open[k].len;
+            int rc = chunk_insert(r, e, r->open_pack[k]);
             if (rc)
                 return dm_fail(err, errlen, rc, "repo: out of memory for the chunk table");
-            pack_append(&r->open, e, stored);
+            pack_append(&r->open[k], e, stored);
             r->st.chunks_added++;
             r->st.bytes_added += e->plain;
             r->st.bytes_stored += e->stored;
@@ -644,11 +646,11 @@ static int append_locked(repo *r, pack_entry *e, const void *stored, int *ret_ne
             return 0;
         }
         int rc = 0;
-        if (r->has_open && r->inflight >= REPO_WRITERS)
+        if (r->has_open[k] && r->inflight >= REPO_WRITERS)
             pthread_cond_wait(&r->cv, &r->mu); /* RP5: memory stays bounded */
-        else if (r->has_open)
-            rc = queue_open_pack(r, err, errlen);
-        else if ((rc = start_pack(r)) != 0)
+        else if (r->has_open[k])
+            rc = queue_open_pack(r, k, err, errlen);
+        else if ((rc = start_pack(r, k)) != 0)
             rc = dm_fail(err, errlen, rc, "repo: out of memory for a pack");
         if (rc)
             return rc;
@@ -658,7 +660,13 @@ static int append_locked(repo *r, pack_entry *e, const void *stored, int *ret_ne
 int repo_add_chunk(repo *r, const void *data, size_t len, chunk_id *ret_id, int *ret_new, char *err,
                    size_t errlen)
 {
-    if (!r || (!data && len))
+    return repo_add_chunk_to(r, 0, data, len, ret_id, ret_new, err, errlen);
+}
+
+int repo_add_chunk_to(repo *r, int stream, const void *data, size_t len, chunk_id *ret_id,
+                      int *ret_new, char *err, size_t errlen)
+{
+    if (!r || (!data && len) || stream < 0 || stream >= REPO_STREAMS)
         return dm_fail(err, errlen, DM_E_INVALID, "repo: no data");
     if (len > REPO_CHUNK_MAX)
         return dm_fail(err, errlen, DM_E_TOO_BIG, "repo: chunk of %zu bytes over the cap %u", len,
@@ -683,7 +691,7 @@ int repo_add_chunk(repo *r, const void *data, size_t len, chunk_id *ret_id, int 
         }
         e.stored = (uint32_t)slen;
         pthread_mutex_lock(&r->mu);
-        rc = append_locked(r, &e, stored, &isnew, err, errlen);
+        rc = append_locked(r, stream, &e, stored, &isnew, err, errlen);
         pthread_mutex_unlock(&r->mu);
     }
     if (rc == 0) {
@@ -704,10 +712,13 @@ static int drain_locked(repo *r, char *err, size_t errlen)
     for (;;) {
         if (r->broken)
             return broken_fail(r, err, errlen);
-        int rc = 0;
-        if (r->has_open && r->open.count > 0 && r->inflight < REPO_WRITERS)
-            rc = queue_open_pack(r, err, errlen);
-        else if (r->inflight > 0 || (r->has_open && r->open.count > 0))
+        int rc = 0, k = 0, pending = 0;
+        for (; k < REPO_STREAMS && !(r->has_open[k] && r->open[k].count > 0); k++)
+            ;
+        pending = k < REPO_STREAMS;
+        if (pending && r->inflight < REPO_WRITERS)
+            rc = queue_open_pack(r, k, err, errlen);
+        else if (r->inflight > 0 || pending)
             pthread_cond_wait(&r->cv, &r->mu);
         else
             return 0;
@@ -744,6 +755,22 @@ int repo_chunk_size(repo *r, const chunk_id *id, size_t *ret_len)
         *ret_len = repo_ent(r, (size_t)i)->plain & ~PLAIN_LZ4;
     pthread_mutex_unlock(&r->mu);
     return i >= 0 ? 0 : DM_E_NOT_FOUND;
+}
+
+int repo_prefetch(repo *r, const chunk_id *id, uint32_t *last)
+{
+    char key[KEY_LEN] = "";
+    pthread_mutex_lock(&r->mu);
+    int64_t i = repo_chunk_find(r, id);
+    uint32_t pack = i >= 0 ? repo_ent(r, (size_t)i)->pack : UINT32_MAX;
+    if (pack != UINT32_MAX && pack != *last && r->packs[pack].state == PK_WRITTEN) {
+        repo_pack_key(&r->packs[pack].id, key);
+        *last = pack;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (key[0])
+        store_prefetch(r->s, key);
+    return key[0] != '\0';
 }
 
 void repo_get_stats(repo *r, repo_stats *ret)

@@ -20,6 +20,12 @@
  *      and compression run outside the lock; only appending to the open pack
  *      holds it. Memory is bounded: at most REPO_PACK_TARGET bytes buffered
  *      per open pack.
+ * RP7: chunks go to one of REPO_STREAMS open packs, chosen by the caller
+ *      (repo_add_chunk_to): a writer with several sequential sources (the
+ *      snapshot's readers) keeps each source's chunks together, in its
+ *      order, so that a restore in tree order reads packs one after the
+ *      other instead of coming back to the same pack (costly on s3://,
+ *      where a pack is fetched whole).
  * RP6: nothing read from the store is trusted: pack headers and index
  *      objects are bounds-checked; lengths are capped (REPO_CHUNK_MAX). */
 #ifndef DUMONT_SNAPSHOT_REPO_H
@@ -59,6 +65,11 @@ void repo_close(repo *r); /* does not flush: unflushed chunks are dropped */
 /* RP2, RP3, RP5. *ret_new (may be NULL) is 1 when the chunk was not there. */
 int repo_add_chunk(repo *r, const void *data, size_t len, chunk_id *ret_id, int *ret_new,
                    char *err, size_t errlen);
+/* The same into stream `stream` (RP7), 0 <= stream < REPO_STREAMS;
+ * repo_add_chunk is stream 0. */
+#define REPO_STREAMS 2
+int repo_add_chunk_to(repo *r, int stream, const void *data, size_t len, chunk_id *ret_id,
+                      int *ret_new, char *err, size_t errlen);
 /* Writes the open pack(s) and an index object naming them (RP4). After it
  * returns 0, every chunk added so far is durable and readable. */
 int repo_flush(repo *r, char *err, size_t errlen);
@@ -68,6 +79,11 @@ int repo_chunk_size(repo *r, const chunk_id *id, size_t *ret_len);
 /* Reads and verifies (RP1) a chunk into buf (cap bytes). */
 int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *ret_len,
                     char *err, size_t errlen);
+/* Read-ahead: chunk id will be read soon. Hints the store (store_prefetch,
+ * ST5) with its pack, unless that pack is *last (then nothing); *last is
+ * the caller's memory of the previous pack (start it at UINT32_MAX).
+ * Returns 1 when it hinted a pack (*last changed), else 0. */
+int repo_prefetch(repo *r, const chunk_id *id, uint32_t *last);
 void repo_get_stats(repo *r, repo_stats *ret);
 /* Index objects repo_open ignored because they were damaged (logged as
  * repo.index.bad); their chunks look missing. 0 on a healthy store. */

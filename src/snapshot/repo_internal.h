@@ -62,9 +62,9 @@ struct repo {
     idtab chunks, packtab;
     pack_info *packs;
     size_t npacks, packs_cap;
-    pack_builder open;
-    int has_open;
-    uint32_t open_pack;
+    pack_builder open[REPO_STREAMS]; /* RP7: one open pack per stream */
+    int has_open[REPO_STREAMS];
+    uint32_t open_pack[REPO_STREAMS];
     pack_builder spare[REPO_SPARES];
     int nspare;
     queued_pack queue[REPO_WRITERS]; /* packs for the writer thread */

@@ -254,17 +254,20 @@ int repo_prune(repo *r, const chunk_id *used, size_t n, repo_prune_stats *ret, c
     if (rc)
         return rc;
     pthread_mutex_lock(&r->mu);
-    if (r->has_open && r->open.count > 0) { /* an add raced the flush */
-        rc = dm_fail(err, errlen, DM_E_BUSY, "repo: prune needs exclusive use");
-        goto out;
-    }
+    for (int k = 0; k < REPO_STREAMS; k++)
+        if (r->has_open[k] && r->open[k].count > 0) { /* an add raced the flush */
+            rc = dm_fail(err, errlen, DM_E_BUSY, "repo: prune needs exclusive use");
+            goto out;
+        }
     if ((rc = prune_alloc(&c, used, n)) != 0) {
         rc = dm_fail(err, errlen, rc, "repo: out of memory");
         goto out;
     }
-    if (r->has_open) /* empty; its pack number dies with the table */
-        repo_builder_release(r, &r->open);
-    r->has_open = 0;
+    for (int k = 0; k < REPO_STREAMS; k++) {
+        if (r->has_open[k]) /* empty; its pack number dies with the table */
+            repo_builder_release(r, &r->open[k]);
+        r->has_open[k] = 0;
+    }
     size_t old_index = r->nindex;
     rc = prune_build(&c, err, errlen);
     if (rc)

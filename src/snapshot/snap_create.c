@@ -13,7 +13,9 @@
  *      copies and disk writes); reader 0 prefers the large ones, reader 1
  *      the small ones, and each takes from the other queue when its own is
  *      empty. Both kinds of work so overlap instead of taking turns, which
- *      a single reader in tree order made them do.
+ *      a single reader in tree order made them do. Each reader's chunks go
+ *      to its own pack stream (RP7), so packs follow tree order per reader
+ *      and a restore does not come back to a pack it has read.
  *
  * CR1: memory is bounded (SN5): one 8 MiB read buffer per reader plus at
  *      most CR_INFLIGHT bytes of chunk copies waiting for or inside workers;
@@ -157,7 +159,13 @@ typedef struct {
     pbuf buf;
     size_t len;
     uint32_t fi, xi;
+    int stream; /* RP7: the reader's own packs */
 } cjob;
+
+typedef struct { /* one reader's own state */
+    uint8_t *rbuf;
+    int stream;
+} rstate;
 
 static void set_error(cctx *c, int rc, const char *path, const char *why)
 {
@@ -184,7 +192,8 @@ static void add_worker(void *p, void *ctx, int worker)
     char err[256] = "";
     chunk_id id;
     /* rc 1: skipped, the create has already failed */
-    int rc = failed(c) ? 1 : repo_add_chunk(c->r, j->buf.p, j->len, &id, NULL, err, sizeof err);
+    int rc = failed(c) ? 1 : repo_add_chunk_to(c->r, j->stream, j->buf.p, j->len, &id, NULL, err,
+                                                   sizeof err);
     if (rc < 0)
         set_error(c, rc, c->m->e[j->fi].path, err[0] ? err : dm_strerror(rc));
     pthread_mutex_lock(&c->lock);
@@ -232,7 +241,7 @@ static size_t copy_cap(size_t len) /* CR7 */
 }
 
 /* CR1: waits for budget, copies the chunk and queues it. */
-static int submit(cctx *c, workq *q, uint32_t fi, const uint8_t *data, size_t n)
+static int submit(cctx *c, const rstate *rs, uint32_t fi, const uint8_t *data, size_t n)
 {
     mf_extent x = {.len = n, .hole = all_zero(data, n)};
     uint32_t xi;
@@ -259,16 +268,17 @@ static int submit(cctx *c, workq *q, uint32_t fi, const uint8_t *data, size_t n)
         return rc;
     }
     memcpy(copy.p, data, n);
-    *j = (cjob){.buf = copy, .len = n, .fi = fi, .xi = xi};
-    wq_push(q, j);
+    *j = (cjob){.buf = copy, .len = n, .fi = fi, .xi = xi, .stream = rs->stream};
+    wq_push(c->q, j);
     return 0;
 }
 
 /* Reads [off, end) of fd and submits its chunks; *ret_got: bytes read
  * (less than asked if the file shrank meanwhile). */
-static int read_region(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t off, uint64_t end,
+static int read_region(cctx *c, const rstate *rs, uint32_t fi, int fd, uint64_t off, uint64_t end,
                        uint64_t *ret_got)
 {
+    uint8_t *rbuf = rs->rbuf;
     size_t have = 0, start = 0;
     uint64_t rpos = off;
     int eof = 0, rc;
@@ -294,7 +304,7 @@ static int read_region(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t off
             if (!n && !eof)
                 break;
             n = n ? n : have - start;
-            if ((rc = submit(c, c->q, fi, rbuf + start, n)) != 0)
+            if ((rc = submit(c, rs, fi, rbuf + start, n)) != 0)
                 return rc;
             start += n;
         }
@@ -307,7 +317,7 @@ static int read_region(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t off
 
 /* CR2: data regions by SEEK_DATA/SEEK_HOLE; holes become hole extents. */
 /* *size: the file's size in, the bytes recorded out (CR3). */
-static int read_extents(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t *ret_size)
+static int read_extents(cctx *c, const rstate *rs, uint32_t fi, int fd, uint64_t *ret_size)
 {
     uint64_t size = *ret_size;
     mf_entry *e = &c->m->e[fi];
@@ -327,7 +337,7 @@ static int read_extents(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t *r
             break;
         off_t h = lseek(fd, (off_t)data, SEEK_HOLE);
         uint64_t hole = h > (off_t)data && (uint64_t)h < size ? (uint64_t)h : size, got = 0;
-        rc = read_region(c, rbuf, fi, fd, data, hole, &got);
+        rc = read_region(c, rs, fi, fd, data, hole, &got);
         off = data + got;
         if (got < hole - data)
             break; /* the file shrank: keep what was read (CR3) */
@@ -336,7 +346,7 @@ static int read_extents(cctx *c, uint8_t *rbuf, uint32_t fi, int fd, uint64_t *r
     return rc;
 }
 
-static int read_file(cctx *c, uint8_t *rbuf, uint32_t fi)
+static int read_file(cctx *c, const rstate *rs, uint32_t fi)
 {
     mf_entry *e = &c->m->e[fi];
     char path[PATH_MAX + MF_PATH_MAX + 2];
@@ -366,9 +376,9 @@ static int read_file(cctx *c, uint8_t *rbuf, uint32_t fi)
     if (size >= CR_SMALL)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     if ((uint64_t)st.st_blocks * 512 >= size) /* allocated in full: no holes to look for */
-        rc = read_region(c, rbuf, fi, fd, 0, size, &size);
+        rc = read_region(c, rs, fi, fd, 0, size, &size);
     else
-        rc = read_extents(c, rbuf, fi, fd, &size);
+        rc = read_extents(c, rs, fi, fd, &size);
     e->size = size;
 out:
     close(fd);
@@ -439,6 +449,7 @@ static long next_file(cctx *c, int prefer)
 typedef struct {
     cctx *c;
     int prefer; /* CR6: 1 large files first, 0 small ones */
+    int id;     /* its pack stream (RP7) */
     pthread_t thread;
 } reader;
 
@@ -446,15 +457,15 @@ static void *reader_main(void *arg)
 {
     reader *rd = arg;
     cctx *c = rd->c;
-    uint8_t *rbuf = bigbuf_alloc(CR_RBUF);
-    if (!rbuf)
+    rstate rs = {.rbuf = bigbuf_alloc(CR_RBUF), .stream = rd->id % REPO_STREAMS};
+    if (!rs.rbuf)
         set_error(c, -ENOMEM, c->root, "out of memory");
-    for (long fi; rbuf && (fi = next_file(c, rd->prefer)) >= 0;) {
-        int rc = read_file(c, rbuf, (uint32_t)fi);
+    for (long fi; rs.rbuf && (fi = next_file(c, rd->prefer)) >= 0;) {
+        int rc = read_file(c, &rs, (uint32_t)fi);
         if (rc != 0)
             set_error(c, rc, c->m->e[fi].path, dm_strerror(rc));
     }
-    bigbuf_free(rbuf, CR_RBUF);
+    bigbuf_free(rs.rbuf, CR_RBUF);
     return NULL;
 }
 
@@ -467,7 +478,7 @@ static int read_all(cctx *c, int threads, char *err, size_t errlen)
     if (rc != 0)
         return dm_fail(err, errlen, rc, "create: cannot start threads");
     for (int i = 0; i < CR_READERS; i++)
-        rd[i] = (reader){.c = c, .prefer = (i + 1) % 2};
+        rd[i] = (reader){.c = c, .prefer = (i + 1) % 2, .id = i};
     for (int i = 1; i < CR_READERS; i++) /* one fewer is fine: readers share the files */
         if (pthread_create(&rd[i].thread, NULL, reader_main, &rd[i]) == 0)
             started = i;

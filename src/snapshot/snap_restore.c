@@ -25,6 +25,12 @@
  *      (atomic on Linux); otherwise only with force: target renamed aside,
  *      staging renamed in (on failure the old one is renamed back), old
  *      tree removed.
+ * RS6: read-ahead: a second cursor walks the manifest's data extents ahead
+ *      of the producer and hints each new pack to the store (repo_prefetch,
+ *      ST5), staying RS_AHEAD packs ahead of the job being queued. Packs,
+ *      not jobs, are counted: 64 queued jobs may be 4 packs of model
+ *      weights or a few hundred small files in one pack. On s3:// the next
+ *      packs then download while the workers decode the current one.
  * RS5: timing (snap_opts.restore_stats) is measured per thread: each job
  *      notes its thread's store_thread_fetch_ns() before and after reading
  *      its chunk, and its own busy time; the fetch share of the data phase's
@@ -52,6 +58,7 @@
 #include <unistd.h>
 
 #define RS_OPEN_MAX 256
+#define RS_AHEAD    4 /* RS6 */
 #define RS_PATH     (PATH_MAX + MF_PATH_MAX + 64)
 
 typedef struct {
@@ -70,6 +77,12 @@ typedef struct {
     int timed;                  /* RS5: o->restore_stats asked for */
     uint64_t fetch_ns, busy_ns; /* RS5: sums over worker jobs */
     uint64_t chunks;
+    /* RS6: the read-ahead cursor, and where each hinted pack starts */
+    size_t la_fi;
+    uint32_t la_xi, la_pack;
+    size_t ring_fi[RS_AHEAD];
+    uint32_t ring_xi[RS_AHEAD];
+    int ring_head, ring_n;
 } rctx;
 
 typedef struct {
@@ -166,6 +179,39 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
     return 0;
 }
 
+/* (a, ak) is before (b, bk) in manifest order. */
+static int before(size_t a, uint32_t ak, size_t b, uint32_t bk)
+{
+    return a < b || (a == b && ak < bk);
+}
+
+/* RS6: the producer is about to queue extent xi of entry fi. */
+static void read_ahead(rctx *c, size_t fi, uint32_t xi)
+{
+    while (c->ring_n > 0 && !before(fi, xi, c->ring_fi[c->ring_head], c->ring_xi[c->ring_head])) {
+        c->ring_head = (c->ring_head + 1) % RS_AHEAD;
+        c->ring_n--;
+    }
+    if (before(c->la_fi, c->la_xi, fi, xi)) {
+        c->la_fi = fi;
+        c->la_xi = xi;
+    }
+    while (c->ring_n < RS_AHEAD && c->la_fi < c->m->n) {
+        const mf_entry *e = &c->m->e[c->la_fi];
+        if (e->type != MF_FILE || c->la_xi >= e->n_ext) {
+            c->la_fi++;
+            c->la_xi = 0;
+            continue;
+        }
+        uint32_t k = c->la_xi++;
+        if (!e->ext[k].hole && repo_prefetch(c->r, &e->ext[k].id, &c->la_pack)) {
+            int slot = (c->ring_head + c->ring_n++) % RS_AHEAD;
+            c->ring_fi[slot] = c->la_fi;
+            c->ring_xi[slot] = k;
+        }
+    }
+}
+
 static void restore_worker(void *p, void *ctx, int worker)
 {
     rjob *j = p;
@@ -233,6 +279,7 @@ static int restore_file(rctx *c, workq *q, uint32_t fi)
     for (uint32_t k = 0; k < e->n_ext && !rs_failed(c); k++) {
         rjob *j = e->ext[k].hole ? NULL : malloc(sizeof *j);
         if (j) {
+            read_ahead(c, f->fi, k);
             *j = (rjob){.f = f, .xi = k, .off = off};
             pthread_mutex_lock(&c->lock);
             f->refs++;
@@ -503,7 +550,7 @@ int snap_restore(dm_store *s, const char *id, const char *target_in, int force, 
                  char *err, size_t errlen)
 {
     manifest *m = NULL;
-    rctx c = {.o = o, .timed = o && o->restore_stats};
+    rctx c = {.o = o, .timed = o && o->restore_stats, .la_pack = UINT32_MAX};
     char target[PATH_MAX];
     int threads = snap_threads(o), rc;
     int64_t t0_us = clock_mono_us(), data_us = 0;

@@ -243,3 +243,9 @@ int store_delete(dm_store *s, const char *key, char *err, size_t errlen)
         return bad_key(key, err, errlen);
     return s->ops->del(s->st, key, err, errlen);
 }
+
+void store_prefetch(dm_store *s, const char *key)
+{
+    if (s->ops->prefetch && store_key_valid(key))
+        s->ops->prefetch(s->st, key);
+}

@@ -15,6 +15,10 @@
  *      until store_sync() returns. Writers of many objects (packs) put them
  *      lazily and sync once before writing anything that refers to them, so
  *      the disk writes overlap with the work instead of stalling each put.
+ * ST5: store_prefetch() is a hint that key will be read soon (get_range):
+ *      a back end with a slow first byte (s3://) may start fetching it in
+ *      the background. It never fails, never blocks on the network, and
+ *      changes nothing a later read returns (errors surface there).
  * ST3: get never returns more than max_len bytes: a larger object fails with
  *      DM_E_TOO_BIG (callers cap what they accept from a store).
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
@@ -48,6 +52,7 @@ typedef struct store_ops {
                 size_t errlen);
     int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
     void (*close)(void *st);
+    void (*prefetch)(void *st, const char *key); /* ST5; NULL: no-op */
 } store_ops;
 
 /* Opens "file:///abs/dir" (created if missing), a plain directory path, or
@@ -73,6 +78,7 @@ int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_
 int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
                size_t errlen);
 int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
+void store_prefetch(dm_store *s, const char *key); /* ST5 */
 /* 1 if key is a valid store key (see above). */
 int store_key_valid(const char *key);
 /* Nanoseconds the calling thread has spent in store_get/store_get_range

@@ -173,6 +173,14 @@ static int m_del(void *st, const char *key, char *err, size_t errlen)
     return rc ? mirror_fail(m, rc, merr, err, errlen) : 0;
 }
 
+/* ST5: reads go to the primary first, so the hint goes there. */
+static void m_prefetch(void *st, const char *key)
+{
+    mstore *m = st;
+    if (m->p_ops->prefetch)
+        m->p_ops->prefetch(m->p_st, key);
+}
+
 static void m_close(void *st)
 {
     mstore *m = st;
@@ -193,6 +201,7 @@ static const store_ops mirror_ops = {
     .list = m_list,
     .del = m_del,
     .close = m_close,
+    .prefetch = m_prefetch,
 };
 
 int store_mirror_wrap(const store_ops *p_ops, void *p_st, const store_ops *m_ops, void *m_st,

@@ -1,4 +1,4 @@
-/* Unit tests for the chunk repository (src/snapshot/repo.h RP1-RP6,
+/* Unit tests for the chunk repository (src/snapshot/repo.h RP1-RP7,
  * repo.c R1-R6, pack.c PK1-PK4) on a file:// store in a temp directory. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 
 #include "snapshot/pack.h"
 #include "snapshot/repo.h"
+#include "snapshot/repo_internal.h" /* RP7: which pack holds a chunk */
 #include "store/store.h"
 #include "util/error.h"
 
@@ -234,6 +235,48 @@ static void test_dedup(void **state)
     reopen(f);
     add_ok(f->r, a, 300000, 0); /* and after reopening */
     free(a);
+}
+
+/* RP7: chunks added to two streams, interleaved, land in packs of their
+ * own stream, in the order they were added. */
+static void test_streams(void **state)
+{
+    fixture *f = *state;
+    enum { N = 12, LEN = 3 << 20 };
+    chunk_id ids[2][N];
+    char err[256] = "";
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 2; k++) {
+            uint8_t *b = random_buf(LEN);
+            assert_int_equal(repo_add_chunk_to(f->r, k, b, LEN, &ids[k][i], NULL, err, sizeof err),
+                             0);
+            free(b);
+        }
+    assert_int_not_equal(repo_add_chunk_to(f->r, REPO_STREAMS, "x", 1, &ids[0][0], NULL, err,
+                                           sizeof err),
+                         0);
+    flush_ok(f->r);
+    uint32_t last[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N; i++) {
+            int64_t e = repo_chunk_find(f->r, &ids[k][i]);
+            assert_true(e >= 0);
+            uint32_t pack = repo_ent(f->r, (size_t)e)->pack;
+            if (i > 0)
+                assert_true(pack >= last[k]); /* in order within the stream */
+            last[k] = pack;
+        }
+    for (int i = 0; i < N; i++) { /* no pack of stream 0 holds a chunk of stream 1 */
+        uint32_t p0 = repo_ent(f->r, (size_t)repo_chunk_find(f->r, &ids[0][i]))->pack;
+        for (int j = 0; j < N; j++)
+            assert_int_not_equal(p0, repo_ent(f->r, (size_t)repo_chunk_find(f->r, &ids[1][j]))->pack);
+    }
+    reopen(f);
+    uint8_t *probe = malloc(LEN);
+    size_t got = 0;
+    assert_int_equal(repo_read_chunk(f->r, &ids[1][N - 1], probe, LEN, &got, err, sizeof err), 0);
+    assert_int_equal(got, LEN);
+    free(probe);
 }
 
 typedef struct {
@@ -664,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unflushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
