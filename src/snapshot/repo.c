@@ -816,9 +816,12 @@ out:
     return rc;
 }
 
-/* Fetches and decodes the blob of loc into buf (plain bytes). */
-static int fetch(repo *r, const chunk_loc *loc, void *buf, char *err, size_t errlen)
+/* Fetches and decodes the blob of loc into buf (plain bytes); verified:
+ * from a copy the store checks whole (ST6), after damage was found. */
+static int fetch(repo *r, const chunk_loc *loc, int verified, void *buf, char *err, size_t errlen)
 {
+    int (*get)(dm_store *, const char *, uint64_t, size_t, void *, char *, size_t) =
+        verified ? store_get_range_verified : store_get_range;
     const rentry *e = &loc->e;
     uint32_t plain = e->plain & ~PLAIN_LZ4;
     uint8_t *tmp = loc->mem;
@@ -827,13 +830,13 @@ static int fetch(repo *r, const chunk_loc *loc, void *buf, char *err, size_t err
         if (tmp)
             memcpy(buf, tmp, plain);
         else
-            rc = store_get_range(r->s, loc->key, e->off, plain, buf, err, errlen);
+            rc = get(r->s, loc->key, e->off, plain, buf, err, errlen);
         return rc;
     }
     if (!tmp && !(tmp = malloc(e->stored)))
         return dm_fail(err, errlen, -ENOMEM, "repo: out of memory");
     if (!loc->mem)
-        rc = store_get_range(r->s, loc->key, e->off, e->stored, tmp, err, errlen);
+        rc = get(r->s, loc->key, e->off, e->stored, tmp, err, errlen);
     if (rc == 0 && pack_decompress(tmp, e->stored, buf, plain) != 0)
         rc = dm_fail(err, errlen, DM_E_PROTOCOL, "LZ4 frame does not decode to %u bytes", plain);
     if (tmp != loc->mem)
@@ -859,12 +862,18 @@ int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *
                      cap);
         goto out;
     }
-    rc = fetch(r, &loc, buf, why, sizeof why);
-    if (rc == 0) { /* RP1 */
-        chunk_id got;
-        chunk_id_of(buf, plain, &got);
-        if (memcmp(got.b, id->b, 32) != 0)
-            rc = dm_fail(why, sizeof why, DM_E_PROTOCOL, "content does not match its id");
+    /* RP1; a damaged blob is read once more from a checked copy (ST6: the
+     * whole object verified, or the mirror's) */
+    for (int verified = 0; verified < 2; verified++) {
+        rc = fetch(r, &loc, verified, buf, why, sizeof why);
+        if (rc == 0) {
+            chunk_id got;
+            chunk_id_of(buf, plain, &got);
+            if (memcmp(got.b, id->b, 32) != 0)
+                rc = dm_fail(why, sizeof why, DM_E_PROTOCOL, "content does not match its id");
+        }
+        if (rc != DM_E_PROTOCOL || loc.mem)
+            break;
     }
     if (rc == DM_E_NOT_FOUND) /* an indexed pack is gone: damage, not absence */
         rc = DM_E_PROTOCOL;

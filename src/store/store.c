@@ -222,6 +222,19 @@ int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void
     return rc;
 }
 
+int store_get_range_verified(dm_store *s, const char *key, uint64_t off, size_t len, void *buf,
+                             char *err, size_t errlen)
+{
+    if (!s->ops->get_range_verified)
+        return store_get_range(s, key, off, len, buf, err, errlen);
+    if (!store_key_valid(key) || (!buf && len))
+        return bad_key(key, err, errlen);
+    uint64_t t0 = mono_ns();
+    int rc = s->ops->get_range_verified(s->st, key, off, len, buf, err, errlen);
+    fetch_ns += mono_ns() - t0;
+    return rc;
+}
+
 int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_t errlen)
 {
     if (!store_key_valid(key) || !ret_exists)

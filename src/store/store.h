@@ -19,6 +19,12 @@
  *      a back end with a slow first byte (s3://) may start fetching it in
  *      the background. It never fails, never blocks on the network, and
  *      changes nothing a later read returns (errors surface there).
+ * ST6: store_get_range_verified() is for a caller that found the bytes of
+ *      a get_range damaged (the snapshot layer checks every chunk's hash):
+ *      it reads them again from a copy checked whole (s3://: the object
+ *      against its x-amz-meta-sha256, bypassing the cache) or, with a
+ *      mirror, from the mirror when the primary cannot give a checked copy.
+ *      So a plain get_range may skip whole-object checks of its own.
  * ST3: get never returns more than max_len bytes: a larger object fails with
  *      DM_E_TOO_BIG (callers cap what they accept from a store).
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
@@ -53,6 +59,9 @@ typedef struct store_ops {
     int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
     void (*close)(void *st);
     void (*prefetch)(void *st, const char *key); /* ST5; NULL: no-op */
+    /* ST6; NULL: get_range again */
+    int (*get_range_verified)(void *st, const char *key, uint64_t off, size_t len, void *buf,
+                              char *err, size_t errlen);
 } store_ops;
 
 /* Opens "file:///abs/dir" (created if missing), a plain directory path, or
@@ -79,6 +88,8 @@ int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, cha
                size_t errlen);
 int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
 void store_prefetch(dm_store *s, const char *key); /* ST5 */
+int store_get_range_verified(dm_store *s, const char *key, uint64_t off, size_t len, void *buf,
+                             char *err, size_t errlen); /* ST6 */
 /* 1 if key is a valid store key (see above). */
 int store_key_valid(const char *key);
 /* Nanoseconds the calling thread has spent in store_get/store_get_range

@@ -117,6 +117,26 @@ static int m_get_range(void *st, const char *key, uint64_t off, size_t len, void
     return mrc ? both_failed(m, rc, mrc, perr, merr, err, errlen) : 0;
 }
 
+/* ST6: the caller found the primary's bytes damaged: a checked copy from
+ * the primary if it can give one, else (or if that fails) the mirror's. */
+static int m_get_range_verified(void *st, const char *key, uint64_t off, size_t len, void *buf,
+                                char *err, size_t errlen)
+{
+    mstore *m = st;
+    char perr[768] = "the primary has no checked read", merr[512] = "";
+    int rc = DM_E_PROTOCOL;
+    if (m->p_ops->get_range_verified) {
+        rc = m->p_ops->get_range_verified(m->p_st, key, off, len, buf, perr, sizeof perr);
+        if (!falls_back(rc))
+            return pass(rc, perr, err, errlen);
+    }
+    log_fallback("get_range", key, rc);
+    int mrc = m->m_ops->get_range_verified
+                  ? m->m_ops->get_range_verified(m->m_st, key, off, len, buf, merr, sizeof merr)
+                  : m->m_ops->get_range(m->m_st, key, off, len, buf, merr, sizeof merr);
+    return mrc ? both_failed(m, rc, mrc, perr, merr, err, errlen) : 0;
+}
+
 static int m_exists(void *st, const char *key, int *ret_exists, char *err, size_t errlen)
 {
     mstore *m = st;
@@ -202,6 +222,7 @@ static const store_ops mirror_ops = {
     .del = m_del,
     .close = m_close,
     .prefetch = m_prefetch,
+    .get_range_verified = m_get_range_verified,
 };
 
 int store_mirror_wrap(const store_ops *p_ops, void *p_st, const store_ops *m_ops, void *m_st,

@@ -29,13 +29,16 @@
  * S3-4 (ST4): a put is durable when S3 answers 200, so sync() has nothing
  *       to wait for.
  * S3-5: every put stores x-amz-meta-sha256 (SHA-256 of the whole object);
- *       every whole-object read checks it: a damaged object fails with
+ *       get and get_range_verified check it: a damaged object fails with
  *       DM_E_PROTOCOL, never reaches the caller (and the mirror takes over).
- * S3-6: get_range reads through a small cache of whole, verified objects
- *       (CACHE_SLOTS of at most CACHE_OBJ_MAX bytes), so the bytes of a range
- *       are checked too; a bigger object is read by plain ranged GETs (the
- *       snapshot layer checks each chunk's hash anyway). Objects are
- *       immutable (ST2), so a cached copy never goes stale.
+ * S3-6: get_range reads through a small cache of whole objects (CACHE_SLOTS
+ *       of at most CACHE_OBJ_MAX bytes), not checked whole: the snapshot
+ *       layer checks each chunk's hash, and on a mismatch asks again with
+ *       get_range_verified (ST6), which fetches the object anew, checks it
+ *       whole and puts the good copy in the cache. Checking every pack twice
+ *       cost a third of a restore's hashing. A bigger object is read by
+ *       plain ranged GETs. Objects are immutable (ST2), so a cached copy
+ *       never goes stale.
  * S3-10 (ST5): prefetch queues the key (at most PF_QUEUE waiting; more are
  *       dropped) for PF_THREADS background threads, started on first use,
  *       which load it into a cache slot as get_range would. A prefetched
@@ -362,8 +365,8 @@ static void obuf_free(const obuf *o, uint8_t *p)
 /* The whole object, at most max_len bytes, fetched as one ranged GET and
  * then parallel ranged GETs for the rest, checked against its
  * x-amz-meta-sha256 (S3-5). The buffer comes from ob (obuf_free). */
-static int fetch_whole(s3store *s, const char *key, size_t max_len, obuf *ob, uint8_t **ret,
-                       size_t *ret_len, char *err, size_t errlen)
+static int fetch_whole(s3store *s, const char *key, size_t max_len, int verify, obuf *ob,
+                       uint8_t **ret, size_t *ret_len, char *err, size_t errlen)
 {
     size_t fcap = max_len < DL_FIRST ? max_len : DL_FIRST;
     uint8_t *buf = obuf_alloc(ob, fcap);
@@ -418,7 +421,7 @@ static int fetch_whole(s3store *s, const char *key, size_t max_len, obuf *ob, ui
                      total);
         goto out;
     }
-    if (sha[0]) {
+    if (verify && sha[0]) {
         char got[65];
         sigv4_sha256_hex(buf, total, got);
         if (strcmp(got, sha) != 0) {
@@ -445,7 +448,7 @@ static int s3_get(void *st, const char *key, size_t max_len, void **ret_data, si
     uint8_t *buf;
     size_t len;
     obuf ob = {.huge = 0};
-    int rc = fetch_whole(st, key, max_len, &ob, &buf, &len, err, errlen);
+    int rc = fetch_whole(st, key, max_len, 1, &ob, &buf, &len, err, errlen);
     if (rc == 0) {
         *ret_data = buf;
         *ret_len = len;
@@ -510,7 +513,7 @@ static int slot_load(s3store *s, cache_slot *c, const char *key, char *err, size
     uint8_t *data = NULL;
     size_t dlen = 0;
     obuf ob = {.huge = 1};
-    int rc = fetch_whole(s, key, CACHE_OBJ_MAX, &ob, &data, &dlen, err, errlen);
+    int rc = fetch_whole(s, key, CACHE_OBJ_MAX, 0, &ob, &data, &dlen, err, errlen); /* S3-6 */
     pthread_mutex_lock(&s->cmu);
     c->data = data;
     c->cap = ob.cap;
@@ -569,6 +572,46 @@ static int s3_get_range(void *st, const char *key, uint64_t off, size_t len, voi
         }
         rc = 0;
     }
+}
+
+/* ST6, S3-6: the object fetched anew and checked whole; the good copy
+ * replaces a cached one nobody is reading. */
+static int s3_get_range_verified(void *st, const char *key, uint64_t off, size_t len, void *buf,
+                                 char *err, size_t errlen)
+{
+    s3store *s = st;
+    uint8_t *data = NULL;
+    size_t dlen = 0;
+    obuf ob = {.huge = 1};
+    int rc = fetch_whole(s, key, CACHE_OBJ_MAX, 1, &ob, &data, &dlen, err, errlen);
+    if (rc == DM_E_TOO_BIG) /* not cached either: plain ranged GETs (S3-6) */
+        return range_direct(s, key, off, len, buf, err, errlen);
+    if (rc)
+        return rc;
+    if (off > dlen || len > dlen - off) {
+        obuf_free(&ob, data);
+        return dm_fail(err, errlen, DM_E_PROTOCOL,
+                       "s3: get %s: object too short for %zu bytes at offset %llu", key, len,
+                       (unsigned long long)off);
+    }
+    memcpy(buf, data + off, len);
+    pthread_mutex_lock(&s->cmu);
+    for (int i = 0; i < CACHE_SLOTS && data; i++) {
+        cache_slot *c = &s->cache[i];
+        if (c->state == C_READY && !c->refs && strcmp(c->key, key) == 0) {
+            uint8_t *old = c->data;
+            size_t old_cap = c->cap;
+            c->data = data;
+            c->cap = ob.cap;
+            c->len = dlen;
+            data = old;
+            ob.cap = old_cap;
+        }
+    }
+    pthread_mutex_unlock(&s->cmu);
+    if (data)
+        obuf_free(&ob, data);
+    return 0;
 }
 
 /* ---- prefetch (S3-10) -------------------------------------------------------- */
@@ -750,6 +793,7 @@ static const store_ops s3_ops = {
     .del = s3_del,
     .close = s3_close,
     .prefetch = s3_prefetch,
+    .get_range_verified = s3_get_range_verified,
 };
 
 /* ---- settings ---------------------------------------------------------------- */

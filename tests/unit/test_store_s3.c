@@ -4,7 +4,8 @@
  *   - the B2 variables alone give credentials, endpoint and region;
  *   - an unreachable endpoint fails with one line after the tries (S3-7);
  *   - the mirror writes both stores and reads the mirror when the primary
- *     lacks an object (M1, M2), and reports a mirror failure as its own (M1).
+ *     lacks an object (M1, M2) or its copy is damaged (ST6), and reports a
+ *     mirror failure as its own (M1).
  * The real server is in tests/integration/test_s3_store.sh. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
@@ -160,6 +161,18 @@ static void test_mirror(void **state)
     assert_int_equal(store_get(s, "packs/zz/none", 9, &data, &len, err, sizeof err),
                      DM_E_NOT_FOUND);
     assert_non_null(strstr(err, "mirror file://")); /* both errors named */
+    /* ST6: a primary copy that reads fine but is damaged (the caller's
+     * hash check says so): the checked read comes from the mirror */
+    assert_int_equal(store_put(s, "packs/cd/y", "world", 5, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/p/packs/cd/y", tmpl);
+    FILE *dmg = fopen(path, "r+");
+    assert_non_null(dmg);
+    assert_true(fputs("W0", dmg) >= 0);
+    fclose(dmg);
+    assert_int_equal(store_get_range(s, "packs/cd/y", 0, 3, buf, err, sizeof err), 0);
+    assert_memory_equal(buf, "W0r", 3); /* a plain read does not know */
+    assert_int_equal(store_get_range_verified(s, "packs/cd/y", 0, 3, buf, err, sizeof err), 0);
+    assert_memory_equal(buf, "wor", 3);
     assert_int_equal(store_delete(s, "packs/ab/x", err, sizeof err), 0);
     store_close(s);
 
