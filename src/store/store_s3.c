@@ -119,7 +119,9 @@ typedef struct {
     int concurrency;
 
     pthread_mutex_t cmu; /* cache */
-    pthread_cond_t ccv;
+    pthread_cond_t ccv;   /* a load ended; a slot may be free (slot_waiters) */
+    pthread_cond_t pfcv;  /* S3-10: work for the prefetch threads */
+    int slot_waiters;
     cache_slot cache[CACHE_SLOTS];
     uint64_t tick;
 
@@ -533,7 +535,9 @@ static int s3_get_range(void *st, const char *key, uint64_t off, size_t len, voi
     for (;;) {
         cache_slot *c = cache_slot_for(s, key, &fresh);
         if (!c) { /* every slot busy: one frees soon (loads end, copies are short) */
+            s->slot_waiters++;
             pthread_cond_wait(&s->ccv, &s->cmu);
+            s->slot_waiters--;
             continue;
         }
         if (c->state == C_BIG) { /* S3-6: not cached */
@@ -550,7 +554,7 @@ static int s3_get_range(void *st, const char *key, uint64_t off, size_t len, voi
             if (c->pinned) { /* S3-10: read at last, evictable again */
                 c->pinned = 0;
                 s->pf_pinned--;
-                pthread_cond_broadcast(&s->ccv);
+                pthread_cond_signal(&s->pfcv);
             }
             pthread_mutex_unlock(&s->cmu);
             if (off > c->len || len > c->len - off)
@@ -560,7 +564,7 @@ static int s3_get_range(void *st, const char *key, uint64_t off, size_t len, voi
             else if (len)
                 memcpy(buf, c->data + off, len);
             pthread_mutex_lock(&s->cmu);
-            if (--c->refs == 0)
+            if (--c->refs == 0 && s->slot_waiters) /* only they wait for this */
                 pthread_cond_broadcast(&s->ccv);
             pthread_mutex_unlock(&s->cmu);
             return rc;
@@ -634,7 +638,7 @@ static void *pf_main(void *arg)
     pthread_mutex_lock(&s->cmu);
     for (;;) {
         while (!s->pf_stop && (s->pf_len == 0 || s->pf_pinned >= PF_PINNED))
-            pthread_cond_wait(&s->ccv, &s->cmu);
+            pthread_cond_wait(&s->pfcv, &s->cmu);
         if (s->pf_stop)
             break;
         snprintf(key, sizeof key, "%s", s->pf_queue[s->pf_head]);
@@ -650,6 +654,7 @@ static void *pf_main(void *arg)
         if (c->state != C_READY) {
             c->pinned = 0;
             s->pf_pinned--;
+            pthread_cond_signal(&s->pfcv);
         }
         if (rc && rc != DM_E_TOO_BIG)
             log_debug("store.s3.prefetch", "key=%s error=\"%s\"", key, err);
@@ -668,7 +673,7 @@ static void s3_prefetch(void *st, const char *key)
         while (s->pf_started < PF_THREADS &&
                pthread_create(&s->pf_threads[s->pf_started], NULL, pf_main, s) == 0)
             s->pf_started++;
-        pthread_cond_broadcast(&s->ccv);
+        pthread_cond_signal(&s->pfcv);
     }
     pthread_mutex_unlock(&s->cmu);
 }
@@ -768,7 +773,7 @@ static void s3_close(void *st)
         return;
     pthread_mutex_lock(&s->cmu);
     s->pf_stop = 1; /* S3-10: a prefetch in flight finishes its request */
-    pthread_cond_broadcast(&s->ccv);
+    pthread_cond_broadcast(&s->pfcv);
     pthread_mutex_unlock(&s->cmu);
     for (int i = 0; i < s->pf_started; i++)
         pthread_join(s->pf_threads[i], NULL);
@@ -778,6 +783,7 @@ static void s3_close(void *st)
             bigbuf_free(s->cache[i].data, s->cache[i].cap);
     pthread_mutex_destroy(&s->cmu);
     pthread_cond_destroy(&s->ccv);
+    pthread_cond_destroy(&s->pfcv);
     OPENSSL_cleanse(s, sizeof *s); /* S3-1 */
     free(s);
 }
@@ -979,6 +985,7 @@ int store_s3_open(const char *rest, const store_ops **ret_ops, void **ret_st, ch
     s3_conn_init(&s->c);
     pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->ccv, NULL);
+    pthread_cond_init(&s->pfcv, NULL);
     /* S2: bucket, prefix and endpoint only */
     snprintf(display, displaylen, "s3://%s%s%s (%s://%s)", s->c.bucket, s->c.prefix[0] ? "/" : "",
              s->c.prefix, s->c.scheme, s->c.hostport);
