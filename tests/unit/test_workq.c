@@ -68,16 +68,22 @@ static void check_all_ran(counts *c, int n)
     assert_int_equal(atomic_load(&c->bad_worker), 0);
 }
 
+static counts *start(int threads, size_t cap, workq **q)
+{
+    counts *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->threads = threads;
+    assert_int_equal(wq_new(threads, cap, run_one, c, q), 0);
+    return c;
+}
+
 static void test_every_job_once(void **state)
 {
     (void)state;
     static const size_t caps[] = {1, 2, 3, 64};
     for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
-        counts *c = calloc(1, sizeof *c);
-        assert_non_null(c);
-        c->threads = 3;
         workq *q = NULL;
-        assert_int_equal(wq_new(c->threads, caps[k], run_one, c, &q), 0);
+        counts *c = start(3, caps[k], &q);
         push_range(q, c, 0);
         wq_finish(q);
         check_all_ran(c, JOBS);
@@ -92,11 +98,8 @@ static void test_two_producers(void **state)
     (void)state;
     static const size_t caps[] = {1, 4, 64};
     for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
-        counts *c = calloc(1, sizeof *c);
-        assert_non_null(c);
-        c->threads = 2;
         workq *q = NULL;
-        assert_int_equal(wq_new(c->threads, caps[k], run_one, c, &q), 0);
+        counts *c = start(2, caps[k], &q);
         producer other = {q, c, JOBS};
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, producer_main, &other), 0);
