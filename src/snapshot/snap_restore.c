@@ -31,6 +31,12 @@
  *      not jobs, are counted: 64 queued jobs may be 4 packs of model
  *      weights or a few hundred small files in one pack. On s3:// the next
  *      packs then download while the workers decode the current one.
+ * RS7: a restore holds flock() on its staging directory while it lives; a
+ *      restore killed with -9 loses the lock with its life. Before making
+ *      its own, a restore removes the staging directories beside the same
+ *      target whose lock it can take (their owner is gone). Only staging
+ *      directories: a "<target>.dumont-old.*" may hold the user's previous
+ *      tree (a swap cut short) and is never touched.
  * RS5: timing (snap_opts.restore_stats) is measured per thread: each job
  *      notes its thread's store_thread_fetch_ns() before and after reading
  *      its chunk, and its own busy time; the fetch share of the data phase's
@@ -54,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +84,7 @@ typedef struct {
     int timed;                  /* RS5: o->restore_stats asked for */
     uint64_t fetch_ns, busy_ns; /* RS5: sums over worker jobs */
     uint64_t chunks;
+    int stage_fd; /* RS7: holds the staging directory's lock; -1 none */
     /* RS6: the read-ahead cursor, and where each hinted pack starts */
     size_t la_fi;
     uint32_t la_xi, la_pack;
@@ -487,16 +495,50 @@ static void restore_prepare(rctx *c)
     }
 }
 
+/* RS7: removes the staging directories of dead restores of target. */
+static void remove_stale_staging(const char *target)
+{
+    char parent[PATH_MAX], path[PATH_MAX + 256], q[PATH_MAX + 80];
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - target) : 1,
+             slash ? (slash == target ? "/" : target) : ".");
+    size_t blen = strlen(base);
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (strncmp(de->d_name, base, blen) != 0 ||
+            strncmp(de->d_name + blen, ".dumont-restore.", 16) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", parent, de->d_name);
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* its restore is gone */
+            int rc = snap_rm_tree(path);
+            log_info("snapshot.restore.stale", "path=%s removed=%s",
+                     log_quote(q, sizeof q, path), rc == 0 ? "yes" : strerror(-rc));
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
 static int restore_run(rctx *c, const char *target, int force, int threads, int64_t *ret_data_us,
                        char *err, size_t errlen)
 {
     int rc;
+    remove_stale_staging(target);
     snprintf(c->stage, sizeof c->stage, "%s.dumont-restore.XXXXXX", target);
     if (!mkdtemp(c->stage)) {
         c->stage[0] = '\0';
         return dm_fail(err, errlen, -errno, "restore: staging beside %s: %s", target,
                        strerror(errno));
     }
+    c->stage_fd = open(c->stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (c->stage_fd >= 0)
+        flock(c->stage_fd, LOCK_EX | LOCK_NB); /* RS7; fresh: nobody else has it */
     restore_prepare(c);
     threads = snap_threads_for(threads, c->bufcap);
     if (make_dirs(c) != 0)
@@ -550,7 +592,7 @@ int snap_restore(dm_store *s, const char *id, const char *target_in, int force, 
                  char *err, size_t errlen)
 {
     manifest *m = NULL;
-    rctx c = {.o = o, .timed = o && o->restore_stats, .la_pack = UINT32_MAX};
+    rctx c = {.o = o, .timed = o && o->restore_stats, .la_pack = UINT32_MAX, .stage_fd = -1};
     char target[PATH_MAX];
     int threads = snap_threads(o), rc;
     int64_t t0_us = clock_mono_us(), data_us = 0;
@@ -573,6 +615,8 @@ int snap_restore(dm_store *s, const char *id, const char *target_in, int force, 
 out:
     if (c.stage[0])
         snap_rm_tree(c.stage); /* RS1 */
+    if (c.stage_fd >= 0)
+        close(c.stage_fd); /* RS7: the lock goes with it */
     for (int i = 0; c.buf && i < threads; i++)
         free(c.buf[i]);
     free(c.buf);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -716,6 +717,37 @@ static void test_kill9(void **state)
     /* restore killed midway over an existing target: the target is intact */
     killed_midway(f, s1.id, f->out);
     same_tree(f->src, f->out);
+    /* RS7: its staging directory is left; the next restore of that target
+     * removes it, but not the staging directory of a restore still alive
+     * (here: one whose lock this process holds) */
+    char **names = calloc(64, sizeof *names);
+    size_t n = list_dir(f->dir, names, 64), staged = 0;
+    for (size_t i = 0; i < n; i++) {
+        staged += strstr(names[i], ".dumont-restore.") != NULL;
+        free(names[i]);
+    }
+    assert_int_equal(staged, 1);
+    char live[PATH_MAX + 32];
+    snprintf(live, sizeof live, "%s.dumont-restore.alive1", f->out);
+    assert_int_equal(mkdir(live, 0700), 0);
+    int lfd = open(live, O_RDONLY | O_DIRECTORY);
+    assert_true(lfd >= 0);
+    assert_int_equal(flock(lfd, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(snap_restore(f->s, s2.id, f->out, 1, NULL, f->err, sizeof f->err), 0);
+    same_tree(f->src, f->out);
+    n = list_dir(f->dir, names, 64);
+    staged = 0;
+    for (size_t i = 0; i < n; i++) {
+        staged += strstr(names[i], ".dumont-restore.") != NULL;
+        free(names[i]);
+    }
+    assert_int_equal(staged, 1); /* only the live one */
+    struct stat st;
+    assert_int_equal(stat(live, &st), 0);
+    close(lfd);
+    assert_int_equal(rmdir(live), 0);
+    no_leftovers(f);
+    free(names);
 }
 
 int main(void)
