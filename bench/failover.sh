@@ -20,6 +20,7 @@ RUNS=${1:-5}
 SIZE_MB=${2:-1024}
 src=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DUMONT_BIN:-$src/build/dumont}
+case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac # the instances run elsewhere: no relative paths
 TINY=$(dirname "$BIN")/tiny-ollama
 [ -x "$BIN" ] && [ -x "$TINY" ] || { echo "failover.sh: build first ($BIN, $TINY)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "failover.sh: jq is needed" >&2; exit 1; }

@@ -29,6 +29,7 @@
  *     push out every byte at once (~0.5 s per 800 MB stalled the end of a
  *     snapshot). Where O_DIRECT is refused (tmpfs, some FUSE) the write is
  *     buffered as before. Only the directory entries are left to sync().
+ * F8 (ST5): prefetch is POSIX_FADV_WILLNEED on the object's file.
  * F5: list() walks the directory of the prefix recursively, bounded by the
  *     key length cap, reports regular files only, and skips dot names. */
 #define _GNU_SOURCE /* syncfs */
@@ -377,6 +378,23 @@ static int flist(void *st, const char *prefix, store_list_fn fn, void *ctx, char
     return walk(&w, rel, rlen, 0);
 }
 
+/* F8: asks the kernel to read the object into the page cache in the
+ * background (POSIX_FADV_WILLNEED). Packs written with O_DIRECT (F7) are
+ * not in the cache, and a restore reading them chunk by chunk from disk
+ * was 3x slower than from memory; read-ahead of the next packs overlaps
+ * the disk with the restore's work. */
+static void fprefetch(void *st, const char *key)
+{
+    char path[PATH_MAX];
+    if (full_path(st, key, path, sizeof path) != 0)
+        return;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+}
+
 static void fclose_store(void *st)
 {
     free(st);
@@ -392,6 +410,7 @@ static const store_ops file_ops = {
     .del = fdel,
     .sync = fsync_all,
     .close = fclose_store,
+    .prefetch = fprefetch,
 };
 
 int store_file_open(const char *dir, const store_ops **ret_ops, void **ret_st, char *err,
