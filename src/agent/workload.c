@@ -79,6 +79,9 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
     if (w->cwd) /* glibc >= 2.29 */
         posix_spawn_file_actions_addchdir_np(&fa, w->cwd);
     pid_t pid;
+    /* before the spawn: a failed exec may still leave a child that exits
+     * 127 and is reaped like any exit (its ran_ms counts from here) */
+    w->started_ms = now_ms;
     int rc = posix_spawnp(&pid, w->argv[0], &fa, &attr, w->argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
@@ -88,7 +91,6 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
         return dm_fail(err, errlen, -rc, "cannot start %s: %s", w->argv[0], strerror(rc));
     }
     w->pid = pid;
-    w->started_ms = now_ms;
     w->state = HB_WL_RUNNING;
     log_write(w->quiet ? LOG_DEBUG : LOG_INFO, "workload.started", "pid=%d cmd=%s restarts=%u",
               (int)pid, log_quote(q, sizeof q, w->argv[0]), w->restarts);

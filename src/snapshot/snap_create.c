@@ -86,7 +86,10 @@ typedef struct {
     size_t bytes;
 } bpool;
 
-static size_t copy_cap(size_t len);
+static size_t copy_cap(size_t len)
+{
+    return len < CR_BIGCOPY ? len : (len + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
+}
 
 static pbuf pool_get(bpool *bp, size_t len)
 {
@@ -233,11 +236,6 @@ static int add_extent(cctx *c, mf_entry *e, const mf_extent *x, uint32_t *ret_xi
 static int all_zero(const uint8_t *p, size_t n)
 {
     return n > 0 && p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
-}
-
-static size_t copy_cap(size_t len) /* CR7 */
-{
-    return len < CR_BIGCOPY ? len : (len + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
 }
 
 /* CR1: waits for budget, copies the chunk and queues it. */
