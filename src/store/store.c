@@ -211,28 +211,32 @@ int store_get(dm_store *s, const char *key, size_t max_len, void **ret_data, siz
     return rc;
 }
 
-int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void *buf, char *err,
-                    size_t errlen)
+typedef int (*range_op)(void *st, const char *key, uint64_t off, size_t len, void *buf,
+                        char *err, size_t errlen);
+
+/* get_range and get_range_verified: key checked, time counted (fetch_ns). */
+static int timed_range(dm_store *s, range_op op, const char *key, uint64_t off, size_t len,
+                       void *buf, char *err, size_t errlen)
 {
     if (!store_key_valid(key) || (!buf && len))
         return bad_key(key, err, errlen);
     uint64_t t0 = mono_ns();
-    int rc = s->ops->get_range(s->st, key, off, len, buf, err, errlen);
+    int rc = op(s->st, key, off, len, buf, err, errlen);
     fetch_ns += mono_ns() - t0;
     return rc;
+}
+
+int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                    size_t errlen)
+{
+    return timed_range(s, s->ops->get_range, key, off, len, buf, err, errlen);
 }
 
 int store_get_range_verified(dm_store *s, const char *key, uint64_t off, size_t len, void *buf,
                              char *err, size_t errlen)
 {
-    if (!s->ops->get_range_verified)
-        return store_get_range(s, key, off, len, buf, err, errlen);
-    if (!store_key_valid(key) || (!buf && len))
-        return bad_key(key, err, errlen);
-    uint64_t t0 = mono_ns();
-    int rc = s->ops->get_range_verified(s->st, key, off, len, buf, err, errlen);
-    fetch_ns += mono_ns() - t0;
-    return rc;
+    range_op op = s->ops->get_range_verified ? s->ops->get_range_verified : s->ops->get_range;
+    return timed_range(s, op, key, off, len, buf, err, errlen);
 }
 
 int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_t errlen)

@@ -106,6 +106,15 @@ lib_init() {
         DUMONT_SIM_SPEED DUMONT_LOG_LEVEL
 }
 
+# tiny_workspace DIR SIZE: sets TINY (the Ollama stand-in built next to
+# dumont) and makes DIR a workspace holding its model of SIZE (e.g. 2M).
+tiny_workspace() {
+    TINY="$(dirname "$DUMONT_BIN")/tiny-ollama"
+    [ -x "$TINY" ] || fail "tiny-ollama is not built next to $DUMONT_BIN"
+    mkdir -p "$1"
+    "$TINY" --make-model "$1" --size "$2" >/dev/null || fail "tiny-ollama --make-model failed"
+}
+
 # new_home: a fresh, private DUMONT_HOME (exported).
 new_home() {
     DUMONT_HOME=$(mktemp -d "$TEST_TMP/home.XXXXXX") || fail "mktemp failed"

@@ -7,12 +7,8 @@
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init
-TINY="$(dirname "$DUMONT_BIN")/tiny-ollama"
-[ -x "$TINY" ] || fail "tiny-ollama is not built next to $DUMONT_BIN"
-
 ws="$TEST_TMP/ws"
-mkdir -p "$ws"
-"$TINY" --make-model "$ws" --size 2M >/dev/null || fail "tiny-ollama --make-model failed"
+tiny_workspace "$ws" 2M
 echo "state" >"$ws/state.txt"
 
 failover_in_phase() { # ID PHASE

@@ -6,12 +6,8 @@
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init
-TINY="$(dirname "$DUMONT_BIN")/tiny-ollama"
-[ -x "$TINY" ] || fail "tiny-ollama is not built next to $DUMONT_BIN"
-
 ws="$TEST_TMP/ws"
-mkdir -p "$ws"
-"$TINY" --make-model "$ws" --size 1M >/dev/null || fail "tiny-ollama --make-model failed"
+tiny_workspace "$ws" 1M
 
 new_home
 cat >"$DUMONT_HOME/market.json" <<'EOF'

@@ -11,16 +11,14 @@
 . "$(dirname "$0")/lib.sh"
 lib_init
 need sha256sum
-TINY="$(dirname "$DUMONT_BIN")/tiny-ollama"
-[ -x "$TINY" ] || fail "tiny-ollama is not built next to $DUMONT_BIN"
 
 new_home
 start_server
 
 # A workspace with a small model and some data.
 ws="$TEST_TMP/ws"
+tiny_workspace "$ws" 4M
 mkdir -p "$ws/data"
-"$TINY" --make-model "$ws" --size 4M >/dev/null || fail "tiny-ollama --make-model failed"
 head -c 3000000 /dev/urandom >"$ws/data/weights.bin"
 echo "hello" >"$ws/data/notes.txt"
 
