@@ -103,6 +103,7 @@ static int register_once(agent *a, char *err, size_t errlen)
     snprintf(url, sizeof url, "%s/api/instances/register", a->o->server_url);
     agent_req r = {.url = url,
                    .token = a->o->token,
+                   .ca_file = a->o->ca_file,
                    .json = post,
                    .timeout_ms = 10000,
                    .buf = body,
@@ -369,6 +370,7 @@ static int start_parts(agent *a, char *err, size_t errlen)
     if (o->workspace) {
         asn_opts so = {.server_url = o->server_url,
                        .token = o->token,
+                       .ca_file = o->ca_file,
                        .instance_id = o->instance_id,
                        .workspace = o->workspace,
                        .store_url = o->store_url,

@@ -46,6 +46,7 @@
 typedef struct {
     const char *server_url; /* http://HOST:PORT of the API */
     const char *token;      /* the API token (borrowed) */
+    const char *ca_file;    /* CA bundle for an https:// server_url; NULL: the system's */
     int64_t instance_id;
     const char *kind;          /* "gpu" | "cpu" */
     int64_t heartbeat_ms;      /* default 200 */

@@ -45,6 +45,8 @@ long agent_http(agent_req *r, char *err, size_t errlen)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (r->ca_file && r->ca_file[0]) /* AH3 */
+        curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (r->json)

@@ -109,6 +109,7 @@ static long report(const asn_runner *r, const snap_info *si, const char *trigger
              (long long)r->o.instance_id);
     agent_req q = {.url = url,
                    .token = r->o.token, /* N5 */
+                   .ca_file = r->o.ca_file,
                    .json = post,
                    .timeout_ms = 10000,
                    .buf = buf,

@@ -38,6 +38,7 @@
 typedef struct {
     const char *server_url; /* http://HOST:PORT */
     const char *token;      /* N5, borrowed */
+    const char *ca_file;    /* for an https:// server_url; NULL: the system's CAs */
     int64_t instance_id;
     const char *workspace; /* the directory snapshotted */
     const char *store_url; /* file:///... or a directory */

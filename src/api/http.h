@@ -21,6 +21,7 @@ typedef struct {
     dm_db *db;
     fo_orch *orch;
     struct hbl_server *detect; /* heartbeat listener (detect/listener.h); may be NULL */
+    int secrets_ok;            /* server.h S4: 1 over TLS or on a loopback listen address */
 } api_ctx;
 
 typedef struct {

@@ -56,6 +56,10 @@ int api_h_instance_register(const api_ctx *ctx, const api_request *req, api_resp
     json_t *o;
     if (!ctx->detect) /* R2 */
         return api_error(resp, 503, "unavailable", "the heartbeat listener is not running");
+    if (!ctx->secrets_ok) /* server.h S4: the answer carries the heartbeat key */
+        return api_error(resp, 403, "tls_required",
+                         "heartbeat keys are handed out only over TLS, or to a server listening "
+                         "on a loopback address; start the server with --tls-cert and --tls-key");
     if (api_body_object(req, resp, allowed, &o))
         return 0;
     hbl_reg r = {0};

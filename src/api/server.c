@@ -10,6 +10,7 @@
 #include "api/http.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/secret.h"
@@ -29,7 +30,9 @@ struct api_server {
     api_ctx ctx;
     char token[SECRET_TOKEN_MAX];
     int port;
-    api_dashboard *dash; /* static files, sessions, /api/events (dashboard.h) */
+    api_dashboard *dash;      /* static files, sessions, /api/events (dashboard.h) */
+    char *tls_cert, *tls_key; /* S4: PEM bytes, kept while MHD runs; the key wiped at stop */
+    size_t tls_key_len;
 };
 
 typedef struct {
@@ -229,6 +232,69 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, int *
     return 0;
 }
 
+/* S4: reads a PEM file (at most TLS_PEM_MAX bytes) into *ret (malloc'd). */
+#define TLS_PEM_MAX (256 * 1024)
+static int load_pem(const char *path, const char *what, char **ret, size_t *ret_len, char *err,
+                    size_t errlen)
+{
+    char *buf = malloc(TLS_PEM_MAX);
+    if (!buf)
+        return -ENOMEM;
+    long n = fs_read_small(path, buf, TLS_PEM_MAX);
+    if (n < 0 || !strstr(buf, "-----BEGIN ")) {
+        explicit_bzero(buf, TLS_PEM_MAX);
+        free(buf);
+        return dm_fail(err, errlen, DM_E_INVALID, "cannot use the TLS %s %.300s: %s", what, path,
+                       n == DM_E_TOO_BIG ? "larger than 256 KiB"
+                       : n < 0           ? dm_strerror((int)n)
+                                         : "not a PEM file");
+    }
+    *ret = buf;
+    *ret_len = (size_t)n;
+    return 0;
+}
+
+/* S4: 1 when host (of HOST:PORT) is a loopback address. */
+static int loopback_listen(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+static void free_tls(api_server *s)
+{
+    if (s->tls_key)
+        explicit_bzero(s->tls_key, s->tls_key_len);
+    free(s->tls_key);
+    free(s->tls_cert);
+    s->tls_key = s->tls_cert = NULL;
+}
+
+static int setup_tls(api_server *s, const api_server_opts *opts, char *err, size_t errlen)
+{
+    size_t clen;
+    if (!opts->tls_cert || !*opts->tls_cert) {
+        if (opts->tls_key && *opts->tls_key)
+            return dm_fail(err, errlen, DM_E_INVALID,
+                           "a TLS key needs its certificate (--tls-cert)");
+        return 0;
+    }
+    if (!opts->tls_key || !*opts->tls_key)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "a TLS certificate needs its private key (--tls-key)");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return dm_fail(err, errlen, DM_E_INVALID, "this libmicrohttpd was built without TLS");
+    int rc = load_pem(opts->tls_cert, "certificate", &s->tls_cert, &clen, err, errlen);
+    if (rc == 0)
+        rc = load_pem(opts->tls_key, "key", &s->tls_key, &s->tls_key_len, err, errlen);
+    return rc;
+}
+
 static int bound_port(struct MHD_Daemon *d)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -248,24 +314,48 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.orch = opts->orch;
     s->ctx.detect = opts->detect;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
+    if ((rc = setup_tls(s, opts, err, errlen)) != 0) {
+        free_tls(s);
+        free(s);
+        return rc;
+    }
+    s->ctx.secrets_ok = s->tls_cert != NULL || loopback_listen(&ss); /* S4 */
+    char q[300];
+    if (!s->ctx.secrets_ok)
+        log_warn("server.plaintext",
+                 "listen=%s detail=\"plain HTTP on a non-loopback address: API tokens cross the "
+                 "network in clear, and heartbeat keys and new credentials are not handed out; "
+                 "serve TLS with --tls-cert and --tls-key\"",
+                 log_quote(q, sizeof q, opts->listen));
     if ((rc = dash_new(opts->orch, opts->token, &s->dash)) != 0) {
+        free_tls(s);
         free(s);
         return dm_fail(err, errlen, rc, "cannot set up the dashboard: %s", dm_strerror(rc));
     }
     /* Suspend/resume: event streams wait without holding a pool thread. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-                     MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
-        MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(opts->max_connections ? opts->max_connections : 256),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+                     MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0) |
+                     (s->tls_cert ? MHD_USE_TLS : 0);
+    /* S4: the PEM options are passed only with TLS (MHD_OPTION_END ends the list early). */
+    s->mhd =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned)(opts->threads ? opts->threads : 4), MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)(opts->max_connections ? opts->max_connections : 256),
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                         s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+                         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
     if (!s->mhd) {
-        int e = errno;
+        int e = errno, tls = s->tls_cert != NULL;
         dash_free(s->dash);
+        free_tls(s);
         free(s);
+        if (tls && e != EADDRINUSE && e != EACCES && e != EADDRNOTAVAIL)
+            return dm_fail(err, errlen, DM_E_INVALID,
+                           "cannot serve TLS on %.200s: the certificate or key is not usable "
+                           "(not PEM, encrypted, or the key does not match the certificate)",
+                           opts->listen);
         return dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen on %.200s: %s", opts->listen,
                        e ? strerror(e) : "libmicrohttpd failed to start");
     }
@@ -279,6 +369,11 @@ int api_server_port(const api_server *s)
     return s->port;
 }
 
+int api_server_tls(const api_server *s)
+{
+    return s->tls_cert != NULL;
+}
+
 void api_server_stop(api_server *s)
 {
     if (!s)
@@ -287,5 +382,6 @@ void api_server_stop(api_server *s)
     MHD_stop_daemon(s->mhd);
     dash_free(s->dash);
     explicit_bzero(s->token, sizeof s->token);
+    free_tls(s);
     free(s);
 }

@@ -19,7 +19,8 @@ struct dm_client {
     char base[1024];
     char auth[SECRET_TOKEN_MAX + 32]; /* "Authorization: Bearer ..."; empty: none (C5) */
     char token_err[512];
-    long timeout_ms; /* total per request (C1) */
+    long timeout_ms;    /* total per request (C1) */
+    char ca_file[4096]; /* C6: "" trusts the system's CAs */
 };
 
 typedef struct {
@@ -54,6 +55,11 @@ fail:
 void client_set_timeout(dm_client *cl, long timeout_ms)
 {
     cl->timeout_ms = timeout_ms > 0 ? timeout_ms : CLIENT_TIMEOUT_MS;
+}
+
+void client_set_ca_file(dm_client *cl, const char *path)
+{
+    snprintf(cl->ca_file, sizeof cl->ca_file, "%s", path ? path : "");
 }
 
 void client_free(dm_client *cl)
@@ -124,6 +130,19 @@ static int transport_error(const dm_client *cl, CURLcode cc, const body_buf *b, 
         return dm_fail(err, errlen, DM_E_UNAVAILABLE,
                        "the Dumont server at %s did not answer in time (is it running? "
                        "start it with: dumont server)",
+                       cl->base);
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return dm_fail(err, errlen, DM_E_UNAVAILABLE,
+                       "the TLS certificate of the Dumont server at %s is not trusted (a private "
+                       "CA? set DUMONT_CA_FILE to its certificate)",
+                       cl->base);
+    case CURLE_SSL_CACERT_BADFILE:
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "cannot read the CA certificates in DUMONT_CA_FILE (%s)", cl->ca_file);
+    case CURLE_SSL_CONNECT_ERROR:
+        return dm_fail(err, errlen, DM_E_UNAVAILABLE,
+                       "TLS handshake with the Dumont server at %s failed (does it serve "
+                       "https? is DUMONT_URL's scheme right?)",
                        cl->base);
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
@@ -198,6 +217,8 @@ static int set_request(dm_client *cl, const char *method, const char *url, const
     bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cl->timeout_ms) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    if (cl->ca_file[0]) /* C6: verification stays on; only the trust anchors change */
+        bad |= curl_easy_setopt(c, CURLOPT_CAINFO, cl->ca_file) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLIENT_BODY_MAX) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, b) != CURLE_OK;

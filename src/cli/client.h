@@ -48,6 +48,10 @@ void client_free(dm_client *cl);
 /* Sets the total timeout of each request (C1); <= 0: CLIENT_TIMEOUT_MS. For
  * the few synchronous calls that take long (instances launch). */
 void client_set_timeout(dm_client *cl, long timeout_ms);
+/* C6: an https:// server's certificate is always verified (chain and host
+ * name); path names the CA bundle to trust instead of the system's (a
+ * private CA, DUMONT_CA_FILE). NULL or "": the system's CAs. */
+void client_set_ca_file(dm_client *cl, const char *path);
 
 /* Sends method path (path starts with '/', may carry a query) with an optional
  * JSON body. Returns 0 for a 2xx answer, or a DM_E_* code (C3, C4) with err set.

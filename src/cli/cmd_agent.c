@@ -42,7 +42,9 @@ static const char usage[] =
     "\n"
     "  --instance ID        this instance's id (1 .. 2^53), e.g. the provider's\n"
     "  --server URL         the API (default $DUMONT_URL or http://127.0.0.1:8700);\n"
-    "                       heartbeats go to its host, at the port it answers\n"
+    "                       heartbeats go to its host, at the port it answers;\n"
+    "                       an https:// server's certificate is verified against the\n"
+    "                       system's CAs, or those in $DUMONT_CA_FILE\n"
     "  --token-file PATH    the API token in a file (or $DUMONT_TOKEN); --token T\n"
     "                       works too but is visible to ps until overwritten\n"
     "  --kind gpu|cpu       default gpu\n"
@@ -294,6 +296,8 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
         return rc;
     if (!a.o.server_url)
         a.o.server_url = cfg->url;
+    if (cfg->ca_file[0])
+        a.o.ca_file = cfg->ca_file;
     if (resolve_env(&a, cfg) || load_token(&a, cfg))
         return 1;
     a.o.token = a.token;

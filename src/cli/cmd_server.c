@@ -25,6 +25,7 @@
 
 static const char usage[] =
     "usage: dumont server [--listen ADDR:PORT] [--home DIR] [--sim-speed N] [--log-level L]\n"
+    "                     [--tls-cert FILE --tls-key FILE] [--provider NAME]\n"
     "\n"
     "Runs the Dumont control plane: REST API, failover orchestrator, database.\n"
     "\n"
@@ -39,14 +40,20 @@ static const char usage[] =
     "                      on this machine, docs/provider.md) or none (env DUMONT_PROVIDER)\n"
     "  --provision-delay DUR  added to each local provisioning, to play a slower cloud\n"
     "                      (default 0; e.g. 30s)\n"
+    "  --tls-cert FILE     serve HTTPS with this PEM certificate chain (env DUMONT_TLS_CERT)\n"
+    "  --tls-key FILE      ... and this PEM private key (env DUMONT_TLS_KEY); clients\n"
+    "                      verify the certificate (DUMONT_CA_FILE names a private CA)\n"
+    "\n"
+    "Without TLS on a non-loopback address, heartbeat keys and new credentials are\n"
+    "not handed out (403): agents and `dumont tokens create` need TLS there.\n"
     "\n"
     "On first start it writes an API token to $DUMONT_HOME/token (mode 0600); clients\n"
     "send it as `Authorization: Bearer <token>`. The database is SQLite in\n"
     "$DUMONT_HOME/dumont.db unless DUMONT_DATABASE_URL=postgresql://... is set.\n"
     "The dashboard is at http://ADDR:PORT/ (sign in with the same token).\n";
 
-static char hb_listen[256]; /* --heartbeat-listen; "" for the default */
-static char provider_flag[32];  /* --provider; "" for $DUMONT_PROVIDER or local */
+static char hb_listen[256];    /* --heartbeat-listen; "" for the default */
+static char provider_flag[32]; /* --provider; "" for $DUMONT_PROVIDER or local */
 static int64_t provision_delay_ms;
 
 static int parse_flags(dm_config *cfg, int argc, char **argv)
@@ -59,6 +66,8 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
         {"log-level", required_argument, NULL, 'v'},
         {"provider", required_argument, NULL, 'p'},
         {"provision-delay", required_argument, NULL, 'd'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -102,6 +111,17 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
                 return 2;
             }
             break;
+        case 'C':
+        case 'K': {
+            char *dst = c == 'C' ? cfg->tls_cert : cfg->tls_key;
+            if (!*optarg || strlen(optarg) >= sizeof cfg->tls_cert) {
+                fprintf(stderr, "dumont server: --tls-%s needs a file path\n",
+                        c == 'C' ? "cert" : "key");
+                return 2;
+            }
+            snprintf(dst, sizeof cfg->tls_cert, "%s", optarg);
+            break;
+        }
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -150,8 +170,8 @@ static int wait_for_signal(void)
 /* Opens the provider (--provider, $DUMONT_PROVIDER, else local) and gives
  * the orchestrator what real failovers need (orchestrator.h O5). Agents of
  * local instances reach the API on the loopback at the port served. */
-static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orch,
-                           hbl_server *hb, int port, dm_provider **ret, char *err, size_t errlen)
+static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orch, hbl_server *hb,
+                           int port, int tls, dm_provider **ret, char *err, size_t errlen)
 {
     const char *name = provider_flag[0] ? provider_flag : getenv("DUMONT_PROVIDER");
     if (!name || !*name)
@@ -169,12 +189,14 @@ static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orc
     if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0 || !host[0] ||
         strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
         snprintf(host, sizeof host, "127.0.0.1");
-    snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, port);
+    snprintf(url, sizeof url, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
+             tls ? "https" : "http", host, port);
     fo_real_env env = {.provider = *ret,
                        .detect = hb,
                        .store_url = cfg->store,
                        .server_url = url,
-                       .token = token};
+                       .token = token,
+                       .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL};
     rc = fo_orch_attach(orch, &env, err, errlen);
     if (rc == 0)
         log_info("provider.attached", "provider=%s store=%s", name, cfg->store);
@@ -203,21 +225,26 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
-    api_server_opts o = {
-        .listen = cfg->listen, .token = token, .db = db, .orch = orch, .detect = hb};
+    api_server_opts o = {.listen = cfg->listen,
+                         .token = token,
+                         .db = db,
+                         .orch = orch,
+                         .detect = hb,
+                         .tls_cert = cfg->tls_cert,
+                         .tls_key = cfg->tls_key};
     if ((rc = api_server_start(&o, &srv, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
-    if ((rc = attach_provider(cfg, token, orch, hb, api_server_port(srv), &prov, err,
-                              sizeof err)) != 0 ||
+    if ((rc = attach_provider(cfg, token, orch, hb, api_server_port(srv), api_server_tls(srv),
+                              &prov, err, sizeof err)) != 0 ||
         (rc = fo_orch_recover(orch, &recovered, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
         goto out;
     }
-    log_info("server.listening", "listen=%s port=%d database=%s db=%s home=%s recovered=%d",
-             log_quote(q, sizeof q, cfg->listen), api_server_port(srv), db_backend_name(db),
-             log_quote(q + 600, sizeof q - 600, shown), cfg->home, recovered);
+    log_info("server.listening", "listen=%s port=%d tls=%d database=%s db=%s home=%s recovered=%d",
+             log_quote(q, sizeof q, cfg->listen), api_server_port(srv), api_server_tls(srv),
+             db_backend_name(db), log_quote(q + 600, sizeof q - 600, shown), cfg->home, recovered);
     int sig = wait_for_signal();
     log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(srv);

@@ -202,6 +202,7 @@ static int client_get(subcmd_ctx *c)
         return subcmd_fail("%s", dm_strerror(rc));
     if (c->timeout_ms > 0)
         client_set_timeout(c->cl, c->timeout_ms);
+    client_set_ca_file(c->cl, c->cfg->ca_file);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include "failover/orchestrator.h"
 
+#include <limits.h>
 #include <pthread.h>
 
 struct fo_orch {
@@ -23,6 +24,7 @@ struct fo_orch {
     char store_url[1024];
     char server_url[256];
     char token[128];
+    char ca_file[PATH_MAX]; /* "" : agents trust the system's CAs */
     int64_t ready_timeout_ms, inference_timeout_ms, preempt_grace_ms;
     pthread_mutex_t start_lock; /* one check-then-insert of a failover at a time */
 };

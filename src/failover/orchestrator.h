@@ -72,14 +72,15 @@ struct hbl_server;
 struct dm_provider;
 
 typedef struct {
-    struct dm_provider *provider;   /* borrowed */
-    struct hbl_server *detect;      /* borrowed; the new agents register there */
-    const char *store_url;          /* where snapshots are (DUMONT_STORE) */
-    const char *server_url;         /* the API URL agents use, e.g. http://127.0.0.1:8700 */
-    const char *token;              /* the API token agents use (PV6) */
-    int64_t ready_timeout_ms;       /* ssh_ready: wait for the new agent; <= 0: 60 s */
-    int64_t inference_timeout_ms;   /* inference: wait for the probe; <= 0: 120 s */
-    int64_t preempt_grace_ms;       /* preempting: wait for the final snapshot; <= 0: 20 s */
+    struct dm_provider *provider; /* borrowed */
+    struct hbl_server *detect;    /* borrowed; the new agents register there */
+    const char *store_url;        /* where snapshots are (DUMONT_STORE) */
+    const char *server_url;       /* the API URL agents use, e.g. http://127.0.0.1:8700 */
+    const char *token;            /* the API token agents use (PV6) */
+    const char *ca_file;      /* CA bundle agents trust for an https:// server_url; may be NULL */
+    int64_t ready_timeout_ms; /* ssh_ready: wait for the new agent; <= 0: 60 s */
+    int64_t inference_timeout_ms; /* inference: wait for the probe; <= 0: 120 s */
+    int64_t preempt_grace_ms;     /* preempting: wait for the final snapshot; <= 0: 20 s */
 } fo_real_env;
 
 /* O5. The strings are copied. Before this, real operations fail with DM_E_UNAVAILABLE. */

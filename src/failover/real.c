@@ -413,6 +413,7 @@ static void launch_spec(fo_orch *o, const db_workload *w, int64_t id, int64_t ep
     l->snapshot_every_ms = test ? 0 : w->snapshot_every_ms;
     l->server_url = o->server_url;
     l->token = o->token;
+    l->ca_file = o->ca_file[0] ? o->ca_file : NULL;
     l->store_url = o->store_url;
     l->hold = 1;
 }
@@ -787,11 +788,13 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
                        "attach: provider, store, server and token "
                        "are required");
     if (strlen(env->store_url) >= sizeof o->store_url ||
-        strlen(env->server_url) >= sizeof o->server_url || strlen(env->token) >= sizeof o->token)
+        strlen(env->server_url) >= sizeof o->server_url || strlen(env->token) >= sizeof o->token ||
+        (env->ca_file && strlen(env->ca_file) >= sizeof o->ca_file))
         return dm_fail(err, errlen, DM_E_TOO_BIG, "attach: a setting is too long");
     snprintf(o->store_url, sizeof o->store_url, "%s", env->store_url);
     snprintf(o->server_url, sizeof o->server_url, "%s", env->server_url);
     snprintf(o->token, sizeof o->token, "%s", env->token);
+    snprintf(o->ca_file, sizeof o->ca_file, "%s", env->ca_file ? env->ca_file : "");
     o->ready_timeout_ms = env->ready_timeout_ms > 0 ? env->ready_timeout_ms : 60000;
     o->inference_timeout_ms = env->inference_timeout_ms > 0 ? env->inference_timeout_ms : 120000;
     o->preempt_grace_ms = env->preempt_grace_ms > 0 ? env->preempt_grace_ms : 20000;

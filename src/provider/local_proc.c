@@ -246,6 +246,8 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
         rc = env(c, "DUMONT_STORE", l->store_url);
     if (!rc && l->server_url)
         rc = env(c, "DUMONT_URL", l->server_url);
+    if (!rc && l->ca_file)
+        rc = env(c, "DUMONT_CA_FILE", l->ca_file);
     if (!rc)
         rc = env(c, "DUMONT_WORKSPACE", c->ws);
     if (!rc)

@@ -111,7 +111,8 @@ static int launch_ok(const prov_launch *l)
            str_ok(l->workload_cmd, PD_STR_MAX, 1) && str_ok(l->probe_spec, PD_STR_MAX, 1) &&
            str_ok(l->server_url, PD_STR_MAX, 1) && str_ok(l->token, PD_STR_MAX, 1) &&
            str_ok(l->store_url, PD_STR_MAX, 1) && str_ok(l->workspace_from, PATH_MAX, 1) &&
-           l->heartbeat_ms <= 60000 && l->snapshot_every_ms <= 7 * 86400000LL;
+           str_ok(l->ca_file, PATH_MAX, 1) && l->heartbeat_ms <= 60000 &&
+           l->snapshot_every_ms <= 7 * 86400000LL;
 }
 
 int provider_provision(dm_provider *p, const prov_offer *offer, const prov_launch *l,

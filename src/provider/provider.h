@@ -65,15 +65,16 @@ typedef struct {
 /* What an instance runs. Strings are borrowed for the call. */
 typedef struct {
     int64_t instance_id;
-    int64_t epoch;              /* passed to the agent (--epoch): its snapshots carry it */
-    const char *kind;           /* "gpu" | "cpu" */
-    const char *workload_cmd;   /* may be NULL */
-    const char *probe_spec;     /* may be NULL */
-    int64_t heartbeat_ms;       /* <= 0: the agent's default */
-    int64_t snapshot_every_ms;  /* < 0: the agent's default; 0: never (--snapshot-every 0) */
-    const char *server_url;     /* the API the agent registers with */
-    const char *token;          /* PV6: environment only */
-    const char *store_url;      /* where the agent puts its snapshots */
+    int64_t epoch;             /* passed to the agent (--epoch): its snapshots carry it */
+    const char *kind;          /* "gpu" | "cpu" */
+    const char *workload_cmd;  /* may be NULL */
+    const char *probe_spec;    /* may be NULL */
+    int64_t heartbeat_ms;      /* <= 0: the agent's default */
+    int64_t snapshot_every_ms; /* < 0: the agent's default; 0: never (--snapshot-every 0) */
+    const char *server_url;    /* the API the agent registers with */
+    const char *token;         /* PV6: environment only */
+    const char *ca_file;   /* CA bundle the agent trusts for an https:// server_url; may be NULL */
+    const char *store_url; /* where the agent puts its snapshots */
     const char *workspace_from; /* local: copied into the new workspace; may be NULL */
     int hold;                   /* PV5: the agent waits for start_workload */
 } prov_launch;

@@ -68,6 +68,9 @@ int cfg_load(dm_config *cfg, char *err, size_t errlen)
         {"DUMONT_STORE", cfg->store, sizeof cfg->store, ""},
         {"DUMONT_LISTEN", cfg->listen, sizeof cfg->listen, CFG_DEFAULT_LISTEN},
         {"DUMONT_LOG_LEVEL", cfg->log_level, sizeof cfg->log_level, "info"},
+        {"DUMONT_CA_FILE", cfg->ca_file, sizeof cfg->ca_file, ""},
+        {"DUMONT_TLS_CERT", cfg->tls_cert, sizeof cfg->tls_cert, ""},
+        {"DUMONT_TLS_KEY", cfg->tls_key, sizeof cfg->tls_key, ""},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         const char *v = env(strs[i].var);

@@ -11,7 +11,11 @@
  *                        (s3://$B2_BUCKET/dumont when B2_BUCKET is set)
  *   DUMONT_LISTEN        server listen address        127.0.0.1:8700
  *   DUMONT_SIM_SPEED     sim playback factor          200
- *   DUMONT_LOG_LEVEL     debug|info|warn|error        info */
+ *   DUMONT_LOG_LEVEL     debug|info|warn|error        info
+ *   DUMONT_CA_FILE       CA bundle that clients (CLI, agent) trust for an
+ *                        https:// DUMONT_URL           the system's CAs
+ *   DUMONT_TLS_CERT, DUMONT_TLS_KEY  the server's certificate chain and
+ *                        private key (PEM): serve HTTPS  plain HTTP */
 #ifndef DUMONT_UTIL_CONFIG_H
 #define DUMONT_UTIL_CONFIG_H
 
@@ -30,6 +34,9 @@ typedef struct {
     char listen[256];
     double sim_speed; /* simulated seconds per wall second */
     char log_level[16];
+    char ca_file[PATH_MAX];  /* "" : the system's CAs */
+    char tls_cert[PATH_MAX]; /* "" : no TLS */
+    char tls_key[PATH_MAX];
 } dm_config;
 
 #define CFG_DEFAULT_LISTEN    "127.0.0.1:8700"

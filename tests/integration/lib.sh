@@ -103,7 +103,7 @@ lib_init() {
     trap 'exit 143' TERM
     # The CLI and server must not pick up the caller's settings.
     unset DUMONT_URL DUMONT_TOKEN DUMONT_DATABASE_URL DUMONT_STORE DUMONT_LISTEN \
-        DUMONT_SIM_SPEED DUMONT_LOG_LEVEL
+        DUMONT_SIM_SPEED DUMONT_LOG_LEVEL DUMONT_CA_FILE DUMONT_TLS_CERT DUMONT_TLS_KEY
 }
 
 # tiny_workspace DIR SIZE: sets TINY (the Ollama stand-in built next to
@@ -162,7 +162,8 @@ free_port() {
 }
 
 healthz_ok() {
-    [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$DUMONT_URL/healthz" 2>/dev/null)" = 200 ]
+    [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' ${DUMONT_CA_FILE:+--cacert "$DUMONT_CA_FILE"} \
+        "$DUMONT_URL/healthz" 2>/dev/null)" = 200 ]
 }
 
 server_alive() { [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; }
@@ -170,6 +171,9 @@ server_alive() { [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; }
 # start_server [ARGS...]: starts `dumont server` on a free port of 127.0.0.1
 # (KEEP_PORT=PORT: on that one, for a restart the agents must find) with
 # DUMONT_HOME, exports DUMONT_URL, waits for /healthz and loads TOKEN.
+# SERVER_SCHEME=https (a server given --tls-cert/--tls-key; curl trusts
+# $DUMONT_CA_FILE) and SERVER_HOST=0.0.0.0 (listen on every address; the test
+# still talks to 127.0.0.1) change how it is started and reached.
 start_server() {
     local attempt
     [ -z "$SERVER_PID" ] || fail "start_server: a server is already running"
@@ -180,9 +184,10 @@ start_server() {
         else
             SERVER_PORT=$(free_port) || fail "no free TCP port found"
         fi
-        export DUMONT_URL="http://127.0.0.1:$SERVER_PORT"
+        export DUMONT_URL="${SERVER_SCHEME:-http}://127.0.0.1:$SERVER_PORT"
         echo "--- start (attempt $attempt) on port $SERVER_PORT: $*" >>"$SERVER_LOG"
-        "$DUMONT_BIN" server --listen "127.0.0.1:$SERVER_PORT" "$@" >>"$SERVER_LOG" 2>&1 &
+        "$DUMONT_BIN" server --listen "${SERVER_HOST:-127.0.0.1}:$SERVER_PORT" "$@" \
+            >>"$SERVER_LOG" 2>&1 &
         SERVER_PID=$!
         local deadline=$(($(now_us) + 20 * 1000000))
         while server_alive && ! healthz_ok; do
@@ -258,7 +263,8 @@ api_as() {
     local auth=()
     [ -z "$hfile" ] || auth=(-H "@$hfile")
     HTTP_STATUS=$(curl -sS -m 20 -o "$TEST_TMP/http.body" -D "$TEST_TMP/http.headers" \
-        -w '%{http_code}' -X "$method" "${auth[@]+"${auth[@]}"}" "$@" "$DUMONT_URL$path") ||
+        ${DUMONT_CA_FILE:+--cacert "$DUMONT_CA_FILE"} -w '%{http_code}' -X "$method" \
+        "${auth[@]+"${auth[@]}"}" "$@" "$DUMONT_URL$path") ||
         fail "curl $method $path failed"
     HTTP_BODY=$(cat "$TEST_TMP/http.body")
     HTTP_HEADERS=$(tr -d '\r' <"$TEST_TMP/http.headers")
