@@ -23,35 +23,10 @@ SOAK_AGENTS=${2:-10}
 SOAK_SECONDS=${3:-60}
 SIG=${4:-KILL}
 COPIES=${COPIES:-2}
-src=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${DUMONT_BIN:-$src/build/dumont}
-[ -x "$BIN" ] || { echo "detect.sh: build first ($BIN missing)" >&2; exit 1; }
-command -v jq >/dev/null || { echo "detect.sh: jq is needed" >&2; exit 1; }
-
-tmp=$(mktemp -d /tmp/dumont-bench-detect.XXXXXX)
+. "$(dirname "$0")/lib.sh"
+bench_init detect
 pids=()
-server=""
-cleanup() {
-    local p
-    for p in "${pids[@]+"${pids[@]}"}"; do kill -CONT "$p" 2>/dev/null || true; kill -KILL "$p" 2>/dev/null || true; done
-    [ -z "$server" ] || { kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export DUMONT_HOME=$tmp/home
-mkdir -m 700 "$DUMONT_HOME"
-unset DUMONT_DATABASE_URL DUMONT_TOKEN
-port=$((20000 + RANDOM % 30000))
-export DUMONT_URL=http://127.0.0.1:$port
-"$BIN" server --listen "127.0.0.1:$port" --heartbeat-listen 127.0.0.1:0 --log-level warn \
-    >"$tmp/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 200); do
-    curl -sf "$DUMONT_URL/healthz" >/dev/null 2>&1 && [ -s "$DUMONT_HOME/token" ] && break
-    sleep 0.05
-done
+bench_start_server --heartbeat-listen 127.0.0.1:0 --log-level warn
 printf 'Authorization: Bearer %s\n' "$(cat "$DUMONT_HOME/token")" >"$tmp/auth"
 chmod 600 "$tmp/auth"
 api() { curl -sf -H "@$tmp/auth" "$DUMONT_URL$1"; }
@@ -79,6 +54,7 @@ for ((first = 1; first <= KILLS; first += batch)); do
         "$BIN" agent --instance "$((1000 + i))" --heartbeat-copies "$COPIES" --log-level warn \
             >>"$tmp/agents.log" 2>&1 &
         pids[i]=$!
+        BENCH_PIDS+=("$!")
         ids+=("$i")
     done
     for i in "${ids[@]}"; do wait_state "$((1000 + i))" healthy 20; done
@@ -108,7 +84,7 @@ if [ "$SOAK_SECONDS" -gt 0 ]; then
     for ((i = 1; i <= SOAK_AGENTS; i++)); do
         "$BIN" agent --instance "$((5000 + i))" --test-jitter-ms 150 --test-loss 0.02 \
             --heartbeat-copies "$COPIES" --log-level warn >>"$tmp/agents.log" 2>&1 &
-        pids+=("$!")
+        BENCH_PIDS+=("$!")
     done
     for ((i = 1; i <= SOAK_AGENTS; i++)); do wait_state "$((5000 + i))" healthy 20; done
     sleep "$SOAK_SECONDS"

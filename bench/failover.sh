@@ -18,35 +18,12 @@ set -euo pipefail
 
 RUNS=${1:-5}
 SIZE_MB=${2:-1024}
-src=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${DUMONT_BIN:-$src/build/dumont}
-case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac # the instances run elsewhere: no relative paths
+. "$(dirname "$0")/lib.sh"
+bench_init failover
+BENCH_KEEP_LOG=/tmp/dumont-bench-failover.server.log
 TINY=$(dirname "$BIN")/tiny-ollama
-[ -x "$BIN" ] && [ -x "$TINY" ] || { echo "failover.sh: build first ($BIN, $TINY)" >&2; exit 1; }
-command -v jq >/dev/null || { echo "failover.sh: jq is needed" >&2; exit 1; }
-
-tmp=$(mktemp -d /tmp/dumont-bench-failover.XXXXXX)
-server=""
-cleanup() {
-    [ -z "$server" ] || { kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
-    local p # the instances outlive the server, like real machines
-    for p in /proc/[0-9]*; do
-        { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q "^DUMONT_HOME=$tmp/" &&
-            kill -KILL "${p#/proc/}" 2>/dev/null || true
-    done
-    cp "$tmp/server.log" /tmp/dumont-bench-failover.server.log 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export DUMONT_HOME=$tmp/home
-mkdir -p "$DUMONT_HOME"
-port=$((30000 + RANDOM % 20000))
-export DUMONT_URL=http://127.0.0.1:$port
-"$BIN" server --listen "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 200); do curl -fsS "$DUMONT_URL/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+[ -x "$TINY" ] || { echo "failover.sh: build first ($TINY missing)" >&2; exit 1; }
+bench_start_server
 
 echo "failover.sh: generating a ${SIZE_MB} MB workspace..." >&2
 bash "$src/bench/gen-workspace.sh" "$tmp/ws" "$SIZE_MB" >/dev/null

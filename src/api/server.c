@@ -6,6 +6,7 @@
  * route and answer). Per-request state lives in *req_cls. */
 #include "api/server.h"
 
+#include "api/conn_guard.h"
 #include "api/dashboard.h"
 #include "api/http.h"
 #include "util/clock.h"
@@ -33,6 +34,7 @@ struct api_server {
     api_dashboard *dash;      /* static files, sessions, /api/events (dashboard.h) */
     char *tls_cert, *tls_key; /* S4: PEM bytes, kept while MHD runs; the key wiped at stop */
     size_t tls_key_len;
+    conn_guard *guard; /* S5: the request-head deadline (conn_guard.h) */
 };
 
 typedef struct {
@@ -301,6 +303,37 @@ static int bound_port(struct MHD_Daemon *d)
     return info ? (int)info->port : -1;
 }
 
+/* ---- connection-level setup: S3, S5 ------------------------------------- */
+
+/* The access handler as MHD sees it: the first call of a request means its
+ * head is complete (conn_guard.h G3), then the request path proper. */
+static enum MHD_Result on_request_guarded(void *cls, struct MHD_Connection *conn, const char *url,
+                                          const char *method, const char *version,
+                                          const char *upload_data, size_t *upload_data_size,
+                                          void **req_cls)
+{
+    if (!*req_cls)
+        conn_guard_head_done(conn);
+    return on_request(cls, conn, url, method, version, upload_data, upload_data_size, req_cls);
+}
+
+/* A request ended: the next one on this connection has its own deadline. */
+static void on_completed_guarded(void *cls, struct MHD_Connection *conn, void **req_cls,
+                                 enum MHD_RequestTerminationCode toe)
+{
+    conn_guard_request_done(conn);
+    on_completed(cls, conn, req_cls, toe);
+}
+
+static void server_free(api_server *s)
+{
+    dash_free(s->dash);
+    conn_guard_free(s->guard);
+    explicit_bzero(s->token, sizeof s->token);
+    free_tls(s);
+    free(s);
+}
+
 int api_server_start(const api_server_opts *opts, api_server **ret, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -332,25 +365,30 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
         free(s);
         return dm_fail(err, errlen, rc, "cannot set up the dashboard: %s", dm_strerror(rc));
     }
+    if ((rc = conn_guard_new(opts->head_deadline_ms, &s->guard)) != 0) {
+        server_free(s);
+        return dm_fail(err, errlen, rc, "cannot start the connection guard: %s", dm_strerror(rc));
+    }
     /* Suspend/resume: event streams wait without holding a pool thread. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                      MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0) |
                      (s->tls_cert ? MHD_USE_TLS : 0);
     /* S4: the PEM options are passed only with TLS (MHD_OPTION_END ends the list early). */
-    s->mhd =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned)(opts->threads ? opts->threads : 4), MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)(opts->max_connections ? opts->max_connections : 256),
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                         s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
-                         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request_guarded, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(opts->max_connections ? opts->max_connections : API_MAX_CONNECTIONS),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(opts->per_ip_connections ? opts->per_ip_connections : API_PER_IP_CONNECTIONS),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed_guarded, s, MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, s->guard,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
     if (!s->mhd) {
         int e = errno, tls = s->tls_cert != NULL;
-        dash_free(s->dash);
-        free_tls(s);
-        free(s);
+        server_free(s);
         if (tls && e != EADDRINUSE && e != EACCES && e != EADDRNOTAVAIL)
             return dm_fail(err, errlen, DM_E_INVALID,
                            "cannot serve TLS on %.200s: the certificate or key is not usable "
@@ -380,8 +418,5 @@ void api_server_stop(api_server *s)
         return;
     dash_shutdown(s->dash); /* ends event streams: MHD must not stop with one suspended */
     MHD_stop_daemon(s->mhd);
-    dash_free(s->dash);
-    explicit_bzero(s->token, sizeof s->token);
-    free_tls(s);
-    free(s);
+    server_free(s);
 }

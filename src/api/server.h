@@ -8,13 +8,19 @@
  *     Content-Length header when there is one, else once the cap is passed;
  *     the server never buffers more than API_BODY_MAX bytes per request.
  * S3: requests are served by a fixed pool of threads; each connection has an
- *     idle timeout and the number of connections is capped.
+ *     idle timeout; the number of connections is capped (API_MAX_CONNECTIONS)
+ *     and so is the number from one client address (API_PER_IP_CONNECTIONS),
+ *     so one address cannot take the slots of the others.
  * S4: with tls_cert and tls_key the server speaks HTTPS only (no plain-HTTP
  *     fallback on the same port). Secrets the API hands out (heartbeat keys,
  *     new credentials) leave only over TLS or when the server listens on a
  *     loopback address (api_ctx.secrets_ok); otherwise those routes answer
  *     403 and the server warns once at start that tokens cross the network
- *     in clear. The key's bytes are wiped when the server stops. */
+ *     in clear. The key's bytes are wiped when the server stops.
+ * S5: the whole request head (request line and headers; with TLS, the
+ *     handshake too) must arrive within a deadline (CG_HEAD_DEADLINE_MS,
+ *     conn_guard.h G1-G4), however slowly it trickles: a slow client holds a
+ *     slot for that long at most. */
 #ifndef DUMONT_API_SERVER_H
 #define DUMONT_API_SERVER_H
 
@@ -22,8 +28,12 @@
 #include "failover/orchestrator.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct api_server api_server;
+
+#define API_MAX_CONNECTIONS    1024 /* S3 */
+#define API_PER_IP_CONNECTIONS 64   /* S3 */
 
 typedef struct {
     const char *listen; /* "HOST:PORT"; PORT 0 picks a free port */
@@ -32,10 +42,12 @@ typedef struct {
     fo_orch *orch;
     /* The heartbeat listener (detect/listener.h); may be NULL. */
     struct hbl_server *detect;
-    unsigned threads;         /* 0: default (4) */
-    unsigned max_connections; /* 0: default (256) */
-    const char *tls_cert;     /* S4: PEM certificate chain file; NULL: plain HTTP */
-    const char *tls_key;      /* S4: PEM private key file; required with tls_cert */
+    unsigned threads;            /* 0: default (4) */
+    unsigned max_connections;    /* 0: API_MAX_CONNECTIONS */
+    unsigned per_ip_connections; /* 0: API_PER_IP_CONNECTIONS */
+    int64_t head_deadline_ms;    /* 0: CG_HEAD_DEADLINE_MS (S5) */
+    const char *tls_cert;        /* S4: PEM certificate chain file; NULL: plain HTTP */
+    const char *tls_key;         /* S4: PEM private key file; required with tls_cert */
 } api_server_opts;
 
 int api_server_start(const api_server_opts *opts, api_server **ret, char *err, size_t errlen);
