@@ -6,14 +6,24 @@
  * RS1: a report missing a field, with an unknown one, a string outside its
  *      alphabet or length, or a number outside 0 .. 2^53 is 400 and nothing
  *      is written.
- * RS2: the decision to record or refuse is db_snapshot_record's alone (F3,
- *      one transaction): 201 recorded (or already recorded, same id), 409
- *      refused (a fenced or stale instance), 404 an instance nobody knows. */
+ * RS2: the decision to record or refuse, once the snapshot is known to be
+ *      in the store (RS3), is db_snapshot_record's alone (F3, one
+ *      transaction): 201 recorded (or already recorded, same id), 409
+ *      refused (a fenced instance, an epoch that is not current), 404 an
+ *      instance nobody knows.
+ * RS3: the store is configuration, not input (orchestrator.h O10-O11): a
+ *      report names a snapshot id; `store`, when present, must name the
+ *      server's store (else 422 foreign_store); the id must be a snapshot
+ *      whose manifest reads back from that store (else 422
+ *      unknown_snapshot, nothing written). The record holds the server's
+ *      store URL and the manifest's size, files and times; the reporter's
+ *      numbers are checked (RS1) and then ignored. */
 #include "api/routes_snapshots.h"
 
 #include "api/render.h"
 #include "db/db_fleet.h"
 #include "failover/model.h"
+#include "failover/orchestrator.h"
 #include "util/error.h"
 #include "util/parse.h"
 
@@ -66,18 +76,56 @@ static int str_field(json_t *o, const char *key, char *dst, size_t cap, const ch
     return 0;
 }
 
+/* An optional number: checked like a required one when present (RS1). */
+static int opt_num_field(json_t *o, const char *key, int64_t *ret, api_response *resp)
+{
+    return json_object_get(o, key) ? num_field(o, key, ret, resp) : 0;
+}
+
 static int report_fields(json_t *o, db_snapshot *s, api_response *resp)
 {
     if (str_field(o, "snapshot_id", s->snapshot_id, sizeof s->snapshot_id, ID_CHARS, resp) ||
-        str_field(o, "store", s->store_url, sizeof s->store_url, NULL, resp) ||
+        (json_object_get(o, "store") &&
+         str_field(o, "store", s->store_url, sizeof s->store_url, NULL, resp)) ||
         str_field(o, "trigger", s->trigger, sizeof s->trigger, ID_CHARS, resp) ||
         num_field(o, "epoch", &s->epoch, resp) ||
-        num_field(o, "size_bytes", &s->size_bytes, resp) ||
-        num_field(o, "stored_bytes", &s->stored_bytes, resp) ||
-        num_field(o, "files", &s->files, resp) ||
-        num_field(o, "created_at_ms", &s->created_at_ms, resp) ||
-        num_field(o, "creation_time_ms", &s->creation_time_ms, resp))
+        opt_num_field(o, "size_bytes", &s->size_bytes, resp) ||
+        opt_num_field(o, "stored_bytes", &s->stored_bytes, resp) ||
+        opt_num_field(o, "files", &s->files, resp) ||
+        opt_num_field(o, "created_at_ms", &s->created_at_ms, resp) ||
+        opt_num_field(o, "creation_time_ms", &s->creation_time_ms, resp))
         return -1;
+    return 0;
+}
+
+/* RS3: the snapshot is in the server's store; the record takes the store's
+ * word for it. Returns -1 with the refusal set. */
+static int in_store(const api_ctx *ctx, db_snapshot *s, api_response *resp)
+{
+    fo_orch *o = ctx->orch;
+    if (!fo_orch_store(o)[0])
+        return api_error(resp, 503, "unavailable",
+                         "this server has no snapshot store configured (DUMONT_STORE)"),
+               -1;
+    if (s->store_url[0] && !fo_orch_store_is(o, s->store_url))
+        return api_error(resp, 422, "foreign_store",
+                         "the report names the store '%.200s'; snapshots are accepted only in "
+                         "this server's store (DUMONT_STORE)",
+                         s->store_url),
+               -1;
+    snap_info si;
+    char err[512] = "";
+    int rc = fo_orch_check_snapshot(o, s->snapshot_id, &si, err, sizeof err);
+    if (rc == DM_E_NOT_FOUND || rc == DM_E_INVALID || rc == DM_E_PROTOCOL)
+        return api_error(resp, 422, "unknown_snapshot", "%s", err), -1;
+    if (rc)
+        return api_error_from(resp, rc, err), -1;
+    snprintf(s->store_url, sizeof s->store_url, "%s", fo_orch_store(o));
+    s->size_bytes = (int64_t)si.bytes;
+    s->stored_bytes = (int64_t)si.stored_new;
+    s->files = (int64_t)si.files;
+    s->created_at_ms = si.time_ms > 0 ? si.time_ms : 0;
+    s->creation_time_ms = si.duration_ms > 0 ? si.duration_ms : 0;
     return 0;
 }
 
@@ -117,8 +165,8 @@ int api_h_snapshot_report(const api_ctx *ctx, const api_request *req, api_respon
         return 0;
     int bad = report_fields(o, &s, resp);
     json_decref(o);
-    if (bad)
-        return 0; /* RS1 */
+    if (bad || in_store(ctx, &s, resp))
+        return 0; /* RS1, RS3 */
     char err[512] = "";
     int rc = db_snapshot_record(ctx->db, &s, err, sizeof err); /* RS2 */
     if (rc)

@@ -221,6 +221,10 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: %s\n", dm_strerror(rc));
         goto out;
     }
+    if ((rc = fo_orch_set_store(orch, cfg->store, err, sizeof err)) != 0) { /* O10 */
+        fprintf(stderr, "dumont server: DUMONT_STORE: %s\n", err);
+        goto out;
+    }
     if ((rc = hbl_start_server(hb_listen, cfg->listen, cfg->home, db, &hb, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;

@@ -98,6 +98,10 @@ static int judge(const db_snapshot *s, const owner *o, char *err, size_t errlen)
     if (s->epoch < o->epoch)
         return dm_fail(err, errlen, DM_E_CONFLICT, "stale epoch %lld (workload %s is at %lld)",
                        (long long)s->epoch, o->workload_id, (long long)o->epoch);
+    if (s->epoch > o->epoch) /* F3: only the current epoch */
+        return dm_fail(err, errlen, DM_E_CONFLICT,
+                       "epoch %lld is not current (workload %s is at %lld)", (long long)s->epoch,
+                       o->workload_id, (long long)o->epoch);
     return 0;
 }
 
@@ -219,13 +223,13 @@ static int snap_query(dm_db *db, const char *sql, const db_param *p, int np, sna
 }
 
 /* One row or DM_E_NOT_FOUND. */
-static int snap_one(dm_db *db, const char *sql, db_param p, db_snapshot *ret, const char *what,
-                    char *err, size_t errlen)
+static int snap_one(dm_db *db, const char *sql, const db_param *p, int np, db_snapshot *ret,
+                    const char *what, char *err, size_t errlen)
 {
     if (!ret)
         return dm_fail(err, errlen, DM_E_INVALID, "no result");
     snap_vec x = {.max = 1};
-    int rc = snap_query(db, sql, &p, 1, &x, err, errlen);
+    int rc = snap_query(db, sql, p, np, &x, err, errlen);
     if (rc)
         return rc;
     if (x.n == 0)
@@ -242,8 +246,9 @@ int db_snapshot_get(dm_db *db, const char *snapshot_id, db_snapshot *ret, char *
 {
     if (!snapshot_id)
         return dm_fail(err, errlen, DM_E_INVALID, "no snapshot id");
-    return snap_one(db, "SELECT " SNAP_COLS " FROM snapshots WHERE snapshot_id = $1",
-                    db_p_text(snapshot_id), ret, "that id", err, errlen);
+    db_param p = db_p_text(snapshot_id);
+    return snap_one(db, "SELECT " SNAP_COLS " FROM snapshots WHERE snapshot_id = $1", &p, 1, ret,
+                    "that id", err, errlen);
 }
 
 int db_snapshot_latest_workload(dm_db *db, const char *workload_id, db_snapshot *ret, char *err,
@@ -251,17 +256,31 @@ int db_snapshot_latest_workload(dm_db *db, const char *workload_id, db_snapshot 
 {
     if (!workload_id || !*workload_id)
         return dm_fail(err, errlen, DM_E_INVALID, "no workload id");
+    db_param p = db_p_text(workload_id);
     return snap_one(db,
                     "SELECT " SNAP_COLS " FROM snapshots WHERE workload_id = $1" NEWEST " LIMIT 1",
-                    db_p_text(workload_id), ret, "the workload", err, errlen);
+                    &p, 1, ret, "the workload", err, errlen);
+}
+
+int db_snapshot_latest_in_store(dm_db *db, const char *workload_id, const char *store_url,
+                                db_snapshot *ret, char *err, size_t errlen)
+{
+    if (!workload_id || !*workload_id || !store_url || !*store_url)
+        return dm_fail(err, errlen, DM_E_INVALID, "no workload id or store");
+    db_param p[] = {db_p_text(workload_id), db_p_text(store_url)};
+    return snap_one(db,
+                    "SELECT " SNAP_COLS
+                    " FROM snapshots WHERE workload_id = $1 AND store_url = $2" NEWEST " LIMIT 1",
+                    p, 2, ret, "the workload in the configured store", err, errlen);
 }
 
 int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, db_snapshot *ret, char *err,
                                 size_t errlen)
 {
+    db_param p = db_p_i64(instance_id);
     return snap_one(db,
                     "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" NEWEST " LIMIT 1",
-                    db_p_i64(instance_id), ret, "the instance", err, errlen);
+                    &p, 1, ret, "the instance", err, errlen);
 }
 
 int db_snapshot_list(dm_db *db, int64_t instance_id, int limit, db_snapshot **ret, size_t *ret_n,

@@ -21,7 +21,8 @@ struct fo_orch {
     /* real failovers (fo_orch_attach); NULL/empty until attached */
     struct dm_provider *provider;
     struct hbl_server *detect;
-    char store_url[1024];
+    char store_url[256]; /* O10: set once before serving (snapstore.c SC1); = FLEET_TEXT_MAX */
+    char store_display[PATH_MAX + 64]; /* its display form (store_url()) */
     char server_url[256];
     char token[128];
     char ca_file[PATH_MAX]; /* "" : agents trust the system's CAs */

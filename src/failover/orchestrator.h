@@ -15,6 +15,7 @@
 
 #include "db/db.h"
 #include "failover/model.h"
+#include "snapshot/snapshot.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -132,6 +133,33 @@ int fo_orch_chaos_preempt(fo_orch *o, int64_t instance_id, int64_t notice_ms, ch
 /* Destroys an instance the user no longer wants; a serving one stops its
  * workload's protection (state stopped) first, so no failover follows. */
 int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t errlen);
+
+/* ---- The snapshot store is configuration (docs/security.md) ----
+ *
+ * O10: snapshots live in the store the server was configured with
+ *      (fo_orch_set_store: DUMONT_STORE, mirrored when DUMONT_STORE_MIRROR is
+ *      set); every restore, launch and test-real snapshot opens that store
+ *      and no other, whatever URL a record or a report holds.
+ * O11: a reported snapshot is accepted only when fo_orch_check_snapshot()
+ *      read its manifest back from that store, whole (the object's SHA-256 is
+ *      its id) and decodable; what the record says of it (size, files, time)
+ *      is the manifest's, not the reporter's. The wait is bounded by the
+ *      store's own limits (file://: a local read; s3://: its connect and
+ *      stall timeouts and retries, docs/store.md). */
+/* O10. Copies url; opens the store once to learn its display form (a store
+ * that cannot be opened now is still recorded: its failures surface where it
+ * is used). Call before serving. */
+int fo_orch_set_store(fo_orch *o, const char *url, char *err, size_t errlen);
+/* The configured store's URL as set; "" when none. */
+const char *fo_orch_store(const fo_orch *o);
+/* 1 when name denotes the configured store: its URL as configured, or its
+ * display form with or without the mirror's part ("file:///x (mirror ...)"). */
+int fo_orch_store_is(const fo_orch *o, const char *name);
+/* O11. DM_E_UNAVAILABLE (no store configured, or it cannot be read now),
+ * DM_E_NOT_FOUND (no such snapshot in it), DM_E_INVALID (not a snapshot id),
+ * DM_E_PROTOCOL (its manifest is damaged). ret may be NULL. */
+int fo_orch_check_snapshot(fo_orch *o, const char *snapshot_id, snap_info *ret, char *err,
+                           size_t errlen);
 
 /* O4. Safe to call twice. */
 void fo_orch_shutdown(fo_orch *o);

@@ -284,7 +284,7 @@ static int record_snapshot(fo_orch *o, int64_t instance_id, int64_t epoch, const
     snprintf(s.snapshot_id, sizeof s.snapshot_id, "%s", si->id);
     s.instance_id = instance_id;
     s.epoch = epoch;
-    snprintf(s.store_url, sizeof s.store_url, "%.255s", o->store_url);
+    snprintf(s.store_url, sizeof s.store_url, "%s", o->store_url);
     s.size_bytes = (int64_t)si->bytes;
     s.stored_bytes = (int64_t)si->stored_new;
     s.files = (int64_t)si->files;
@@ -515,7 +515,8 @@ static void do_restore(real_run *r, const db_workload *w)
     if (f->real.test && f->real.snapshot_id[0])
         rc = db_snapshot_get(o->db, f->real.snapshot_id, &s, err, sizeof err);
     else
-        rc = db_snapshot_latest_workload(o->db, w->workload_id, &s, err, sizeof err); /* F4 */
+        rc = db_snapshot_latest_in_store(o->db, w->workload_id, o->store_url, &s, err,
+                                         sizeof err); /* F4, O10 */
     if (rc) {
         char d[300];
         snprintf(d, sizeof d, "no restorable snapshot of workload %s: %.200s", w->workload_id, err);
@@ -526,14 +527,14 @@ static void do_restore(real_run *r, const db_workload *w)
     f->real.snapshot_size_bytes = s.size_bytes;
     f->real.snapshot_creation_time_ms = s.creation_time_ms;
     snprintf(f->real.snapshot_compression, sizeof f->real.snapshot_compression, "lz4");
-    snprintf(f->real.snapshot_storage, sizeof f->real.snapshot_storage, "%s", s.store_url);
+    snprintf(f->real.snapshot_storage, sizeof f->real.snapshot_storage, "%.255s", o->store_url);
     if ((rc = load_inst(r, err, sizeof err)) != 0) {
         attempt_failed(r, err);
         return;
     }
     dm_store *store = NULL;
     prov_restore_times t = {0};
-    rc = store_open(s.store_url, &store, err, sizeof err);
+    rc = store_open(o->store_url, &store, err, sizeof err); /* O10: never a record's URL */
     if (rc == 0)
         rc = provider_restore(o->provider, &r->inst, store, s.snapshot_id, &t, err, sizeof err);
     store_close(store);
@@ -791,7 +792,14 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
         strlen(env->server_url) >= sizeof o->server_url || strlen(env->token) >= sizeof o->token ||
         (env->ca_file && strlen(env->ca_file) >= sizeof o->ca_file))
         return dm_fail(err, errlen, DM_E_TOO_BIG, "attach: a setting is too long");
-    snprintf(o->store_url, sizeof o->store_url, "%s", env->store_url);
+    if (!o->store_url[0]) { /* not configured before: the attach's store is the one (O10) */
+        int rc = fo_orch_set_store(o, env->store_url, err, errlen);
+        if (rc)
+            return rc;
+    } else if (strcmp(o->store_url, env->store_url) != 0) {
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "attach: the store differs from the one configured (O10)");
+    }
     snprintf(o->server_url, sizeof o->server_url, "%s", env->server_url);
     snprintf(o->token, sizeof o->token, "%s", env->token);
     snprintf(o->ca_file, sizeof o->ca_file, "%s", env->ca_file ? env->ca_file : "");

@@ -22,7 +22,6 @@ int snap_threads(const snap_opts *o);
 #define SNAP_BUF_BUDGET (128u << 20)
 int snap_threads_for(int threads, size_t bufcap);
 void snap_sha256_hex(const void *data, size_t len, char out[65]);
-int snap_id_valid(const char *id);
 /* Fetches snapshots/<id>, checks its hash against id, decodes it. */
 int snap_load(dm_store *s, const char *id, manifest **ret, char *err, size_t errlen);
 /* latest/<sha256 hex of source>/ into buf. */

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SNAP_ID_MAX 72
+#define SNAP_ID_MAX  72
 #define SNAP_TAG_MAX 64
 
 typedef struct {
@@ -34,11 +34,11 @@ typedef struct {
     char parent[SNAP_ID_MAX]; /* "" when none */
     char source[PATH_MAX];    /* absolute path that was snapshotted */
     char tag[SNAP_TAG_MAX];
-    int64_t time_ms;          /* wall clock at creation */
+    int64_t time_ms; /* wall clock at creation */
     uint64_t files, dirs, symlinks;
-    uint64_t bytes;           /* plain bytes of all regular files */
-    uint64_t bytes_new;       /* plain bytes of chunks this snapshot added */
-    uint64_t stored_new;      /* bytes it added to the store (compressed) */
+    uint64_t bytes;      /* plain bytes of all regular files */
+    uint64_t bytes_new;  /* plain bytes of chunks this snapshot added */
+    uint64_t stored_new; /* bytes it added to the store (compressed) */
     int64_t duration_ms;
 } snap_info;
 
@@ -52,13 +52,13 @@ typedef void (*snap_progress_fn)(uint64_t done, uint64_t total, void *ctx);
  * phase's wall time x (worker time inside store_get*) / (worker busy time).
  * other_ms = total_ms - fetch_ms: decompress, verify, write, metadata, swap. */
 typedef struct {
-    int64_t total_ms;          /* wall time of the whole snap_restore */
-    int64_t fetch_ms;          /* wall-time share spent fetching from the store */
-    int64_t other_ms;          /* total_ms - fetch_ms */
-    int64_t fetch_thread_ms;   /* sum over threads of the time inside store_get* */
-    int64_t busy_thread_ms;    /* sum over worker threads of the time on chunk jobs */
-    uint64_t bytes;            /* plain bytes written (holes excluded) */
-    uint64_t chunks;           /* chunks read */
+    int64_t total_ms;        /* wall time of the whole snap_restore */
+    int64_t fetch_ms;        /* wall-time share spent fetching from the store */
+    int64_t other_ms;        /* total_ms - fetch_ms */
+    int64_t fetch_thread_ms; /* sum over threads of the time inside store_get* */
+    int64_t busy_thread_ms;  /* sum over worker threads of the time on chunk jobs */
+    uint64_t bytes;          /* plain bytes written (holes excluded) */
+    uint64_t chunks;         /* chunks read */
 } snap_restore_stats;
 
 typedef struct {
@@ -75,11 +75,13 @@ typedef struct {
 
 void snap_opts_init(snap_opts *o);
 
-int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_info *ret,
-                char *err, size_t errlen);
+int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_info *ret, char *err,
+                size_t errlen);
 /* Newest first. *ret malloc'd. */
 int snap_list(dm_store *s, snap_info **ret, size_t *ret_n, char *err, size_t errlen);
 int snap_get(dm_store *s, const char *id, snap_info *ret, char *err, size_t errlen);
+/* 1 if id has the form of a snapshot id (64 lowercase hex digits). */
+int snap_id_valid(const char *id);
 /* The newest snapshot of source_dir (via latest/): DM_E_NOT_FOUND if none. */
 int snap_latest(dm_store *s, const char *source_dir, char *ret_id, size_t idlen, char *err,
                 size_t errlen);

@@ -22,7 +22,9 @@
 #     says so once and retries quietly; nothing is recorded (snapshots.h N3,
 #     db_fleet.h F3).
 # N6: POST /api/instances/ID/snapshots validates what the agent sends: bad
-#     JSON, missing fields, huge numbers are 400; an unknown instance 404.
+#     JSON, missing fields, huge numbers are 400; an unknown instance 404; a
+#     report naming another store, or a snapshot the server's store does not
+#     hold, 422 (routes_snapshots.c RS3).
 . "$(dirname "$0")/lib.sh"
 lib_init
 
@@ -57,7 +59,7 @@ log_count() { grep -c "$2" "$DUMONT_HOME/agent-$1.log" 2>/dev/null || true; }
 log_at_least() { [ "$(log_count "$1" "$2")" -ge "$3" ]; }
 
 check_scheduled() {
-    local ws=$DUMONT_HOME/ws201 store=file://$DUMONT_HOME/store2 n skipped id
+    local ws=$DUMONT_HOME/ws201 store=file://$DUMONT_HOME/store n skipped id
     mkdir -p "$ws/models"
     head -c 300000 /dev/urandom >"$ws/models/model.bin"
     echo "hello" >"$ws/notes.txt"
@@ -200,10 +202,19 @@ check_validation() {
       "store": "file:///x", "trigger": "manual"}'
     api POST "$p" -d "$body"
     assert_api_error 400 bad_request "huge number"
-    api POST "/api/instances/777/snapshots" -d "${body/123456789012345678901234567890/5}"
-    assert_api_error 404 not_found "unknown instance"
     api POST "$p" -d "${body/123456789012345678901234567890/5}"
-    assert_status 201 "a manual report"
+    assert_api_error 422 foreign_store "a report naming another store"
+    local good=${body/123456789012345678901234567890/5}
+    local foreign='"store": "file:///x", '
+    good=${good/"$foreign"/}
+    api POST "$p" -d "$good"
+    assert_api_error 422 unknown_snapshot "a snapshot the store does not hold"
+    mkdir -p "$DUMONT_HOME/manual" && echo manual >"$DUMONT_HOME/manual/f"
+    cli_ok snapshot create "$DUMONT_HOME/manual"
+    api POST "/api/instances/777/snapshots" -d "${good/\"ab\"/\"$CLI_OUT\"}"
+    assert_api_error 404 not_found "unknown instance"
+    api POST "$p" -d "${good/\"ab\"/\"$CLI_OUT\"}"
+    assert_status 201 "a manual report of a snapshot in the server's store"
     api_noauth GET "$p"
     assert_api_error 401 unauthorized "list without token"
 }

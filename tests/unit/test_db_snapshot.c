@@ -150,8 +150,11 @@ static void test_fenced_and_stale(void **state)
     snprintf(s.trigger, sizeof s.trigger, "test-real");
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err)); /* test machines are accepted */
     assert_string_equal(s.workload_id, "wl-1");
-    s = snap("bb06", 20002, 3, 5500); /* a newer epoch than the workload's is fine */
+    s = snap("bb06", 20002, 3, 5500); /* a newer epoch than the workload's: not current */
     snprintf(s.trigger, sizeof s.trigger, "preempt");
+    assert_int_equal(db_snapshot_record(db, &s, g_err, sizeof g_err), DM_E_CONFLICT);
+    assert_non_null(strstr(g_err, "not current"));
+    s.epoch = 2; /* the current one */
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
     s = snap("bb09", 20005, 2, 5200); /* before it serves: accepted (F3) */
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
@@ -180,6 +183,18 @@ static void test_fenced_and_stale(void **state)
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
     OK(db_snapshot_latest_workload(db, "wl-1", &got, g_err, sizeof g_err));
     assert_string_equal(got.snapshot_id, "bb08");
+    /* F4 within a store: a newer snapshot recorded in another store is not
+     * the restorable point of this one (orchestrator.h O10) */
+    s = snap("bb10", 20006, 3, 8000);
+    snprintf(s.store_url, sizeof s.store_url, "file:///tmp/elsewhere");
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
+    OK(db_snapshot_latest_in_store(db, "wl-1", "file:///tmp/store", &got, g_err, sizeof g_err));
+    assert_string_equal(got.snapshot_id, "bb08");
+    OK(db_snapshot_latest_in_store(db, "wl-1", "file:///tmp/elsewhere", &got, g_err, sizeof g_err));
+    assert_string_equal(got.snapshot_id, "bb10");
+    assert_int_equal(
+        db_snapshot_latest_in_store(db, "wl-1", "s3://none", &got, g_err, sizeof g_err),
+        DM_E_NOT_FOUND);
     db_close(db);
 }
 

@@ -1,7 +1,10 @@
-/* The snapshot report routes (src/api/routes_snapshots.c RS1-RS2) without
+/* The snapshot report routes (src/api/routes_snapshots.c RS1-RS3) without
  * HTTP: requests built in memory, passed to api_route() over a real SQLite
- * database. The agent is untrusted: every malformed report is a 400 that
- * records nothing. */
+ * database and an orchestrator whose store is a file:// store in the
+ * scratch directory, holding real snapshots. The agent is untrusted: every
+ * malformed report is a 400 that records nothing, and a report of a
+ * snapshot that is not in the server's store is a 422 that records
+ * nothing (orchestrator.h O10-O11). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,9 @@
 #include "db/db_fleet.h"
 #include "db/db_instance.h"
 #include "db/db_internal.h"
+#include "failover/orchestrator.h"
+#include "snapshot/snapshot.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +27,41 @@
 
 #include "route_fixture.h"
 
+static char g_store[160];
+
 static int setup(void **state)
 {
-    *state = rfx_new("rsnap", 0);
+    fixture *fx = rfx_new("rsnap", 1);
+    char err[256];
+    snprintf(g_store, sizeof g_store, "file://%s/store", fx->dir);
+    assert_int_equal(fo_orch_set_store(fx->ctx.orch, g_store, err, sizeof err), 0);
+    *state = fx;
     return 0;
+}
+
+/* A real snapshot of a small tree (content differs by n) in the store at
+ * url; its id in id (65 bytes). */
+static void make_snapshot(const fixture *fx, const char *url, int n, char *id)
+{
+    char dir[128], file[160], err[256];
+    snprintf(dir, sizeof dir, "%s/src%d", fx->dir, n);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof file, "%s/data", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 100 * (n + 1); i++)
+        fprintf(f, "line %d of %d\n", i, n);
+    fclose(f);
+    dm_store *st = NULL;
+    snap_info si;
+    snap_opts so;
+    snap_opts_init(&so);
+    so.threads = 1;
+    assert_int_equal(store_open(url, &st, err, sizeof err), 0);
+    assert_int_equal(snap_create(st, dir, &so, &si, err, sizeof err), 0);
+    store_close(st);
+    memcpy(id, si.id, 65);
+    usleep(3000); /* the next one is newer by its creation time */
 }
 
 static int teardown(void **state)
@@ -33,10 +70,11 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A report as the agent sends it (no `store`: RS3 makes it optional). */
 static const char good[] =
     "{\"snapshot_id\": \"%s\", \"epoch\": 0, \"size_bytes\": 10, \"stored_bytes\": 5,"
     " \"files\": 2, \"created_at_ms\": %s, \"creation_time_ms\": 7,"
-    " \"store\": \"file:///tmp/s\", \"trigger\": \"scheduled\"}";
+    " \"trigger\": \"scheduled\"}";
 
 static void reg(fixture *fx, int64_t id)
 {
@@ -116,15 +154,23 @@ static void test_record_and_list(void **state)
 {
     fixture *fx = *state;
     char body[1024];
+    char id1[65], id2[65], id3[65];
+    make_snapshot(fx, g_store, 1, id1);
+    make_snapshot(fx, g_store, 2, id2);
+    make_snapshot(fx, g_store, 3, id3);
     reg(fx, 7);
-    snprintf(body, sizeof body, good, "ab01", "1000");
+    snprintf(body, sizeof body, good, id1, "1000");
     api_response r = call(fx, "POST", "/api/instances/7/snapshots", body);
     assert_int_equal(r.status, 201);
-    assert_string_equal(json_string_value(json_object_get(r.body, "snapshot_id")), "ab01");
-    assert_int_equal(json_integer_value(json_object_get(r.body, "size_bytes")), 10);
+    assert_string_equal(json_string_value(json_object_get(r.body, "snapshot_id")), id1);
+    /* RS3: the manifest's numbers and the server's store, not the report's */
+    assert_true(json_integer_value(json_object_get(r.body, "size_bytes")) > 1000);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "files")), 1);
+    assert_true(json_integer_value(json_object_get(r.body, "created_at_ms")) > 1000);
+    assert_string_equal(json_string_value(json_object_get(r.body, "store")), g_store);
     assert_true(json_is_null(json_object_get(r.body, "workload_id")));
     json_decref(r.body);
-    snprintf(body, sizeof body, good, "ab02", "2000");
+    snprintf(body, sizeof body, good, id2, "2000");
     r = call(fx, "POST", "/api/instances/7/snapshots", body);
     assert_int_equal(r.status, 201);
     json_decref(r.body);
@@ -138,13 +184,13 @@ static void test_record_and_list(void **state)
     json_t *a = json_object_get(r.body, "snapshots");
     assert_int_equal(json_array_size(a), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "snapshot_id")),
-                        "ab02");
+                        id2);
     json_decref(r.body);
     fx->qkeys[0] = NULL;
     r = call(fx, "GET", "/api/instances/7/snapshots", NULL);
     assert_int_equal(json_array_size(json_object_get(r.body, "snapshots")), 2);
     json_decref(r.body);
-    snprintf(body, sizeof body, good, "ab03", "1000");
+    snprintf(body, sizeof body, good, id3, "1000");
     expect_error(fx, "POST", "/api/instances/8/snapshots", body, 404, "not_found");
     /* a destroyed (fenced) machine: 409, nothing recorded */
     char err[256];
@@ -159,11 +205,69 @@ static void test_record_and_list(void **state)
     assert_int_equal(count(fx, 20001), 0);
 }
 
+/* RS3: only snapshots of the server's own store are recorded. */
+static void test_store_is_configuration(void **state)
+{
+    fixture *fx = *state;
+    char body[1400], other[200], mine[65], theirs[65];
+    const char *p = "/api/instances/7/snapshots";
+    snprintf(other, sizeof other, "file://%s/other-store", fx->dir);
+    make_snapshot(fx, g_store, 1, mine);
+    make_snapshot(fx, other, 2, theirs);
+    reg(fx, 7);
+    /* naming another store: refused, even for a snapshot this store has */
+    snprintf(body, sizeof body,
+             "{\"snapshot_id\": \"%s\", \"epoch\": 0, \"store\": \"%s\","
+             " \"trigger\": \"manual\"}",
+             mine, other);
+    expect_error(fx, "POST", p, body, 422, "foreign_store");
+    /* a snapshot of the other store, reported without naming it */
+    snprintf(body, sizeof body, good, theirs, "1");
+    expect_error(fx, "POST", p, body, 422, "unknown_snapshot");
+    /* ... or naming this one */
+    snprintf(body, sizeof body,
+             "{\"snapshot_id\": \"%s\", \"epoch\": 0, \"store\": \"%s\","
+             " \"trigger\": \"manual\"}",
+             theirs, g_store);
+    expect_error(fx, "POST", p, body, 422, "unknown_snapshot");
+    /* an id of the right form that no store holds, and one of the wrong form */
+    snprintf(body, sizeof body, good,
+             "00000000000000000000000000000000000000000000000000000000000000ff", "1");
+    expect_error(fx, "POST", p, body, 422, "unknown_snapshot");
+    snprintf(body, sizeof body, good, "ab01", "1");
+    expect_error(fx, "POST", p, body, 422, "unknown_snapshot");
+    /* a damaged manifest: the object's hash is not its id */
+    char path[400];
+    snprintf(path, sizeof path, "%s/store/snapshots/%s", fx->dir, mine);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 40, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    snprintf(body, sizeof body, good, mine, "1");
+    expect_error(fx, "POST", p, body, 422, "unknown_snapshot");
+    assert_int_equal(count(fx, 7), 0); /* none of them recorded */
+    /* its own store, by its display name: accepted */
+    char ok[65];
+    make_snapshot(fx, g_store, 3, ok);
+    snprintf(body, sizeof body,
+             "{\"snapshot_id\": \"%s\", \"epoch\": 0, \"store\": \"%s\","
+             " \"trigger\": \"manual\"}",
+             ok, g_store);
+    expect(fx, "POST", p, body, 201, NULL);
+    assert_int_equal(count(fx, 7), 1);
+    /* no store configured: nothing can be checked, nothing is recorded */
+    fo_orch_free(fx->ctx.orch);
+    assert_int_equal(fo_orch_new(fx->ctx.db, 1e6, &fx->ctx.orch), 0);
+    expect_error(fx, "POST", p, body, 503, "unavailable");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_is_configuration, setup, teardown),
     };
     return cmocka_run_group_tests_name("routes_snapshots", tests, NULL, NULL);
 }
