@@ -11,6 +11,7 @@
 #include "api/dashboard.h"
 
 #include "api/events.h"
+#include "api/gate.h"
 #include "api/http.h"
 #include "api/session.h"
 #include "api/static.h"
@@ -29,11 +30,12 @@ struct api_dashboard {
     fo_orch *orch;
     events_bus *bus;
     session_store *sessions;
-    char token[SECRET_TOKEN_MAX];
+    dash_resolve_fn resolve;
+    void *resolve_cls;
     int shut;
 };
 
-int dash_new(fo_orch *orch, const char *token, api_dashboard **ret)
+int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **ret)
 {
     api_dashboard *d = calloc(1, sizeof *d);
     if (!d)
@@ -46,7 +48,8 @@ int dash_new(fo_orch *orch, const char *token, api_dashboard **ret)
         free(d);
         return rc;
     }
-    snprintf(d->token, sizeof d->token, "%s", token ? token : "");
+    d->resolve = resolve;
+    d->resolve_cls = cls;
     d->orch = orch;
     if (orch)
         fo_orch_set_observer(orch, events_on_failover, d->bus);
@@ -71,13 +74,7 @@ void dash_free(api_dashboard *d)
     dash_shutdown(d);
     events_bus_free(d->bus);
     session_store_free(d->sessions);
-    explicit_bzero(d->token, sizeof d->token);
     free(d);
-}
-
-int dash_is_public(const char *url)
-{
-    return strcmp(url, "/api/session") == 0; /* D1 */
 }
 
 static int safe_method(const char *method)
@@ -85,20 +82,23 @@ static int safe_method(const char *method)
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
-static int cookie_live(api_dashboard *d, struct MHD_Connection *conn)
+static int cookie_live(api_dashboard *d, struct MHD_Connection *conn, api_cred *ret)
 {
     const char *id = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
-    return id && session_check(d->sessions, id, clock_mono_ms());
+    return id && session_cred(d->sessions, id, clock_mono_ms(), ret);
 }
 
-int dash_cookie_authorized(api_dashboard *d, struct MHD_Connection *conn, const char *method)
+int dash_cookie_cred(api_dashboard *d, struct MHD_Connection *conn, const char *method,
+                     api_cred *ret)
 {
-    if (!d || !cookie_live(d, conn))
+    api_cred c;
+    if (!d || !cookie_live(d, conn, &c))
         return 0;
-    if (safe_method(method))
-        return 1;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Dumont-Request");
-    return h && strcmp(h, "1") == 0; /* D2 */
+    if (!safe_method(method) && !(h && strcmp(h, "1") == 0)) /* D2 */
+        return 0;
+    *ret = c;
+    return 1;
 }
 
 /* Queues a JSON (body != NULL) or empty answer with an optional cookie. */
@@ -151,21 +151,30 @@ static int sign_in(api_dashboard *d, struct MHD_Connection *conn, const char *bo
     if (body_token(body, len, token, sizeof token) != 0)
         return answer_error(conn, 400, "bad_request",
                             "the body must be {\"token\": \"<the API token>\"}");
-    int good = d->token[0] && secret_equal(token, d->token); /* D3 */
+    api_cred cred = {0};
+    int good = d->resolve && d->resolve(d->resolve_cls, token, &cred) && cred.role; /* D3 */
     explicit_bzero(token, sizeof token);
     if (!good) {
         log_warn("session.refused", "%s", "reason=wrong_token");
         return answer_error(conn, 401, "unauthorized",
-                            "wrong API token (it is in $DUMONT_HOME/token on the server)");
+                            "wrong API token (the admin token is in $DUMONT_HOME/token on the "
+                            "server; `dumont tokens create role=viewer` makes a read-only one)");
+    }
+    if (cred.role != API_ROLE_ADMIN && cred.role != API_ROLE_VIEWER) { /* D5 */
+        log_warn("session.refused", "reason=role role=%s", api_role_name(cred.role));
+        return answer_error(conn, 403, "forbidden",
+                            "only an admin or viewer token can sign in to the dashboard");
     }
     char id[SESSION_ID_LEN + 1], cookie[SESSION_HEADER_MAX];
-    int rc = session_create(d->sessions, clock_mono_ms(), id, sizeof id);
+    int rc = session_create_cred(d->sessions, clock_mono_ms(), &cred, id, sizeof id);
     if (rc == 0)
         rc = session_cookie(id, SESSION_TTL_MS / 1000, cookie, sizeof cookie);
     explicit_bzero(id, sizeof id);
     if (rc)
         return answer_error(conn, 500, "internal", "could not create a session");
-    log_info("session.created", "sessions=%zu", session_count(d->sessions, clock_mono_ms()));
+    char q[API_CRED_NAME_MAX + 8];
+    log_info("session.created", "name=%s role=%s sessions=%zu", log_quote(q, sizeof q, cred.name),
+             api_role_name(cred.role), session_count(d->sessions, clock_mono_ms()));
     int ok = answer(conn, 204, NULL, cookie, NULL);
     explicit_bzero(cookie, sizeof cookie);
     return ok;
@@ -184,33 +193,31 @@ static int session_endpoint(api_dashboard *d, struct MHD_Connection *conn, const
         session_cookie(NULL, 0, cookie, sizeof cookie);
         return answer(conn, 204, NULL, cookie, NULL);
     }
-    if (safe_method(method)) /* the views this server can fill: no 404 probing */
-        return answer(conn, 200,
-                      json_pack("{s:b, s:{s:b}}", "authenticated", cookie_live(d, conn), "features",
-                                "instances", api_route_exists("GET", "/api/instances")),
-                      NULL, NULL);
-    return answer_error(conn, 405, "method_not_allowed", "use GET, POST or DELETE");
+    /* the views this server can fill (no 404 probing), and who is signed in */
+    api_cred c = {0};
+    int live = cookie_live(d, conn, &c);
+    return answer(conn, 200,
+                  json_pack("{s:b, s:s?, s:{s:b}}", "authenticated", live, "role",
+                            live ? api_role_name(c.role) : NULL, "features", "instances",
+                            api_route_exists("GET", "/api/instances")),
+                  NULL, NULL);
 }
 
-int dash_handle(api_dashboard *d, struct MHD_Connection *conn, const char *url, const char *method,
-                const char *body, size_t body_len, int *ret)
+int dash_serve(api_dashboard *d, api_route_kind kind, struct MHD_Connection *conn, const char *url,
+               const char *method, const char *body, size_t body_len, int *ret)
 {
     if (!d)
         return 0;
-    if (strncmp(url, "/api/", 5) != 0)
+    switch (kind) {
+    case API_KIND_STATIC:
         return static_serve(conn, url, method, ret);
-    if (dash_is_public(url)) {
+    case API_KIND_SESSION:
         *ret = session_endpoint(d, conn, method, body, body_len);
         return 1;
-    }
-    if (strcmp(url, "/api/events") == 0) {
-        *ret = strcmp(method, "GET") == 0
-                   ? events_serve(d->bus, conn)
-                   : answer(conn, 405,
-                            json_pack("{s:s, s:s}", "error", "method_not_allowed", "detail",
-                                      "GET /api/events only"),
-                            NULL, "GET");
+    case API_KIND_EVENTS:
+        *ret = events_serve(d->bus, conn);
         return 1;
+    default:
+        return 0;
     }
-    return 0;
 }

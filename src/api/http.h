@@ -3,7 +3,8 @@
  * H1: a handler always leaves a response: a JSON body and a status. Errors
  *     are {"error": code, "detail": text} (api_error()); nothing else is sent.
  * H2: handlers never see a body over API_BODY_MAX (the server answers 413)
- *     nor unauthenticated /api/ requests (the server answers 401). */
+ *     nor a request the gate refused (gate.h G1-G5): by the time a handler
+ *     runs, req->cred holds a credential its route's declaration admits. */
 #ifndef DUMONT_API_HTTP_H
 #define DUMONT_API_HTTP_H
 
@@ -24,6 +25,42 @@ typedef struct {
     int secrets_ok;            /* server.h S4: 1 over TLS or on a loopback listen address */
 } api_ctx;
 
+/* Who presents a credential (docs/security.md). Ordered: admin can do what a
+ * viewer can; the other roles are disjoint. */
+typedef enum {
+    API_ROLE_NONE = 0, /* no credential, or one the server does not know */
+    API_ROLE_CLIENT,   /* the workloads' stable endpoints /w/... only */
+    API_ROLE_AGENT,    /* one instance's agent: its own instance only */
+    API_ROLE_VIEWER,   /* read-only */
+    API_ROLE_ADMIN,
+} api_role;
+
+#define API_CRED_NAME_MAX 64
+
+typedef struct {
+    api_role role;
+    char name[API_CRED_NAME_MAX]; /* "admin" for $DUMONT_HOME/token; else the token's name */
+    int64_t instance_id;          /* API_ROLE_AGENT: the instance it speaks for; else 0 */
+} api_cred;
+
+/* Who may call a route (its declaration in the route table; gate.h G4). */
+typedef enum {
+    API_ACC_PUBLIC = 0, /* anyone, no credential */
+    API_ACC_VIEWER,     /* viewer or admin */
+    API_ACC_ADMIN,      /* admin */
+    API_ACC_AGENT,      /* the agent of the instance the path's {id} names, or admin */
+    API_ACC_AGENT_BODY, /* the agent of the body's "instance_id", or admin (registration) */
+    API_ACC_CLIENT,     /* client or admin */
+} api_access;
+
+/* Who answers a route: its handler, or the dashboard's parts (dashboard.h). */
+typedef enum {
+    API_KIND_HANDLER = 0,
+    API_KIND_SESSION, /* /api/session */
+    API_KIND_EVENTS,  /* /api/events */
+    API_KIND_STATIC,  /* embedded files */
+} api_route_kind;
+
 typedef struct {
     const char *method;
     const char *path;
@@ -34,6 +71,7 @@ typedef struct {
     /* Query-string lookup; returns NULL when absent. */
     const char *(*query)(void *conn, const char *key);
     void *conn;
+    const api_cred *cred; /* who calls (H2); NULL only in tests that call api_route() */
 } api_request;
 
 typedef struct {
@@ -60,7 +98,23 @@ int api_query_filter(const api_request *req, db_failover_filter *flt, api_respon
 /* Sets a JSON response, taking ownership of body. */
 int api_json(api_response *resp, int status, json_t *body);
 
-/* Dispatches to the route table (routes.c). */
+typedef int (*api_handler_fn)(const api_ctx *ctx, const api_request *req, api_response *resp);
+
+/* One route: a method and a path pattern whose "{id}" segments are instance
+ * ids (canonical decimal, gate.h G3) and "{}" segments any one segment. */
+typedef struct {
+    const char *method;
+    const char *pattern;
+    api_access access;
+    api_route_kind kind;
+    api_handler_fn fn; /* API_KIND_HANDLER only */
+} api_route_def;
+
+/* The route table, read-only (the gate's tests walk it). */
+const api_route_def *api_route_table(size_t *ret_n);
+
+/* Dispatches to the route table's handlers (routes.c), without the gate:
+ * the tests of handlers call it directly; the server calls the gate first. */
 void api_route(const api_ctx *ctx, const api_request *req, api_response *resp);
 /* 1 if the route table has METHOD PATH (the dashboard asks which views the
  * server can fill, without a 404 in the browser's console). */

@@ -7,6 +7,7 @@
  * A1: every input is validated before use: path integers by parse_i64 with
  *     bounds, body fields by type and length, unknown body fields refused.
  * A2: a handler never leaves a request without a JSON response (H1). */
+#include "api/gate.h"
 #include "api/http.h"
 #include "api/render.h"
 #include "api/routes_fleet.h"
@@ -23,8 +24,6 @@
 #include <string.h>
 
 #define GPU_ID_MAX ((int64_t)1 << 53) /* exact in JSON numbers everywhere */
-
-typedef int (*handler_fn)(const api_ctx *ctx, const api_request *req, api_response *resp);
 
 int api_json(api_response *resp, int status, json_t *body)
 {
@@ -348,75 +347,59 @@ static int h_later(const api_ctx *ctx, const api_request *req, api_response *res
                      req->method, req->path);
 }
 
-static const struct route {
-    const char *method;
-    const char *pattern;
-    handler_fn fn;
-} routes[] = {
-    {"GET", "/healthz", h_health},
-    {"POST", "/api/standby/failover/test-setup", h_test_setup},
-    {"POST", "/api/standby/failover/simulate/{}", h_simulate},
-    {"GET", "/api/standby/failover/status/{}", h_status},
-    {"GET", "/api/standby/failover/report", h_report},
-    {"GET", "/api/standby/failover/list", h_list},
-    {"POST", "/api/standby/failover/test-real/{}", api_h_test_real},
-    {"GET", "/api/standby/failover/test-real/report/{}", api_h_test_real_report},
-    {"GET", "/api/standby/failover/test-real/history", api_h_test_real_history},
-    {"POST", "/api/standby/configure", h_later},
-    {"GET", "/api/standby/status", h_later},
-    {"POST", "/api/instances/register", api_h_instance_register},
-    {"GET", "/api/instances", api_h_instance_list},
-    {"GET", "/api/instances/{}", api_h_instance_get},
-    {"POST", "/api/instances/launch", api_h_instance_launch},
-    {"DELETE", "/api/instances/{}", api_h_instance_destroy},
-    {"POST", "/api/instances/{}/snapshots", api_h_snapshot_report},
-    {"GET", "/api/instances/{}/snapshots", api_h_snapshot_list},
-    {"POST", "/api/chaos/preempt/{}", api_h_chaos_preempt},
-    {"GET", "/api/workloads", api_h_workload_list},
+/* Every route declares who may call it (gate.h G4); the gate decides from
+ * this table alone, and tests/unit/test_gate.c walks it. */
+static const api_route_def routes[] = {
+    {"GET", "/healthz", API_ACC_PUBLIC, API_KIND_HANDLER, h_health},
+    {"GET", "/", API_ACC_PUBLIC, API_KIND_STATIC, NULL},
+    {"GET", "/assets/{}", API_ACC_PUBLIC, API_KIND_STATIC, NULL},
+    {"GET", "/api/session", API_ACC_PUBLIC, API_KIND_SESSION, NULL},
+    {"POST", "/api/session", API_ACC_PUBLIC, API_KIND_SESSION, NULL},
+    {"DELETE", "/api/session", API_ACC_PUBLIC, API_KIND_SESSION, NULL},
+    {"GET", "/api/events", API_ACC_VIEWER, API_KIND_EVENTS, NULL},
+    {"POST", "/api/standby/failover/test-setup", API_ACC_ADMIN, API_KIND_HANDLER, h_test_setup},
+    {"POST", "/api/standby/failover/simulate/{id}", API_ACC_ADMIN, API_KIND_HANDLER, h_simulate},
+    {"GET", "/api/standby/failover/status/{}", API_ACC_VIEWER, API_KIND_HANDLER, h_status},
+    {"GET", "/api/standby/failover/report", API_ACC_VIEWER, API_KIND_HANDLER, h_report},
+    {"GET", "/api/standby/failover/list", API_ACC_VIEWER, API_KIND_HANDLER, h_list},
+    {"POST", "/api/standby/failover/test-real/{id}", API_ACC_ADMIN, API_KIND_HANDLER,
+     api_h_test_real},
+    {"GET", "/api/standby/failover/test-real/report/{}", API_ACC_VIEWER, API_KIND_HANDLER,
+     api_h_test_real_report},
+    {"GET", "/api/standby/failover/test-real/history", API_ACC_VIEWER, API_KIND_HANDLER,
+     api_h_test_real_history},
+    {"POST", "/api/standby/configure", API_ACC_ADMIN, API_KIND_HANDLER, h_later},
+    {"GET", "/api/standby/status", API_ACC_VIEWER, API_KIND_HANDLER, h_later},
+    {"POST", "/api/instances/register", API_ACC_AGENT_BODY, API_KIND_HANDLER,
+     api_h_instance_register},
+    {"GET", "/api/instances", API_ACC_VIEWER, API_KIND_HANDLER, api_h_instance_list},
+    {"GET", "/api/instances/{id}", API_ACC_VIEWER, API_KIND_HANDLER, api_h_instance_get},
+    {"POST", "/api/instances/launch", API_ACC_ADMIN, API_KIND_HANDLER, api_h_instance_launch},
+    {"DELETE", "/api/instances/{id}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_instance_destroy},
+    {"POST", "/api/instances/{id}/snapshots", API_ACC_AGENT, API_KIND_HANDLER,
+     api_h_snapshot_report},
+    {"GET", "/api/instances/{id}/snapshots", API_ACC_VIEWER, API_KIND_HANDLER, api_h_snapshot_list},
+    {"POST", "/api/chaos/preempt/{id}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_chaos_preempt},
+    {"GET", "/api/workloads", API_ACC_VIEWER, API_KIND_HANDLER, api_h_workload_list},
 };
 
-/* Does pattern (e.g. "/api/x/{}") match the request's segments? */
-static int pattern_match(const char *pattern, const api_request *req)
+const api_route_def *api_route_table(size_t *ret_n)
 {
-    int i = 0;
-    const char *p = pattern;
-    while (*p == '/')
-        p++;
-    while (*p) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (i >= req->nsegs)
-            return 0;
-        int wild = len == 2 && p[0] == '{' && p[1] == '}';
-        if (!wild && (strlen(req->segs[i]) != len || memcmp(req->segs[i], p, len) != 0))
-            return 0;
-        i++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    return i == req->nsegs;
+    *ret_n = sizeof routes / sizeof routes[0];
+    return routes;
 }
 
 void api_route(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
-    char allow[64] = "";
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!pattern_match(routes[i].pattern, req))
-            continue;
-        /* HEAD is GET without a body (RFC 9110 9.3.2); libmicrohttpd drops the body. */
-        int head_as_get = strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0;
-        if (head_as_get || strcmp(routes[i].method, req->method) == 0) {
-            routes[i].fn(ctx, req, resp);
-            if (!resp->body) /* A2 */
-                api_error(resp, 500, "internal", "out of memory");
-            return;
-        }
-        size_t used = strlen(allow);
-        snprintf(allow + used, sizeof allow - used, "%s%s%s", used ? ", " : "", routes[i].method,
-                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+    char allow[sizeof resp->allow];
+    const api_route_def *r = gate_match(req->method, req, allow, sizeof allow);
+    if (r && r->fn) {
+        r->fn(ctx, req, resp);
+        if (!resp->body) /* A2 */
+            api_error(resp, 500, "internal", "out of memory");
+        return;
     }
-    if (allow[0]) {
+    if (!r && allow[0]) {
         snprintf(resp->allow, sizeof resp->allow, "%s", allow);
         api_error(resp, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method,
                   allow);
@@ -429,23 +412,8 @@ int api_route_exists(const char *method, const char *path)
 {
     char buf[API_PATH_MAX];
     api_request req = {.method = method, .path = path};
-    size_t n = strlen(path);
-    if (n >= sizeof buf)
+    if (!gate_path_canonical(path) || gate_split(path, buf, sizeof buf, &req) != 0)
         return 0;
-    memcpy(buf, path, n + 1);
-    for (char *p = buf; *p;) {
-        while (*p == '/')
-            *p++ = '\0';
-        if (!*p)
-            break;
-        if (req.nsegs == API_MAX_SEGMENTS)
-            return 0;
-        req.segs[req.nsegs++] = p;
-        while (*p && *p != '/')
-            p++;
-    }
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(routes[i].method, method) == 0 && pattern_match(routes[i].pattern, &req))
-            return 1;
-    return 0;
+    const api_route_def *r = gate_match(method, &req, NULL, 0);
+    return r && strcmp(r->method, method) == 0;
 }

@@ -8,6 +8,7 @@
 
 #include "api/conn_guard.h"
 #include "api/dashboard.h"
+#include "api/gate.h"
 #include "api/http.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,12 @@ struct api_server {
 };
 
 typedef struct {
+    int started;                /* the first call (headers) is done */
+    char raw[API_PATH_MAX + 1]; /* the path as received, before MHD decoded it */
+    size_t uri_len;             /* strlen of the whole URI MHD saw (query included) */
+    int raw_bad;                /* over the cap, or not a path at all */
+    const api_route_def *route; /* the gate's match (G1-G3) */
+    api_cred cred;              /* who calls (G4) */
     char *body;
     size_t len;
     int too_big;
@@ -79,34 +87,101 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
     return ok;
 }
 
+static enum MHD_Result send_resp(struct MHD_Connection *conn, api_response *resp)
+{
+    enum MHD_Result ok = send_json(conn, resp->status, resp->body, resp->allow);
+    json_decref(resp->body);
+    resp->body = NULL;
+    return ok;
+}
+
 static const char *query_lookup(void *conn, const char *key)
 {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-/* S1: 1 when the request carries the right bearer token. */
-static int authorized(const api_server *s, struct MHD_Connection *conn)
+/* The credential a token names (dash_resolve_fn): 1 when known. */
+static int resolve_token(void *cls, const char *token, api_cred *ret)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    static const char prefix[] = "Bearer ";
-    if (!h || strncasecmp(h, prefix, sizeof prefix - 1) != 0) /* scheme: any case */
+    const api_server *s = cls;
+    if (!token || strlen(token) >= SECRET_TOKEN_MAX)
         return 0;
-    h += sizeof prefix - 1;
-    if (strlen(h) >= SECRET_TOKEN_MAX)
-        return 0;
-    return secret_equal(h, s->token);
+    if (s->token[0] && secret_equal(token, s->token)) {
+        *ret = (api_cred){.role = API_ROLE_ADMIN, .name = "admin"};
+        return 1;
+    }
+    return 0;
 }
 
-/* First call: authenticate and check the announced size. Returns 1 if a
+/* S1: who calls: the bearer token's credential, else the session cookie's
+ * (D2, D5), else nobody (role NONE). */
+static void request_cred(api_server *s, struct MHD_Connection *conn, const char *method,
+                         api_cred *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    static const char prefix[] = "Bearer ";
+    if (h && strncasecmp(h, prefix, sizeof prefix - 1) == 0) { /* scheme: any case */
+        resolve_token(s, h + sizeof prefix - 1, ret);
+        return; /* a wrong bearer token is not rescued by a cookie */
+    }
+    if (!dash_cookie_cred(s->dash, conn, method, ret))
+        memset(ret, 0, sizeof *ret);
+}
+
+/* Called by MHD with the URI as the client sent it, before decoding: keeps
+ * its path for the gate (G1). Its result becomes *req_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    req_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    size_t n = uri ? strcspn(uri, "?") : 0;
+    st->uri_len = uri ? strlen(uri) : 0;
+    if (!uri || n > API_PATH_MAX)
+        st->raw_bad = 1;
+    else
+        memcpy(st->raw, uri, n);
+    return st;
+}
+
+/* G1: 1 when the URI held no NUL byte. libmicrohttpd hands the request
+ * line's URI on as a C string, so "/api/x/1\0junk" reads as "/api/x/1"; but
+ * it cuts the line in place, and the version string starts one byte after
+ * the URI's true end: url and version point into that one line. */
+static int uri_whole(const req_state *st, const char *url, const char *version)
+{
+    uintptr_t u = (uintptr_t)url, v = (uintptr_t)version;
+    return version && url && v > u && v - u == st->uri_len + 1;
+}
+
+/* First call (headers): the gate, then the announced size. Returns 1 if a
  * response was queued (the request ends there). */
 static int early_checks(api_server *s, struct MHD_Connection *conn, const char *url,
-                        const char *method, enum MHD_Result *ret)
+                        const char *method, const char *version, req_state *st,
+                        enum MHD_Result *ret)
 {
-    if (strncmp(url, "/api/", 5) == 0 && !dash_is_public(url) && !authorized(s, conn) &&
-        !dash_cookie_authorized(s->dash, conn, method)) {
-        *ret = send_error(conn, 401, "unauthorized",
-                          "missing or wrong API token (Authorization: Bearer <token>; the token "
-                          "is in $DUMONT_HOME/token)");
+    char buf[API_PATH_MAX];
+    api_request req = {.method = method, .query = query_lookup, .conn = conn};
+    api_response resp = {.status = 500};
+    /* G1: the decoded url must be the raw path itself (nothing was decoded),
+     * and the raw URI must be the whole URI (no NUL byte in it) */
+    int whole = !st->raw_bad && strcmp(url, st->raw) == 0 && uri_whole(st, url, version);
+    const char *path = whole ? st->raw : "";
+    st->route = gate_route(method, path, buf, sizeof buf, &req, &resp);
+    if (st->route) {
+        request_cred(s, conn, method, &st->cred);
+        if (gate_allow(st->route, &req, &st->cred, 0, &resp) == 0) /* G4, before the body */
+            resp.status = 0;
+    }
+    if (resp.status) {
+        char q[300];
+        log_write(resp.status >= 500 ? LOG_WARN : LOG_DEBUG, "http.refused",
+                  "method=%.16s path=%s status=%d", method,
+                  log_quote(q, sizeof q, st->raw_bad ? "(too long)" : st->raw), resp.status);
+        *ret = send_resp(conn, &resp);
         return 1;
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -118,49 +193,37 @@ static int early_checks(api_server *s, struct MHD_Connection *conn, const char *
     return 0;
 }
 
-static int split_path(const char *url, char *buf, size_t cap, api_request *req)
-{
-    size_t n = strlen(url);
-    if (n >= cap)
-        return -1;
-    memcpy(buf, url, n + 1);
-    req->nsegs = 0;
-    for (char *p = buf; *p;) {
-        while (*p == '/')
-            *p++ = '\0';
-        if (!*p)
-            break;
-        if (req->nsegs == API_MAX_SEGMENTS)
-            return -1;
-        req->segs[req->nsegs++] = p;
-        while (*p && *p != '/')
-            p++;
-    }
-    return 0;
-}
-
-static enum MHD_Result dispatch(api_server *s, struct MHD_Connection *conn, const char *url,
-                                const char *method, req_state *st)
+static enum MHD_Result dispatch(api_server *s, struct MHD_Connection *conn, const char *method,
+                                req_state *st)
 {
     if (st->too_big)
         return send_error(conn, 413, "payload_too_large", "the request body is over 64 KiB");
-    int dash_ret;
-    if (dash_handle(s->dash, conn, url, method, st->body, st->len, &dash_ret))
-        return (enum MHD_Result)dash_ret;
     char pathbuf[API_PATH_MAX];
-    api_request req = {.method = method, .path = url, .query = query_lookup, .conn = conn};
-    if (split_path(url, pathbuf, sizeof pathbuf, &req) != 0)
-        return send_error(conn, 404, "not_found", "no such endpoint");
+    api_request req = {.method = method, .query = query_lookup, .conn = conn, .cred = &st->cred};
+    api_response resp = {.status = 500};
+    const api_route_def *r = gate_route(method, st->raw, pathbuf, sizeof pathbuf, &req, &resp);
     req.body = st->body;
     req.body_len = st->len;
-    api_response resp = {.status = 500};
-    api_route(&s->ctx, &req, &resp);
-    enum MHD_Result ok = send_json(conn, resp.status, resp.body, resp.allow);
-    char q[300];
-    log_write(resp.status >= 500 ? LOG_WARN : LOG_DEBUG, "http.request",
-              "method=%s path=%s status=%d duration_us=%lld", method, log_quote(q, sizeof q, url),
-              resp.status, (long long)(clock_mono_us() - st->started_us));
-    json_decref(resp.body);
+    if (r != st->route || gate_allow(r, &req, &st->cred, 1, &resp) != 0) /* G4 with the body */
+        return send_resp(conn, &resp);
+    int dash_ret;
+    if (r->kind != API_KIND_HANDLER &&
+        dash_serve(s->dash, r->kind, conn, st->raw, method, st->body, st->len, &dash_ret))
+        return (enum MHD_Result)dash_ret;
+    if (r->fn) {
+        r->fn(&s->ctx, &req, &resp);
+        if (!resp.body) /* A2 */
+            api_error(&resp, 500, "internal", "out of memory");
+    } else {
+        api_error(&resp, 404, "not_found", "no such endpoint: %.200s", st->raw);
+    }
+    int status = resp.status;
+    enum MHD_Result ok = send_resp(conn, &resp);
+    char q[300], nq[API_CRED_NAME_MAX + 8];
+    log_write(status >= 500 ? LOG_WARN : LOG_DEBUG, "http.request",
+              "method=%s path=%s status=%d cred=%s duration_us=%lld", method,
+              log_quote(q, sizeof q, st->raw), status, log_quote(nq, sizeof nq, st->cred.name),
+              (long long)(clock_mono_us() - st->started_us));
     return ok;
 }
 
@@ -170,14 +233,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     api_server *s = cls;
     req_state *st = *req_cls;
-    if (!st) {
+    if (!st) /* on_uri could not allocate */
+        return MHD_NO;
+    if (!st->started) {
         enum MHD_Result ret;
-        if (early_checks(s, conn, url, method, &ret))
-            return ret;
-        if (!(st = calloc(1, sizeof *st)))
-            return MHD_NO;
+        st->started = 1;
         st->started_us = clock_mono_us();
-        *req_cls = st;
+        if (early_checks(s, conn, url, method, version, st, &ret))
+            return ret;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -196,7 +259,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return dispatch(s, conn, url, method, st);
+    return dispatch(s, conn, method, st);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -205,6 +268,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     req_state *st = *req_cls;
     if (st) {
         free(st->body);
+        explicit_bzero(&st->cred, sizeof st->cred);
         free(st);
         *req_cls = NULL;
     }
@@ -312,7 +376,8 @@ static enum MHD_Result on_request_guarded(void *cls, struct MHD_Connection *conn
                                           const char *upload_data, size_t *upload_data_size,
                                           void **req_cls)
 {
-    if (!*req_cls)
+    const req_state *st = *req_cls; /* made by on_uri, before the first call */
+    if (!st || !st->started)
         conn_guard_head_done(conn);
     return on_request(cls, conn, url, method, version, upload_data, upload_data_size, req_cls);
 }
@@ -360,7 +425,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
                  "network in clear, and heartbeat keys and new credentials are not handed out; "
                  "serve TLS with --tls-cert and --tls-key\"",
                  log_quote(q, sizeof q, opts->listen));
-    if ((rc = dash_new(opts->orch, opts->token, &s->dash)) != 0) {
+    if ((rc = dash_new(opts->orch, resolve_token, s, &s->dash)) != 0) {
         free_tls(s);
         free(s);
         return dm_fail(err, errlen, rc, "cannot set up the dashboard: %s", dm_strerror(rc));
@@ -383,7 +448,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
         (unsigned)(opts->per_ip_connections ? opts->per_ip_connections : API_PER_IP_CONNECTIONS),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed_guarded, s, MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, s->guard,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
     if (!s->mhd) {

@@ -1,9 +1,12 @@
 /* The HTTP server: libmicrohttpd glue around the route table.
  *
- * S1: every /api/ request is authenticated (Authorization: Bearer <token>,
- *     compared in constant time, or a dashboard session cookie: dashboard.h
- *     D1-D2) before its body is read; the token, the Authorization header
- *     and the cookie are never logged.
+ * S1: every request goes through the gate (gate.h G1-G5) on the path as the
+ *     client sent it (MHD's URI log callback, before any decoding): it is
+ *     refused unless canonical, matched once against the route table, and
+ *     admitted only with the credential its route declares (Authorization:
+ *     Bearer <token>, compared in constant time, or a dashboard session
+ *     cookie: dashboard.h D2, D5), before its body is read. The token, the
+ *     Authorization header and the cookie are never logged.
  * S2: a body larger than API_BODY_MAX is refused with 413, from the
  *     Content-Length header when there is one, else once the cap is passed;
  *     the server never buffers more than API_BODY_MAX bytes per request.

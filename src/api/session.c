@@ -17,6 +17,7 @@
 typedef struct {
     char id[SESSION_ID_LEN + 1]; /* "" when free */
     int64_t expires_ms;
+    api_cred cred; /* SE5 */
 } session_slot;
 
 struct session_store {
@@ -66,6 +67,12 @@ static session_slot *pick_slot(session_store *s, int64_t now_ms)
 
 int session_create(session_store *s, int64_t now_ms, char *ret_id, size_t idlen)
 {
+    return session_create_cred(s, now_ms, NULL, ret_id, idlen);
+}
+
+int session_create_cred(session_store *s, int64_t now_ms, const api_cred *cred, char *ret_id,
+                        size_t idlen)
+{
     char id[SESSION_ID_LEN + 1];
     if (idlen < sizeof id)
         return DM_E_TOO_BIG;
@@ -76,6 +83,9 @@ int session_create(session_store *s, int64_t now_ms, char *ret_id, size_t idlen)
     session_slot *slot = pick_slot(s, now_ms);
     memcpy(slot->id, id, sizeof id);
     slot->expires_ms = now_ms + s->ttl_ms;
+    memset(&slot->cred, 0, sizeof slot->cred);
+    if (cred)
+        slot->cred = *cred;
     pthread_mutex_unlock(&s->lock);
     memcpy(ret_id, id, sizeof id);
     explicit_bzero(id, sizeof id);
@@ -95,16 +105,28 @@ static int well_formed(const char *id)
 
 int session_check(session_store *s, const char *id, int64_t now_ms)
 {
+    return session_cred(s, id, now_ms, NULL);
+}
+
+int session_cred(session_store *s, const char *id, int64_t now_ms, api_cred *ret)
+{
     if (!well_formed(id))
         return 0;
     int found = 0;
+    api_cred c = {0};
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->cap; i++) { /* SE3: no early exit */
         const session_slot *x = &s->slots[i];
         int live = x->id[0] != '\0' && x->expires_ms > now_ms;
-        found |= live & secret_equal(id, x->id[0] ? x->id : "");
+        int hit = live & secret_equal(id, x->id[0] ? x->id : "");
+        if (hit)
+            c = x->cred;
+        found |= hit;
     }
     pthread_mutex_unlock(&s->lock);
+    if (found && ret)
+        *ret = c;
+    explicit_bzero(&c, sizeof c);
     return found;
 }
 

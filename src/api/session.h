@@ -11,9 +11,13 @@
  *      time per slot and never stops early, so timing tells nothing about
  *      which or how many sessions exist.
  * SE4: the store is safe to use from several threads (one mutex).
+ * SE5: a session carries the credential (role, name) of the token it was
+ *      signed in with; a viewer's session is a viewer (gate.h G4).
  * Times are monotonic milliseconds supplied by the caller (tests drive them). */
 #ifndef DUMONT_API_SESSION_H
 #define DUMONT_API_SESSION_H
+
+#include "api/http.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,8 +36,13 @@ void session_store_free(session_store *s); /* NULL is fine */
 /* Creates a session valid until now_ms + ttl; writes its id (SESSION_ID_LEN
  * chars + NUL) to ret_id, which must hold SESSION_ID_LEN + 1 bytes. */
 int session_create(session_store *s, int64_t now_ms, char *ret_id, size_t idlen);
+/* The same, for credential cred (SE5; NULL: no role). */
+int session_create_cred(session_store *s, int64_t now_ms, const api_cred *cred, char *ret_id,
+                        size_t idlen);
 /* 1 if id names a live session at now_ms, else 0 (SE3). id may be NULL. */
 int session_check(session_store *s, const char *id, int64_t now_ms);
+/* session_check that also copies the session's credential to ret (SE5). */
+int session_cred(session_store *s, const char *id, int64_t now_ms, api_cred *ret);
 /* Ends the session id names, if any. Returns 1 if one was ended. */
 int session_remove(session_store *s, const char *id);
 /* Live sessions at now_ms. */
