@@ -161,11 +161,23 @@ static int path_gpu_id(const char *seg, int64_t *ret, api_response *resp)
     return 0;
 }
 
+/* 200 while the process serves; "degraded" (with the reason and since
+ * when) while the orchestrator cannot save state (orchestrator.h O12), so a
+ * monitor alerts on the body, and a load balancer or supervisor that acts on
+ * the status does not kill a server that is waiting for its disk. */
 static int h_health(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
-    return api_json(resp, 200,
-                    json_pack("{s:s, s:s, s:s}", "status", "ok", "version", DUMONT_VERSION,
-                              "database", db_backend_name(ctx->db)));
+    char reason[256] = "";
+    int64_t since = 0;
+    int degraded = fo_orch_storage_degraded(ctx->orch, reason, sizeof reason, &since);
+    json_t *j = json_pack("{s:s, s:s, s:s}", "status", degraded ? "degraded" : "ok", "version",
+                          DUMONT_VERSION, "database", db_backend_name(ctx->db));
+    if (j && degraded) {
+        utf8_scrub(reason);
+        json_object_set_new(j, "reason", json_string(reason));
+        json_object_set_new(j, "degraded_since", render_time(since));
+    }
+    return api_json(resp, 200, j);
 }
 
 static int h_test_setup(const api_ctx *ctx, const api_request *req, api_response *resp)

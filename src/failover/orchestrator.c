@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct {
     fo_orch *orch;
     fo_failover f;
@@ -41,6 +40,7 @@ int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret)
         return -ENOMEM;
     o->db = db;
     o->default_speed = default_speed > 0 ? default_speed : 200.0;
+    o->started_at_ms = clock_wall_ms();
     pthread_mutex_init(&o->lock, NULL);
     pthread_mutex_init(&o->start_lock, NULL);
     pthread_cond_init(&o->idle, NULL);
@@ -66,22 +66,90 @@ void fo_orch_notify(fo_orch *o, const fo_failover *f)
     pthread_mutex_unlock(&o->lock);
 }
 
-/* Applies ev and persists the result (O1). On a save error the in-memory
- * record still moves on, and the error is logged: the next save retries. */
+/* ---- O12: durable-state faults ---- */
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS   2000
+#define BACKOFF_LOG_MS   10000 /* a write that keeps failing is said again this often */
+
+int fo_backoff_wait(fo_orch *o, fo_backoff *b, const char *what, const char *err)
+{
+    char q[300];
+    int64_t now = clock_mono_ms();
+    if (!b->failing) {
+        b->failing = 1;
+        b->wait_ms = BACKOFF_FIRST_MS;
+        pthread_mutex_lock(&o->lock);
+        if (o->storage_failing++ == 0) {
+            snprintf(o->storage_reason, sizeof o->storage_reason, "cannot save %.60s: %.180s", what,
+                     err && *err ? err : "storage error");
+            o->storage_since_ms = clock_wall_ms();
+        }
+        pthread_mutex_unlock(&o->lock);
+    }
+    if (now >= b->next_log_ms) {
+        log_error("storage.write_failed", "what=%s error=%s retry_in_ms=%lld", what,
+                  log_quote(q, sizeof q, err ? err : ""), (long long)b->wait_ms);
+        b->next_log_ms = now + BACKOFF_LOG_MS;
+    }
+    if (clock_sleep_ms(b->wait_ms, &o->stopping)) {
+        b->cancelled = 1;
+        return -1;
+    }
+    b->wait_ms = b->wait_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->wait_ms * 2;
+    return 0;
+}
+
+void fo_backoff_done(fo_orch *o, fo_backoff *b, const char *what)
+{
+    if (!b->failing)
+        return;
+    b->failing = 0;
+    pthread_mutex_lock(&o->lock);
+    if (--o->storage_failing == 0)
+        o->storage_reason[0] = '\0';
+    pthread_mutex_unlock(&o->lock);
+    if (!b->cancelled)
+        log_info("storage.write_landed", "what=%s", what);
+}
+
+int fo_orch_storage_degraded(fo_orch *o, char *reason, size_t reasonlen, int64_t *ret_since_ms)
+{
+    if (!o)
+        return 0;
+    pthread_mutex_lock(&o->lock);
+    int bad = o->storage_failing > 0;
+    if (bad && reason && reasonlen)
+        snprintf(reason, reasonlen, "%s", o->storage_reason);
+    if (bad && ret_since_ms)
+        *ret_since_ms = o->storage_since_ms;
+    pthread_mutex_unlock(&o->lock);
+    return bad;
+}
+
+int fo_orch_save(fo_orch *o, const fo_failover *f)
+{
+    char err[256] = "", what[FO_ID_MAX + 16];
+    snprintf(what, sizeof what, "failover %s", f->id);
+    return FO_DURABLE(o, what, err, db_failover_save(o->db, f, err, sizeof err));
+}
+
+/* Applies ev to a copy and keeps it only once saved (O1, O12). */
 int fo_orch_apply(fo_orch *o, fo_failover *f, const fo_event *ev)
 {
-    int rc = fo_transition(f, ev);
+    fo_failover next = *f;
+    int rc = fo_transition(&next, ev);
     if (rc)
         return rc;
-    char err[256] = "";
-    rc = db_failover_save(o->db, f, err, sizeof err);
-    if (rc) {
-        char q[300];
+    if ((rc = fo_orch_save(o, &next)) != 0) {
+        char q[64];
         log_error("failover.save_failed", "failover_id=%s error=%s", f->id,
-                  log_quote(q, sizeof q, err));
+                  log_quote(q, sizeof q, dm_strerror(rc)));
+        return rc; /* f is what the database holds */
     }
+    *f = next;
     fo_orch_notify(o, f);
-    return rc;
+    return 0;
 }
 
 int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
@@ -109,13 +177,26 @@ int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
                        .duration_ms = FO_NULL,
                        .detail = "the server stopped while this failover was running"};
         const char *phase = fo_state_name(list[i].state);
-        if (fo_orch_apply(o, &list[i], &ev) == 0) {
+        /* One try: nothing can stop a retry loop before the server serves.
+         * A record that cannot be saved now stays active and is ended by
+         * the next start (O2). */
+        fo_failover next = list[i];
+        char e2[256] = "", q[300];
+        if (fo_transition(&next, &ev) == 0 && db_failover_save(o->db, &next, e2, sizeof e2) == 0) {
             count++;
+            fo_orch_notify(o, &next);
             log_warn("failover.interrupted", "failover_id=%s gpu_instance_id=%lld phase=%s",
                      list[i].id, (long long)list[i].gpu_instance_id, phase);
+        } else {
+            log_error("failover.save_failed", "failover_id=%s error=%s", list[i].id,
+                      log_quote(q, sizeof q, e2));
         }
     }
     free(list);
+    if (o->provider && fo_orch_recover_launches(o, NULL, err, errlen) != 0) {
+        char q[600];
+        log_error("launch.recover_failed", "error=%s", log_quote(q, sizeof q, err));
+    }
     if (ret_count)
         *ret_count = count;
     return 0;
@@ -130,8 +211,9 @@ void fo_orch_run_finished(fo_orch *o)
     pthread_mutex_unlock(&o->lock);
 }
 
-/* Plays one phase: sleep its simulated duration / speed; fail if asked. */
-static void sim_step(sim_run *r)
+/* Plays one phase: sleep its simulated duration / speed; fail if asked.
+ * Non-zero: the transition could not be saved (O12: the runner stops). */
+static int sim_step(sim_run *r)
 {
     fo_failover *f = &r->f;
     fo_phase p = (fo_phase)f->state;
@@ -149,7 +231,7 @@ static void sim_step(sim_run *r)
         ev.kind = FO_EV_PHASE_OK;
     }
     ev.now_ms = clock_wall_ms();
-    fo_orch_apply(r->orch, f, &ev);
+    return fo_orch_apply(r->orch, f, &ev);
 }
 
 static void *sim_thread(void *arg)
@@ -157,11 +239,16 @@ static void *sim_thread(void *arg)
     sim_run *r = arg;
     fo_orch *o = r->orch;
     while (!fo_state_is_terminal(r->f.state))
-        sim_step(r);
-    log_info("failover.finished",
-             "failover_id=%s gpu_instance_id=%lld kind=simulated state=%s total_time_ms=%lld",
-             r->f.id, (long long)r->f.gpu_instance_id, fo_state_name(r->f.state),
-             (long long)r->f.total_time_ms);
+        if (sim_step(r) != 0)
+            break;
+    if (fo_state_is_terminal(r->f.state))
+        log_info("failover.finished",
+                 "failover_id=%s gpu_instance_id=%lld kind=simulated state=%s total_time_ms=%lld",
+                 r->f.id, (long long)r->f.gpu_instance_id, fo_state_name(r->f.state),
+                 (long long)r->f.total_time_ms);
+    else /* O12: stopped while its save failed; the next start ends it (O2) */
+        log_warn("failover.paused", "failover_id=%s phase=%s kind=simulated", r->f.id,
+                 fo_state_name(r->f.state));
     free(r);
     fo_orch_run_finished(o);
     return NULL;

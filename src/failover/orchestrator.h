@@ -9,7 +9,22 @@
  * O3: at most FO_ORCH_MAX_RUNNING failovers run at once (DM_E_BUSY beyond),
  *     and at most one per GPU (db D3 -> DM_E_CONFLICT).
  * O4: fo_orch_shutdown() stops every runner; each records its failover as
- *     failed ("server shutting down") before exiting, then it returns. */
+ *     failed ("server shutting down") before exiting, then it returns.
+ * O12: durable-state faults. Every save of a failover's record, and every
+ *     write a runner's next action depends on, is retried while it fails
+ *     with a storage fault (database down, disk full): the runner pauses,
+ *     with backoff, and takes no next action until the write lands. A
+ *     failover is never ended because of a save error, and the record in
+ *     memory never runs ahead of the database (a transition is applied to a
+ *     copy and kept only once saved). While any write is failing,
+ *     fo_orch_storage_degraded() says so, with the reason. A runner stopped
+ *     while its write fails leaves the record as last saved: the next start
+ *     resumes (real) or ends (simulated, O2) it from there.
+ * O13: a launch (fo_orch_launch) that a killed server left half done - its
+ *     workload still `launching` - is rolled back by fo_orch_recover(): its
+ *     machines are destroyed (the provider's fence) and marked so, and the
+ *     workload becomes `failed`; no workload stays `launching`, no machine is
+ *     left listed without its processes. */
 #ifndef DUMONT_FAILOVER_ORCHESTRATOR_H
 #define DUMONT_FAILOVER_ORCHESTRATOR_H
 
@@ -41,7 +56,10 @@ void fo_sim_opts_init(fo_sim_opts *o);
  * observer is not running and is never called again. */
 void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg);
 int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret);
-/* O2. *ret_count: how many were marked failed. */
+/* O12: 1 while some write of a runner is failing (reason: the first
+ * failing write's error; since: wall clock when it began); else 0. */
+int fo_orch_storage_degraded(fo_orch *o, char *reason, size_t reasonlen, int64_t *ret_since_ms);
+/* O2, O13. *ret_count: how many were marked failed. */
 int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen);
 /* Starts a simulated failover of a GPU that has a test-setup association.
  * DM_E_NOT_FOUND (no association), DM_E_CONFLICT, DM_E_BUSY, DM_E_CANCELLED. */

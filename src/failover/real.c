@@ -31,7 +31,15 @@
  *     active: the next start resumes it (O6).
  * R3: DUMONT_TEST_PAUSE_PHASE=PHASE:MS (tests only) pauses each run of that
  *     phase for MS before it acts, so that a test can kill the controller in
- *     exactly that phase. It never changes what the phase does. */
+ *     exactly that phase. It never changes what the phase does.
+ *     DUMONT_TEST_PAUSE_LAUNCH=STEP:MS does the same for a launch, after the
+ *     step reserved (the machine row), provisioned (its agent runs) or
+ *     started (the workload runs, not yet `running`).
+ * R4: O12 here: every save and every write (or read) a next action depends
+ *     on goes through FO_DURABLE; a runner whose write was given up
+ *     (shutdown) or refused for a reason that is not a storage fault sets
+ *     halt and stops without acting: the record stays as last saved and the
+ *     next start resumes it. */
 #include "failover/orch_internal.h"
 
 #include "agent/probe.h"
@@ -60,6 +68,7 @@ typedef struct {
     size_t n_offers;
     prov_instance inst; /* the new instance, once provisioned */
     int have_inst;
+    int halt; /* R4: a write did not land; stop without acting */
 } real_run;
 
 /* ---- small helpers ---- */
@@ -73,16 +82,32 @@ static int attached(fo_orch *o, char *err, size_t errlen)
     return 0;
 }
 
-/* Saves the record as it is (an intent, R1). */
-static int save(fo_orch *o, fo_failover *f)
+/* Saves the record as it is (an intent, R1), retried until it lands (R4);
+ * non-zero: the runner halts. */
+static int save(real_run *r)
 {
-    char err[256] = "";
-    int rc = db_failover_save(o->db, f, err, sizeof err);
-    if (rc) {
-        char q[300];
-        log_error("failover.save_failed", "failover_id=%s error=%s", f->id,
-                  log_quote(q, sizeof q, err));
-    }
+    int rc = fo_orch_save(r->orch, &r->f);
+    if (rc)
+        r->halt = 1;
+    return rc;
+}
+
+/* Applies ev (fo_orch_apply); non-zero: the runner halts (R4). */
+static int apply(real_run *r, const fo_event *ev)
+{
+    int rc = fo_orch_apply(r->orch, &r->f, ev);
+    if (rc)
+        r->halt = 1;
+    else
+        r->phase_mono_ms = clock_mono_ms();
+    return rc;
+}
+
+/* R4: rc of a FO_DURABLE write; DM_E_CANCELLED halts the runner. */
+static int landed(real_run *r, int rc)
+{
+    if (rc == DM_E_CANCELLED)
+        r->halt = 1;
     return rc;
 }
 
@@ -105,15 +130,13 @@ static void phase_ok(real_run *r, const char *detail)
                    .now_ms = clock_wall_ms(),
                    .duration_ms = phase_elapsed(r),
                    .detail = detail};
-    fo_orch_apply(r->orch, &r->f, &ev);
-    r->phase_mono_ms = clock_mono_ms();
+    apply(r, &ev);
 }
 
 static void phase_skip(real_run *r, const char *detail)
 {
     fo_event ev = {.kind = FO_EV_PHASE_SKIP, .now_ms = clock_wall_ms(), .detail = detail};
-    fo_orch_apply(r->orch, &r->f, &ev);
-    r->phase_mono_ms = clock_mono_ms();
+    apply(r, &ev);
 }
 
 static void phase_failed(real_run *r, const char *detail)
@@ -122,7 +145,7 @@ static void phase_failed(real_run *r, const char *detail)
                    .now_ms = clock_wall_ms(),
                    .duration_ms = phase_elapsed(r),
                    .detail = detail};
-    fo_orch_apply(r->orch, &r->f, &ev);
+    apply(r, &ev);
 }
 
 static int stopping(real_run *r)
@@ -308,11 +331,13 @@ static void drop_new_instance(real_run *r, const char *why)
     db_machine m;
     if (db_machine_get(o->db, id, &m, err, sizeof err) == 0)
         exclude_host(&r->f, m.host);
-    if (provider_destroy(o->provider, id, err, sizeof err) == 0)
-        db_machine_set_state(o->db, id, "destroyed", err, sizeof err);
-    else
+    if (provider_destroy(o->provider, id, err, sizeof err) != 0)
         log_error("failover.destroy_failed", "failover_id=%s instance_id=%lld error=%s", r->f.id,
                   (long long)id, log_quote(q, sizeof q, err));
+    else if (landed(r, FO_DURABLE(o, r->f.id, err,
+                                  db_machine_set_state(o->db, id, "destroyed", err, sizeof err))) ==
+             DM_E_CANCELLED)
+        return; /* R4: the record still names it; the next start drops it again */
     log_warn("failover.attempt_failed", "failover_id=%s instance_id=%lld reason=%s", r->f.id,
              (long long)id, log_quote(q, sizeof q, why));
     r->f.real.new_instance_id = FO_NULL;
@@ -323,6 +348,8 @@ static void drop_new_instance(real_run *r, const char *why)
 static void attempt_failed(real_run *r, const char *why)
 {
     drop_new_instance(r, why);
+    if (r->halt)
+        return;
     if (r->f.real.attempts >= FO_ORCH_MAX_ATTEMPTS) {
         char d[256];
         snprintf(d, sizeof d, "%.200s (after %d offers)", why, r->f.real.attempts);
@@ -334,8 +361,7 @@ static void attempt_failed(real_run *r, const char *why)
                    .duration_ms = phase_elapsed(r),
                    .detail = why,
                    .retry_phase = FO_PHASE_GPU_SEARCH};
-    fo_orch_apply(r->orch, &r->f, &ev);
-    r->phase_mono_ms = clock_mono_ms();
+    apply(r, &ev);
 }
 
 static void do_standby_activation(real_run *r, db_workload *w)
@@ -345,13 +371,17 @@ static void do_standby_activation(real_run *r, db_workload *w)
     char err[256] = "";
     if (f->real.epoch == FO_NULL) { /* intent first (R1) */
         f->real.epoch = w->epoch + 1;
-        save(o, f);
+        if (save(r))
+            return;
     }
     if (w->epoch < f->real.epoch) { /* not bumped yet: fence the old epoch now */
-        int rc = db_workload_switch(o->db, w->workload_id, w->serving_instance_id, w->epoch,
-                                    w->serving_instance_id, f->real.epoch, err, sizeof err);
+        int rc = landed(r, FO_DURABLE(o, f->id, err,
+                                      db_workload_switch(
+                                          o->db, w->workload_id, w->serving_instance_id, w->epoch,
+                                          w->serving_instance_id, f->real.epoch, err, sizeof err)));
         if (rc) {
-            phase_failed(r, err);
+            if (!r->halt)
+                phase_failed(r, err);
             return;
         }
         w->epoch = f->real.epoch;
@@ -364,7 +394,10 @@ static void do_standby_activation(real_run *r, db_workload *w)
         phase_failed(r, d);
         return;
     }
-    db_machine_set_state(o->db, old, "destroyed", err, sizeof err);
+    if (landed(r, FO_DURABLE(o, f->id, err,
+                             db_machine_set_state(o->db, old, "destroyed", err, sizeof err))) ==
+        DM_E_CANCELLED)
+        return;
     char d[160];
     snprintf(d, sizeof d, "fenced instance %lld (destroyed, confirmed gone); epoch %lld",
              (long long)old, (long long)f->real.epoch);
@@ -450,13 +483,16 @@ static void do_provisioning(real_run *r, const db_workload *w)
         m.epoch = f->real.test ? w->epoch : f->real.epoch;
         m.test = f->real.test;
         snprintf(m.failover_id, sizeof m.failover_id, "%s", f->id);
-        if (db_machine_reserve(o->db, &m, err, sizeof err) != 0) { /* F1 */
-            phase_failed(r, err);
+        if (landed(r, FO_DURABLE(o, f->id, err, db_machine_reserve(o->db, &m, err, sizeof err))) !=
+            0) { /* F1 */
+            if (!r->halt)
+                phase_failed(r, err);
             return;
         }
         f->real.new_instance_id = m.instance_id;
         f->real.attempts++;
-        save(o, f); /* the intent, before the provider is asked (R1) */
+        if (save(r)) /* the intent, before the provider is asked (R1) */
+            return;
     }
     prov_launch l;
     launch_spec(o, w, m.instance_id, m.epoch, f->real.test, &l);
@@ -471,7 +507,9 @@ static void do_provisioning(real_run *r, const db_workload *w)
     snprintf(m.workspace, sizeof m.workspace, "%s", r->inst.workspace);
     snprintf(m.address, sizeof m.address, "%s", r->inst.address);
     snprintf(m.state, sizeof m.state, "running");
-    db_machine_put(o->db, &m, err, sizeof err);
+    if (landed(r, FO_DURABLE(o, f->id, err, db_machine_put(o->db, &m, err, sizeof err))) ==
+        DM_E_CANCELLED)
+        return;
     char d[320];
     snprintf(d, sizeof d, "instance %lld on %.63s (%.63s, offer %.63s)", (long long)m.instance_id,
              offer->host, offer->gpu_name, offer->id);
@@ -513,10 +551,14 @@ static void do_restore(real_run *r, const db_workload *w)
     db_snapshot s;
     int rc = 0;
     if (f->real.test && f->real.snapshot_id[0])
-        rc = db_snapshot_get(o->db, f->real.snapshot_id, &s, err, sizeof err);
+        rc = FO_DURABLE(o, f->id, err,
+                        db_snapshot_get(o->db, f->real.snapshot_id, &s, err, sizeof err));
     else
-        rc = db_snapshot_latest_in_store(o->db, w->workload_id, o->store_url, &s, err,
-                                         sizeof err); /* F4, O10 */
+        rc = FO_DURABLE(o, f->id, err,
+                        db_snapshot_latest_in_store(o->db, w->workload_id, o->store_url, &s, err,
+                                                    sizeof err)); /* F4, O10 */
+    if (landed(r, rc) == DM_E_CANCELLED)
+        return;
     if (rc) {
         char d[300];
         snprintf(d, sizeof d, "no restorable snapshot of workload %s: %.200s", w->workload_id, err);
@@ -573,14 +615,21 @@ static void do_inference(real_run *r, db_workload *w)
     f->real.inference_success = 1;
     f->real.inference_ready_time_ms = ready_ms;
     if (!f->real.test) { /* F2: the new instance serves from now on */
-        rc = db_workload_switch(o->db, w->workload_id, f->gpu_instance_id, f->real.epoch,
-                                f->real.new_instance_id, f->real.epoch, err, sizeof err);
+        rc = landed(r, FO_DURABLE(o, f->id, err,
+                                  db_workload_switch(o->db, w->workload_id, f->gpu_instance_id,
+                                                     f->real.epoch, f->real.new_instance_id,
+                                                     f->real.epoch, err, sizeof err)));
+        if (r->halt)
+            return;
         if (rc && w->serving_instance_id != f->real.new_instance_id) {
             phase_failed(r, err);
             return;
         }
         w->serving_instance_id = f->real.new_instance_id;
-        db_workload_set_state(o->db, w->workload_id, "running", err, sizeof err);
+        if (landed(r, FO_DURABLE(o, f->id, err,
+                                 db_workload_set_state(o->db, w->workload_id, "running", err,
+                                                       sizeof err))) == DM_E_CANCELLED)
+            return;
     }
     char d[200];
     snprintf(d, sizeof d, "answering on %s after %lld ms", r->inst.address, (long long)ready_ms);
@@ -606,14 +655,15 @@ static int test_snapshot(real_run *r, const db_workload *w, char *err, size_t er
         rc = provider_snapshot(o->provider, &orig, store, tag, &si, err, errlen);
     store_close(store);
     if (rc == 0)
-        rc = record_snapshot(o, f->gpu_instance_id, w->epoch, &si, "test-real", err, errlen);
+        rc = landed(r, FO_DURABLE(o, f->id, err,
+                                  record_snapshot(o, f->gpu_instance_id, w->epoch, &si, "test-real",
+                                                  err, errlen)));
     if (rc)
         return rc;
     snprintf(f->real.snapshot_id, sizeof f->real.snapshot_id, "%s", si.id);
     f->real.snapshot_size_bytes = (int64_t)si.bytes;
     f->real.snapshot_creation_time_ms = si.duration_ms;
-    save(o, f);
-    return 0;
+    return save(r);
 }
 
 static void finish_log(real_run *r)
@@ -626,19 +676,23 @@ static void finish_log(real_run *r)
              fo_state_name(f->state), (long long)f->total_time_ms);
 }
 
-/* R3. */
-static void test_pause(fo_orch *o, fo_phase p)
+/* R3: the variable var is "name:MS": pause MS (at most 10 min) there. */
+static void test_pause_at(fo_orch *o, const char *var, const char *name)
 {
-    const char *v = getenv("DUMONT_TEST_PAUSE_PHASE");
+    const char *v = getenv(var);
     const char *colon = v ? strchr(v, ':') : NULL;
-    if (!colon || strlen(fo_phase_name(p)) != (size_t)(colon - v) ||
-        strncmp(v, fo_phase_name(p), (size_t)(colon - v)) != 0)
+    if (!colon || strlen(name) != (size_t)(colon - v) || strncmp(v, name, (size_t)(colon - v)) != 0)
         return;
     long ms = strtol(colon + 1, NULL, 10);
     if (ms > 0 && ms <= 600000) {
-        log_warn("failover.test_pause", "phase=%s ms=%ld", fo_phase_name(p), ms);
+        log_warn("failover.test_pause", "at=%s ms=%ld", name, ms);
         clock_sleep_ms(ms, &o->stopping);
     }
+}
+
+static void test_pause(fo_orch *o, fo_phase p)
+{
+    test_pause_at(o, "DUMONT_TEST_PAUSE_PHASE", fo_phase_name(p));
 }
 
 static void *real_thread(void *arg)
@@ -652,12 +706,16 @@ static void *real_thread(void *arg)
     db_machine om;
     if (db_machine_get(o->db, f->gpu_instance_id, &om, err, sizeof err) == 0)
         snprintf(old_host, sizeof old_host, "%s", om.host);
-    if (db_workload_get(o->db, f->real.workload_id, &w, err, sizeof err) != 0) {
-        phase_failed(r, err);
+    int rc =
+        landed(r, FO_DURABLE(o, f->id, err,
+                             db_workload_get(o->db, f->real.workload_id, &w, err, sizeof err)));
+    if (rc) {
+        if (!r->halt)
+            phase_failed(r, err);
         goto out;
     }
     r->phase_mono_ms = clock_mono_ms();
-    while (!fo_state_is_terminal(f->state) && !stopping(r)) {
+    while (!fo_state_is_terminal(f->state) && !stopping(r) && !r->halt) {
         test_pause(o, (fo_phase)f->state);
         if (stopping(r))
             break;
@@ -670,13 +728,14 @@ static void *real_thread(void *arg)
                                .now_ms = clock_wall_ms(),
                                .duration_ms = r->detection_ms >= 0 ? r->detection_ms : 0,
                                .detail = f->real.trigger};
-                fo_orch_apply(o, f, &ev);
-                r->phase_mono_ms = clock_mono_ms();
+                apply(r, &ev);
             }
             break;
         case FO_PHASE_STANDBY_ACTIVATION:
             if (f->real.test) {
                 if (test_snapshot(r, &w, err, sizeof err) != 0) {
+                    if (r->halt)
+                        break;
                     char d[300];
                     snprintf(d, sizeof d, "snapshot of instance %lld failed: %.200s",
                              (long long)f->gpu_instance_id, err);
@@ -717,13 +776,17 @@ static void *real_thread(void *arg)
     }
     if (f->state == FO_STATE_FAILED && !f->real.test) {
         drop_new_instance(r, f->reason);
-        save(o, f);
-        db_workload_set_state(o->db, w.workload_id, "failed", err, sizeof err);
+        if (!r->halt && save(r) == 0)
+            landed(r, FO_DURABLE(
+                          o, f->id, err,
+                          db_workload_set_state(o->db, w.workload_id, "failed", err, sizeof err)));
     }
     if (fo_state_is_terminal(f->state) && f->real.test && !f->real.keep &&
         f->real.new_instance_id != FO_NULL) {
         if (provider_destroy(o->provider, f->real.new_instance_id, err, sizeof err) == 0)
-            db_machine_set_state(o->db, f->real.new_instance_id, "destroyed", err, sizeof err);
+            landed(r, FO_DURABLE(o, f->id, err,
+                                 db_machine_set_state(o->db, f->real.new_instance_id, "destroyed",
+                                                      err, sizeof err)));
     }
 out:
     if (fo_state_is_terminal(f->state))
@@ -971,6 +1034,56 @@ static int launch_fail(fo_orch *o, db_workload *w, int64_t id, int rc, char *err
     return rc;
 }
 
+/* O13: destroys every machine of a launch left half done; 0 when all are
+ * gone (then nothing of it runs). */
+static int rollback_machines(fo_orch *o, const db_workload *w, char *err, size_t errlen)
+{
+    db_machine *m = NULL;
+    size_t n = 0;
+    int rc = db_machine_list(o->db, w->workload_id, &m, &n, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (strcmp(m[i].state, "destroyed") == 0)
+            continue;
+        if ((rc = provider_destroy(o->provider, m[i].instance_id, err, errlen)) == 0) /* PV3 */
+            rc = db_machine_set_state(o->db, m[i].instance_id, "destroyed", err, errlen);
+        if (rc == 0)
+            log_warn("launch.instance_destroyed", "workload_id=%s instance_id=%lld", w->workload_id,
+                     (long long)m[i].instance_id);
+    }
+    free(m);
+    return rc;
+}
+
+int fo_orch_recover_launches(fo_orch *o, int *ret_count, char *err, size_t errlen)
+{
+    db_workload *w = NULL;
+    size_t n = 0;
+    int count = 0, rc = db_workload_list(o->db, &w, &n, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        /* A launch of this process is in flight, not left: created since it began. */
+        if (strcmp(w[i].state, "launching") != 0 || w[i].created_at_ms >= o->started_at_ms)
+            continue;
+        if ((rc = rollback_machines(o, &w[i], err, errlen)) != 0)
+            break; /* stays launching: the next start tries again */
+        if (w[i].serving_instance_id != FO_NULL &&
+            (rc = db_workload_switch(o->db, w[i].workload_id, w[i].serving_instance_id, w[i].epoch,
+                                     FO_NULL, w[i].epoch + 1, err, errlen)) != 0)
+            break;
+        if ((rc = db_workload_set_state(o->db, w[i].workload_id, "failed", err, errlen)) != 0)
+            break;
+        count++;
+        char qn[160];
+        log_warn("launch.rolled_back",
+                 "workload_id=%s name=%s reason=\"the server stopped during "
+                 "the launch\"",
+                 w[i].workload_id, log_quote(qn, sizeof qn, w[i].name));
+    }
+    free(w);
+    if (ret_count)
+        *ret_count = count;
+    return rc;
+}
+
 int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, char *err,
                    size_t errlen)
 {
@@ -1040,6 +1153,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     m.price_milli = (int64_t)(offers[0].price_per_h * 1000 + 0.5);
     if ((rc = db_machine_reserve(o->db, &m, err, errlen)) != 0)
         return launch_fail(o, &w, 0, rc, err, errlen);
+    test_pause_at(o, "DUMONT_TEST_PAUSE_LAUNCH", "reserved");
     prov_launch l;
     launch_spec(o, &w, m.instance_id, 0, 0, &l);
     l.workspace_from = w.workspace_from[0] ? w.workspace_from : NULL;
@@ -1049,8 +1163,10 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     snprintf(m.workspace, sizeof m.workspace, "%s", inst.workspace);
     snprintf(m.address, sizeof m.address, "%s", inst.address);
     snprintf(m.state, sizeof m.state, "running");
-    if ((rc = db_machine_put(o->db, &m, err, errlen)) != 0 ||
-        (rc = wait_healthy(o, m.instance_id, o->ready_timeout_ms, err, errlen)) != 0)
+    if ((rc = db_machine_put(o->db, &m, err, errlen)) != 0)
+        return launch_fail(o, &w, m.instance_id, rc, err, errlen);
+    test_pause_at(o, "DUMONT_TEST_PAUSE_LAUNCH", "provisioned");
+    if ((rc = wait_healthy(o, m.instance_id, o->ready_timeout_ms, err, errlen)) != 0)
         return launch_fail(o, &w, m.instance_id, rc, err, errlen);
     /* A first restorable point, so that a failover has something to restore
      * even before the agent's first scheduled snapshot. */
@@ -1065,6 +1181,8 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
         rc = db_workload_switch(o->db, w.workload_id, FO_NULL, 0, m.instance_id, 0, err, errlen);
     if (rc == 0)
         rc = provider_start_workload(o->provider, &inst, err, errlen);
+    if (rc == 0)
+        test_pause_at(o, "DUMONT_TEST_PAUSE_LAUNCH", "started");
     if (rc == 0)
         rc = db_workload_set_state(o->db, w.workload_id, "running", err, errlen);
     if (rc)

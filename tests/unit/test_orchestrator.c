@@ -1,14 +1,19 @@
-/* Orchestrator tests (src/failover/orchestrator.h O1-O4) on a real SQLite database. */
+/* Orchestrator tests (src/failover/orchestrator.h O1-O4, O12) on a real
+ * SQLite database. For O12 the database's back end is wrapped so that its
+ * writes fail (as on a full disk) while a test says so, or N times. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include "db/db.h"
+#include "db/db_internal.h"
 #include "failover/orchestrator.h"
 #include "util/clock.h"
 #include "util/error.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +186,156 @@ static void test_recover_marks_interrupted(void **state)
     assert_int_equal(n, 0); /* idempotent */
 }
 
+/* ---- O12: a database whose writes fail -------------------------------- */
+
+static atomic_int g_fail_on;   /* every write fails while set */
+static atomic_int g_fail_left; /* the next N writes fail */
+static atomic_int g_failed;    /* writes failed so far */
+static const db_backend_ops *g_real;
+static db_backend_ops g_faulty;
+
+static int faulty_exec(void *st, const char *sql, const db_param *p, int np, db_row_fn fn,
+                       void *ctx, int64_t *ret_changes, char *err, size_t errlen)
+{
+    int write = strncmp(sql, "INSERT", 6) == 0 || strncmp(sql, "UPDATE", 6) == 0 ||
+                strncmp(sql, "DELETE", 6) == 0;
+    if (write && (atomic_load(&g_fail_on) || atomic_fetch_sub(&g_fail_left, 1) > 0)) {
+        atomic_fetch_add(&g_failed, 1);
+        return dm_fail(err, errlen, DM_E_DB, "sqlite: step: database or disk is full");
+    }
+    return g_real->exec(st, sql, p, np, fn, ctx, ret_changes, err, errlen);
+}
+
+static void make_faulty(fixture *fx)
+{
+    g_real = fx->db->ops;
+    g_faulty = *g_real;
+    g_faulty.exec = faulty_exec;
+    fx->db->ops = &g_faulty;
+    atomic_store(&g_fail_on, 0);
+    atomic_store(&g_fail_left, 0);
+    atomic_store(&g_failed, 0);
+}
+
+/* What the observer saw last: only saved records are told (O12). */
+static pthread_mutex_t g_seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static fo_state g_seen = -1;
+static int g_seen_n;
+
+static void seen(void *arg, const fo_failover *f)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_seen_mu);
+    g_seen = f->state;
+    g_seen_n++;
+    pthread_mutex_unlock(&g_seen_mu);
+}
+
+static int degraded(fixture *fx, char *reason, size_t len)
+{
+    return fo_orch_storage_degraded(fx->orch, reason, len, NULL);
+}
+
+static void wait_degraded(fixture *fx, int want)
+{
+    int64_t deadline = clock_mono_ms() + 10000;
+    while (degraded(fx, NULL, 0) != want) {
+        if (clock_mono_ms() >= deadline)
+            fail_msg("still %s after 10 s", want ? "healthy" : "degraded");
+        clock_sleep_ms(5, NULL);
+    }
+}
+
+/* A simulated failover of ~1 s (speed 100) over the faulty database. */
+static void start_faulty(fixture *fx, int64_t seed, fo_failover *ret)
+{
+    char err[256];
+    make_faulty(fx);
+    fo_sim_opts o;
+    fo_sim_opts_init(&o);
+    o.seed = seed;
+    o.speed = 100; /* time to fail in the middle */
+    assert_int_equal(fo_orch_simulate(fx->orch, 12345, &o, ret, err, sizeof err), 0);
+}
+
+/* O12: while the disk is "full" the failover waits where it was saved, the
+ * orchestrator says degraded, memory (what observers were told) is what the
+ * database holds; once writes land it goes on and completes, and the next
+ * failover of that GPU is not refused by a ghost. */
+static void test_save_fault_pauses_then_resumes(void **state)
+{
+    fixture *fx = *state;
+    char err[256], reason[256];
+    fo_orch_set_observer(fx->orch, seen, NULL);
+    fo_failover f, now;
+    start_faulty(fx, 7, &f);
+    atomic_store(&g_fail_on, 1);
+    wait_degraded(fx, 1);
+    assert_int_equal(degraded(fx, reason, sizeof reason), 1);
+    assert_non_null(strstr(reason, f.id));
+    assert_non_null(strstr(reason, "disk is full"));
+    clock_sleep_ms(300, NULL); /* it retries; nothing moves meanwhile */
+    assert_int_equal(db_failover_get(fx->db, f.id, &now, err, sizeof err), 0);
+    assert_false(fo_state_is_terminal(now.state));
+    pthread_mutex_lock(&g_seen_mu);
+    assert_int_equal(g_seen, now.state); /* memory never ahead of the database */
+    int told = g_seen_n;
+    pthread_mutex_unlock(&g_seen_mu);
+    int failed = atomic_load(&g_failed);
+    assert_true(failed >= 2); /* retried, not given up */
+    atomic_store(&g_fail_on, 0);
+    fo_failover done;
+    wait_terminal(fx->db, f.id, &done);
+    assert_int_equal(done.state, FO_STATE_COMPLETED); /* never ended by the save error */
+    assert_int_equal(done.success, 1);
+    wait_degraded(fx, 0);
+    pthread_mutex_lock(&g_seen_mu);
+    assert_true(g_seen_n > told);
+    assert_int_equal(g_seen, FO_STATE_COMPLETED);
+    pthread_mutex_unlock(&g_seen_mu);
+    /* the GPU is free again: no ghost `running` row */
+    fo_sim_opts o;
+    fo_sim_opts_init(&o);
+    assert_int_equal(fo_orch_simulate(fx->orch, 12345, &o, &f, err, sizeof err), 0);
+    wait_terminal(fx->db, f.id, &done);
+    assert_int_equal(done.state, FO_STATE_COMPLETED);
+    fo_orch_set_observer(fx->orch, NULL, NULL);
+}
+
+/* O12 with a database that fails N times: every failed write is retried. */
+static void test_save_fails_n_times(void **state)
+{
+    fixture *fx = *state;
+    fo_failover f, done;
+    start_faulty(fx, 3, &f);
+    atomic_store(&g_fail_left, 5);
+    wait_terminal(fx->db, f.id, &done);
+    assert_int_equal(done.state, FO_STATE_COMPLETED);
+    for (int p = 0; p < FO_PHASE_COUNT; p++)
+        assert_int_equal(done.phases[p].status, FO_PHASE_OK); /* no phase lost or doubled */
+    assert_true(atomic_load(&g_failed) >= 1);
+    assert_false(degraded(fx, NULL, 0));
+}
+
+/* O12 + O4: a shutdown while a save fails returns; the record stays as last
+ * saved (active) for the next start to end (O2). */
+static void test_shutdown_while_failing(void **state)
+{
+    fixture *fx = *state;
+    char err[256];
+    fo_failover f, now;
+    start_faulty(fx, 5, &f);
+    atomic_store(&g_fail_on, 1);
+    wait_degraded(fx, 1);
+    int64_t t0 = clock_mono_ms();
+    fo_orch_shutdown(fx->orch);
+    assert_true(clock_mono_ms() - t0 < 3000);
+    assert_false(degraded(fx, NULL, 0));
+    atomic_store(&g_fail_on, 0);
+    assert_int_equal(db_failover_get(fx->db, f.id, &now, err, sizeof err), 0);
+    assert_false(fo_state_is_terminal(now.state));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +344,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_phase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_gpu_and_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_marks_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_fault_pauses_then_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_fails_n_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_while_failing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
