@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: dumont agent --instance ID [--server URL] [--kind gpu|cpu] [--heartbeat-ms N]\n"
@@ -291,6 +292,7 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
     agent_args a;
     memset(&a, 0, sizeof a);
     agent_opts_init(&a.o);
+    umask(077); /* what the agent (and its workload) writes is private (docs/security.md) */
     int rc = parse_flags(&a, argc, argv);
     if (rc >= 0)
         return rc;

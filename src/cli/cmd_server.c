@@ -13,15 +13,18 @@
 #include "provider/provider.h"
 #include "util/error.h"
 #include "util/fsutil.h"
+#include "util/home.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/secret.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: dumont server [--listen ADDR:PORT] [--home DIR] [--sim-speed N] [--log-level L]\n"
@@ -137,6 +140,29 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
     return -1; /* go on */
 }
 
+/* Files: the home's state and secrets are private whatever made them
+ * (util/home.h H1); a home others can enter is said once. */
+static int secure_home(const dm_config *cfg)
+{
+    home_report hr;
+    char err[PATH_MAX + 64], q[PATH_MAX + 8];
+    int rc = home_secure(cfg->home, &hr, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "dumont server: %s\n", err);
+        return 1;
+    }
+    if (hr.home_mode & 077)
+        log_warn("home.accessible",
+                 "path=%s mode=%04o detail=\"group or others can enter the state directory; its "
+                 "files are private (0600/0700), but consider chmod 700\"",
+                 log_quote(q, sizeof q, cfg->home), hr.home_mode);
+    if (hr.fixed || hr.failed)
+        log_warn("home.permissions_fixed", "path=%s fixed=%llu failed=%llu",
+                 log_quote(q, sizeof q, cfg->home), (unsigned long long)hr.fixed,
+                 (unsigned long long)hr.failed);
+    return 0;
+}
+
 static int prepare_home(const dm_config *cfg, char *token, size_t toklen)
 {
     int rc = fs_mkdir_p(cfg->home, 0700), created = 0;
@@ -144,6 +170,8 @@ static int prepare_home(const dm_config *cfg, char *token, size_t toklen)
         fprintf(stderr, "dumont server: cannot create %s: %s\n", cfg->home, dm_strerror(rc));
         return 1;
     }
+    if (secure_home(cfg))
+        return 1;
     rc = secret_load_or_create(cfg->token_path, token, toklen, &created);
     if (rc) {
         fprintf(stderr, "dumont server: cannot read or create the API token %s: %s\n",
@@ -286,6 +314,7 @@ int cmd_server(dm_config *cfg, int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    umask(077); /* before anything is created: every new file 0600, directory 0700 */
     char token[SECRET_TOKEN_MAX];
     if (prepare_home(cfg, token, sizeof token))
         return 1;

@@ -283,13 +283,13 @@ static int make_dirs(const char *dir, const prov_launch *l, char *err, size_t er
         rc = fs_mkdir_p(path, 0700);
     snprintf(path, sizeof path, "%s/workspace", dir);
     if (rc == 0)
-        rc = fs_mkdir_p(path, 0755);
+        rc = fs_mkdir_p(path, 0700);
     snprintf(path, sizeof path, "%s/metadata/computeMetadata/v1/instance", dir);
     if (rc == 0)
         rc = fs_mkdir_p(path, 0700);
     strncat(path, "/preempted", sizeof path - strlen(path) - 1);
     if (rc == 0)
-        rc = fs_write_atomic(path, "FALSE", 5, 0644);
+        rc = fs_write_atomic(path, "FALSE", 5, 0600);
     if (rc != 0)
         return dm_fail(err, errlen, rc, "local: %s: %s", dir, strerror(-rc));
     snprintf(path, sizeof path, "%s/workspace", dir);
@@ -529,7 +529,7 @@ static int lp_preempt(void *p, int64_t id, int64_t notice_ms, char *err, size_t 
         goto out;
     }
     snprintf(flag, sizeof flag, "%s/metadata/computeMetadata/v1/instance/preempted", dir);
-    if ((rc = fs_write_atomic(flag, "TRUE", 4, 0644)) != 0) {
+    if ((rc = fs_write_atomic(flag, "TRUE", 4, 0600)) != 0) {
         rc = dm_fail(err, errlen, rc, "local: %s: %s", flag, strerror(-rc));
         goto out;
     }

@@ -143,7 +143,7 @@ int market_load(const char *path, int create, prov_offer **ret, size_t *ret_n, c
         return dm_fail(err, errlen, -ENOMEM, "market %s: out of memory", path);
     long n = fs_read_small(path, buf, MARKET_FILE_MAX);
     if (n == -ENOENT && create) {
-        int rc = fs_write_new(path, default_market, sizeof default_market - 1, 0644);
+        int rc = fs_write_new(path, default_market, sizeof default_market - 1, 0600);
         if (rc != 0 && rc != -EEXIST) {
             free(buf);
             return dm_fail(err, errlen, rc, "market %s: cannot write the default: %s", path,

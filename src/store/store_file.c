@@ -17,7 +17,9 @@
  *     max_len bytes, even if the file grows meanwhile.
  * F4: objects are opened with O_NOFOLLOW: a symlink planted as an object is
  *     not followed out of the root. Intermediate directories are created on
- *     demand with mode 0755, objects with 0644.
+ *     demand with mode 0700, objects with 0600: a store holds workspaces,
+ *     which may hold secrets (docs/security.md "Files"), whatever the
+ *     umask of the program that writes it.
  * F6 (ST4): a lazy put skips both fsyncs; sync() is one syncfs() of the
  *     store's file system, which writes back every object and directory
  *     entry put so far (the kernel has been writing them back meanwhile).
@@ -123,7 +125,7 @@ static int write_direct(int fd, const void *data, size_t len)
 /* Creates and fills the temp file tmp (F1); the caller links it. */
 static int write_temp(const char *tmp, const void *data, size_t len, int lazy)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     int rc = lazy ? write_direct(fd, data, len) : 1;
@@ -174,7 +176,7 @@ static int fput(void *st, const char *key, const void *data, size_t len, int fla
     rc = write_temp(tmp, data, len, lazy);
     if (rc == -ENOENT) { /* directory missing: create it on demand */
         *slash = '\0';
-        rc = fs_mkdir_p(path, 0755);
+        rc = fs_mkdir_p(path, 0700);
         *slash = '/';
         if (rc == 0)
             rc = write_temp(tmp, data, len, lazy);
@@ -426,7 +428,7 @@ int store_file_open(const char *dir, const store_ops **ret_ops, void **ret_st, c
         return dm_fail(err, errlen, -ENOMEM, "store: out of memory");
     memcpy(fs->root, dir, n);
     fs->root[n] = '\0';
-    int rc = fs_mkdir_p(fs->root, 0755);
+    int rc = fs_mkdir_p(fs->root, 0700);
     struct stat sb;
     if (rc == 0 && stat(fs->root, &sb) != 0)
         rc = -errno;
