@@ -177,10 +177,11 @@ int main(int argc, char **argv)
     printf("(%d datagram%s per heartbeat) ", n_copies, n_copies > 1 ? "s" : "");
     uint64_t dup = st.dropped[HB_DUPLICATE];
     printf("agents %d x 5/s for %d s: listener CPU %.1f%% of one core; received %llu, accepted "
-           "%llu, duplicates %llu, dropped %llu\n",
+           "%llu, duplicates %llu, dropped %llu; kernel drops %llu, lagging ticks %llu\n",
            n_agents, seconds, 100.0 * listener / wall, (unsigned long long)st.received,
            (unsigned long long)st.accepted, (unsigned long long)dup,
-           (unsigned long long)(st.received - st.accepted - dup));
+           (unsigned long long)(st.received - st.accepted - dup),
+           (unsigned long long)st.kernel_drops, (unsigned long long)st.lagging);
     if (nl > 0)
         printf("stopped agents detected %d/%d, from their last heartbeat: p50 %lld ms, p99 %lld "
                "ms, max %lld ms; false failed: %d\n",

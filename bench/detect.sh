@@ -27,21 +27,6 @@ COPIES=${COPIES:-2}
 bench_init detect
 pids=()
 bench_start_server --heartbeat-listen 127.0.0.1:0 --log-level warn
-printf 'Authorization: Bearer %s\n' "$(cat "$DUMONT_HOME/token")" >"$tmp/auth"
-chmod 600 "$tmp/auth"
-api() { curl -sf -H "@$tmp/auth" "$DUMONT_URL$1"; }
-now_ms() { local t=$EPOCHREALTIME; echo $((${t%[.,]*} * 1000 + 10#${t#*[.,]} / 1000)); }
-
-state_of() { api "/api/instances/$1" | jq -r .state; }
-wait_state() { # ID STATE SECONDS
-    local end=$(($(now_ms) + $3 * 1000))
-    while [ "$(now_ms)" -lt "$end" ]; do
-        [ "$(state_of "$1")" = "$2" ] && return 0
-        sleep 0.05
-    done
-    echo "detect.sh: instance $1 never became $2" >&2
-    return 1
-}
 
 # ---- kills -------------------------------------------------------------------
 if [ "$KILLS" -gt 0 ]; then

@@ -8,6 +8,7 @@
 #   bench_start_server [SERVER ARGS...]             # sets port, server; exports DUMONT_URL
 #   BENCH_PIDS+=(PID)                               # also SIGKILLed at exit
 #   BENCH_KEEP_LOG=FILE                             # the server log is copied there at exit
+#   api PATH; now_ms; state_of ID; wait_state ID STATE SECONDS   # once the server runs
 
 BENCH_PIDS=()
 BENCH_KEEP_LOG=""
@@ -49,10 +50,27 @@ bench_start_server() {
     server=$!
     local _
     for _ in $(seq 1 200); do
-        curl -sf "$DUMONT_URL/healthz" >/dev/null 2>&1 && [ -s "$DUMONT_HOME/token" ] && return 0
+        if curl -sf "$DUMONT_URL/healthz" >/dev/null 2>&1 && [ -s "$DUMONT_HOME/token" ]; then
+            (umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$DUMONT_HOME/token")" >"$tmp/auth")
+            return 0
+        fi
         sleep 0.05
     done
     echo "the server did not start; its log:" >&2
     tail -20 "$tmp/server.log" >&2
     exit 1
+}
+
+# The API with the server's token (from a file of mode 0600, never argv).
+api() { curl -sf -H "@$tmp/auth" "$DUMONT_URL$1"; }
+now_ms() { local t=$EPOCHREALTIME; echo $((${t%[.,]*} * 1000 + 10#${t#*[.,]} / 1000)); }
+state_of() { api "/api/instances/$1" | jq -r .state; }
+wait_state() { # ID STATE SECONDS
+    local end=$(($(now_ms) + $3 * 1000))
+    while [ "$(now_ms)" -lt "$end" ]; do
+        [ "$(state_of "$1")" = "$2" ] && return 0
+        sleep 0.05
+    done
+    echo "instance $1 never became $2" >&2
+    return 1
 }

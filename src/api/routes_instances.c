@@ -111,6 +111,11 @@ static void add_live(json_t *o, const api_ctx *ctx, const db_instance *in)
     json_object_set_new(o, "probe", str_or_null(live ? hb_probe_name(l.probe) : in->probe));
     json_object_set_new(o, "restarts", live ? json_integer(l.restarts) : json_null());
     json_object_set_new(o, "preempting", json_boolean(live && l.preempting));
+    json_object_set_new(o, "intake", /* listener.h L9 */
+                        !live               ? json_null()
+                        : l.conviction_held ? json_string("lossy: conviction held")
+                        : l.intake_lossy    ? json_string("lossy")
+                                            : json_string("ok"));
 }
 
 /* The newest failover of an instance (it was the old one), else the one that
@@ -210,10 +215,12 @@ static json_t *render_stats(const api_ctx *ctx)
     for (int i = 1; i < HB_REASON_COUNT && dropped; i++)
         json_object_set_new(dropped, hb_reason_name((hb_reason)i),
                             json_integer((json_int_t)st.dropped[i]));
-    return json_pack("{s:i, s:I, s:I, s:o, s:I, s:I}", "port", hbl_port(ctx->detect), "received",
-                     (json_int_t)st.received, "accepted", (json_int_t)st.accepted, "dropped",
-                     dropped ? dropped : json_null(), "state_changes", (json_int_t)st.events,
-                     "state_changes_lost", (json_int_t)st.events_lost);
+    return json_pack("{s:i, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:b}", "port", hbl_port(ctx->detect),
+                     "received", (json_int_t)st.received, "accepted", (json_int_t)st.accepted,
+                     "dropped", dropped ? dropped : json_null(), "state_changes",
+                     (json_int_t)st.events, "state_changes_lost", (json_int_t)st.events_lost,
+                     "kernel_drops", (json_int_t)st.kernel_drops, "lagging_ticks",
+                     (json_int_t)st.lagging, "intake_lossy", st.intake_lossy);
 }
 
 static int cmp_machine(const void *a, const void *b)

@@ -91,9 +91,13 @@ static void print_list(const json_t *j, FILE *out)
         double p = out_json_num(o, "phi");
         snprintf(phi, sizeof phi, p != p ? "-" : "%.2f", p); /* NAN: absent */
         snprintf(snap, sizeof snap, "%.12s", out_json_str(o, "newest_snapshot_id", "-"));
+        const char *intake = out_json_str(o, "intake", "ok");
+        char state[64]; /* listener.h L9: say when the intake is lossy */
+        snprintf(state, sizeof state, strcmp(intake, "ok") ? "%s (intake %s)" : "%s",
+                 out_json_str(o, "state", "-"), intake);
         const char *row[] = {id,
                              out_json_str(o, "kind", "-"),
-                             out_json_str(o, "state", "-"),
+                             state,
                              age,
                              out_json_str(o, "workload", "-"),
                              out_json_str(o, "probe", "-"),

@@ -180,8 +180,9 @@ static int event_check(const db_instance_event *ev, char *err, size_t errlen)
     if (!DB_STR_OK(ev->what) || !DB_STR_OK(ev->from) || !DB_STR_OK(ev->to) ||
         !DB_STR_OK(ev->reason))
         return dm_fail(err, errlen, DM_E_INVALID, "event: unterminated string");
-    if (strcmp(ev->what, "state") != 0 && strcmp(ev->what, "workload") != 0)
-        return dm_fail(err, errlen, DM_E_INVALID, "event: what must be state or workload");
+    if (strcmp(ev->what, "state") != 0 && strcmp(ev->what, "workload") != 0 &&
+        strcmp(ev->what, "intake") != 0)
+        return dm_fail(err, errlen, DM_E_INVALID, "event: what must be state, workload or intake");
     return 0;
 }
 

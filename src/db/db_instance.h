@@ -39,7 +39,7 @@ typedef struct {
 typedef struct {
     int64_t instance_id;
     int64_t at_ms;         /* wall */
-    char what[16];         /* "state" | "workload" */
+    char what[16];         /* "state" | "workload" | "intake" (listener.h L9) */
     char from[16], to[16]; /* state (or workload state) names */
     char reason[32];
     int64_t silent_ms; /* FO_NULL when not applicable */
@@ -53,8 +53,8 @@ int db_instance_get(dm_db *db, int64_t id, db_instance *ret, char *err, size_t e
 /* All instances by id; *ret malloc'd (free()), NULL when none (I3). */
 int db_instance_list(dm_db *db, db_instance **ret, size_t *ret_n, char *err, size_t errlen);
 /* I2. For what == "state" the instance's state, state_since and
- * workload/probe/last_heartbeat columns are set; for "workload" only the
- * latter. DM_E_NOT_FOUND for an unknown instance (nothing written). */
+ * workload/probe/last_heartbeat columns are set; for "workload" and
+ * "intake" only the latter. DM_E_NOT_FOUND for an unknown instance (nothing written). */
 int db_instance_record(dm_db *db, const db_instance_event *ev, const char *workload,
                        const char *probe, int64_t last_heartbeat_ms, char *err, size_t errlen);
 /* The newest `limit` (<= DB_EVENT_LIST_MAX) events of one instance, newest

@@ -43,6 +43,7 @@ void det_params_for_interval(det_params *p, int64_t interval_ms)
     p->phi_suspect = 2.0;
     p->phi_failed = 8.0;
     p->hard_deadline_ms = interval_ms * 9 / 2; /* 900 ms at 200 ms */
+    p->lossy_hold_ms = interval_ms * 10;       /* D6: 2 s at 200 ms */
 }
 
 void det_peer_init(det_peer *d, int64_t now_ms)
@@ -100,6 +101,7 @@ int det_heartbeat(det_peer *d, const det_params *p, int64_t now_ms, int leaving,
         learn(d, p, now_ms - d->last_ms);
     if (d->last_ms < 0 || now_ms > d->last_ms)
         d->last_ms = now_ms;
+    d->held = 0; /* D6 */
     if (leaving)
         return det_transition(d, DET_LEAVING, now_ms, 0, "leaving", ret);
     if (preempting)
@@ -129,14 +131,28 @@ double det_phi(const det_peer *d, const det_params *p, int64_t now_ms)
 
 int det_check(det_peer *d, const det_params *p, int64_t now_ms, det_change *ret)
 {
+    return det_check_lossy(d, p, now_ms, 0, ret);
+}
+
+int det_check_lossy(det_peer *d, const det_params *p, int64_t now_ms, int lossy, det_change *ret)
+{
     if (!judged(d->state) || d->last_ms < 0)
         return 0;
     int64_t silent = now_ms - d->last_ms;
     double phi = det_phi(d, p, now_ms);
-    if (silent >= p->hard_deadline_ms) /* D3 */
-        return det_transition(d, DET_FAILED, now_ms, phi, "deadline", ret);
-    if (phi >= p->phi_failed)
-        return det_transition(d, DET_FAILED, now_ms, phi, "phi", ret);
+    const char *why = silent >= p->hard_deadline_ms ? "deadline" /* D3 */
+                      : phi >= p->phi_failed        ? "phi"
+                                                    : NULL;
+    if (why && d->held && silent >= p->lossy_hold_ms) {
+        why = "lossy_hold_bound"; /* D6: held long enough */
+    } else if (why && lossy && silent < p->lossy_hold_ms) {
+        why = NULL; /* D6: the beats may be lost on our side */
+        d->held = 1;
+    }
+    if (why) {
+        d->held = 0;
+        return det_transition(d, DET_FAILED, now_ms, phi, why, ret);
+    }
     if (phi >= p->phi_suspect && d->state == DET_HEALTHY)
         return det_transition(d, DET_SUSPECT, now_ms, phi, "phi", ret);
     return 0;

@@ -30,6 +30,15 @@
  *     healthy (or preempting) again: the detector never holds a live
  *     instance dead. What to do about a recovered instance is the
  *     orchestrator's business, which sees the transitions.
+ * D6: while the caller's intake is lossy (det_check_lossy: kernel receive
+ *     drops, a lagging listener, unverified datagrams for this instance
+ *     refused before their MAC was checked), a conviction is held back: the
+ *     instance is failed only once it has been silent for lossy_hold_ms
+ *     (default 2000 at a 200 ms interval), since its beats may have been lost
+ *     on our side. The hold is bounded, so a flood delays a real failover by
+ *     that much at most and never suppresses it; d->held says a conviction
+ *     is being held (set by the check, cleared by the next heartbeat or the
+ *     conviction) so the caller can report it.
  * Times are monotonic milliseconds supplied by the caller: the detector reads
  * no clock, so tests replay synthetic histories exactly. */
 #ifndef DUMONT_DETECT_DETECTOR_H
@@ -57,6 +66,7 @@ typedef struct {
     double phi_suspect;           /* default 2 */
     double phi_failed;            /* default 8 */
     int64_t hard_deadline_ms;     /* D3 (default 900) */
+    int64_t lossy_hold_ms;        /* D6 (default 2000) */
 } det_params;
 
 typedef struct {
@@ -66,6 +76,7 @@ typedef struct {
     int32_t ring[DET_HISTORY];
     int n, head;
     double sum, sumsq;
+    int held; /* D6: a conviction is held back now */
 } det_peer;
 
 /* The event a transition reports. */
@@ -97,6 +108,9 @@ int det_heartbeat(det_peer *d, const det_params *p, int64_t now_ms, int leaving,
 /* Judges silence at now_ms (call often: the listener does every 10 ms).
  * Returns 1 on a state change. */
 int det_check(det_peer *d, const det_params *p, int64_t now_ms, det_change *ret);
+/* D6: det_check when the caller's intake is lossy (lossy != 0): failed only
+ * past lossy_hold_ms of silence; sets d->held while it holds. */
+int det_check_lossy(det_peer *d, const det_params *p, int64_t now_ms, int lossy, det_change *ret);
 /* phi at now_ms (0 when never heard from or not judged). */
 double det_phi(const det_peer *d, const det_params *p, int64_t now_ms);
 

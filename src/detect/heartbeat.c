@@ -18,7 +18,7 @@ static const uint8_t magic[4] = {'D', 'M', 'H', 'B'};
 static const char *const reason_names[HB_REASON_COUNT] = {
     "ok",        "bad_length",   "bad_magic",        "bad_version",
     "bad_field", "bad_mac",      "unknown_instance", "replay",
-    "stale",     "rate_limited", "duplicate",
+    "stale",     "rate_limited", "duplicate",        "unverified_rate_limited",
 };
 
 static const char *const workload_names[HB_WL_COUNT] = {

@@ -1,9 +1,18 @@
-/* Heartbeat listener, detectors and the change queue (see listener.h, L1-L6).
+/* Heartbeat listener, detectors and the change queue (see listener.h, L1-L10).
  *
  * The instance table is an open-addressing hash of entry pointers (ids are
  * never removed, so no tombstones) plus an array of the same pointers for
  * the periodic scan. Receiving uses recvmmsg() in batches after poll(), so
- * thousands of agents cost a few system calls per tick. */
+ * thousands of agents cost a few system calls per tick.
+ *
+ * A batch is handled in two passes. The first runs without the table lock
+ * and does what a datagram costs before its MAC is known to be good (L8):
+ * parse the fixed header, find the entry by id (slot pointers are published
+ * with release stores and never change once set), check the source's token
+ * bucket, verify the MAC with the receive thread's own copy of the key
+ * (refreshed under the lock only when a registration changed it). The
+ * second takes the lock once for the whole batch and applies the verified
+ * beats: replay window, rate, detector (L10). */
 #define _GNU_SOURCE /* recvmmsg */
 #include "detect/listener.h"
 
@@ -26,22 +35,42 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SLOTS 16384 /* power of two, > HBL_MAX_INSTANCES / 0.7 */
-#define BATCH 64
+#define SLOTS     16384 /* power of two, > HBL_MAX_INSTANCES / 0.7 */
+#define BATCH     64
+#define RX_ROUNDS 16 /* batches per wake-up before the detectors run */
+#define CTL_LEN   CMSG_SPACE(sizeof(uint32_t))
+
+typedef struct {
+    double tokens;
+    int64_t at_ms;
+} bucket;
+
+/* The receive thread's own view of an entry (L8, L10): no other thread
+ * reads or writes it, so it needs no lock. */
+typedef struct {
+    uint32_t gen;            /* the key_gen key was copied at; 0: none */
+    uint8_t key[HB_KEY_LEN]; /* the copy verification uses */
+    struct sockaddr_storage src;
+    socklen_t srclen;      /* the source of the last beat taken; 0: none yet */
+    bucket known, other;   /* unverified datagrams from that source / others */
+    int64_t refused_at_ms; /* last datagram refused unverified; -1 never (L9) */
+} rx_gate;
 
 typedef struct {
     int64_t id;
     uint8_t key[HB_KEY_LEN];
+    uint32_t key_gen; /* bumped (atomic store, lock held) when key changes */
     hb_window win;
     det_peer det;
-    double tokens;
-    int64_t tokens_at_ms;
+    bucket rate; /* HBL_RATE_PER_S of verified beats */
     int64_t last_wall_ms;
     uint64_t seq, accepted;
     hb_workload workload;
     hb_probe probe;
     uint32_t restarts;
     int preempting;
+    int lossy; /* L9: its intake was lossy at the last check */
+    rx_gate gate;
 } entry;
 
 typedef struct {
@@ -61,6 +90,14 @@ struct hbl_server {
     pthread_t rx, wr;
     int rx_started, wr_started;
     volatile int stop;
+    /* The receive thread's own (L9): */
+    uint32_t rx_drops;              /* the kernel's drop counter last seen */
+    uint64_t rx_tick_recv;          /* datagrams read since the last tick */
+    uint64_t rx_tick_drops;         /* datagrams the kernel dropped since then */
+    double rx_ew_recv, rx_ew_drops; /* their moving sums (L9) */
+    int64_t rx_drained_at;          /* when a read last found the socket empty */
+    int64_t rx_lossy_until;         /* intake lossy for every instance until then */
+    bucket rx_unverified;           /* L8: unverified datagrams from unknown sources */
 
     pthread_mutex_t reglock; /* registrations, one at a time: db then table */
     pthread_mutex_t lock;    /* the table, the entries, the stats */
@@ -88,11 +125,13 @@ static size_t hash_id(int64_t id)
     return (size_t)(x >> 50) & (SLOTS - 1);
 }
 
+/* With or without the lock (L10): a slot, once set, never changes. */
 static entry *find(hbl_server *s, int64_t id)
 {
     for (size_t i = hash_id(id);; i = (i + 1) & (SLOTS - 1)) {
-        if (!s->slot[i] || s->slot[i]->id == id)
-            return s->slot[i];
+        entry *e = __atomic_load_n(&s->slot[i], __ATOMIC_ACQUIRE);
+        if (!e || e->id == id)
+            return e;
     }
 }
 
@@ -109,7 +148,7 @@ static entry *find_or_add(hbl_server *s, int64_t id)
     if (!e)
         return NULL;
     e->id = id;
-    s->slot[i] = e;
+    __atomic_store_n(&s->slot[i], e, __ATOMIC_RELEASE); /* L10: published whole */
     s->ents[s->n++] = e;
     s->st.instances = s->n;
     return e;
@@ -119,16 +158,17 @@ static entry *find_or_add(hbl_server *s, int64_t id)
 static void entry_reset(entry *e, const uint8_t key[HB_KEY_LEN], int64_t now_ms)
 {
     memcpy(e->key, key, HB_KEY_LEN);
+    __atomic_store_n(&e->key_gen, e->key_gen + 1 ? e->key_gen + 1 : 1, __ATOMIC_RELEASE);
     memset(&e->win, 0, sizeof e->win);
     det_peer_init(&e->det, now_ms);
-    e->tokens = HBL_RATE_PER_S;
-    e->tokens_at_ms = now_ms;
+    e->rate = (bucket){HBL_RATE_PER_S, now_ms};
     e->last_wall_ms = -1;
     e->seq = e->accepted = 0;
     e->workload = HB_WL_NONE;
     e->probe = HB_PR_NONE;
     e->restarts = 0;
     e->preempting = 0;
+    e->lossy = 0;
 }
 
 /* ---- the queue ----------------------------------------------------------- */
@@ -184,17 +224,95 @@ static void queue_workload(hbl_server *s, const entry *e, hb_workload from)
 
 /* ---- receiving ----------------------------------------------------------- */
 
-static int rate_ok(entry *e, int64_t now_ms)
+static void queue_intake(hbl_server *s, const entry *e, int held, int64_t now_ms)
 {
-    e->tokens += (double)(now_ms - e->tokens_at_ms) * HBL_RATE_PER_S / 1000.0;
-    if (e->tokens > HBL_RATE_PER_S)
-        e->tokens = HBL_RATE_PER_S;
-    e->tokens_at_ms = now_ms;
-    if (e->tokens < 1)
+    qev ev = {.id = e->id,
+              .what = "intake",
+              .from = held ? "ok" : "lossy",
+              .to = held ? "lossy" : "ok",
+              .reason = held ? "conviction_held" : "heartbeat",
+              .at_wall_ms = clock_wall_ms(),
+              .silent_ms = held && e->det.last_ms >= 0 ? now_ms - e->det.last_ms : -1,
+              .last_hb_wall_ms = e->last_wall_ms,
+              .phi = held ? det_phi(&e->det, &s->params, now_ms) : 0,
+              .workload = e->workload,
+              .probe = e->probe};
+    enqueue(s, &ev);
+}
+
+/* ---- before the MAC is verified (no lock: L8, L10) ----------------------- */
+
+static int bucket_take(bucket *b, double rate, double burst, int64_t now_ms)
+{
+    b->tokens += (double)(now_ms - b->at_ms) * rate / 1000.0;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->at_ms = now_ms;
+    if (b->tokens < 1)
         return 0;
-    e->tokens -= 1;
+    b->tokens -= 1;
     return 1;
 }
+
+static int same_source(const rx_gate *g, const struct sockaddr_storage *a, socklen_t alen)
+{
+    if (g->srclen == 0 || g->srclen != alen || g->src.ss_family != a->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&g->src, *y = (const void *)a;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)&g->src, *y = (const void *)a;
+    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+/* A registration changed e's key: the receive thread takes a copy, under the
+ * lock (rare: once per registration), and forgets e's source (L10). */
+static void gate_refresh(hbl_server *s, entry *e, int64_t now_ms)
+{
+    rx_gate *g = &e->gate;
+    pthread_mutex_lock(&s->lock);
+    memcpy(g->key, e->key, HB_KEY_LEN);
+    g->gen = e->key_gen;
+    pthread_mutex_unlock(&s->lock);
+    g->srclen = 0;
+    g->known = (bucket){HBL_KNOWN_SRC_PER_S, now_ms};
+    g->other = (bucket){HBL_OTHER_SRC_PER_S, now_ms};
+    g->refused_at_ms = -1;
+}
+
+/* L8: what a datagram costs before it is trusted: a parse of the fixed
+ * header, a lookup, a token bucket, and (within the bucket only) one MAC. */
+static hb_reason gate_one(hbl_server *s, const uint8_t *buf, size_t len,
+                          const struct sockaddr_storage *from, socklen_t fromlen, int64_t now_ms,
+                          hb_packet *p, entry **ret_e)
+{
+    hb_reason r = hb_parse(buf, len, p);
+    if (r != HB_OK)
+        return r;
+    entry *e = find(s, p->instance_id);
+    uint32_t gen = e ? __atomic_load_n(&e->key_gen, __ATOMIC_ACQUIRE) : 0;
+    if (gen == 0) /* unknown, or not yet given its key */
+        return HB_UNKNOWN_INSTANCE;
+    rx_gate *g = &e->gate;
+    if (gen != g->gen)
+        gate_refresh(s, e, now_ms);
+    int ok = same_source(g, from, fromlen)
+                 ? bucket_take(&g->known, HBL_KNOWN_SRC_PER_S, HBL_KNOWN_SRC_PER_S, now_ms)
+                 : bucket_take(&g->other, HBL_OTHER_SRC_PER_S, HBL_OTHER_SRC_PER_S, now_ms) &&
+                       bucket_take(&s->rx_unverified, HBL_UNVERIFIED_PER_S, HBL_UNVERIFIED_PER_S,
+                                   now_ms);
+    if (!ok) {
+        g->refused_at_ms = now_ms; /* L9: that may have been its beat */
+        return HB_UNVERIFIED_RATE;
+    }
+    if ((r = hb_verify(buf, g->key)) != HB_OK)
+        return r;
+    *ret_e = e;
+    return HB_OK;
+}
+
+/* ---- verified beats (lock held) ------------------------------------------ */
 
 /* L7: a signed packet whose sequence number is among the two newest taken,
  * arriving within HBL_COPY_MS of the last one taken, is the agent's second
@@ -206,77 +324,148 @@ static int is_copy(const entry *e, uint64_t seq, int64_t wall_ms)
            wall_ms - e->last_wall_ms < HBL_COPY_MS;
 }
 
-/* Checks one datagram against its instance (L1) and feeds the detector. */
-static hb_reason accept_one(hbl_server *s, const uint8_t *buf, size_t len, int64_t now_ms)
+/* A datagram whose MAC is good: window, rate, detector (L1). */
+static hb_reason accept_verified(hbl_server *s, entry *e, const hb_packet *p, int64_t now_ms)
 {
-    hb_packet p;
-    hb_reason r = hb_parse(buf, len, &p);
-    if (r != HB_OK)
-        return r;
-    entry *e = find(s, p.instance_id);
-    if (!e)
-        return HB_UNKNOWN_INSTANCE;
-    if ((r = hb_verify(buf, e->key)) != HB_OK)
-        return r;
+    hb_reason r;
     int64_t wall = clock_wall_ms();
     hb_window w = e->win;
-    if ((r = hb_window_check(&w, p.seq, p.sent_at_ms, wall)) != HB_OK)
-        return r == HB_REPLAY && is_copy(e, p.seq, wall) ? HB_DUPLICATE : r;
-    if (!rate_ok(e, now_ms))
+    if ((r = hb_window_check(&w, p->seq, p->sent_at_ms, wall)) != HB_OK)
+        return r == HB_REPLAY && is_copy(e, p->seq, wall) ? HB_DUPLICATE : r;
+    if (!bucket_take(&e->rate, HBL_RATE_PER_S, HBL_RATE_PER_S, now_ms))
         return HB_RATE;
     e->win = w;
     e->last_wall_ms = wall;
-    e->seq = p.seq > e->seq ? p.seq : e->seq;
+    e->seq = p->seq > e->seq ? p->seq : e->seq;
     e->accepted++;
-    e->probe = p.probe;
-    e->restarts = p.restarts;
-    e->preempting = (p.flags & HB_F_PREEMPTING) != 0;
+    e->probe = p->probe;
+    e->restarts = p->restarts;
+    e->preempting = (p->flags & HB_F_PREEMPTING) != 0;
     hb_workload was = e->workload;
-    e->workload = p.workload;
+    e->workload = p->workload;
+    int held = e->det.held;
     det_change c;
-    if (det_heartbeat(&e->det, &s->params, now_ms, p.type == HB_T_LEAVING, e->preempting, &c))
+    if (det_heartbeat(&e->det, &s->params, now_ms, p->type == HB_T_LEAVING, e->preempting, &c))
         queue_change(s, e, &c);
+    if (held) /* L9: the beat came after all */
+        queue_intake(s, e, 0, now_ms);
     if (was != e->workload)
         queue_workload(s, e, was);
     return HB_OK;
 }
 
-static void receive_batch(hbl_server *s)
+/* L9: the kernel's count of datagrams it dropped for want of buffer space
+ * (SO_RXQ_OVFL), as of msg; 1 when it grew since the last one seen. */
+static int kernel_dropped(hbl_server *s, struct msghdr *m, uint64_t *ret_delta)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_RXQ_OVFL)
+            continue;
+        uint32_t n;
+        memcpy(&n, CMSG_DATA(c), sizeof n);
+        uint32_t d = n - s->rx_drops; /* a wrapping counter */
+        s->rx_drops = n;
+        *ret_delta += d;
+        return d != 0;
+    }
+    return 0;
+}
+
+/* One recvmmsg() batch; returns how many datagrams it read. */
+static int receive_batch(hbl_server *s)
 {
     static __thread uint8_t bufs[BATCH][HB_PACKET_LEN + 1];
+    static __thread uint8_t ctl[BATCH][CTL_LEN];
+    static __thread struct sockaddr_storage from[BATCH];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
+    hb_packet pk[BATCH];
+    entry *ok[BATCH];
+    hb_reason why[BATCH];
     memset(msgs, 0, sizeof msgs);
     for (int i = 0; i < BATCH; i++) {
         iov[i].iov_base = bufs[i];
         iov[i].iov_len = sizeof bufs[i]; /* one more than valid: longer is refused */
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        msgs[i].msg_hdr.msg_control = ctl[i];
+        msgs[i].msg_hdr.msg_controllen = sizeof ctl[i];
     }
     int got = recvmmsg(s->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
-    if (got <= 0)
-        return;
     int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&s->lock);
+    if (got < BATCH)
+        s->rx_drained_at = now; /* L9: nothing left waiting */
+    if (got <= 0)
+        return 0;
+    uint64_t drops = 0;
+    for (int i = 0; i < got; i++) { /* L8: no lock */
+        struct msghdr *m = &msgs[i].msg_hdr;
+        kernel_dropped(s, m, &drops);
+        size_t len = (m->msg_flags & MSG_TRUNC) ? HB_PACKET_LEN + 1 : msgs[i].msg_len;
+        ok[i] = NULL;
+        why[i] = gate_one(s, bufs[i], len, &from[i], m->msg_namelen, now, &pk[i], &ok[i]);
+    }
+    pthread_mutex_lock(&s->lock); /* L10: once per batch, for verified beats only */
     for (int i = 0; i < got; i++) {
-        size_t len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? HB_PACKET_LEN + 1 : msgs[i].msg_len;
-        hb_reason r = accept_one(s, bufs[i], len, now);
+        if (ok[i] && (why[i] = accept_verified(s, ok[i], &pk[i], now)) == HB_OK) {
+            rx_gate *g = &ok[i]->gate; /* the source a good beat came from */
+            memcpy(&g->src, &from[i], sizeof from[i]);
+            g->srclen = msgs[i].msg_hdr.msg_namelen;
+        }
         s->st.received++;
-        if (r == HB_OK)
+        if (why[i] == HB_OK)
             s->st.accepted++;
         else
-            s->st.dropped[r]++;
+            s->st.dropped[why[i]]++;
     }
+    s->st.kernel_drops += drops;
     pthread_mutex_unlock(&s->lock);
+    s->rx_tick_recv += (uint64_t)got;
+    s->rx_tick_drops += drops;
+    return got;
+}
+
+static int entry_lossy(const hbl_server *s, const entry *e, int64_t now_ms)
+{
+    return now_ms < s->rx_lossy_until ||
+           (e->gate.refused_at_ms >= 0 && now_ms - e->gate.refused_at_ms < HBL_LOSSY_WINDOW_MS);
+}
+
+/* L9, for every instance: the kernel dropped more than HBL_LOSSY_DROP_PCT of
+ * the datagrams of about the last HBL_LOSSY_WINDOW_MS (moving sums decayed
+ * per tick), or the socket has not been found empty for HBL_LAG_MS. Returns
+ * 1 when the tick was lagging. */
+static int intake_signs(hbl_server *s, int64_t now_ms)
+{
+    const double keep = 1.0 - (double)HBL_TICK_MS / HBL_LOSSY_WINDOW_MS;
+    s->rx_ew_recv = s->rx_ew_recv * keep + (double)s->rx_tick_recv;
+    s->rx_ew_drops = s->rx_ew_drops * keep + (double)s->rx_tick_drops;
+    s->rx_tick_recv = s->rx_tick_drops = 0;
+    int dropping = s->rx_ew_drops * 100 > (s->rx_ew_recv + s->rx_ew_drops) * HBL_LOSSY_DROP_PCT;
+    int lagging = now_ms - s->rx_drained_at > HBL_LAG_MS;
+    if (dropping || lagging)
+        s->rx_lossy_until = now_ms + HBL_LOSSY_WINDOW_MS;
+    return lagging;
 }
 
 static void check_all(hbl_server *s, int64_t now_ms)
 {
     det_change c;
+    int lagging = intake_signs(s, now_ms);
     pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->n; i++)
-        if (det_check(&s->ents[i]->det, &s->params, now_ms, &c))
-            queue_change(s, s->ents[i], &c);
+    s->st.lagging += (uint64_t)lagging;
+    s->st.intake_lossy = now_ms < s->rx_lossy_until;
+    for (int i = 0; i < s->n; i++) {
+        entry *e = s->ents[i];
+        int held = e->det.held;
+        e->lossy = entry_lossy(s, e, now_ms);
+        if (det_check_lossy(&e->det, &s->params, now_ms, e->lossy, &c))
+            queue_change(s, e, &c);
+        else if (!held && e->det.held) /* L9: said once per hold */
+            queue_intake(s, e, 1, now_ms);
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -284,13 +473,18 @@ static void *rx_main(void *arg)
 {
     hbl_server *s = arg;
     int64_t next_tick = clock_mono_ms() + HBL_TICK_MS;
+    s->rx_drained_at = clock_mono_ms();
     while (!s->stop) {
         int64_t now = clock_mono_ms();
         int wait = next_tick > now ? (int)(next_tick - now) : 0;
         struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-        if (poll(&pfd, 1, wait) > 0 && (pfd.revents & POLLIN))
-            for (int i = 0; i < 16 && !s->stop; i++) /* bounded: ticks must not starve */
-                receive_batch(s);
+        if (poll(&pfd, 1, wait) > 0 && (pfd.revents & POLLIN)) {
+            for (int round = 0; round < RX_ROUNDS && !s->stop; round++) /* ticks must not starve */
+                if (receive_batch(s) < BATCH)
+                    break;
+        } else {
+            s->rx_drained_at = clock_mono_ms(); /* L9: poll found nothing */
+        }
         now = clock_mono_ms();
         if (now >= next_tick) {
             check_all(s, now);
@@ -369,8 +563,11 @@ static int bind_udp(hbl_server *s, const char *listen, char *err, size_t errlen)
         return dm_fail(err, errlen, DM_E_INVALID, "cannot resolve '%.200s': %s", host,
                        gai_strerror(gai));
     int rc = 0, fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int rcvbuf = 4 << 20; /* bursts of thousands of agents */
+    int rcvbuf = HBL_RCVBUF, one = 1; /* bursts of thousands of agents */
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+        rcvbuf = 4 << 20; /* without CAP_NET_ADMIN: what net.core.rmem_max allows */
     if (fd < 0 || (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf),
+                   setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one), /* L9 */
                    bind(fd, res->ai_addr, res->ai_addrlen)) != 0) {
         rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen for heartbeats on %.200s: %s",
                      listen, strerror(errno));
@@ -602,6 +799,8 @@ int hbl_live_get(hbl_server *s, int64_t id, hbl_live *ret)
         ret->probe = e->probe;
         ret->restarts = e->restarts;
         ret->preempting = e->preempting;
+        ret->intake_lossy = e->lossy;
+        ret->conviction_held = e->det.held;
     }
     pthread_mutex_unlock(&s->lock);
     return e ? 0 : DM_E_NOT_FOUND;

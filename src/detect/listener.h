@@ -6,6 +6,7 @@
  * every detector; a writer thread persists the state changes it queues and
  * then calls the subscribers. API threads register instances and read the
  * live view. One mutex guards the instance table; the queue has its own.
+ * What the receive thread does before a MAC is verified needs neither.
  *
  * L1: a datagram changes nothing unless it parses, names a registered
  *     instance, carries that instance's MAC, is inside its replay window and
@@ -26,7 +27,33 @@
  * L7: the second copy of a heartbeat (agent.h A7: same sequence number,
  *     within HBL_COPY_MS of the last one taken) is counted `duplicate`, not
  *     `replay`, and changes nothing: the detector learns one interval per
- *     beat, from the copy that arrived first. */
+ *     beat, from the copy that arrived first.
+ * L8: the work a datagram costs before its MAC is verified is bounded and
+ *     cheap: a parse of the fixed header, a lookup by id, and a token
+ *     bucket checked before the MAC. Datagrams from the source address and
+ *     port of an instance's last accepted beat have a bucket of their own
+ *     (HBL_KNOWN_SRC_PER_S); those from any other source share a small one
+ *     per instance (HBL_OTHER_SRC_PER_S) and one for the listener
+ *     (HBL_UNVERIFIED_PER_S). So forged datagrams from elsewhere cost at most
+ *     that many MACs a second, and cannot use up the bucket the real agent's
+ *     beats are verified from. Refused ones are counted
+ *     `unverified_rate_limited`.
+ * L9: intake is lossy while the kernel drops more than HBL_LOSSY_DROP_PCT of
+ *     the datagrams for want of buffer (SO_RXQ_OVFL; fewer cannot plausibly
+ *     hide nine datagrams of one agent in a row), while the receive thread
+ *     has not found the socket empty for HBL_LAG_MS (it lags), and, for one
+ *     instance, while datagrams naming it are refused unverified (L8); each
+ *     lasts HBL_LOSSY_WINDOW_MS after its last sign. While an instance's intake is
+ *     lossy its detector holds back a conviction, up to lossy_hold_ms of
+ *     silence (detector.h D6), so a flood neither fails a healthy instance
+ *     nor hides a dead one for longer than that. Holding is recorded as an
+ *     event (what "intake", ok -> lossy, reason conviction_held; lossy -> ok
+ *     when a beat comes after all) and shown in the live view.
+ * L10: verifying a MAC never holds the table lock: the receive thread keeps
+ *     its own copy of each key (taken under the lock when a registration
+ *     changes it), finds entries through slot pointers that are published
+ *     once with a release store, and takes the lock once per batch to apply
+ *     the verified beats. */
 #ifndef DUMONT_DETECT_LISTENER_H
 #define DUMONT_DETECT_LISTENER_H
 
@@ -37,12 +64,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HBL_TICK_MS         10
-#define HBL_MAX_INSTANCES   10000
-#define HBL_QUEUE_MAX       16384
-#define HBL_RATE_PER_S      50 /* heartbeats per instance per second, burst the same */
-#define HBL_SUBSCRIBERS_MAX 8
-#define HBL_COPY_MS         1000 /* L7 */
+#define HBL_TICK_MS          10
+#define HBL_MAX_INSTANCES    10000
+#define HBL_QUEUE_MAX        16384
+#define HBL_RATE_PER_S       50 /* heartbeats per instance per second, burst the same */
+#define HBL_SUBSCRIBERS_MAX  8
+#define HBL_COPY_MS          1000       /* L7 */
+#define HBL_KNOWN_SRC_PER_S  100        /* L8: per instance, from its last beat's source */
+#define HBL_OTHER_SRC_PER_S  10         /* L8: per instance, from any other source */
+#define HBL_UNVERIFIED_PER_S 20000      /* L8: all instances, from other sources */
+#define HBL_LOSSY_WINDOW_MS  1000       /* L9 */
+#define HBL_LOSSY_DROP_PCT   20         /* L9 */
+#define HBL_LAG_MS           200        /* L9 */
+#define HBL_RCVBUF           (16 << 20) /* with CAP_NET_ADMIN; else net.core.rmem_max */
 
 typedef struct hbl_server hbl_server;
 
@@ -103,6 +137,8 @@ typedef struct {
     hb_probe probe;
     uint32_t restarts;
     int preempting;
+    int intake_lossy;    /* L9: its intake was lossy at the last check */
+    int conviction_held; /* L9: a conviction is held back now (detector.h D6) */
 } hbl_live;
 
 /* DM_E_NOT_FOUND when the instance is not known to this server. */
@@ -113,6 +149,9 @@ typedef struct {
     uint64_t dropped[HB_REASON_COUNT];
     uint64_t events, events_lost;
     int instances;
+    uint64_t kernel_drops; /* L9: datagrams the kernel dropped (SO_RXQ_OVFL) */
+    uint64_t lagging;      /* L9: ticks at which the listener lagged */
+    int intake_lossy;      /* L9: lossy for every instance at the last check */
 } hbl_stats;
 
 void hbl_stats_get(hbl_server *s, hbl_stats *ret);

@@ -1,5 +1,5 @@
 /* Unit tests for the phi-accrual failure detector (src/detect/detector.h,
- * D1-D5), on synthetic heartbeat histories replayed in simulated time: the
+ * D1-D6), on synthetic heartbeat histories replayed in simulated time: the
  * detector reads no clock, so these are exact and cannot flake. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -286,6 +286,59 @@ static void test_transition_and_names(void **state)
     assert_int_equal(p.hard_deadline_ms, 450);
 }
 
+/* D6: while intake is lossy a conviction is held until lossy_hold_ms of
+ * silence, then made; a beat during the hold clears it; a hold that ends
+ * because intake is clean again convicts at once. */
+static void test_lossy_hold(void **state)
+{
+    (void)state;
+    det_params p;
+    det_params_default(&p);
+    assert_int_equal(p.lossy_hold_ms, 2000);
+    det_peer d;
+    det_peer_init(&d, 0);
+    det_change c;
+    for (int i = 0; i <= 50; i++)
+        det_heartbeat(&d, &p, i * 200, 0, 0, NULL);
+    det_peer twin = d; /* the same history, judged with a clean intake */
+    int64_t last = 10000, failed_at = -1, twin_failed_at = -1, held_at = -1;
+    for (int64_t now = last; now < last + 5000 && failed_at < 0; now += TICK_MS) {
+        if (twin_failed_at < 0 && det_check(&twin, &p, now, NULL) && twin.state == DET_FAILED)
+            twin_failed_at = now;
+        if (det_check_lossy(&d, &p, now, 1, &c) && c.to == DET_FAILED)
+            failed_at = now;
+        if (held_at < 0 && d.held)
+            held_at = now;
+    }
+    assert_true(twin_failed_at > last && twin_failed_at - last <= p.hard_deadline_ms);
+    assert_int_equal(held_at, twin_failed_at); /* held exactly where it would have failed */
+    assert_int_equal(failed_at - last, p.lossy_hold_ms); /* bounded, not suppressed */
+    assert_string_equal(c.reason, "lossy_hold_bound");
+    assert_int_equal(c.silent_ms, p.lossy_hold_ms);
+    assert_int_equal(d.held, 0);
+
+    /* A beat inside the hold: healthy again, nothing convicted. */
+    det_heartbeat(&d, &p, 20000, 0, 0, NULL);
+    for (int i = 1; i <= 20; i++)
+        det_heartbeat(&d, &p, 20000 + i * 200, 0, 0, NULL);
+    last = 24000;
+    assert_int_equal(det_check_lossy(&d, &p, last + 1500, 1, &c), 1); /* suspect */
+    assert_int_equal(c.to, DET_SUSPECT);
+    assert_int_equal(d.held, 1);
+    assert_int_equal(det_heartbeat(&d, &p, last + 1600, 0, 0, &c), 1);
+    assert_int_equal(c.to, DET_HEALTHY);
+    assert_int_equal(d.held, 0);
+
+    /* Intake clean again during a hold: convicted at the next check. */
+    last += 1600;
+    assert_int_equal(det_check_lossy(&d, &p, last + 1000, 1, &c), 1);
+    assert_int_equal(c.to, DET_SUSPECT);
+    assert_int_equal(d.held, 1);
+    assert_int_equal(det_check_lossy(&d, &p, last + 1010, 0, &c), 1);
+    assert_int_equal(c.to, DET_FAILED);
+    assert_string_equal(c.reason, "deadline");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_recovery_not_learnt),
         cmocka_unit_test(test_preempting),
+        cmocka_unit_test(test_lossy_hold),
         cmocka_unit_test(test_transition_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

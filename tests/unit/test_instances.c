@@ -1,6 +1,6 @@
 /* Tests of instances in the database (src/db/db_instance.h, I1-I3) and of
  * the heartbeat listener in-process over real UDP (src/detect/listener.h,
- * L1-L6), on SQLite and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a
+ * L1-L10), on SQLite and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a
  * database of its own, made and dropped here, so other tests are not
  * disturbed). Waits poll with deadlines; nothing asserts a wall-clock bound. */
 #include <setjmp.h>
@@ -195,14 +195,20 @@ static hbl_server *start_listener(dm_db *db)
     return h;
 }
 
+static hbl_server *start_subscribed(dm_db *db, collector *c)
+{
+    hbl_server *h = start_listener(db);
+    OK(hbl_subscribe(h, on_event, c));
+    return h;
+}
+
 /* L1, L2, L4-L6 with real datagrams. */
 static void test_listener(void **state)
 {
     (void)state;
     dm_db *db = open_db();
     collector c = {.mu = PTHREAD_MUTEX_INITIALIZER, .db = db};
-    hbl_server *h = start_listener(db);
-    OK(hbl_subscribe(h, on_event, &c));
+    hbl_server *h = start_subscribed(db, &c);
     char key[HB_KEY_HEX_LEN + 1];
     hbl_reg r = {.instance_id = 42, .kind = "gpu"};
     OK(hbl_register(h, &r, key, g_err, sizeof g_err));
@@ -261,8 +267,7 @@ static void test_listener(void **state)
     send_pkt(&s, 44, HB_T_BEAT, 6, clock_wall_ms());
     assert_true(wait_last(&c, 44, "healthy"));
     hbl_stop(h);
-    h = start_listener(db);
-    OK(hbl_subscribe(h, on_event, &c));
+    h = start_subscribed(db, &c);
     sender_open(&s, hbl_port(h), key);
     send_pkt(&s, 44, HB_T_BEAT, 7, clock_wall_ms());
     hbl_stats st;
@@ -280,11 +285,88 @@ static void test_listener(void **state)
     db_close(db);
 }
 
+/* The events of id recorded so far that match what/reason; the silence of
+ * the newest one in *ret_silent. */
+static int count_events(dm_db *db, int64_t id, const char *what, const char *reason,
+                        int64_t *ret_silent)
+{
+    db_instance_event *ev = NULL;
+    size_t n = 0;
+    OK(db_instance_events(db, id, 100, &ev, &n, g_err, sizeof g_err));
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ev[i].what, what) == 0 && strcmp(ev[i].reason, reason) == 0) {
+            if (k++ == 0 && ret_silent)
+                *ret_silent = ev[i].silent_ms;
+        }
+    free(ev);
+    return k;
+}
+
+/* L8-L10 under forged datagrams from another socket: the real beats keep the
+ * instance healthy, the forged ones cost at most HBL_OTHER_SRC_PER_S MACs a
+ * second (the rest are refused before the MAC), and once the real beats stop
+ * the conviction is held (an intake event, the live view) until the bound,
+ * then made. */
+static void test_listener_forged_flood(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    collector c = {.mu = PTHREAD_MUTEX_INITIALIZER, .db = db};
+    hbl_server *h = start_subscribed(db, &c);
+    char key[HB_KEY_HEX_LEN + 1];
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 50}, key, g_err, sizeof g_err));
+    sender real, forger;
+    sender_open(&real, hbl_port(h), key);
+    sender_open(&forger, hbl_port(h), key);
+    forger.key[0] ^= 1;
+    uint64_t seq = 1, fseq = 1000000;
+    int64_t t0 = clock_mono_ms(), next_beat = t0;
+    for (int64_t now = t0; now - t0 < 3000; now = clock_mono_ms()) {
+        if (now >= next_beat) {
+            send_pkt(&real, 50, HB_T_BEAT, seq++, clock_wall_ms());
+            next_beat += 200;
+        }
+        for (int i = 0; i < 20; i++)
+            send_pkt(&forger, 50, HB_T_BEAT, fseq++, clock_wall_ms());
+        clock_sleep_ms(1, NULL);
+    }
+    hbl_live l;
+    OK(hbl_live_get(h, 50, &l));
+    assert_int_equal(l.state, DET_HEALTHY);
+    assert_true(l.accepted >= 10);
+    assert_int_equal(count_events(db, 50, "state", "deadline", NULL), 0);
+    hbl_stats st;
+    hbl_stats_get(h, &st);
+    assert_true(st.dropped[HB_UNVERIFIED_RATE] > 1000); /* L8: refused before the MAC */
+    assert_true(st.dropped[HB_BAD_MAC] <= HBL_OTHER_SRC_PER_S * 4 + HBL_OTHER_SRC_PER_S);
+
+    /* The agent dies; the forger goes on. */
+    int64_t died = clock_mono_ms();
+    int held_seen = 0;
+    while (!last_is(&c, 50, "failed") && clock_mono_ms() - died < 10000) {
+        for (int i = 0; i < 20; i++)
+            send_pkt(&forger, 50, HB_T_BEAT, fseq++, clock_wall_ms());
+        OK(hbl_live_get(h, 50, &l));
+        held_seen |= l.conviction_held && l.intake_lossy;
+        clock_sleep_ms(1, NULL);
+    }
+    assert_true(wait_last(&c, 50, "failed"));
+    assert_true(held_seen); /* L9: the live view said so */
+    int64_t silent = -1;
+    assert_int_equal(count_events(db, 50, "state", "lossy_hold_bound", &silent), 1);
+    assert_true(silent >= 2000 && silent < 5000); /* D6: held to the bound */
+    assert_int_equal(count_events(db, 50, "intake", "conviction_held", NULL), 1);
+    hbl_stop(h);
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_db_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_forged_flood, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }
