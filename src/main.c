@@ -17,6 +17,7 @@ static const char usage[] =
     "              test-real-report | test-real-history\n"
     "  instances   list | show ID | launch workload=CMD ... | destroy ID\n"
     "  chaos       preempt ID [notice=30s]: a spot preemption, on purpose\n"
+    "  tokens      create role=viewer|client|agent name=N | list | revoke NAME\n"
     "  agent       run on each GPU/CPU instance: heartbeats, workload supervision\n"
     "  snapshot    create | list | restore | verify | diff | prune | export | import\n"
     "  version     print the version\n"
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
         return cmd_instances(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "chaos") == 0)
         return cmd_chaos(&cfg, argc - 1, argv + 1);
+    if (strcmp(cmd, "tokens") == 0)
+        return cmd_tokens(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "snapshot") == 0)

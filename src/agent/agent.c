@@ -361,6 +361,17 @@ static int start_parts(agent *a, char *err, size_t errlen)
         (rc = wl_init(&a->wl, o->workload, o->crash_limit, o->crash_window_ms, err, errlen)) != 0)
         return rc;
     a->wl.cwd = o->workspace; /* A8 */
+    a->wl.env_extra = o->workload_env;
+    if (o->workload) {
+        char q[600];
+        rc = wl_user_resolve(o->workload_user, o->workspace, &a->wl.drop, &a->wl.uid, &a->wl.gid,
+                             err, errlen);
+        if (rc == 1)
+            log_warn("agent.workload_as_root", "reason=%s", log_quote(q, sizeof q, err));
+        else if (rc)
+            return rc;
+        rc = 0;
+    }
     if ((rc = register_retry(a, err, errlen)) != 0 || (rc = open_socket(a, err, errlen)) != 0)
         return rc;
     log_info("agent.registered",

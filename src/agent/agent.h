@@ -69,6 +69,8 @@ typedef struct {
     int64_t snapshot_every_ms; /* default 30000; 0: no scheduled snapshot */
     int64_t epoch;             /* tag and report of every snapshot */
     int64_t final_wait_ms;     /* A6: default ASN_FINAL_WAIT_MS */
+    const char *workload_user; /* workload.h S6: NULL the default; "root" no change */
+    const char *workload_env;  /* workload.h S5: extra names passed, comma-separated */
 } agent_opts;
 
 void agent_opts_init(agent_opts *o);

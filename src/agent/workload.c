@@ -5,16 +5,232 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+#define ENV_MAX 256 /* variables handed to a workload (S5) */
+
+const char *const WL_ENV_NAMES[] = {
+    "PATH",        "HOME",
+    "USER",        "LOGNAME",
+    "SHELL",       "LANG",
+    "LANGUAGE",    "TZ",
+    "TERM",        "TMPDIR",
+    "PORT",        "DUMONT_WORKSPACE",
+    "DUMONT_HOME", "LD_LIBRARY_PATH",
+    "HF_HOME",     "XDG_CACHE_HOME",
+    NULL,
+};
+
+static const char *const env_prefixes[] = {"LC_", "OLLAMA_", "CUDA_", "NVIDIA_", NULL};
+
+/* 1 when list (comma-separated) holds the name of length n. */
+static int in_list(const char *list, const char *name, size_t n)
+{
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0)
+            return 1;
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+int wl_env_allowed(const char *entry, const char *extra)
+{
+    const char *eq = entry ? strchr(entry, '=') : NULL;
+    if (!eq || eq == entry)
+        return 0;
+    size_t n = (size_t)(eq - entry);
+    for (const char *const *a = WL_ENV_NAMES; *a; a++)
+        if (strlen(*a) == n && memcmp(*a, entry, n) == 0)
+            return 1;
+    for (const char *const *p = env_prefixes; *p; p++)
+        if (strncmp(entry, *p, strlen(*p)) == 0)
+            return 1;
+    return in_list(extra, entry, n);
+}
+
+/* S5, S6: the workload's environment (pointers into environ, and home). */
+static void build_env(const wl_sup *w, char *home, size_t homecap, char **out)
+{
+    int n = 0;
+    for (char **e = environ; *e && n < ENV_MAX - 2; e++) {
+        if (w->drop && strncmp(*e, "HOME=", 5) == 0)
+            continue;
+        if (wl_env_allowed(*e, w->env_extra))
+            out[n++] = *e;
+    }
+    if (w->drop && w->cwd && snprintf(home, homecap, "HOME=%s", w->cwd) < (int)homecap)
+        out[n++] = home;
+    out[n] = NULL;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)flag;
+    (void)ftw;
+    if (st->st_uid != chown_uid || st->st_gid != chown_gid)
+        lchown(path, chown_uid, chown_gid); /* best effort: a file that vanished is fine */
+    return 0;
+}
+
+/* S6: the working directory and all below it belong to the workload's user.
+ * One agent runs one workload: the statics are never used concurrently. */
+static int chown_tree(const char *dir, uid_t uid, gid_t gid)
+{
+    chown_uid = uid;
+    chown_gid = gid;
+    return nftw(dir, chown_one, 32, FTW_PHYS | FTW_MOUNT) == 0 ? 0 : -errno;
+}
+
+/* The program posix_spawnp would run: argv0 itself when it holds a '/',
+ * else the first executable on $PATH. Before fork: the child must not
+ * search (not async-signal-safe). */
+static int find_program(const char *argv0, char *out, size_t cap)
+{
+    if (strchr(argv0, '/'))
+        return snprintf(out, cap, "%s", argv0) < (int)cap ? 0 : -ENAMETOOLONG;
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : "/usr/local/bin:/usr/bin:/bin"; p && *p;) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (snprintf(out, cap, "%.*s/%s", (int)len, p, argv0) < (int)cap && access(out, X_OK) == 0)
+            return 0;
+        p = end ? end + 1 : NULL;
+    }
+    return -ENOENT;
+}
+
+/* S6: fork, then (async-signal-safe calls only) the process group, the
+ * signal mask, the directory, the user, exec. The exec's errno comes back
+ * through a CLOEXEC pipe. */
+static int spawn_as(wl_sup *w, char **envp, pid_t *ret_pid)
+{
+    char prog[4096];
+    int rc = find_program(w->argv[0], prog, sizeof prog), fds[2];
+    if (rc)
+        return -rc;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return errno;
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        int e = 0;
+        close(fds[0]);
+        if (setpgid(0, 0) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0 ||
+            (w->cwd && chdir(w->cwd) != 0) || setgroups(0, NULL) != 0 || setgid(w->gid) != 0 ||
+            setuid(w->uid) != 0 || (w->uid != 0 && setuid(0) == 0)) /* no way back */
+            e = errno ? errno : EPERM;
+        else
+            execve(prog, w->argv, envp);
+        e = e ? e : errno;
+        ssize_t wr = write(fds[1], &e, sizeof e);
+        (void)wr;
+        _exit(127);
+    }
+    close(fds[1]);
+    int e = 0;
+    ssize_t n;
+    while ((n = read(fds[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(fds[0]);
+    if (n == (ssize_t)sizeof e) { /* the exec failed: reap the child */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return e;
+    }
+    *ret_pid = pid;
+    return 0;
+}
+
+/* 1 when uid:gid can enter dir (a child tries, as that user). */
+static int reachable_as(const char *dir, uid_t uid, gid_t gid)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return 0;
+    if (pid == 0)
+        _exit(setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(uid) == 0 &&
+                      access(dir, X_OK) == 0
+                  ? 0
+                  : 1);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+int wl_user_resolve(const char *spec, const char *workspace, int *ret_drop, uid_t *ret_uid,
+                    gid_t *ret_gid, char *err, size_t errlen)
+{
+    *ret_drop = 0;
+    if (geteuid() != 0 || (spec && strcmp(spec, "root") == 0))
+        return 0;
+    int dflt = !spec || !*spec;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int64_t uid = -1, gid = -1;
+    if (dflt) {
+        if ((getpwnam_r("dumont-workload", &pw, buf, sizeof buf, &res) != 0 || !res) &&
+            (getpwnam_r("nobody", &pw, buf, sizeof buf, &res) != 0 || !res))
+            uid = gid = 65534;
+    } else if (getpwnam_r(spec, &pw, buf, sizeof buf, &res) != 0 || !res) {
+        char u[32] = "", *colon;
+        snprintf(u, sizeof u, "%s", spec);
+        if ((colon = strchr(u, ':')))
+            *colon = '\0';
+        if (parse_i64(u, 1, 0x7fffffff, &uid) != 0 ||
+            (colon && parse_i64(colon + 1, 0, 0x7fffffff, &gid) != 0))
+            return dm_fail(err, errlen, DM_E_INVALID,
+                           "workload user '%.64s': no such user (a name, UID or UID:GID)", spec);
+        if (!colon)
+            gid = uid;
+    }
+    if (res) {
+        uid = res->pw_uid;
+        gid = res->pw_gid;
+    }
+    if (uid == 0)
+        return 0;
+    if (dflt && workspace && !reachable_as(workspace, (uid_t)uid, (gid_t)gid)) {
+        dm_fail(err, errlen, DM_E_INVALID,
+                "the workload user (uid %lld) cannot reach the workspace %.200s (a parent "
+                "directory is private); the workload runs as root",
+                (long long)uid, workspace);
+        return 1;
+    }
+    *ret_drop = 1;
+    *ret_uid = (uid_t)uid;
+    *ret_gid = (gid_t)gid;
+    return 0;
+}
 
 /* Splits cmdline into words written to w->buf, pointed to by w->argv. The
  * output is never longer than the input plus one NUL (checked by the caller). */
@@ -82,7 +298,16 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
     /* before the spawn: a failed exec may still leave a child that exits
      * 127 and is reaped like any exit (its ran_ms counts from here) */
     w->started_ms = now_ms;
-    int rc = posix_spawnp(&pid, w->argv[0], &fa, &attr, w->argv, environ);
+    char *envp[ENV_MAX], home[4200];
+    build_env(w, home, sizeof home, envp); /* S5 */
+    int rc;
+    if (w->drop) { /* S6 */
+        if (w->cwd)
+            chown_tree(w->cwd, w->uid, w->gid);
+        rc = spawn_as(w, envp, &pid);
+    } else {
+        rc = posix_spawnp(&pid, w->argv[0], &fa, &attr, w->argv, envp);
+    }
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     char q[300];
@@ -92,8 +317,9 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
     }
     w->pid = pid;
     w->state = HB_WL_RUNNING;
-    log_write(w->quiet ? LOG_DEBUG : LOG_INFO, "workload.started", "pid=%d cmd=%s restarts=%u",
-              (int)pid, log_quote(q, sizeof q, w->argv[0]), w->restarts);
+    log_write(w->quiet ? LOG_DEBUG : LOG_INFO, "workload.started",
+              "pid=%d cmd=%s restarts=%u uid=%d", (int)pid, log_quote(q, sizeof q, w->argv[0]),
+              w->restarts, w->drop ? (int)w->uid : (int)geteuid());
     return 0;
 }
 

@@ -16,7 +16,16 @@
  *     restarts (the controller may fail over). The crash times are kept in a
  *     ring of at most WL_CRASH_MAX.
  * S4: wl_stop() sends SIGTERM to the group, waits up to grace_ms, then
- *     SIGKILL; it always reaps. wl_tick() never blocks. */
+ *     SIGKILL; it always reaps. wl_tick() never blocks.
+ * S5: the workload's environment is an allowlist of the agent's (WL_ENV_NAMES,
+ *     the prefixes LC_, OLLAMA_, CUDA_, NVIDIA_, and the names in env_extra):
+ *     no Dumont credential, store key or cloud key ever reaches it, whatever
+ *     the agent was started with (docs/security.md). DUMONT_HOME (a path,
+ *     the local provider's marker: local.h LP2) and DUMONT_WORKSPACE pass.
+ * S6: with drop set (the agent is root), the workload runs as uid/gid with
+ *     no supplementary groups, HOME set to its working directory, which is
+ *     chowned to it first: it cannot read the agent's token file or
+ *     /proc/<agent>/environ. */
 #ifndef DUMONT_AGENT_WORKLOAD_H
 #define DUMONT_AGENT_WORKLOAD_H
 
@@ -42,10 +51,30 @@ typedef struct {
     int ncrash, crash_limit;
     int64_t crash_window_ms;
     uint32_t restarts;
-    int last_status; /* raw wait status of the last exit */
-    int quiet;       /* no log lines (probes run through here too) */
-    const char *cwd; /* working directory (borrowed; NULL: the agent's); set after wl_init */
+    int last_status;       /* raw wait status of the last exit */
+    int quiet;             /* no log lines (probes run through here too) */
+    const char *cwd;       /* working directory (borrowed; NULL: the agent's); set after wl_init */
+    const char *env_extra; /* S5: comma-separated names also passed (borrowed); NULL none */
+    int drop;              /* S6: run as uid/gid; set after wl_init */
+    uid_t uid;
+    gid_t gid;
 } wl_sup;
+
+/* S5: the names always passed (NULL-terminated). */
+extern const char *const WL_ENV_NAMES[];
+
+/* S5: 1 when the variable NAME=... (entry) may reach the workload. */
+int wl_env_allowed(const char *entry, const char *extra);
+
+/* S6: who the workload runs as when the agent is root. spec: NULL or ""
+ * (the default: user "dumont-workload" if it exists, else "nobody"), "root"
+ * (no change), a user name, or UID[:GID]. Sets *ret_drop 0 when the agent is
+ * not root or spec is "root". With the default user, a workspace that user
+ * cannot reach (a private parent directory) keeps the workload with the
+ * agent's user and returns 1 (the caller warns); an explicit user is used
+ * regardless. 0 or DM_E_INVALID (unknown user). */
+int wl_user_resolve(const char *spec, const char *workspace, int *ret_drop, uid_t *ret_uid,
+                    gid_t *ret_gid, char *err, size_t errlen);
 
 /* Splits cmdline into argv (S: no shell). DM_E_INVALID on an empty line, an
  * unclosed quote, or more than WL_ARGV_MAX words; DM_E_TOO_BIG when longer

@@ -175,7 +175,11 @@ const api_route_def *gate_route(const char *method, const char *path, char *buf,
 static int64_t route_instance(const api_route_def *r, const api_request *req)
 {
     if (r->access == API_ACC_AGENT_BODY) {
-        json_t *o = req->body_len ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+        /* as strict as the handler's parse (api_body_object): a body whose
+         * instance_id is ambiguous names no instance */
+        json_t *o = req->body_len
+                        ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL)
+                        : NULL;
         json_t *v = json_object_get(o, "instance_id");
         int64_t id = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
         json_decref(o);

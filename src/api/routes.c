@@ -13,6 +13,7 @@
 #include "api/routes_fleet.h"
 #include "api/routes_instances.h"
 #include "api/routes_snapshots.h"
+#include "api/routes_tokens.h"
 
 #include "util/clock.h"
 #include "util/error.h"
@@ -393,6 +394,9 @@ static const api_route_def routes[] = {
     {"GET", "/api/instances/{id}/snapshots", API_ACC_VIEWER, API_KIND_HANDLER, api_h_snapshot_list},
     {"POST", "/api/chaos/preempt/{id}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_chaos_preempt},
     {"GET", "/api/workloads", API_ACC_VIEWER, API_KIND_HANDLER, api_h_workload_list},
+    {"POST", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_create},
+    {"GET", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_list},
+    {"DELETE", "/api/tokens/{}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_revoke},
 };
 
 const api_route_def *api_route_table(size_t *ret_n)

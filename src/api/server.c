@@ -10,6 +10,7 @@
 #include "api/dashboard.h"
 #include "api/gate.h"
 #include "api/http.h"
+#include "db/db_token.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsutil.h"
@@ -110,7 +111,15 @@ static int resolve_token(void *cls, const char *token, api_cred *ret)
         *ret = (api_cred){.role = API_ROLE_ADMIN, .name = "admin"};
         return 1;
     }
-    return 0;
+    db_token t;
+    char err[128];
+    api_role role;
+    if (!s->ctx.db || db_token_lookup(s->ctx.db, token, clock_wall_ms(), &t, err, sizeof err) != 0 ||
+        api_role_parse(t.role, &role) != 0 || role == API_ROLE_ADMIN)
+        return 0; /* unknown, revoked, or a row this program does not understand */
+    *ret = (api_cred){.role = role, .instance_id = role == API_ROLE_AGENT ? t.instance_id : 0};
+    snprintf(ret->name, sizeof ret->name, "%s", t.name);
+    return 1;
 }
 
 /* S1: who calls: the bearer token's credential, else the session cookie's

@@ -38,8 +38,15 @@ static const char usage[] =
     "Runs on a GPU or CPU instance: registers with the Dumont server, sends a signed\n"
     "UDP heartbeat every --heartbeat-ms, supervises the workload and probes it, and\n"
     "snapshots the workspace. SIGTERM stops it cleanly: the server shows the instance\n"
-    "`leaving`, not failed. The API token comes from $DUMONT_TOKEN (preferred),\n"
-    "--token-file PATH, or $DUMONT_HOME/token.\n"
+    "`leaving`, not failed. The API token (an agent token of this instance:\n"
+    "`dumont tokens create role=agent instance=ID name=N`) comes from --token-file\n"
+    "PATH (preferred), $DUMONT_TOKEN, or $DUMONT_HOME/token.\n"
+    "\n"
+    "The workload gets an allowlist of the environment (PATH, HOME, LANG, TZ, PORT,\n"
+    "DUMONT_WORKSPACE, OLLAMA_*, CUDA_*, NVIDIA_*, LC_*, ...; $DUMONT_WORKLOAD_ENV\n"
+    "adds names, comma-separated): never a token or store key. When the agent runs\n"
+    "as root, the workload runs as $DUMONT_WORKLOAD_USER (default dumont-workload if\n"
+    "that user exists, else nobody; `root` keeps root), its workspace chowned to it.\n"
     "\n"
     "  --instance ID        this instance's id (1 .. 2^53), e.g. the provider's\n"
     "  --server URL         the API (default $DUMONT_URL or http://127.0.0.1:8700);\n"
@@ -302,7 +309,13 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
         a.o.ca_file = cfg->ca_file;
     if (resolve_env(&a, cfg) || load_token(&a, cfg))
         return 1;
+    char *envtok = getenv("DUMONT_TOKEN");
+    if (envtok) /* out of /proc/<agent>/environ too: that reads this memory */
+        explicit_bzero(envtok, strlen(envtok));
+    unsetenv("DUMONT_TOKEN");
     a.o.token = a.token;
+    a.o.workload_user = getenv("DUMONT_WORKLOAD_USER"); /* G3 */
+    a.o.workload_env = getenv("DUMONT_WORKLOAD_ENV");
     a.o.stop = &stop_flag;
     a.o.go = &go_flag;
     struct sigaction sa;

@@ -16,11 +16,6 @@
 
 #define NOTICE_MAX_MS (3600 * 1000LL) /* routes_fleet.c */
 
-typedef struct {
-    subcmd sc;
-    int (*run)(subcmd_ctx *c);
-} ch_cmd;
-
 static const char chaos_usage[] =
     "usage: dumont chaos <subcommand> [arguments] [--json] [--help]\n"
     "\n"
@@ -72,7 +67,7 @@ static int run_preempt(subcmd_ctx *c)
 
 static const char *const k_preempt[] = {"notice", NULL};
 
-static const ch_cmd commands[] = {
+static const subcmd_entry commands[] = {
     {{"preempt",
       "usage: dumont chaos preempt INSTANCE_ID [notice=D] [--json]\n"
       "\nPreempts the instance through its provider, as a spot cloud would. With no\n"
@@ -93,13 +88,5 @@ static const subcmd_set chaos_set = {
 
 int cmd_chaos(dm_config *cfg, int argc, char **argv)
 {
-    subcmd_ctx c;
-    int rc = subcmd_start(&c, &chaos_set, cfg, argc, argv);
-    if (rc == SUBCMD_RUN) {
-        rc = ((const ch_cmd *)c.cmd)->run(&c);
-        if (fflush(stdout) != 0 && rc == 0)
-            rc = subcmd_fail("cannot write the output");
-    }
-    subcmd_done(&c);
-    return rc;
+    return subcmd_main(&chaos_set, cfg, argc, argv);
 }

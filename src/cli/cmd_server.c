@@ -8,9 +8,11 @@
 
 #include "api/server.h"
 #include "db/db.h"
+#include "db/db_token.h"
 #include "detect/listener.h"
 #include "failover/orchestrator.h"
 #include "provider/provider.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/fsutil.h"
 #include "util/home.h"
@@ -195,11 +197,34 @@ static int wait_for_signal(void)
     return sig;
 }
 
+/* PD3 of provider.c: every instance gets an agent credential of its own. */
+static int mint_agent(void *cls, int64_t id, char *buf, size_t cap, char *err, size_t errlen)
+{
+    char name[DB_TOKEN_NAME_MAX], q[DB_TOKEN_NAME_MAX + 8];
+    int rc =
+        db_token_create_agent(cls, id, clock_wall_ms(), buf, cap, name, sizeof name, err, errlen);
+    if (rc == 0)
+        log_info("token.created", "name=%s role=agent instance_id=%lld by=provision",
+                 log_quote(q, sizeof q, name), (long long)id);
+    return rc;
+}
+
+static void revoke_agent(void *cls, int64_t id)
+{
+    char err[256];
+    int64_t n = 0;
+    if (db_token_revoke_instance(cls, id, &n, err, sizeof err) != 0)
+        log_warn("token.revoke_failed", "instance_id=%lld error=%s", (long long)id, err);
+    else if (n > 0)
+        log_info("token.revoked", "instance_id=%lld tokens=%lld by=destroy", (long long)id,
+                 (long long)n);
+}
+
 /* Opens the provider (--provider, $DUMONT_PROVIDER, else local) and gives
  * the orchestrator what real failovers need (orchestrator.h O5). Agents of
  * local instances reach the API on the loopback at the port served. */
-static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orch, hbl_server *hb,
-                           int port, int tls, dm_provider **ret, char *err, size_t errlen)
+static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_server *hb, int port,
+                           int tls, dm_provider **ret, char *err, size_t errlen)
 {
     const char *name = provider_flag[0] ? provider_flag : getenv("DUMONT_PROVIDER");
     if (!name || !*name)
@@ -212,6 +237,8 @@ static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orc
     int rc = provider_open(name, &pc, ret, err, errlen);
     if (rc)
         return rc;
+    prov_cred_hooks hooks = {.mint = mint_agent, .revoke = revoke_agent, .cls = db};
+    provider_set_creds(*ret, &hooks); /* agents never get the admin token */
     char host[200] = "", url[256];
     int lport = 0;
     if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0 || !host[0] ||
@@ -223,7 +250,7 @@ static int attach_provider(const dm_config *cfg, const char *token, fo_orch *orc
                        .detect = hb,
                        .store_url = cfg->store,
                        .server_url = url,
-                       .token = token,
+                       .token = "(minted per instance: PD3 of provider.c)",
                        .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL};
     rc = fo_orch_attach(orch, &env, err, errlen);
     if (rc == 0)
@@ -268,8 +295,8 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
-    if ((rc = attach_provider(cfg, token, orch, hb, api_server_port(srv), api_server_tls(srv),
-                              &prov, err, sizeof err)) != 0 ||
+    if ((rc = attach_provider(cfg, db, orch, hb, api_server_port(srv), api_server_tls(srv), &prov,
+                              err, sizeof err)) != 0 ||
         (rc = fo_orch_recover(orch, &recovered, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
         goto out;

@@ -15,5 +15,7 @@ int cmd_snapshot(dm_config *cfg, int argc, char **argv); /* dumont snapshot ... 
 int cmd_instances(dm_config *cfg, int argc, char **argv);
 /* dumont chaos preempt ID [notice=D] */
 int cmd_chaos(dm_config *cfg, int argc, char **argv);
+/* dumont tokens [create role=R name=N [instance=ID] | list | revoke NAME] */
+int cmd_tokens(dm_config *cfg, int argc, char **argv);
 
 #endif

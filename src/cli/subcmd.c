@@ -169,6 +169,19 @@ void subcmd_done(subcmd_ctx *c)
     c->cl = NULL;
 }
 
+int subcmd_main(const subcmd_set *set, dm_config *cfg, int argc, char **argv)
+{
+    subcmd_ctx c;
+    int rc = subcmd_start(&c, set, cfg, argc, argv);
+    if (rc == SUBCMD_RUN) {
+        rc = ((const subcmd_entry *)c.cmd)->run(&c);
+        if (fflush(stdout) != 0 && rc == 0)
+            rc = subcmd_fail("cannot write the output");
+    }
+    subcmd_done(&c);
+    return rc;
+}
+
 int subcmd_check_int(const subcmd_ctx *c, const char *key, int64_t min, int64_t max)
 {
     const char *v = kv_get(&c->a.kv, key);

@@ -89,6 +89,15 @@ int subcmd_start(subcmd_ctx *c, const subcmd_set *set, dm_config *cfg, int argc,
 /* Frees what subcmd_start and the calls below made. */
 void subcmd_done(subcmd_ctx *c);
 
+/* A subcommand whose whole work is one function (set->cmds is an array of these). */
+typedef struct {
+    subcmd sc;
+    int (*run)(subcmd_ctx *c);
+} subcmd_entry;
+/* subcmd_start, the entry's run, a checked flush of stdout, subcmd_done:
+ * a whole `dumont PROG ...` for a set of subcmd_entry. */
+int subcmd_main(const subcmd_set *set, dm_config *cfg, int argc, char **argv);
+
 /* Prints "dumont PROG [SUB]: message", a blank line and the usage on stderr;
  * returns SUBCMD_EXIT_USAGE. */
 int subcmd_usage_error(const subcmd_ctx *c, const char *fmt, ...)

@@ -175,10 +175,26 @@ static const char *const m3_sql[] = {
     NULL,
 };
 
+/* Issue 13: API credentials (src/db/db_token.h). Only the hash of a token is
+ * kept (T1); the admin token stays in $DUMONT_HOME/token. */
+static const char *const m4_sql[] = {
+    "CREATE TABLE api_tokens ("
+    " name TEXT PRIMARY KEY,"
+    " role TEXT NOT NULL,"
+    " instance_id BIGINT,"
+    " token_hash TEXT NOT NULL,"
+    " created_at_ms BIGINT NOT NULL,"
+    " last_used_ms BIGINT)",
+    "CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash)",
+    "CREATE INDEX api_tokens_instance ON api_tokens (instance_id)",
+    NULL,
+};
+
 static const migration migrations[] = {
     {1, m1_sql},
     {2, m2_sql},
     {3, m3_sql},
+    {4, m4_sql},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

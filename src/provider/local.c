@@ -419,6 +419,8 @@ static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
         rc = dm_fail(err, errlen, -errno, "local: %s: %s", dir, strerror(errno));
         goto out;
     }
+    snprintf(ws, sizeof ws, "%s/agent.token", gone);
+    unlink(ws); /* LP5: revoked by the caller (PD3); no copy is kept */
     snprintf(ws, sizeof ws, "%s/workspace", gone);
     rm_later(ws); /* LP4: the bulk goes; the record and the log stay */
     log_info("provider.local.destroy", "instance=%" PRId64 " moved_to=%s", id,

@@ -24,8 +24,9 @@
  *      LOCAL_FENCE_MS pass, then renames the directory to
  *      instances/<id>.destroyed-<wall ms> and removes its workspace, keeping
  *      instance.json and agent.log for post-mortems.
- * LP5: the token is put into the agent's environment only (PV6); argv,
- *      instance.json and logs never hold it. */
+ * LP5: the agent's credential is written to <dir>/agent.token (0600) and
+ *      named by --token-file (PV6); argv, the environment, instance.json
+ *      and logs never hold it. */
 #ifndef DUMONT_PROVIDER_LOCAL_H
 #define DUMONT_PROVIDER_LOCAL_H
 

@@ -171,6 +171,7 @@ typedef struct {
     char num[4][32];
     char ws[PATH_MAX + 16];
     char meta_url[PATH_MAX + 16];
+    char token_file[PATH_MAX + 16];
 } cmdline;
 
 static void arg(cmdline *c, const char *a, const char *b)
@@ -196,7 +197,7 @@ static int env(cmdline *c, const char *key, const char *val)
 static void cmdline_free(cmdline *c)
 {
     for (int i = 0; i < c->ne; i++) {
-        explicit_bzero(c->envp[i], strlen(c->envp[i])); /* LP5: the token */
+        explicit_bzero(c->envp[i], strlen(c->envp[i]));
         free(c->envp[i]);
     }
     c->ne = 0;
@@ -239,10 +240,12 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
         arg(c, "--hold", NULL);
     arg(c, "--preempt-cloud", "local");
     arg(c, "--metadata-url", c->meta_url);
+    if (l->token && l->token[0]) { /* PV6: a file, never argv or the environment */
+        snprintf(c->token_file, sizeof c->token_file, "%s/agent.token", dir);
+        arg(c, "--token-file", c->token_file);
+    }
     int rc = 0;
-    if (l->token && l->token[0])
-        rc = env(c, "DUMONT_TOKEN", l->token);
-    if (!rc && l->store_url)
+    if (l->store_url)
         rc = env(c, "DUMONT_STORE", l->store_url);
     if (!rc && l->server_url)
         rc = env(c, "DUMONT_URL", l->server_url);
@@ -366,6 +369,12 @@ int lproc_launch(const char *bin, const char *dir, const prov_launch *l, int por
 {
     cmdline c;
     int rc = build_cmd(bin, dir, l, port, &c);
+    if (rc == 0 && c.token_file[0] && /* PV6: only the agent's user reads it */
+        (rc = fs_write_atomic(c.token_file, l->token, strlen(l->token), 0600)) != 0) {
+        rc = dm_fail(err, errlen, rc, "local: cannot write %s: %s", c.token_file, dm_strerror(rc));
+        cmdline_free(&c);
+        return rc;
+    }
     if (rc == 0)
         rc = spawn_agent(dir, &c, ret_pid, ret_sid, err, errlen);
     else

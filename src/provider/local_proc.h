@@ -1,6 +1,6 @@
 /* Processes of local instances (local_proc.c): finding and killing them
  * through /proc (local.h LP2, LP4) and launching an instance's agent
- * detached, in its own session (LP5: the token only in its environment).
+ * detached, in its own session (LP5: the credential only in a 0600 file).
  * Only local.c uses this. */
 #ifndef DUMONT_PROVIDER_LOCAL_PROC_H
 #define DUMONT_PROVIDER_LOCAL_PROC_H

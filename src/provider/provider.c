@@ -4,7 +4,12 @@
  * PD1: no back-end function is called with a NULL pointer, an instance id
  *      < 1, an unterminated or over-long string, or a query whose counts are
  *      out of range; such calls fail with DM_E_INVALID and a reason.
- * PD2: provider_close(NULL) is a no-op; the back end's close runs once. */
+ * PD2: provider_close(NULL) is a no-op; the back end's close runs once.
+ * PD3: with credential hooks set (provider_set_creds), every provision hands
+ *      the back end a credential minted for that instance alone, whatever
+ *      token the caller put in the launch; a failed mint fails the
+ *      provision. A destroy that succeeded (PV3: the instance is gone)
+ *      revokes the instance's credentials. */
 #include "provider/provider.h"
 
 #include "provider/local.h"
@@ -19,7 +24,14 @@
 struct dm_provider {
     const provider_ops *ops;
     void *st;
+    prov_cred_hooks creds; /* PD3; mint NULL: none */
 };
+
+void provider_set_creds(dm_provider *p, const prov_cred_hooks *h)
+{
+    if (p)
+        p->creds = h ? *h : (prov_cred_hooks){0};
+}
 
 static int bad(char *err, size_t errlen, const char *what)
 {
@@ -122,7 +134,17 @@ int provider_provision(dm_provider *p, const prov_offer *offer, const prov_launc
         return bad(err, errlen, "bad provision arguments");
     if (!launch_ok(l))
         return bad(err, errlen, "bad launch settings (instance id, kind, strings, durations)");
-    return p->ops->provision(p->st, offer, l, ret, err, errlen);
+    if (!p->creds.mint)
+        return p->ops->provision(p->st, offer, l, ret, err, errlen);
+    char token[PROV_TOKEN_MAX]; /* PD3 */
+    prov_launch own = *l;
+    int rc = p->creds.mint(p->creds.cls, l->instance_id, token, sizeof token, err, errlen);
+    if (rc == 0) {
+        own.token = token;
+        rc = p->ops->provision(p->st, offer, &own, ret, err, errlen);
+    }
+    explicit_bzero(token, sizeof token);
+    return rc;
 }
 
 int provider_get(dm_provider *p, int64_t instance_id, prov_instance *ret, char *err, size_t errlen)
@@ -143,7 +165,10 @@ int provider_destroy(dm_provider *p, int64_t instance_id, char *err, size_t errl
 {
     if (!p || instance_id < 1)
         return bad(err, errlen, "bad instance id");
-    return p->ops->destroy(p->st, instance_id, err, errlen);
+    int rc = p->ops->destroy(p->st, instance_id, err, errlen);
+    if (rc == 0 && p->creds.revoke) /* PD3 */
+        p->creds.revoke(p->creds.cls, instance_id);
+    return rc;
 }
 
 static int inst_ok(const prov_instance *i)

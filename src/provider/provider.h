@@ -24,8 +24,10 @@
  *      snapshot verified (snapshot.h SN2).
  * PV5: start_workload tells the agent of an instance launched with hold=1 to
  *      start its workload now; a no-op when it already runs.
- * PV6: secrets (the API token) reach the instance through its environment,
- *      never its command line, and are never logged.
+ * PV6: the instance's credential (the agent token of that instance alone,
+ *      never the admin token: PD3 of provider.c) reaches its agent through a
+ *      file only it can read (local: <dir>/agent.token, 0600, --token-file),
+ *      never its command line or environment, and is never logged.
  * All functions return 0 or a negative DM_E_*; err gets a one-line reason. */
 #ifndef DUMONT_PROVIDER_PROVIDER_H
 #define DUMONT_PROVIDER_PROVIDER_H
@@ -72,7 +74,7 @@ typedef struct {
     int64_t heartbeat_ms;      /* <= 0: the agent's default */
     int64_t snapshot_every_ms; /* < 0: the agent's default; 0: never (--snapshot-every 0) */
     const char *server_url;    /* the API the agent registers with */
-    const char *token;         /* PV6: environment only */
+    const char *token;         /* PV6: the agent's credential; replaced when hooks are set */
     const char *ca_file;   /* CA bundle the agent trusts for an https:// server_url; may be NULL */
     const char *store_url; /* where the agent puts its snapshots */
     const char *workspace_from; /* local: copied into the new workspace; may be NULL */
@@ -125,6 +127,17 @@ typedef struct provider_ops {
 
 typedef struct dm_provider dm_provider;
 
+#define PROV_TOKEN_MAX 128
+
+/* PD3 of provider.c: where instance credentials come from (the server's
+ * token table). mint writes a new credential for instance_id to buf; revoke
+ * removes every credential of a destroyed instance. Called from any thread. */
+typedef struct {
+    int (*mint)(void *cls, int64_t instance_id, char *buf, size_t cap, char *err, size_t errlen);
+    void (*revoke)(void *cls, int64_t instance_id);
+    void *cls;
+} prov_cred_hooks;
+
 typedef struct {
     const char *home; /* $DUMONT_HOME: local instances live in home/instances/<id> */
     const char
@@ -137,6 +150,8 @@ typedef struct {
 int provider_open(const char *name, const prov_config *cfg, dm_provider **ret, char *err,
                   size_t errlen);
 void provider_close(dm_provider *p); /* NULL is fine */
+/* PD3: h is copied; NULL removes the hooks. Set before the provider is used. */
+void provider_set_creds(dm_provider *p, const prov_cred_hooks *h);
 const char *provider_name(const dm_provider *p);
 
 int provider_search(dm_provider *p, const prov_query *q, prov_offer *ret, size_t max, size_t *ret_n,

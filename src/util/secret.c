@@ -6,6 +6,7 @@
 #include "util/hex.h"
 
 #include <errno.h>
+#include <openssl/sha.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
@@ -89,4 +90,12 @@ int secret_load_or_create(const char *path, char *out, size_t outlen, int *ret_c
     memcpy(out, tok, n + 1);
     *ret_created = 1;
     return 0;
+}
+
+void secret_sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)s, strlen(s), md);
+    hex_encode(md, sizeof md, out);
+    explicit_bzero(md, sizeof md);
 }

@@ -24,4 +24,8 @@ int secret_read_token(const char *path, char *out, size_t outlen);
  * *ret_created is set to 1 when a new token was written. */
 int secret_load_or_create(const char *path, char *out, size_t outlen, int *ret_created);
 
+/* The SHA-256 of string s in lowercase hex (64 chars + NUL): what is stored
+ * of an API token (db_token.h T1). */
+void secret_sha256_hex(const char *s, char out[65]);
+
 #endif

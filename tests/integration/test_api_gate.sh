@@ -46,6 +46,9 @@ ROUTES=(
     "GET /api/instances/20001/snapshots viewer"
     "POST /api/chaos/preempt/20001 admin"
     "GET /api/workloads viewer"
+    "POST /api/tokens admin"
+    "GET /api/tokens admin"
+    "DELETE /api/tokens/grafana admin"
 )
 
 # req HEADER_FILE METHOD PATH: the status of a request sent byte for byte.

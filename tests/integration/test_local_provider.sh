@@ -7,8 +7,9 @@
 #     metadata/.../preempted = FALSE}; the workspace is a copy of
 #     workspace_from (modes, mtimes, symlinks); the workload answers on the
 #     instance's own address (OLLAMA_HOST), with the workspace as its cwd.
-# P2 (PV6, LP5): the API token is in the agent's environment, never in its
-#     command line, instance.json or agent.log.
+# P2 (PV6, LP5): the agent's credential is its own (agent-<id>, not the
+#     admin token), in a 0600 file named by --token-file, never in its
+#     command line, environment, instance.json or agent.log.
 # P3: the instance is its own session, detached from the server: after
 #     kill -9 of the server it still runs (its agent's parent is not the
 #     server) and the restarted server sees it RUNNING (healthy again).
@@ -72,10 +73,21 @@ tr '\0' '\n' <"/proc/$wl/environ" | grep -qx "OLLAMA_HOST=127.0.0.1:$port" ||
 # P2
 tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--hold" || fail "the agent runs without --hold"
 assert_not_contains "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "$TOKEN" "agent argv"
-tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "DUMONT_TOKEN=$TOKEN" ||
-    fail "the agent's environment lacks DUMONT_TOKEN"
+assert_not_contains "$(tr '\0' '\n' <"/proc/$pid/environ")" "DUMONT_TOKEN" "agent environment"
+tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qx -- "--token-file" || fail "the agent has no --token-file"
+assert_eq 600 "$(stat -c %a "$dir/agent.token")" "the agent's token file mode"
+agent_tok=$(cat "$dir/agent.token")
+assert_match "$agent_tok" '^[0-9a-f]{64}$' "the agent's credential"
+assert_ne "$TOKEN" "$agent_tok" "the agent's credential is not the admin token"
+assert_not_contains "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "$agent_tok" "agent argv"
+assert_not_contains "$(tr '\0' '\n' <"/proc/$pid/environ")" "$agent_tok" "agent environment"
+cli_ok tokens list --json
+assert_eq agent "$(jq -r --arg n "agent-$id" '.tokens[] | select(.name == $n) | .role' \
+    <<<"$CLI_OUT")" "the instance's agent token is listed"
 assert_not_contains "$(cat "$dir/instance.json" "$dir/agent.log")" "$TOKEN" \
     "instance.json and agent.log"
+assert_not_contains "$(cat "$dir/instance.json" "$dir/agent.log" "$SERVER_LOG")" "$agent_tok" \
+    "instance.json, agent.log and the server log"
 assert_not_contains "$(cat "$SERVER_LOG")" "$TOKEN" "server log"
 
 # P3
@@ -101,5 +113,6 @@ gone=$(ls -d "$DUMONT_HOME/instances/$id".destroyed-* 2>/dev/null | head -n1)
 [ -n "$gone" ] || fail "no $id.destroyed-* directory"
 [ -f "$gone/instance.json" ] && [ -f "$gone/agent.log" ] || fail "record and log not kept"
 [ ! -e "$gone/workspace" ] || fail "the destroyed workspace was kept"
+[ ! -e "$gone/agent.token" ] || fail "the destroyed instance's credential file was kept"
 answers && fail "the workload still answers after destroy"
 log "ok"

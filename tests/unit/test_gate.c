@@ -294,7 +294,9 @@ static void test_agent_body(void **state)
                                          "",
                                          "[20001]",
                                          "{\"instance_id\": 20001.0}",
-                                         "{"};
+                                         "{",
+                                         "{\"instance_id\": 20002, \"instance_id\": 20001}",
+                                         "{\"instance_id\": 20001, \"instance_id\": 20002}"};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         req.body = bodies[i];
         req.body_len = strlen(bodies[i]);

@@ -398,10 +398,20 @@ static void test_provision(void **state)
     if (strncmp(buf, exp, strlen(exp)) != 0)
         fail_msg("argv:\n%s\nexpected:\n%s", buf, exp);
     assert_null(strstr(buf, "secret-token-123")); /* PV6 */
+    char tf[PATH_MAX + 32];
+    inst_file(f, 1, "agent.token", tf, sizeof tf);
+    snprintf(exp, sizeof exp, "\n--token-file\n%s\n", tf);
+    assert_non_null(strstr(buf, exp)); /* PV6: the credential is in a file ... */
+    struct stat tst;
+    assert_int_equal(stat(tf, &tst), 0);
+    assert_int_equal(tst.st_mode & 0777, 0600); /* ... only its owner reads */
+    read_text(tf, buf, sizeof buf);
+    assert_string_equal(buf, "secret-token-123");
     inst_file(f, 1, "env.txt", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
-    assert_non_null(strstr(buf, "DUMONT_TOKEN=secret-token-123\n"));
+    assert_null(strstr(buf, "DUMONT_TOKEN")); /* PV6: not in the environment */
+    assert_null(strstr(buf, "secret-token-123"));
     assert_non_null(strstr(buf, "DUMONT_STORE=file:///tmp/store\n"));
     snprintf(exp, sizeof exp, "OLLAMA_HOST=%s\n", inst.address);
     assert_non_null(strstr(buf, exp));

@@ -12,6 +12,8 @@
 #include "util/error.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +136,156 @@ static void test_stop(void **state)
     assert_int_equal(left, 0); /* nothing alive left in the group */
 }
 
+/* S5: the allowlist, by name and prefix, plus the extra names. */
+static void test_env_allowlist(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"PATH=/bin",
+                                      "HOME=/root",
+                                      "PORT=8",
+                                      "OLLAMA_HOST=x:1",
+                                      "OLLAMA_MODELS=/m",
+                                      "LC_ALL=C",
+                                      "LANG=C.UTF-8",
+                                      "DUMONT_WORKSPACE=/w",
+                                      "DUMONT_HOME=/h",
+                                      "CUDA_VISIBLE_DEVICES=0",
+                                      NULL};
+    static const char *const no[] = {"DUMONT_TOKEN=t",
+                                     "DUMONT_URL=u",
+                                     "DUMONT_STORE=s3://b",
+                                     "AWS_SECRET_ACCESS_KEY=k",
+                                     "AWS_ACCESS_KEY_ID=i",
+                                     "B2_APPLICATION_KEY=k",
+                                     "B2_KEY_ID=i",
+                                     "VAST_API_KEY=k",
+                                     "GOOGLE_APPLICATION_CREDENTIALS=/g.json",
+                                     "PATHX=1",
+                                     "PAT=1",
+                                     "=x",
+                                     "noequals",
+                                     "DUMONT_CA_FILE=/ca",
+                                     NULL};
+    for (const char *const *p = yes; *p; p++)
+        if (!wl_env_allowed(*p, NULL))
+            fail_msg("%s refused", *p);
+    for (const char *const *p = no; *p; p++)
+        if (wl_env_allowed(*p, NULL))
+            fail_msg("%s allowed", *p);
+    assert_true(wl_env_allowed("HF_TOKEN=x", "FOO,HF_TOKEN"));
+    assert_true(wl_env_allowed("FOO=x", "FOO,HF_TOKEN"));
+    assert_false(wl_env_allowed("FO=x", "FOO,HF_TOKEN"));
+    assert_false(wl_env_allowed("FOOO=x", "FOO,HF_TOKEN"));
+    assert_false(wl_env_allowed(NULL, NULL));
+}
+
+static void wait_file(const char *path)
+{
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            int c = fgetc(f);
+            fclose(f);
+            if (c != EOF)
+                return;
+        }
+        clock_sleep_ms(10, NULL);
+    }
+    fail_msg("%s never appeared", path);
+}
+
+/* S5: what a real workload sees. */
+static void test_env_of_workload(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dumont-wlenv-XXXXXX", path[64], buf[8192] = "";
+    assert_non_null(mkdtemp(dir));
+    setenv("AWS_SECRET_ACCESS_KEY", "canary-aws", 1);
+    setenv("DUMONT_TOKEN", "canary-token", 1);
+    setenv("OLLAMA_HOST", "127.0.0.1:1", 1);
+    wl_sup w;
+    assert_int_equal(wl_init(&w, "sh -c 'env >env.txt; exec sleep 5'", 0, 0, NULL, 0), 0);
+    w.cwd = dir;
+    assert_int_equal(wl_start(&w, clock_mono_ms(), NULL, 0), 0);
+    snprintf(path, sizeof path, "%s/env.txt", dir);
+    wait_file(path);
+    clock_sleep_ms(50, NULL);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    wl_stop(&w, 1000);
+    assert_null(strstr(buf, "canary"));
+    assert_null(strstr(buf, "DUMONT_TOKEN"));
+    assert_non_null(strstr(buf, "OLLAMA_HOST=127.0.0.1:1\n"));
+    assert_non_null(strstr(buf, "PATH="));
+    unlink(path);
+    rmdir(dir);
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("DUMONT_TOKEN");
+}
+
+/* S6: who the workload runs as. */
+static void test_user(void **state)
+{
+    (void)state;
+    int drop = 7;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    char err[256];
+    assert_int_equal(wl_user_resolve("root", "/tmp", &drop, &uid, &gid, err, sizeof err), 0);
+    assert_int_equal(drop, 0);
+    if (geteuid() != 0) { /* not root: nothing to drop, whatever is asked */
+        assert_int_equal(wl_user_resolve("nobody", "/tmp", &drop, &uid, &gid, err, sizeof err), 0);
+        assert_int_equal(drop, 0);
+        return;
+    }
+    assert_int_equal(wl_user_resolve(NULL, "/tmp", &drop, &uid, &gid, err, sizeof err), 0);
+    assert_int_equal(drop, 1);
+    assert_true(uid != 0);
+    assert_int_equal(wl_user_resolve("4242:4343", "/tmp", &drop, &uid, &gid, err, sizeof err), 0);
+    assert_int_equal(drop, 1);
+    assert_int_equal(uid, 4242);
+    assert_int_equal(gid, 4343);
+    assert_int_equal(
+        wl_user_resolve("no-such-user-here", "/tmp", &drop, &uid, &gid, err, sizeof err),
+        DM_E_INVALID);
+    /* the default user cannot enter a private directory: the caller is told */
+    char priv[] = "/tmp/dumont-wlpriv-XXXXXX", ws[64];
+    assert_non_null(mkdtemp(priv)); /* 0700 */
+    snprintf(ws, sizeof ws, "%s/ws", priv);
+    assert_int_equal(mkdir(ws, 0755), 0);
+    assert_int_equal(wl_user_resolve(NULL, ws, &drop, &uid, &gid, err, sizeof err), 1);
+    assert_int_equal(drop, 0);
+    /* a real run as 4242: the workload's own uid, in a directory it owns */
+    char dir[] = "/tmp/dumont-wluid-XXXXXX", path[64], buf[64] = "";
+    assert_non_null(mkdtemp(dir));
+    chmod(dir, 0755);
+    wl_sup w;
+    assert_int_equal(wl_init(&w, "sh -c 'id -u >uid.txt; exec sleep 5'", 0, 0, NULL, 0), 0);
+    w.cwd = dir;
+    w.drop = 1;
+    w.uid = 4242;
+    w.gid = 4343;
+    assert_int_equal(wl_start(&w, clock_mono_ms(), NULL, 0), 0);
+    snprintf(path, sizeof path, "%s/uid.txt", dir);
+    wait_file(path);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    wl_stop(&w, 1000);
+    assert_string_equal(buf, "4242\n");
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_uid, 4242); /* chowned before the start */
+    unlink(path);
+    rmdir(dir);
+    rmdir(ws);
+    rmdir(priv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +293,9 @@ int main(void)
         cmocka_unit_test(test_crashloop),
         cmocka_unit_test(test_clean_exit_and_missing),
         cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_env_allowlist),
+        cmocka_unit_test(test_env_of_workload),
+        cmocka_unit_test(test_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
