@@ -214,8 +214,13 @@ int dash_serve(api_dashboard *d, api_route_kind kind, struct MHD_Connection *con
     case API_KIND_SESSION:
         *ret = session_endpoint(d, conn, method, body, body_len);
         return 1;
-    case API_KIND_EVENTS:
-        *ret = events_serve(d->bus, conn);
+    case API_KIND_EVENTS: /* a stream has no HEAD: the gate routes HEAD as GET */
+        *ret = strcmp(method, "GET") == 0
+                   ? events_serve(d->bus, conn)
+                   : answer(conn, 405,
+                            json_pack("{s:s, s:s}", "error", "method_not_allowed", "detail",
+                                      "GET /api/events only"),
+                            NULL, "GET");
         return 1;
     default:
         return 0;

@@ -75,6 +75,10 @@ assert_not_contains "$h" "HTTP/1.1 200" "no path traversal into assets"
 
 api_noauth GET /api/events
 assert_api_error 401 unauthorized "events need credentials"
+api HEAD /api/events -I
+assert_status 405 "an event stream has no HEAD"
+api POST /api/events
+assert_api_error 405 method_not_allowed "POST /api/events"
 api_noauth POST /api/session -d '{"token": "wrong"}'
 assert_api_error 401 unauthorized "a wrong token"
 api_noauth POST /api/session -d '{"token": 5}'
