@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/install-deps.sh --test)" >&2; exit 1; }
+bash scripts/install-deps.sh --fuzz # clang, its libFuzzer runtime and the build packages
 CC=clang cmake -S . -B build-fuzz -DDUMONT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 for bin in build-fuzz/tests/fuzz_*; do

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Dumont needs, and only those still missing.
 #
-#   bash scripts/install-deps.sh          # to build
-#   bash scripts/install-deps.sh --test   # to build and run the tests
+#   bash scripts/install-deps.sh          # to build (scripts/start.sh)
+#   bash scripts/install-deps.sh --test   # to build and run the tests (scripts/test.sh)
+#   bash scripts/install-deps.sh --fuzz   # to build the fuzz targets (scripts/fuzz.sh)
 #
 # Works on a fresh Debian 12 (bookworm). When every package is already there
 # it neither runs apt-get nor needs a network, and prints nothing. It runs
@@ -16,22 +17,30 @@ build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
 # PostgreSQL: only the server binaries are needed; tests start their own
 # throw-away cluster (scripts/pg-test-cluster.sh).
 test_pkgs=(libcmocka-dev postgresql curl jq procps iproute2 restic lz4)
+# sqlite3: the tests edit the server's SQLite file (test_agent_snapshots);
+# python3: test_agent's UDP peers; ca-certificates: `npm ci` over https.
+test_pkgs+=(sqlite3 python3 ca-certificates)
 # The s3:// store's test: Debian's aws CLI reads back what dumont wrote to
 # s3rver (npm, pinned in package.json; scripts/test.sh runs `npm ci`).
 test_pkgs+=(awscli openssl)
 # The dashboard's browser test: Debian's Chromium, driven from Node.js by
-# playwright-core (scripts/test.sh runs `npm ci`). A Node.js from elsewhere
-# (e.g. NodeSource) bundles npm; Debian's npm package would fight it.
+# playwright-core (scripts/test.sh runs `npm ci`); package.json's engines
+# match Debian 12's Node.js 18. A Node.js from elsewhere (e.g. NodeSource)
+# bundles npm; Debian's npm package would fight it.
 test_pkgs+=(chromium nodejs)
 command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
-optional_pkgs=() # nice to have (fuzzing, a second compiler); failure to install is not fatal
+# libFuzzer: clang and its runtime (scripts/fuzz.sh).
+fuzz_pkgs=(clang libclang-rt-14-dev)
+optional_pkgs=() # nice to have; failure to install is not fatal
 
 want_test=0
+want_fuzz=0
 for arg in "$@"; do
     case "$arg" in
     --test) want_test=1 ;;
+    --fuzz) want_fuzz=1 ;;
     -h | --help)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -42,10 +51,8 @@ for arg in "$@"; do
 done
 
 pkgs=("${build_pkgs[@]}")
-if [ "$want_test" = 1 ]; then
-    pkgs+=("${test_pkgs[@]}")
-    optional_pkgs+=(clang libclang-rt-14-dev) # fuzzing (scripts/fuzz.sh)
-fi
+[ "$want_test" = 0 ] || pkgs+=("${test_pkgs[@]}")
+[ "$want_fuzz" = 0 ] || pkgs+=("${fuzz_pkgs[@]}")
 
 installed() { # 0 if the package is installed (dpkg status "ii")
     local st

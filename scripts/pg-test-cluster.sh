@@ -16,6 +16,8 @@
 #     wrong argument can never delete an unrelated directory.
 # C2: start refuses a DIR that exists and is not empty.
 # C3: stdout carries the URL and nothing else; progress and errors go to stderr.
+# C4: DIR is made absolute first, so the commands run as postgres from / (not
+#     from the caller's directory, which postgres may not enter) find it.
 set -euo pipefail
 
 MARKER=.dumont-pg-test-cluster
@@ -37,10 +39,11 @@ find_bindir() {
     [ -n "${PGBIN:-}" ] || die "initdb not found (install postgresql, e.g. apt-get install postgresql)"
 }
 
-# Runs a PostgreSQL program as the cluster's owner.
+# Runs a PostgreSQL program as the cluster's owner; as root from /, a
+# directory user postgres can enter (every path given is absolute, C4).
 as_owner() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -80,7 +83,7 @@ cmd_start() {
     if [ "$(id -u)" = 0 ]; then
         id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' OS user"
         chown postgres: "$dir" "$dir/$MARKER"
-        runuser -u postgres -- test -w "$dir" ||
+        as_owner test -w "$dir" ||
             die "user postgres cannot reach $dir (a parent directory is private?)"
     fi
     as_owner "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
@@ -109,9 +112,11 @@ cmd_stop() {
 }
 
 [ $# -eq 2 ] || die "usage: $0 start|stop|url DIR"
+dir=$2
+[ "${dir#/}" != "$dir" ] || dir="$PWD/$dir" # C4
 case $1 in
-start) cmd_start "$2" ;;
-stop) cmd_stop "$2" ;;
-url) cmd_url "$2" ;;
+start) cmd_start "$dir" ;;
+stop) cmd_stop "$dir" ;;
+url) cmd_url "$dir" ;;
 *) die "usage: $0 start|stop|url DIR" ;;
 esac

@@ -11,19 +11,23 @@
 # build/tiny-ollama (a small Ollama-API-compatible server, tests/fixtures/)
 # over a workspace holding a 16 MiB test model; with real Ollama installed,
 # launch `workload="ollama serve" probe=ollama:qwen2.5:0.5b` instead (README).
-# On a restart the existing demo workload is kept, not launched twice.
+# On a restart the existing demo workload is kept, not launched twice; while
+# a server already answers at the address, start.sh says so and exits 1.
+# It installs only the build packages (scripts/install-deps.sh without
+# --test) and talks to the API through bash's /dev/tcp (no curl needed).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 demo=1
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 if [ "${1:-}" = --no-demo ]; then
     demo=0
     shift
 fi
-bash "$root/scripts/install-deps.sh"
-bash "$root/scripts/build.sh"
-
 home="${DUMONT_HOME:-${HOME:-.}/.dumont}"
 listen="${DUMONT_LISTEN:-127.0.0.1:8700}"
 prev=""
@@ -40,6 +44,38 @@ export DUMONT_HOME="$home"
 export DUMONT_URL="http://${listen/0.0.0.0/127.0.0.1}"
 dumont="$root/build/dumont"
 
+# http_get PATH [TOKEN_FILE]: the body of GET $DUMONT_URL/PATH; fails unless
+# the answer is 200. Bash's /dev/tcp, so that start.sh needs no curl (the
+# token travels in the request, never on a command line).
+api_host=${DUMONT_URL#http://}
+api_port=${api_host##*:}
+api_host=${api_host%:*}
+api_host=${api_host#[}
+api_host=${api_host%]}
+http_get() {
+    local auth="" status line
+    if [ -n "${2:-}" ]; then
+        [ -r "$2" ] || return 1
+        auth="Authorization: Bearer $(cat "$2")"$'\r\n'
+    fi
+    exec 3<>"/dev/tcp/$api_host/$api_port" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n%sConnection: close\r\n\r\n' \
+        "$1" "$api_host:$api_port" "$auth" >&3
+    IFS=' ' read -r -t 5 _ status _ <&3 || { exec 3<&-; return 1; }
+    while IFS= read -r -t 5 line <&3 && [ "${line%$'\r'}" != "" ]; do :; done
+    [ "$status" = 200 ] && cat <&3
+    exec 3<&-
+    [ "$status" = 200 ]
+}
+
+if http_get /healthz >/dev/null 2>&1; then
+    echo "dumont: a server already answers at $DUMONT_URL (an earlier start.sh?);" \
+        "stop it first, or pick another address (--listen 127.0.0.1:PORT)" >&2
+    exit 1
+fi
+bash "$root/scripts/install-deps.sh"
+bash "$root/scripts/build.sh"
+
 if [ "$demo" = 0 ]; then
     echo "dumont: API token in $home/token; for the CLI: export PATH=$root/build:\$PATH" >&2
     exec "$dumont" server "$@"
@@ -48,16 +84,23 @@ fi
 "$dumont" server "$@" &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null; wait "$server"; exit $?' INT TERM
-for _ in $(seq 1 100); do # up to 10 s for the API
-    curl -fsS "$DUMONT_URL/healthz" >/dev/null 2>&1 && break
+up=0
+for _ in $(seq 1 300); do # up to 30 s for the API
+    if http_get /healthz >/dev/null 2>&1; then
+        up=1
+        break
+    fi
     kill -0 "$server" 2>/dev/null || { wait "$server"; exit $?; }
     sleep 0.1
 done
+if [ "$up" = 0 ]; then
+    echo "dumont: the API did not answer at $DUMONT_URL/healthz within 30 s; no demo" >&2
+    wait "$server"
+    exit $?
+fi
 
 workspace="$home/demo-workspace"
-token=$(cat "$home/token" 2>/dev/null || true)
-if curl -fsS -H "Authorization: Bearer $token" "$DUMONT_URL/api/workloads" 2>/dev/null |
-    grep -q '"name": *"demo"'; then
+if http_get /api/workloads "$home/token" 2>/dev/null | grep -q '"name": *"demo"'; then
     echo "dumont: the demo workload from an earlier start is still there (dumont instances)" >&2
 else
     if [ ! -f "$workspace/models/tiny.bin" ]; then

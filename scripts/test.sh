@@ -29,20 +29,24 @@ done
 
 bash "$root/scripts/install-deps.sh" --test
 # playwright-core for the dashboard's browser test (tests/browser/) and s3rver
-# for the s3:// store's test, pinned by package-lock.json; without them the
-# browser test is skipped and the s3 test fails.
-if { [ ! -d "$root/node_modules/playwright-core" ] || [ ! -x "$root/node_modules/.bin/s3rver" ]; } &&
-    command -v npm >/dev/null 2>&1; then
-    (cd "$root" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) ||
-        echo "test: warning: npm ci failed; the browser test will be skipped, the s3 test fails" >&2
+# for the s3:// store's test, pinned by package-lock.json: `npm ci` when they
+# are missing or the lock file changed since the last one. --engine-strict:
+# a package that wants a newer Node.js than Debian's fails here, loudly.
+if [ ! -d "$root/node_modules/playwright-core" ] || [ ! -x "$root/node_modules/.bin/s3rver" ] ||
+    [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+    echo "test: npm ci (playwright-core, s3rver)" >&2
+    if ! (cd "$root" && npm ci --engine-strict --prefer-offline --no-audit --no-fund --loglevel=error); then
+        echo "test: npm ci failed; the dashboard's and the s3 store's tests need it" >&2
+        exit 1
+    fi
 fi
 if [ "$sanitize" = 1 ]; then
-    bash "$root/scripts/build.sh" --sanitize
+    bash "$root/scripts/build.sh" --sanitize -- -DDUMONT_TESTS=ON
     bdir="$root/build-asan"
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
-    bash "$root/scripts/build.sh"
+    bash "$root/scripts/build.sh" -- -DDUMONT_TESTS=ON
     bdir="$root/build"
 fi
 

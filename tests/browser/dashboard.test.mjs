@@ -1,6 +1,7 @@
 // Browser test of the dashboard: headless Chromium (Debian's) driven by
-// playwright-core, against a real `dumont server` that
-// tests/integration/test_dashboard.sh started and filled with failovers.
+// playwright-core (a version whose engines allow Debian 12's Node.js 18),
+// against a real `dumont server` that tests/integration/test_dashboard.sh
+// started and filled with failovers.
 //
 //   DUMONT_URL            the server, e.g. http://127.0.0.1:23456
 //   DUMONT_TOKEN_FILE     the API token file (read here; never on a command line)
@@ -71,11 +72,20 @@ const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-qu
   '--disable-dev-shm-usage'];
 
 function watchConsole(page, sink) {
+  // Chromium ends a fetch answered "204 No Content" with net::ERR_ABORTED
+  // although the page's fetch resolves; playwright-core before 1.64 reports
+  // that as requestfailed (microsoft/playwright#42786). The response event
+  // comes first: such a request had its answer and is not a fault.
+  const answered204 = new WeakSet();
+  page.on('response', (resp) => { if (resp.status() === 204) answered204.add(resp.request()); });
   page.on('console', (m) => { if (m.type() === 'error') sink.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => sink.push(`pageerror: ${e.message}`));
   page.on('requestfailed', (r) => {
+    if (answered204.has(r)) return;
     // An EventSource torn down on navigation or close is not a fault.
-    if (!r.url().endsWith('/api/events')) sink.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`);
+    if (!r.url().endsWith('/api/events')) {
+      sink.push(`requestfailed: ${r.method()} ${r.url()} ${r.failure()?.errorText} (step '${step}')`);
+    }
   });
 }
 

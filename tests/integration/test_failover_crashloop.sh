@@ -19,17 +19,25 @@ first=$CLI_OUT
 wait_for 30 "instance $first healthy" instance_state_is "$first" healthy
 home="$DUMONT_HOME/instances/$first/home"
 [ -d "$home" ] || fail "no instance home $home"
+# The running model server of that instance: "healthy" comes from the
+# agent's heartbeats and may precede the workload (the agent restores the
+# workspace first, then sh execs tiny-ollama), so it is looked for until it
+# is there. A crash file written before would make the very first start crash.
+model_server_of() { # sets MODEL_PID to the tiny-ollama of DUMONT_HOME=$1
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = tiny-ollama ] || continue
+        if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "DUMONT_HOME=$1"; then
+            MODEL_PID=${p#/proc/}
+            return 0
+        fi
+    done
+    return 1
+}
+wait_for 30 "the model server of instance $first" model_server_of "$home"
+# Kill it: the agent restarts it, and from now on it crashes at once.
 touch "$home/crash"
-# Kill the running model server of that instance: the agent restarts it, and
-# from now on it crashes at once.
-killed=0
-for p in /proc/[0-9]*; do
-    [ "$(cat "$p/comm" 2>/dev/null)" = tiny-ollama ] || continue
-    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "DUMONT_HOME=$home"; then
-        kill -KILL "${p#/proc/}" && killed=1
-    fi
-done
-[ "$killed" = 1 ] || fail "found no model server of instance $first to kill"
+kill -KILL "$MODEL_PID" || fail "could not kill the model server $MODEL_PID of instance $first"
 wait_for 90 "the failover of $first after its crash loop" failover_done "$first"
 assert_json .trigger crashlooping "triggered by the crash loop" "$FO"
 assert_json .success true "the failover succeeded" "$FO"
