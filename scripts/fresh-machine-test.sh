@@ -140,6 +140,7 @@ cleanup() {
     local rc=$? r busy=0
     trap - EXIT INT TERM
     [ -z "${start_pid:-}" ] || kill -TERM "$start_pid" 2>/dev/null || true
+    [ -z "${follow_pid:-}" ] || kill "$follow_pid" 2>/dev/null || true
     for r in "${roots[@]+"${roots[@]}"}"; do
         release_root "$r" || busy=1
     done
@@ -336,10 +337,16 @@ if [ "$only" != start ]; then
     r=$NEW_ROOT
     log="$workdir/test.log"
     t0=$(date +%s)
-    set +e
-    in_root "$r" 'bash scripts/test.sh' 2>&1 | tee "$log" | sed -u 's/^/  [test.sh] /' >&2
-    rc=${PIPESTATUS[0]}
-    set -e
+    # In the background, so that a signal to this script is handled at once.
+    in_root "$r" 'bash scripts/test.sh' >"$log" 2>&1 &
+    leg_pid=$!
+    tail -n +1 -f --pid="$leg_pid" "$log" | sed -u 's/^/  [test.sh] /' >&2 &
+    follow_pid=$!
+    rc=0
+    wait "$leg_pid" || rc=$?
+    leg_pid=""
+    wait "$follow_pid" || true
+    follow_pid=""
     test_time=$(elapsed "$t0")
     say "README command 2 (bash scripts/test.sh): exit $rc after $test_time"
     [ "$rc" = 0 ] || die "bash scripts/test.sh failed on the bare root (log: $log)"
