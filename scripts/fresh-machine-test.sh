@@ -42,7 +42,8 @@
 # F3: the roots share this machine's network (apt and npm need it): the
 #     demo's port 8700 must be free here, else another free port is used and
 #     the output says so.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'say "FAIL: line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 only=""
@@ -405,7 +406,10 @@ if [ "$only" != test ]; then
         fi
         kill -0 "$start_pid" 2>/dev/null || break
         n=$(wc -l <"$log")
-        [ "$n" -le "$shown" ] || { sed -n "$((shown + 1)),${n}p" "$log" | grep -v '^ts=' | sed 's/^/  [start.sh] /' >&2; shown=$n; }
+        if [ "$n" -gt "$shown" ]; then # its lines but the server's log
+            sed -n "$((shown + 1)),${n}p" "$log" | grep -v '^ts=' | sed 's/^/  [start.sh] /' >&2 || true
+            shown=$n
+        fi
         sleep 0.5
     done
     start_time=$(elapsed "$t0")
