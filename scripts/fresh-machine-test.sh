@@ -321,12 +321,17 @@ new_root() {
     mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"
 }
 
-# in_root ROOT CMD: runs the bash command CMD in ROOT as root, in the clone,
-# with the environment of a fresh login.
-in_root() {
-    chroot "$1" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb \
-        LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        "${pass_env[@]+"${pass_env[@]}"}" /bin/bash -c "cd /root/dumont && $2"
+# root_argv ROOT CMD: ROOT_ARGV runs the bash command CMD in ROOT as root, in
+# the clone, with the environment of a fresh login. Run in the background
+# as a simple command, its pid is that of the command itself.
+root_argv() {
+    ROOT_ARGV=(chroot "$1" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb
+        LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+        "${pass_env[@]+"${pass_env[@]}"}" /bin/bash -c "cd /root/dumont && $2")
+}
+in_root() { # ROOT CMD: runs it (root_argv) in the foreground
+    root_argv "$1" "$2"
+    "${ROOT_ARGV[@]}"
 }
 
 # ---- leg 1: README command 2 -------------------------------------------
@@ -339,7 +344,8 @@ if [ "$only" != start ]; then
     log="$workdir/test.log"
     t0=$(date +%s)
     # In the background, so that a signal to this script is handled at once.
-    in_root "$r" 'bash scripts/test.sh' >"$log" 2>&1 &
+    root_argv "$r" 'exec bash scripts/test.sh'
+    "${ROOT_ARGV[@]}" >"$log" 2>&1 &
     leg_pid=$!
     tail -n +1 -f --pid="$leg_pid" "$log" | sed -u 's/^/  [test.sh] /' >&2 &
     follow_pid=$!
@@ -395,7 +401,8 @@ if [ "$only" != test ]; then
         say "note: 127.0.0.1:8700 is in use on this machine; the demo listens on $port instead"
     fi
     t0=$(date +%s)
-    in_root "$r" "${listen_env}exec bash scripts/start.sh" >"$log" 2>&1 &
+    root_argv "$r" "${listen_env}exec bash scripts/start.sh"
+    "${ROOT_ARGV[@]}" >"$log" 2>&1 & # its pid: start.sh itself, which a TERM stops
     start_pid=$!
     served=0
     shown=0
@@ -435,11 +442,20 @@ dumont failover test-setup gpu_instance_id=12345
 dumont failover simulate 12345 --wait
 id=$(dumont failover simulate 12345)
 dumont failover status $id
+# The next one once $id has ended (one failover at a time per GPU), as the
+# README says; a reader runs status again and sees it end.
+for i in $(seq 1 100); do
+    dumont failover status $id --json | grep -E "\"state\": *\"(completed|failed)\"" >/dev/null && break
+    sleep 0.2
+done
+dumont failover status $id
 set +e
-dumont failover simulate 12345 fail_phase=provisioning --wait
+out=$(dumont failover simulate 12345 fail_phase=provisioning --wait 2>&1)
 rc=$?
 set -e
+printf "%s\n" "$out"
 [ "$rc" = 1 ] || { echo "simulate fail_phase=provisioning --wait exited $rc, not 1"; exit 1; }
+printf "%s\n" "$out" | grep -E "provisioning +failed" >/dev/null || { echo "no failed provisioning phase"; exit 1; }
 dumont failover report
 dumont failover list'
     t1=$(date +%s)
@@ -452,15 +468,21 @@ dumont failover list'
     real="set -euo pipefail
 export PATH=\$PWD/build:\$PATH
 [ -z \"\${DUMONT_LISTEN:-}\" ] || export DUMONT_URL=http://\$DUMONT_LISTEN
+for i in \$(seq 1 300); do # its probe answers (the model loaded)
+    dumont instances --json | grep -E '\"probe\": *\"ok\"' >/dev/null && break
+    sleep 0.2
+done
+dumont instances
+dumont instances --json | grep -E '\"probe\": *\"ok\"' >/dev/null || { echo 'the probe of the demo instance never answered'; exit 1; }
 dumont chaos preempt $demo
 for i in \$(seq 1 240); do
     out=\$(dumont failover list gpu_instance_id=$demo --json)
-    if printf '%s' \"\$out\" | grep -qE '\"success\": *true'; then break; fi
-    if printf '%s' \"\$out\" | grep -qE '\"success\": *false'; then echo \"\$out\"; exit 1; fi
+    if printf '%s' \"\$out\" | grep -E '\"success\": *true' >/dev/null; then break; fi
+    if printf '%s' \"\$out\" | grep -E '\"success\": *false' >/dev/null; then echo \"\$out\"; exit 1; fi
     sleep 0.5
 done
 dumont failover list gpu_instance_id=$demo
-dumont failover list gpu_instance_id=$demo --json | grep -q '\"success\": *true'
+dumont failover list gpu_instance_id=$demo --json | grep -E '\"success\": *true' >/dev/null
 dumont instances"
     t1=$(date +%s)
     in_root "$r" "${listen_env}$real" 2>&1 | sed 's/^/  [failover] /' >&2 ||
