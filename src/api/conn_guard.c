@@ -20,7 +20,7 @@ typedef struct rec {
     struct rec *prev, *next;
     conn_guard *g;
     int fd;
-    int head_done;
+    int head_done; /* G5: 1 while the body is coming, 2 once the request is complete */
     int cut;
     int64_t deadline_ms; /* monotonic */
 } rec;
@@ -39,7 +39,7 @@ struct conn_guard {
 static void cut_overdue(conn_guard *g, int64_t now)
 {
     for (rec *r = g->head; r; r = r->next) {
-        if (r->head_done || r->cut || now < r->deadline_ms)
+        if (r->head_done == 2 || r->cut || now < r->deadline_ms)
             continue;
         shutdown(r->fd, SHUT_RDWR); /* G2: the fd is still this connection's */
         r->cut = 1;
@@ -173,7 +173,20 @@ void conn_guard_head_done(struct MHD_Connection *conn)
     if (!r)
         return;
     pthread_mutex_lock(&r->g->mu);
-    r->head_done = 1;
+    if (r->head_done == 0) { /* G5 */
+        r->head_done = 1;
+        r->deadline_ms = clock_mono_ms() + CG_BODY_DEADLINE_MS;
+    }
+    pthread_mutex_unlock(&r->g->mu);
+}
+
+void conn_guard_body_done(struct MHD_Connection *conn)
+{
+    rec *r = rec_of(conn);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->g->mu);
+    r->head_done = 2; /* G3 */
     pthread_mutex_unlock(&r->g->mu);
 }
 

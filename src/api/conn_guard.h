@@ -19,8 +19,13 @@
  *     sends the CLOSED notification before it closes the fd, the record is
  *     unlinked there, and the unlink and the shutdown both hold the guard's
  *     mutex, so a number the kernel gave to a new socket is never touched.
- * G3: a connection whose head is complete (a request being served, an event
- *     stream suspended) is never cut by the guard.
+ * G3: a connection whose request is complete (head and body received: a
+ *     request being served, an event stream suspended) is never cut by the
+ *     guard.
+ * G5: a request's body must be complete within CG_BODY_DEADLINE_MS of its
+ *     head (a body is at most 64 KiB: at least ~3 KiB/s), else the
+ *     connection is cut like a slow head (G1); a body trickled a byte at a
+ *     time no longer holds a slot for the 30 s idle timeout per byte.
  * G4: one record per open connection (the connection cap bounds them),
  *     freed at CLOSED; cuts are counted and logged once per CG_LOG_MS, never
  *     once per connection, so an attack costs a counter. */
@@ -31,6 +36,7 @@
 #include <stdint.h>
 
 #define CG_HEAD_DEADLINE_MS 10000
+#define CG_BODY_DEADLINE_MS 20000
 #define CG_PERIOD_MS        250
 #define CG_LOG_MS           10000
 
@@ -44,8 +50,11 @@ void conn_guard_free(conn_guard *g);
 /* The MHD_OPTION_NOTIFY_CONNECTION callback; cls is the guard. */
 void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                        enum MHD_ConnectionNotificationCode code);
-/* The head of conn's current request is complete (G3). */
+/* The head of conn's current request is complete: its body's deadline
+ * starts (G5). */
 void conn_guard_head_done(struct MHD_Connection *conn);
+/* The body of conn's current request is complete (G3). */
+void conn_guard_body_done(struct MHD_Connection *conn);
 /* conn's request ended; a next request on it has its own deadline (G1). */
 void conn_guard_request_done(struct MHD_Connection *conn);
 

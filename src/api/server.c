@@ -114,7 +114,8 @@ static int resolve_token(void *cls, const char *token, api_cred *ret)
     db_token t;
     char err[128];
     api_role role;
-    if (!s->ctx.db || db_token_lookup(s->ctx.db, token, clock_wall_ms(), &t, err, sizeof err) != 0 ||
+    if (!s->ctx.db ||
+        db_token_lookup(s->ctx.db, token, clock_wall_ms(), &t, err, sizeof err) != 0 ||
         api_role_parse(t.role, &role) != 0 || role == API_ROLE_ADMIN)
         return 0; /* unknown, revoked, or a row this program does not understand */
     *ret = (api_cred){.role = role, .instance_id = role == API_ROLE_AGENT ? t.instance_id : 0};
@@ -168,10 +169,37 @@ static int uri_whole(const req_state *st, const char *url, const char *version)
 
 /* First call (headers): the gate, then the announced size. Returns 1 if a
  * response was queued (the request ends there). */
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    int *n = cls; /* n[0]: Content-Length headers, n[1]: Transfer-Encoding headers */
+    (void)kind;
+    (void)value;
+    n[0] += strcasecmp(key, "Content-Length") == 0;
+    n[1] += strcasecmp(key, "Transfer-Encoding") == 0;
+    return MHD_YES;
+}
+
+/* S6: a body's length is stated once, one way (RFC 9112 6.3): two
+ * Content-Length headers, or Content-Length with Transfer-Encoding, could be
+ * read otherwise by a proxy in front (request smuggling). */
+static int framing_ambiguous(struct MHD_Connection *conn)
+{
+    int n[2] = {0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, n);
+    return n[0] > 1 || n[1] > 1 || (n[0] && n[1]);
+}
+
 static int early_checks(api_server *s, struct MHD_Connection *conn, const char *url,
                         const char *method, const char *version, req_state *st,
                         enum MHD_Result *ret)
 {
+    if (framing_ambiguous(conn)) { /* S6: before anything reads the body or routes */
+        *ret = send_error(conn, 400, "bad_request",
+                          "the body's length is given twice or two ways (Content-Length and "
+                          "Transfer-Encoding)");
+        return 1;
+    }
     char buf[API_PATH_MAX];
     api_request req = {.method = method, .query = query_lookup, .conn = conn};
     api_response resp = {.status = 500};
@@ -388,6 +416,8 @@ static enum MHD_Result on_request_guarded(void *cls, struct MHD_Connection *conn
     const req_state *st = *req_cls; /* made by on_uri, before the first call */
     if (!st || !st->started)
         conn_guard_head_done(conn);
+    else if (*upload_data_size == 0) /* the last call: the body is all there (G5) */
+        conn_guard_body_done(conn);
     return on_request(cls, conn, url, method, version, upload_data, upload_data_size, req_cls);
 }
 

@@ -22,8 +22,12 @@
  *     in clear. The key's bytes are wiped when the server stops.
  * S5: the whole request head (request line and headers; with TLS, the
  *     handshake too) must arrive within a deadline (CG_HEAD_DEADLINE_MS,
- *     conn_guard.h G1-G4), however slowly it trickles: a slow client holds a
- *     slot for that long at most. */
+ *     conn_guard.h G1-G4), however slowly it trickles, and its body within
+ *     CG_BODY_DEADLINE_MS of the head (G5): a slow client holds a slot for
+ *     that long at most.
+ * S6: a request whose body length is stated twice or two ways (two
+ *     Content-Length headers, or Content-Length and Transfer-Encoding) is
+ *     400 before it is routed. */
 #ifndef DUMONT_API_SERVER_H
 #define DUMONT_API_SERVER_H
 

@@ -767,8 +767,14 @@ int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LE
     if (rc == 0 && (rc = db_instance_register(s->db, &in, err, errlen)) == 0) {
         pthread_mutex_lock(&s->lock);
         entry *e = find_or_add(s, in.instance_id);
-        if (e)
+        if (e) {
+            det_peer was = e->det;
+            int live =
+                was.state == DET_HEALTHY || was.state == DET_SUSPECT || was.state == DET_PREEMPTING;
             entry_reset(e, key, clock_mono_ms());
+            if (live)
+                e->det = was; /* L11: still judged on its silence */
+        }
         pthread_mutex_unlock(&s->lock);
         if (!e)
             rc = dm_fail(err, errlen, -ENOMEM, "out of memory");

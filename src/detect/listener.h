@@ -53,7 +53,12 @@
  *     its own copy of each key (taken under the lock when a registration
  *     changes it), finds entries through slot pointers that are published
  *     once with a release store, and takes the lock once per batch to apply
- *     the verified beats. */
+ *     the verified beats.
+ * L11: registering again an instance the detector holds live (healthy,
+ *     suspect, preempting) rotates its key but keeps its detector: it is
+ *     still judged on its silence from its last beat, so a re-registration
+ *     whose agent then sends nothing verifiable is failed like a silent
+ *     instance, never left `pending` (which the detector does not judge). */
 #ifndef DUMONT_DETECT_LISTENER_H
 #define DUMONT_DETECT_LISTENER_H
 

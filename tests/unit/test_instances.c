@@ -361,12 +361,47 @@ static void test_listener_forged_flood(void **state)
     db_close(db);
 }
 
+/* L11: registering a live instance again rotates its key but does not make
+ * it `pending` (which the detector never judges): if nothing verifiable
+ * follows, it is failed like any silent instance. */
+static void test_reregister_live(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    collector c = {.mu = PTHREAD_MUTEX_INITIALIZER, .db = db};
+    hbl_server *h = start_subscribed(db, &c);
+    char key[HB_KEY_HEX_LEN + 1], key2[HB_KEY_HEX_LEN + 1];
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 46}, key, g_err, sizeof g_err));
+    sender s;
+    sender_open(&s, hbl_port(h), key);
+    for (uint64_t i = 1; i <= 5; i++) {
+        send_pkt(&s, 46, HB_T_BEAT, i, clock_wall_ms());
+        clock_sleep_ms(100, NULL);
+    }
+    assert_true(wait_last(&c, 46, "healthy"));
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 46}, key2, g_err, sizeof g_err));
+    assert_string_not_equal(key, key2);
+    hbl_live l;
+    OK(hbl_live_get(h, 46, &l));
+    assert_int_equal(l.state, DET_HEALTHY); /* not pending */
+    for (uint64_t i = 6; i <= 8; i++)       /* the old agent goes on with the old key: refused */
+        send_pkt(&s, 46, HB_T_BEAT, i, clock_wall_ms());
+    assert_true(wait_last(&c, 46, "failed"));
+    /* The new key's agent is taken at once after that. */
+    sender_open(&s, hbl_port(h), key2);
+    send_pkt(&s, 46, HB_T_BEAT, 1, clock_wall_ms());
+    assert_true(wait_last(&c, 46, "healthy"));
+    hbl_stop(h);
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_db_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_forged_flood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reregister_live, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }
