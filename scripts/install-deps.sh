@@ -23,6 +23,8 @@ test_pkgs+=(sqlite3 python3 ca-certificates)
 # The s3:// store's test: Debian's aws CLI reads back what dumont wrote to
 # s3rver (npm, pinned in package.json; scripts/test.sh runs `npm ci`).
 test_pkgs+=(awscli openssl)
+# The metrics test: a real Prometheus server scraping dumont, and promtool.
+test_pkgs+=(prometheus)
 # The dashboard's browser test: Debian's Chromium, driven from Node.js by
 # playwright-core (scripts/test.sh runs `npm ci`); package.json's engines
 # match Debian 12's Node.js 18. A Node.js from elsewhere (e.g. NodeSource)

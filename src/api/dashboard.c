@@ -11,6 +11,7 @@
 #include "api/dashboard.h"
 
 #include "api/events.h"
+#include "api/metrics.h"
 #include "api/gate.h"
 #include "api/http.h"
 #include "api/session.h"
@@ -32,8 +33,22 @@ struct api_dashboard {
     session_store *sessions;
     dash_resolve_fn resolve;
     void *resolve_cls;
+    struct api_metrics *metrics; /* D6: also told of every failover; atomic */
     int shut;
 };
+
+/* D6 */
+static void on_failover(void *arg, const fo_failover *f)
+{
+    api_dashboard *d = arg;
+    events_on_failover(d->bus, f);
+    api_metrics_on_failover(__atomic_load_n(&d->metrics, __ATOMIC_ACQUIRE), f);
+}
+
+void dash_set_metrics(api_dashboard *d, struct api_metrics *m)
+{
+    __atomic_store_n(&d->metrics, m, __ATOMIC_RELEASE);
+}
 
 int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **ret)
 {
@@ -52,7 +67,7 @@ int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **
     d->resolve_cls = cls;
     d->orch = orch;
     if (orch)
-        fo_orch_set_observer(orch, events_on_failover, d->bus);
+        fo_orch_set_observer(orch, on_failover, d);
     *ret = d;
     return 0;
 }

@@ -13,7 +13,9 @@
  *     streams; after it no orchestrator thread can reach the bus.
  * D5: a session carries the role of the token that signed in (session.h
  *     SE5): a viewer's session can look, not act. Only admin and viewer
- *     tokens can sign in; agent and client tokens are refused (403). */
+ *     tokens can sign in; agent and client tokens are refused (403).
+ * D6: the orchestrator's one observer is the dashboard's: every failover it
+ *     hears of goes to the live events and to the metrics (api/metrics.h). */
 #ifndef DUMONT_API_DASHBOARD_H
 #define DUMONT_API_DASHBOARD_H
 
@@ -31,6 +33,9 @@ typedef int (*dash_resolve_fn)(void *cls, const char *token, api_cred *ret);
 
 /* resolve checks sign-in tokens (D3). orch may be NULL (no live events). */
 int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **ret);
+struct api_metrics;
+/* D6: failovers the dashboard hears of are counted in m too (NULL: none). */
+void dash_set_metrics(api_dashboard *d, struct api_metrics *m);
 void dash_shutdown(api_dashboard *d); /* D4; safe twice */
 void dash_free(api_dashboard *d);     /* shuts down first; NULL is fine */
 

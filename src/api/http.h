@@ -1,7 +1,9 @@
 /* Request and response as the route handlers see them, free of libmicrohttpd.
  *
- * H1: a handler always leaves a response: a JSON body and a status. Errors
- *     are {"error": code, "detail": text} (api_error()); nothing else is sent.
+ * H1: a handler always leaves a response: a JSON body and a status, or (the
+ *     Prometheus exposition of GET /metrics) a text body with its content
+ *     type (api_text()). Errors are {"error": code, "detail": text}
+ *     (api_error()); nothing else is sent.
  * H2: handlers never see a body over API_BODY_MAX (the server answers 413)
  *     nor a request the gate refused (gate.h G1-G5): by the time a handler
  *     runs, req->cred holds a credential its route's declaration admits. */
@@ -21,8 +23,9 @@
 typedef struct {
     dm_db *db;
     fo_orch *orch;
-    struct hbl_server *detect; /* heartbeat listener (detect/listener.h); may be NULL */
-    int secrets_ok;            /* server.h S4: 1 over TLS or on a loopback listen address */
+    struct hbl_server *detect;   /* heartbeat listener (detect/listener.h); may be NULL */
+    int secrets_ok;              /* server.h S4: 1 over TLS or on a loopback listen address */
+    struct api_metrics *metrics; /* api/metrics.h; may be NULL */
 } api_ctx;
 
 /* Who presents a credential (docs/security.md). Ordered: admin can do what a
@@ -78,6 +81,9 @@ typedef struct {
     int status;
     json_t *body;   /* owned; sent as JSON */
     char allow[64]; /* Allow header for 405 */
+    char *text;     /* owned; when set, sent instead of body (H1) */
+    size_t text_len;
+    const char *content_type; /* of text; static */
 } api_response;
 
 /* Sets an error response (H1). Returns 0 so handlers can `return api_error(...)`. */
@@ -97,6 +103,10 @@ int api_error_from(api_response *resp, int rc, const char *detail);
 int api_query_filter(const api_request *req, db_failover_filter *flt, api_response *resp);
 /* Sets a JSON response, taking ownership of body. */
 int api_json(api_response *resp, int status, json_t *body);
+/* Sets a text response (H1), taking ownership of text (malloc'd). */
+int api_text(api_response *resp, int status, char *text, size_t len, const char *content_type);
+/* Releases what a response owns (its JSON and text). */
+void api_response_done(api_response *resp);
 
 typedef int (*api_handler_fn)(const api_ctx *ctx, const api_request *req, api_response *resp);
 

@@ -9,6 +9,7 @@
  * A2: a handler never leaves a request without a JSON response (H1). */
 #include "api/gate.h"
 #include "api/http.h"
+#include "api/metrics.h"
 #include "api/render.h"
 #include "api/routes_fleet.h"
 #include "api/routes_instances.h"
@@ -30,10 +31,29 @@ int api_json(api_response *resp, int status, json_t *body)
 {
     if (!body)
         return api_error(resp, 500, "internal", "out of memory");
-    json_decref(resp->body);
+    api_response_done(resp);
     resp->status = status;
     resp->body = body;
     return 0;
+}
+
+int api_text(api_response *resp, int status, char *text, size_t len, const char *content_type)
+{
+    api_response_done(resp);
+    resp->status = status;
+    resp->text = text;
+    resp->text_len = len;
+    resp->content_type = content_type;
+    resp->body = json_null(); /* A2: a response is there */
+    return 0;
+}
+
+void api_response_done(api_response *resp)
+{
+    json_decref(resp->body);
+    resp->body = NULL;
+    free(resp->text);
+    resp->text = NULL;
 }
 
 int api_error(api_response *resp, int status, const char *code, const char *fmt, ...)
@@ -44,7 +64,7 @@ int api_error(api_response *resp, int status, const char *code, const char *fmt,
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     utf8_scrub(detail); /* details quote request bytes; JSON needs UTF-8 */
-    json_decref(resp->body);
+    api_response_done(resp);
     resp->status = status;
     resp->body = json_pack("{s:s, s:s}", "error", code, "detail", detail);
     return 0;
@@ -397,6 +417,7 @@ static const api_route_def routes[] = {
     {"POST", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_create},
     {"GET", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_list},
     {"DELETE", "/api/tokens/{}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_revoke},
+    {"GET", "/metrics", API_ACC_VIEWER, API_KIND_HANDLER, api_h_metrics}, /* docs/metrics.md */
 };
 
 const api_route_def *api_route_table(size_t *ret_n)

@@ -17,9 +17,13 @@
  *      whose manifest reads back from that store (else 422
  *      unknown_snapshot, nothing written). The record holds the server's
  *      store URL and the manifest's size, files and times; the reporter's
- *      numbers are checked (RS1) and then ignored. */
+ *      numbers are checked (RS1) and then ignored.
+ * RS4: every report is counted for the metrics (api/metrics.h), accepted
+ *      when it answers 201, refused otherwise. */
 #include "api/routes_snapshots.h"
 
+#include "api/metrics.h"
+#include "api/metrics.h"
 #include "api/render.h"
 #include "db/db_fleet.h"
 #include "failover/model.h"
@@ -146,7 +150,8 @@ static json_t *render_snapshot(const db_snapshot *s)
     return j;
 }
 
-int api_h_snapshot_report(const api_ctx *ctx, const api_request *req, api_response *resp)
+static int snapshot_report(const api_ctx *ctx, const api_request *req, api_response *resp,
+                           db_snapshot *ret)
 {
     static const char *const allowed[] = {"snapshot_id",
                                           "epoch",
@@ -174,7 +179,19 @@ int api_h_snapshot_report(const api_ctx *ctx, const api_request *req, api_respon
     db_snapshot back; /* the stored row: a repeated id answers what was first recorded */
     if (db_snapshot_get(ctx->db, s.snapshot_id, &back, err, sizeof err) == 0)
         s = back;
+    *ret = s;
     return api_json(resp, 201, render_snapshot(&s));
+}
+
+/* RS4 */
+int api_h_snapshot_report(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    db_snapshot s;
+    memset(&s, 0, sizeof s);
+    snapshot_report(ctx, req, resp, &s);
+    api_metrics_on_snapshot(ctx->metrics, resp->status == 201, s.workload_id, s.size_bytes,
+                            s.created_at_ms);
+    return 0;
 }
 
 int api_h_snapshot_list(const api_ctx *ctx, const api_request *req, api_response *resp)

@@ -88,11 +88,24 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
     return ok;
 }
 
+/* H1: the text of a text response, else the JSON body. */
 static enum MHD_Result send_resp(struct MHD_Connection *conn, api_response *resp)
 {
-    enum MHD_Result ok = send_json(conn, resp->status, resp->body, resp->allow);
-    json_decref(resp->body);
-    resp->body = NULL;
+    enum MHD_Result ok;
+    if (resp->text) {
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(resp->text_len, resp->text, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            return api_response_done(resp), MHD_NO;
+        resp->text = NULL; /* MHD owns it now */
+        MHD_add_response_header(r, "Content-Type", resp->content_type);
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        ok = MHD_queue_response(conn, (unsigned)resp->status, r);
+        MHD_destroy_response(r);
+    } else {
+        ok = send_json(conn, resp->status, resp->body, resp->allow);
+    }
+    api_response_done(resp);
     return ok;
 }
 
@@ -450,6 +463,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.db = opts->db;
     s->ctx.orch = opts->orch;
     s->ctx.detect = opts->detect;
+    s->ctx.metrics = opts->metrics;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
     if ((rc = setup_tls(s, opts, err, errlen)) != 0) {
         free_tls(s);
@@ -464,7 +478,9 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
                  "network in clear, and heartbeat keys and new credentials are not handed out; "
                  "serve TLS with --tls-cert and --tls-key\"",
                  log_quote(q, sizeof q, opts->listen));
-    if ((rc = dash_new(opts->orch, resolve_token, s, &s->dash)) != 0) {
+    if ((rc = dash_new(opts->orch, resolve_token, s, &s->dash)) == 0)
+        dash_set_metrics(s->dash, opts->metrics);
+    if (rc != 0) {
         free_tls(s);
         free(s);
         return dm_fail(err, errlen, rc, "cannot set up the dashboard: %s", dm_strerror(rc));

@@ -6,6 +6,7 @@
  * mask and only the main thread, in sigwait(), receives them. */
 #include "cli/commands.h"
 
+#include "api/metrics.h"
 #include "api/server.h"
 #include "db/db.h"
 #include "db/db_token.h"
@@ -265,6 +266,7 @@ static int serve(dm_config *cfg, const char *token)
     api_server *srv = NULL;
     hbl_server *hb = NULL;
     dm_provider *prov = NULL;
+    api_metrics *metrics = NULL; /* outlives the listener: it is one of its subscribers */
     char err[512] = "", q[1200], shown[CFG_URL_MAX];
     int status = 1, rc, recovered = 0;
     db_url_redact(cfg->database_url, shown, sizeof shown);
@@ -284,7 +286,12 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
+    if ((rc = api_metrics_new(db, orch, hb, &metrics, err, sizeof err)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", err);
+        goto out;
+    }
     api_server_opts o = {.listen = cfg->listen,
+                         .metrics = metrics,
                          .token = token,
                          .db = db,
                          .orch = orch,
@@ -317,6 +324,7 @@ out:
     fo_orch_shutdown(orch);
     hbl_stop(hb);
     fo_orch_free(orch);
+    api_metrics_free(metrics);
     provider_close(prov);
     db_close(db);
     if (status == 0)

@@ -816,6 +816,9 @@ void hbl_stats_get(hbl_server *s, hbl_stats *ret)
 {
     pthread_mutex_lock(&s->lock);
     *ret = s->st;
+    memset(ret->by_state, 0, sizeof ret->by_state);
+    for (int i = 0; i < s->n; i++)
+        ret->by_state[s->ents[i]->det.state]++;
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&s->qlock);
     ret->events = s->st.events; /* written under qlock */

@@ -157,6 +157,7 @@ typedef struct {
     uint64_t kernel_drops; /* L9: datagrams the kernel dropped (SO_RXQ_OVFL) */
     uint64_t lagging;      /* L9: ticks at which the listener lagged */
     int intake_lossy;      /* L9: lossy for every instance at the last check */
+    int by_state[DET_STATE_COUNT]; /* instances in each detector state */
 } hbl_stats;
 
 void hbl_stats_get(hbl_server *s, hbl_stats *ret);

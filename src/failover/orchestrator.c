@@ -370,3 +370,11 @@ void fo_orch_free(fo_orch *o)
     pthread_cond_destroy(&o->idle);
     free(o);
 }
+
+int fo_orch_running(fo_orch *o)
+{
+    pthread_mutex_lock(&o->lock);
+    int n = o->running;
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}

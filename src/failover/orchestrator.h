@@ -182,5 +182,7 @@ int fo_orch_check_snapshot(fo_orch *o, const char *snapshot_id, snap_info *ret, 
 /* O4. Safe to call twice. */
 void fo_orch_shutdown(fo_orch *o);
 void fo_orch_free(fo_orch *o); /* shuts down first if needed */
+/* How many failovers this controller is running now (simulated and real). */
+int fo_orch_running(fo_orch *o);
 
 #endif
