@@ -16,13 +16,14 @@
 #      instance, then stops it.
 # It prints the wall time of each README command (first run, packages
 # included). Needs root (debootstrap, chroot, mounts); as anyone else it says
-# so and exits 77. Takes 20-30 minutes on 2 cores.
+# so and exits 77. About 13 minutes on 2 cores (debootstrap 1, test.sh 9,
+# start.sh 1, measured with little else running; 20-25 under load).
 #
 #   --only test|start  one leg only
 #   --base FILE.tar    a tarball of a bare root made earlier (tar -C ROOT -cf)
 #                      instead of a new debootstrap
-#   --workdir DIR      where the roots go (default: a new $TMPDIR/dumont-fresh.*;
-#                      about 5 GB)
+#   --workdir DIR      where the roots go (default: a new dumont-fresh.* in
+#                      $TMPDIR or /var/tmp; about 5 GB)
 #   --keep             keep the work directory (roots, logs) afterwards
 #
 # Nothing about this machine is written in the repository: the Debian mirror
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
     --base) base=${2:-}; [ -f "$base" ] || { echo "fresh-machine: --base: no file '$base'" >&2; exit 2; }; shift ;;
     --workdir) workdir=${2:-}; [ -n "$workdir" ] || { echo "fresh-machine: --workdir DIR" >&2; exit 2; }; shift ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fresh-machine: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
