@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -170,21 +171,55 @@ static int spawn_as(wl_sup *w, char **envp, pid_t *ret_pid)
     return 0;
 }
 
-/* 1 when uid:gid can enter dir (a child tries, as that user). */
-static int reachable_as(const char *dir, uid_t uid, gid_t gid)
+/* 1 when uid:gid may access(path, X_OK) (a child tries, as that user). */
+static int can_as(const char *path, uid_t uid, gid_t gid)
 {
     pid_t pid = fork();
     if (pid < 0)
         return 0;
     if (pid == 0)
         _exit(setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(uid) == 0 &&
-                      access(dir, X_OK) == 0
+                      access(path, X_OK) == 0
                   ? 0
                   : 1);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* 1 when uid:gid can reach dir: enter the directory that holds it; dir
+ * itself is chowned to it before each start. */
+static int reachable_as(const char *dir, uid_t uid, gid_t gid)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    else if (slash)
+        slash[1] = '\0';
+    return can_as(parent, uid, gid);
+}
+
+int wl_user_can_run(const wl_sup *w, uid_t uid, gid_t gid)
+{
+    const char *prog = w->argv[0];
+    char path[PATH_MAX];
+    if (!prog)
+        return 0;
+    if (strchr(prog, '/'))
+        return can_as(prog, uid, gid);
+    const char *dirs = getenv("PATH");
+    for (const char *d = dirs ? dirs : "/usr/local/bin:/usr/bin:/bin"; *d;) {
+        size_t n = strcspn(d, ":");
+        if (n > 0 &&
+            (size_t)snprintf(path, sizeof path, "%.*s/%s", (int)n, d, prog) < sizeof path &&
+            access(path, X_OK) == 0) /* the one execvp would take */
+            return can_as(path, uid, gid);
+        d += n + (d[n] == ':');
+    }
+    return 0;
 }
 
 int wl_user_resolve(const char *spec, const char *workspace, int *ret_drop, uid_t *ret_uid,

@@ -75,6 +75,11 @@ int wl_env_allowed(const char *entry, const char *extra);
  * regardless. 0 or DM_E_INVALID (unknown user). */
 int wl_user_resolve(const char *spec, const char *workspace, int *ret_drop, uid_t *ret_uid,
                     gid_t *ret_gid, char *err, size_t errlen);
+/* 1 when uid:gid can execute the workload's program (argv[0], looked up in
+ * PATH as execvp does). A default workload user that cannot (the program
+ * lies under a private directory, e.g. /root) keeps the workload with the
+ * agent's user, as an unreachable workspace does. */
+int wl_user_can_run(const wl_sup *w, uid_t uid, gid_t gid);
 
 /* Splits cmdline into argv (S: no shell). DM_E_INVALID on an empty line, an
  * unclosed quote, or more than WL_ARGV_MAX words; DM_E_TOO_BIG when longer

@@ -15,6 +15,7 @@
 #include "util/error.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +37,8 @@
 
 typedef struct {
     char home[PATH_MAX];
-    char root[PATH_MAX]; /* home/instances */
+    char root[PATH_MAX];   /* home/instances */
+    char wsroot[PATH_MAX]; /* LP6: where workspaces live when root; "" : in the instance */
     char market[PATH_MAX];
     char bin[PATH_MAX];
     int64_t delay_ms;
@@ -91,6 +93,35 @@ static void inst_path(const lprov *lp, int64_t id, const char *sub, char *buf, s
     int n = snprintf(buf, len, "%s/%" PRId64 "%s%s", lp->root, id, sub[0] ? "/" : "", sub);
     if (n < 0 || (size_t)n >= len) /* cannot happen: local_open caps the home's length */
         buf[0] = '\0';
+}
+
+/* LP6: an instance's workspace. */
+static void ws_path(const lprov *lp, int64_t id, char *buf, size_t len)
+{
+    if (!lp->wsroot[0]) {
+        inst_path(lp, id, "workspace", buf, len);
+        return;
+    }
+    int n = snprintf(buf, len, "%s/%" PRId64, lp->wsroot, id);
+    if (n < 0 || (size_t)n >= len)
+        buf[0] = '\0';
+}
+
+/* LP6: /var/lib/dumont/workspaces/<12 hex of the home's SHA-256>, each level
+ * 0711 (entered, never listed, by the workload users). 0 or -errno. */
+static int make_wsroot(lprov *lp)
+{
+    char h[65], path[PATH_MAX];
+    secret_sha256_hex(lp->home, h);
+    const char *levels[] = {"/var/lib/dumont", "/var/lib/dumont/workspaces", NULL};
+    for (int i = 0; levels[i]; i++)
+        if ((mkdir(levels[i], 0711) != 0 && errno != EEXIST) || chmod(levels[i], 0711) != 0)
+            return -errno;
+    snprintf(path, sizeof path, "/var/lib/dumont/workspaces/%.12s", h);
+    if ((mkdir(path, 0711) != 0 && errno != EEXIST) || chmod(path, 0711) != 0)
+        return -errno;
+    snprintf(lp->wsroot, sizeof lp->wsroot, "%s", path);
+    return 0;
 }
 
 static int dir_exists(const char *path)
@@ -269,21 +300,27 @@ static void fill_instance(const lprov *lp, const irec *r, prov_instance *ret)
     snprintf(ret->provider, sizeof ret->provider, "local");
     snprintf(ret->offer_id, sizeof ret->offer_id, "%s", r->offer.id);
     snprintf(ret->host, sizeof ret->host, "%s", r->offer.host);
-    inst_path(lp, r->id, "workspace", ret->workspace, sizeof ret->workspace);
+    ws_path(lp, r->id, ret->workspace, sizeof ret->workspace);
     snprintf(ret->address, sizeof ret->address, "127.0.0.1:%d", r->port);
 }
 
 /* The directory skeleton of a new instance; workspace copied in. */
-static int make_dirs(const char *dir, const prov_launch *l, char *err, size_t errlen)
+static int make_dirs(const lprov *lp, const char *dir, const prov_launch *l, char *err,
+                     size_t errlen)
 {
-    char path[PATH_MAX + 64];
+    char path[PATH_MAX + 64], ws[PATH_MAX];
     int rc = fs_mkdir_p(dir, 0700);
     snprintf(path, sizeof path, "%s/home", dir);
     if (rc == 0)
         rc = fs_mkdir_p(path, 0700);
-    snprintf(path, sizeof path, "%s/workspace", dir);
+    ws_path(lp, l->instance_id, ws, sizeof ws);
     if (rc == 0)
-        rc = fs_mkdir_p(path, 0700);
+        rc = fs_mkdir_p(ws, 0700);
+    snprintf(path, sizeof path, "%s/workspace", dir);
+    if (rc == 0 && lp->wsroot[0]) { /* LP6: <dir>/workspace points at it */
+        unlink(path);
+        rc = symlink(ws, path) == 0 ? 0 : -errno;
+    }
     snprintf(path, sizeof path, "%s/metadata/computeMetadata/v1/instance", dir);
     if (rc == 0)
         rc = fs_mkdir_p(path, 0700);
@@ -292,23 +329,27 @@ static int make_dirs(const char *dir, const prov_launch *l, char *err, size_t er
         rc = fs_write_atomic(path, "FALSE", 5, 0600);
     if (rc != 0)
         return dm_fail(err, errlen, rc, "local: %s: %s", dir, strerror(-rc));
-    snprintf(path, sizeof path, "%s/workspace", dir);
-    return l->workspace_from ? copy_tree(l->workspace_from, path, err, errlen) : 0;
+    return l->workspace_from ? copy_tree(l->workspace_from, ws, err, errlen) : 0;
 }
 
 /* Removes what is left of an instance that is gone (PV2), fencing first. */
-static int clear_gone(const char *dir, const irec *r, int64_t id, char *err, size_t errlen)
+static int clear_gone(const lprov *lp, const char *dir, const irec *r, int64_t id, char *err,
+                      size_t errlen)
 {
+    char ws[PATH_MAX];
     int rc = lproc_fence(dir, r ? r->sid : 0, id, err, errlen);
     if (rc == 0 && (rc = rm_tree(dir)) != 0)
         rc = dm_fail(err, errlen, rc, "local: cannot remove %s: %s", dir, strerror(-rc));
-    return rc;
+    ws_path(lp, id, ws, sizeof ws);
+    if (rc == 0 && lp->wsroot[0] && (rc = rm_tree(ws)) != 0 && rc != -ENOENT) /* LP6 */
+        rc = dm_fail(err, errlen, rc, "local: cannot remove %s: %s", ws, strerror(-rc));
+    return rc == -ENOENT ? 0 : rc;
 }
 
 static int launch(lprov *lp, const char *dir, const prov_offer *offer, const prov_launch *l,
                   irec *r, char *err, size_t errlen)
 {
-    int rc = make_dirs(dir, l, err, errlen), port = rc ? 0 : lproc_free_port();
+    int rc = make_dirs(lp, dir, l, err, errlen), port = rc ? 0 : lproc_free_port();
     if (rc == 0 && port < 0)
         rc = dm_fail(err, errlen, port, "local: no free port: %s", strerror(-port));
     if (rc)
@@ -348,7 +389,7 @@ static int lp_provision(void *p, const prov_offer *offer, const prov_launch *l, 
             fill_instance(lp, &r, ret);
             goto out;
         }
-        if ((rc = clear_gone(dir, have ? &r : NULL, l->instance_id, err, errlen)) != 0)
+        if ((rc = clear_gone(lp, dir, have ? &r : NULL, l->instance_id, err, errlen)) != 0)
             goto out;
     }
     if (lp->delay_ms > 0)
@@ -362,7 +403,7 @@ static int lp_provision(void *p, const prov_offer *offer, const prov_launch *l, 
     int64_t t0 = clock_mono_ms();
     if ((rc = launch(lp, dir, offer, l, &r, err, errlen)) != 0) {
         char e2[256];
-        if (clear_gone(dir, NULL, l->instance_id, e2, sizeof e2) != 0)
+        if (clear_gone(lp, dir, NULL, l->instance_id, e2, sizeof e2) != 0)
             log_warn("provider.local.cleanup", "instance=%" PRId64 " error=%s", l->instance_id,
                      log_quote(q, sizeof q, e2));
         goto out;
@@ -421,7 +462,7 @@ static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
     }
     snprintf(ws, sizeof ws, "%s/agent.token", gone);
     unlink(ws); /* LP5: revoked by the caller (PD3); no copy is kept */
-    snprintf(ws, sizeof ws, "%s/workspace", gone);
+    ws_path(lp, id, ws, sizeof ws);
     rm_later(ws); /* LP4: the bulk goes; the record and the log stay */
     log_info("provider.local.destroy", "instance=%" PRId64 " moved_to=%s", id,
              log_quote(q, sizeof q, gone));
@@ -563,6 +604,8 @@ static void lp_close(void *p)
     lprov *lp = p;
     if (!lp)
         return;
+    if (lp->wsroot[0])
+        rmdir(lp->wsroot); /* LP6: only when no workspace is left in it */
     pthread_mutex_destroy(&lp->lock);
     pthread_cond_destroy(&lp->freed);
     free(lp);
@@ -602,6 +645,15 @@ int local_open(const prov_config *cfg, const provider_ops **ret_ops, void **ret_
         return rc;
     }
     snprintf(lp->root, sizeof lp->root, "%.*s/instances", PATH_MAX - 16, lp->home);
+    if (geteuid() == 0 && (rc = make_wsroot(lp)) != 0) { /* LP6 */
+        char q[PATH_MAX + 8];
+        log_warn("provider.local.workspaces_in_home",
+                 "error=\"%s\" detail=\"/var/lib/dumont/workspaces cannot be made: workspaces stay "
+                 "under %s, where a workload user may not reach them\"",
+                 strerror(-rc), log_quote(q, sizeof q, lp->root));
+        lp->wsroot[0] = '\0';
+        rc = 0;
+    }
     if (cfg->market_path)
         snprintf(lp->market, sizeof lp->market, "%s", cfg->market_path);
     else

@@ -26,7 +26,14 @@
  *      instance.json and agent.log for post-mortems.
  * LP5: the agent's credential is written to <dir>/agent.token (0600) and
  *      named by --token-file (PV6); argv, the environment, instance.json
- *      and logs never hold it. */
+ *      and logs never hold it.
+ * LP6: when the server runs as root, workspaces live outside $home (which
+ *      is private, and often under /root): in
+ *      /var/lib/dumont/workspaces/<12 hex of the home's SHA-256>/<id>, each
+ *      parent 0711 (entered, never listed), so the agent can hand the
+ *      workspace to the workload's own user (workload.h S6);
+ *      <dir>/workspace is a symlink to it. Otherwise (not root, or that
+ *      directory cannot be made) the workspace is <dir>/workspace. */
 #ifndef DUMONT_PROVIDER_LOCAL_H
 #define DUMONT_PROVIDER_LOCAL_H
 

@@ -210,6 +210,9 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
     const char *path = getenv("PATH"); /* the workload finds programs as the server does */
     memset(c, 0, sizeof *c);
     snprintf(c->ws, sizeof c->ws, "%s/workspace", dir);
+    char real[PATH_MAX];
+    if (realpath(c->ws, real)) /* local.h LP6: the workspace itself, not the link to it */
+        snprintf(c->ws, sizeof c->ws, "%s", real);
     snprintf(home, sizeof home, "%s/home", dir);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     snprintf(ports, sizeof ports, "%d", port);

@@ -72,6 +72,19 @@ kill_test_instances() {
     return 0
 }
 
+# remove_workspaces DIR: the workspaces that the local provider, run as root,
+# keeps outside the homes under DIR (provider/local.h LP6): one directory per
+# home, named by the first 12 hex digits of the SHA-256 of the home's path.
+remove_workspaces() {
+    local d h
+    for d in "$1"/*/; do
+        [ -d "$d/instances" ] || continue
+        h=$(printf '%s' "$(realpath "$d")" | sha256sum | cut -c1-12)
+        [ ! -d "/var/lib/dumont/workspaces/$h" ] || rm -rf "/var/lib/dumont/workspaces/$h"
+    done
+    return 0
+}
+
 lib_cleanup() {
     local rc=$?
     trap - EXIT
@@ -87,6 +100,7 @@ lib_cleanup() {
         if [ "${DUMONT_TEST_KEEP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 77 ]; }; then
             log "scratch files kept in $TEST_TMP"
         else
+            remove_workspaces "$TEST_TMP"
             rm -rf "$TEST_TMP"
         fi
     fi

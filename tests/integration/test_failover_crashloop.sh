@@ -11,9 +11,15 @@ tiny_workspace "$ws" 1M
 new_home
 start_server
 
-# The workload crashes on an instance whose home holds a `crash` file (the
+# The workload crashes on an instance whose port has a file in $flags (the
 # agent's words: no shell reads the command line; sh is the workload here).
-cli_ok instances launch workload="sh -c 'test -e \"\$DUMONT_HOME/crash\" && exit 3; exec $TINY'" \
+# $flags is readable by the workload's own user (a root agent drops to it).
+chmod 0711 "$TEST_TMP"
+flags="$TEST_TMP/flags"
+mkdir -m 0755 "$flags"
+cp "$TINY" "$flags/tiny-ollama" # a repository under /root is out of the workload user's reach
+TINY="$flags/tiny-ollama"
+cli_ok instances launch workload="sh -c 'test -e \"$flags/\$PORT\" && exit 3; exec $TINY'" \
     probe=ollama:tiny workspace_from="$ws" snapshot_every=0
 first=$CLI_OUT
 wait_for 30 "instance $first healthy" instance_state_is "$first" healthy
@@ -36,7 +42,8 @@ model_server_of() { # sets MODEL_PID to the tiny-ollama of DUMONT_HOME=$1
 }
 wait_for 30 "the model server of instance $first" model_server_of "$home"
 # Kill it: the agent restarts it, and from now on it crashes at once.
-touch "$home/crash"
+cli_ok instances show "$first" --json
+touch "$flags/$(printf '%s' "$CLI_OUT" | jq -r .address | cut -d: -f2)"
 kill -KILL "$MODEL_PID" || fail "could not kill the model server $MODEL_PID of instance $first"
 wait_for 90 "the failover of $first after its crash loop" failover_done "$first"
 assert_json .trigger crashlooping "triggered by the crash loop" "$FO"

@@ -106,6 +106,7 @@ wait_for 20 "instance $id healthy after the server restart" instance_healthy
 assert_eq "$pid" "$(jq -r .pid "$dir/instance.json")" "the same agent (nothing relaunched)"
 
 # P4
+ws_real=$(readlink -f "$dir/workspace") # local.h LP6: outside the home when root
 cli_ok instances destroy "$id"
 [ -z "$(session_pids "$sid")" ] || fail "processes of session $sid survived destroy"
 [ ! -e "$dir" ] || fail "$dir is still there"
@@ -113,6 +114,7 @@ gone=$(ls -d "$DUMONT_HOME/instances/$id".destroyed-* 2>/dev/null | head -n1)
 [ -n "$gone" ] || fail "no $id.destroyed-* directory"
 [ -f "$gone/instance.json" ] && [ -f "$gone/agent.log" ] || fail "record and log not kept"
 [ ! -e "$gone/workspace" ] || fail "the destroyed workspace was kept"
+wait_for 10 "the destroyed workspace $ws_real removed" test ! -e "$ws_real"
 [ ! -e "$gone/agent.token" ] || fail "the destroyed instance's credential file was kept"
 answers && fail "the workload still answers after destroy"
 log "ok"

@@ -72,11 +72,20 @@ no_secret "$apid" "the agent of instance $id"
 no_secret "$wpid" "the workload of instance $id" "$AGENT_TOK"
 tr '\0' '\n' <"/proc/$wpid/environ" | grep -qx "PORT=[0-9]*" || fail "the workload lost PORT"
 wuid=$(stat -c %u "/proc/$wpid")
-if [ "$(id -u)" = 0 ] && [ "$wuid" = 0 ]; then
-    # S6: the default user cannot enter a workspace under a private
-    # $DUMONT_HOME; the agent says so (docs/security.md "What is still open")
-    grep -q 'event=agent.workload_as_root' "$dir/agent.log" ||
-        fail "the workload runs as root and the agent did not warn"
+if [ "$(id -u)" = 0 ]; then
+    # S6 with local.h LP6: the workspace lives outside the private home, so
+    # the workload runs as a user of its own, owns the workspace, and cannot
+    # read its agent's token file or environment.
+    assert_ne 0 "$wuid" "the workload of a root agent runs as root"
+    ws_real=$(readlink -f "$dir/workspace")
+    assert_eq "$wuid" "$(stat -c %u "$ws_real")" "the workspace belongs to the workload's user"
+    assert_eq "$ws_real" "$(readlink "/proc/$wpid/cwd")" "the workload runs in its workspace"
+    if setpriv --reuid "$wuid" --regid "$(stat -c %g "/proc/$wpid")" --clear-groups \
+        cat "$dir/agent.token" "/proc/$apid/environ" >/dev/null 2>&1; then
+        fail "the workload's user can read the agent's token file or environment"
+    fi
+    grep -q 'event=agent.workload_as_root' "$dir/agent.log" &&
+        fail "the agent fell back to running the workload as root"
 fi
 log "E1: agent $apid and workload $wpid (uid $wuid) hold no secret"
 

@@ -77,7 +77,8 @@ cli_ok instances launch workload="$TINY" probe=ollama:tiny workspace_from="$ws" 
 inst=$CLI_OUT
 assert_match "$inst" '^[0-9]+$' "instances launch over TLS prints the new id"
 wait_for 30 "instance $inst healthy over TLS" instance_state_is "$inst" healthy
-agent_pid=$(pgrep -f -- "agent .*--workspace $DUMONT_HOME/instances/$inst/workspace" | head -n 1)
+ws_real=$(readlink -f "$DUMONT_HOME/instances/$inst/workspace")
+agent_pid=$(pgrep -f -- "agent .*--workspace $ws_real" | head -n 1)
 [ -n "$agent_pid" ] || fail "no agent process of instance $inst"
 agent_env=$(tr '\0' '\n' <"/proc/$agent_pid/environ")
 assert_contains "$agent_env" "DUMONT_URL=https://127.0.0.1:$SERVER_PORT" "the agent is given the https URL"
