@@ -57,7 +57,7 @@ stop_server TERM
 chmod -R go+rX "$DUMONT_HOME"
 echo "a file of the user" >"$DUMONT_HOME/mine.txt"
 [ -n "$(open_to_others)" ] || fail "P2: the set-up did not open anything"
-start_server
+KEEP_PORT=$SERVER_PORT start_server # the agents keep sending to this server's heartbeat port
 left=$(open_to_others | grep -v " $DUMONT_HOME/mine.txt\$" || true)
 [ -z "$left" ] || fail "P2: still readable by others after the start: $left"
 assert_eq 644 "$(stat -c %a "$DUMONT_HOME/mine.txt")" "H2: a file Dumont does not keep is left alone"
