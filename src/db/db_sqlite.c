@@ -21,6 +21,7 @@
  *     used one is finalized to make room. */
 #include "db/db_backend.h"
 
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -253,8 +254,19 @@ static int sq_configure(sq_state *s, char *err, size_t errlen)
                                   "PRAGMA mmap_size=1073741824;";
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, SQ_BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+    /* Switching a new file to WAL needs an exclusive lock, and SQLite may
+     * answer SQLITE_BUSY at once, without its busy handler, while another
+     * process switches or recovers the same file (several servers or tests
+     * opening one new database): retried here within the busy timeout. */
+    int rc = SQLITE_BUSY;
+    for (int64_t end = clock_mono_ms() + SQ_BUSY_TIMEOUT_MS;;) {
+        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+        if (!busy || clock_mono_ms() >= end)
+            break;
+        clock_sleep_ms(5, NULL);
+    }
+    if (rc != SQLITE_OK || sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
         return sq_fail(s, DM_E_DB, "configure", err, errlen);
     return 0;
 }
