@@ -343,6 +343,7 @@ if [ "$only" != start ]; then
     new_root test
     r=$NEW_ROOT
     log="$workdir/test.log"
+    : >"$log" # before tail follows it: the leg's redirection may come later
     t0=$(date +%s)
     # In the background, so that a signal to this script is handled at once.
     root_argv "$r" 'exec bash scripts/test.sh'
