@@ -369,11 +369,11 @@ static int start_parts(agent *a, char *err, size_t errlen)
         int dflt = !o->workload_user || !*o->workload_user;
         if (rc == 0 && a->wl.drop && dflt && !wl_user_can_run(&a->wl, a->wl.uid, a->wl.gid)) {
             a->wl.drop = 0;
-            rc = dm_fail(err, errlen, DM_E_INVALID,
-                         "the workload user (uid %d) cannot execute %.200s (a parent directory "
-                         "is private); the workload runs as root",
-                         (int)a->wl.uid, a->wl.argv[0]);
-            rc = 1;
+            dm_fail(err, errlen, DM_E_INVALID,
+                    "the workload user (uid %d) cannot execute %.200s (a parent directory "
+                    "is private); the workload runs as root",
+                    (int)a->wl.uid, a->wl.argv[0]);
+            rc = 1; /* as wl_user_resolve's unreachable workspace: warn, keep root */
         }
         if (rc == 1)
             log_warn("agent.workload_as_root", "reason=%s", log_quote(q, sizeof q, err));

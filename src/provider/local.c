@@ -113,13 +113,11 @@ static int make_wsroot(lprov *lp)
 {
     char h[65], path[PATH_MAX];
     secret_sha256_hex(lp->home, h);
-    const char *levels[] = {"/var/lib/dumont", "/var/lib/dumont/workspaces", NULL};
-    for (int i = 0; levels[i]; i++)
+    snprintf(path, sizeof path, "/var/lib/dumont/workspaces/%.12s", h);
+    const char *levels[] = {"/var/lib/dumont", "/var/lib/dumont/workspaces", path};
+    for (int i = 0; i < 3; i++) /* chmod too: the umask would take the others' x away */
         if ((mkdir(levels[i], 0711) != 0 && errno != EEXIST) || chmod(levels[i], 0711) != 0)
             return -errno;
-    snprintf(path, sizeof path, "/var/lib/dumont/workspaces/%.12s", h);
-    if ((mkdir(path, 0711) != 0 && errno != EEXIST) || chmod(path, 0711) != 0)
-        return -errno;
     snprintf(lp->wsroot, sizeof lp->wsroot, "%s", path);
     return 0;
 }
