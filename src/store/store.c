@@ -14,9 +14,7 @@
  *     opens its store by URL alone; the s3:// back end reads its own. */
 #include "store/store.h"
 
-#include "store/store_file.h"
-#include "store/store_mirror.h"
-#include "store/store_s3.h"
+#include "store/store_backend.h"
 #include "util/error.h"
 
 #include <errno.h>

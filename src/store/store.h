@@ -1,6 +1,7 @@
 /* Object stores: where snapshots live. One interface, several back ends
  * (file://, s3://; DUMONT_STORE_MIRROR wraps one with a second; docs/store.md),
- * as a small vtable like SQLite's VFS.
+ * as a small vtable like SQLite's VFS. This is the callers' header; the
+ * back ends implement store_backend.h.
  *
  * Keys are relative paths of [A-Za-z0-9._/-] (no "..", no leading '/'), at
  * most STORE_KEY_MAX bytes, e.g. "packs/3f/3f9a...", "snapshots/<id>".
@@ -42,28 +43,6 @@ typedef struct dm_store dm_store;
  * listing and is returned by store_list. */
 typedef int (*store_list_fn)(const char *key, uint64_t size, void *ctx);
 
-typedef struct store_ops {
-    const char *scheme; /* "file", "s3" */
-    /* flags: STORE_PUT_LAZY (ST4) or 0 */
-    int (*put)(void *st, const char *key, const void *data, size_t len, int flags, char *err,
-               size_t errlen);
-    int (*sync)(void *st, char *err, size_t errlen); /* ST4 barrier */
-    int (*get)(void *st, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
-               char *err, size_t errlen);
-    /* Reads len bytes at off into buf; short objects give DM_E_PROTOCOL. */
-    int (*get_range)(void *st, const char *key, uint64_t off, size_t len, void *buf, char *err,
-                     size_t errlen);
-    int (*exists)(void *st, const char *key, int *ret_exists, char *err, size_t errlen);
-    int (*list)(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
-                size_t errlen);
-    int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
-    void (*close)(void *st);
-    void (*prefetch)(void *st, const char *key); /* ST5; NULL: no-op */
-    /* ST6; NULL: get_range again */
-    int (*get_range_verified)(void *st, const char *key, uint64_t off, size_t len, void *buf,
-                              char *err, size_t errlen);
-} store_ops;
-
 /* Opens "file:///abs/dir" (created if missing), a plain directory path, or
  * "s3://bucket/prefix" (settings from the environment, store_s3.c); with
  * DUMONT_STORE_MIRROR set, wrapped with that mirror (store_mirror.c).
@@ -72,9 +51,7 @@ int store_open(const char *url, dm_store **ret, char *err, size_t errlen);
 void store_close(dm_store *s);
 const char *store_url(const dm_store *s); /* for messages; never holds secrets */
 
-int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err,
-              size_t errlen);
-#define STORE_PUT_LAZY 1
+int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen);
 int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err,
                    size_t errlen); /* ST4 */
 /* Makes every object put so far durable (ST4). */

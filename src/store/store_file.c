@@ -35,7 +35,7 @@
  * F5: list() walks the directory of the prefix recursively, bounded by the
  *     key length cap, reports regular files only, and skips dot names. */
 #define _GNU_SOURCE /* syncfs */
-#include "store/store_file.h"
+#include "store/store_backend.h"
 
 #include "util/error.h"
 #include "util/fsutil.h"

@@ -16,7 +16,7 @@
  *     primary fails (unreachable, refused): the primary is the source of
  *     truth for what exists.
  * M4: close closes both back ends exactly once. */
-#include "store/store_mirror.h"
+#include "store/store_backend.h"
 
 #include "util/error.h"
 #include "util/log.h"

@@ -67,7 +67,7 @@
  * (s3_http.c) take curl easy handles from a pool (one per transfer, reused
  * for keep-alive); the cache has its own lock. */
 #define _GNU_SOURCE
-#include "store/store_s3.h"
+#include "store/store_backend.h"
 
 #include "store/s3_http.h"
 #include "store/sigv4.h"

@@ -1,0 +1,65 @@
+/* The store back-end interface: what file://, s3:// and the mirror each
+ * implement. Only src/store/ includes it; callers use store.h.
+ *
+ * Like SQLite's VFS, a back end is a constant table of function pointers
+ * (store_ops) plus an opaque state pointer made by its open function.
+ * store.c validates every key and prefix before a back end sees one (S1 of
+ * store.c) and forwards through the table; it never tests which back end it
+ * holds. Each back end keeps the promises of store.h (ST1-ST6); every
+ * function returns 0 or a negative DM_E_* / -errno, with detail in err. */
+#ifndef DUMONT_STORE_STORE_BACKEND_H
+#define DUMONT_STORE_STORE_BACKEND_H
+
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_PUT_LAZY 1 /* put flag: ST4 */
+
+typedef struct store_ops {
+    const char *scheme; /* "file", "s3" */
+    /* flags: STORE_PUT_LAZY (ST4) or 0 */
+    int (*put)(void *st, const char *key, const void *data, size_t len, int flags, char *err,
+               size_t errlen);
+    int (*sync)(void *st, char *err, size_t errlen); /* ST4 barrier */
+    int (*get)(void *st, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
+               char *err, size_t errlen);
+    /* Reads len bytes at off into buf; short objects give DM_E_PROTOCOL. */
+    int (*get_range)(void *st, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                     size_t errlen);
+    int (*exists)(void *st, const char *key, int *ret_exists, char *err, size_t errlen);
+    int (*list)(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+                size_t errlen);
+    int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
+    void (*close)(void *st);
+    void (*prefetch)(void *st, const char *key); /* ST5; NULL: no-op */
+    /* ST6; NULL: get_range again */
+    int (*get_range_verified)(void *st, const char *key, uint64_t off, size_t len, void *buf,
+                              char *err, size_t errlen);
+} store_ops;
+
+/* The back ends' open functions. On success *ret_ops and *ret_st are the
+ * vtable and its state (freed by ops->close). */
+
+/* file:// (store_file.c): opens (creating if missing) the store rooted at
+ * dir, an absolute or relative directory path. */
+int store_file_open(const char *dir, const store_ops **ret_ops, void **ret_st, char *err,
+                    size_t errlen);
+
+/* s3:// (store_s3.c): opens "bucket[/prefix]" (the URL after "s3://") with
+ * the settings of the environment (store_s3.c, "Settings"); display gets
+ * the URL for messages, without secrets (S2 of store.c). Nothing is sent to
+ * the server. */
+int store_s3_open(const char *rest, const store_ops **ret_ops, void **ret_st, char *display,
+                  size_t displaylen, char *err, size_t errlen);
+
+/* The mirror (store_mirror.c, DUMONT_STORE_MIRROR): wraps two opened back
+ * ends behind one vtable; ownership of both passes to the mirror (its close
+ * closes them). mirror_url is the mirror's display URL, for messages. On
+ * failure nothing is taken: the caller still owns both. */
+int store_mirror_wrap(const store_ops *p_ops, void *p_st, const store_ops *m_ops, void *m_st,
+                      const char *mirror_url, const store_ops **ret_ops, void **ret_st, char *err,
+                      size_t errlen);
+
+#endif
