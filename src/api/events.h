@@ -27,7 +27,7 @@
 #ifndef DUMONT_API_EVENTS_H
 #define DUMONT_API_EVENTS_H
 
-#include "failover/model.h"
+#include "core/failover.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -262,11 +262,11 @@ static int rebuild_failovers(api_metrics *m, dm_db *db, char *err, size_t errlen
 
 static int rebuild_snapshots(api_metrics *m, dm_db *db, char *err, size_t errlen)
 {
-    db_workload *ws = NULL;
+    dm_workload *ws = NULL;
     size_t n = 0;
     int rc = db_workload_list(db, &ws, &n, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        db_snapshot s;
+        dm_snapshot s;
         int got = db_snapshot_latest_workload(db, ws[i].workload_id, &s, err, errlen);
         if (got == 0)
             note_snapshot(m, ws[i].workload_id, s.created_at_ms);

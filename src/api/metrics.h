@@ -23,7 +23,7 @@
 
 #include "api/http.h"
 #include "db/db.h"
-#include "failover/model.h"
+#include "core/failover.h"
 #include "failover/orchestrator.h"
 
 #include <stddef.h>

@@ -73,7 +73,7 @@ static void add_snapshot_inference(json_t *o, const fo_failover *f)
     json_object_set_new(o, "inference_success", bool_or_null(r->inference_success));
 }
 
-/* A real failover's instances and intent (model.h fo_real). */
+/* A real failover's instances and intent (core/failover.h fo_real). */
 static void add_real(json_t *o, const fo_failover *f)
 {
     const fo_real *r = &f->real;
@@ -107,7 +107,7 @@ json_t *render_test_event(const fo_failover *f)
     return o;
 }
 
-json_t *render_snapshot_rec(const db_snapshot *s)
+json_t *render_snapshot_rec(const dm_snapshot *s)
 {
     if (!s)
         return json_null();
@@ -128,11 +128,11 @@ json_t *render_snapshot_rec(const db_snapshot *s)
     return o;
 }
 
-json_t *render_workload(const db_workload *w, const db_snapshot *newest)
+json_t *render_workload(const dm_workload *w, const dm_snapshot *newest)
 {
     json_t *o = json_pack(
         "{s:s, s:s, s:b, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "workload_id",
-        w->workload_id, "name", w->name, "protect", w->protect, "state", w->state,
+        w->workload_id, "name", w->name, "protect", w->protect, "state", dm_wl_state_name(w->state),
         "serving_instance_id",
         w->serving_instance_id > 0 ? json_integer((json_int_t)w->serving_instance_id) : json_null(),
         "epoch", (json_int_t)w->epoch, "workload_cmd", str_or_null(w->workload_cmd), "probe_spec",

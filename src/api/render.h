@@ -4,8 +4,8 @@
 #define DUMONT_API_RENDER_H
 
 #include "db/db_fleet.h"
-#include "failover/model.h"
-#include "failover/report.h"
+#include "core/failover.h"
+#include "core/report.h"
 
 #include <jansson.h>
 
@@ -17,9 +17,9 @@ json_t *render_assoc(const fo_assoc *a);
 json_t *render_test_event(const fo_failover *f);
 /* A snapshot an agent reported (db_fleet.h): the keys of POST
  * /api/instances/{id}/snapshots' answer; NULL s gives JSON null. */
-json_t *render_snapshot_rec(const db_snapshot *s);
+json_t *render_snapshot_rec(const dm_snapshot *s);
 /* A workload and who serves it; newest may be NULL (no snapshot yet). */
-json_t *render_workload(const db_workload *w, const db_snapshot *newest);
+json_t *render_workload(const dm_workload *w, const dm_snapshot *newest);
 /* ISO-8601 string, or JSON null for FO_NULL. */
 json_t *render_time(int64_t wall_ms);
 

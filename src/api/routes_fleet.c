@@ -334,7 +334,7 @@ int api_h_test_real_history(const api_ctx *ctx, const api_request *req, api_resp
 
 int api_h_workload_list(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
-    db_workload *w = NULL;
+    dm_workload *w = NULL;
     size_t n = 0;
     char err[512] = "";
     int rc = db_workload_list(ctx->db, &w, &n, err, sizeof err);
@@ -342,7 +342,7 @@ int api_h_workload_list(const api_ctx *ctx, const api_request *req, api_response
         return api_error_from(resp, rc, err);
     json_t *arr = json_array();
     for (size_t i = 0; i < n && arr; i++) {
-        db_snapshot s;
+        dm_snapshot s;
         int have = db_snapshot_latest_workload(ctx->db, w[i].workload_id, &s, err, sizeof err);
         if (have != 0 && have != DM_E_NOT_FOUND) {
             rc = have;

@@ -40,8 +40,8 @@ static int reg_fields(json_t *o, hbl_reg *r, api_response *resp)
                -1;
     r->instance_id = json_integer_value(id);
     if (api_text_field(o, "kind", 16, &r->kind, resp) ||
-        api_text_field(o, "workload", DB_INST_TEXT_MAX, &r->workload_cmd, resp) ||
-        api_text_field(o, "probe", DB_INST_TEXT_MAX, &r->probe_spec, resp) ||
+        api_text_field(o, "workload", DM_INST_TEXT_MAX, &r->workload_cmd, resp) ||
+        api_text_field(o, "probe", DM_INST_TEXT_MAX, &r->probe_spec, resp) ||
         api_text_field(o, "hostname", 128, &r->hostname, resp))
         return -1;
     if (r->kind && strcmp(r->kind, "gpu") != 0 && strcmp(r->kind, "cpu") != 0)
@@ -92,14 +92,14 @@ static json_t *str_or_null(const char *s)
 }
 
 /* Live fields over the database's (R2: null when the listener does not know it). */
-static void add_live(json_t *o, const api_ctx *ctx, const db_instance *in)
+static void add_live(json_t *o, const api_ctx *ctx, const dm_instance *in)
 {
     hbl_live l;
     int live = ctx->detect && hbl_live_get(ctx->detect, in->instance_id, &l) == 0;
     int64_t last =
         live && l.last_heartbeat_wall_ms >= 0 ? l.last_heartbeat_wall_ms : in->last_heartbeat_ms;
     json_object_set_new(o, "state", json_string(live ? det_state_name(l.state) : in->state));
-    json_object_set_new(o, "last_heartbeat", render_time(last < 0 ? FO_NULL : last));
+    json_object_set_new(o, "last_heartbeat", render_time(last < 0 ? DM_NULL : last));
     json_object_set_new(o, "last_heartbeat_age_ms",
                         last < 0 ? json_null() : json_integer(clock_wall_ms() - last));
     json_object_set_new(o, "phi",
@@ -120,7 +120,7 @@ static void add_live(json_t *o, const api_ctx *ctx, const db_instance *in)
 
 /* The newest failover of an instance (it was the old one), else the one that
  * made it; NULL when none. */
-static json_t *latest_failover(const api_ctx *ctx, int64_t id, const db_machine *m)
+static json_t *latest_failover(const api_ctx *ctx, int64_t id, const dm_machine *m)
 {
     db_failover_filter flt;
     fo_failover *f = NULL;
@@ -139,14 +139,14 @@ static json_t *latest_failover(const api_ctx *ctx, int64_t id, const db_machine 
 }
 
 /* The machine's fields (RI1: null without one) and the newest snapshot. */
-static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const db_machine *m)
+static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const dm_machine *m)
 {
-    db_snapshot snap;
+    dm_snapshot snap;
     char err[256];
     int have_snap = db_snapshot_latest_instance(ctx->db, id, &snap, err, sizeof err) == 0;
     json_object_set_new(o, "provider", str_or_null(m ? m->provider : NULL));
     json_object_set_new(o, "workload_id", str_or_null(m ? m->workload_id : NULL));
-    json_object_set_new(o, "machine_state", str_or_null(m ? m->state : NULL));
+    json_object_set_new(o, "machine_state", str_or_null(m ? dm_mach_state_name(m->state) : NULL));
     json_object_set_new(o, "workspace", str_or_null(m ? m->workspace : NULL));
     json_object_set_new(o, "address", str_or_null(m ? m->address : NULL));
     json_object_set_new(o, "epoch", m && m->epoch >= 0 ? json_integer(m->epoch) : json_null());
@@ -157,17 +157,17 @@ static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const db_machin
                                                  : json_null());
     json_object_set_new(o, "test", json_boolean(m && m->test));
     json_object_set_new(o, "created_by_failover_id", str_or_null(m ? m->failover_id : NULL));
-    json_object_set_new(o, "destroyed_at", render_time(m ? m->destroyed_at_ms : FO_NULL));
+    json_object_set_new(o, "destroyed_at", render_time(m ? m->destroyed_at_ms : DM_NULL));
     json_object_set_new(o, "failover_id", latest_failover(ctx, id, m));
     json_object_set_new(o, "newest_snapshot_id",
                         have_snap ? json_string(snap.snapshot_id) : json_null());
     json_object_set_new(o, "newest_snapshot", render_snapshot_rec(have_snap ? &snap : NULL));
-    if (m && (strcmp(m->state, "destroyed") == 0 || !json_is_string(json_object_get(o, "state"))))
-        json_object_set_new(o, "state", json_string(m->state));
+    if (m && (m->state == DM_MACH_DESTROYED || !json_is_string(json_object_get(o, "state"))))
+        json_object_set_new(o, "state", json_string(dm_mach_state_name(m->state)));
 }
 
 /* in or m may be NULL (not both): a machine not registered yet has no in. */
-static json_t *render_instance(const api_ctx *ctx, const db_instance *in, const db_machine *m)
+static json_t *render_instance(const api_ctx *ctx, const dm_instance *in, const dm_machine *m)
 {
     json_t *o;
     if (in) {
@@ -190,7 +190,7 @@ static json_t *render_instance(const api_ctx *ctx, const db_instance *in, const 
 }
 
 /* The machine with that id in v (sorted by id, db_machine_list), or NULL. */
-static const db_machine *find_machine(const db_machine *v, size_t n, int64_t id)
+static const dm_machine *find_machine(const dm_machine *v, size_t n, int64_t id)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -225,14 +225,14 @@ static json_t *render_stats(const api_ctx *ctx)
 
 static int cmp_machine(const void *a, const void *b)
 {
-    int64_t x = ((const db_machine *)a)->instance_id, y = ((const db_machine *)b)->instance_id;
+    int64_t x = ((const dm_machine *)a)->instance_id, y = ((const dm_machine *)b)->instance_id;
     return (x > y) - (x < y);
 }
 
 int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
-    db_instance *v = NULL;
-    db_machine *m = NULL;
+    dm_instance *v = NULL;
+    dm_machine *m = NULL;
     size_t n = 0, nm = 0, total = 0;
     char err[512] = "";
     int rc = db_instance_list(ctx->db, &v, &n, err, sizeof err);
@@ -252,7 +252,7 @@ int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response
         int known = 0;
         for (size_t k = 0; k < n && !known; k++)
             known = v[k].instance_id == m[i].instance_id;
-        if (!known && strcmp(m[i].state, "destroyed") != 0) {
+        if (!known && m[i].state != DM_MACH_DESTROYED) {
             json_array_append_new(arr, render_instance(ctx, NULL, &m[i]));
             total++;
         }
@@ -265,7 +265,7 @@ int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response
                         : NULL);
 }
 
-static json_t *render_event(const db_instance_event *e)
+static json_t *render_event(const dm_instance_event *e)
 {
     return json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:o}", "at", render_time(e->at_ms), "what",
                      e->what, "from", e->from, "to", e->to, "reason", e->reason, "silent_ms",
@@ -279,9 +279,9 @@ int api_h_instance_get(const api_ctx *ctx, const api_request *req, api_response 
     if (parse_i64(req->segs[2], 1, HB_ID_MAX, &id) != 0)
         return api_error(resp, 400, "bad_request", "instance id must be an integer from 1 to %lld",
                          (long long)HB_ID_MAX);
-    db_instance in;
-    db_machine m;
-    db_instance_event *ev = NULL;
+    dm_instance in;
+    dm_machine m;
+    dm_instance_event *ev = NULL;
     size_t n = 0;
     char err[512] = "";
     int rc = db_instance_get(ctx->db, id, &in, err, sizeof err), have_in = rc == 0;

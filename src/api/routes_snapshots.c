@@ -26,7 +26,7 @@
 #include "api/metrics.h"
 #include "api/render.h"
 #include "db/db_fleet.h"
-#include "failover/model.h"
+#include "core/failover.h"
 #include "failover/orchestrator.h"
 #include "util/error.h"
 #include "util/parse.h"
@@ -86,7 +86,7 @@ static int opt_num_field(json_t *o, const char *key, int64_t *ret, api_response 
     return json_object_get(o, key) ? num_field(o, key, ret, resp) : 0;
 }
 
-static int report_fields(json_t *o, db_snapshot *s, api_response *resp)
+static int report_fields(json_t *o, dm_snapshot *s, api_response *resp)
 {
     if (str_field(o, "snapshot_id", s->snapshot_id, sizeof s->snapshot_id, ID_CHARS, resp) ||
         (json_object_get(o, "store") &&
@@ -104,7 +104,7 @@ static int report_fields(json_t *o, db_snapshot *s, api_response *resp)
 
 /* RS3: the snapshot is in the server's store; the record takes the store's
  * word for it. Returns -1 with the refusal set. */
-static int in_store(const api_ctx *ctx, db_snapshot *s, api_response *resp)
+static int in_store(const api_ctx *ctx, dm_snapshot *s, api_response *resp)
 {
     fo_orch *o = ctx->orch;
     if (!fo_orch_store(o)[0])
@@ -133,7 +133,7 @@ static int in_store(const api_ctx *ctx, db_snapshot *s, api_response *resp)
     return 0;
 }
 
-static json_t *render_snapshot(const db_snapshot *s)
+static json_t *render_snapshot(const dm_snapshot *s)
 {
     json_t *j =
         json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:s}",
@@ -151,7 +151,7 @@ static json_t *render_snapshot(const db_snapshot *s)
 }
 
 static int snapshot_report(const api_ctx *ctx, const api_request *req, api_response *resp,
-                           db_snapshot *ret)
+                           dm_snapshot *ret)
 {
     static const char *const allowed[] = {"snapshot_id",
                                           "epoch",
@@ -163,7 +163,7 @@ static int snapshot_report(const api_ctx *ctx, const api_request *req, api_respo
                                           "store",
                                           "trigger",
                                           NULL};
-    db_snapshot s;
+    dm_snapshot s;
     json_t *o = NULL;
     memset(&s, 0, sizeof s);
     if (path_instance(req, &s.instance_id, resp) || api_body_object(req, resp, allowed, &o))
@@ -176,7 +176,7 @@ static int snapshot_report(const api_ctx *ctx, const api_request *req, api_respo
     int rc = db_snapshot_record(ctx->db, &s, err, sizeof err); /* RS2 */
     if (rc)
         return api_error_from(resp, rc, err);
-    db_snapshot back; /* the stored row: a repeated id answers what was first recorded */
+    dm_snapshot back; /* the stored row: a repeated id answers what was first recorded */
     if (db_snapshot_get(ctx->db, s.snapshot_id, &back, err, sizeof err) == 0)
         s = back;
     *ret = s;
@@ -186,7 +186,7 @@ static int snapshot_report(const api_ctx *ctx, const api_request *req, api_respo
 /* RS4 */
 int api_h_snapshot_report(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
-    db_snapshot s;
+    dm_snapshot s;
     memset(&s, 0, sizeof s);
     snapshot_report(ctx, req, resp, &s);
     api_metrics_on_snapshot(ctx->metrics, resp->status == 201, s.workload_id, s.size_bytes,
@@ -203,7 +203,7 @@ int api_h_snapshot_list(const api_ctx *ctx, const api_request *req, api_response
     if ((v = req->query(req->conn, "limit")) && parse_i64(v, 1, LIST_MAX, &limit) != 0)
         return api_error(resp, 400, "bad_request", "limit must be an integer from 1 to %d",
                          LIST_MAX);
-    db_snapshot *list = NULL;
+    dm_snapshot *list = NULL;
     size_t n = 0;
     char err[512] = "";
     int rc = db_snapshot_list(ctx->db, id, (int)limit, &list, &n, err, sizeof err);

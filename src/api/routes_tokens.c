@@ -28,7 +28,7 @@ int api_h_token_create(const api_ctx *ctx, const api_request *req, api_response 
                          "a loopback address; start the server with --tls-cert and --tls-key");
     if (api_body_object(req, resp, allowed, &o))
         return 0;
-    db_token t = {.created_at_ms = clock_wall_ms(), .last_used_ms = FO_NULL};
+    db_token t = {.created_at_ms = clock_wall_ms(), .last_used_ms = DM_NULL};
     const char *role = NULL, *name = NULL;
     json_t *inst = json_object_get(o, "instance_id");
     int bad = api_text_field(o, "role", sizeof t.role, &role, resp) ||

@@ -22,7 +22,7 @@
 #include "cli/output.h"
 #include "cli/subcmd.h"
 
-#include "failover/model.h"
+#include "core/failover.h"
 #include "util/error.h"
 #include "util/parse.h"
 

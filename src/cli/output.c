@@ -8,7 +8,7 @@
  * points, not bytes, and a cut never splits a code point. */
 #include "cli/output.h"
 
-#include "failover/model.h"
+#include "core/failover.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -21,8 +21,8 @@
 #ifndef DUMONT_DB_DB_H
 #define DUMONT_DB_DB_H
 
-#include "failover/model.h"
-#include "failover/report.h"
+#include "core/failover.h"
+#include "core/report.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -92,7 +92,7 @@ static inline const char *db_row_text(const db_row *r, int col)
 }
 
 /* Parameter constructors. The *n variants map "no value" to SQL NULL:
- * FO_NULL (-1) for integers, NULL or "" for text. */
+ * DM_NULL (-1) for integers, NULL or "" for text. */
 static inline db_param db_p_i64(int64_t v)
 {
     db_param p = {DB_T_I64, 0, v, NULL};

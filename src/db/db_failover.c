@@ -5,7 +5,7 @@
  * duration in <phase>_ms (D4) so the report never joins.
  *
  * F1: a record is checked before anything is written: its enums in range,
- *     its strings terminated (O3), and model.h's I4 (success is FO_NULL while
+ *     its strings terminated (O3), and core/failover.h's I4 (success is FO_NULL while
  *     running, 1 when completed, 0 when failed). The report relies on I4 to
  *     tell running failovers from finished ones without reading `state`.
  * F2: inserts are batched: up to FO_BATCH failovers per multi-row INSERT,

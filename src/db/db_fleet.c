@@ -106,7 +106,7 @@ static int fleet_write(dm_db *db, const char *sql, const db_param *p, int np, in
 
 static int wl_decode(const db_row *r, void *elem)
 {
-    db_workload *w = elem;
+    dm_workload *w = elem;
     if (db_text_copy(w->workload_id, sizeof w->workload_id, db_row_text(r, 0)) ||
         db_text_copy(w->name, sizeof w->name, db_row_text(r, 1)) ||
         db_text_copy(w->workload_cmd, sizeof w->workload_cmd, db_row_text(r, 2)) ||
@@ -114,7 +114,7 @@ static int wl_decode(const db_row *r, void *elem)
         db_text_copy(w->model, sizeof w->model, db_row_text(r, 4)) ||
         db_text_copy(w->workspace_from, sizeof w->workspace_from, db_row_text(r, 5)) ||
         db_text_copy(w->requirements, sizeof w->requirements, db_row_text(r, 8)) ||
-        db_text_copy(w->state, sizeof w->state, db_row_text(r, 12)))
+        dm_wl_state_parse(db_row_text(r, 12), &w->state))
         return DM_E_DB;
     w->heartbeat_ms = db_row_i64(r, 6, NULL);
     w->snapshot_every_ms = db_row_i64(r, 7, NULL);
@@ -125,32 +125,40 @@ static int wl_decode(const db_row *r, void *elem)
     return 0;
 }
 
-static int wl_check(const db_workload *w, char *err, size_t errlen)
+static int wl_check(const dm_workload *w, char *err, size_t errlen)
 {
     if (!w || !DB_STR_OK(w->workload_id) || !w->workload_id[0])
         return dm_fail(err, errlen, DM_E_INVALID, "workload: missing id");
     if (!DB_STR_OK(w->name) || !DB_STR_OK(w->workload_cmd) || !DB_STR_OK(w->probe_spec) ||
-        !DB_STR_OK(w->model) || !DB_STR_OK(w->workspace_from) || !DB_STR_OK(w->requirements) ||
-        !DB_STR_OK(w->state) || !w->state[0])
+        !DB_STR_OK(w->model) || !DB_STR_OK(w->workspace_from) || !DB_STR_OK(w->requirements))
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': bad string", w->workload_id);
+    if ((unsigned)w->state >= DM_WL_STATE_COUNT)
+        return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': bad state", w->workload_id);
     if (w->epoch < 0 || w->heartbeat_ms < 0 || w->snapshot_every_ms < 0)
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': negative number",
                        w->workload_id);
     return 0;
 }
 
-int db_workload_insert(dm_db *db, const db_workload *w, char *err, size_t errlen)
+int db_workload_insert(dm_db *db, const dm_workload *w, char *err, size_t errlen)
 {
     int rc = db ? wl_check(w, err, errlen) : dm_fail(err, errlen, DM_E_INVALID, "no database");
     if (rc)
         return rc;
-    db_param p[] = {db_p_text(w->workload_id),   db_p_text(w->name),
-                    db_p_textn(w->workload_cmd), db_p_textn(w->probe_spec),
-                    db_p_textn(w->model),        db_p_textn(w->workspace_from),
-                    db_p_i64(w->heartbeat_ms),   db_p_i64(w->snapshot_every_ms),
+    const char *st = dm_wl_state_name(w->state);
+    db_param p[] = {db_p_text(w->workload_id),
+                    db_p_text(w->name),
+                    db_p_textn(w->workload_cmd),
+                    db_p_textn(w->probe_spec),
+                    db_p_textn(w->model),
+                    db_p_textn(w->workspace_from),
+                    db_p_i64(w->heartbeat_ms),
+                    db_p_i64(w->snapshot_every_ms),
                     db_p_text(w->requirements[0] ? w->requirements : "{}"),
-                    db_p_i64(w->protect ? 1 : 0), db_p_i64n(w->serving_instance_id),
-                    db_p_i64(w->epoch),          db_p_text(w->state),
+                    db_p_i64(w->protect ? 1 : 0),
+                    db_p_i64n(w->serving_instance_id),
+                    db_p_i64(w->epoch),
+                    db_p_text(st),
                     db_p_i64(w->created_at_ms)};
     rc = fleet_write(db,
                      "INSERT INTO workloads (" WL_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
@@ -161,8 +169,7 @@ int db_workload_insert(dm_db *db, const db_workload *w, char *err, size_t errlen
     return rc;
 }
 
-int db_workload_get(dm_db *db, const char *workload_id, db_workload *ret, char *err,
-                    size_t errlen)
+int db_workload_get(dm_db *db, const char *workload_id, dm_workload *ret, char *err, size_t errlen)
 {
     if (!db || !workload_id || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "no database, id or result");
@@ -174,7 +181,7 @@ int db_workload_get(dm_db *db, const char *workload_id, db_workload *ret, char *
     return rc;
 }
 
-int db_workload_by_serving(dm_db *db, int64_t instance_id, db_workload *ret, char *err,
+int db_workload_by_serving(dm_db *db, int64_t instance_id, dm_workload *ret, char *err,
                            size_t errlen)
 {
     if (!db || !ret)
@@ -189,28 +196,28 @@ int db_workload_by_serving(dm_db *db, int64_t instance_id, db_workload *ret, cha
     return rc;
 }
 
-int db_workload_list(dm_db *db, db_workload **ret, size_t *ret_n, char *err, size_t errlen)
+int db_workload_list(dm_db *db, dm_workload **ret, size_t *ret_n, char *err, size_t errlen)
 {
     if (!db || !ret || !ret_n)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
-    fleet_rows x = {.max = FLEET_LIST_MAX, .size = sizeof(db_workload), .decode = wl_decode};
+    fleet_rows x = {.max = FLEET_LIST_MAX, .size = sizeof(dm_workload), .decode = wl_decode};
     int rc = fleet_query(db, "workloads",
                          "SELECT " WL_COLS " FROM workloads ORDER BY created_at_ms, workload_id",
                          NULL, 0, &x, err, errlen);
     if (rc)
         return rc;
-    *ret = (db_workload *)x.v;
+    *ret = (dm_workload *)x.v;
     *ret_n = x.n;
     return 0;
 }
 
-int db_workload_set_state(dm_db *db, const char *workload_id, const char *state, char *err,
+int db_workload_set_state(dm_db *db, const char *workload_id, dm_wl_state state, char *err,
                           size_t errlen)
 {
-    if (!db || !workload_id || !state || !*state)
+    if (!db || !workload_id || (unsigned)state >= DM_WL_STATE_COUNT)
         return dm_fail(err, errlen, DM_E_INVALID, "no database, id or state");
     int64_t changed = 0;
-    db_param p[] = {db_p_text(workload_id), db_p_text(state)};
+    db_param p[] = {db_p_text(workload_id), db_p_text(dm_wl_state_name(state))};
     int rc = fleet_write(db, "UPDATE workloads SET state = $2 WHERE workload_id = $1", p, 2,
                          &changed, err, errlen);
     if (rc == 0 && changed == 0)
@@ -251,7 +258,7 @@ int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instan
 
 static int m_decode(const db_row *r, void *elem)
 {
-    db_machine *m = elem;
+    dm_machine *m = elem;
     if (db_text_copy(m->workload_id, sizeof m->workload_id, db_row_text(r, 1)) ||
         db_text_copy(m->provider, sizeof m->provider, db_row_text(r, 2)) ||
         db_text_copy(m->offer_id, sizeof m->offer_id, db_row_text(r, 3)) ||
@@ -259,7 +266,7 @@ static int m_decode(const db_row *r, void *elem)
         db_text_copy(m->gpu_name, sizeof m->gpu_name, db_row_text(r, 5)) ||
         db_text_copy(m->workspace, sizeof m->workspace, db_row_text(r, 7)) ||
         db_text_copy(m->address, sizeof m->address, db_row_text(r, 8)) ||
-        db_text_copy(m->state, sizeof m->state, db_row_text(r, 10)) ||
+        dm_mach_state_parse(db_row_text(r, 10), &m->state) ||
         db_text_copy(m->failover_id, sizeof m->failover_id, db_row_text(r, 12)))
         return DM_E_DB;
     m->instance_id = db_row_i64(r, 0, NULL);
@@ -271,21 +278,22 @@ static int m_decode(const db_row *r, void *elem)
     return 0;
 }
 
-static int m_check(const db_machine *m, char *err, size_t errlen)
+static int m_check(const dm_machine *m, char *err, size_t errlen)
 {
     if (!m)
         return dm_fail(err, errlen, DM_E_INVALID, "machine: none");
     if (!DB_STR_OK(m->workload_id) || !DB_STR_OK(m->provider) || !m->provider[0] ||
         !DB_STR_OK(m->offer_id) || !DB_STR_OK(m->host) || !DB_STR_OK(m->gpu_name) ||
-        !DB_STR_OK(m->workspace) || !DB_STR_OK(m->address) || !DB_STR_OK(m->state) ||
-        !DB_STR_OK(m->failover_id))
+        !DB_STR_OK(m->workspace) || !DB_STR_OK(m->address) || !DB_STR_OK(m->failover_id))
         return dm_fail(err, errlen, DM_E_INVALID, "machine: bad string");
+    if ((unsigned)m->state >= DM_MACH_STATE_COUNT)
+        return dm_fail(err, errlen, DM_E_INVALID, "machine: bad state");
     if (m->epoch < 0)
         return dm_fail(err, errlen, DM_E_INVALID, "machine: negative epoch");
     return 0;
 }
 
-static void m_params(const db_machine *m, const char *state, db_param *p)
+static void m_params(const dm_machine *m, dm_mach_state state, db_param *p)
 {
     *p++ = db_p_i64(m->instance_id);
     *p++ = db_p_textn(m->workload_id);
@@ -297,7 +305,7 @@ static void m_params(const db_machine *m, const char *state, db_param *p)
     *p++ = db_p_textn(m->workspace);
     *p++ = db_p_textn(m->address);
     *p++ = db_p_i64(m->epoch);
-    *p++ = db_p_text(state);
+    *p++ = db_p_text(dm_mach_state_name(state));
     *p++ = db_p_i64(m->test ? 1 : 0);
     *p++ = db_p_textn(m->failover_id);
     *p++ = db_p_i64(m->created_at_ms);
@@ -320,7 +328,7 @@ static int max_row(const db_row *r, void *ctx)
     return 0;
 }
 
-static int reserve_tx(dm_db *db, db_machine *m, char *err, size_t errlen)
+static int reserve_tx(dm_db *db, dm_machine *m, char *err, size_t errlen)
 {
     max_ctx mx = {FLEET_FIRST_ID - 1};
     int rc = db_x(db, "SELECT MAX(instance_id) FROM instances", NULL, 0, max_row, &mx, NULL, err,
@@ -332,35 +340,35 @@ static int reserve_tx(dm_db *db, db_machine *m, char *err, size_t errlen)
         return rc;
     m->instance_id = mx.max + 1;
     db_param p[15];
-    m_params(m, "provisioning", p);
+    m_params(m, DM_MACH_PROVISIONING, p);
     return db_x(db, m_insert, p, 15, NULL, NULL, NULL, err, errlen);
 }
 
-int db_machine_reserve(dm_db *db, db_machine *m, char *err, size_t errlen)
+int db_machine_reserve(dm_db *db, dm_machine *m, char *err, size_t errlen)
 {
     int rc = db ? m_check(m, err, errlen) : dm_fail(err, errlen, DM_E_INVALID, "no database");
     if (rc)
         return rc;
     if (m->created_at_ms <= 0)
         m->created_at_ms = clock_wall_ms();
-    m->destroyed_at_ms = FO_NULL;
+    m->destroyed_at_ms = DM_NULL;
     pthread_mutex_lock(&db->lock);
     rc = db_begin(db, DB_TX_WRITE, err, errlen);
     if (rc == 0)
         rc = db_end(db, reserve_tx(db, m, err, errlen), err, errlen); /* F1 */
     pthread_mutex_unlock(&db->lock);
     if (rc == 0)
-        memcpy(m->state, "provisioning", sizeof "provisioning");
+        m->state = DM_MACH_PROVISIONING;
     return rc;
 }
 
-int db_machine_put(dm_db *db, const db_machine *m, char *err, size_t errlen)
+int db_machine_put(dm_db *db, const dm_machine *m, char *err, size_t errlen)
 {
     int rc = db ? m_check(m, err, errlen) : dm_fail(err, errlen, DM_E_INVALID, "no database");
     if (rc)
         return rc;
-    if (m->instance_id < 1 || !m->state[0])
-        return dm_fail(err, errlen, DM_E_INVALID, "machine: bad id or no state");
+    if (m->instance_id < 1)
+        return dm_fail(err, errlen, DM_E_INVALID, "machine: bad id");
     db_param p[15];
     m_params(m, m->state, p);
     char sql[sizeof m_insert + 512];
@@ -376,7 +384,7 @@ int db_machine_put(dm_db *db, const db_machine *m, char *err, size_t errlen)
     return fleet_write(db, sql, p, 15, NULL, err, errlen);
 }
 
-int db_machine_get(dm_db *db, int64_t instance_id, db_machine *ret, char *err, size_t errlen)
+int db_machine_get(dm_db *db, int64_t instance_id, dm_machine *ret, char *err, size_t errlen)
 {
     if (!db || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
@@ -388,12 +396,12 @@ int db_machine_get(dm_db *db, int64_t instance_id, db_machine *ret, char *err, s
     return rc;
 }
 
-int db_machine_list(dm_db *db, const char *workload_id, db_machine **ret, size_t *ret_n,
-                    char *err, size_t errlen)
+int db_machine_list(dm_db *db, const char *workload_id, dm_machine **ret, size_t *ret_n, char *err,
+                    size_t errlen)
 {
     if (!db || !ret || !ret_n)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
-    fleet_rows x = {.max = FLEET_LIST_MAX, .size = sizeof(db_machine), .decode = m_decode};
+    fleet_rows x = {.max = FLEET_LIST_MAX, .size = sizeof(dm_machine), .decode = m_decode};
     db_param p[] = {db_p_text(workload_id ? workload_id : "")};
     int rc = workload_id ? fleet_query(db, "machines",
                                        "SELECT " M_COLS " FROM machines WHERE workload_id = $1"
@@ -404,20 +412,19 @@ int db_machine_list(dm_db *db, const char *workload_id, db_machine **ret, size_t
                                        0, &x, err, errlen);
     if (rc)
         return rc;
-    *ret = (db_machine *)x.v;
+    *ret = (dm_machine *)x.v;
     *ret_n = x.n;
     return 0;
 }
 
-int db_machine_set_state(dm_db *db, int64_t instance_id, const char *state, char *err,
+int db_machine_set_state(dm_db *db, int64_t instance_id, dm_mach_state state, char *err,
                          size_t errlen)
 {
-    if (!db || !state || !*state)
+    if (!db || (unsigned)state >= DM_MACH_STATE_COUNT)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or state");
     int64_t changed = 0;
-    int destroyed = strcmp(state, "destroyed") == 0;
-    db_param p[] = {db_p_i64(instance_id), db_p_text(state),
-                    db_p_i64n(destroyed ? clock_wall_ms() : FO_NULL)};
+    db_param p[] = {db_p_i64(instance_id), db_p_text(dm_mach_state_name(state)),
+                    db_p_i64n(state == DM_MACH_DESTROYED ? clock_wall_ms() : DM_NULL)};
     int rc = fleet_write(db,
                          "UPDATE machines SET state = $2,"
                          " destroyed_at_ms = COALESCE(destroyed_at_ms, $3)"

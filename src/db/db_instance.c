@@ -16,7 +16,7 @@
     "instance_id, kind, key_id, state, state_since_ms, registered_at_ms, last_heartbeat_ms,"       \
     " workload, probe, workload_cmd, probe_spec, hostname"
 
-static int instance_check(const db_instance *in, char *err, size_t errlen)
+static int instance_check(const dm_instance *in, char *err, size_t errlen)
 {
     if (!in || in->instance_id < 1)
         return dm_fail(err, errlen, DM_E_INVALID, "instance: bad id");
@@ -29,7 +29,7 @@ static int instance_check(const db_instance *in, char *err, size_t errlen)
     return 0;
 }
 
-static int insert_event(dm_db *db, const db_instance_event *ev, char *err, size_t errlen)
+static int insert_event(dm_db *db, const dm_instance_event *ev, char *err, size_t errlen)
 {
     db_param p[] = {db_p_i64(ev->instance_id), db_p_i64(ev->at_ms),     db_p_text(ev->what),
                     db_p_text(ev->from),       db_p_text(ev->to),       db_p_text(ev->reason),
@@ -43,7 +43,7 @@ static int insert_event(dm_db *db, const db_instance_event *ev, char *err, size_
                 p, 8, NULL, NULL, NULL, err, errlen);
 }
 
-static int register_tx(dm_db *db, const db_instance *in, char *err, size_t errlen)
+static int register_tx(dm_db *db, const dm_instance *in, char *err, size_t errlen)
 {
     db_param p[] = {db_p_i64(in->instance_id),      db_p_text(in->kind),
                     db_p_text(in->key_id),          db_p_text(in->state),
@@ -60,10 +60,10 @@ static int register_tx(dm_db *db, const db_instance *in, char *err, size_t errle
                   p, 8, NULL, NULL, NULL, err, errlen);
     if (rc)
         return rc;
-    db_instance_event ev = {.instance_id = in->instance_id,
+    dm_instance_event ev = {.instance_id = in->instance_id,
                             .at_ms = in->registered_at_ms,
-                            .silent_ms = FO_NULL,
-                            .phi_milli = FO_NULL};
+                            .silent_ms = DM_NULL,
+                            .phi_milli = DM_NULL};
     memcpy(ev.what, "state", 6);
     memcpy(ev.from, "none", 5);
     memcpy(ev.to, in->state, strlen(in->state) + 1);
@@ -71,7 +71,7 @@ static int register_tx(dm_db *db, const db_instance *in, char *err, size_t errle
     return insert_event(db, &ev, err, errlen);
 }
 
-int db_instance_register(dm_db *db, const db_instance *in, char *err, size_t errlen)
+int db_instance_register(dm_db *db, const dm_instance *in, char *err, size_t errlen)
 {
     int rc = instance_check(in, err, errlen);
     if (rc || !db)
@@ -84,7 +84,7 @@ int db_instance_register(dm_db *db, const db_instance *in, char *err, size_t err
 }
 
 typedef struct {
-    db_instance *v;
+    dm_instance *v;
     size_t n, cap, max;
     int too_many, bad;
 } inst_vec;
@@ -98,13 +98,13 @@ static int inst_row(const db_row *r, void *ctx)
     }
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 16;
-        db_instance *v = realloc(x->v, cap * sizeof *v);
+        dm_instance *v = realloc(x->v, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         x->v = v;
         x->cap = cap;
     }
-    db_instance *in = &x->v[x->n];
+    dm_instance *in = &x->v[x->n];
     memset(in, 0, sizeof *in);
     in->instance_id = db_row_i64(r, 0, NULL);
     in->state_since_ms = db_row_i64(r, 4, NULL);
@@ -142,7 +142,7 @@ static int inst_query(dm_db *db, const char *sql, const db_param *p, int np, ins
     return rc;
 }
 
-int db_instance_get(dm_db *db, int64_t id, db_instance *ret, char *err, size_t errlen)
+int db_instance_get(dm_db *db, int64_t id, dm_instance *ret, char *err, size_t errlen)
 {
     if (!db || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
@@ -159,7 +159,7 @@ int db_instance_get(dm_db *db, int64_t id, db_instance *ret, char *err, size_t e
     return 0;
 }
 
-int db_instance_list(dm_db *db, db_instance **ret, size_t *ret_n, char *err, size_t errlen)
+int db_instance_list(dm_db *db, dm_instance **ret, size_t *ret_n, char *err, size_t errlen)
 {
     if (!db || !ret || !ret_n)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
@@ -173,7 +173,7 @@ int db_instance_list(dm_db *db, db_instance **ret, size_t *ret_n, char *err, siz
     return 0;
 }
 
-static int event_check(const db_instance_event *ev, char *err, size_t errlen)
+static int event_check(const dm_instance_event *ev, char *err, size_t errlen)
 {
     if (!ev || ev->instance_id < 1)
         return dm_fail(err, errlen, DM_E_INVALID, "event: bad instance id");
@@ -186,7 +186,7 @@ static int event_check(const db_instance_event *ev, char *err, size_t errlen)
     return 0;
 }
 
-static int record_tx(dm_db *db, const db_instance_event *ev, const char *workload,
+static int record_tx(dm_db *db, const dm_instance_event *ev, const char *workload,
                      const char *probe, int64_t last_hb, char *err, size_t errlen)
 {
     int is_state = strcmp(ev->what, "state") == 0;
@@ -209,7 +209,7 @@ static int record_tx(dm_db *db, const db_instance_event *ev, const char *workloa
     return insert_event(db, ev, err, errlen);
 }
 
-int db_instance_record(dm_db *db, const db_instance_event *ev, const char *workload,
+int db_instance_record(dm_db *db, const dm_instance_event *ev, const char *workload,
                        const char *probe, int64_t last_heartbeat_ms, char *err, size_t errlen)
 {
     int rc = event_check(ev, err, errlen);
@@ -224,7 +224,7 @@ int db_instance_record(dm_db *db, const db_instance_event *ev, const char *workl
 }
 
 typedef struct {
-    db_instance_event *v;
+    dm_instance_event *v;
     size_t n, cap;
     int bad;
 } ev_vec;
@@ -234,13 +234,13 @@ static int ev_row(const db_row *r, void *ctx)
     ev_vec *x = ctx;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 16;
-        db_instance_event *v = realloc(x->v, cap * sizeof *v);
+        dm_instance_event *v = realloc(x->v, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         x->v = v;
         x->cap = cap;
     }
-    db_instance_event *ev = &x->v[x->n];
+    dm_instance_event *ev = &x->v[x->n];
     memset(ev, 0, sizeof *ev);
     ev->instance_id = db_row_i64(r, 0, NULL);
     ev->at_ms = db_row_i64(r, 1, NULL);
@@ -257,7 +257,7 @@ static int ev_row(const db_row *r, void *ctx)
     return 0;
 }
 
-int db_instance_events(dm_db *db, int64_t id, int limit, db_instance_event **ret, size_t *ret_n,
+int db_instance_events(dm_db *db, int64_t id, int limit, dm_instance_event **ret, size_t *ret_n,
                        char *err, size_t errlen)
 {
     if (!db || !ret || !ret_n || limit < 1 || limit > DB_EVENT_LIST_MAX)

@@ -9,6 +9,7 @@
 
 #include "db/db.h"
 #include "db/db_backend.h"
+#include "util/null.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -39,12 +40,12 @@ static inline int db_end(dm_db *db, int rc, char *err, size_t errlen)
     return rc;
 }
 
-/* A nullable integer column: FO_NULL for SQL NULL. */
+/* A nullable integer column: DM_NULL for SQL NULL. */
 static inline int64_t db_col_i64n(const db_row *r, int col)
 {
     int null = 0;
     int64_t v = db_row_i64(r, col, &null);
-    return null ? FO_NULL : v;
+    return null ? DM_NULL : v;
 }
 
 /* O3 of db.c: the fixed-size string field holds its terminating NUL. */

@@ -7,7 +7,7 @@
  *
  * R'1: one statement gives finished and running failovers alike, so the
  *      counts and the statistics come from the same snapshot; a row is
- *      running iff success IS NULL (I4 of model.h, checked on every write:
+ *      running iff success IS NULL (I4 of core/failover.h, checked on every write:
  *      F1 of db_failover.c).
  * R'2: a row of an unknown kind (written by a newer program) is skipped,
  *      not guessed at; the statement's other rows still count.

@@ -30,7 +30,7 @@
 
 static const char *const triggers[] = {"scheduled", "preempt", "test-real", "launch", "manual"};
 
-static int snap_check(const db_snapshot *s, char *err, size_t errlen)
+static int snap_check(const dm_snapshot *s, char *err, size_t errlen)
 {
     if (!s || !DB_STR_OK(s->snapshot_id) || !DB_STR_OK(s->store_url) || !DB_STR_OK(s->trigger) ||
         !DB_STR_OK(s->workload_id))
@@ -81,7 +81,7 @@ static int count_row(const db_row *r, void *ctx)
 }
 
 /* F3's refusals, given the machine (and its workload) read in the tx. */
-static int judge(const db_snapshot *s, const owner *o, char *err, size_t errlen)
+static int judge(const dm_snapshot *s, const owner *o, char *err, size_t errlen)
 {
     if (strcmp(o->state, "destroyed") == 0)
         return dm_fail(err, errlen, DM_E_CONFLICT, "instance %lld is destroyed (fenced)",
@@ -105,7 +105,7 @@ static int judge(const db_snapshot *s, const owner *o, char *err, size_t errlen)
     return 0;
 }
 
-static int record_tx(dm_db *db, db_snapshot *s, char *err, size_t errlen)
+static int record_tx(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
 {
     owner o = {0};
     db_param pid[] = {db_p_i64(s->instance_id)};
@@ -145,7 +145,7 @@ static int record_tx(dm_db *db, db_snapshot *s, char *err, size_t errlen)
                 p, 12, NULL, NULL, NULL, err, errlen);
 }
 
-int db_snapshot_record(dm_db *db, db_snapshot *s, char *err, size_t errlen)
+int db_snapshot_record(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
 {
     int rc = snap_check(s, err, errlen);
     if (rc || !db)
@@ -166,7 +166,7 @@ int db_snapshot_record(dm_db *db, db_snapshot *s, char *err, size_t errlen)
 /* ---- reads ---------------------------------------------------------------- */
 
 typedef struct {
-    db_snapshot *v;
+    dm_snapshot *v;
     size_t n, cap, max;
     int bad;
 } snap_vec;
@@ -178,13 +178,13 @@ static int snap_row(const db_row *r, void *ctx)
         return 0; /* the queries carry a LIMIT; never more than asked */
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 8;
-        db_snapshot *v = realloc(x->v, cap * sizeof *v);
+        dm_snapshot *v = realloc(x->v, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         x->v = v;
         x->cap = cap;
     }
-    db_snapshot *s = &x->v[x->n];
+    dm_snapshot *s = &x->v[x->n];
     memset(s, 0, sizeof *s);
     s->instance_id = db_row_i64(r, 1, NULL);
     s->epoch = db_row_i64(r, 3, NULL);
@@ -223,7 +223,7 @@ static int snap_query(dm_db *db, const char *sql, const db_param *p, int np, sna
 }
 
 /* One row or DM_E_NOT_FOUND. */
-static int snap_one(dm_db *db, const char *sql, const db_param *p, int np, db_snapshot *ret,
+static int snap_one(dm_db *db, const char *sql, const db_param *p, int np, dm_snapshot *ret,
                     const char *what, char *err, size_t errlen)
 {
     if (!ret)
@@ -242,7 +242,7 @@ static int snap_one(dm_db *db, const char *sql, const db_param *p, int np, db_sn
 
 #define NEWEST " ORDER BY created_at_ms DESC, reported_at_ms DESC, snapshot_id DESC"
 
-int db_snapshot_get(dm_db *db, const char *snapshot_id, db_snapshot *ret, char *err, size_t errlen)
+int db_snapshot_get(dm_db *db, const char *snapshot_id, dm_snapshot *ret, char *err, size_t errlen)
 {
     if (!snapshot_id)
         return dm_fail(err, errlen, DM_E_INVALID, "no snapshot id");
@@ -251,7 +251,7 @@ int db_snapshot_get(dm_db *db, const char *snapshot_id, db_snapshot *ret, char *
                     "that id", err, errlen);
 }
 
-int db_snapshot_latest_workload(dm_db *db, const char *workload_id, db_snapshot *ret, char *err,
+int db_snapshot_latest_workload(dm_db *db, const char *workload_id, dm_snapshot *ret, char *err,
                                 size_t errlen)
 {
     if (!workload_id || !*workload_id)
@@ -263,7 +263,7 @@ int db_snapshot_latest_workload(dm_db *db, const char *workload_id, db_snapshot 
 }
 
 int db_snapshot_latest_in_store(dm_db *db, const char *workload_id, const char *store_url,
-                                db_snapshot *ret, char *err, size_t errlen)
+                                dm_snapshot *ret, char *err, size_t errlen)
 {
     if (!workload_id || !*workload_id || !store_url || !*store_url)
         return dm_fail(err, errlen, DM_E_INVALID, "no workload id or store");
@@ -274,7 +274,7 @@ int db_snapshot_latest_in_store(dm_db *db, const char *workload_id, const char *
                     p, 2, ret, "the workload in the configured store", err, errlen);
 }
 
-int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, db_snapshot *ret, char *err,
+int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, dm_snapshot *ret, char *err,
                                 size_t errlen)
 {
     db_param p = db_p_i64(instance_id);
@@ -283,14 +283,14 @@ int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, db_snapshot *ret
                     &p, 1, ret, "the instance", err, errlen);
 }
 
-int db_snapshot_list(dm_db *db, int64_t instance_id, int limit, db_snapshot **ret, size_t *ret_n,
+int db_snapshot_list(dm_db *db, int64_t instance_id, int limit, dm_snapshot **ret, size_t *ret_n,
                      char *err, size_t errlen)
 {
     if (!ret || !ret_n || limit < 1 || limit > FLEET_LIST_MAX)
         return dm_fail(err, errlen, DM_E_INVALID, "bad limit (1..%d) or no result", FLEET_LIST_MAX);
     snap_vec x = {.max = (size_t)limit};
     db_param p[] = {db_p_i64(instance_id), db_p_i64(limit)};
-    int rc = instance_id == FO_NULL
+    int rc = instance_id == DM_NULL
                  ? snap_query(db, "SELECT " SNAP_COLS " FROM snapshots" NEWEST " LIMIT $1", p + 1,
                               1, &x, err, errlen)
                  : snap_query(db,

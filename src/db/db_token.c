@@ -54,7 +54,7 @@ int db_token_create(dm_db *db, const db_token *t, char *ret_secret, size_t cap, 
         return dm_fail(err, errlen, rc, "no random bytes for a token");
     secret_sha256_hex(secret, hash);
     db_param p[] = {db_p_text(t->name), db_p_text(t->role),
-                    agent ? db_p_i64(t->instance_id) : db_p_i64n(FO_NULL), db_p_text(hash),
+                    agent ? db_p_i64(t->instance_id) : db_p_i64n(DM_NULL), db_p_text(hash),
                     db_p_i64(t->created_at_ms)};
     pthread_mutex_lock(&db->lock);
     rc = db_x(db,
@@ -92,7 +92,7 @@ static int tok_row(const db_row *r, void *ctx)
     db_token *t = &x->v[x->n];
     memset(t, 0, sizeof *t);
     int64_t inst = db_col_i64n(r, 2);
-    t->instance_id = inst == FO_NULL ? 0 : inst;
+    t->instance_id = inst == DM_NULL ? 0 : inst;
     t->created_at_ms = db_row_i64(r, 3, NULL);
     t->last_used_ms = db_col_i64n(r, 4);
     if (db_text_copy(t->name, sizeof t->name, db_row_text(r, 0)) ||
@@ -131,7 +131,7 @@ int db_token_lookup(dm_db *db, const char *secret, int64_t now_ms, db_token *ret
     int rc = tok_query(db, "SELECT " TOKEN_COLS " FROM api_tokens WHERE token_hash = $1", p, 1, &x,
                        err, errlen);
     if (rc == 0 && x.n == 1 &&
-        (x.v[0].last_used_ms == FO_NULL || now_ms - x.v[0].last_used_ms >= DB_TOKEN_TOUCH_MS)) {
+        (x.v[0].last_used_ms == DM_NULL || now_ms - x.v[0].last_used_ms >= DB_TOKEN_TOUCH_MS)) {
         db_param q[] = {db_p_i64(now_ms), db_p_text(hash)}; /* T3 */
         char e2[128];
         if (db_x(db, "UPDATE api_tokens SET last_used_ms = $1 WHERE token_hash = $2", q, 2, NULL,

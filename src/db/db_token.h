@@ -29,7 +29,7 @@ typedef struct {
     char role[16];       /* "viewer" | "client" | "agent" (admin is the token file) */
     int64_t instance_id; /* agent: its instance; else 0 */
     int64_t created_at_ms;
-    int64_t last_used_ms; /* FO_NULL: never used */
+    int64_t last_used_ms; /* DM_NULL: never used */
 } db_token;
 
 /* T2: 1 when name is a valid new token name. */

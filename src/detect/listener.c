@@ -498,10 +498,10 @@ static void *rx_main(void *arg)
 
 static void persist_and_publish(hbl_server *s, const qev *q)
 {
-    db_instance_event ev = {.instance_id = q->id,
+    dm_instance_event ev = {.instance_id = q->id,
                             .at_ms = q->at_wall_ms,
-                            .silent_ms = q->silent_ms < 0 ? FO_NULL : q->silent_ms,
-                            .phi_milli = q->phi > 0 ? (int64_t)(q->phi * 1000) : FO_NULL};
+                            .silent_ms = q->silent_ms < 0 ? DM_NULL : q->silent_ms,
+                            .phi_milli = q->phi > 0 ? (int64_t)(q->phi * 1000) : DM_NULL};
     snprintf(ev.what, sizeof ev.what, "%s", q->what);
     snprintf(ev.from, sizeof ev.from, "%s", q->from);
     snprintf(ev.to, sizeof ev.to, "%s", q->to);
@@ -509,7 +509,7 @@ static void persist_and_publish(hbl_server *s, const qev *q)
     char err[512] = "";
     int rc =
         db_instance_record(s->db, &ev, hb_workload_name(q->workload), hb_probe_name(q->probe),
-                           q->last_hb_wall_ms < 0 ? FO_NULL : q->last_hb_wall_ms, err, sizeof err);
+                           q->last_hb_wall_ms < 0 ? DM_NULL : q->last_hb_wall_ms, err, sizeof err);
     char qe[600];
     log_write(rc ? LOG_ERROR : LOG_INFO, rc ? "instance.record_failed" : "instance.changed",
               "instance=%lld what=%s from=%s to=%s reason=%s silent_ms=%lld phi=%.2f%s%s",
@@ -590,7 +590,7 @@ out:
 /* L5: the instances of the database, their keys re-derived. */
 static int load_instances(hbl_server *s, char *err, size_t errlen)
 {
-    db_instance *v = NULL;
+    dm_instance *v = NULL;
     size_t n = 0;
     int rc = db_instance_list(s->db, &v, &n, err, errlen);
     int64_t now = clock_mono_ms();
@@ -728,14 +728,14 @@ int hbl_subscribe(hbl_server *s, hbl_event_fn fn, void *ctx)
 
 /* ---- registration and the live view ------------------------------------- */
 
-static void fill_reg(db_instance *in, const hbl_reg *r)
+static void fill_reg(dm_instance *in, const hbl_reg *r)
 {
     memset(in, 0, sizeof *in);
     in->instance_id = r->instance_id;
     snprintf(in->kind, sizeof in->kind, "%s", r->kind ? r->kind : "gpu");
     snprintf(in->state, sizeof in->state, "%s", det_state_name(DET_PENDING));
     in->registered_at_ms = clock_wall_ms();
-    in->last_heartbeat_ms = FO_NULL;
+    in->last_heartbeat_ms = DM_NULL;
     snprintf(in->workload_cmd, sizeof in->workload_cmd, "%s",
              r->workload_cmd ? r->workload_cmd : "");
     snprintf(in->probe_spec, sizeof in->probe_spec, "%s", r->probe_spec ? r->probe_spec : "");
@@ -747,7 +747,7 @@ int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LE
 {
     if (!s || !r || r->instance_id < 1 || r->instance_id > HB_ID_MAX)
         return dm_fail(err, errlen, DM_E_INVALID, "bad instance id");
-    db_instance in;
+    dm_instance in;
     uint8_t key[HB_KEY_LEN];
     fill_reg(&in, r);
     int rc = secret_random_hex(in.key_id, sizeof in.key_id, 16);

@@ -29,7 +29,7 @@
 #define DUMONT_FAILOVER_ORCHESTRATOR_H
 
 #include "db/db.h"
-#include "failover/model.h"
+#include "core/failover.h"
 #include "snapshot/snapshot.h"
 
 #include <stddef.h>

@@ -154,7 +154,7 @@ static int stopping(real_run *r)
 }
 
 /* Parses the workload's requirements JSON into q (unknown keys ignored). */
-static void query_from(const db_workload *w, prov_query *q)
+static void query_from(const dm_workload *w, prov_query *q)
 {
     prov_query_init(q);
     json_error_t jerr;
@@ -219,7 +219,7 @@ static int controller_probe(const char *spec, const char *address, char *out, si
 }
 
 /* The model an inference test names: from an ollama: probe, else "". */
-static void model_of(const db_workload *w, char *out, size_t outlen)
+static void model_of(const dm_workload *w, char *out, size_t outlen)
 {
     if (w->model[0]) {
         snprintf(out, outlen, "%s", w->model);
@@ -260,7 +260,7 @@ static int wait_healthy(fo_orch *o, int64_t id, int64_t timeout_ms, char *err, s
 }
 
 /* Starts the workload and waits for the probe; *ret_ms: start -> answer. */
-static int wait_inference(fo_orch *o, const db_workload *w, const prov_instance *inst,
+static int wait_inference(fo_orch *o, const dm_workload *w, const prov_instance *inst,
                           int64_t *ret_ms, char *err, size_t errlen)
 {
     int rc = provider_start_workload(o->provider, inst, err, errlen);
@@ -302,7 +302,7 @@ static int wait_inference(fo_orch *o, const db_workload *w, const prov_instance 
 static int record_snapshot(fo_orch *o, int64_t instance_id, int64_t epoch, const snap_info *si,
                            const char *trigger, char *err, size_t errlen)
 {
-    db_snapshot s;
+    dm_snapshot s;
     memset(&s, 0, sizeof s);
     snprintf(s.snapshot_id, sizeof s.snapshot_id, "%s", si->id);
     s.instance_id = instance_id;
@@ -328,15 +328,15 @@ static void drop_new_instance(real_run *r, const char *why)
     if (id == FO_NULL)
         return;
     char err[256] = "", q[300];
-    db_machine m;
+    dm_machine m;
     if (db_machine_get(o->db, id, &m, err, sizeof err) == 0)
         exclude_host(&r->f, m.host);
     if (provider_destroy(o->provider, id, err, sizeof err) != 0)
         log_error("failover.destroy_failed", "failover_id=%s instance_id=%lld error=%s", r->f.id,
                   (long long)id, log_quote(q, sizeof q, err));
     else if (landed(r, FO_DURABLE(o, r->f.id, err,
-                                  db_machine_set_state(o->db, id, "destroyed", err, sizeof err))) ==
-             DM_E_CANCELLED)
+                                  db_machine_set_state(o->db, id, DM_MACH_DESTROYED, err,
+                                                       sizeof err))) == DM_E_CANCELLED)
         return; /* R4: the record still names it; the next start drops it again */
     log_warn("failover.attempt_failed", "failover_id=%s instance_id=%lld reason=%s", r->f.id,
              (long long)id, log_quote(q, sizeof q, why));
@@ -364,7 +364,7 @@ static void attempt_failed(real_run *r, const char *why)
     apply(r, &ev);
 }
 
-static void do_standby_activation(real_run *r, db_workload *w)
+static void do_standby_activation(real_run *r, dm_workload *w)
 {
     fo_orch *o = r->orch;
     fo_failover *f = &r->f;
@@ -395,8 +395,8 @@ static void do_standby_activation(real_run *r, db_workload *w)
         return;
     }
     if (landed(r, FO_DURABLE(o, f->id, err,
-                             db_machine_set_state(o->db, old, "destroyed", err, sizeof err))) ==
-        DM_E_CANCELLED)
+                             db_machine_set_state(o->db, old, DM_MACH_DESTROYED, err,
+                                                  sizeof err))) == DM_E_CANCELLED)
         return;
     char d[160];
     snprintf(d, sizeof d, "fenced instance %lld (destroyed, confirmed gone); epoch %lld",
@@ -404,7 +404,7 @@ static void do_standby_activation(real_run *r, db_workload *w)
     phase_ok(r, d);
 }
 
-static void do_gpu_search(real_run *r, const db_workload *w, const char *old_host)
+static void do_gpu_search(real_run *r, const dm_workload *w, const char *old_host)
 {
     fo_orch *o = r->orch;
     prov_query q;
@@ -433,7 +433,7 @@ static void do_gpu_search(real_run *r, const db_workload *w, const char *old_hos
     phase_ok(r, d);
 }
 
-static void launch_spec(fo_orch *o, const db_workload *w, int64_t id, int64_t epoch, int test,
+static void launch_spec(fo_orch *o, const dm_workload *w, int64_t id, int64_t epoch, int test,
                         prov_launch *l)
 {
     memset(l, 0, sizeof *l);
@@ -451,13 +451,13 @@ static void launch_spec(fo_orch *o, const db_workload *w, int64_t id, int64_t ep
     l->hold = 1;
 }
 
-static void do_provisioning(real_run *r, const db_workload *w)
+static void do_provisioning(real_run *r, const dm_workload *w)
 {
     fo_orch *o = r->orch;
     fo_failover *f = &r->f;
     char err[256] = "";
     const prov_offer *offer = NULL;
-    db_machine m;
+    dm_machine m;
     if (f->real.new_instance_id != FO_NULL &&
         db_machine_get(o->db, f->real.new_instance_id, &m, err, sizeof err) == 0) {
         /* resumed: the same offer as before, if it is still in the market */
@@ -506,7 +506,7 @@ static void do_provisioning(real_run *r, const db_workload *w)
     r->have_inst = 1;
     snprintf(m.workspace, sizeof m.workspace, "%s", r->inst.workspace);
     snprintf(m.address, sizeof m.address, "%s", r->inst.address);
-    snprintf(m.state, sizeof m.state, "running");
+    m.state = DM_MACH_RUNNING;
     if (landed(r, FO_DURABLE(o, f->id, err, db_machine_put(o->db, &m, err, sizeof err))) ==
         DM_E_CANCELLED)
         return;
@@ -543,12 +543,12 @@ static void do_ssh_ready(real_run *r)
     phase_ok(r, "agent registered and heartbeating");
 }
 
-static void do_restore(real_run *r, const db_workload *w)
+static void do_restore(real_run *r, const dm_workload *w)
 {
     fo_orch *o = r->orch;
     fo_failover *f = &r->f;
     char err[256] = "";
-    db_snapshot s;
+    dm_snapshot s;
     int rc = 0;
     if (f->real.test && f->real.snapshot_id[0])
         rc = FO_DURABLE(o, f->id, err,
@@ -595,7 +595,7 @@ static void do_restore(real_run *r, const db_workload *w)
     phase_ok(r, d);
 }
 
-static void do_inference(real_run *r, db_workload *w)
+static void do_inference(real_run *r, dm_workload *w)
 {
     fo_orch *o = r->orch;
     fo_failover *f = &r->f;
@@ -627,7 +627,7 @@ static void do_inference(real_run *r, db_workload *w)
         }
         w->serving_instance_id = f->real.new_instance_id;
         if (landed(r, FO_DURABLE(o, f->id, err,
-                                 db_workload_set_state(o->db, w->workload_id, "running", err,
+                                 db_workload_set_state(o->db, w->workload_id, DM_WL_RUNNING, err,
                                                        sizeof err))) == DM_E_CANCELLED)
             return;
     }
@@ -637,7 +637,7 @@ static void do_inference(real_run *r, db_workload *w)
 }
 
 /* test-real: a fresh snapshot of the original, before anything else. */
-static int test_snapshot(real_run *r, const db_workload *w, char *err, size_t errlen)
+static int test_snapshot(real_run *r, const dm_workload *w, char *err, size_t errlen)
 {
     fo_orch *o = r->orch;
     fo_failover *f = &r->f;
@@ -701,9 +701,9 @@ static void *real_thread(void *arg)
     fo_orch *o = r->orch;
     fo_failover *f = &r->f;
     char err[256] = "";
-    db_workload w;
+    dm_workload w;
     char old_host[64] = "";
-    db_machine om;
+    dm_machine om;
     if (db_machine_get(o->db, f->gpu_instance_id, &om, err, sizeof err) == 0)
         snprintf(old_host, sizeof old_host, "%s", om.host);
     int rc =
@@ -777,16 +777,16 @@ static void *real_thread(void *arg)
     if (f->state == FO_STATE_FAILED && !f->real.test) {
         drop_new_instance(r, f->reason);
         if (!r->halt && save(r) == 0)
-            landed(r, FO_DURABLE(
-                          o, f->id, err,
-                          db_workload_set_state(o->db, w.workload_id, "failed", err, sizeof err)));
+            landed(r, FO_DURABLE(o, f->id, err,
+                                 db_workload_set_state(o->db, w.workload_id, DM_WL_FAILED, err,
+                                                       sizeof err)));
     }
     if (fo_state_is_terminal(f->state) && f->real.test && !f->real.keep &&
         f->real.new_instance_id != FO_NULL) {
         if (provider_destroy(o->provider, f->real.new_instance_id, err, sizeof err) == 0)
             landed(r, FO_DURABLE(o, f->id, err,
-                                 db_machine_set_state(o->db, f->real.new_instance_id, "destroyed",
-                                                      err, sizeof err)));
+                                 db_machine_set_state(o->db, f->real.new_instance_id,
+                                                      DM_MACH_DESTROYED, err, sizeof err)));
     }
 out:
     if (fo_state_is_terminal(f->state))
@@ -830,9 +830,9 @@ static void on_instance_event(const hbl_event *ev, void *ctx)
     if (!trigger || o->stopping)
         return;
     char err[256] = "";
-    db_workload w;
+    dm_workload w;
     if (db_workload_by_serving(o->db, ev->instance_id, &w, err, sizeof err) != 0 || !w.protect ||
-        strcmp(w.state, "running") != 0)
+        w.state != DM_WL_RUNNING)
         return; /* not protected, or already failing over */
     int64_t detection_ms = ev->silent_ms > 0 ? ev->silent_ms : 0;
     fo_failover f;
@@ -923,11 +923,11 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
     if (!r)
         return dm_fail(err, errlen, -ENOMEM, "out of memory");
     pthread_mutex_lock(&o->start_lock);
-    db_workload w;
+    dm_workload w;
     char id[FO_ID_MAX];
     if ((rc = db_workload_by_serving(o->db, instance_id, &w, err, errlen)) != 0)
         goto fail;
-    if (strcmp(w.state, "failing_over") == 0) {
+    if (w.state == DM_WL_FAILING_OVER) {
         rc = dm_fail(err, errlen, DM_E_CONFLICT, "workload %s is already failing over",
                      w.workload_id);
         goto fail;
@@ -941,12 +941,12 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
     snprintf(r->f.real.workload_id, sizeof r->f.real.workload_id, "%s", w.workload_id);
     snprintf(r->f.real.trigger, sizeof r->f.real.trigger, "%s", trigger ? trigger : "manual");
     snprintf(r->f.user_id, sizeof r->f.user_id, "controller");
-    if ((rc = db_workload_set_state(o->db, w.workload_id, "failing_over", err, errlen)) != 0)
+    if ((rc = db_workload_set_state(o->db, w.workload_id, DM_WL_FAILING_OVER, err, errlen)) != 0)
         goto fail;
     rc = begin_run(o, r, ret, err, errlen);
     r = NULL;
     if (rc)
-        db_workload_set_state(o->db, w.workload_id, "running", err, errlen);
+        db_workload_set_state(o->db, w.workload_id, DM_WL_RUNNING, err, errlen);
     else
         log_warn("failover.started",
                  "failover_id=%s gpu_instance_id=%lld workload_id=%s kind=real trigger=%s", id,
@@ -963,13 +963,13 @@ int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int ke
     int rc = attached(o, err, errlen);
     if (rc)
         return rc;
-    db_workload w;
-    db_machine m;
+    dm_workload w;
+    dm_machine m;
     if ((rc = db_machine_get(o->db, instance_id, &m, err, errlen)) != 0)
         return rc;
-    if (strcmp(m.state, "running") != 0)
+    if (m.state != DM_MACH_RUNNING)
         return dm_fail(err, errlen, DM_E_CONFLICT, "instance %lld is %s, not running",
-                       (long long)instance_id, m.state);
+                       (long long)instance_id, dm_mach_state_name(m.state));
     if (!m.workload_id[0] || (rc = db_workload_get(o->db, m.workload_id, &w, err, errlen)) != 0)
         return dm_fail(err, errlen, DM_E_NOT_FOUND, "instance %lld runs no workload",
                        (long long)instance_id);
@@ -1023,12 +1023,12 @@ int fo_orch_resume_real(fo_orch *o, const fo_failover *f, char *err, size_t errl
 
 /* ---- launch, chaos, destroy ---- */
 
-static int launch_fail(fo_orch *o, db_workload *w, int64_t id, int rc, char *err, size_t errlen)
+static int launch_fail(fo_orch *o, dm_workload *w, int64_t id, int rc, char *err, size_t errlen)
 {
     char e2[256] = "";
     if (id > 0 && provider_destroy(o->provider, id, e2, sizeof e2) == 0)
-        db_machine_set_state(o->db, id, "destroyed", e2, sizeof e2);
-    db_workload_set_state(o->db, w->workload_id, "failed", e2, sizeof e2);
+        db_machine_set_state(o->db, id, DM_MACH_DESTROYED, e2, sizeof e2);
+    db_workload_set_state(o->db, w->workload_id, DM_WL_FAILED, e2, sizeof e2);
     (void)err;
     (void)errlen;
     return rc;
@@ -1036,16 +1036,16 @@ static int launch_fail(fo_orch *o, db_workload *w, int64_t id, int rc, char *err
 
 /* O13: destroys every machine of a launch left half done; 0 when all are
  * gone (then nothing of it runs). */
-static int rollback_machines(fo_orch *o, const db_workload *w, char *err, size_t errlen)
+static int rollback_machines(fo_orch *o, const dm_workload *w, char *err, size_t errlen)
 {
-    db_machine *m = NULL;
+    dm_machine *m = NULL;
     size_t n = 0;
     int rc = db_machine_list(o->db, w->workload_id, &m, &n, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (strcmp(m[i].state, "destroyed") == 0)
+        if (m[i].state == DM_MACH_DESTROYED)
             continue;
         if ((rc = provider_destroy(o->provider, m[i].instance_id, err, errlen)) == 0) /* PV3 */
-            rc = db_machine_set_state(o->db, m[i].instance_id, "destroyed", err, errlen);
+            rc = db_machine_set_state(o->db, m[i].instance_id, DM_MACH_DESTROYED, err, errlen);
         if (rc == 0)
             log_warn("launch.instance_destroyed", "workload_id=%s instance_id=%lld", w->workload_id,
                      (long long)m[i].instance_id);
@@ -1056,12 +1056,12 @@ static int rollback_machines(fo_orch *o, const db_workload *w, char *err, size_t
 
 int fo_orch_recover_launches(fo_orch *o, int *ret_count, char *err, size_t errlen)
 {
-    db_workload *w = NULL;
+    dm_workload *w = NULL;
     size_t n = 0;
     int count = 0, rc = db_workload_list(o->db, &w, &n, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         /* A launch of this process is in flight, not left: created since it began. */
-        if (strcmp(w[i].state, "launching") != 0 || w[i].created_at_ms >= o->started_at_ms)
+        if (w[i].state != DM_WL_LAUNCHING || w[i].created_at_ms >= o->started_at_ms)
             continue;
         if ((rc = rollback_machines(o, &w[i], err, errlen)) != 0)
             break; /* stays launching: the next start tries again */
@@ -1069,7 +1069,7 @@ int fo_orch_recover_launches(fo_orch *o, int *ret_count, char *err, size_t errle
             (rc = db_workload_switch(o->db, w[i].workload_id, w[i].serving_instance_id, w[i].epoch,
                                      FO_NULL, w[i].epoch + 1, err, errlen)) != 0)
             break;
-        if ((rc = db_workload_set_state(o->db, w[i].workload_id, "failed", err, errlen)) != 0)
+        if ((rc = db_workload_set_state(o->db, w[i].workload_id, DM_WL_FAILED, err, errlen)) != 0)
             break;
         count++;
         char qn[160];
@@ -1095,7 +1095,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     if (req->probe_spec && *req->probe_spec &&
         (rc = prb_check_spec(req->probe_spec, err, errlen)) != 0)
         return rc;
-    db_workload w;
+    dm_workload w;
     memset(&w, 0, sizeof w);
     if ((rc = new_id("wl-", w.workload_id, sizeof w.workload_id)) != 0)
         return dm_fail(err, errlen, rc, "no entropy");
@@ -1128,7 +1128,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     w.protect = req->protect;
     w.serving_instance_id = FO_NULL;
     w.epoch = 0;
-    snprintf(w.state, sizeof w.state, "launching");
+    w.state = DM_WL_LAUNCHING;
     w.created_at_ms = clock_wall_ms();
     if ((rc = db_workload_insert(o->db, &w, err, errlen)) != 0)
         return rc;
@@ -1143,7 +1143,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
         return launch_fail(
             o, &w, 0, dm_fail(err, errlen, DM_E_NOT_FOUND, "no compatible offer in the market"),
             err, errlen);
-    db_machine m;
+    dm_machine m;
     memset(&m, 0, sizeof m);
     snprintf(m.workload_id, sizeof m.workload_id, "%s", w.workload_id);
     snprintf(m.provider, sizeof m.provider, "%s", provider_name(o->provider));
@@ -1162,7 +1162,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
         return launch_fail(o, &w, m.instance_id, rc, err, errlen);
     snprintf(m.workspace, sizeof m.workspace, "%s", inst.workspace);
     snprintf(m.address, sizeof m.address, "%s", inst.address);
-    snprintf(m.state, sizeof m.state, "running");
+    m.state = DM_MACH_RUNNING;
     if ((rc = db_machine_put(o->db, &m, err, errlen)) != 0)
         return launch_fail(o, &w, m.instance_id, rc, err, errlen);
     test_pause_at(o, "DUMONT_TEST_PAUSE_LAUNCH", "provisioned");
@@ -1184,7 +1184,7 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
     if (rc == 0)
         test_pause_at(o, "DUMONT_TEST_PAUSE_LAUNCH", "started");
     if (rc == 0)
-        rc = db_workload_set_state(o->db, w.workload_id, "running", err, errlen);
+        rc = db_workload_set_state(o->db, w.workload_id, DM_WL_RUNNING, err, errlen);
     if (rc)
         return launch_fail(o, &w, m.instance_id, rc, err, errlen);
     memset(ret, 0, sizeof *ret);
@@ -1203,10 +1203,10 @@ int fo_orch_chaos_preempt(fo_orch *o, int64_t instance_id, int64_t notice_ms, ch
     int rc = attached(o, err, errlen);
     if (rc)
         return rc;
-    db_machine m;
+    dm_machine m;
     if ((rc = db_machine_get(o->db, instance_id, &m, err, errlen)) != 0)
         return rc;
-    if (strcmp(m.state, "destroyed") == 0)
+    if (m.state == DM_MACH_DESTROYED)
         return dm_fail(err, errlen, DM_E_CONFLICT, "instance %lld is already destroyed",
                        (long long)instance_id);
     rc = provider_preempt(o->provider, instance_id, notice_ms, err, errlen);
@@ -1221,19 +1221,19 @@ int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t 
     int rc = attached(o, err, errlen);
     if (rc)
         return rc;
-    db_machine m;
+    dm_machine m;
     if ((rc = db_machine_get(o->db, instance_id, &m, err, errlen)) != 0)
         return rc;
-    db_workload w;
+    dm_workload w;
     char e2[256] = "";
     if (db_workload_by_serving(o->db, instance_id, &w, e2, sizeof e2) == 0) {
         /* protection off first, so that the loss is not taken for a failure */
-        if ((rc = db_workload_set_state(o->db, w.workload_id, "stopped", err, errlen)) != 0 ||
+        if ((rc = db_workload_set_state(o->db, w.workload_id, DM_WL_STOPPED, err, errlen)) != 0 ||
             (rc = db_workload_switch(o->db, w.workload_id, instance_id, w.epoch, FO_NULL,
                                      w.epoch + 1, err, errlen)) != 0)
             return rc;
     }
     if ((rc = provider_destroy(o->provider, instance_id, err, errlen)) != 0)
         return rc;
-    return db_machine_set_state(o->db, instance_id, "destroyed", err, errlen);
+    return db_machine_set_state(o->db, instance_id, DM_MACH_DESTROYED, err, errlen);
 }

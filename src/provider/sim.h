@@ -10,7 +10,7 @@
 #ifndef DUMONT_PROVIDER_SIM_H
 #define DUMONT_PROVIDER_SIM_H
 
-#include "failover/model.h"
+#include "core/failover.h"
 
 #include <stdint.h>
 

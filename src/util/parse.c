@@ -62,6 +62,21 @@ int parse_double(const char *s, double min, double max, double *ret)
     return 0;
 }
 
+int parse_name(const char *s, const char *const *names, int n, int *ret)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(names[i], s) == 0) {
+            *ret = i;
+            return 0;
+        }
+    return DM_E_INVALID;
+}
+
+const char *name_of(const char *const *names, int n, int i)
+{
+    return i >= 0 && i < n ? names[i] : "?";
+}
+
 int parse_bool(const char *s, int *ret)
 {
     static const char *yes[] = {"true", "yes", "1", "on"}, *no[] = {"false", "no", "0", "off"};

@@ -15,6 +15,11 @@ int parse_double(const char *s, double min, double max, double *ret);
 int parse_duration_ms(const char *s, int64_t min, int64_t max, int64_t *ret);
 /* "true|false|yes|no|1|0|on|off". Returns 0 or DM_E_INVALID. */
 int parse_bool(const char *s, int *ret);
+/* The index of s in names[0..n-1] (an enum's names, in its order; exact
+ * match). Returns 0 or DM_E_INVALID (s NULL or not a name; *ret untouched). */
+int parse_name(const char *s, const char *const *names, int n, int *ret);
+/* names[i], or "?" when i is not in [0, n). */
+const char *name_of(const char *const *names, int n, int i);
 /* "HOST:PORT" (HOST may be [v6]); host copied into host (hostlen bytes). */
 int parse_host_port(const char *s, char *host, size_t hostlen, int *ret_port);
 

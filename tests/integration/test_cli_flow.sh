@@ -4,7 +4,7 @@
 #
 # T1: test-setup, then simulate prints the id alone on stdout; the failover
 #     completes with all seven phases ok, each with a duration, offsets the sum
-#     of the durations before, total the sum of all (model.h I2, I3).
+#     of the durations before, total the sum of all (core/failover.h I2, I3).
 # T2: fail_phase=P fails at P: the reason names P, the phases before are ok,
 #     the ones after pending with null times.
 # T3: report's totals, success rate, MTTR and per-phase statistics are those

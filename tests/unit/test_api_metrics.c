@@ -10,7 +10,7 @@
 #include "db_fixture.h"
 
 #include "api/metrics.h"
-#include "failover/model.h"
+#include "core/failover.h"
 #include "util/clock.h"
 
 static void ended(fo_failover *f, const char *id, fo_kind kind, int fail)

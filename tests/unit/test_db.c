@@ -6,7 +6,7 @@
  *
  * The invariants cited are those of db.h (D1-D4), db_backend.h (B1-B5),
  * migrate.c (M1-M3), db_failover.c (F1-F4), db_query.c (Q1-Q4), report.h
- * (R1-R4) and model.h (I1-I4). */
+ * (R1-R4) and core/failover.h (I1-I4). */
 #include "db/db.h"
 #include "db/db_backend.h"
 #include "util/error.h"
@@ -96,7 +96,7 @@ static dm_db *open_db(void)
             fail_msg("%s -> %d (%s): %s", #call, rc_, dm_strerror(rc_), g_err);                    \
     } while (0)
 
-/* ---- building failovers with the real state machine (model.h) ---- */
+/* ---- building failovers with the real state machine (core/failover.h) ---- */
 
 enum { END_COMPLETE, END_FAIL, END_ABORT, END_RUNNING };
 

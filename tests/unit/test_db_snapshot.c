@@ -13,7 +13,7 @@
 #include "db/db_fleet.h"
 #include "db/db_instance.h"
 #include "db/db_internal.h"
-#include "failover/model.h"
+#include "core/failover.h"
 #include "util/error.h"
 
 #include <libpq-fe.h>
@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DBFX_NAME "db_snapshot"
+#define DBFX_NAME "dm_snapshot"
 #include "db_fixture.h"
 
 static void sql(dm_db *db, const char *q)
@@ -56,9 +56,9 @@ static void workload(dm_db *db, const char *wl, int64_t serving, int64_t epoch)
     sql(db, q);
 }
 
-static db_snapshot snap(const char *id, int64_t instance, int64_t epoch, int64_t created)
+static dm_snapshot snap(const char *id, int64_t instance, int64_t epoch, int64_t created)
 {
-    db_snapshot s;
+    dm_snapshot s;
     memset(&s, 0, sizeof s);
     snprintf(s.snapshot_id, sizeof s.snapshot_id, "%s", id);
     s.instance_id = instance;
@@ -78,7 +78,7 @@ static void test_unmanaged(void **state)
 {
     (void)state;
     dm_db *db = open_db();
-    db_instance in;
+    dm_instance in;
     memset(&in, 0, sizeof in);
     in.instance_id = 7;
     snprintf(in.kind, sizeof in.kind, "gpu");
@@ -86,7 +86,7 @@ static void test_unmanaged(void **state)
     snprintf(in.state, sizeof in.state, "pending");
     in.registered_at_ms = 1;
     OK(db_instance_register(db, &in, g_err, sizeof g_err));
-    db_snapshot s = snap("aa01", 7, 0, 1000), got;
+    dm_snapshot s = snap("aa01", 7, 0, 1000), got;
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
     assert_string_equal(s.workload_id, "");
     assert_true(s.reported_at_ms > 0);
@@ -98,7 +98,7 @@ static void test_unmanaged(void **state)
     assert_int_equal(got.files, 3);
     assert_string_equal(got.store_url, "file:///tmp/store");
     assert_string_equal(got.trigger, "scheduled");
-    db_snapshot *list = NULL;
+    dm_snapshot *list = NULL;
     size_t n = 9;
     OK(db_snapshot_list(db, 7, 10, &list, &n, g_err, sizeof g_err));
     assert_int_equal(n, 1);
@@ -128,7 +128,7 @@ static void test_fenced_and_stale(void **state)
     machine(db, 20003, "wl-1", 1, "running", 0);   /* alive, of an older epoch */
     machine(db, 20004, "wl-1", 1, "running", 1);   /* a test-real instance */
     machine(db, 20005, "wl-1", 2, "running", 0);   /* a new instance, not serving yet */
-    db_snapshot s = snap("bb01", 20001, 2, 5000), got;
+    dm_snapshot s = snap("bb01", 20001, 2, 5000), got;
     assert_int_equal(db_snapshot_record(db, &s, g_err, sizeof g_err), DM_E_CONFLICT);
     assert_non_null(strstr(g_err, "destroyed"));
     s = snap("bb02", 20003, 2, 5000); /* its agent claims the new epoch: the machine's counts */
@@ -163,7 +163,7 @@ static void test_fenced_and_stale(void **state)
     OK(db_snapshot_latest_instance(db, 20002, &got, g_err, sizeof g_err));
     assert_string_equal(got.snapshot_id, "bb06");
     assert_string_equal(got.trigger, "preempt");
-    db_snapshot *list = NULL;
+    dm_snapshot *list = NULL;
     size_t n = 0;
     OK(db_snapshot_list(db, FO_NULL, 2, &list, &n, g_err, sizeof g_err));
     assert_int_equal(n, 2);

@@ -1,5 +1,5 @@
 /* Tests of workloads and machines (src/db/db_fleet.h F1, F2) and of the
- * real-failover fields of a failover record (model.h fo_real), on SQLite and,
+ * real-failover fields of a failover record (core/failover.h fo_real), on SQLite and,
  * when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 
 #include "db/db_fleet.h"
 #include "db/db_instance.h"
+#include "db/db_internal.h"
 #include "util/error.h"
 
 #include <libpq-fe.h>
@@ -21,9 +22,9 @@
 #define DBFX_NAME "fleet"
 #include "db_fixture.h"
 
-static db_workload workload(const char *id)
+static dm_workload workload(const char *id)
 {
-    db_workload w;
+    dm_workload w;
     memset(&w, 0, sizeof w);
     snprintf(w.workload_id, sizeof w.workload_id, "%s", id);
     snprintf(w.name, sizeof w.name, "llm");
@@ -34,7 +35,7 @@ static db_workload workload(const char *id)
     w.snapshot_every_ms = 30000;
     w.protect = 1;
     w.serving_instance_id = FO_NULL;
-    snprintf(w.state, sizeof w.state, "running");
+    w.state = DM_WL_RUNNING;
     w.created_at_ms = 1700000000000LL;
     return w;
 }
@@ -43,7 +44,7 @@ static void test_workloads(void **state)
 {
     (void)state;
     dm_db *db = open_db();
-    db_workload w = workload("wl-a"), got;
+    dm_workload w = workload("wl-a"), got;
     OK(db_workload_insert(db, &w, g_err, sizeof g_err));
     assert_int_equal(db_workload_insert(db, &w, g_err, sizeof g_err), DM_E_CONFLICT);
     OK(db_workload_get(db, "wl-a", &got, g_err, sizeof g_err));
@@ -66,23 +67,23 @@ static void test_workloads(void **state)
     OK(db_workload_get(db, "wl-a", &got, g_err, sizeof g_err));
     assert_int_equal(got.serving_instance_id, 20002);
     assert_int_equal(got.epoch, 1);
-    OK(db_workload_set_state(db, "wl-a", "failing_over", g_err, sizeof g_err));
-    assert_int_equal(db_workload_set_state(db, "wl-x", "running", g_err, sizeof g_err),
+    OK(db_workload_set_state(db, "wl-a", DM_WL_FAILING_OVER, g_err, sizeof g_err));
+    assert_int_equal(db_workload_set_state(db, "wl-x", DM_WL_RUNNING, g_err, sizeof g_err),
                      DM_E_NOT_FOUND);
-    db_workload w2 = workload("wl-b");
+    dm_workload w2 = workload("wl-b");
     OK(db_workload_insert(db, &w2, g_err, sizeof g_err));
-    db_workload *list = NULL;
+    dm_workload *list = NULL;
     size_t n = 0;
     OK(db_workload_list(db, &list, &n, g_err, sizeof g_err));
     assert_int_equal(n, 2);
-    assert_string_equal(list[0].state, "failing_over");
+    assert_string_equal(dm_wl_state_name(list[0].state), "failing_over");
     free(list);
     db_close(db);
 }
 
-static db_machine machine(const char *wl)
+static dm_machine machine(const char *wl)
 {
-    db_machine m;
+    dm_machine m;
     memset(&m, 0, sizeof m);
     snprintf(m.workload_id, sizeof m.workload_id, "%s", wl);
     snprintf(m.provider, sizeof m.provider, "local");
@@ -97,12 +98,12 @@ static void test_machines(void **state)
 {
     (void)state;
     dm_db *db = open_db();
-    db_machine m = machine("wl-a"), got;
+    dm_machine m = machine("wl-a"), got;
     /* F1: ids start at FLEET_FIRST_ID and go above every known instance */
     OK(db_machine_reserve(db, &m, g_err, sizeof g_err));
     assert_int_equal(m.instance_id, FLEET_FIRST_ID);
-    assert_string_equal(m.state, "provisioning");
-    db_instance in;
+    assert_string_equal(dm_mach_state_name(m.state), "provisioning");
+    dm_instance in;
     memset(&in, 0, sizeof in);
     in.instance_id = 30000;
     snprintf(in.kind, sizeof in.kind, "gpu");
@@ -110,25 +111,26 @@ static void test_machines(void **state)
     snprintf(in.state, sizeof in.state, "pending");
     in.registered_at_ms = 1;
     OK(db_instance_register(db, &in, g_err, sizeof g_err));
-    db_machine m2 = machine("wl-a");
+    dm_machine m2 = machine("wl-a");
     OK(db_machine_reserve(db, &m2, g_err, sizeof g_err));
     assert_int_equal(m2.instance_id, 30001);
     OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
-    assert_string_equal(got.state, "provisioning");
+    assert_string_equal(dm_mach_state_name(got.state), "provisioning");
     assert_int_equal(got.destroyed_at_ms, FO_NULL);
     assert_int_equal(got.price_milli, 450);
     snprintf(m.workspace, sizeof m.workspace, "/tmp/ws");
     snprintf(m.address, sizeof m.address, "127.0.0.1:40000");
-    snprintf(m.state, sizeof m.state, "running");
+    m.state = DM_MACH_RUNNING;
     OK(db_machine_put(db, &m, g_err, sizeof g_err));
     OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
     assert_string_equal(got.address, "127.0.0.1:40000");
-    assert_string_equal(got.state, "running");
-    OK(db_machine_set_state(db, FLEET_FIRST_ID, "destroyed", g_err, sizeof g_err));
+    assert_string_equal(dm_mach_state_name(got.state), "running");
+    OK(db_machine_set_state(db, FLEET_FIRST_ID, DM_MACH_DESTROYED, g_err, sizeof g_err));
     OK(db_machine_get(db, FLEET_FIRST_ID, &got, g_err, sizeof g_err));
     assert_true(got.destroyed_at_ms > 0);
-    assert_int_equal(db_machine_set_state(db, 99, "running", g_err, sizeof g_err), DM_E_NOT_FOUND);
-    db_machine *list = NULL;
+    assert_int_equal(db_machine_set_state(db, 99, DM_MACH_RUNNING, g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
+    dm_machine *list = NULL;
     size_t n = 0;
     OK(db_machine_list(db, "wl-a", &list, &n, g_err, sizeof g_err));
     assert_int_equal(n, 2);
@@ -140,6 +142,60 @@ static void test_machines(void **state)
 }
 
 /* The fo_real fields survive save and get; the test filter finds test-real. */
+/* The states' names are what the database stores and the API shows
+ * (core/fleet.h): each parses back to its state, launching included; a name
+ * not in the list does not parse, and a row holding one is refused when read. */
+static void test_states(void **state)
+{
+    (void)state;
+    static const char *const wl[] = {"launching", "running", "failing_over", "failed", "stopped"};
+    static const char *const mach[] = {"provisioning", "running", "destroyed"};
+    assert_int_equal(sizeof wl / sizeof wl[0], DM_WL_STATE_COUNT);
+    assert_int_equal(sizeof mach / sizeof mach[0], DM_MACH_STATE_COUNT);
+    for (int i = 0; i < DM_WL_STATE_COUNT; i++) {
+        dm_wl_state s = DM_WL_STATE_COUNT;
+        assert_string_equal(dm_wl_state_name((dm_wl_state)i), wl[i]);
+        OK(dm_wl_state_parse(wl[i], &s));
+        assert_int_equal(s, i);
+    }
+    for (int i = 0; i < DM_MACH_STATE_COUNT; i++) {
+        dm_mach_state s = DM_MACH_STATE_COUNT;
+        assert_string_equal(dm_mach_state_name((dm_mach_state)i), mach[i]);
+        OK(dm_mach_state_parse(mach[i], &s));
+        assert_int_equal(s, i);
+    }
+    dm_wl_state ws = DM_WL_STOPPED;
+    dm_mach_state ms = DM_MACH_DESTROYED;
+    assert_int_equal(dm_wl_state_parse("provisioning", &ws), DM_E_INVALID);
+    assert_int_equal(dm_wl_state_parse(NULL, &ws), DM_E_INVALID);
+    assert_int_equal(dm_mach_state_parse("launching", &ms), DM_E_INVALID);
+    assert_int_equal(dm_mach_state_parse("", &ms), DM_E_INVALID);
+    assert_int_equal(ws, DM_WL_STOPPED); /* untouched on failure */
+    assert_int_equal(ms, DM_MACH_DESTROYED);
+    assert_string_equal(dm_wl_state_name(DM_WL_STATE_COUNT), "?");
+    assert_string_equal(dm_mach_state_name((dm_mach_state)-1), "?");
+
+    dm_db *db = open_db();
+    dm_workload w = workload("wl-s"), got;
+    w.state = DM_WL_LAUNCHING;
+    OK(db_workload_insert(db, &w, g_err, sizeof g_err));
+    OK(db_workload_get(db, "wl-s", &got, g_err, sizeof g_err));
+    assert_int_equal(got.state, DM_WL_LAUNCHING);
+    w.state = DM_WL_STATE_COUNT; /* out of range: refused, nothing written */
+    snprintf(w.workload_id, sizeof w.workload_id, "wl-t");
+    assert_int_equal(db_workload_insert(db, &w, g_err, sizeof g_err), DM_E_INVALID);
+    assert_int_equal(db_workload_get(db, "wl-t", &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
+    assert_int_equal(db_workload_set_state(db, "wl-s", (dm_wl_state)-1, g_err, sizeof g_err),
+                     DM_E_INVALID);
+    pthread_mutex_lock(&db->lock);
+    int rc = db_x(db, "UPDATE workloads SET state = 'paused' WHERE workload_id = 'wl-s'", NULL, 0,
+                  NULL, NULL, NULL, g_err, sizeof g_err);
+    pthread_mutex_unlock(&db->lock);
+    OK(rc);
+    assert_int_not_equal(db_workload_get(db, "wl-s", &got, g_err, sizeof g_err), 0);
+    db_close(db);
+}
+
 static void test_failover_real_fields(void **state)
 {
     (void)state;
@@ -200,6 +256,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_workloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_real_fields, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);

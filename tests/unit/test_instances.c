@@ -27,9 +27,9 @@
 #define DBFX_NAME "instances"
 #include "db_fixture.h"
 
-static db_instance inst(int64_t id, const char *key_id)
+static dm_instance inst(int64_t id, const char *key_id)
 {
-    db_instance in;
+    dm_instance in;
     memset(&in, 0, sizeof in);
     in.instance_id = id;
     snprintf(in.kind, sizeof in.kind, "gpu");
@@ -45,7 +45,7 @@ static void test_db_instances(void **state)
 {
     (void)state;
     dm_db *db = open_db();
-    db_instance a = inst(7, "k1"), b = inst(3, "k2"), got, *list = NULL;
+    dm_instance a = inst(7, "k1"), b = inst(3, "k2"), got, *list = NULL;
     OK(db_instance_register(db, &a, g_err, sizeof g_err));
     OK(db_instance_register(db, &b, g_err, sizeof g_err));
     OK(db_instance_get(db, 7, &got, g_err, sizeof g_err));
@@ -58,7 +58,7 @@ static void test_db_instances(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(list[0].instance_id, 3); /* by id */
     free(list);
-    db_instance_event ev = {
+    dm_instance_event ev = {
         .instance_id = 7, .at_ms = 1764331201000, .silent_ms = FO_NULL, .phi_milli = FO_NULL};
     snprintf(ev.what, sizeof ev.what, "state");
     snprintf(ev.from, sizeof ev.from, "pending");
@@ -72,7 +72,7 @@ static void test_db_instances(void **state)
     assert_string_equal(got.state, "healthy"); /* a workload event leaves the state */
     assert_string_equal(got.workload, "crashlooping");
     assert_int_equal(got.last_heartbeat_ms, 1764331201000);
-    db_instance_event *evs = NULL;
+    dm_instance_event *evs = NULL;
     OK(db_instance_events(db, 7, 10, &evs, &n, g_err, sizeof g_err));
     assert_int_equal(n, 3); /* registered, healthy, crashlooping: newest first */
     assert_string_equal(evs[0].to, "crashlooping");
@@ -110,7 +110,7 @@ typedef struct {
 static void on_event(const hbl_event *ev, void *ctx)
 {
     collector *c = ctx;
-    db_instance in;
+    dm_instance in;
     char err[256];
     int ok = strcmp(ev->what, "state") != 0 ||
              (db_instance_get(c->db, ev->instance_id, &in, err, sizeof err) == 0 &&
@@ -257,7 +257,7 @@ static void test_listener(void **state)
         clock_sleep_ms(200, NULL);
     }
     assert_true(wait_last(&c, 44, "failed"));
-    db_instance in;
+    dm_instance in;
     OK(db_instance_get(db, 44, &in, g_err, sizeof g_err));
     assert_string_equal(in.state, "failed");
     assert_int_not_equal(in.last_heartbeat_ms, FO_NULL);
@@ -290,7 +290,7 @@ static void test_listener(void **state)
 static int count_events(dm_db *db, int64_t id, const char *what, const char *reason,
                         int64_t *ret_silent)
 {
-    db_instance_event *ev = NULL;
+    dm_instance_event *ev = NULL;
     size_t n = 0;
     OK(db_instance_events(db, id, 100, &ev, &n, g_err, sizeof g_err));
     int k = 0;

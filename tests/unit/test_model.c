@@ -1,4 +1,4 @@
-/* Unit tests for the failover state machine (src/failover/model.h, I1-I4). */
+/* Unit tests for the failover state machine (src/core/failover.h, I1-I4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "failover/model.h"
+#include "core/failover.h"
 #include "util/error.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the report arithmetic (src/failover/report.h, R1-R4).
+/* Unit tests for the report arithmetic (src/core/report.h, R1-R4).
  * Every expected value below is computed by hand from the nearest-rank rule:
  * pX = sorted[ceil(X/100 * n) - 1]. */
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "failover/report.h"
+#include "core/report.h"
 #include "util/error.h"
 
 #include <math.h>

@@ -292,14 +292,14 @@ static void test_test_real_history(void **state)
 static void put_fleet(fixture *fx)
 {
     char err[256];
-    db_workload w;
+    dm_workload w;
     memset(&w, 0, sizeof w);
     snprintf(w.workload_id, sizeof w.workload_id, "wl-000000000001");
     snprintf(w.name, sizeof w.name, "demo");
     snprintf(w.workload_cmd, sizeof w.workload_cmd, "sleep 100");
     snprintf(w.probe_spec, sizeof w.probe_spec, "exec:true");
     snprintf(w.requirements, sizeof w.requirements, "{\"min_vram_gb\":8}");
-    snprintf(w.state, sizeof w.state, "running");
+    w.state = DM_WL_RUNNING;
     w.heartbeat_ms = 200;
     w.snapshot_every_ms = 30000;
     w.protect = 1;
@@ -307,7 +307,7 @@ static void put_fleet(fixture *fx)
     w.epoch = 1;
     w.created_at_ms = clock_wall_ms();
     assert_int_equal(db_workload_insert(fx->ctx.db, &w, err, sizeof err), 0);
-    db_machine m;
+    dm_machine m;
     memset(&m, 0, sizeof m);
     m.instance_id = 20001;
     snprintf(m.workload_id, sizeof m.workload_id, "%s", w.workload_id);
@@ -315,17 +315,17 @@ static void put_fleet(fixture *fx)
     snprintf(m.host, sizeof m.host, "host-a");
     snprintf(m.workspace, sizeof m.workspace, "/tmp/dumont/instances/20001/workspace");
     snprintf(m.address, sizeof m.address, "127.0.0.1:41001");
-    snprintf(m.state, sizeof m.state, "running");
+    m.state = DM_MACH_RUNNING;
     m.price_milli = 250;
     m.epoch = 1;
     m.created_at_ms = clock_wall_ms();
     m.destroyed_at_ms = FO_NULL;
     assert_int_equal(db_machine_put(fx->ctx.db, &m, err, sizeof err), 0);
     m.instance_id = 20002; /* a second one, provisioning: no agent registered yet */
-    snprintf(m.state, sizeof m.state, "provisioning");
+    m.state = DM_MACH_PROVISIONING;
     snprintf(m.failover_id, sizeof m.failover_id, "real-aaaaaaaaaaaa");
     assert_int_equal(db_machine_put(fx->ctx.db, &m, err, sizeof err), 0);
-    db_snapshot s;
+    dm_snapshot s;
     memset(&s, 0, sizeof s);
     snprintf(s.snapshot_id, sizeof s.snapshot_id, "0123456789abcdef");
     s.instance_id = 20001;
@@ -404,7 +404,8 @@ static void test_workloads_and_instances(void **state)
     json_decref(a.body);
     /* destroyed: the state says so, and the list leaves it out once unregistered */
     char err[256];
-    assert_int_equal(db_machine_set_state(fx->ctx.db, 20002, "destroyed", err, sizeof err), 0);
+    assert_int_equal(db_machine_set_state(fx->ctx.db, 20002, DM_MACH_DESTROYED, err, sizeof err),
+                     0);
     a = call(fx, "GET", "/api/instances/20002", NULL);
     assert_string_equal(json_string_value(json_object_get(a.body, "state")), "destroyed");
     assert_true(json_is_string(json_object_get(a.body, "destroyed_at")));

@@ -78,7 +78,7 @@ static const char good[] =
 
 static void reg(fixture *fx, int64_t id)
 {
-    db_instance in;
+    dm_instance in;
     char err[256];
     memset(&in, 0, sizeof in);
     in.instance_id = id;
@@ -91,7 +91,7 @@ static void reg(fixture *fx, int64_t id)
 
 static int count(fixture *fx, int64_t id)
 {
-    db_snapshot *l = NULL;
+    dm_snapshot *l = NULL;
     size_t n = 0;
     char err[256];
     assert_int_equal(db_snapshot_list(fx->ctx.db, id, 100, &l, &n, err, sizeof err), 0);

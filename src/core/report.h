@@ -7,16 +7,16 @@
  * R1: MTTR is taken over *successful* failovers' total_time_ms only; a failed
  *     failover recovered nothing, so it has no time-to-recovery.
  * R2: phase statistics are taken over every finished failover in which that
- *     phase has a duration (I2 of model.h: absent phases are not zeros).
+ *     phase has a duration (I2 of core/failover.h: absent phases are not zeros).
  * R3: percentiles use the nearest-rank method: pX is the value at 1-based rank
  *     ceil(X/100 * n) of the sorted sample; with n == 0 every statistic is
  *     FO_NULL (mean: NAN), never 0.
  * R4: success_rate = succeeded / (succeeded + failed); running failovers are
  *     counted apart and do not enter any statistic. */
-#ifndef DUMONT_FAILOVER_REPORT_H
-#define DUMONT_FAILOVER_REPORT_H
+#ifndef DUMONT_CORE_REPORT_H
+#define DUMONT_CORE_REPORT_H
 
-#include "failover/model.h"
+#include "core/failover.h"
 
 #include <stdint.h>
 

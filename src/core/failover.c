@@ -1,7 +1,8 @@
-/* Failover state machine (see model.h for the invariants I1-I4). */
-#include "failover/model.h"
+/* Failover state machine (see core/failover.h for the invariants I1-I4). */
+#include "core/failover.h"
 
 #include "util/error.h"
+#include "util/parse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,28 +15,17 @@ static const char *const status_names[] = {"pending", "running", "ok", "failed",
 #define N_STATUS ((int)(sizeof status_names / sizeof status_names[0]))
 static const char *const kind_names[FO_KIND_COUNT] = {"simulated", "real"};
 
-static int lookup(const char *const *names, int n, const char *s)
-{
-    if (!s)
-        return -1;
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], s) == 0)
-            return i;
-    return -1;
-}
-
 const char *fo_phase_name(fo_phase p)
 {
-    return (unsigned)p < FO_PHASE_COUNT ? phase_names[p] : "?";
+    return name_of(phase_names, FO_PHASE_COUNT, (int)p);
 }
 
 int fo_phase_parse(const char *s, fo_phase *ret)
 {
-    int i = lookup(phase_names, FO_PHASE_COUNT, s);
-    if (i < 0)
-        return DM_E_INVALID;
-    *ret = (fo_phase)i;
-    return 0;
+    int i, rc = parse_name(s, phase_names, FO_PHASE_COUNT, &i);
+    if (rc == 0)
+        *ret = (fo_phase)i;
+    return rc;
 }
 
 const char *fo_state_name(fo_state s)
@@ -63,30 +53,28 @@ int fo_state_parse(const char *s, fo_state *ret)
 
 const char *fo_phase_status_name(fo_phase_status s)
 {
-    return (unsigned)s < (unsigned)N_STATUS ? status_names[s] : "?";
+    return name_of(status_names, N_STATUS, (int)s);
 }
 
 int fo_phase_status_parse(const char *s, fo_phase_status *ret)
 {
-    int i = lookup(status_names, N_STATUS, s);
-    if (i < 0)
-        return DM_E_INVALID;
-    *ret = (fo_phase_status)i;
-    return 0;
+    int i, rc = parse_name(s, status_names, N_STATUS, &i);
+    if (rc == 0)
+        *ret = (fo_phase_status)i;
+    return rc;
 }
 
 const char *fo_kind_name(fo_kind k)
 {
-    return (unsigned)k < FO_KIND_COUNT ? kind_names[k] : "?";
+    return name_of(kind_names, FO_KIND_COUNT, (int)k);
 }
 
 int fo_kind_parse(const char *s, fo_kind *ret)
 {
-    int i = lookup(kind_names, FO_KIND_COUNT, s);
-    if (i < 0)
-        return DM_E_INVALID;
-    *ret = (fo_kind)i;
-    return 0;
+    int i, rc = parse_name(s, kind_names, FO_KIND_COUNT, &i);
+    if (rc == 0)
+        *ret = (fo_kind)i;
+    return rc;
 }
 
 int fo_state_is_terminal(fo_state s)

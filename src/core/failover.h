@@ -13,13 +13,16 @@
  *     FO_NULL while the failover is running.
  * I4: success is FO_NULL while running, 1 for completed, 0 for failed.
  * Callers persist the record after every transition, before acting on it. */
-#ifndef DUMONT_FAILOVER_MODEL_H
-#define DUMONT_FAILOVER_MODEL_H
+#ifndef DUMONT_CORE_FAILOVER_H
+#define DUMONT_CORE_FAILOVER_H
+
+#include "util/null.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define FO_NULL (-1) /* "no value" for optional integers (durations, times, success) */
+/* The failover record's name for util/null.h's DM_NULL (durations, times, success). */
+#define FO_NULL DM_NULL
 
 typedef enum {
     FO_PHASE_DETECTION = 0,

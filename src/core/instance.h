@@ -1,0 +1,42 @@
+/* The records of instances (machines running `dumont agent`) and of their
+ * state changes. Plain data: the detector's and the agent's states are kept
+ * by name (det_state, hb_workload, hb_probe of detect/), so that this leaf
+ * needs nothing above util/. The listener makes them (detect/listener.h),
+ * the database keeps them (db/db_instance.h), the API shows them.
+ *
+ * Integers that may be unknown are DM_NULL (util/null.h). */
+#ifndef DUMONT_CORE_INSTANCE_H
+#define DUMONT_CORE_INSTANCE_H
+
+#include "util/null.h"
+
+#include <stdint.h>
+
+#define DM_INST_TEXT_MAX 256
+
+typedef struct {
+    int64_t instance_id;
+    char kind[16];                       /* "gpu" | "cpu" */
+    char key_id[64];                     /* db_instance.h I1 */
+    char state[16];                      /* det_state name */
+    int64_t state_since_ms;              /* wall */
+    int64_t registered_at_ms;            /* wall */
+    int64_t last_heartbeat_ms;           /* wall; DM_NULL: none recorded */
+    char workload[16];                   /* hb_workload name at the last change */
+    char probe[16];                      /* hb_probe name at the last change */
+    char workload_cmd[DM_INST_TEXT_MAX]; /* as registered; "" none */
+    char probe_spec[DM_INST_TEXT_MAX];   /* as registered; "" none */
+    char hostname[128];
+} dm_instance;
+
+typedef struct {
+    int64_t instance_id;
+    int64_t at_ms;         /* wall */
+    char what[16];         /* "state" | "workload" | "intake" (listener.h L9) */
+    char from[16], to[16]; /* state (or workload state) names */
+    char reason[32];
+    int64_t silent_ms; /* DM_NULL when not applicable */
+    int64_t phi_milli; /* phi * 1000; DM_NULL when not applicable */
+} dm_instance_event;
+
+#endif
