@@ -16,6 +16,7 @@
  * and the next, so kill -> detection is this minus 0-200 ms). */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "db/db.h"
+#include "db/db_instance.h"
 #include "detect/listener.h"
 #include "util/clock.h"
 
@@ -120,7 +121,8 @@ int main(int argc, char **argv)
     hbl_server *h = NULL;
     if (db_open(url, &db, err, sizeof err) != 0)
         return fprintf(stderr, "%s\n", err), 1;
-    hbl_opts o = {.listen = "127.0.0.1:0", .db = db, .secret_path = secret};
+    dm_instance_persist persist = db_instance_persist(db);
+    hbl_opts o = {.listen = "127.0.0.1:0", .persist = &persist, .secret_path = secret};
     if (hbl_start(&o, &h, err, sizeof err) != 0)
         return fprintf(stderr, "%s\n", err), 1;
     hbl_subscribe(h, on_event, NULL);

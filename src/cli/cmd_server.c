@@ -9,6 +9,7 @@
 #include "api/metrics.h"
 #include "api/server.h"
 #include "db/db.h"
+#include "db/db_instance.h"
 #include "db/db_token.h"
 #include "detect/listener.h"
 #include "failover/orchestrator.h"
@@ -282,7 +283,9 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: DUMONT_STORE: %s\n", err);
         goto out;
     }
-    if ((rc = hbl_start_server(hb_listen, cfg->listen, cfg->home, db, &hb, err, sizeof err)) != 0) {
+    dm_instance_persist instances = db_instance_persist(db); /* listener.h L2 */
+    if ((rc = hbl_start_server(hb_listen, cfg->listen, cfg->home, &instances, &hb, err,
+                               sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }

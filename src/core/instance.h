@@ -10,6 +10,7 @@
 
 #include "util/null.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define DM_INST_TEXT_MAX 256
@@ -38,5 +39,24 @@ typedef struct {
     int64_t silent_ms; /* DM_NULL when not applicable */
     int64_t phi_milli; /* phi * 1000; DM_NULL when not applicable */
 } dm_instance_event;
+
+/* Where instances are kept: the small interface the heartbeat listener
+ * persists through (detect/listener.h L2, L5), so that it does not depend on
+ * the database. db/ implements it (db_instance.h db_instance_persist());
+ * `dumont server` hands that one to the listener, a test may hand its own.
+ * Each function returns 0 or a negative DM_E_* / -errno, detail in err. */
+typedef struct {
+    /* Every instance, by id; *ret malloc'd (free()), NULL when none. */
+    int (*load)(void *ctx, dm_instance **ret, size_t *ret_n, char *err, size_t errlen);
+    /* Inserts, or re-registers (new key id, kind, texts; state back to the
+     * one given, with an event recording it). */
+    int (*register_one)(void *ctx, const dm_instance *in, char *err, size_t errlen);
+    /* One change: the event and the instance's new state (for what ==
+     * "state") or its workload, probe and last heartbeat, together (all or
+     * nothing). DM_E_NOT_FOUND for an unknown instance. */
+    int (*record)(void *ctx, const dm_instance_event *ev, const char *workload, const char *probe,
+                  int64_t last_heartbeat_ms, char *err, size_t errlen);
+    void *ctx;
+} dm_instance_persist;
 
 #endif

@@ -281,3 +281,29 @@ int db_instance_events(dm_db *db, int64_t id, int limit, dm_instance_event **ret
     *ret_n = x.n;
     return 0;
 }
+
+/* ---- the listener's persistence (core/instance.h) ---- */
+
+static int persist_load(void *ctx, dm_instance **ret, size_t *ret_n, char *err, size_t errlen)
+{
+    return db_instance_list(ctx, ret, ret_n, err, errlen);
+}
+
+static int persist_register(void *ctx, const dm_instance *in, char *err, size_t errlen)
+{
+    return db_instance_register(ctx, in, err, errlen);
+}
+
+static int persist_record(void *ctx, const dm_instance_event *ev, const char *workload,
+                          const char *probe, int64_t last_heartbeat_ms, char *err, size_t errlen)
+{
+    return db_instance_record(ctx, ev, workload, probe, last_heartbeat_ms, err, errlen);
+}
+
+dm_instance_persist db_instance_persist(dm_db *db)
+{
+    return (dm_instance_persist){.load = persist_load,
+                                 .register_one = persist_register,
+                                 .record = persist_record,
+                                 .ctx = db};
+}

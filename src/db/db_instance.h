@@ -38,4 +38,9 @@ int db_instance_record(dm_db *db, const dm_instance_event *ev, const char *workl
 int db_instance_events(dm_db *db, int64_t id, int limit, dm_instance_event **ret, size_t *ret_n,
                        char *err, size_t errlen);
 
+/* The listener's persistence (core/instance.h) over db: load is
+ * db_instance_list, register_one db_instance_register, record
+ * db_instance_record. db must outlive every use. */
+dm_instance_persist db_instance_persist(dm_db *db);
+
 #endif

@@ -16,7 +16,6 @@
 #define _GNU_SOURCE /* recvmmsg */
 #include "detect/listener.h"
 
-#include "db/db_instance.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -84,7 +83,7 @@ typedef struct {
 
 struct hbl_server {
     int fd, port;
-    dm_db *db;
+    dm_instance_persist persist; /* L2 */
     det_params params;
     char secret[SECRET_TOKEN_MAX];
     pthread_t rx, wr;
@@ -507,9 +506,9 @@ static void persist_and_publish(hbl_server *s, const qev *q)
     snprintf(ev.to, sizeof ev.to, "%s", q->to);
     snprintf(ev.reason, sizeof ev.reason, "%s", q->reason);
     char err[512] = "";
-    int rc =
-        db_instance_record(s->db, &ev, hb_workload_name(q->workload), hb_probe_name(q->probe),
-                           q->last_hb_wall_ms < 0 ? DM_NULL : q->last_hb_wall_ms, err, sizeof err);
+    int rc = s->persist.record(
+        s->persist.ctx, &ev, hb_workload_name(q->workload), hb_probe_name(q->probe),
+        q->last_hb_wall_ms < 0 ? DM_NULL : q->last_hb_wall_ms, err, sizeof err);
     char qe[600];
     log_write(rc ? LOG_ERROR : LOG_INFO, rc ? "instance.record_failed" : "instance.changed",
               "instance=%lld what=%s from=%s to=%s reason=%s silent_ms=%lld phi=%.2f%s%s",
@@ -592,7 +591,7 @@ static int load_instances(hbl_server *s, char *err, size_t errlen)
 {
     dm_instance *v = NULL;
     size_t n = 0;
-    int rc = db_instance_list(s->db, &v, &n, err, errlen);
+    int rc = s->persist.load(s->persist.ctx, &v, &n, err, errlen);
     int64_t now = clock_mono_ms();
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint8_t key[HB_KEY_LEN];
@@ -619,7 +618,7 @@ static int init_server(hbl_server *s, const hbl_opts *o, char *err, size_t errle
 {
     int created = 0, rc;
     s->fd = -1;
-    s->db = o->db;
+    s->persist = *o->persist;
     det_params_for_interval(&s->params, o->interval_ms > 0 ? o->interval_ms : 200);
     pthread_mutex_init(&s->reglock, NULL);
     pthread_mutex_init(&s->lock, NULL);
@@ -637,7 +636,8 @@ static int init_server(hbl_server *s, const hbl_opts *o, char *err, size_t errle
 
 int hbl_start(const hbl_opts *o, hbl_server **ret, char *err, size_t errlen)
 {
-    if (!o || !o->listen || !o->db || !o->secret_path || !ret)
+    if (!o || !o->listen || !o->persist || !o->persist->load || !o->persist->register_one ||
+        !o->persist->record || !o->secret_path || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "heartbeat listener: missing options");
     hbl_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -657,8 +657,8 @@ int hbl_start(const hbl_opts *o, hbl_server **ret, char *err, size_t errlen)
     return 0;
 }
 
-int hbl_start_server(const char *hb_listen, const char *api_listen, const char *home, dm_db *db,
-                     hbl_server **ret, char *err, size_t errlen)
+int hbl_start_server(const char *hb_listen, const char *api_listen, const char *home,
+                     const dm_instance_persist *persist, hbl_server **ret, char *err, size_t errlen)
 {
     char listen[300], secret[PATH_MAX], host[256], q[400];
     int port;
@@ -671,7 +671,7 @@ int hbl_start_server(const char *hb_listen, const char *api_listen, const char *
         return dm_fail(err, errlen, DM_E_INVALID, "bad listen address '%.200s'", api_listen);
     if ((size_t)snprintf(secret, sizeof secret, "%s/heartbeat.secret", home) >= sizeof secret)
         return dm_fail(err, errlen, DM_E_INVALID, "home directory path too long");
-    hbl_opts o = {.listen = listen, .db = db, .secret_path = secret};
+    hbl_opts o = {.listen = listen, .persist = persist, .secret_path = secret};
     int rc = hbl_start(&o, ret, err, errlen);
     if (rc == 0)
         log_info("heartbeat.listening", "listen=%s port=%d instances=%d",
@@ -764,7 +764,7 @@ int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LE
     pthread_mutex_unlock(&s->lock);
     if (full)
         rc = dm_fail(err, errlen, DM_E_TOO_BIG, "at most %d instances", HBL_MAX_INSTANCES);
-    if (rc == 0 && (rc = db_instance_register(s->db, &in, err, errlen)) == 0) {
+    if (rc == 0 && (rc = s->persist.register_one(s->persist.ctx, &in, err, errlen)) == 0) {
         pthread_mutex_lock(&s->lock);
         entry *e = find_or_add(s, in.instance_id);
         if (e) {

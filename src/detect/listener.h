@@ -13,8 +13,11 @@
  *     its rate (heartbeat.h W1-W3, HBL_RATE_PER_S); every drop is counted by
  *     reason and none is logged per packet, so a flood costs counters only.
  * L2: a state change is queued when the detector makes it, persisted
- *     (db_instance_record: state + event in one transaction) and only then
+ *     (the persistence's record: state + event together) and only then
  *     published: a subscriber never sees a change the database does not hold.
+ *     The listener keeps instances through the dm_instance_persist handed to
+ *     it (core/instance.h; db_instance_persist() in `dumont server`): load at
+ *     start (L5), register_one, record. It never opens a database itself.
  * L3: the queue holds HBL_QUEUE_MAX changes; beyond that a change is counted
  *     as lost and logged, never blocking the receive thread.
  * L4: at most HBL_MAX_INSTANCES instances; registering more is DM_E_TOO_BIG.
@@ -62,7 +65,7 @@
 #ifndef DUMONT_DETECT_LISTENER_H
 #define DUMONT_DETECT_LISTENER_H
 
-#include "db/db.h"
+#include "core/instance.h"
 #include "detect/detector.h"
 #include "detect/heartbeat.h"
 
@@ -100,8 +103,8 @@ typedef struct {
 typedef void (*hbl_event_fn)(const hbl_event *ev, void *ctx);
 
 typedef struct {
-    const char *listen; /* "ADDR:PORT"; port 0 picks a free one */
-    dm_db *db;
+    const char *listen;                 /* "ADDR:PORT"; port 0 picks a free one */
+    const dm_instance_persist *persist; /* L2; copied, its ctx must outlive the listener */
     const char *secret_path; /* master secret; created (0600) if missing */
     int64_t interval_ms;     /* expected heartbeat interval; <= 0: 200 */
 } hbl_opts;
@@ -112,8 +115,9 @@ int hbl_start(const hbl_opts *o, hbl_server **ret, char *err, size_t errlen);
  * the default 8700; 0 for 0), so several servers on one machine do not
  * collide; the master secret in
  * home/heartbeat.secret. Logs where it listens. */
-int hbl_start_server(const char *hb_listen, const char *api_listen, const char *home, dm_db *db,
-                     hbl_server **ret, char *err, size_t errlen);
+int hbl_start_server(const char *hb_listen, const char *api_listen, const char *home,
+                     const dm_instance_persist *persist, hbl_server **ret, char *err,
+                     size_t errlen);
 int hbl_port(const hbl_server *s); /* the UDP port bound */
 /* Stops both threads after persisting what is queued; frees. NULL is fine. */
 void hbl_stop(hbl_server *s);

@@ -1,8 +1,9 @@
 /* Tests of instances in the database (src/db/db_instance.h, I1-I3) and of
  * the heartbeat listener in-process over real UDP (src/detect/listener.h,
- * L1-L10), on SQLite and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a
- * database of its own, made and dropped here, so other tests are not
- * disturbed). Waits poll with deadlines; nothing asserts a wall-clock bound. */
+ * L1-L11; L2 and L5 also over a persistence of the test's own), on SQLite
+ * and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own,
+ * made and dropped here, so other tests are not disturbed). Waits poll with
+ * deadlines; nothing asserts a wall-clock bound. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,7 +189,8 @@ static hbl_server *start_listener(dm_db *db)
 {
     char secret[128];
     snprintf(secret, sizeof secret, "%s/secret%d", g_dir, g_seq);
-    hbl_opts o = {.listen = "127.0.0.1:0", .db = db, .secret_path = secret};
+    dm_instance_persist persist = db_instance_persist(db);
+    hbl_opts o = {.listen = "127.0.0.1:0", .persist = &persist, .secret_path = secret};
     hbl_server *h = NULL;
     if (hbl_start(&o, &h, g_err, sizeof g_err) != 0)
         fail_msg("hbl_start: %s", g_err);
@@ -395,6 +397,145 @@ static void test_reregister_live(void **state)
     db_close(db);
 }
 
+/* ---- the listener over a persistence of the test's own ------------------ */
+
+/* An in-memory dm_instance_persist (core/instance.h): the listener reaches
+ * instances through it alone (L2), so one with no database runs it whole. */
+typedef struct {
+    pthread_mutex_t mu;
+    dm_instance v[4];
+    int n, fail_register, fail_record, records;
+    char last_to[16];
+} mem_persist;
+
+static int mem_load(void *ctx, dm_instance **ret, size_t *ret_n, char *err, size_t errlen)
+{
+    mem_persist *m = ctx;
+    pthread_mutex_lock(&m->mu);
+    *ret_n = (size_t)m->n;
+    *ret = m->n ? malloc(sizeof m->v) : NULL;
+    if (*ret)
+        memcpy(*ret, m->v, sizeof m->v);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static int mem_register(void *ctx, const dm_instance *in, char *err, size_t errlen)
+{
+    mem_persist *m = ctx;
+    pthread_mutex_lock(&m->mu);
+    int rc = m->fail_register ? dm_fail(err, errlen, DM_E_DB, "the test's disk is full") : 0;
+    if (rc == 0) {
+        int i = 0;
+        while (i < m->n && m->v[i].instance_id != in->instance_id)
+            i++;
+        assert_true(i < 4);
+        m->v[i] = *in;
+        m->n += i == m->n;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mem_record(void *ctx, const dm_instance_event *ev, const char *workload,
+                      const char *probe, int64_t last_heartbeat_ms, char *err, size_t errlen)
+{
+    mem_persist *m = ctx;
+    pthread_mutex_lock(&m->mu);
+    m->records++;
+    int rc = m->fail_record ? dm_fail(err, errlen, DM_E_DB, "the test's disk is full") : 0;
+    for (int i = 0; rc == 0 && i < m->n; i++)
+        if (m->v[i].instance_id == ev->instance_id && strcmp(ev->what, "state") == 0) {
+            snprintf(m->v[i].state, sizeof m->v[i].state, "%s", ev->to);
+            snprintf(m->last_to, sizeof m->last_to, "%s", ev->to);
+        }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mem_records(mem_persist *m)
+{
+    pthread_mutex_lock(&m->mu);
+    int n = m->records;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+static int collected(collector *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static hbl_server *start_mem(mem_persist *m, collector *c)
+{
+    char secret[128];
+    snprintf(secret, sizeof secret, "%s/secret%d", g_dir, g_seq);
+    dm_instance_persist p = {mem_load, mem_register, mem_record, m};
+    hbl_opts o = {.listen = "127.0.0.1:0", .persist = &p, .secret_path = secret};
+    hbl_server *h = NULL;
+    if (hbl_start(&o, &h, g_err, sizeof g_err) != 0) /* p is copied (listener.h) */
+        fail_msg("hbl_start: %s", g_err);
+    OK(hbl_subscribe(h, on_event, c));
+    return h;
+}
+
+/* L2 and L5 through the persistence handed to the listener: a registration
+ * it refuses registers nothing; a change it fails to record is not
+ * published; a restarted listener loads what it holds. */
+static void test_listener_persist(void **state)
+{
+    (void)state;
+    mem_persist m = {.mu = PTHREAD_MUTEX_INITIALIZER, .fail_register = 1};
+    collector c = {.mu = PTHREAD_MUTEX_INITIALIZER}; /* no db: m is what holds the changes */
+    hbl_server *h = start_mem(&m, &c);
+    char key[HB_KEY_HEX_LEN + 1];
+    hbl_live l;
+    assert_int_equal(hbl_register(h, &(hbl_reg){.instance_id = 61}, key, g_err, sizeof g_err),
+                     DM_E_DB);
+    assert_int_equal(hbl_live_get(h, 61, &l), DM_E_NOT_FOUND);
+    m.fail_register = 0;
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 61, .kind = "cpu"}, key, g_err, sizeof g_err));
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.v[0].kind, "cpu");
+    assert_string_equal(m.v[0].state, "pending");
+    assert_true(m.v[0].key_id[0] != '\0');
+
+    pthread_mutex_lock(&m.mu);
+    m.fail_record = 1;
+    pthread_mutex_unlock(&m.mu);
+    sender s;
+    sender_open(&s, hbl_port(h), key);
+    send_pkt(&s, 61, HB_T_BEAT, 1, clock_wall_ms()); /* pending -> healthy, not recorded */
+    for (int64_t end = clock_mono_ms() + 15000; mem_records(&m) < 1 && clock_mono_ms() < end;)
+        clock_sleep_ms(10, NULL);
+    assert_true(mem_records(&m) >= 1);
+    clock_sleep_ms(200, NULL);          /* time to publish, were it to */
+    assert_int_equal(collected(&c), 0); /* L2: not published */
+    pthread_mutex_lock(&m.mu);
+    m.fail_record = 0;
+    pthread_mutex_unlock(&m.mu);
+    send_pkt(&s, 61, HB_T_LEAVING, 2, clock_wall_ms());
+    assert_true(wait_last(&c, 61, "leaving"));
+    assert_string_equal(m.v[0].state, "leaving");
+    hbl_stop(h);
+
+    /* L5: the restarted listener knows 61 from the persistence alone, and
+     * its key (the same secret, the stored key id) verifies the agent's beat. */
+    pthread_mutex_lock(&m.mu);
+    snprintf(m.v[0].state, sizeof m.v[0].state, "pending");
+    pthread_mutex_unlock(&m.mu);
+    h = start_mem(&m, &c);
+    OK(hbl_live_get(h, 61, &l));
+    assert_int_equal(l.state, DET_PENDING);
+    sender_open(&s, hbl_port(h), key);
+    send_pkt(&s, 61, HB_T_BEAT, 3, clock_wall_ms());
+    assert_true(wait_last(&c, 61, "healthy"));
+    hbl_stop(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_forged_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_persist, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }
