@@ -13,6 +13,7 @@
 #include "db/db_token.h"
 #include "detect/listener.h"
 #include "failover/orchestrator.h"
+#include "failover/ports.h"
 #include "provider/provider.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -248,8 +249,10 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
         snprintf(host, sizeof host, "127.0.0.1");
     snprintf(url, sizeof url, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
              tls ? "https" : "http", host, port);
+    fo_real_ports ports; /* liveness, probes, events: the listener (failover/ports.h) */
+    fo_ports_listener(hb, &ports);
     fo_real_env env = {.provider = *ret,
-                       .detect = hb,
+                       .ports = &ports,
                        .store_url = cfg->store,
                        .server_url = url,
                        .token = "(minted per instance: PD3 of provider.c)",

@@ -1,5 +1,15 @@
-/* What orchestrator.c (simulated failovers, the runner count, shutdown) and
- * real.c (real failovers, launch, test-real) share. Not a public interface. */
+/* What the runner core (orchestrator.c) and the kinds of failover share:
+ * sim.c (simulated) and real.c / real_fleet.c (real). Not a public interface.
+ *
+ * The core owns what every kind needs: the runner slots (O3), the observer,
+ * shutdown (O4), the configured store (O10, snapstore.c) and the
+ * durable-state rule (O12: fo_orch_save, fo_orch_apply, FO_DURABLE). Each
+ * kind registers its own state and hooks (fo_kind_ops); the core never
+ * looks inside a kind's state.
+ *
+ * K1: a kind is registered once, before the server serves (fo_orch_new for
+ *     the simulated one, fo_orch_attach for the real one), and stays until
+ *     fo_orch_free, which frees its state after every runner has stopped. */
 #ifndef DUMONT_FAILOVER_ORCH_INTERNAL_H
 #define DUMONT_FAILOVER_ORCH_INTERNAL_H
 
@@ -9,9 +19,19 @@
 #include <limits.h>
 #include <pthread.h>
 
+/* One kind of failover: its state (st) and what the core calls. */
+typedef struct {
+    /* O2/O6: resumes one active failover of this kind found at start, or
+     * fails; the core ends a failover that was not resumed as interrupted.
+     * NULL: nothing of this kind can be resumed. */
+    int (*resume)(fo_orch *o, void *st, const fo_failover *f, char *err, size_t errlen);
+    /* Called once by fo_orch_recover after the resumes (O13); may be NULL. */
+    void (*recover)(fo_orch *o, void *st);
+    void (*free)(void *st); /* K1; may be NULL */
+} fo_kind_ops;
+
 struct fo_orch {
     dm_db *db;
-    double default_speed;
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int running;
@@ -19,22 +39,24 @@ struct fo_orch {
     int shut;
     fo_observer_fn observer; /* under `lock` */
     void *observer_arg;
-    /* real failovers (fo_orch_attach); NULL/empty until attached */
-    struct dm_provider *provider;
-    struct hbl_server *detect;
     char store_url[256]; /* O10: set once before serving (snapstore.c SC1); = FLEET_TEXT_MAX */
     char store_display[PATH_MAX + 64]; /* its display form (store_url()) */
-    char server_url[256];
-    char token[128];
-    char ca_file[PATH_MAX]; /* "" : agents trust the system's CAs */
-    int64_t ready_timeout_ms, inference_timeout_ms, preempt_grace_ms;
-    pthread_mutex_t start_lock; /* one check-then-insert of a failover at a time */
-    int64_t started_at_ms;      /* wall clock at fo_orch_new: older launches are a crash's */
     /* O12: writers whose write has not landed yet; under `lock` */
     int storage_failing;
     char storage_reason[256];
     int64_t storage_since_ms;
+    struct {
+        const fo_kind_ops *ops;
+        void *st;
+    } kinds[FO_KIND_COUNT]; /* K1 */
 };
+
+/* K1: registers kind k (DM_E_CONFLICT when it already is). */
+int fo_orch_set_kind(fo_orch *o, fo_kind k, const fo_kind_ops *ops, void *st);
+/* The state of kind k; NULL while it is not registered. */
+void *fo_orch_kind(const fo_orch *o, fo_kind k);
+/* sim.c: registers the simulated kind (fo_orch_new). */
+int fo_sim_register(fo_orch *o, double default_speed);
 
 /* O12: one writer's retries of one write. */
 typedef struct {
@@ -71,19 +93,21 @@ void fo_backoff_done(fo_orch *o, fo_backoff *b, const char *what);
     })
 
 /* O12: saves the record, retrying storage faults until it lands. */
-int fo_orch_save(fo_orch *o, const fo_failover *f);
+__attribute__((warn_unused_result)) int fo_orch_save(fo_orch *o, const fo_failover *f);
 
 /* Applies ev to a copy, persists it (O1, O12: retried until it lands) and
  * only then copies it into f and tells the observer; on any error (also
- * DM_E_CANCELLED) f is left as the database has it. */
-int fo_orch_apply(fo_orch *o, fo_failover *f, const fo_event *ev);
+ * DM_E_CANCELLED) f is left as it was. */
+__attribute__((warn_unused_result)) int fo_orch_apply(fo_orch *o, fo_failover *f,
+                                                      const fo_event *ev);
 void fo_orch_notify(fo_orch *o, const fo_failover *f);
-/* Counts a runner in (DM_E_BUSY / DM_E_CANCELLED) and out. */
-int fo_orch_reserve_slot(fo_orch *o);
+/* Counts a runner in (DM_E_BUSY / DM_E_CANCELLED, with a reason in err) and
+ * out. */
+int fo_orch_reserve_slot(fo_orch *o, char *err, size_t errlen);
 void fo_orch_run_finished(fo_orch *o);
-/* real.c: rolls back the launches a killed server left (O13). */
-int fo_orch_recover_launches(fo_orch *o, int *ret_count, char *err, size_t errlen);
-/* real.c: resumes one active real failover found at start (O6). */
-int fo_orch_resume_real(fo_orch *o, const fo_failover *f, char *err, size_t errlen);
+/* Runs fn(arg) on a detached runner thread (its slot already reserved; fn
+ * calls fo_orch_run_finished last). On failure (-errno) nothing ran: the
+ * caller still owns arg and the slot. */
+int fo_orch_spawn(void *(*fn)(void *), void *arg);
 
 #endif

@@ -1,17 +1,19 @@
-/* Failover orchestrator (see orchestrator.h for O1-O4).
+/* The runner core of the orchestrator (orchestrator.h O1-O4, O12;
+ * orch_internal.h K1).
  *
- * One detached thread per running failover. The orchestrator counts them
- * under a mutex; shutdown raises `stopping` and waits on a condition variable
- * until the count is zero. Runners sleep in 10 ms steps so they notice a stop
- * quickly. For the sim provider a phase is "run" by sleeping its simulated
- * duration divided by the speed factor. */
+ * Every failover runs on a detached thread of its own, started by its kind
+ * (sim.c, real.c). The core counts those runners under a mutex (O3); shutdown
+ * raises `stopping` and waits on a condition variable until the count is
+ * zero (O4). Runners sleep in 10 ms steps so they notice a stop quickly.
+ * Every save of a record goes through fo_orch_save / fo_orch_apply, which
+ * retry storage faults with backoff and keep the record in memory no newer
+ * than the database (O12). fo_orch_recover hands each active failover to its
+ * kind's resume hook, and ends those that none resumes (O2). */
 #include "failover/orch_internal.h"
 
-#include "provider/sim.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/secret.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,33 +21,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    fo_orch *orch;
-    fo_failover f;
-    fo_sim_opts opts;
-    sim_rng rng;
-} sim_run;
-
-void fo_sim_opts_init(fo_sim_opts *o)
-{
-    o->speed = 0;
-    o->seed = FO_NULL;
-    o->fail_phase = FO_NULL;
-}
-
 int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret)
 {
     fo_orch *o = calloc(1, sizeof *o);
     if (!o)
         return -ENOMEM;
     o->db = db;
-    o->default_speed = default_speed > 0 ? default_speed : 200.0;
-    o->started_at_ms = clock_wall_ms();
     pthread_mutex_init(&o->lock, NULL);
-    pthread_mutex_init(&o->start_lock, NULL);
     pthread_cond_init(&o->idle, NULL);
+    int rc = fo_sim_register(o, default_speed);
+    if (rc) {
+        fo_orch_free(o);
+        return rc;
+    }
     *ret = o;
     return 0;
+}
+
+int fo_orch_set_kind(fo_orch *o, fo_kind k, const fo_kind_ops *ops, void *st)
+{
+    if ((unsigned)k >= FO_KIND_COUNT || !ops)
+        return DM_E_INVALID;
+    if (o->kinds[k].ops)
+        return DM_E_CONFLICT;
+    o->kinds[k].ops = ops;
+    o->kinds[k].st = st;
+    return 0;
+}
+
+void *fo_orch_kind(const fo_orch *o, fo_kind k)
+{
+    return o && (unsigned)k < FO_KIND_COUNT ? o->kinds[k].st : NULL;
 }
 
 void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg)
@@ -152,6 +158,42 @@ int fo_orch_apply(fo_orch *o, fo_failover *f, const fo_event *ev)
     return 0;
 }
 
+/* O6: 0 when f's kind resumed it. */
+static int resumed(fo_orch *o, const fo_failover *f)
+{
+    const fo_kind_ops *ops = (unsigned)f->kind < FO_KIND_COUNT ? o->kinds[f->kind].ops : NULL;
+    if (!ops || !ops->resume)
+        return 0;
+    char why[256] = "", q[300];
+    if (ops->resume(o, o->kinds[f->kind].st, f, why, sizeof why) == 0)
+        return 1;
+    log_error("failover.resume_failed", "failover_id=%s error=%s", f->id,
+              log_quote(q, sizeof q, why));
+    return 0;
+}
+
+/* O2: ends a failover no process runs any more. One try: nothing can stop a
+ * retry loop before the server serves. A record that cannot be saved now
+ * stays active and is ended by the next start. */
+static int end_interrupted(fo_orch *o, const fo_failover *f)
+{
+    fo_event ev = {.kind = FO_EV_ABORT,
+                   .now_ms = clock_wall_ms(),
+                   .duration_ms = FO_NULL,
+                   .detail = "the server stopped while this failover was running"};
+    fo_failover next = *f;
+    char err[256] = "", q[300];
+    if (fo_transition(&next, &ev) == 0 && db_failover_save(o->db, &next, err, sizeof err) == 0) {
+        fo_orch_notify(o, &next);
+        log_warn("failover.interrupted", "failover_id=%s gpu_instance_id=%lld phase=%s", f->id,
+                 (long long)f->gpu_instance_id, fo_state_name(f->state));
+        return 1;
+    }
+    log_error("failover.save_failed", "failover_id=%s error=%s", f->id,
+              log_quote(q, sizeof q, err));
+    return 0;
+}
+
 int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
 {
     db_failover_filter flt;
@@ -163,43 +205,34 @@ int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
     if (rc)
         return rc;
     int count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (list[i].kind == FO_KIND_REAL) { /* O6: resumed, not failed */
-            char why[256] = "";
-            if (fo_orch_resume_real(o, &list[i], why, sizeof why) == 0)
-                continue;
-            char q[300];
-            log_error("failover.resume_failed", "failover_id=%s error=%s", list[i].id,
-                      log_quote(q, sizeof q, why));
-        }
-        fo_event ev = {.kind = FO_EV_ABORT,
-                       .now_ms = clock_wall_ms(),
-                       .duration_ms = FO_NULL,
-                       .detail = "the server stopped while this failover was running"};
-        const char *phase = fo_state_name(list[i].state);
-        /* One try: nothing can stop a retry loop before the server serves.
-         * A record that cannot be saved now stays active and is ended by
-         * the next start (O2). */
-        fo_failover next = list[i];
-        char e2[256] = "", q[300];
-        if (fo_transition(&next, &ev) == 0 && db_failover_save(o->db, &next, e2, sizeof e2) == 0) {
-            count++;
-            fo_orch_notify(o, &next);
-            log_warn("failover.interrupted", "failover_id=%s gpu_instance_id=%lld phase=%s",
-                     list[i].id, (long long)list[i].gpu_instance_id, phase);
-        } else {
-            log_error("failover.save_failed", "failover_id=%s error=%s", list[i].id,
-                      log_quote(q, sizeof q, e2));
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!resumed(o, &list[i]))
+            count += end_interrupted(o, &list[i]);
     free(list);
-    if (o->provider && fo_orch_recover_launches(o, NULL, err, errlen) != 0) {
-        char q[600];
-        log_error("launch.recover_failed", "error=%s", log_quote(q, sizeof q, err));
-    }
+    for (int k = 0; k < FO_KIND_COUNT; k++) /* O13 */
+        if (o->kinds[k].ops && o->kinds[k].ops->recover)
+            o->kinds[k].ops->recover(o, o->kinds[k].st);
     if (ret_count)
         *ret_count = count;
     return 0;
+}
+
+int fo_orch_reserve_slot(fo_orch *o, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&o->lock);
+    if (o->stopping)
+        rc = DM_E_CANCELLED;
+    else if (o->running >= FO_ORCH_MAX_RUNNING)
+        rc = DM_E_BUSY;
+    else
+        o->running++;
+    pthread_mutex_unlock(&o->lock);
+    if (rc)
+        dm_fail(err, errlen, rc, "%s",
+                rc == DM_E_BUSY ? "too many failovers are running; try again later"
+                                : "the server is shutting down");
+    return rc;
 }
 
 void fo_orch_run_finished(fo_orch *o)
@@ -211,141 +244,15 @@ void fo_orch_run_finished(fo_orch *o)
     pthread_mutex_unlock(&o->lock);
 }
 
-/* Plays one phase: sleep its simulated duration / speed; fail if asked.
- * Non-zero: the transition could not be saved (O12: the runner stops). */
-static int sim_step(sim_run *r)
-{
-    fo_failover *f = &r->f;
-    fo_phase p = (fo_phase)f->state;
-    int64_t sim_ms = sim_phase_duration_ms(&r->rng, p);
-    double wall = (double)sim_ms / r->opts.speed;
-    fo_event ev = {.now_ms = 0, .duration_ms = sim_ms, .simulated = 1};
-    if (clock_sleep_ms((int64_t)wall, &r->orch->stopping)) {
-        ev.kind = FO_EV_ABORT;
-        ev.detail = "the server is shutting down";
-        ev.duration_ms = FO_NULL;
-    } else if (r->opts.fail_phase == (int)p) {
-        ev.kind = FO_EV_PHASE_FAILED;
-        ev.detail = "simulated failure (fail_phase)";
-    } else {
-        ev.kind = FO_EV_PHASE_OK;
-    }
-    ev.now_ms = clock_wall_ms();
-    return fo_orch_apply(r->orch, f, &ev);
-}
-
-static void *sim_thread(void *arg)
-{
-    sim_run *r = arg;
-    fo_orch *o = r->orch;
-    while (!fo_state_is_terminal(r->f.state))
-        if (sim_step(r) != 0)
-            break;
-    if (fo_state_is_terminal(r->f.state))
-        log_info("failover.finished",
-                 "failover_id=%s gpu_instance_id=%lld kind=simulated state=%s total_time_ms=%lld",
-                 r->f.id, (long long)r->f.gpu_instance_id, fo_state_name(r->f.state),
-                 (long long)r->f.total_time_ms);
-    else /* O12: stopped while its save failed; the next start ends it (O2) */
-        log_warn("failover.paused", "failover_id=%s phase=%s kind=simulated", r->f.id,
-                 fo_state_name(r->f.state));
-    free(r);
-    fo_orch_run_finished(o);
-    return NULL;
-}
-
-int fo_orch_reserve_slot(fo_orch *o)
-{
-    int rc = 0;
-    pthread_mutex_lock(&o->lock);
-    if (o->stopping)
-        rc = DM_E_CANCELLED;
-    else if (o->running >= FO_ORCH_MAX_RUNNING)
-        rc = DM_E_BUSY;
-    else
-        o->running++;
-    pthread_mutex_unlock(&o->lock);
-    return rc;
-}
-
-static int start_thread(sim_run *r)
+int fo_orch_spawn(void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
     pthread_t tid;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&tid, &attr, sim_thread, r);
+    int rc = pthread_create(&tid, &attr, fn, arg);
     pthread_attr_destroy(&attr);
     return rc ? -rc : 0;
-}
-
-static int new_sim_run(fo_orch *o, int64_t gpu, const fo_sim_opts *opts, sim_run **ret)
-{
-    sim_run *r = calloc(1, sizeof *r);
-    if (!r)
-        return -ENOMEM;
-    char hex[16], id[FO_ID_MAX];
-    int rc = secret_random_hex(hex, sizeof hex, 6);
-    if (rc) {
-        free(r);
-        return rc;
-    }
-    snprintf(id, sizeof id, "sim-%s", hex);
-    r->orch = o;
-    r->opts = *opts;
-    if (r->opts.speed <= 0)
-        r->opts.speed = o->default_speed;
-    uint64_t seed = opts->seed != FO_NULL ? (uint64_t)opts->seed
-                                          : (uint64_t)clock_mono_us() ^ strtoull(hex, NULL, 16);
-    sim_rng_seed(&r->rng, seed);
-    fo_init(&r->f, id, gpu, FO_KIND_SIMULATED, clock_wall_ms());
-    *ret = r;
-    return 0;
-}
-
-int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opts, fo_failover *ret,
-                     char *err, size_t errlen)
-{
-    fo_assoc assoc;
-    int rc = db_assoc_get(o->db, gpu_instance_id, &assoc, err, errlen);
-    if (rc == DM_E_NOT_FOUND)
-        return dm_fail(err, errlen, rc,
-                       "GPU instance %lld has no standby association: run `dumont failover "
-                       "test-setup gpu_instance_id=%lld` first",
-                       (long long)gpu_instance_id, (long long)gpu_instance_id);
-    if (rc)
-        return rc;
-    if ((rc = fo_orch_reserve_slot(o)) != 0)
-        return dm_fail(err, errlen, rc, "%s",
-                       rc == DM_E_BUSY ? "too many failovers are running; try again later"
-                                       : "the server is shutting down");
-    sim_run *r = NULL;
-    if ((rc = new_sim_run(o, gpu_instance_id, opts, &r)) != 0)
-        goto fail;
-    rc = db_failover_insert(o->db, &r->f, err, errlen); /* O1 */
-    if (rc == DM_E_CONFLICT)
-        dm_fail(err, errlen, rc, "a failover of GPU instance %lld is already running",
-                (long long)gpu_instance_id);
-    if (rc)
-        goto fail;
-    *ret = r->f;
-    fo_orch_notify(o, &r->f);
-    log_info("failover.started", "failover_id=%s gpu_instance_id=%lld kind=simulated speed=%g",
-             r->f.id, (long long)gpu_instance_id, r->opts.speed);
-    if ((rc = start_thread(r)) != 0) {
-        fo_event ev = {.kind = FO_EV_ABORT,
-                       .now_ms = clock_wall_ms(),
-                       .duration_ms = FO_NULL,
-                       .detail = "could not start a runner thread"};
-        fo_orch_apply(o, &r->f, &ev);
-        *ret = r->f;
-        goto fail;
-    }
-    return 0;
-fail:
-    free(r);
-    fo_orch_run_finished(o);
-    return rc;
 }
 
 void fo_orch_shutdown(fo_orch *o)
@@ -365,8 +272,10 @@ void fo_orch_free(fo_orch *o)
     if (!o)
         return;
     fo_orch_shutdown(o);
+    for (int k = 0; k < FO_KIND_COUNT; k++) /* K1 */
+        if (o->kinds[k].ops && o->kinds[k].ops->free)
+            o->kinds[k].ops->free(o->kinds[k].st);
     pthread_mutex_destroy(&o->lock);
-    pthread_mutex_destroy(&o->start_lock);
     pthread_cond_destroy(&o->idle);
     free(o);
 }

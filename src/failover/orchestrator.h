@@ -3,13 +3,17 @@
  * O1: a failover is inserted (state detection) before simulate() returns its
  *     id, and every transition is saved before the next phase begins: a
  *     crash at any point leaves a record that names the phase it was in.
- * O2: fo_orch_recover(), called at start before serving, turns every failover
- *     left active by a previous process into `failed` ("interrupted"): none is
- *     ever shown running without a process running it.
+ * O2: fo_orch_recover(), called at start, hands every failover left active
+ *     by a previous process to its kind's resume hook (real ones resume, O6)
+ *     and turns the others (every simulated one, a real one that cannot be
+ *     resumed) into `failed` ("interrupted"): none is ever shown running
+ *     without a process running it.
  * O3: at most FO_ORCH_MAX_RUNNING failovers run at once (DM_E_BUSY beyond),
  *     and at most one per GPU (db D3 -> DM_E_CONFLICT).
- * O4: fo_orch_shutdown() stops every runner; each records its failover as
- *     failed ("server shutting down") before exiting, then it returns.
+ * O4: fo_orch_shutdown() stops every runner, then returns. A simulated runner
+ *     records its failover as failed ("server shutting down"); a real one
+ *     stops between steps and leaves its failover active, for the next start
+ *     to resume (O6).
  * O12: durable-state faults. Every save of a failover's record, and every
  *     write a runner's next action depends on, is retried while it fails
  *     with a storage fault (database down, disk full): the runner pauses,
@@ -67,10 +71,11 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
                      char *err, size_t errlen);
 /* ---- Real failovers (issue 6; docs/failover.md) ----
  *
- * O5: once fo_orch_attach() gave it a provider, the heartbeat listener and a
- *     store, the orchestrator subscribes to instance state changes: a
- *     protected workload's serving instance that becomes `failed`,
- *     `preempting` or `crashlooping` starts a real failover (at most one per
+ * O5: once fo_orch_attach() gave it a provider, its ports (liveness, probes,
+ *     the detector's events: failover/ports.h) and a store, the orchestrator
+ *     subscribes to instance state changes: a protected workload's serving
+ *     instance that becomes `failed`, `preempting` or `crashlooping` starts
+ *     a real failover (at most one per
  *     workload: its state failing_over, and D3 on the old instance).
  * O6: every step persists its intent before acting (the new instance id is
  *     reserved before the provider is asked; the epoch is bumped before the
@@ -87,19 +92,20 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
  *     serves; its test instance is destroyed at the end unless keep. */
 #define FO_ORCH_MAX_ATTEMPTS 3
 
-struct hbl_server;
 struct dm_provider;
+struct fo_real_ports;
 
 typedef struct {
     struct dm_provider *provider; /* borrowed */
-    struct hbl_server *detect;    /* borrowed; the new agents register there */
-    const char *store_url;        /* where snapshots are (DUMONT_STORE) */
-    const char *server_url;       /* the API URL agents use, e.g. http://127.0.0.1:8700 */
-    const char *token;            /* the API token agents use (PV6) */
+    /* Liveness, probes and the detector's events (failover/ports.h); copied.
+     * NULL: none (no instance is ever seen healthy, no failover is triggered). */
+    const struct fo_real_ports *ports;
+    const char *store_url;    /* where snapshots are (DUMONT_STORE) */
+    const char *server_url;   /* the API URL agents use, e.g. http://127.0.0.1:8700 */
+    const char *token;        /* the API token agents use (PV6) */
     const char *ca_file;      /* CA bundle agents trust for an https:// server_url; may be NULL */
     int64_t ready_timeout_ms; /* ssh_ready: wait for the new agent; <= 0: 60 s */
     int64_t inference_timeout_ms; /* inference: wait for the probe; <= 0: 120 s */
-    int64_t preempt_grace_ms;     /* preempting: wait for the final snapshot; <= 0: 20 s */
 } fo_real_env;
 
 /* O5. The strings are copied. Before this, real operations fail with DM_E_UNAVAILABLE. */

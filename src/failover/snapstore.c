@@ -5,7 +5,7 @@
  * from DUMONT_STORE). Reports from agents name a snapshot id; the store they
  * claim, if they claim one, must be that store, and the id must be a
  * snapshot whose manifest reads back from it. Restores open the configured
- * store, never a URL from a record (real.c do_restore).
+ * store, never a URL from a record (real_phases.c do_restore).
  *
  * SC1: the configured URL and its display forms are written before any
  *      thread reads them (set_store before serving) and never change after;

@@ -76,11 +76,28 @@ int provider_open(const char *name, const prov_config *cfg, dm_provider **ret, c
     return 0;
 }
 
+int provider_from_ops(const provider_ops *ops, void *st, dm_provider **ret, char *err,
+                      size_t errlen)
+{
+    if (!ops || !ret || !ops->name || !ops->search || !ops->provision || !ops->get ||
+        !ops->status || !ops->destroy || !ops->restore || !ops->snapshot || !ops->start_workload ||
+        !ops->preempt)
+        return bad(err, errlen, "incomplete provider functions");
+    dm_provider *p = calloc(1, sizeof *p);
+    if (!p)
+        return dm_fail(err, errlen, -ENOMEM, "provider: out of memory");
+    p->ops = ops;
+    p->st = st;
+    *ret = p;
+    return 0;
+}
+
 void provider_close(dm_provider *p)
 {
     if (!p)
         return;
-    p->ops->close(p->st);
+    if (p->ops->close)
+        p->ops->close(p->st);
     free(p);
 }
 

@@ -1,7 +1,8 @@
 /* Providers: where instances come from. One interface (a vtable, like the
- * store's), several back ends: `sim` (failover/orchestrator.c plays the
- * seed's phase times, no resources), `local` (real instances on this
- * machine, provider/local.h), later `vast`, `gcp`, `exec`.
+ * store's), several back ends: `local` (real instances on this machine,
+ * provider/local.h), later `vast`, `gcp`, `exec`; a test builds one of its
+ * own functions (provider_from_ops). Simulated failovers use none
+ * (failover/sim.c plays the seed's phase times).
  *
  * An instance is a machine running `dumont agent` (and, once told, the
  * workload) for one workload, with a workspace directory and an address
@@ -149,6 +150,12 @@ typedef struct {
 /* "local" (the only real one for now). DM_E_INVALID names the known ones. */
 int provider_open(const char *name, const prov_config *cfg, dm_provider **ret, char *err,
                   size_t errlen);
+/* A provider of the back end ops over state st (a test's stand-in; PD1 and
+ * PD3 hold for it as for the built-in ones). ops is borrowed and must
+ * outlive the provider; every function of it must be set (close may be
+ * NULL: st is then not the provider's to free). */
+int provider_from_ops(const provider_ops *ops, void *st, dm_provider **ret, char *err,
+                      size_t errlen);
 void provider_close(dm_provider *p); /* NULL is fine */
 /* PD3: h is copied; NULL removes the hooks. Set before the provider is used. */
 void provider_set_creds(dm_provider *p, const prov_cred_hooks *h);
