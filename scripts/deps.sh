@@ -101,7 +101,7 @@ while read -r file line from to inc; do
     [ "$from" = "$to" ] && continue
     lf=${layer[$from]:-}
     lt=${layer[$to]:-}
-    [ -n "$lf" ] && [ -n "$lt" ] || continue
+    if [ -z "$lf" ] || [ -z "$lt" ]; then continue; fi
     [ "$lt" -lt "$lf" ] && continue
     is_known=0
     for k in "${KNOWN[@]+"${KNOWN[@]}"}"; do

@@ -49,7 +49,7 @@ static int snap_check(const dm_snapshot *s, char *err, size_t errlen)
 typedef struct {
     int found;
     char workload_id[FLEET_WL_ID_MAX];
-    char state[16];
+    dm_mach_state state;
     int64_t test, serving, epoch, machine_epoch;
 } owner;
 
@@ -60,7 +60,7 @@ static int machine_row(const db_row *r, void *ctx)
     o->test = db_row_i64(r, 2, NULL);
     o->machine_epoch = db_row_i64(r, 3, NULL);
     if (db_text_copy(o->workload_id, sizeof o->workload_id, db_row_text(r, 0)) ||
-        db_text_copy(o->state, sizeof o->state, db_row_text(r, 1)))
+        dm_mach_state_parse(db_row_text(r, 1), &o->state))
         return DM_E_DB;
     return 0;
 }
@@ -83,7 +83,7 @@ static int count_row(const db_row *r, void *ctx)
 /* F3's refusals, given the machine (and its workload) read in the tx. */
 static int judge(const dm_snapshot *s, const owner *o, char *err, size_t errlen)
 {
-    if (strcmp(o->state, "destroyed") == 0)
+    if (o->state == DM_MACH_DESTROYED)
         return dm_fail(err, errlen, DM_E_CONFLICT, "instance %lld is destroyed (fenced)",
                        (long long)s->instance_id);
     if (o->found < 2) /* a machine of no (or a vanished) workload */
