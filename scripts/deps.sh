@@ -39,6 +39,9 @@ esac
 #   provider  makes machines; the local one snapshots and restores workspaces.
 #   failover  the orchestrator: drives providers, the detector, the database,
 #             snapshots and the agent's probe.
+#   alerts    Slack/Discord/webhook alerts: the database's queue, the records of
+#             failovers and instances and the listener's events; beside failover
+#             (neither needs the other: the API hands it the observer's calls).
 #   api       the HTTP server over the database and the orchestrator.
 #   cli       the commands: parse, call the library or the API, print.
 #   main      src/main.c: dispatches to cli.
@@ -48,7 +51,7 @@ LAYERS=(
     "store db detect"
     "snapshot"
     "agent provider"
-    "failover"
+    "failover alerts"
     "api"
     "cli"
     "main"

@@ -18,6 +18,7 @@ static const char usage[] =
     "  instances   list | show ID | launch workload=CMD ... | destroy ID\n"
     "  chaos       preempt ID [notice=30s]: a spot preemption, on purpose\n"
     "  tokens      create role=viewer|client|agent name=N | list | revoke NAME\n"
+    "  alerts      add kind=slack|discord|webhook url=URL | list | test NAME | remove NAME\n"
     "  agent       run on each GPU/CPU instance: heartbeats, workload supervision\n"
     "  snapshot    create | list | restore | verify | diff | prune | export | import\n"
     "  version     print the version\n"
@@ -62,6 +63,8 @@ int main(int argc, char **argv)
         return cmd_chaos(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "tokens") == 0)
         return cmd_tokens(&cfg, argc - 1, argv + 1);
+    if (strcmp(cmd, "alerts") == 0)
+        return cmd_alerts(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "snapshot") == 0)

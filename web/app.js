@@ -390,10 +390,25 @@ async function getStatus(id) {
   return f;
 }
 
+/* An alert's link (docs/alerts.md) names a failover: #failover=ID. */
+function linkedFailover() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('failover');
+  return id && /^[A-Za-z0-9_-]{1,47}$/.test(id) ? id : null;
+}
+
 async function loadLatest() {
   const list = await api('/api/standby/failover/list?limit=20');
   const done = list.failovers.find((f) => TERMINAL.has(f.state));
   const box = clear($('latest'));
+  const linked = linkedFailover();
+  if (linked) {
+    try {
+      box.append(failoverReport(await getStatus(linked)));
+      return list;
+    } catch (e) {
+      box.append(h('p', { class: 'empty' }, `Failover ${linked} is not known here.`));
+    }
+  }
   if (!done) {
     box.append(h('p', { class: 'empty' }, 'No finished failover yet.'));
     return list;

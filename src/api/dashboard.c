@@ -10,6 +10,7 @@
  *   GET    /, /assets/NAME  embedded files (static.c) */
 #include "api/dashboard.h"
 
+#include "alerts/alerts.h"
 #include "api/events.h"
 #include "api/metrics.h"
 #include "api/gate.h"
@@ -34,6 +35,7 @@ struct api_dashboard {
     dash_resolve_fn resolve;
     void *resolve_cls;
     struct api_metrics *metrics; /* D6: also told of every failover; atomic */
+    struct al_service *alerts;   /* D6: the same; atomic */
     int shut;
 };
 
@@ -43,6 +45,12 @@ static void on_failover(void *arg, const fo_failover *f)
     api_dashboard *d = arg;
     events_on_failover(d->bus, f);
     api_metrics_on_failover(__atomic_load_n(&d->metrics, __ATOMIC_ACQUIRE), f);
+    al_on_failover(__atomic_load_n(&d->alerts, __ATOMIC_ACQUIRE), f);
+}
+
+void dash_set_alerts(api_dashboard *d, struct al_service *a)
+{
+    __atomic_store_n(&d->alerts, a, __ATOMIC_RELEASE);
 }
 
 void dash_set_metrics(api_dashboard *d, struct api_metrics *m)

@@ -15,7 +15,8 @@
  *     SE5): a viewer's session can look, not act. Only admin and viewer
  *     tokens can sign in; agent and client tokens are refused (403).
  * D6: the orchestrator's one observer is the dashboard's: every failover it
- *     hears of goes to the live events and to the metrics (api/metrics.h). */
+ *     hears of goes to the live events, to the metrics (api/metrics.h) and to
+ *     the alerts (alerts/alerts.h AL1: a copy into a ring, never a wait). */
 #ifndef DUMONT_API_DASHBOARD_H
 #define DUMONT_API_DASHBOARD_H
 
@@ -36,6 +37,8 @@ int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **
 struct api_metrics;
 /* D6: failovers the dashboard hears of are counted in m too (NULL: none). */
 void dash_set_metrics(api_dashboard *d, struct api_metrics *m);
+struct al_service;
+void dash_set_alerts(api_dashboard *d, struct al_service *a);
 void dash_shutdown(api_dashboard *d); /* D4; safe twice */
 void dash_free(api_dashboard *d);     /* shuts down first; NULL is fine */
 

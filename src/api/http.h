@@ -26,6 +26,7 @@ typedef struct {
     struct hbl_server *detect;   /* heartbeat listener (detect/listener.h); may be NULL */
     int secrets_ok;              /* server.h S4: 1 over TLS or on a loopback listen address */
     struct api_metrics *metrics; /* api/metrics.h; may be NULL */
+    struct al_service *alerts;   /* alerts/alerts.h; may be NULL */
 } api_ctx;
 
 /* Who presents a credential (docs/security.md). Ordered: admin can do what a

@@ -11,6 +11,7 @@
 #include "api/http.h"
 #include "api/metrics.h"
 #include "api/render.h"
+#include "api/routes_alerts.h"
 #include "api/routes_fleet.h"
 #include "api/routes_instances.h"
 #include "api/routes_snapshots.h"
@@ -418,6 +419,12 @@ static const api_route_def routes[] = {
     {"GET", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_list},
     {"DELETE", "/api/tokens/{}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_revoke},
     {"GET", "/metrics", API_ACC_VIEWER, API_KIND_HANDLER, api_h_metrics}, /* docs/metrics.md */
+    /* docs/alerts.md */
+    {"POST", "/api/alerts", API_ACC_ADMIN, API_KIND_HANDLER, api_h_alert_add},
+    {"GET", "/api/alerts", API_ACC_ADMIN, API_KIND_HANDLER, api_h_alert_list},
+    {"POST", "/api/alerts/{}/test", API_ACC_ADMIN, API_KIND_HANDLER, api_h_alert_test},
+    {"GET", "/api/alerts/{}/deliveries", API_ACC_ADMIN, API_KIND_HANDLER, api_h_alert_deliveries},
+    {"DELETE", "/api/alerts/{}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_alert_remove},
 };
 
 const api_route_def *api_route_table(size_t *ret_n)

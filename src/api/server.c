@@ -464,6 +464,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.orch = opts->orch;
     s->ctx.detect = opts->detect;
     s->ctx.metrics = opts->metrics;
+    s->ctx.alerts = opts->alerts;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
     if ((rc = setup_tls(s, opts, err, errlen)) != 0) {
         free_tls(s);
@@ -479,7 +480,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
                  "serve TLS with --tls-cert and --tls-key\"",
                  log_quote(q, sizeof q, opts->listen));
     if ((rc = dash_new(opts->orch, resolve_token, s, &s->dash)) == 0)
-        dash_set_metrics(s->dash, opts->metrics);
+        dash_set_metrics(s->dash, opts->metrics), dash_set_alerts(s->dash, opts->alerts);
     if (rc != 0) {
         free_tls(s);
         free(s);

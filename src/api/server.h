@@ -50,6 +50,7 @@ typedef struct {
     /* The heartbeat listener (detect/listener.h); may be NULL. */
     struct hbl_server *detect;
     struct api_metrics *metrics; /* GET /metrics and its feeds (api/metrics.h); may be NULL */
+    struct al_service *alerts;   /* /api/alerts and the failover events (alerts/alerts.h) */
     unsigned threads;            /* 0: default (4) */
     unsigned max_connections;    /* 0: API_MAX_CONNECTIONS */
     unsigned per_ip_connections; /* 0: API_PER_IP_CONNECTIONS */

@@ -6,6 +6,7 @@
  * mask and only the main thread, in sigwait(), receives them. */
 #include "cli/commands.h"
 
+#include "alerts/alerts.h"
 #include "api/metrics.h"
 #include "api/server.h"
 #include "db/db.h"
@@ -223,6 +224,42 @@ static void revoke_agent(void *cls, int64_t id)
                  (long long)n);
 }
 
+/* The URL this server is reached at on this machine: its listen address
+ * (the loopback for a wildcard) and the port served. */
+static void served_url(const dm_config *cfg, int port, int tls, char *url, size_t cap)
+{
+    char host[200] = "";
+    int lport = 0;
+    if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0 || !host[0] ||
+        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    snprintf(url, cap, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
+             host, port);
+}
+
+/* The alert service (docs/alerts.md): its key in home; its links point at
+ * DUMONT_PUBLIC_URL, else at the listen address. */
+static int open_alerts(const dm_config *cfg, dm_db *db, al_service **ret, char *err, size_t errlen)
+{
+    char key[PATH_MAX + 16], url[256], host[200];
+    snprintf(key, sizeof key, "%s/alerts.key", cfg->home);
+    int lport = 0;
+    if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0)
+        lport = 8700;
+    served_url(cfg, lport, cfg->tls_cert[0] != '\0', url, sizeof url);
+    al_opts o = {.db = db,
+                 .key_path = key,
+                 .public_url = cfg->public_url[0] ? cfg->public_url : url,
+                 .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL,
+                 .time_scale = cfg->alert_time_scale};
+    int rc = al_service_new(&o, ret, err, errlen);
+    if (rc == 0 && cfg->alert_time_scale > 1.0)
+        log_warn("alert.time_scale",
+                 "scale=%g detail=\"a test knob: alert retries wait that many times less\"",
+                 cfg->alert_time_scale);
+    return rc;
+}
+
 /* Opens the provider (--provider, $DUMONT_PROVIDER, else local) and gives
  * the orchestrator what real failovers need (orchestrator.h O5). Agents of
  * local instances reach the API on the loopback at the port served. */
@@ -242,13 +279,8 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
         return rc;
     prov_cred_hooks hooks = {.mint = mint_agent, .revoke = revoke_agent, .cls = db};
     provider_set_creds(*ret, &hooks); /* agents never get the admin token */
-    char host[200] = "", url[256];
-    int lport = 0;
-    if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0 || !host[0] ||
-        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
-        snprintf(host, sizeof host, "127.0.0.1");
-    snprintf(url, sizeof url, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
-             tls ? "https" : "http", host, port);
+    char url[256];
+    served_url(cfg, port, tls, url, sizeof url);
     fo_real_ports ports; /* liveness, probes, events: the listener (failover/ports.h) */
     fo_ports_listener(hb, &ports);
     fo_real_env env = {.provider = *ret,
@@ -271,6 +303,7 @@ static int serve(dm_config *cfg, const char *token)
     hbl_server *hb = NULL;
     dm_provider *prov = NULL;
     api_metrics *metrics = NULL; /* outlives the listener: it is one of its subscribers */
+    al_service *alerts = NULL;   /* the same */
     char err[512] = "", q[1200], shown[CFG_URL_MAX];
     int status = 1, rc, recovered = 0;
     db_url_redact(cfg->database_url, shown, sizeof shown);
@@ -296,8 +329,15 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
+    if ((rc = open_alerts(cfg, db, &alerts, err, sizeof err)) != 0 ||
+        (rc = hbl_subscribe(hb, al_on_instance, alerts)) != 0 ||
+        (rc = al_service_start(alerts, err, sizeof err)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
+        goto out;
+    }
     api_server_opts o = {.listen = cfg->listen,
                          .metrics = metrics,
+                         .alerts = alerts,
                          .token = token,
                          .db = db,
                          .orch = orch,
@@ -331,6 +371,7 @@ out:
     hbl_stop(hb);
     fo_orch_free(orch);
     api_metrics_free(metrics);
+    al_service_free(alerts); /* after the listener and the runners: what they said is queued */
     provider_close(prov);
     db_close(db);
     if (status == 0)

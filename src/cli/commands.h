@@ -17,5 +17,7 @@ int cmd_instances(dm_config *cfg, int argc, char **argv);
 int cmd_chaos(dm_config *cfg, int argc, char **argv);
 /* dumont tokens [create role=R name=N [instance=ID] | list | revoke NAME] */
 int cmd_tokens(dm_config *cfg, int argc, char **argv);
+/* dumont alerts [add kind=K url=U ... | list | test NAME | remove NAME | deliveries NAME] */
+int cmd_alerts(dm_config *cfg, int argc, char **argv);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "db/db_internal.h"
 #include "util/error.h"
+#include "util/parse.h"
 #include "util/secret.h"
 
 #include <errno.h>
@@ -14,16 +15,7 @@
 
 int db_token_name_ok(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n >= DB_TOKEN_NAME_MAX || strcmp(name, "admin") == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return parse_name_ok(name, DB_TOKEN_NAME_MAX) && strcmp(name, "admin") != 0;
 }
 
 static int role_ok(const char *role)

@@ -190,11 +190,41 @@ static const char *const m4_sql[] = {
     NULL,
 };
 
+/* Alert destinations and their delivery queue (src/db/db_alert.h,
+ * docs/alerts.md). The URL and secret columns hold sealed values (DA1). */
+static const char *const m5_sql[] = {
+    "CREATE TABLE alerts ("
+    " name TEXT PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " url_sealed TEXT NOT NULL,"
+    " url_shown TEXT NOT NULL,"
+    " secret_sealed TEXT,"
+    " notify_on TEXT NOT NULL,"
+    " created_at_ms BIGINT NOT NULL)",
+    "CREATE TABLE alert_deliveries ("
+    " delivery_key TEXT PRIMARY KEY,"
+    " alert_name TEXT NOT NULL,"
+    " event_key TEXT NOT NULL,"
+    " event_type TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " attempts BIGINT NOT NULL,"
+    " next_at_ms BIGINT NOT NULL,"
+    " queued_at_ms BIGINT NOT NULL,"
+    " last_status BIGINT,"
+    " last_error TEXT,"
+    " done_at_ms BIGINT)",
+    "CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_at_ms)",
+    "CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_name, queued_at_ms)",
+    NULL,
+};
+
 static const migration migrations[] = {
     {1, m1_sql},
     {2, m2_sql},
     {3, m3_sql},
     {4, m4_sql},
+    {5, m5_sql},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

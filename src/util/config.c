@@ -71,6 +71,7 @@ int cfg_load(dm_config *cfg, char *err, size_t errlen)
         {"DUMONT_CA_FILE", cfg->ca_file, sizeof cfg->ca_file, ""},
         {"DUMONT_TLS_CERT", cfg->tls_cert, sizeof cfg->tls_cert, ""},
         {"DUMONT_TLS_KEY", cfg->tls_key, sizeof cfg->tls_key, ""},
+        {"DUMONT_PUBLIC_URL", cfg->public_url, sizeof cfg->public_url, ""},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         const char *v = env(strs[i].var);
@@ -85,6 +86,11 @@ int cfg_load(dm_config *cfg, char *err, size_t errlen)
     if (speed && parse_double(speed, 0.001, 1e9, &cfg->sim_speed) != 0)
         return dm_fail(err, errlen, DM_E_INVALID,
                        "DUMONT_SIM_SPEED must be a number between 0.001 and 1e9");
+    cfg->alert_time_scale = 1.0;
+    const char *scale = env("DUMONT_ALERT_TIME_SCALE");
+    if (scale && parse_double(scale, 1.0, 1e7, &cfg->alert_time_scale) != 0)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "DUMONT_ALERT_TIME_SCALE must be a number between 1 and 1e7");
     if (cfg_set_home(cfg, home) != 0)
         return dm_fail(err, errlen, DM_E_INVALID, "DUMONT_HOME is too long");
     return 0;

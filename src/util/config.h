@@ -15,7 +15,11 @@
  *   DUMONT_CA_FILE       CA bundle that clients (CLI, agent) trust for an
  *                        https:// DUMONT_URL           the system's CAs
  *   DUMONT_TLS_CERT, DUMONT_TLS_KEY  the server's certificate chain and
- *                        private key (PEM): serve HTTPS  plain HTTP */
+ *                        private key (PEM): serve HTTPS  plain HTTP
+ *   DUMONT_PUBLIC_URL    the server's address as people and agents reach it
+ *                        (alert links)                  the URL it listens on
+ *   DUMONT_ALERT_TIME_SCALE  a test knob: alert retry waits are divided by it
+ *                        (docs/alerts.md)               1 */
 #ifndef DUMONT_UTIL_CONFIG_H
 #define DUMONT_UTIL_CONFIG_H
 
@@ -37,6 +41,8 @@ typedef struct {
     char ca_file[PATH_MAX];  /* "" : the system's CAs */
     char tls_cert[PATH_MAX]; /* "" : no TLS */
     char tls_key[PATH_MAX];
+    char public_url[CFG_URL_MAX]; /* "" : derived from the listen address */
+    double alert_time_scale;      /* >= 1; alert_retry.h AR4 */
 } dm_config;
 
 #define CFG_DEFAULT_LISTEN    "127.0.0.1:8700"

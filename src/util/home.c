@@ -18,7 +18,7 @@
 /* What Dumont keeps under home (H1). */
 static const char *const kept[] = {
     "dumont.db",        "dumont.db-wal", "dumont.db-shm", "dumont.db-journal", "token",
-    "heartbeat.secret", "market.json",   "store",         "instances",
+    "heartbeat.secret", "market.json",   "store",         "instances",         "alerts.key",
 };
 
 static __thread uint64_t walk_fixed, walk_failed;

@@ -7,7 +7,7 @@
  *
  * H1: home_secure() removes the group and other permission bits of every
  *     file and directory Dumont keeps under home - the SQLite database and
- *     its -wal/-shm/-journal, the API token, the heartbeat master secret,
+ *     its -wal/-shm/-journal, the API token, the heartbeat master secret, the alerts key,
  *     market.json, the default file:// store (store/) and the local
  *     provider's instances/ (records, logs, agent homes) - walking without
  *     following a symbolic link (a link is never changed, nor what it

@@ -140,6 +140,20 @@ static size_t utf8_seq_len(const unsigned char *p)
     return n;
 }
 
+int parse_name_ok(const char *name, size_t cap)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= cap)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 void utf8_scrub(char *s)
 {
     unsigned char *p = (unsigned char *)s;

@@ -23,6 +23,10 @@ const char *name_of(const char *const *names, int n, int i);
 /* "HOST:PORT" (HOST may be [v6]); host copied into host (hostlen bytes). */
 int parse_host_port(const char *s, char *host, size_t hostlen, int *ret_port);
 
+/* 1 when name is 1 to cap-1 characters of A-Z a-z 0-9 . _ - (names of
+ * tokens and alert destinations: safe in a path segment, a log, a table). */
+int parse_name_ok(const char *name, size_t cap);
+
 /* Replaces every byte that is not part of a well-formed UTF-8 sequence with
  * '?', in place, so that the text can go into JSON (which must be UTF-8). */
 void utf8_scrub(char *s);
