@@ -52,7 +52,7 @@ typedef struct {
     fake_inst inst[MAX_INST];
     int n_inst;
     /* what it was asked */
-    int searches, provisions, made, destroys, restores, starts, snapshots, probes;
+    int searches, provisions, made, destroys, restores, starts, snapshots, probes, preempts;
     int64_t destroyed[MAX_INST];
     int n_destroyed;
     /* faults */
@@ -242,6 +242,10 @@ static int fk_start(void *p, const prov_instance *inst, char *err, size_t errlen
 
 static int fk_preempt(void *p, int64_t id, int64_t notice_ms, char *err, size_t errlen)
 {
+    fake *f = p;
+    pthread_mutex_lock(&f->mu);
+    f->preempts++;
+    pthread_mutex_unlock(&f->mu);
     return 0;
 }
 
@@ -989,6 +993,124 @@ static void test_provider_from_ops_checks(void **state)
     provider_close(p);
 }
 
+/* ---- the fleet operations (real_fleet.c) -------------------------------- */
+
+static void launch_req(fo_launch_req *req)
+{
+    memset(req, 0, sizeof *req);
+    req->name = "web";
+    req->workload_cmd = "sleep 1000";
+    req->snapshot_every_ms = -1;
+    req->protect = 1;
+    req->min_vram_gb = 16;
+}
+
+/* A launch: the cheapest offer, healthy, a first snapshot, then serving. */
+static void test_launch(void **state)
+{
+    fixture *fx = *state;
+    start_orch(fx, 1);
+    fo_launch_req req;
+    launch_req(&req);
+    fo_launch_result res;
+    OK(fo_orch_launch(fx->orch, &req, &res, g_err, sizeof g_err));
+    dm_workload w;
+    OK(db_workload_get(fx->db, res.workload_id, &w, g_err, sizeof g_err));
+    assert_string_equal(dm_wl_state_name(w.state), "running");
+    assert_int_equal(w.serving_instance_id, res.instance_id);
+    assert_int_equal(w.epoch, 0);
+    assert_string_equal(w.name, "web");
+    assert_machine_state(fx, res.instance_id, "running");
+    dm_snapshot s;
+    OK(db_snapshot_latest_workload(fx->db, res.workload_id, &s, g_err, sizeof g_err));
+    assert_string_equal(s.trigger, "launch");
+    assert_int_equal(s.instance_id, res.instance_id);
+    assert_int_equal(g_fk.made, 1);
+    assert_int_equal(g_fk.starts, 1);
+    assert_non_null(strstr(res.address, "127.0.0.1:"));
+}
+
+/* FL1: a launch whose provision fails leaves its workload failed and
+ * nothing running. */
+static void test_launch_fails(void **state)
+{
+    fixture *fx = *state;
+    snprintf(g_fk.fail_provision_host, sizeof g_fk.fail_provision_host, "host-a");
+    start_orch(fx, 1);
+    fo_launch_req req;
+    launch_req(&req);
+    fo_launch_result res;
+    assert_int_equal(fo_orch_launch(fx->orch, &req, &res, g_err, sizeof g_err), DM_E_UNAVAILABLE);
+    assert_non_null(strstr(g_err, "no capacity"));
+    dm_workload *w = NULL;
+    size_t n = 0;
+    OK(db_workload_list(fx->db, &w, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 1);
+    assert_string_equal(dm_wl_state_name(w[0].state), "failed");
+    dm_machine *m = NULL;
+    size_t nm = 0;
+    OK(db_machine_list(fx->db, w[0].workload_id, &m, &nm, g_err, sizeof g_err));
+    assert_int_equal(nm, 1);
+    assert_string_equal(dm_mach_state_name(m[0].state), "destroyed");
+    free(m);
+    free(w);
+    assert_int_equal(alive_count(&g_fk), 0);
+    /* a bad request is refused before anything is written */
+    req.workload_cmd = "";
+    assert_int_equal(fo_orch_launch(fx->orch, &req, &res, g_err, sizeof g_err), DM_E_INVALID);
+}
+
+/* O13, FL2: a launch a killed server left is rolled back at the next start;
+ * one of this process is not. */
+static void test_recover_launches(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    char err[256];
+    OK(db_workload_set_state(fx->db, "wl-test", DM_WL_LAUNCHING, err, sizeof err));
+    start_orch(fx, 1);
+    dm_workload mine;
+    memset(&mine, 0, sizeof mine);
+    snprintf(mine.workload_id, sizeof mine.workload_id, "wl-mine");
+    snprintf(mine.name, sizeof mine.name, "mine");
+    snprintf(mine.requirements, sizeof mine.requirements, "{}");
+    mine.serving_instance_id = FO_NULL;
+    mine.state = DM_WL_LAUNCHING;
+    mine.created_at_ms = clock_wall_ms() + 1000; /* after the attach */
+    OK(db_workload_insert(fx->db, &mine, err, sizeof err));
+    int n = -1;
+    OK(fo_orch_recover(fx->orch, &n, err, sizeof err));
+    dm_workload w;
+    get_workload(fx, &w);
+    assert_string_equal(dm_wl_state_name(w.state), "failed");
+    assert_int_equal(w.serving_instance_id, FO_NULL);
+    assert_machine_state(fx, OLD_ID, "destroyed");
+    assert_int_equal(g_fk.destroyed[0], OLD_ID); /* through the provider's fence */
+    OK(db_workload_get(fx->db, "wl-mine", &w, err, sizeof err));
+    assert_string_equal(dm_wl_state_name(w.state), "launching");
+}
+
+static void test_chaos_and_destroy(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    start_orch(fx, 1);
+    OK(fo_orch_chaos_preempt(fx->orch, OLD_ID, 0, g_err, sizeof g_err));
+    assert_int_equal(g_fk.preempts, 1);
+    assert_int_equal(fo_orch_chaos_preempt(fx->orch, 999, 0, g_err, sizeof g_err), DM_E_NOT_FOUND);
+    /* destroying the serving instance stops the workload's protection first */
+    OK(fo_orch_destroy_instance(fx->orch, OLD_ID, g_err, sizeof g_err));
+    dm_workload w;
+    get_workload(fx, &w);
+    assert_string_equal(dm_wl_state_name(w.state), "stopped");
+    assert_int_equal(w.serving_instance_id, FO_NULL);
+    assert_int_equal(w.epoch, 1);
+    assert_machine_state(fx, OLD_ID, "destroyed");
+    assert_int_equal(fo_orch_chaos_preempt(fx->orch, OLD_ID, 0, g_err, sizeof g_err),
+                     DM_E_CONFLICT);
+    assert_int_equal(g_fk.preempts, 1);
+}
+
 /* Before an attach real failovers are unavailable. */
 static void test_unattached(void **state)
 {
@@ -1025,6 +1147,10 @@ int main(void)
         T(test_test_real_keep),
         T(test_provider_from_ops_checks),
         T(test_unattached),
+        T(test_launch),
+        T(test_launch_fails),
+        T(test_recover_launches),
+        T(test_chaos_and_destroy),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
