@@ -544,7 +544,8 @@ static MUST int do_inference(fo_real_run *r)
     fo_failover *f = &r->f;
     char err[256] = "";
     int64_t ready_ms = 0;
-    model_of(&r->w, f->real.inference_model, sizeof f->real.inference_model);
+    if (!f->real.inference_model[0]) /* test-real model=... named its own */
+        model_of(&r->w, f->real.inference_model, sizeof f->real.inference_model);
     int rc = load_inst(r, err, sizeof err);
     if (rc == 0)
         rc = wait_inference(r, &ready_ms, err, sizeof err);

@@ -957,6 +957,7 @@ static void run_test_real(fixture *fx, int keep)
     assert_int_equal(done.phases[FO_PHASE_STANDBY_ACTIVATION].status, FO_PHASE_SKIPPED);
     assert_int_equal(g_fk.snapshots, 1);
     assert_string_not_equal(done.real.snapshot_id, SNAP_ID); /* its own, fresh */
+    assert_string_equal(done.real.inference_model, "m1");    /* the model it was given */
     dm_workload w;
     get_workload(fx, &w);
     assert_int_equal(w.serving_instance_id, OLD_ID); /* never switched */
