@@ -7,9 +7,12 @@
  * kind registers its own state and hooks (fo_kind_ops); the core never
  * looks inside a kind's state.
  *
- * K1: a kind is registered once, before the server serves (fo_orch_new for
- *     the simulated one, fo_orch_attach for the real one), and stays until
- *     fo_orch_free, which frees its state after every runner has stopped. */
+ * K1: a kind is registered once (fo_orch_new for the simulated one,
+ *     fo_orch_attach for the real one) and stays until fo_orch_free, which
+ *     frees its state after every runner has stopped. The attach may run
+ *     while the API already serves: registration and lookup take the core's
+ *     lock, so a request finds a kind whole (its state made before it is
+ *     registered) or not at all. fo_orch_recover runs after the attach. */
 #ifndef DUMONT_FAILOVER_ORCH_INTERNAL_H
 #define DUMONT_FAILOVER_ORCH_INTERNAL_H
 
@@ -54,7 +57,7 @@ struct fo_orch {
 /* K1: registers kind k (DM_E_CONFLICT when it already is). */
 int fo_orch_set_kind(fo_orch *o, fo_kind k, const fo_kind_ops *ops, void *st);
 /* The state of kind k; NULL while it is not registered. */
-void *fo_orch_kind(const fo_orch *o, fo_kind k);
+void *fo_orch_kind(fo_orch *o, fo_kind k);
 /* sim.c: registers the simulated kind (fo_orch_new). */
 int fo_sim_register(fo_orch *o, double default_speed);
 

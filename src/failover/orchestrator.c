@@ -42,16 +42,26 @@ int fo_orch_set_kind(fo_orch *o, fo_kind k, const fo_kind_ops *ops, void *st)
 {
     if ((unsigned)k >= FO_KIND_COUNT || !ops)
         return DM_E_INVALID;
-    if (o->kinds[k].ops)
-        return DM_E_CONFLICT;
-    o->kinds[k].ops = ops;
-    o->kinds[k].st = st;
-    return 0;
+    int rc = 0;
+    pthread_mutex_lock(&o->lock); /* K1: published whole */
+    if (o->kinds[k].ops) {
+        rc = DM_E_CONFLICT;
+    } else {
+        o->kinds[k].ops = ops;
+        o->kinds[k].st = st;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return rc;
 }
 
-void *fo_orch_kind(const fo_orch *o, fo_kind k)
+void *fo_orch_kind(fo_orch *o, fo_kind k)
 {
-    return o && (unsigned)k < FO_KIND_COUNT ? o->kinds[k].st : NULL;
+    if (!o || (unsigned)k >= FO_KIND_COUNT)
+        return NULL;
+    pthread_mutex_lock(&o->lock);
+    void *st = o->kinds[k].st;
+    pthread_mutex_unlock(&o->lock);
+    return st;
 }
 
 void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg)

@@ -108,7 +108,8 @@ typedef struct {
     int64_t inference_timeout_ms; /* inference: wait for the probe; <= 0: 120 s */
 } fo_real_env;
 
-/* O5. The strings are copied. Before this, real operations fail with DM_E_UNAVAILABLE. */
+/* O5. The strings are copied. Before this, real operations fail with
+ * DM_E_UNAVAILABLE; a second attach fails with DM_E_CONFLICT. */
 int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen);
 
 typedef struct {

@@ -364,8 +364,6 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
     if (!o || !env || !env->provider || !env->store_url || !env->server_url || !env->token)
         return dm_fail(err, errlen, DM_E_INVALID,
                        "attach: provider, store, server and token are required");
-    if (fo_orch_kind(o, FO_KIND_REAL))
-        return dm_fail(err, errlen, DM_E_CONFLICT, "attach: a provider is already attached");
     fo_real_kind *k = calloc(1, sizeof *k);
     if (!k)
         return dm_fail(err, errlen, -ENOMEM, "attach: out of memory");
@@ -391,9 +389,13 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
     k->inference_timeout_ms = env->inference_timeout_ms > 0 ? env->inference_timeout_ms : 120000;
     k->attached_at_ms = clock_wall_ms();
     pthread_mutex_init(&k->start_lock, NULL);
-    if (k->ports.subscribe && k->ports.subscribe(k->ports.cls, on_instance_event, k) != 0) {
+    if ((rc = fo_orch_set_kind(o, FO_KIND_REAL, &real_ops, k)) != 0) { /* K1 */
         real_free(k);
-        return dm_fail(err, errlen, DM_E_TOO_BIG, "attach: too many heartbeat subscribers");
+        return dm_fail(err, errlen, rc, "attach: a provider is already attached");
     }
-    return fo_orch_set_kind(o, FO_KIND_REAL, &real_ops, k);
+    /* registered first, so that the first event finds the kind; it is
+     * freed with the orchestrator (K1) even if this fails */
+    if (k->ports.subscribe && k->ports.subscribe(k->ports.cls, on_instance_event, k) != 0)
+        return dm_fail(err, errlen, DM_E_TOO_BIG, "attach: too many heartbeat subscribers");
+    return 0;
 }

@@ -1112,7 +1112,7 @@ static void test_chaos_and_destroy(void **state)
     assert_int_equal(g_fk.preempts, 1);
 }
 
-/* Before an attach real failovers are unavailable. */
+/* Before an attach real failovers are unavailable; one attach only. */
 static void test_unattached(void **state)
 {
     fixture *fx = *state;
@@ -1121,6 +1121,16 @@ static void test_unattached(void **state)
     assert_int_equal(fo_orch_failover_instance(fx->orch, OLD_ID, "manual", &f, g_err, sizeof g_err),
                      DM_E_UNAVAILABLE);
     assert_non_null(strstr(g_err, "no provider"));
+    fo_orch_free(fx->orch);
+    /* one attach; a second is refused and changes nothing */
+    start_orch(fx, 1);
+    fo_real_env env = {.provider = fx->prov,
+                       .store_url = fx->store,
+                       .server_url = "http://127.0.0.1:2",
+                       .token = "other"};
+    assert_int_equal(fo_orch_attach(fx->orch, &env, g_err, sizeof g_err), DM_E_CONFLICT);
+    env.store_url = "file:///elsewhere";
+    assert_int_equal(fo_orch_attach(fx->orch, &env, g_err, sizeof g_err), DM_E_INVALID);
 }
 
 int main(void)
