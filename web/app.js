@@ -256,8 +256,8 @@ function renderSummary() {
   const empty = $('summary-empty');
   empty.hidden = g.total > 0;
   empty.textContent = state.kind === 'real' ?
-    'No real failovers yet. Real failovers (a lost GPU replaced by a new one) arrive with the ' +
-    'failover issue; until then every failover here is simulated.' :
+    'No real failovers yet. A real failover replaces the lost instance of a protected workload ' +
+    '(`dumont instances launch`); `dumont failover test-real ID` runs one without touching the original.' :
     'No failovers yet. Try `dumont failover test-setup gpu_instance_id=12345` and then ' +
     '`dumont failover simulate 12345`.';
   const means = PHASES.map((p) => ({ phase: p, duration_ms: g.phases[p].mean,
@@ -491,8 +491,8 @@ function renderHistory(rows) {
   const empty = $('history-empty');
   empty.hidden = rows.length > 0;
   empty.textContent = state.filters.kind === 'real' ?
-    'No real failovers. Real failovers arrive with the failover issue (the local provider); ' +
-    'until then only simulated ones exist.' : 'No failover matches these filters.';
+    'No real failovers. Real failovers arrive when the instance serving a protected workload ' +
+    '(`dumont instances launch`) is lost, or from `dumont failover test-real ID`.' : 'No failover matches these filters.';
   for (const f of rows) {
     const id = f.failover_id;
     const detailId = `detail-${id}`;

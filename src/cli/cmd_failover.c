@@ -1,4 +1,4 @@
-/* `dumont failover ...`: the failover client commands (DESIGN.md §2), each a
+/* `dumont failover ...`: the failover client commands (docs/cli.md), each a
  * thin client of one REST endpoint (docs/api.md).
  *
  * Arguments are split by the shared machinery of subcmd.h (flags anywhere,

@@ -1,7 +1,7 @@
 /* Configuration: the one place the library reads the environment.
  *
  * cfg_load() fills a dm_config from the environment with the documented
- * defaults (DESIGN.md §2); programs then override fields from their flags.
+ * defaults (README.md "Configuration"); programs then override fields from their flags.
  *
  *   DUMONT_HOME          state directory              ~/.dumont
  *   DUMONT_URL           where the CLI finds the API  http://127.0.0.1:8700

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A server killed in the middle of failovers loses nothing and leaves nothing
-# running (DESIGN.md §3 "every transition is persisted before it acts"); one
+# running (docs/failover.md "Persist, then act"); one
 # stopped by SIGTERM or SIGINT exits cleanly. On SQLite and, when
 # DUMONT_TEST_PG_URL is set, on PostgreSQL.
 #

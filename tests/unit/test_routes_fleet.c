@@ -173,7 +173,7 @@ static void test_test_real_report(void **state)
     snprintf(path, sizeof path, "%sreal-aaaaaaaaaaaa", r);
     api_response a = call(fx, "GET", path, NULL);
     assert_int_equal(a.status, 200);
-    /* exactly the fields of DESIGN.md "Data: FailoverTestEvent" */
+    /* exactly the fields of the FailoverTestEvent in docs/api.md */
     static const char *const fields[] = {"failover_id",
                                          "gpu_instance_id",
                                          "user_id",
