@@ -178,7 +178,7 @@ int main(int argc, char **argv)
         }
         int n = opt.max - sent < BATCH ? (int)(opt.max - sent) : BATCH;
         if (round % 1024 == 0)
-            make_template(tmpl); /* a current sent_at (W3) */
+            make_template(tmpl); /* a current sent_at (HB-W3) */
         for (int i = 0; i < n; i++)
             forge(pkts[i], tmpl, opt.ids[(sent + i) % opt.nids], ++seq);
         int got = sendmmsg(fds[round % opt.sockets], msgs, (unsigned)n, 0);

@@ -26,7 +26,7 @@ bench_cleanup() {
             kill -KILL "${p#/proc/}" 2>/dev/null || true
     done
     [ -z "$BENCH_KEEP_LOG" ] || cp "$tmp/server.log" "$BENCH_KEEP_LOG" 2>/dev/null || true
-    local h # the workspaces a root server keeps outside its home (provider/local.h LP6)
+    local h # the workspaces a root server keeps outside its home (provider/local.h PROV-LP6)
     h=$(printf '%s' "$(realpath "$DUMONT_HOME" 2>/dev/null)" | sha256sum | cut -c1-12)
     [ ! -d "/var/lib/dumont/workspaces/$h" ] || rm -rf "/var/lib/dumont/workspaces/$h"
     rm -rf "$tmp"

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
     /* Snapshots churn through megabyte-sized chunk and pack buffers; keep
      * freed memory in the heap for reuse instead of returning it to the
      * kernel and faulting it back in for every buffer (the working set is
-     * bounded by design, snapshot.h SN5). */
+     * bounded by design, snapshot.h SNAP-SN5). */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     dm_config cfg;

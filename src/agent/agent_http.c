@@ -1,4 +1,4 @@
-/* The agent's HTTP requests (agent_http.h AH1-AH2). */
+/* The agent's HTTP requests (agent_http.h AG-AH1 to AG-AH2). */
 #include "agent/agent_http.h"
 
 #include <curl/curl.h>
@@ -9,7 +9,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 {
     agent_req *r = ctx;
     size_t add = sz * n;
-    if (r->len + add >= r->cap) /* AH1 */
+    if (r->len + add >= r->cap) /* AG-AH1 */
         return 0;
     memcpy(r->buf + r->len, p, add);
     r->len += add;
@@ -31,7 +31,7 @@ long agent_http(agent_req *r, char *err, size_t errlen)
     if (r->token) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->token);
         h = curl_slist_append(h, auth);
-        explicit_bzero(auth, sizeof auth); /* AH2: curl keeps its own copy */
+        explicit_bzero(auth, sizeof auth); /* AG-AH2: curl keeps its own copy */
     }
     if (r->header)
         h = curl_slist_append(h, r->header);
@@ -45,7 +45,7 @@ long agent_http(agent_req *r, char *err, size_t errlen)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (r->ca_file && r->ca_file[0]) /* AH3 */
+    if (r->ca_file && r->ca_file[0]) /* AG-AH3 */
         curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);

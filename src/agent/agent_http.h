@@ -2,11 +2,11 @@
  * metadata service): one function over libcurl, so each caller states only
  * what differs.
  *
- * AH1: the answer is kept in the caller's buffer, NUL-terminated, and never
+ * AG-AH1: the answer is kept in the caller's buffer, NUL-terminated, and never
  *      past cap - 1 bytes: a longer answer fails the transfer (status 0).
- * AH2: the token travels in an Authorization header built here and wiped
+ * AG-AH2: the token travels in an Authorization header built here and wiped
  *      after the request; it is never logged.
- * AH3: an https:// peer's certificate is always verified (chain and host
+ * AG-AH3: an https:// peer's certificate is always verified (chain and host
  *      name); ca_file only changes which CAs are trusted. */
 #ifndef DUMONT_AGENT_AGENT_HTTP_H
 #define DUMONT_AGENT_AGENT_HTTP_H
@@ -16,12 +16,12 @@
 typedef struct {
     const char *method; /* NULL: GET, or POST when json is set */
     const char *url;
-    const char *token;   /* bearer token; NULL: none (AH2) */
-    const char *ca_file; /* AH3: CA bundle for https://; NULL or "": the system's */
+    const char *token;   /* bearer token; NULL: none (AG-AH2) */
+    const char *ca_file; /* AG-AH3: CA bundle for https://; NULL or "": the system's */
     const char *header;  /* one more "Name: value" header; may be NULL */
     const char *json;    /* request body (Content-Type: application/json); may be NULL */
     long timeout_ms;
-    char *buf; /* the answer (AH1) */
+    char *buf; /* the answer (AG-AH1) */
     size_t cap;
     size_t len; /* out: bytes in buf */
 } agent_req;

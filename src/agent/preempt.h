@@ -16,12 +16,12 @@
  * BASE defaults to http://169.254.169.254 (both clouds); --metadata-url
  * points tests at a local server playing the documented answers.
  *
- * E1: a notice is sticky: once seen, the agent reports preempting until it
+ * AG-E1: a notice is sticky: once seen, the agent reports preempting until it
  *     exits (the cloud does not take a notice back).
- * E2: polling runs on its own thread with short timeouts (2 s); an
+ * AG-E2: polling runs on its own thread with short timeouts (2 s); an
  *     unreachable or odd metadata service is never a notice, and never
  *     delays a heartbeat. Answers are capped at 4 KiB.
- * E3: the IMDSv2 token is fetched once and again after a 401 (expired). */
+ * AG-E3: the IMDSv2 token is fetched once and again after a 401 (expired). */
 #ifndef DUMONT_AGENT_PREEMPT_H
 #define DUMONT_AGENT_PREEMPT_H
 
@@ -39,7 +39,7 @@ typedef struct pre_watch pre_watch;
 
 int pre_start(pre_cloud cloud, const char *base_url, int64_t every_ms, pre_watch **ret, char *err,
               size_t errlen);
-int pre_noticed(pre_watch *w); /* E1; 0 for NULL */
+int pre_noticed(pre_watch *w); /* AG-E1; 0 for NULL */
 void pre_stop(pre_watch *w);   /* NULL is fine */
 
 #endif

@@ -8,9 +8,9 @@
  *                       The first call may take 120 s (the model loads), the
  *                       next ones 30 s.
  *
- * P1: a probe runs on its own thread; the heartbeat loop only reads the last
+ * AG-P1: a probe runs on its own thread; the heartbeat loop only reads the last
  *     result (prb_state), so a hung workload never delays a heartbeat.
- * P2: every answer read is capped at PRB_BODY_MAX bytes; a longer one fails
+ * AG-P2: every answer read is capped at PRB_BODY_MAX bytes; a longer one fails
  *     the probe. */
 #ifndef DUMONT_AGENT_PROBE_H
 #define DUMONT_AGENT_PROBE_H

@@ -1,4 +1,4 @@
-/* The agent's snapshot thread (see snapshots.h for N1-N5).
+/* The agent's snapshot thread (see snapshots.h for AG-N1 to AG-N5).
  *
  * One thread, woken by its period or by asn_final(); a mutex + condition
  * variable carry the request and its answer. The change check walks the
@@ -39,7 +39,7 @@ struct asn_runner {
     int have_fp;
 };
 
-/* ---- N2: the fingerprint ------------------------------------------------- */
+/* ---- AG-N2: the fingerprint ------------------------------------------------- */
 
 static __thread EVP_MD_CTX *fp_ctx; /* nftw has no context argument */
 static __thread size_t fp_skip;     /* length of the root's path */
@@ -108,7 +108,7 @@ static long report(const asn_runner *r, const snap_info *si, const char *trigger
     snprintf(url, sizeof url, "%s/api/instances/%lld/snapshots", r->o.server_url,
              (long long)r->o.instance_id);
     agent_req q = {.url = url,
-                   .token = r->o.token, /* N5 */
+                   .token = r->o.token, /* AG-N5 */
                    .ca_file = r->o.ca_file,
                    .json = post,
                    .timeout_ms = 10000,
@@ -122,7 +122,7 @@ static long report(const asn_runner *r, const snap_info *si, const char *trigger
 
 /* ---- one snapshot -------------------------------------------------------- */
 
-/* 0 reported (or skipped, N2); else a DM_E_* code, logged here. */
+/* 0 reported (or skipped, AG-N2); else a DM_E_* code, logged here. */
 static int take(asn_runner *r, const char *trigger, int force)
 {
     uint8_t fp[32];
@@ -134,7 +134,7 @@ static int take(asn_runner *r, const char *trigger, int force)
     }
     snap_opts so;
     snap_opts_init(&so);
-    so.threads = r->o.threads > 0 ? r->o.threads : ASN_THREADS; /* N1 */
+    so.threads = r->o.threads > 0 ? r->o.threads : ASN_THREADS; /* AG-N1 */
     snprintf(tag, sizeof tag, "epoch=%lld", (long long)r->o.epoch);
     so.tag = tag;
     snap_info si;
@@ -163,7 +163,7 @@ static int take(asn_runner *r, const char *trigger, int force)
     const char *detail = json_string_value(json_object_get(j, "detail"));
     log_quote(q, sizeof q, detail ? detail : "");
     json_decref(j);
-    if (st == 409) { /* N3 */
+    if (st == 409) { /* AG-N3 */
         pthread_mutex_lock(&r->mu);
         int zombie = r->reported > 0 || force;
         r->refused = zombie;
@@ -214,7 +214,7 @@ static void *snap_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         int rc = refused ? DM_E_CONFLICT : take(r, final ? "preempt" : "scheduled", final);
         pthread_mutex_lock(&r->mu);
-        if (final) { /* N4 */
+        if (final) { /* AG-N4 */
             r->final_req = 0;
             r->final_done = 1;
             r->final_rc = rc;

@@ -1,4 +1,4 @@
-/* Workload supervision (see workload.h for S1-S4). */
+/* Workload supervision (see workload.h for AG-S1 to AG-S4). */
 #define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include "agent/workload.h"
 
@@ -24,7 +24,7 @@
 
 extern char **environ;
 
-#define ENV_MAX 256 /* variables handed to a workload (S5) */
+#define ENV_MAX 256 /* variables handed to a workload (AG-S5) */
 
 const char *const WL_ENV_NAMES[] = {
     "PATH",        "HOME",
@@ -68,7 +68,7 @@ int wl_env_allowed(const char *entry, const char *extra)
     return in_list(extra, entry, n);
 }
 
-/* S5, S6: the workload's environment (pointers into environ, and home). */
+/* AG-S5, AG-S6: the workload's environment (pointers into environ, and home). */
 static void build_env(const wl_sup *w, char *home, size_t homecap, char **out)
 {
     int n = 0;
@@ -95,7 +95,7 @@ static int chown_one(const char *path, const struct stat *st, int flag, struct F
     return 0;
 }
 
-/* S6: the working directory and all below it belong to the workload's user.
+/* AG-S6: the working directory and all below it belong to the workload's user.
  * One agent runs one workload: the statics are never used concurrently. */
 static int chown_tree(const char *dir, uid_t uid, gid_t gid)
 {
@@ -122,7 +122,7 @@ static int find_program(const char *argv0, char *out, size_t cap)
     return -ENOENT;
 }
 
-/* S6: fork, then (async-signal-safe calls only) the process group, the
+/* AG-S6: fork, then (async-signal-safe calls only) the process group, the
  * signal mask, the directory, the user, exec. The exec's errno comes back
  * through a CLOEXEC pipe. */
 static int spawn_as(wl_sup *w, char **envp, pid_t *ret_pid)
@@ -334,9 +334,9 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
      * 127 and is reaped like any exit (its ran_ms counts from here) */
     w->started_ms = now_ms;
     char *envp[ENV_MAX], home[4200];
-    build_env(w, home, sizeof home, envp); /* S5 */
+    build_env(w, home, sizeof home, envp); /* AG-S5 */
     int rc;
-    if (w->drop) { /* S6 */
+    if (w->drop) { /* AG-S6 */
         if (w->cwd)
             chown_tree(w->cwd, w->uid, w->gid);
         rc = spawn_as(w, envp, &pid);
@@ -367,7 +367,7 @@ static int crashes_in_window(const wl_sup *w, int64_t now_ms)
     return n;
 }
 
-/* A reaped exit: S1-S3. */
+/* A reaped exit: AG-S1 to AG-S3. */
 static void on_exit_status(wl_sup *w, int status, int64_t now_ms)
 {
     w->pid = 0;
@@ -380,7 +380,7 @@ static void on_exit_status(wl_sup *w, int status, int64_t now_ms)
         w->state = HB_WL_EXITED;
         return;
     }
-    if (now_ms - w->started_ms >= w->crash_window_ms) /* S2: it had recovered */
+    if (now_ms - w->started_ms >= w->crash_window_ms) /* AG-S2: it had recovered */
         w->backoff_ms = WL_BACKOFF_MS;
     w->crashes[w->ncrash++ % WL_CRASH_MAX] = now_ms;
     if (crashes_in_window(w, now_ms) >= w->crash_limit) {

@@ -7,22 +7,22 @@
  * no shell ever reads it. The workload runs in its own process group, so
  * stopping it stops what it started.
  *
- * S1: exit status 0 is a clean end: exited, not restarted. Any other status
+ * AG-S1: exit status 0 is a clean end: exited, not restarted. Any other status
  *     or a signal is a crash.
- * S2: after a crash the restart waits backoff_ms, doubled per crash up to
+ * AG-S2: after a crash the restart waits backoff_ms, doubled per crash up to
  *     WL_BACKOFF_MAX_MS, and reset once the workload has run for the crash
  *     window without crashing.
- * S3: crash_limit crashes within crash_window_ms is crashlooping: no more
+ * AG-S3: crash_limit crashes within crash_window_ms is crashlooping: no more
  *     restarts (the controller may fail over). The crash times are kept in a
  *     ring of at most WL_CRASH_MAX.
- * S4: wl_stop() sends SIGTERM to the group, waits up to grace_ms, then
+ * AG-S4: wl_stop() sends SIGTERM to the group, waits up to grace_ms, then
  *     SIGKILL; it always reaps. wl_tick() never blocks.
- * S5: the workload's environment is an allowlist of the agent's (WL_ENV_NAMES,
+ * AG-S5: the workload's environment is an allowlist of the agent's (WL_ENV_NAMES,
  *     the prefixes LC_, OLLAMA_, CUDA_, NVIDIA_, and the names in env_extra):
  *     no Dumont credential, store key or cloud key ever reaches it, whatever
  *     the agent was started with (docs/security.md). DUMONT_HOME (a path,
- *     the local provider's marker: local.h LP2) and DUMONT_WORKSPACE pass.
- * S6: with drop set (the agent is root), the workload runs as uid/gid with
+ *     the local provider's marker: local.h PROV-LP2) and DUMONT_WORKSPACE pass.
+ * AG-S6: with drop set (the agent is root), the workload runs as uid/gid with
  *     no supplementary groups, HOME set to its working directory, which is
  *     chowned to it first: it cannot read the agent's token file or
  *     /proc/<agent>/environ. */
@@ -54,19 +54,19 @@ typedef struct {
     int last_status;       /* raw wait status of the last exit */
     int quiet;             /* no log lines (probes run through here too) */
     const char *cwd;       /* working directory (borrowed; NULL: the agent's); set after wl_init */
-    const char *env_extra; /* S5: comma-separated names also passed (borrowed); NULL none */
-    int drop;              /* S6: run as uid/gid; set after wl_init */
+    const char *env_extra; /* AG-S5: comma-separated names also passed (borrowed); NULL none */
+    int drop;              /* AG-S6: run as uid/gid; set after wl_init */
     uid_t uid;
     gid_t gid;
 } wl_sup;
 
-/* S5: the names always passed (NULL-terminated). */
+/* AG-S5: the names always passed (NULL-terminated). */
 extern const char *const WL_ENV_NAMES[];
 
-/* S5: 1 when the variable NAME=... (entry) may reach the workload. */
+/* AG-S5: 1 when the variable NAME=... (entry) may reach the workload. */
 int wl_env_allowed(const char *entry, const char *extra);
 
-/* S6: who the workload runs as when the agent is root. spec: NULL or ""
+/* AG-S6: who the workload runs as when the agent is root. spec: NULL or ""
  * (the default: user "dumont-workload" if it exists, else "nobody"), "root"
  * (no change), a user name, or UID[:GID]. Sets *ret_drop 0 when the agent is
  * not root or spec is "root". With the default user, a workspace that user
@@ -88,9 +88,9 @@ int wl_init(wl_sup *w, const char *cmdline, int crash_limit, int64_t crash_windo
             size_t errlen);
 /* Starts the workload now. */
 int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen);
-/* Reaps an exit and restarts when due (S1-S3). Returns 1 when the state changed. */
+/* Reaps an exit and restarts when due (AG-S1 to AG-S3). Returns 1 when the state changed. */
 int wl_tick(wl_sup *w, int64_t now_ms);
-/* S4. */
+/* AG-S4. */
 void wl_stop(wl_sup *w, int64_t grace_ms);
 
 #endif

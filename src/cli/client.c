@@ -1,9 +1,9 @@
-/* HTTP+JSON client of the Dumont REST API (see client.h for C1-C5).
+/* HTTP+JSON client of the Dumont REST API (see client.h for CLIENT-C1 to CLIENT-C5).
  *
  * One curl easy handle per client, reset before every request so that no
  * option leaks from one request into the next while the connection cache is
  * kept (the --wait poll reuses one connection). The body is gathered into a
- * buffer that refuses to grow past CLIENT_BODY_MAX (C1). */
+ * buffer that refuses to grow past CLIENT_BODY_MAX (CLIENT-C1). */
 #include "cli/client.h"
 
 #include "util/error.h"
@@ -17,10 +17,10 @@
 struct dm_client {
     CURL *curl;
     char base[1024];
-    char auth[SECRET_TOKEN_MAX + 32]; /* "Authorization: Bearer ..."; empty: none (C5) */
+    char auth[SECRET_TOKEN_MAX + 32]; /* "Authorization: Bearer ..."; empty: none (CLIENT-C5) */
     char token_err[512];
-    long timeout_ms;    /* total per request (C1) */
-    char ca_file[4096]; /* C6: "" trusts the system's CAs */
+    long timeout_ms;    /* total per request (CLIENT-C1) */
+    char ca_file[4096]; /* CLIENT-C6: "" trusts the system's CAs */
 };
 
 typedef struct {
@@ -70,7 +70,7 @@ void client_free(dm_client *cl)
         curl_easy_cleanup(cl->curl);
         curl_global_cleanup();
     }
-    /* C2: the token does not outlive the client in memory we hand back. */
+    /* CLIENT-C2: the token does not outlive the client in memory we hand back. */
     explicit_bzero(cl->auth, sizeof cl->auth);
     free(cl);
 }
@@ -108,7 +108,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* The one line the user sees when the transfer itself failed (C3). */
+/* The one line the user sees when the transfer itself failed (CLIENT-C3). */
 static int transport_error(const dm_client *cl, CURLcode cc, const body_buf *b, char *err,
                            size_t errlen)
 {
@@ -179,12 +179,12 @@ static int status_code(long status)
     }
 }
 
-/* C4: the error answer's detail, else its error code, else the bare status. */
+/* CLIENT-C4: the error answer's detail, else its error code, else the bare status. */
 static int api_error(const dm_client *cl, const client_resp *r, char *err, size_t errlen)
 {
     int code = status_code(r->status);
     if (r->status == 401 && !cl->auth[0])
-        return dm_fail(err, errlen, code, "%s", cl->token_err); /* C5 */
+        return dm_fail(err, errlen, code, "%s", cl->token_err); /* CLIENT-C5 */
     const char *detail = json_string_value(json_object_get(r->json, "detail"));
     const char *error = json_string_value(json_object_get(r->json, "error"));
     if (detail && *detail)
@@ -217,7 +217,7 @@ static int set_request(dm_client *cl, const char *method, const char *url, const
     bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cl->timeout_ms) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    if (cl->ca_file[0]) /* C6: verification stays on; only the trust anchors change */
+    if (cl->ca_file[0]) /* CLIENT-C6: verification stays on; only the trust anchors change */
         bad |= curl_easy_setopt(c, CURLOPT_CAINFO, cl->ca_file) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLIENT_BODY_MAX) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
@@ -231,7 +231,7 @@ static int set_request(dm_client *cl, const char *method, const char *url, const
     return bad ? DM_E_INTERNAL : 0;
 }
 
-/* Moves the answer into ret: status, body, JSON; then C4. */
+/* Moves the answer into ret: status, body, JSON; then CLIENT-C4. */
 static int take_response(dm_client *cl, body_buf *b, client_resp *ret, char *err, size_t errlen)
 {
     curl_easy_getinfo(cl->curl, CURLINFO_RESPONSE_CODE, &ret->status);

@@ -3,17 +3,17 @@
  * A dm_client holds the base URL and the bearer token; client_call() sends one
  * request and hands back the HTTP status, the raw body and its parsed JSON.
  *
- * C1: every request has a connect timeout and a total timeout, follows no
+ * CLIENT-C1: every request has a connect timeout and a total timeout, follows no
  *     redirect and speaks only http/https; the response body is capped at
  *     CLIENT_BODY_MAX bytes (DM_E_TOO_BIG beyond).
- * C2: the token goes only into the Authorization header; it never reaches an
+ * CLIENT-C2: the token goes only into the Authorization header; it never reaches an
  *     error message, a log line or argv.
- * C3: a server that cannot be reached is DM_E_UNAVAILABLE with err set to the
+ * CLIENT-C3: a server that cannot be reached is DM_E_UNAVAILABLE with err set to the
  *     one line the user sees ("cannot reach the Dumont server at URL ...").
- * C4: an answer outside 2xx is DM_E_* by status (404 -> DM_E_NOT_FOUND, ...)
+ * CLIENT-C4: an answer outside 2xx is DM_E_* by status (404 -> DM_E_NOT_FOUND, ...)
  *     with err set to the JSON error's "detail" (or "error", or the status);
  *     the parsed answer is still handed back for --json.
- * C5: when no token could be loaded the request goes out without one, so an
+ * CLIENT-C5: when no token could be loaded the request goes out without one, so an
  *     unreachable server is still reported as such; a 401 is then explained by
  *     why the token could not be loaded. */
 #ifndef DUMONT_CLI_CLIENT_H
@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CLIENT_BODY_MAX           (16u * 1024 * 1024) /* cap on a response body (C1) */
+#define CLIENT_BODY_MAX           (16u * 1024 * 1024) /* cap on a response body (CLIENT-C1) */
 #define CLIENT_REQ_BODY_MAX       (64u * 1024)        /* cap on a request body (the server's) */
 #define CLIENT_CONNECT_TIMEOUT_MS 5000L
 #define CLIENT_TIMEOUT_MS         30000L
@@ -41,21 +41,21 @@ typedef struct {
     json_t *json;
 } client_resp;
 
-/* base_url without trailing slash. token may be NULL or empty (C5); token_err,
+/* base_url without trailing slash. token may be NULL or empty (CLIENT-C5); token_err,
  * if non-NULL, is the reason no token was loaded. Returns 0 or -ENOMEM. */
 int client_new(const char *base_url, const char *token, const char *token_err, dm_client **ret);
 void client_free(dm_client *cl);
-/* Sets the total timeout of each request (C1); <= 0: CLIENT_TIMEOUT_MS. For
+/* Sets the total timeout of each request (CLIENT-C1); <= 0: CLIENT_TIMEOUT_MS. For
  * the few synchronous calls that take long (instances launch). */
 void client_set_timeout(dm_client *cl, long timeout_ms);
-/* C6: an https:// server's certificate is always verified (chain and host
+/* CLIENT-C6: an https:// server's certificate is always verified (chain and host
  * name); path names the CA bundle to trust instead of the system's (a
  * private CA, DUMONT_CA_FILE). NULL or "": the system's CAs. */
 void client_set_ca_file(dm_client *cl, const char *path);
 
 /* Sends method path (path starts with '/', may carry a query) with an optional
- * JSON body. Returns 0 for a 2xx answer, or a DM_E_* code (C3, C4) with err set.
- * *ret is filled whenever the server answered (also on C4 errors), and must be
+ * JSON body. Returns 0 for a 2xx answer, or a DM_E_* code (CLIENT-C3, CLIENT-C4) with err set.
+ * *ret is filled whenever the server answered (also on CLIENT-C4 errors), and must be
  * released with client_resp_done(). */
 int client_call(dm_client *cl, const char *method, const char *path, const json_t *body,
                 client_resp *ret, char *err, size_t errlen);

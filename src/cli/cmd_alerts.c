@@ -1,11 +1,11 @@
 /* `dumont alerts add|list|test|remove|deliveries`: where the server sends
  * its alerts (/api/alerts, admin only; docs/alerts.md).
  *
- * AC1: the same contract as `dumont failover` (SC1, SC2 of subcmd.h).
- * AC2: `add` of a webhook prints its signing secret once, alone on its line
+ * CLI-AC1: the same contract as `dumont failover` (CLI-SC1, CLI-SC2 of subcmd.h).
+ * CLI-AC2: `add` of a webhook prints its signing secret once, alone on its line
  *      after the summary (or in the JSON); nothing shows it again. URLs are
  *      never printed past their host (the server answers them redacted).
- * AC3: `test` exits 0 only when the receiver answered 2xx. */
+ * CLI-AC3: `test` exits 0 only when the receiver answered 2xx. */
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -142,7 +142,7 @@ static int run_test(subcmd_ctx *c)
         return rc;
     client_resp r;
     if ((rc = subcmd_call(c, "POST", path, NULL, &r)) != 0)
-        return rc; /* AC3: a 502 says why on stderr */
+        return rc; /* CLI-AC3: a 502 says why on stderr */
     if (c->a.json)
         subcmd_print_json(&r);
     else

@@ -3,7 +3,7 @@
  * the instance at once, like a kill -9 of its machine; notice=D first gives
  * the cloud's preemption notice, D before the kill.
  *
- * C1: the same contract as `dumont failover` (SC1, SC2 of subcmd.h). */
+ * CHAOS-C1: the same contract as `dumont failover` (CLI-SC1, CLI-SC2 of subcmd.h). */
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/output.h"

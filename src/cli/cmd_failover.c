@@ -5,17 +5,17 @@
  * key=value words, positional words); every value is checked here before
  * anything is sent, so a bad argument never reaches the server.
  *
- * F1: exit status 0 / 1 / 2 and --help as SC1 of subcmd.h.
- * F2: --json prints the API's answer exactly as received (SC2).
- * F3: `simulate` and `test-real` print the new failover id alone on the
+ * CLI-F1: exit status 0 / 1 / 2 and --help as CLI-SC1 of subcmd.h.
+ * CLI-F2: --json prints the API's answer exactly as received (CLI-SC2).
+ * CLI-F3: `simulate` and `test-real` print the new failover id alone on the
  *     first line of stdout, so `id=$(dumont failover simulate 12345)` works;
  *     the hint how to follow it goes to stderr, only when it is a terminal.
- * F4: `--wait` polls the status every FOLLOW_POLL_MS and prints each phase
+ * CLI-F4: `--wait` polls the status every FOLLOW_POLL_MS and prints each phase
  *     once, in order, as it finishes (ok, failed or skipped); exit 0 when the
  *     failover completed, 1 when it failed (the reason on stderr).
  *     `test-real --wait` then prints the FailoverTestEvent (--json: its JSON
  *     alone).
- * F5: `status` of a real failover adds its old and new instance, workload,
+ * CLI-F5: `status` of a real failover adds its old and new instance, workload,
  *     trigger, attempts, epoch, snapshot and inference test. */
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -206,7 +206,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Prints the phases from index done on that have finished, in order (F4). */
+/* Prints the phases from index done on that have finished, in order (CLI-F4). */
 static size_t print_finished(const json_t *phases, size_t done)
 {
     for (; done < json_array_size(phases); done++) {
@@ -220,7 +220,7 @@ static size_t print_finished(const json_t *phases, size_t done)
     return done;
 }
 
-/* The end of a followed failover: summary, exit status (F4). With quiet, the
+/* The end of a followed failover: summary, exit status (CLI-F4). With quiet, the
  * caller prints what comes next (test-real's report). */
 static int follow_end(fo_ctx *c, const client_resp *r, const char *id, int quiet)
 {
@@ -264,7 +264,7 @@ static int follow(fo_ctx *c, const char *id, int quiet)
     }
 }
 
-/* POSTs body to path, prints the new failover's id (F3) or the answer
+/* POSTs body to path, prints the new failover's id (CLI-F3) or the answer
  * (--json without --wait), and copies the id into id. */
 static int start_failover(fo_ctx *c, const char *path, const json_t *body, char *id, size_t cap)
 {
@@ -281,7 +281,7 @@ static int start_failover(fo_ctx *c, const char *path, const json_t *body, char 
     if (c->a.json && !c->a.wait)
         subcmd_print_json(&r);
     if (!c->a.json)
-        printf("%s\n", id); /* F3 */
+        printf("%s\n", id); /* CLI-F3 */
     fflush(stdout);
     if (!c->a.wait && !c->a.json && isatty(STDERR_FILENO))
         fprintf(stderr, "follow it with: dumont failover status %s  (or %s --wait)\n", id,
@@ -345,7 +345,7 @@ static const char *yes_no_null(const json_t *v)
     return json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "-";
 }
 
-/* F5: what a real failover adds to the status. */
+/* CLI-F5: what a real failover adds to the status. */
 static void show_real(const json_t *fo, FILE *out)
 {
     char a[24], b[24], n[24], e[24], sz[32], d[4][32];
@@ -458,7 +458,7 @@ static int run_test_real(fo_ctx *c)
     if ((rc = start_failover(c, path, body, id, sizeof id)) != 0 || !c->a.wait)
         goto out;
     rc = follow(c, id, 1);
-    snprintf(path, sizeof path, API "/test-real/report/%s", id); /* F4 */
+    snprintf(path, sizeof path, API "/test-real/report/%s", id); /* CLI-F4 */
     int rc2 = get_and_show(c, path, out_object);
     if (rc == 0)
         rc = rc2;

@@ -2,15 +2,15 @@
  * watches and, on a provider, makes (GET /api/instances[/{id}], POST
  * /api/instances/launch, DELETE /api/instances/{id}; docs/cli.md).
  *
- * N1: the same contract as `dumont failover` (SC1, SC2 of subcmd.h):
+ * CLI-N1: the same contract as `dumont failover` (CLI-SC1, CLI-SC2 of subcmd.h):
  *     exit 0 / 1 (one line on stderr) / 2 (reason, then usage, on stderr);
  *     --json prints the API's answer as received; --help exits 0.
- * N2: an age is shown as a duration ("180 ms", "2m 05s"); a value that does
- *     not exist is "-" (O1 of output.h).
- * N3: `launch` checks every key=value before sending; workspace_from is
+ * CLI-N2: an age is shown as a duration ("180 ms", "2m 05s"); a value that does
+ *     not exist is "-" (CLI-O1 of output.h).
+ * CLI-N3: `launch` checks every key=value before sending; workspace_from is
  *     resolved here with realpath() and must be a directory (the server
  *     resolves paths relative to its own working directory, not the user's).
- * N4: `launch` prints the new instance id alone on stdout (so
+ * CLI-N4: `launch` prints the new instance id alone on stdout (so
  *     `id=$(dumont instances launch ...)` works). Launch is synchronous and
  *     may take long: the request waits up to LAUNCH_TIMEOUT_MS, and a
  *     progress line is drawn on stderr only when stderr is a terminal, and
@@ -92,7 +92,7 @@ static void print_list(const json_t *j, FILE *out)
         snprintf(phi, sizeof phi, p != p ? "-" : "%.2f", p); /* NAN: absent */
         snprintf(snap, sizeof snap, "%.12s", out_json_str(o, "newest_snapshot_id", "-"));
         const char *intake = out_json_str(o, "intake", "ok");
-        char state[64]; /* listener.h L9: say when the intake is lossy */
+        char state[64]; /* listener.h HB-L9: say when the intake is lossy */
         snprintf(state, sizeof state, strcmp(intake, "ok") ? "%s (intake %s)" : "%s",
                  out_json_str(o, "state", "-"), intake);
         const char *row[] = {id,
@@ -213,7 +213,7 @@ static int put_str(json_t *b, const char *key, const char *v)
     return !s || json_object_set_new(b, key, s) != 0;
 }
 
-/* workspace_from: realpath, must be a directory (N3). */
+/* workspace_from: realpath, must be a directory (CLI-N3). */
 static int put_workspace(subcmd_ctx *c, json_t *b)
 {
     const char *w = kv_get(&c->a.kv, "workspace_from");
@@ -295,7 +295,7 @@ static int put_numbers(subcmd_ctx *c, json_t *b)
     return bad ? subcmd_fail("out of memory") : 0;
 }
 
-/* N4: the progress line, drawn by a thread while the request runs. */
+/* CLI-N4: the progress line, drawn by a thread while the request runs. */
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -331,7 +331,7 @@ static void *spin(void *arg)
     return NULL;
 }
 
-/* POST with the progress line on a terminal (N4). A quick GET /healthz
+/* POST with the progress line on a terminal (CLI-N4). A quick GET /healthz
  * first makes the client and reports an unreachable server at once. */
 static int launch_call(subcmd_ctx *c, const json_t *body, client_resp *r)
 {

@@ -147,7 +147,7 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
 }
 
 /* Files: the home's state and secrets are private whatever made them
- * (util/home.h H1); a home others can enter is said once. */
+ * (util/home.h HOME-H1); a home others can enter is said once. */
 static int secure_home(const dm_config *cfg)
 {
     home_report hr;
@@ -201,7 +201,7 @@ static int wait_for_signal(void)
     return sig;
 }
 
-/* PD3 of provider.c: every instance gets an agent credential of its own. */
+/* PROV-PD3 of provider.c: every instance gets an agent credential of its own. */
 static int mint_agent(void *cls, int64_t id, char *buf, size_t cap, char *err, size_t errlen)
 {
     char name[DB_TOKEN_NAME_MAX], q[DB_TOKEN_NAME_MAX + 8];
@@ -287,7 +287,7 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
                        .ports = &ports,
                        .store_url = cfg->store,
                        .server_url = url,
-                       .token = "(minted per instance: PD3 of provider.c)",
+                       .token = "(minted per instance: PROV-PD3 of provider.c)",
                        .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL};
     rc = fo_orch_attach(orch, &env, err, errlen);
     if (rc == 0)
@@ -319,7 +319,7 @@ static int serve(dm_config *cfg, const char *token)
         fprintf(stderr, "dumont server: DUMONT_STORE: %s\n", err);
         goto out;
     }
-    dm_instance_persist instances = db_instance_persist(db); /* listener.h L2 */
+    dm_instance_persist instances = db_instance_persist(db); /* listener.h HB-L2 */
     if ((rc = hbl_start_server(hb_listen, cfg->listen, cfg->home, &instances, &hb, err,
                                sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err);

@@ -8,22 +8,22 @@
  * after "--", is a path: SUBCMD_F_PATHS); the other words are positional
  * and counted per subcommand.
  *
- * S1: exit status 0 success, 1 failure (one line "dumont: <reason>" on
+ * CLI-S1: exit status 0 success, 1 failure (one line "dumont: <reason>" on
  *     stderr), 2 usage error (the reason, then the usage, on stderr). --help
  *     prints the usage on stdout and exits 0.
- * S2: the store is --store URL, else cfg->store (DUMONT_STORE, default
+ * CLI-S2: the store is --store URL, else cfg->store (DUMONT_STORE, default
  *     file://$DUMONT_HOME/store). It is opened only after the arguments
  *     were checked: a usage error never creates a store.
- * S3: `create` and `import` print the new snapshot id alone on the first
+ * CLI-S3: `create` and `import` print the new snapshot id alone on the first
  *     line of stdout (`id=$(dumont snapshot create ws)` works); --json
  *     prints one JSON object {snapshot_id, ...} instead.
- * S4: progress is drawn on stderr only when stderr is a terminal, at most
+ * CLI-S4: progress is drawn on stderr only when stderr is a terminal, at most
  *     every PROGRESS_MS, and erased before anything else is printed; the
  *     progress callback may come from several threads (trylock).
- * S5: `export` never writes binary to a terminal: it refuses when stdout
+ * CLI-S5: `export` never writes binary to a terminal: it refuses when stdout
  *     is a tty, before opening the store; `import -` likewise refuses a
  *     terminal on stdin rather than wait for typed bytes.
- * S6: paths from the store are printed with control bytes escaped (\xNN),
+ * CLI-S6: paths from the store are printed with control bytes escaped (\xNN),
  *     so a file name cannot drive the terminal; JSON gets them UTF-8
  *     scrubbed (utf8_scrub). */
 #include "cli/commands.h"
@@ -94,7 +94,7 @@ static const char snapshot_usage[] =
 
 /* ---- output helpers ---------------------------------------------------- */
 
-/* S6: control bytes and backslashes as \xNN; other bytes as they are. */
+/* CLI-S6: control bytes and backslashes as \xNN; other bytes as they are. */
 static const char *show_path(const char *s, char *buf, size_t cap)
 {
     size_t o = 0;
@@ -109,7 +109,7 @@ static const char *show_path(const char *s, char *buf, size_t cap)
     return buf;
 }
 
-/* A JSON string of arbitrary bytes (S6). */
+/* A JSON string of arbitrary bytes (CLI-S6). */
 static json_t *json_path(const char *s)
 {
     char *dup = strdup(s);
@@ -148,7 +148,7 @@ static int fail(sn_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2
 
 static void progress_erase(sn_progress *p);
 
-/* S1: one line on stderr, exit 1. */
+/* CLI-S1: one line on stderr, exit 1. */
 static int fail(sn_ctx *c, const char *fmt, ...)
 {
     char msg[1024];
@@ -166,7 +166,7 @@ static int fail(sn_ctx *c, const char *fmt, ...)
 
 #define usage_error(c, ...) subcmd_usage_error(&(c)->sc, __VA_ARGS__)
 
-/* ---- progress (S4) ----------------------------------------------------- */
+/* ---- progress (CLI-S4) ----------------------------------------------------- */
 
 static void fmt_eta(double secs, char *buf, size_t len)
 {
@@ -301,7 +301,7 @@ static json_t *info_json(const snap_info *i)
     return j;
 }
 
-/* S3: the id alone on stdout; a summary on stderr when it is a terminal. */
+/* CLI-S3: the id alone on stdout; a summary on stderr when it is a terminal. */
 static void print_created(sn_ctx *c, const snap_info *i)
 {
     char b[32], n[32], d[32];
@@ -518,7 +518,7 @@ static int run_export(sn_ctx *c)
     char err[1024], id[SNAP_ID_MAX];
     if (check_id(c, 0) != 0 || threads_key(c) != 0)
         return EXIT_USAGE;
-    if (isatty(STDOUT_FILENO)) /* S5 */
+    if (isatty(STDOUT_FILENO)) /* CLI-S5 */
         return fail(c, "refusing to write a binary archive to a terminal; redirect stdout "
                        "(dumont snapshot export ID > ws.tar.lz4)");
     if (open_store(c) != 0 || resolve_id(c, c->sc.a.pos[0], id, sizeof id) != 0)

@@ -1,8 +1,8 @@
 /* `dumont tokens create|list|revoke`: the server's scoped credentials
  * (/api/tokens, admin only; docs/security.md).
  *
- * K1: the same contract as `dumont failover` (SC1, SC2 of subcmd.h).
- * K2: `create` prints the secret once, on stdout, alone on its line after
+ * CLI-K1: the same contract as `dumont failover` (CLI-SC1, CLI-SC2 of subcmd.h).
+ * CLI-K2: `create` prints the secret once, on stdout, alone on its line after
  *     the table (or in the JSON): nothing else ever shows it again. */
 #include "cli/client.h"
 #include "cli/commands.h"

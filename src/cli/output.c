@@ -1,4 +1,4 @@
-/* Human-readable output of the CLI (see output.h for O1-O3).
+/* Human-readable output of the CLI (see output.h for CLI-O1 to CLI-O3).
  *
  * Tables hold their cells in one flat array of fixed-size cells (row 0 is the
  * header row), so a table is one allocation that grows by doubling up to
@@ -55,7 +55,7 @@ void out_duration_d(double ms, char *buf, size_t len)
         out_duration((int64_t)llround(ms), buf, len);
 }
 
-/* A count or id; FO_NULL (absent) gives "-" (O1). */
+/* A count or id; FO_NULL (absent) gives "-" (CLI-O1). */
 static void out_count(int64_t n, char *buf, size_t len)
 {
     if (n < 0)
@@ -65,7 +65,7 @@ static void out_count(int64_t n, char *buf, size_t len)
 }
 
 /* Copies src into a cell: control bytes become '?', an over-long value is cut
- * on a code point boundary and ends in "..." (O3). */
+ * on a code point boundary and ends in "..." (CLI-O3). */
 static void cell_set(char *dst, const char *src)
 {
     size_t n = strlen(src), cut = n;

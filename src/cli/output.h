@@ -1,11 +1,11 @@
 /* Human-readable output of the CLI: durations, aligned tables, and the
  * renderings of the API's failover objects (status, report, list).
  *
- * O1: a value that does not exist (JSON null, a missing field, FO_NULL, NAN)
+ * CLI-O1: a value that does not exist (JSON null, a missing field, FO_NULL, NAN)
  *     is printed as "-", never as 0.
- * O2: durations read as a person says them: "812 ms", "42.3 s", "2m 05s",
+ * CLI-O2: durations read as a person says them: "812 ms", "42.3 s", "2m 05s",
  *     "1h 02m"; a unit never shows a value that rounds up to the next unit.
- * O3: every table and cell is capped (OUT_ROWS_MAX, OUT_CELL_MAX); a longer
+ * CLI-O3: every table and cell is capped (OUT_ROWS_MAX, OUT_CELL_MAX); a longer
  *     cell is cut and ends in "..." so the table stays aligned. */
 #ifndef DUMONT_CLI_OUTPUT_H
 #define DUMONT_CLI_OUTPUT_H
@@ -19,7 +19,7 @@
 #define OUT_CELL_MAX 96
 #define OUT_ROWS_MAX 10000
 
-/* Formats a duration in milliseconds (O2); ms < 0 gives "-" (O1). */
+/* Formats a duration in milliseconds (CLI-O2); ms < 0 gives "-" (CLI-O1). */
 void out_duration(int64_t ms, char *buf, size_t len);
 /* The same for a mean (double); NAN or < 0 gives "-". */
 void out_duration_d(double ms, char *buf, size_t len);
@@ -35,7 +35,7 @@ void out_table_align_right(out_table *t, int col);
 int out_table_add(out_table *t, const char *const *cells);
 void out_table_print(const out_table *t, FILE *out);
 
-/* Readers of API objects with O1 built in. */
+/* Readers of API objects with CLI-O1 built in. */
 int64_t out_json_int(const json_t *obj, const char *key); /* FO_NULL when null/absent */
 double out_json_num(const json_t *obj, const char *key);  /* NAN when null/absent */
 const char *out_json_str(const json_t *obj, const char *key, const char *dflt);

@@ -1,4 +1,4 @@
-/* Subcommand machinery (see subcmd.h SC1-SC3). */
+/* Subcommand machinery (see subcmd.h CLI-SC1 to CLI-SC3). */
 #include "cli/subcmd.h"
 
 #include "util/error.h"
@@ -57,7 +57,7 @@ static int is_kv(const subcmd_set *set, const char *s, int dashdash)
 
 /* Splits argv into flags, subcommand, positional words and key=value words.
  * Records the first problem in err but reads on, so that a --help later on
- * the line still counts (SC1). "-" alone is a positional word (stdin). */
+ * the line still counts (CLI-SC1). "-" alone is a positional word (stdin). */
 static int parse_args(const subcmd_set *set, int argc, char **argv, subcmd_args *a, char *err,
                       size_t errlen)
 {

@@ -7,14 +7,14 @@
  * `key=value` words go through kv_parse(); the other words are positional.
  * A subcommand declares which keys it takes and how many positional words.
  *
- * SC1: exit status 0 success, 1 failure (one line "dumont: <reason>" on
+ * CLI-SC1: exit status 0 success, 1 failure (one line "dumont: <reason>" on
  *      stderr), 2 usage error (one line with the reason, then the usage, on
  *      stderr). --help prints the usage on stdout and exits 0, whatever else
  *      the line holds (a parse problem before it does not count).
- * SC2: --json prints the API's answer exactly as received (re-indented only),
+ * CLI-SC2: --json prints the API's answer exactly as received (re-indented only),
  *      on stdout, also for an error answer; the readable output never goes
  *      to stdout together with it.
- * SC3: the client is made on first use: --help and usage errors need no
+ * CLI-SC3: the client is made on first use: --help and usage errors need no
  *      token, no server. */
 #ifndef DUMONT_CLI_SUBCMD_H
 #define DUMONT_CLI_SUBCMD_H
@@ -78,12 +78,12 @@ typedef struct {
     const subcmd_set *set;
     const subcmd *cmd;
     subcmd_args a;
-    dm_client *cl;   /* SC3 */
+    dm_client *cl;   /* CLI-SC3 */
     long timeout_ms; /* 0: the client's default */
 } subcmd_ctx;
 
 /* Parses argv (argv[0] is the command name), finds the subcommand, handles
- * --help and checks counts, keys and flags (SC1). Returns SUBCMD_RUN with
+ * --help and checks counts, keys and flags (CLI-SC1). Returns SUBCMD_RUN with
  * c->cmd set when the subcommand should run, else the exit status. */
 int subcmd_start(subcmd_ctx *c, const subcmd_set *set, dm_config *cfg, int argc, char **argv);
 /* Frees what subcmd_start and the calls below made. */
@@ -111,12 +111,12 @@ int subcmd_check_int(const subcmd_ctx *c, const char *key, int64_t min, int64_t 
 int subcmd_build_query(const subcmd_ctx *c, const char *const *keys, char *q, size_t cap);
 
 /* One request. Returns 0 with *r owned by the caller, or SUBCMD_EXIT_FAIL
- * after saying why (SC1, SC2), *r released. */
+ * after saying why (CLI-SC1, CLI-SC2), *r released. */
 int subcmd_call(subcmd_ctx *c, const char *method, const char *path, const json_t *body,
                 client_resp *r);
 /* GET path, then --json or show(). */
 int subcmd_get_show(subcmd_ctx *c, const char *path, void (*show)(const json_t *, FILE *));
-/* Prints r's body re-indented (SC2). */
+/* Prints r's body re-indented (CLI-SC2). */
 void subcmd_print_json(const client_resp *r);
 
 #endif

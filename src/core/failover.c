@@ -1,4 +1,4 @@
-/* Failover state machine (see core/failover.h for the invariants I1-I4). */
+/* Failover state machine (see core/failover.h for the invariants FO-I1 to FO-I4). */
 #include "core/failover.h"
 
 #include "util/error.h"

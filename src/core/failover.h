@@ -5,13 +5,13 @@
  * and ends `completed` (every phase ok) or `failed` (a phase failed, or the
  * failover was interrupted). While running, the state *is* the current phase.
  *
- * I1: fo_transition() is the only function that changes state; it refuses any
+ * FO-I1: fo_transition() is the only function that changes state; it refuses any
  *     event on a terminal failover (DM_E_CONFLICT) and any event that does not
  *     fit the current state (DM_E_INVALID), leaving the record untouched.
- * I2: a phase that did not happen has duration_ms == FO_NULL, never 0.
- * I3: total_time_ms is the sum of the durations of the phases that ran; it is
+ * FO-I2: a phase that did not happen has duration_ms == FO_NULL, never 0.
+ * FO-I3: total_time_ms is the sum of the durations of the phases that ran; it is
  *     FO_NULL while the failover is running.
- * I4: success is FO_NULL while running, 1 for completed, 0 for failed.
+ * FO-I4: success is FO_NULL while running, 1 for completed, 0 for failed.
  * Callers persist the record after every transition, before acting on it. */
 #ifndef DUMONT_CORE_FAILOVER_H
 #define DUMONT_CORE_FAILOVER_H
@@ -55,7 +55,7 @@ typedef enum { FO_KIND_SIMULATED = 0, FO_KIND_REAL, FO_KIND_COUNT } fo_kind;
 typedef struct {
     fo_phase_status status;
     int64_t started_at_ms; /* wall clock; FO_NULL if not started */
-    int64_t duration_ms;   /* FO_NULL unless finished (I2) */
+    int64_t duration_ms;   /* FO_NULL unless finished (FO-I2) */
     int simulated;         /* duration drawn by the sim provider, not measured */
     char detail[256];      /* why it failed, or a note */
 } fo_phase_rec;
@@ -68,7 +68,7 @@ typedef struct {
  * of the seed's FailoverTestEvent. Integers are FO_NULL when unknown. */
 typedef struct {
     char workload_id[32];     /* "" for simulated failovers */
-    int64_t new_instance_id;  /* intent: reserved before provisioning (db_fleet.h F1) */
+    int64_t new_instance_id;  /* intent: reserved before provisioning (db_fleet.h FLEET-F1) */
     char trigger[16];         /* "failed" | "preempting" | "crashlooping" | "test-real" | "" */
     int test;                 /* test-real: the original keeps serving */
     int keep;                 /* test-real keep=true: the test instance is kept */
@@ -93,11 +93,11 @@ typedef struct {
     fo_kind kind;
     char user_id[64];
     fo_state state;
-    int success;                /* FO_NULL, 0 or 1 (I4) */
+    int success;                /* FO_NULL, 0 or 1 (FO-I4) */
     char reason[FO_REASON_MAX]; /* why it failed; empty otherwise */
     int64_t started_at_ms;      /* wall clock */
     int64_t finished_at_ms;     /* wall clock; FO_NULL while running */
-    int64_t total_time_ms;      /* I3 */
+    int64_t total_time_ms;      /* FO-I3 */
     fo_phase_rec phases[FO_PHASE_COUNT];
     fo_real real; /* kind real only; zero/FO_NULL otherwise */
 } fo_failover;
@@ -142,7 +142,7 @@ int fo_state_is_terminal(fo_state s);
 
 /* Starts a failover: state = detection, running since now_ms. id is copied. */
 int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kind, int64_t now_ms);
-/* The one transition function (I1). */
+/* The one transition function (FO-I1). */
 int fo_transition(fo_failover *f, const fo_event *ev);
 
 #endif

@@ -33,7 +33,7 @@ typedef enum {
 } dm_wl_state;
 
 typedef enum {
-    DM_MACH_PROVISIONING = 0, /* reserved (db_fleet.h F1); the provider may not have made it yet */
+    DM_MACH_PROVISIONING = 0, /* reserved (db_fleet.h FLEET-F1); the provider may not have made it yet */
     DM_MACH_RUNNING,
     DM_MACH_DESTROYED, /* destroyed or fenced: its snapshots are refused */
     DM_MACH_STATE_COUNT

@@ -18,7 +18,7 @@
 typedef struct {
     int64_t instance_id;
     char kind[16];                       /* "gpu" | "cpu" */
-    char key_id[64];                     /* db_instance.h I1 */
+    char key_id[64];                     /* db_instance.h DB-I1 */
     char state[16];                      /* det_state name */
     int64_t state_since_ms;              /* wall */
     int64_t registered_at_ms;            /* wall */
@@ -33,7 +33,7 @@ typedef struct {
 typedef struct {
     int64_t instance_id;
     int64_t at_ms;         /* wall */
-    char what[16];         /* "state" | "workload" | "intake" (listener.h L9) */
+    char what[16];         /* "state" | "workload" | "intake" (listener.h HB-L9) */
     char from[16], to[16]; /* state (or workload state) names */
     char reason[32];
     int64_t silent_ms; /* DM_NULL when not applicable */
@@ -41,7 +41,7 @@ typedef struct {
 } dm_instance_event;
 
 /* Where instances are kept: the small interface the heartbeat listener
- * persists through (detect/listener.h L2, L5), so that it does not depend on
+ * persists through (detect/listener.h HB-L2, HB-L5), so that it does not depend on
  * the database. db/ implements it (db_instance.h db_instance_persist());
  * `dumont server` hands that one to the listener, a test may hand its own.
  * Each function returns 0 or a negative DM_E_* / -errno, detail in err. */

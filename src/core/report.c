@@ -1,4 +1,4 @@
-/* Report arithmetic (see report.h for R1-R4).
+/* Report arithmetic (see report.h for FO-R1 to FO-R4).
  *
  * Samples are kept as growable int64 arrays, one per (kind, metric); both
  * kinds are merged for the "all" group at finish time. Percentiles come from
@@ -56,7 +56,7 @@ void fo_report_acc_free(fo_report_acc *acc)
 int fo_report_acc_add(fo_report_acc *acc, fo_kind kind, int success, int64_t total_ms,
                       const int64_t phase_ms[FO_PHASE_COUNT])
 {
-    /* Only finished failovers (success 0 or 1, I4 of core/failover.h) enter the
+    /* Only finished failovers (success 0 or 1, FO-I4 of core/failover.h) enter the
      * statistics: a running one (FO_NULL) would otherwise count as a success. */
     if ((unsigned)kind >= FO_KIND_COUNT || (success != 0 && success != 1))
         return DM_E_INVALID;

@@ -4,14 +4,14 @@
  * The database streams finished failovers into an accumulator
  * (fo_report_acc_add); fo_report_acc_finish() computes the statistics.
  *
- * R1: MTTR is taken over *successful* failovers' total_time_ms only; a failed
+ * FO-R1: MTTR is taken over *successful* failovers' total_time_ms only; a failed
  *     failover recovered nothing, so it has no time-to-recovery.
- * R2: phase statistics are taken over every finished failover in which that
- *     phase has a duration (I2 of core/failover.h: absent phases are not zeros).
- * R3: percentiles use the nearest-rank method: pX is the value at 1-based rank
+ * FO-R2: phase statistics are taken over every finished failover in which that
+ *     phase has a duration (FO-I2 of core/failover.h: absent phases are not zeros).
+ * FO-R3: percentiles use the nearest-rank method: pX is the value at 1-based rank
  *     ceil(X/100 * n) of the sorted sample; with n == 0 every statistic is
  *     FO_NULL (mean: NAN), never 0.
- * R4: success_rate = succeeded / (succeeded + failed); running failovers are
+ * FO-R4: success_rate = succeeded / (succeeded + failed); running failovers are
  *     counted apart and do not enter any statistic. */
 #ifndef DUMONT_CORE_REPORT_H
 #define DUMONT_CORE_REPORT_H
@@ -47,7 +47,7 @@ void fo_report_acc_free(fo_report_acc *acc);
  * nothing added) or -ENOMEM. */
 int fo_report_acc_add(fo_report_acc *acc, fo_kind kind, int success, int64_t total_ms,
                       const int64_t phase_ms[FO_PHASE_COUNT]);
-/* Counts running failovers of a kind (they enter no statistic, R4). */
+/* Counts running failovers of a kind (they enter no statistic, FO-R4). */
 void fo_report_acc_add_running(fo_report_acc *acc, fo_kind kind, int64_t n);
 /* Computes the report. The accumulator may be freed afterwards. */
 void fo_report_acc_finish(fo_report_acc *acc, fo_report *ret);

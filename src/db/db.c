@@ -1,13 +1,13 @@
-/* The database: opening, closing, associations (see db.h for D1-D4).
+/* The database: opening, closing, associations (see db.h for DB-D1 to DB-D4).
  *
  * db_open() picks a back end (db_backend.h) from the URL, opens it, and
  * applies the migrations (migrate.c) before anyone else can use the handle.
  * The failover queries live in db_failover.c, the report in db_report.c.
  *
- * O1: a failed db_open() leaves nothing open and *ret untouched.
- * O2: a string field that is empty is stored as NULL and read back as ""
+ * DB-O1: a failed db_open() leaves nothing open and *ret untouched.
+ * DB-O2: a string field that is empty is stored as NULL and read back as ""
  *     (db_p_textn); required strings (standby_id, provider) must be non-empty.
- * O3: every fixed-size string of a record is checked for its terminating NUL
+ * DB-O3: every fixed-size string of a record is checked for its terminating NUL
  *     before it is bound, and a string read back that does not fit its field
  *     is an error (DM_E_DB), never silently cut. */
 #include "db/db_internal.h"
@@ -47,7 +47,7 @@ int db_open(const char *url, dm_db **ret, char *err, size_t errlen)
     rc = db_migrate(db, err, errlen);
 out:
     if (rc) {
-        db_close(db); /* O1 */
+        db_close(db); /* DB-O1 */
         return rc;
     }
     *ret = db;
@@ -73,7 +73,7 @@ int db_text_copy(char *dst, size_t cap, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
     if (n >= cap)
-        return DM_E_DB; /* O3 */
+        return DM_E_DB; /* DB-O3 */
     memcpy(dst, src ? src : "", n);
     dst[n] = '\0';
     return 0;
@@ -85,7 +85,7 @@ static int assoc_check(const fo_assoc *a, char *err, size_t errlen)
         return dm_fail(err, errlen, DM_E_INVALID, "association: bad gpu_instance_id");
     if (!DB_STR_OK(a->standby_id) || !DB_STR_OK(a->provider) || !DB_STR_OK(a->gcp_zone))
         return dm_fail(err, errlen, DM_E_INVALID, "association: unterminated string");
-    if (!a->standby_id[0] || !a->provider[0]) /* O2 */
+    if (!a->standby_id[0] || !a->provider[0]) /* DB-O2 */
         return dm_fail(err, errlen, DM_E_INVALID, "association: standby_id and provider required");
     return 0;
 }

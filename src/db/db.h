@@ -8,15 +8,15 @@
  * Every query is written once, in the SQL both back ends accept, against a
  * small back-end vtable (db_backend.h); the back ends only execute statements.
  *
- * D1: a dm_db is safe to use from several threads: calls are serialised by
+ * DB-D1: a dm_db is safe to use from several threads: calls are serialised by
  *     a mutex held for the whole call (and so for its whole transaction).
- * D2: db_failover_save() writes the failover row and all its phase rows in
+ * DB-D2: db_failover_save() writes the failover row and all its phase rows in
  *     one transaction: a reader never sees half a transition.
- * D3: at most one failover per GPU instance is active (non-terminal): a unique
+ * DB-D3: at most one failover per GPU instance is active (non-terminal): a unique
  *     partial index enforces it, and db_failover_insert() returns
  *     DM_E_CONFLICT when it would be broken (or when the id exists).
- * D4: failovers.<phase>_ms columns mirror failover_phases.duration_ms
- *     (written together, D2) so that the report is a single scan of one table.
+ * DB-D4: failovers.<phase>_ms columns mirror failover_phases.duration_ms
+ *     (written together, DB-D2) so that the report is a single scan of one table.
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
 #ifndef DUMONT_DB_DB_H
 #define DUMONT_DB_DB_H
@@ -39,10 +39,10 @@ int db_assoc_put(dm_db *db, const fo_assoc *a, char *err, size_t errlen);
 int db_assoc_get(dm_db *db, int64_t gpu_instance_id, fo_assoc *ret, char *err, size_t errlen);
 
 /* Failovers. */
-int db_failover_insert(dm_db *db, const fo_failover *f, char *err, size_t errlen); /* D3 */
+int db_failover_insert(dm_db *db, const fo_failover *f, char *err, size_t errlen); /* DB-D3 */
 /* Many at once, in one transaction (bulk loads, benchmarks). */
 int db_failover_insert_many(dm_db *db, const fo_failover *f, size_t n, char *err, size_t errlen);
-int db_failover_save(dm_db *db, const fo_failover *f, char *err, size_t errlen); /* D2 */
+int db_failover_save(dm_db *db, const fo_failover *f, char *err, size_t errlen); /* DB-D2 */
 int db_failover_get(dm_db *db, const char *id, fo_failover *ret, char *err, size_t errlen);
 
 typedef struct {

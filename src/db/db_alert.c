@@ -1,4 +1,4 @@
-/* Alert destinations and the delivery queue (see db_alert.h for DA1-DA4). */
+/* Alert destinations and the delivery queue (see db_alert.h for DB-DA1 to DB-DA4). */
 #include "db/db_alert.h"
 
 #include "db/db_internal.h"
@@ -193,7 +193,7 @@ int db_alert_remove(dm_db *db, const char *name, char *err, size_t errlen)
         rc = db_x(db, "DELETE FROM alerts WHERE name = $1", p, 1, NULL, NULL, &n, err, errlen);
     if (rc == 0 && n == 0)
         rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert named '%.64s'", name);
-    rc = db_end(db, rc, err, errlen); /* DA4 */
+    rc = db_end(db, rc, err, errlen); /* DB-DA4 */
     pthread_mutex_unlock(&db->lock);
     return rc;
 }

@@ -12,24 +12,24 @@
  * that both engines accept (BIGINT, TEXT, ON CONFLICT ... DO UPDATE, partial
  * indexes, LIMIT/OFFSET) and one statement per call.
  *
- * B1: every parameter carries its type, even when NULL, so that PostgreSQL
+ * DB-B1: every parameter carries its type, even when NULL, so that PostgreSQL
  *     never has to guess one (a multi-row VALUES list of untyped NULLs would
  *     otherwise be resolved as text and refused by a BIGINT column).
- * B2: a statement naming a parameter that is not given is an error on both
+ * DB-B2: a statement naming a parameter that is not given is an error on both
  *     back ends; one given but not named is an error on SQLite (PostgreSQL
  *     takes it, as its type is stated), so the SQLite tests, which always
  *     run, catch a miscounted parameter list.
- * B3: errors map to DM_E_CONFLICT for a unique/primary-key violation
+ * DB-B3: errors map to DM_E_CONFLICT for a unique/primary-key violation
  *     (SQLite SQLITE_CONSTRAINT_UNIQUE/PRIMARYKEY, PostgreSQL SQLSTATE 23505)
  *     and DM_E_DB for everything else; detail goes into err and never holds
  *     a password.
- * B4: a row is valid only inside the row callback. Columns read with
+ * DB-B4: a row is valid only inside the row callback. Columns read with
  *     db_row_i64() must be integer expressions, those read with db_row_text()
  *     text ones.
- * B5: begin(DB_TX_MIGRATE) serialises migrations between processes sharing
+ * DB-B5: begin(DB_TX_MIGRATE) serialises migrations between processes sharing
  *     the database (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped
  *     advisory lock taken before anything is read).
- * Back ends are not thread-safe; db.c serialises calls (D1 of db.h). */
+ * Back ends are not thread-safe; db.c serialises calls (DB-D1 of db.h). */
 #ifndef DUMONT_DB_DB_BACKEND_H
 #define DUMONT_DB_DB_BACKEND_H
 
@@ -40,7 +40,7 @@ typedef enum { DB_T_I64, DB_T_TEXT } db_type;
 
 typedef struct {
     db_type type;
-    int is_null;   /* B1: a NULL still has a type */
+    int is_null;   /* DB-B1: a NULL still has a type */
     int64_t i;     /* DB_T_I64 */
     const char *s; /* DB_T_TEXT, borrowed for the call */
 } db_param;
@@ -48,7 +48,7 @@ typedef struct {
 typedef enum {
     DB_TX_READ,    /* a consistent snapshot for several statements */
     DB_TX_WRITE,   /* takes the write lock at once (SQLite: IMMEDIATE) */
-    DB_TX_MIGRATE, /* B5 */
+    DB_TX_MIGRATE, /* DB-B5 */
 } db_tx_kind;
 
 typedef struct db_backend_ops db_backend_ops;

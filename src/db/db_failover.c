@@ -1,19 +1,19 @@
-/* Failover records: insert, save, get, list, count (see db.h for D1-D4).
+/* Failover records: insert, save, get, list, count (see db.h for DB-D1 to DB-D4).
  *
  * A failover is one row of `failovers` plus seven rows of `failover_phases`
  * (one per phase, seq = phase number). The row repeats each phase's
- * duration in <phase>_ms (D4) so the report never joins.
+ * duration in <phase>_ms (DB-D4) so the report never joins.
  *
- * F1: a record is checked before anything is written: its enums in range,
- *     its strings terminated (O3), and core/failover.h's I4 (success is FO_NULL while
- *     running, 1 when completed, 0 when failed). The report relies on I4 to
+ * DBF-F1: a record is checked before anything is written: its enums in range,
+ *     its strings terminated (DB-O3), and core/failover.h's FO-I4 (success is FO_NULL while
+ *     running, 1 when completed, 0 when failed). The report relies on FO-I4 to
  *     tell running failovers from finished ones without reading `state`.
- * F2: inserts are batched: up to FO_BATCH failovers per multi-row INSERT,
+ * DBF-F2: inserts are batched: up to FO_BATCH failovers per multi-row INSERT,
  *     all batches in one transaction; a batch fails as a whole (a duplicate
- *     id or a second active failover of a GPU is DM_E_CONFLICT, D3).
- * F3: get and list are one statement (failovers LEFT JOIN failover_phases),
+ *     id or a second active failover of a GPU is DM_E_CONFLICT, DB-D3).
+ * DBF-F3: get and list are one statement (failovers LEFT JOIN failover_phases),
  *     so a record is read from one snapshot even without a transaction.
- * F4: a list holds at most DB_LIST_MAX records (the cap of db.h). */
+ * DBF-F4: a list holds at most DB_LIST_MAX records (the cap of db.h). */
 #include "db/db_internal.h"
 
 #include "util/error.h"
@@ -38,7 +38,7 @@ static int phase_check(const fo_phase_rec *ph)
     return (unsigned)ph->status <= FO_PHASE_SKIPPED && DB_STR_OK(ph->detail);
 }
 
-/* F1 */
+/* DBF-F1 */
 static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
 {
     const char *why = NULL;
@@ -53,7 +53,7 @@ static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
     else if (f->success != (f->state == FO_STATE_COMPLETED ? 1
                             : f->state == FO_STATE_FAILED  ? 0
                                                            : FO_NULL))
-        why = "success does not match state (I4)";
+        why = "success does not match state (FO-I4)";
     else if (!DB_STR_OK(f->user_id) || !DB_STR_OK(f->reason) ||
              !DB_STR_OK(f->real.workload_id) || !DB_STR_OK(f->real.trigger) ||
              !DB_STR_OK(f->real.excluded_hosts) || !DB_STR_OK(f->real.snapshot_id) ||
@@ -81,7 +81,7 @@ static void fo_params(const fo_failover *f, db_param *p)
     *p++ = db_p_i64n(f->finished_at_ms);
     *p++ = db_p_i64n(f->total_time_ms);
     for (int i = 0; i < FO_PHASE_COUNT; i++)
-        *p++ = db_p_i64n(f->phases[i].duration_ms); /* D4 */
+        *p++ = db_p_i64n(f->phases[i].duration_ms); /* DB-D4 */
 }
 
 /* The fo_real columns (migration 3), $2.. in REAL_COLS order; $1 = id. */
@@ -265,7 +265,7 @@ int db_failover_save(dm_db *db, const fo_failover *f, char *err, size_t errlen)
     pthread_mutex_lock(&db->lock);
     rc = db_begin(db, DB_TX_WRITE, err, errlen);
     if (rc == 0)
-        rc = db_end(db, save_tx(db, f, err, errlen), err, errlen); /* D2 */
+        rc = db_end(db, save_tx(db, f, err, errlen), err, errlen); /* DB-D2 */
     pthread_mutex_unlock(&db->lock);
     if (rc == DM_E_CONFLICT)
         return dm_fail(err, errlen, rc, "GPU %lld already has an active failover",

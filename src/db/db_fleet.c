@@ -1,4 +1,4 @@
-/* Workloads and machines (db_fleet.h F1, F2). The snapshots of the same
+/* Workloads and machines (db_fleet.h FLEET-F1, FLEET-F2). The snapshots of the same
  * header live in db_snapshot.c.
  *
  * Same conventions as db_instance.c: SQL written once for both back ends,
@@ -232,7 +232,7 @@ int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instan
     if (!db || !workload_id || new_epoch < 0)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or id, or a negative epoch");
     int64_t changed = 0;
-    /* F2: the expected pair is part of the WHERE: a stale caller changes nothing.
+    /* FLEET-F2: the expected pair is part of the WHERE: a stale caller changes nothing.
      * "x IS NOT DISTINCT FROM $n" is not in SQLite 3.40's grammar for every
      * build, so NULL is compared by hand. */
     db_param p[] = {db_p_text(workload_id), db_p_i64n(expect_instance_id),
@@ -355,7 +355,7 @@ int db_machine_reserve(dm_db *db, dm_machine *m, char *err, size_t errlen)
     pthread_mutex_lock(&db->lock);
     rc = db_begin(db, DB_TX_WRITE, err, errlen);
     if (rc == 0)
-        rc = db_end(db, reserve_tx(db, m, err, errlen), err, errlen); /* F1 */
+        rc = db_end(db, reserve_tx(db, m, err, errlen), err, errlen); /* FLEET-F1 */
     pthread_mutex_unlock(&db->lock);
     if (rc == 0)
         m->state = DM_MACH_PROVISIONING;

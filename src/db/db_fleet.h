@@ -1,15 +1,15 @@
 /* Workloads, the machines providers made for them, and the snapshots agents
  * report, in the database (migration 3; docs/failover.md); their records are
- * core/fleet.h's. Same rules as db.h (D1).
+ * core/fleet.h's. Same rules as db.h (DB-D1).
  *
- * F1: db_machine_reserve() picks a new instance id (above every id known to
+ * FLEET-F1: db_machine_reserve() picks a new instance id (above every id known to
  *     instances and machines, at least FLEET_FIRST_ID) and inserts the
  *     machine row `provisioning` in one transaction: the intent is on disk
  *     before any provider is asked (a restarted controller finds it).
- * F2: db_workload_switch() changes serving instance and epoch together, and
+ * FLEET-F2: db_workload_switch() changes serving instance and epoch together, and
  *     only from the expected (instance, epoch) pair: a stale caller gets
  *     DM_E_CONFLICT and changes nothing.
- * F3: db_snapshot_record() refuses (DM_E_CONFLICT, nothing written) a
+ * FLEET-F3: db_snapshot_record() refuses (DM_E_CONFLICT, nothing written) a
  *     snapshot from a machine that is destroyed (fenced), or whose epoch (or
  *     the report's) is older than its workload's, or a report whose epoch is
  *     newer (only the current epoch is accepted): a fenced zombie's late
@@ -17,7 +17,7 @@
  *     does not serve yet (a failover's new instance) is accepted.
  *     Snapshots of instances no provider made (a hand-started agent) are
  *     recorded with no workload. Recording the same id twice is a no-op.
- * F4: db_snapshot_latest_workload() is the newest restorable point: the
+ * FLEET-F4: db_snapshot_latest_workload() is the newest restorable point: the
  *     newest snapshot of the workload (created_at_ms, then reported_at_ms). */
 #ifndef DUMONT_DB_DB_FLEET_H
 #define DUMONT_DB_DB_FLEET_H
@@ -39,12 +39,12 @@ int db_workload_by_serving(dm_db *db, int64_t instance_id, dm_workload *ret, cha
 int db_workload_list(dm_db *db, dm_workload **ret, size_t *ret_n, char *err, size_t errlen);
 int db_workload_set_state(dm_db *db, const char *workload_id, dm_wl_state state, char *err,
                           size_t errlen);
-/* F2. new_instance_id may be DM_NULL (nobody serves). */
+/* FLEET-F2. new_instance_id may be DM_NULL (nobody serves). */
 int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instance_id,
                        int64_t expect_epoch, int64_t new_instance_id, int64_t new_epoch, char *err,
                        size_t errlen);
 
-/* F1: m->instance_id is set to the id chosen; m->state becomes provisioning. */
+/* FLEET-F1: m->instance_id is set to the id chosen; m->state becomes provisioning. */
 int db_machine_reserve(dm_db *db, dm_machine *m, char *err, size_t errlen);
 /* Inserts or replaces every column of the row. */
 int db_machine_put(dm_db *db, const dm_machine *m, char *err, size_t errlen);
@@ -56,11 +56,11 @@ int db_machine_list(dm_db *db, const char *workload_id, dm_machine **ret, size_t
 int db_machine_set_state(dm_db *db, int64_t instance_id, dm_mach_state state, char *err,
                          size_t errlen);
 
-int db_snapshot_record(dm_db *db, dm_snapshot *s, char *err, size_t errlen); /* F3 */
+int db_snapshot_record(dm_db *db, dm_snapshot *s, char *err, size_t errlen); /* FLEET-F3 */
 int db_snapshot_get(dm_db *db, const char *snapshot_id, dm_snapshot *ret, char *err, size_t errlen);
 int db_snapshot_latest_workload(dm_db *db, const char *workload_id, dm_snapshot *ret, char *err,
-                                size_t errlen); /* F4; DM_E_NOT_FOUND */
-/* F4 within one store: the newest snapshot of the workload recorded in
+                                size_t errlen); /* FLEET-F4; DM_E_NOT_FOUND */
+/* FLEET-F4 within one store: the newest snapshot of the workload recorded in
  * store_url (the server's configured store, orchestrator.h O10). */
 int db_snapshot_latest_in_store(dm_db *db, const char *workload_id, const char *store_url,
                                 dm_snapshot *ret, char *err, size_t errlen); /* DM_E_NOT_FOUND */

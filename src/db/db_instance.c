@@ -1,8 +1,8 @@
-/* Instances and instance events (see db_instance.h for I1-I3).
+/* Instances and instance events (see db_instance.h for DB-I1 to DB-I3).
  *
  * The same conventions as the failover queries: SQL written once for both
  * back ends, values only as parameters, strings checked for their NUL before
- * binding and for their size when read back (O3 of db.c). */
+ * binding and for their size when read back (DB-O3 of db.c). */
 #include "db/db_instance.h"
 
 #include "db/db_internal.h"

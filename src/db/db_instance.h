@@ -1,14 +1,14 @@
 /* Instances (machines running `dumont agent`) and their state changes, in
  * the database (migration 2); their records are core/instance.h's. Same
- * rules as db.h (D1: one mutex per call).
+ * rules as db.h (DB-D1: one mutex per call).
  *
- * I1: an instance's key is never stored: only its key id, from which the
- *     server derives the key with its master secret (heartbeat.h W4). A
+ * DB-I1: an instance's key is never stored: only its key id, from which the
+ *     server derives the key with its master secret (heartbeat.h HB-W4). A
  *     stolen database does not let anyone sign heartbeats.
- * I2: db_instance_record() writes the instance's new state and the event
+ * DB-I2: db_instance_record() writes the instance's new state and the event
  *     that explains it in one transaction: the events table is the exact
  *     history of the state column.
- * I3: lists are capped (DB_INSTANCE_LIST_MAX instances, DB_EVENT_LIST_MAX
+ * DB-I3: lists are capped (DB_INSTANCE_LIST_MAX instances, DB_EVENT_LIST_MAX
  *     events); a list of instances that would be longer is DM_E_TOO_BIG. */
 #ifndef DUMONT_DB_DB_INSTANCE_H
 #define DUMONT_DB_DB_INSTANCE_H
@@ -26,9 +26,9 @@
  * "pending" with an event recording it), in one transaction. */
 int db_instance_register(dm_db *db, const dm_instance *in, char *err, size_t errlen);
 int db_instance_get(dm_db *db, int64_t id, dm_instance *ret, char *err, size_t errlen);
-/* All instances by id; *ret malloc'd (free()), NULL when none (I3). */
+/* All instances by id; *ret malloc'd (free()), NULL when none (DB-I3). */
 int db_instance_list(dm_db *db, dm_instance **ret, size_t *ret_n, char *err, size_t errlen);
-/* I2. For what == "state" the instance's state, state_since and
+/* DB-I2. For what == "state" the instance's state, state_since and
  * workload/probe/last_heartbeat columns are set; for "workload" and
  * "intake" only the latter. DM_E_NOT_FOUND for an unknown instance (nothing written). */
 int db_instance_record(dm_db *db, const dm_instance_event *ev, const char *workload,

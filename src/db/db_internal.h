@@ -1,6 +1,6 @@
 /* Internals shared by the files of src/db/ (not for other modules).
  *
- * A dm_db is a back end (ops + state) behind one mutex (D1 of db.h). Every
+ * A dm_db is a back end (ops + state) behind one mutex (DB-D1 of db.h). Every
  * public function takes the mutex, runs its statements (in a transaction when
  * there are several, or when it writes) and releases it; the helpers below
  * are called with the mutex held. */
@@ -15,7 +15,7 @@
 #include <string.h>
 
 struct dm_db {
-    pthread_mutex_t lock; /* D1 */
+    pthread_mutex_t lock; /* DB-D1 */
     const db_backend_ops *ops;
     void *state;
 };
@@ -48,11 +48,11 @@ static inline int64_t db_col_i64n(const db_row *r, int col)
     return null ? DM_NULL : v;
 }
 
-/* O3 of db.c: the fixed-size string field holds its terminating NUL. */
+/* DB-O3 of db.c: the fixed-size string field holds its terminating NUL. */
 #define DB_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)
 
-/* Copies a column's text (NULL reads as "", O2) into dst; DM_E_DB when it
- * does not fit (O3). */
+/* Copies a column's text (NULL reads as "", DB-O2) into dst; DM_E_DB when it
+ * does not fit (DB-O3). */
 int db_text_copy(char *dst, size_t cap, const char *src);
 
 /* A query under construction: SQL text plus its parameters ($1..$np). */

@@ -1,29 +1,29 @@
-/* The PostgreSQL back end, over libpq (see db_backend.h for B1-B5).
+/* The PostgreSQL back end, over libpq (see db_backend.h for DB-B1 to DB-B5).
  *
  * One connection per dm_db. Each statement is one PQexecParams() round trip
  * (Parse/Bind/Execute in one message batch): parameters go as text with
- * their types stated (INT8 / TEXT, B1), and results come back as text too.
+ * their types stated (INT8 / TEXT, DB-B1), and results come back as text too.
  * Binary results were measured *slower* (a report's 100,000 rows: 78 ms
  * against 54 ms): the server's int8send allocates per value, where int8out
  * writes a few digits; parsing them here costs ~1 ms.
  *
- * P1: an error message never holds a password: the URL is shown redacted
+ * DB-P1: an error message never holds a password: the URL is shown redacted
  *     (db_url_redact) and libpq's connection message is scrubbed of the
  *     URL's passwords (db_url_scrub).
- * P2: server NOTICEs (e.g. "relation already exists, skipping") are dropped;
+ * DB-P2: server NOTICEs (e.g. "relation already exists, skipping") are dropped;
  *     the library prints nothing.
- * P3: a connection found broken outside a transaction is reset once before
+ * DB-P3: a connection found broken outside a transaction is reset once before
  *     the next statement, so a long-lived server survives a PostgreSQL
  *     restart; inside a transaction the error goes to the caller, who rolls
  *     back.
- * P4: result columns are checked before the first row reaches the callback:
+ * DB-P4: result columns are checked before the first row reaches the callback:
  *     integers must be int2/int4/int8, text must be text/varchar/name.
- * P5: rows are read in single-row mode: the client holds one row at a time,
+ * DB-P5: rows are read in single-row mode: the client holds one row at a time,
  *     whatever the result's size. A whole 100,000-row PGresult is ~22 MB,
  *     which glibc hands back to the kernel at PQclear() and faults in again
  *     on the next report: measured, single-row mode made a report's scan
  *     ~2x faster on a 2-core VM, and its memory is bounded.
- * P6: a statement's results are always read to the end (PQgetResult() until
+ * DB-P6: a statement's results are always read to the end (PQgetResult() until
  *     NULL), also after an error or a callback's stop, so the connection is
  *     ready for the next statement. */
 #include "db/db_backend.h"
@@ -48,13 +48,13 @@
 #define OID_VARCHAR 1043
 
 #define PG_MAX_PARAMS   65535            /* protocol limit */
-#define PG_MIGRATE_LOCK 0x64756d6f6e74LL /* "dumont": the advisory lock key (B5) */
+#define PG_MIGRATE_LOCK 0x64756d6f6e74LL /* "dumont": the advisory lock key (DB-B5) */
 #define PG_NUM_MAX      24               /* "-9223372036854775808" + NUL */
 
 typedef struct {
     PGconn *conn;
     int in_tx;
-    int checked; /* the running statement's columns passed P4 */
+    int checked; /* the running statement's columns passed DB-P4 */
 } pg_state;
 
 typedef struct {
@@ -65,7 +65,7 @@ typedef struct {
 static void pg_quiet(void *arg, const char *message)
 {
     (void)arg;
-    (void)message; /* P2 */
+    (void)message; /* DB-P2 */
 }
 
 /* Copies libpq's message without its trailing newline. */
@@ -79,12 +79,12 @@ static int pg_result_error(const PGresult *res, const char *what, PGconn *conn, 
                            size_t errlen)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    int code = state && strcmp(state, "23505") == 0 ? DM_E_CONFLICT : DM_E_DB; /* B3 */
+    int code = state && strcmp(state, "23505") == 0 ? DM_E_CONFLICT : DM_E_DB; /* DB-B3 */
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
     return pg_fail(code, what, msg && *msg ? msg : PQerrorMessage(conn), err, errlen);
 }
 
-/* B1: every parameter goes with its type; integers as decimal text. */
+/* DB-B1: every parameter goes with its type; integers as decimal text. */
 typedef struct {
     const char **values;
     Oid *types;
@@ -123,7 +123,7 @@ static void params_done(pg_params *pp)
     free(pp->nums);
 }
 
-/* P4 */
+/* DB-P4 */
 static int check_columns(const PGresult *res, char *err, size_t errlen)
 {
     for (int c = 0; c < PQnfields(res); c++) {
@@ -146,7 +146,7 @@ static int run_rows(const PGresult *res, db_row_fn fn, void *ctx)
     return rc;
 }
 
-/* One result of the statement: rows (P5) or the final status. */
+/* One result of the statement: rows (DB-P5) or the final status. */
 static int take_result(pg_state *s, const PGresult *res, db_row_fn fn, void *ctx,
                        int64_t *ret_changes, char *err, size_t errlen)
 {
@@ -154,7 +154,7 @@ static int take_result(pg_state *s, const PGresult *res, db_row_fn fn, void *ctx
     if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
         return pg_result_error(res, "exec", s->conn, err, errlen);
     if (fn && PQntuples(res) > 0) {
-        if (!s->checked) { /* P4, once per statement */
+        if (!s->checked) { /* DB-P4, once per statement */
             int rc = check_columns(res, err, errlen);
             if (rc)
                 return rc;
@@ -184,15 +184,15 @@ static int pg_exec(void *state, const char *sql, const db_param *params, int npa
         goto out;
     }
     if (!s->in_tx && PQstatus(s->conn) == CONNECTION_BAD)
-        PQreset(s->conn); /* P3 */
+        PQreset(s->conn); /* DB-P3 */
     if (!PQsendQueryParams(s->conn, sql, nparams, pp.types, pp.values, NULL, NULL, 0)) {
         rc = pg_fail(DM_E_DB, "send", PQerrorMessage(s->conn), err, errlen);
         goto out;
     }
-    PQsetSingleRowMode(s->conn); /* P5; refused only for a non-query: no matter */
+    PQsetSingleRowMode(s->conn); /* DB-P5; refused only for a non-query: no matter */
     s->checked = 0;
     PGresult *res;
-    while ((res = PQgetResult(s->conn)) != NULL) { /* P6: to the end, even after an error */
+    while ((res = PQgetResult(s->conn)) != NULL) { /* DB-P6: to the end, even after an error */
         if (rc == 0)
             rc = take_result(s, res, fn, ctx, ret_changes, err, errlen);
         PQclear(res);
@@ -285,7 +285,7 @@ static int pg_open(const char *target, void **ret_state, char *err, size_t errle
         return dm_fail(err, errlen, -ENOMEM, "postgresql: out of memory");
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        db_url_redact(target, shown, sizeof shown); /* P1 */
+        db_url_redact(target, shown, sizeof shown); /* DB-P1 */
         snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
         msg[strcspn(msg, "\n")] = '\0';
         db_url_scrub(target, msg, sizeof msg);

@@ -1,13 +1,13 @@
 /* Reading failovers: get, list, count, and the filter they share.
  *
- * Q1: get and list run one statement, failovers LEFT JOIN failover_phases,
+ * DB-Q1: get and list run one statement, failovers LEFT JOIN failover_phases,
  *     ordered by (started_at_ms DESC, failover_id DESC, seq): the rows of one
- *     failover are adjacent, and one snapshot serves the whole answer (F3).
- * Q2: a filter becomes SQL text with parameters only: no value from a
+ *     failover are adjacent, and one snapshot serves the whole answer (DBF-F3).
+ * DB-Q2: a filter becomes SQL text with parameters only: no value from a
  *     caller is ever written into the SQL.
- * Q3: a list is capped at DB_LIST_MAX records (F4): the query asks for one
+ * DB-Q3: a list is capped at DB_LIST_MAX records (DBF-F4): the query asks for one
  *     more, and finding it fails with DM_E_TOO_BIG instead of truncating.
- * Q4: a row that does not decode (unknown kind/state/phase, a string too
+ * DB-Q4: a row that does not decode (unknown kind/state/phase, a string too
  *     long for its field) is DM_E_DB: a corrupt or newer database is
  *     reported, not guessed at. *ret is untouched on any failure. */
 #include "db/db_internal.h"
@@ -91,7 +91,7 @@ static int q_run(dm_db *db, db_query *q, db_row_fn fn, void *ctx, char *err, siz
     return db_x(db, q->sql, q->p, q->np, fn, ctx, NULL, err, errlen);
 }
 
-/* ---- decoding rows of the Q1 statement ---- */
+/* ---- decoding rows of the DB-Q1 statement ---- */
 
 typedef struct {
     fo_failover *v;
@@ -203,7 +203,7 @@ static int q1_row(const db_row *r, void *ctx)
         return DM_E_DB;
     if (!f || strcmp(f->id, id) != 0) {
         if (x->n == x->max) {
-            x->too_many = 1; /* Q3 */
+            x->too_many = 1; /* DB-Q3 */
             return DM_E_TOO_BIG;
         }
         int rc = vec_grow(x);
@@ -216,7 +216,7 @@ static int q1_row(const db_row *r, void *ctx)
     return decode_phase(r, f);
 }
 
-/* Runs q (a Q1 statement) into x under the lock; maps callback errors. */
+/* Runs q (a DB-Q1 statement) into x under the lock; maps callback errors. */
 static int q1_run(dm_db *db, db_query *q, fo_vec *x, char *err, size_t errlen)
 {
     pthread_mutex_lock(&db->lock);

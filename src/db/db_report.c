@@ -1,17 +1,17 @@
 /* The failover report: one scan of one table into report.c's accumulator.
  *
  * The statement reads, per failover matching the filter, its kind, success,
- * total time and the seven <phase>_ms columns (D4: no join). Statistics
+ * total time and the seven <phase>_ms columns (DB-D4: no join). Statistics
  * (percentiles need every value) are computed by fo_report_acc_finish(),
  * after the database lock is released.
  *
- * R'1: one statement gives finished and running failovers alike, so the
+ * DB-R1: one statement gives finished and running failovers alike, so the
  *      counts and the statistics come from the same snapshot; a row is
- *      running iff success IS NULL (I4 of core/failover.h, checked on every write:
- *      F1 of db_failover.c).
- * R'2: a row of an unknown kind (written by a newer program) is skipped,
+ *      running iff success IS NULL (FO-I4 of core/failover.h, checked on every write:
+ *      DBF-F1 of db_failover.c).
+ * DB-R2: a row of an unknown kind (written by a newer program) is skipped,
  *      not guessed at; the statement's other rows still count.
- * R'3: *ret is written only when the whole report succeeded. */
+ * DB-R3: *ret is written only when the whole report succeeded. */
 #include "db/db_internal.h"
 
 #include "util/error.h"
@@ -30,10 +30,10 @@ static int report_row(const db_row *r, void *ctx)
     fo_kind kind;
     int null = 0;
     if (!k || fo_kind_parse(k, &kind) != 0)
-        return 0; /* R'2 */
+        return 0; /* DB-R2 */
     int64_t success = db_row_i64(r, 1, &null);
     if (null) {
-        x->running[kind]++; /* R'1 */
+        x->running[kind]++; /* DB-R1 */
         return 0;
     }
     int64_t ph[FO_PHASE_COUNT];
@@ -71,7 +71,7 @@ int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *er
         fo_report_acc_add_running(x.acc, (fo_kind)k, x.running[k]);
     fo_report r;
     fo_report_acc_finish(x.acc, &r);
-    *ret = r; /* R'3 */
+    *ret = r; /* DB-R3 */
 out:
     fo_report_acc_free(x.acc);
     return rc;

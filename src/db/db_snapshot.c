@@ -1,19 +1,19 @@
-/* Snapshots agents report (db_fleet.h F3, F4; migration 3 `snapshots`).
+/* Snapshots agents report (db_fleet.h FLEET-F3, FLEET-F4; migration 3 `snapshots`).
  *
  * Same conventions as db_instance.c: SQL written once for both back ends,
  * values only as parameters, strings checked for their NUL before binding
- * and for their size when read back (O3 of db.c).
+ * and for their size when read back (DB-O3 of db.c).
  *
- * S1: db_snapshot_record() reads the machine row, the workload row and the
+ * DBSNAP-S1: db_snapshot_record() reads the machine row, the workload row and the
  *     instance row and inserts in ONE write transaction: a fence or a
- *     failover (F2) that commits first is always seen, one that commits
- *     later finds the snapshot recorded under the old epoch (F4 then ranks
+ *     failover (FLEET-F2) that commits first is always seen, one that commits
+ *     later finds the snapshot recorded under the old epoch (FLEET-F4 then ranks
  *     it below the new instance's snapshots only by time; the orchestrator
  *     restores what it chose before switching).
- * S2: an instance that is neither registered (instances) nor made by a
+ * DBSNAP-S2: an instance that is neither registered (instances) nor made by a
  *     provider (machines) is DM_E_NOT_FOUND: nothing is recorded for ids
  *     nobody knows.
- * S3: refusals are DM_E_CONFLICT with the reason in err, and write nothing. */
+ * DBSNAP-S3: refusals are DM_E_CONFLICT with the reason in err, and write nothing. */
 #include "db/db_fleet.h"
 
 #include "db/db_internal.h"
@@ -44,7 +44,7 @@ static int snap_check(const dm_snapshot *s, char *err, size_t errlen)
     return dm_fail(err, errlen, DM_E_INVALID, "snapshot: unknown trigger");
 }
 
-/* ---- the F3 transaction --------------------------------------------------- */
+/* ---- the FLEET-F3 transaction --------------------------------------------------- */
 
 typedef struct {
     int found;
@@ -98,7 +98,7 @@ static int judge(const dm_snapshot *s, const owner *o, char *err, size_t errlen)
     if (s->epoch < o->epoch)
         return dm_fail(err, errlen, DM_E_CONFLICT, "stale epoch %lld (workload %s is at %lld)",
                        (long long)s->epoch, o->workload_id, (long long)o->epoch);
-    if (s->epoch > o->epoch) /* F3: only the current epoch */
+    if (s->epoch > o->epoch) /* FLEET-F3: only the current epoch */
         return dm_fail(err, errlen, DM_E_CONFLICT,
                        "epoch %lld is not current (workload %s is at %lld)", (long long)s->epoch,
                        o->workload_id, (long long)o->epoch);
@@ -113,7 +113,7 @@ static int record_tx(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
                   pid, 1, machine_row, &o, NULL, err, errlen);
     if (rc)
         return rc;
-    if (!o.found) { /* S2: a hand-started agent must at least be registered */
+    if (!o.found) { /* DBSNAP-S2: a hand-started agent must at least be registered */
         int64_t n = 0;
         if ((rc = db_x(db, "SELECT COUNT(*) FROM instances WHERE instance_id = $1", pid, 1,
                        count_row, &n, NULL, err, errlen)) != 0)
@@ -138,7 +138,7 @@ static int record_tx(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
                     db_p_i64(s->stored_bytes),   db_p_i64(s->files),
                     db_p_i64(s->created_at_ms),  db_p_i64(s->creation_time_ms),
                     db_p_i64(s->reported_at_ms), db_p_text(s->trigger)};
-    /* F3: the same id twice is a no-op (an agent retrying a lost answer). */
+    /* FLEET-F3: the same id twice is a no-op (an agent retrying a lost answer). */
     return db_x(db,
                 "INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
                 " $9, $10, $11, $12) ON CONFLICT (snapshot_id) DO NOTHING",

@@ -1,4 +1,4 @@
-/* The SQLite back end (see db_backend.h for B1-B5).
+/* The SQLite back end (see db_backend.h for DB-B1 to DB-B5).
  *
  * One connection per dm_db, opened in WAL mode (readers never block the one
  * writer; a commit is one append to the log), synchronous=NORMAL (a commit
@@ -11,13 +11,13 @@
  * (SQLITE_PREPARE_PERSISTENT), so the queries of db.c are parsed once per
  * connection.
  *
- * S1: a statement is reset and its bindings cleared before exec() returns,
+ * SQLITE-S1: a statement is reset and its bindings cleared before exec() returns,
  *     whatever happened, so no cached statement holds a read snapshot or a
  *     borrowed parameter string after the call.
- * S2: parameters are bound by name ("$N" -> params[N-1]), never by position,
+ * SQLITE-S2: parameters are bound by name ("$N" -> params[N-1]), never by position,
  *     so `$2 ... $1` binds correctly (SQLite numbers named parameters in order
  *     of first appearance, which need not be N).
- * S3: the cache holds at most SQ_CACHE_SLOTS statements; the least recently
+ * SQLITE-S3: the cache holds at most SQ_CACHE_SLOTS statements; the least recently
  *     used one is finalized to make room. */
 #include "db/db_backend.h"
 
@@ -39,7 +39,7 @@ typedef struct {
     uint64_t used; /* LRU clock */
     sqlite3_stmt *st;
     int nparams;
-    int *map; /* S2: map[i-1] = N of the statement's i-th parameter "$N" */
+    int *map; /* SQLITE-S2: map[i-1] = N of the statement's i-th parameter "$N" */
 } sq_slot;
 
 typedef struct {
@@ -53,7 +53,7 @@ static int sq_fail(sq_state *s, int code, const char *what, char *err, size_t er
     return dm_fail(err, errlen, code, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-/* B3: the extended code tells a unique violation from other constraints. */
+/* DB-B3: the extended code tells a unique violation from other constraints. */
 static int sq_map(sq_state *s, const char *what, char *err, size_t errlen)
 {
     int x = sqlite3_extended_errcode(s->db);
@@ -92,7 +92,7 @@ static int param_number(const char *name)
     return n;
 }
 
-/* S2: reads each parameter's name once, when the statement is prepared
+/* SQLITE-S2: reads each parameter's name once, when the statement is prepared
  * (sqlite3_bind_parameter_name() is a linear search: per bind it would make
  * a 3,500-parameter batch insert quadratic). A name that is not "$N" maps
  * to 0 and fails at bind time. */
@@ -109,7 +109,7 @@ static int slot_map(sq_slot *sl)
     return 0;
 }
 
-/* S3: finds sql in the cache or prepares it into the LRU slot. */
+/* SQLITE-S3: finds sql in the cache or prepares it into the LRU slot. */
 static int stmt_get(sq_state *s, const char *sql, sq_slot **ret, char *err, size_t errlen)
 {
     uint64_t h = fnv1a(sql);
@@ -140,7 +140,7 @@ static int stmt_get(sq_state *s, const char *sql, sq_slot **ret, char *err, size
     return 0;
 }
 
-/* S2, B2. */
+/* SQLITE-S2, B2. */
 static int bind_all(sq_state *s, const sq_slot *sl, const db_param *p, int np, char *err,
                     size_t errlen)
 {
@@ -193,7 +193,7 @@ static int sq_exec(void *state, const char *sql, const db_param *params, int npa
     if (ret_changes)
         *ret_changes = sqlite3_changes64(s->db);
 out:
-    sqlite3_reset(st); /* S1 */
+    sqlite3_reset(st); /* SQLITE-S1 */
     sqlite3_clear_bindings(st);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* API credentials (see db_token.h for T1-T4). */
+/* API credentials (see db_token.h for DB-T1 to DB-T4). */
 #include "db/db_token.h"
 
 #include "db/db_internal.h"
@@ -116,7 +116,7 @@ int db_token_lookup(dm_db *db, const char *secret, int64_t now_ms, db_token *ret
     if (!db || !secret || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "no database, token or result");
     char hash[65];
-    secret_sha256_hex(secret, hash); /* T1 */
+    secret_sha256_hex(secret, hash); /* DB-T1 */
     tok_vec x = {.max = 1};
     db_param p[] = {db_p_text(hash)};
     pthread_mutex_lock(&db->lock);
@@ -124,7 +124,7 @@ int db_token_lookup(dm_db *db, const char *secret, int64_t now_ms, db_token *ret
                        err, errlen);
     if (rc == 0 && x.n == 1 &&
         (x.v[0].last_used_ms == DM_NULL || now_ms - x.v[0].last_used_ms >= DB_TOKEN_TOUCH_MS)) {
-        db_param q[] = {db_p_i64(now_ms), db_p_text(hash)}; /* T3 */
+        db_param q[] = {db_p_i64(now_ms), db_p_text(hash)}; /* DB-T3 */
         char e2[128];
         if (db_x(db, "UPDATE api_tokens SET last_used_ms = $1 WHERE token_hash = $2", q, 2, NULL,
                  NULL, NULL, e2, sizeof e2) == 0)
@@ -192,7 +192,7 @@ int db_token_create_agent(dm_db *db, int64_t instance_id, int64_t now_ms, char *
 {
     db_token t = {.role = "agent", .instance_id = instance_id, .created_at_ms = now_ms};
     int rc = DM_E_CONFLICT;
-    for (int k = 1; k <= 100 && rc == DM_E_CONFLICT; k++) { /* T4: re-provisions add one */
+    for (int k = 1; k <= 100 && rc == DM_E_CONFLICT; k++) { /* DB-T4: re-provisions add one */
         if (k == 1)
             snprintf(t.name, sizeof t.name, "agent-%lld", (long long)instance_id);
         else

@@ -4,9 +4,9 @@
  * (postgresql://user:secret@host/db) or its query (?password=secret). Any
  * URL or driver message that goes to a human passes through here first.
  *
- * U1: db_url_redact() keeps only scheme, user, host, port and database; the
+ * DB-U1: db_url_redact() keeps only scheme, user, host, port and database; the
  *     query is replaced by "?..." whatever it holds.
- * U2: db_url_scrub() removes each password of the URL, as written and as
+ * DB-U2: db_url_scrub() removes each password of the URL, as written and as
  *     percent-decoded, from a message (libpq quotes bad URI tokens verbatim). */
 #include "db/db_internal.h"
 

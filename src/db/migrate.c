@@ -4,12 +4,12 @@
  * PostgreSQL alike. schema_migrations records the versions applied. To change
  * the schema, append a migration; never edit one that has shipped.
  *
- * M1: each migration runs in its own transaction together with the row that
+ * DB-M1: each migration runs in its own transaction together with the row that
  *     records it: it is applied completely, once, or not at all.
- * M2: the transaction is DB_TX_MIGRATE (B5 of db_backend.h): two processes
+ * DB-M2: the transaction is DB_TX_MIGRATE (DB-B5 of db_backend.h): two processes
  *     opening the same database at once queue on a lock taken *before* the
  *     version is read, so the second one finds the work done.
- * M3: a database whose version is newer than this program knows is refused,
+ * DB-M3: a database whose version is newer than this program knows is refused,
  *     not written to: an older binary must not misread a newer schema. */
 #include "db/db_internal.h"
 
@@ -63,14 +63,14 @@ static const char *const m1_sql[] = {
 
     "CREATE INDEX failovers_started ON failovers (started_at_ms DESC, failover_id DESC)",
     "CREATE INDEX failovers_gpu ON failovers (gpu_instance_id)",
-    /* D3: one active failover per GPU. */
+    /* DB-D3: one active failover per GPU. */
     "CREATE UNIQUE INDEX failovers_one_active ON failovers (gpu_instance_id)"
     " WHERE state NOT IN ('completed', 'failed')",
     NULL,
 };
 
 /* Instances and their state changes (src/db/db_instance.h, docs/detect.md).
- * No key column: keys are derived, never stored (I1 of db_instance.h). */
+ * No key column: keys are derived, never stored (DB-I1 of db_instance.h). */
 static const char *const m2_sql[] = {
     "CREATE TABLE instances ("
     " instance_id BIGINT PRIMARY KEY,"
@@ -176,7 +176,7 @@ static const char *const m3_sql[] = {
 };
 
 /* Issue 13: API credentials (src/db/db_token.h). Only the hash of a token is
- * kept (T1); the admin token stays in $DUMONT_HOME/token. */
+ * kept (DB-T1); the admin token stays in $DUMONT_HOME/token. */
 static const char *const m4_sql[] = {
     "CREATE TABLE api_tokens ("
     " name TEXT PRIMARY KEY,"
@@ -191,7 +191,7 @@ static const char *const m4_sql[] = {
 };
 
 /* Alert destinations and their delivery queue (src/db/db_alert.h,
- * docs/alerts.md). The URL and secret columns hold sealed values (DA1). */
+ * docs/alerts.md). The URL and secret columns hold sealed values (DB-DA1). */
 static const char *const m5_sql[] = {
     "CREATE TABLE alerts ("
     " name TEXT PRIMARY KEY,"
@@ -247,7 +247,7 @@ static int read_version(dm_db *db, int64_t *ret, char *err, size_t errlen)
                 ret, NULL, err, errlen);
 }
 
-/* One migration, inside its DB_TX_MIGRATE transaction (M1, M2). */
+/* One migration, inside its DB_TX_MIGRATE transaction (DB-M1, DB-M2). */
 static int apply_one(dm_db *db, const migration *m, char *err, size_t errlen)
 {
     int64_t have = 0;
@@ -257,7 +257,7 @@ static int apply_one(dm_db *db, const migration *m, char *err, size_t errlen)
                   NULL, 0, NULL, NULL, NULL, err, errlen);
     if (rc || (rc = read_version(db, &have, err, errlen)) != 0)
         return rc;
-    if (have > db_migrate_latest()) /* M3 */
+    if (have > db_migrate_latest()) /* DB-M3 */
         return dm_fail(err, errlen, DM_E_DB,
                        "database schema version %lld is newer than this program's (%d)",
                        (long long)have, db_migrate_latest());

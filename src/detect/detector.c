@@ -1,4 +1,4 @@
-/* Phi-accrual failure detector (see detector.h for D1-D5).
+/* Phi-accrual failure detector (see detector.h for HB-D1 to HB-D5).
  *
  * The intervals live in a ring of DET_HISTORY with running sums, so a
  * heartbeat and a check are O(1). phi uses the logistic approximation of
@@ -43,7 +43,7 @@ void det_params_for_interval(det_params *p, int64_t interval_ms)
     p->phi_suspect = 2.0;
     p->phi_failed = 8.0;
     p->hard_deadline_ms = interval_ms * 9 / 2; /* 900 ms at 200 ms */
-    p->lossy_hold_ms = interval_ms * 10;       /* D6: 2 s at 200 ms */
+    p->lossy_hold_ms = interval_ms * 10;       /* HB-D6: 2 s at 200 ms */
 }
 
 void det_peer_init(det_peer *d, int64_t now_ms)
@@ -74,7 +74,7 @@ int det_transition(det_peer *d, det_state to, int64_t now_ms, double phi, const 
 
 static void learn(det_peer *d, const det_params *p, int64_t interval)
 {
-    if (interval < 0 || interval >= p->hard_deadline_ms) /* D4 */
+    if (interval < 0 || interval >= p->hard_deadline_ms) /* HB-D4 */
         return;
     if (d->n == DET_HISTORY) {
         double old = d->ring[d->head];
@@ -97,16 +97,16 @@ static int judged(det_state s)
 int det_heartbeat(det_peer *d, const det_params *p, int64_t now_ms, int leaving, int preempting,
                   det_change *ret)
 {
-    if (judged(d->state) && d->last_ms >= 0) /* D4: not across a failure */
+    if (judged(d->state) && d->last_ms >= 0) /* HB-D4: not across a failure */
         learn(d, p, now_ms - d->last_ms);
     if (d->last_ms < 0 || now_ms > d->last_ms)
         d->last_ms = now_ms;
-    d->held = 0; /* D6 */
+    d->held = 0; /* HB-D6 */
     if (leaving)
         return det_transition(d, DET_LEAVING, now_ms, 0, "leaving", ret);
     if (preempting)
         return det_transition(d, DET_PREEMPTING, now_ms, 0, "preemption_notice", ret);
-    return det_transition(d, DET_HEALTHY, now_ms, 0, "heartbeat", ret); /* D5 */
+    return det_transition(d, DET_HEALTHY, now_ms, 0, "heartbeat", ret); /* HB-D5 */
 }
 
 double det_phi(const det_peer *d, const det_params *p, int64_t now_ms)
@@ -140,13 +140,13 @@ int det_check_lossy(det_peer *d, const det_params *p, int64_t now_ms, int lossy,
         return 0;
     int64_t silent = now_ms - d->last_ms;
     double phi = det_phi(d, p, now_ms);
-    const char *why = silent >= p->hard_deadline_ms ? "deadline" /* D3 */
+    const char *why = silent >= p->hard_deadline_ms ? "deadline" /* HB-D3 */
                       : phi >= p->phi_failed        ? "phi"
                                                     : NULL;
     if (why && d->held && silent >= p->lossy_hold_ms) {
-        why = "lossy_hold_bound"; /* D6: held long enough */
+        why = "lossy_hold_bound"; /* HB-D6: held long enough */
     } else if (why && lossy && silent < p->lossy_hold_ms) {
-        why = NULL; /* D6: the beats may be lost on our side */
+        why = NULL; /* HB-D6: the beats may be lost on our side */
         d->held = 1;
     }
     if (why) {

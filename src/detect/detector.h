@@ -17,20 +17,20 @@
  *   preempting the agent relays a cloud preemption notice (still judged: a
  *              preempted machine that goes silent is failed)
  *
- * D1: det_transition() is the only place a state changes; det_heartbeat()
+ * HB-D1: det_transition() is the only place a state changes; det_heartbeat()
  *     and det_check() call it and say whether it changed.
- * D2: suspect comes before failed when the checks are frequent enough: a
+ * HB-D2: suspect comes before failed when the checks are frequent enough: a
  *     healthy instance is failed without being suspect only when one check
  *     finds it past both thresholds at once.
- * D3: silent for hard_deadline_ms is failed whatever phi says, so detection
+ * HB-D3: silent for hard_deadline_ms is failed whatever phi says, so detection
  *     is bounded even when a long-jittery history made phi lenient.
- * D4: an interval that ended a failure (or longer than the hard deadline)
+ * HB-D4: an interval that ended a failure (or longer than the hard deadline)
  *     is not learnt: a recovery must not make the detector lenient.
- * D5: any valid heartbeat makes a suspect, failed or leaving instance
+ * HB-D5: any valid heartbeat makes a suspect, failed or leaving instance
  *     healthy (or preempting) again: the detector never holds a live
  *     instance dead. What to do about a recovered instance is the
  *     orchestrator's business, which sees the transitions.
- * D6: while the caller's intake is lossy (det_check_lossy: kernel receive
+ * HB-D6: while the caller's intake is lossy (det_check_lossy: kernel receive
  *     drops, a lagging listener, unverified datagrams for this instance
  *     refused before their MAC was checked), a conviction is held back: the
  *     instance is failed only once it has been silent for lossy_hold_ms
@@ -65,8 +65,8 @@ typedef struct {
     int64_t min_std_ms;           /* stddev floor (default 50) */
     double phi_suspect;           /* default 2 */
     double phi_failed;            /* default 8 */
-    int64_t hard_deadline_ms;     /* D3 (default 900) */
-    int64_t lossy_hold_ms;        /* D6 (default 2000) */
+    int64_t hard_deadline_ms;     /* HB-D3 (default 900) */
+    int64_t lossy_hold_ms;        /* HB-D6 (default 2000) */
 } det_params;
 
 typedef struct {
@@ -76,7 +76,7 @@ typedef struct {
     int32_t ring[DET_HISTORY];
     int n, head;
     double sum, sumsq;
-    int held; /* D6: a conviction is held back now */
+    int held; /* HB-D6: a conviction is held back now */
 } det_peer;
 
 /* The event a transition reports. */
@@ -97,18 +97,18 @@ void det_params_default(det_params *p);
 void det_params_for_interval(det_params *p, int64_t interval_ms);
 void det_peer_init(det_peer *d, int64_t now_ms); /* pending */
 
-/* D1: the one transition function. Returns 1 when the state changed and
+/* HB-D1: the one transition function. Returns 1 when the state changed and
  * fills *ret (may be NULL). */
 int det_transition(det_peer *d, det_state to, int64_t now_ms, double phi, const char *reason,
                    det_change *ret);
 /* A valid heartbeat at now_ms; type: leaving (1) or not (0); preempting
- * flag. Returns 1 on a state change (D5). */
+ * flag. Returns 1 on a state change (HB-D5). */
 int det_heartbeat(det_peer *d, const det_params *p, int64_t now_ms, int leaving, int preempting,
                   det_change *ret);
 /* Judges silence at now_ms (call often: the listener does every 10 ms).
  * Returns 1 on a state change. */
 int det_check(det_peer *d, const det_params *p, int64_t now_ms, det_change *ret);
-/* D6: det_check when the caller's intake is lossy (lossy != 0): failed only
+/* HB-D6: det_check when the caller's intake is lossy (lossy != 0): failed only
  * past lossy_hold_ms of silence; sets d->held while it holds. */
 int det_check_lossy(det_peer *d, const det_params *p, int64_t now_ms, int lossy, det_change *ret);
 /* phi at now_ms (0 when never heard from or not judged). */

@@ -1,4 +1,4 @@
-/* The heartbeat wire format (see heartbeat.h for the layout and W1-W4).
+/* The heartbeat wire format (see heartbeat.h for the layout and HB-W1 to HB-W4).
  *
  * Fixed size and fixed offsets: a parser that reads nothing it has not
  * length-checked, and nothing to allocate. The MAC covers every byte before
@@ -84,7 +84,7 @@ static uint64_t get_u64(const uint8_t *p)
     return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
-/* The field rules of W1, shared by encode and parse. */
+/* The field rules of HB-W1, shared by encode and parse. */
 static int fields_ok(const hb_packet *p)
 {
     return (p->type == HB_T_BEAT || p->type == HB_T_LEAVING) &&
@@ -146,7 +146,7 @@ hb_reason hb_verify(const uint8_t *buf, const uint8_t key[HB_KEY_LEN])
 {
     uint8_t want[32];
     mac(key, buf, want);
-    int same = CRYPTO_memcmp(want, buf + HB_SIGNED_LEN, 32) == 0; /* W2 */
+    int same = CRYPTO_memcmp(want, buf + HB_SIGNED_LEN, 32) == 0; /* HB-W2 */
     OPENSSL_cleanse(want, sizeof want);
     return same ? HB_OK : HB_BAD_MAC;
 }

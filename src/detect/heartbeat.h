@@ -15,18 +15,18 @@
  *    40  32  HMAC-SHA256(key, bytes 0..39)
  *    72      end (HB_PACKET_LEN)
  *
- * W1: hb_parse() accepts exactly HB_PACKET_LEN bytes with the magic, the
+ * HB-W1: hb_parse() accepts exactly HB_PACKET_LEN bytes with the magic, the
  *     version, a known type and states, an id in range and seq > 0; anything
  *     else is refused with the reason, and no byte past len is read.
- * W2: hb_verify() compares the MAC in constant time (CRYPTO_memcmp); a
+ * HB-W2: hb_verify() compares the MAC in constant time (CRYPTO_memcmp); a
  *     packet is trusted only after parse + verify + hb_window_check.
- * W3: replay: hb_window_check() accepts a sequence number once: above the
+ * HB-W3: replay: hb_window_check() accepts a sequence number once: above the
  *     highest seen, or within the HB_WINDOW numbers below it and not seen
  *     yet (the IPsec anti-replay window, RFC 4303 3.4.3). sent_at must also
  *     lie within HB_MAX_SKEW_MS of the receiver's clock, so a packet
  *     recorded before a server restart (which forgets the windows) is still
  *     refused afterwards.
- * W4: a key never leaves this module's callers in clear except as the
+ * HB-W4: a key never leaves this module's callers in clear except as the
  *     registration answer; hb_key_* helpers wipe what they derive. */
 #ifndef DUMONT_DETECT_HEARTBEAT_H
 #define DUMONT_DETECT_HEARTBEAT_H
@@ -91,7 +91,7 @@ typedef enum {
     HB_STALE,
     HB_RATE,
     HB_DUPLICATE,       /* the second copy of a beat already taken (agent.h A7): not an attack */
-    HB_UNVERIFIED_RATE, /* refused before its MAC was checked (listener.h L8) */
+    HB_UNVERIFIED_RATE, /* refused before its MAC was checked (listener.h HB-L8) */
     HB_REASON_COUNT
 } hb_reason;
 
@@ -103,14 +103,14 @@ int hb_workload_parse(const char *s, hb_workload *ret);
 int hb_probe_parse(const char *s, hb_probe *ret);
 
 /* Writes the signed packet into out (HB_PACKET_LEN bytes). Returns 0, or -1
- * when p is out of range (the same rules as W1). */
+ * when p is out of range (the same rules as HB-W1). */
 int hb_encode(const hb_packet *p, const uint8_t key[HB_KEY_LEN], uint8_t out[HB_PACKET_LEN]);
-/* W1. Fills *ret (only on HB_OK). The MAC is not checked here. */
+/* HB-W1. Fills *ret (only on HB_OK). The MAC is not checked here. */
 hb_reason hb_parse(const uint8_t *buf, size_t len, hb_packet *ret);
-/* W2. buf is a packet that hb_parse() accepted. */
+/* HB-W2. buf is a packet that hb_parse() accepted. */
 hb_reason hb_verify(const uint8_t *buf, const uint8_t key[HB_KEY_LEN]);
 
-/* W3: the anti-replay window of one sender. Zero-initialised is empty. */
+/* HB-W3: the anti-replay window of one sender. Zero-initialised is empty. */
 typedef struct {
     uint64_t top;    /* highest sequence number accepted */
     uint64_t bitmap; /* bit i: top - i was accepted */

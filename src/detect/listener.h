@@ -8,30 +8,30 @@
  * live view. One mutex guards the instance table; the queue has its own.
  * What the receive thread does before a MAC is verified needs neither.
  *
- * L1: a datagram changes nothing unless it parses, names a registered
+ * HB-L1: a datagram changes nothing unless it parses, names a registered
  *     instance, carries that instance's MAC, is inside its replay window and
- *     its rate (heartbeat.h W1-W3, HBL_RATE_PER_S); every drop is counted by
+ *     its rate (heartbeat.h HB-W1 to HB-W3, HBL_RATE_PER_S); every drop is counted by
  *     reason and none is logged per packet, so a flood costs counters only.
- * L2: a state change is queued when the detector makes it, persisted
+ * HB-L2: a state change is queued when the detector makes it, persisted
  *     (the persistence's record: state + event together) and only then
  *     published: a subscriber never sees a change the database does not hold.
  *     The listener keeps instances through the dm_instance_persist handed to
  *     it (core/instance.h; db_instance_persist() in `dumont server`): load at
- *     start (L5), register_one, record. It never opens a database itself.
- * L3: the queue holds HBL_QUEUE_MAX changes; beyond that a change is counted
+ *     start (HB-L5), register_one, record. It never opens a database itself.
+ * HB-L3: the queue holds HBL_QUEUE_MAX changes; beyond that a change is counted
  *     as lost and logged, never blocking the receive thread.
- * L4: at most HBL_MAX_INSTANCES instances; registering more is DM_E_TOO_BIG.
- * L5: instances loaded at start that were alive are judged from the start
+ * HB-L4: at most HBL_MAX_INSTANCES instances; registering more is DM_E_TOO_BIG.
+ * HB-L5: instances loaded at start that were alive are judged from the start
  *     time: one that died while the server was down is failed within the
  *     hard deadline, not shown healthy forever.
- * L6: keys live in memory only, derived from the master secret (file mode
+ * HB-L6: keys live in memory only, derived from the master secret (file mode
  *     0600) and the stored key id; the registration answer is the one place
  *     a key leaves the server.
- * L7: the second copy of a heartbeat (agent.h A7: same sequence number,
+ * HB-L7: the second copy of a heartbeat (agent.h A7: same sequence number,
  *     within HBL_COPY_MS of the last one taken) is counted `duplicate`, not
  *     `replay`, and changes nothing: the detector learns one interval per
  *     beat, from the copy that arrived first.
- * L8: the work a datagram costs before its MAC is verified is bounded and
+ * HB-L8: the work a datagram costs before its MAC is verified is bounded and
  *     cheap: a parse of the fixed header, a lookup by id, and a token
  *     bucket checked before the MAC. Datagrams from the source address and
  *     port of an instance's last accepted beat have a bucket of their own
@@ -41,23 +41,23 @@
  *     that many MACs a second, and cannot use up the bucket the real agent's
  *     beats are verified from. Refused ones are counted
  *     `unverified_rate_limited`.
- * L9: intake is lossy while the kernel drops more than HBL_LOSSY_DROP_PCT of
+ * HB-L9: intake is lossy while the kernel drops more than HBL_LOSSY_DROP_PCT of
  *     the datagrams for want of buffer (SO_RXQ_OVFL; fewer cannot plausibly
  *     hide nine datagrams of one agent in a row), while the receive thread
  *     has not found the socket empty for HBL_LAG_MS (it lags), and, for one
- *     instance, while datagrams naming it are refused unverified (L8); each
+ *     instance, while datagrams naming it are refused unverified (HB-L8); each
  *     lasts HBL_LOSSY_WINDOW_MS after its last sign. While an instance's intake is
  *     lossy its detector holds back a conviction, up to lossy_hold_ms of
- *     silence (detector.h D6), so a flood neither fails a healthy instance
+ *     silence (detector.h HB-D6), so a flood neither fails a healthy instance
  *     nor hides a dead one for longer than that. Holding is recorded as an
  *     event (what "intake", ok -> lossy, reason conviction_held; lossy -> ok
  *     when a beat comes after all) and shown in the live view.
- * L10: verifying a MAC never holds the table lock: the receive thread keeps
+ * HB-L10: verifying a MAC never holds the table lock: the receive thread keeps
  *     its own copy of each key (taken under the lock when a registration
  *     changes it), finds entries through slot pointers that are published
  *     once with a release store, and takes the lock once per batch to apply
  *     the verified beats.
- * L11: registering again an instance the detector holds live (healthy,
+ * HB-L11: registering again an instance the detector holds live (healthy,
  *     suspect, preempting) rotates its key but keeps its detector: it is
  *     still judged on its silence from its last beat, so a re-registration
  *     whose agent then sends nothing verifiable is failed like a silent
@@ -77,13 +77,13 @@
 #define HBL_QUEUE_MAX        16384
 #define HBL_RATE_PER_S       50 /* heartbeats per instance per second, burst the same */
 #define HBL_SUBSCRIBERS_MAX  8
-#define HBL_COPY_MS          1000       /* L7 */
-#define HBL_KNOWN_SRC_PER_S  100        /* L8: per instance, from its last beat's source */
-#define HBL_OTHER_SRC_PER_S  10         /* L8: per instance, from any other source */
-#define HBL_UNVERIFIED_PER_S 20000      /* L8: all instances, from other sources */
-#define HBL_LOSSY_WINDOW_MS  1000       /* L9 */
-#define HBL_LOSSY_DROP_PCT   20         /* L9 */
-#define HBL_LAG_MS           200        /* L9 */
+#define HBL_COPY_MS          1000       /* HB-L7 */
+#define HBL_KNOWN_SRC_PER_S  100        /* HB-L8: per instance, from its last beat's source */
+#define HBL_OTHER_SRC_PER_S  10         /* HB-L8: per instance, from any other source */
+#define HBL_UNVERIFIED_PER_S 20000      /* HB-L8: all instances, from other sources */
+#define HBL_LOSSY_WINDOW_MS  1000       /* HB-L9 */
+#define HBL_LOSSY_DROP_PCT   20         /* HB-L9 */
+#define HBL_LAG_MS           200        /* HB-L9 */
 #define HBL_RCVBUF           (16 << 20) /* with CAP_NET_ADMIN; else net.core.rmem_max */
 
 typedef struct hbl_server hbl_server;
@@ -98,13 +98,13 @@ typedef struct {
     double phi;
 } hbl_event;
 
-/* Called on the writer thread after the change is persisted (L2). Must not
+/* Called on the writer thread after the change is persisted (HB-L2). Must not
  * block for long: the next changes wait for it. */
 typedef void (*hbl_event_fn)(const hbl_event *ev, void *ctx);
 
 typedef struct {
     const char *listen;                 /* "ADDR:PORT"; port 0 picks a free one */
-    const dm_instance_persist *persist; /* L2; copied, its ctx must outlive the listener */
+    const dm_instance_persist *persist; /* HB-L2; copied, its ctx must outlive the listener */
     const char *secret_path; /* master secret; created (0600) if missing */
     int64_t interval_ms;     /* expected heartbeat interval; <= 0: 200 */
 } hbl_opts;
@@ -131,7 +131,7 @@ typedef struct {
 } hbl_reg;
 
 /* Registers (or re-registers, rotating the key) an instance and hands back
- * its key as hex (L6). The instance is pending until its first heartbeat. */
+ * its key as hex (HB-L6). The instance is pending until its first heartbeat. */
 int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LEN + 1], char *err,
                  size_t errlen);
 
@@ -146,8 +146,8 @@ typedef struct {
     hb_probe probe;
     uint32_t restarts;
     int preempting;
-    int intake_lossy;    /* L9: its intake was lossy at the last check */
-    int conviction_held; /* L9: a conviction is held back now (detector.h D6) */
+    int intake_lossy;    /* HB-L9: its intake was lossy at the last check */
+    int conviction_held; /* HB-L9: a conviction is held back now (detector.h HB-D6) */
 } hbl_live;
 
 /* DM_E_NOT_FOUND when the instance is not known to this server. */
@@ -158,9 +158,9 @@ typedef struct {
     uint64_t dropped[HB_REASON_COUNT];
     uint64_t events, events_lost;
     int instances;
-    uint64_t kernel_drops; /* L9: datagrams the kernel dropped (SO_RXQ_OVFL) */
-    uint64_t lagging;      /* L9: ticks at which the listener lagged */
-    int intake_lossy;      /* L9: lossy for every instance at the last check */
+    uint64_t kernel_drops; /* HB-L9: datagrams the kernel dropped (SO_RXQ_OVFL) */
+    uint64_t lagging;      /* HB-L9: ticks at which the listener lagged */
+    int intake_lossy;      /* HB-L9: lossy for every instance at the last check */
     int by_state[DET_STATE_COUNT]; /* instances in each detector state */
 } hbl_stats;
 

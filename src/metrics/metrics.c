@@ -1,4 +1,4 @@
-/* The metrics registry (see metrics.h for MX1-MX4).
+/* The metrics registry (see metrics.h for MX-MX1 to MX-MX4).
  *
  * Families and series are fixed-size arrays under one mutex: observations
  * are rare (a failover, a snapshot report, a store request), so one lock is
@@ -25,7 +25,7 @@ const double mx_duration_buckets[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5,  5,   10,
 const int mx_duration_buckets_n = sizeof mx_duration_buckets / sizeof mx_duration_buckets[0];
 
 typedef struct {
-    char values[MX_LABELS_MAX][MX_LABEL_VALUE_MAX * 2 + 1]; /* escaped (MX2) */
+    char values[MX_LABELS_MAX][MX_LABEL_VALUE_MAX * 2 + 1]; /* escaped (MX-MX2) */
     double value;                                           /* counter, gauge; histogram sum */
     unsigned long long count;                               /* histogram */
     unsigned long long buckets[MX_BUCKETS_MAX];             /* histogram, not cumulative */
@@ -47,7 +47,7 @@ struct mx_registry {
     pthread_mutex_t mu;
     family fam[MX_FAMILIES_MAX];
     int n_fam;
-    unsigned long long dropped; /* MX1 */
+    unsigned long long dropped; /* MX-MX1 */
     struct {
         mx_collect_fn fn;
         void *ctx;
@@ -133,7 +133,7 @@ int mx_declare(mx_registry *r, const char *name, mx_type type, const char *help,
     return rc;
 }
 
-/* MX2: escapes value into out (2 * MX_LABEL_VALUE_MAX + 1 bytes). */
+/* MX-MX2: escapes value into out (2 * MX_LABEL_VALUE_MAX + 1 bytes). */
 static void escape(const char *v, char *out)
 {
     size_t o = 0;
@@ -148,7 +148,7 @@ static void escape(const char *v, char *out)
     out[o] = '\0';
 }
 
-/* The series of f for values, made if new (MX1). Called locked. */
+/* The series of f for values, made if new (MX-MX1). Called locked. */
 static series *series_of(mx_registry *r, family *f, const char *const *values)
 {
     char esc[MX_LABELS_MAX][MX_LABEL_VALUE_MAX * 2 + 1];
@@ -189,7 +189,7 @@ static int update(mx_registry *r, const char *name, const char *const *values, d
         rc = DM_E_NOT_FOUND;
     else if ((op == 'o') != (f->type == MX_HISTOGRAM) ||
              (op == '+' && v < 0 && f->type == MX_COUNTER))
-        rc = DM_E_INVALID; /* MX4 */
+        rc = DM_E_INVALID; /* MX-MX4 */
     else if (!(s = series_of(r, f, values)))
         rc = DM_E_TOO_BIG;
     else if (op == '+')
@@ -360,7 +360,7 @@ int mx_render(mx_registry *r, char **ret, size_t *ret_len)
         return -ENOMEM;
     t.p[0] = '\0';
     pthread_mutex_lock(&r->mu);
-    for (int i = 0; i < r->n_fam; i++) /* MX3 */
+    for (int i = 0; i < r->n_fam; i++) /* MX-MX3 */
         put_family(&t, &r->fam[i]);
     put(&t,
         "# HELP dumont_metrics_series_dropped_total Observations refused because their "

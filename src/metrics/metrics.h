@@ -8,15 +8,15 @@
  * instances by state) are pulled by collectors just before a scrape, so a
  * scrape never walks a database table (docs/metrics.md).
  *
- * MX1: the registry is bounded: at most MX_FAMILIES_MAX families, each with
+ * MX-MX1: the registry is bounded: at most MX_FAMILIES_MAX families, each with
  *      at most MX_SERIES_MAX series; an observation for a new series past the
  *      cap is counted in dumont_metrics_series_dropped_total, never stored.
- * MX2: label values are escaped on the way in (backslash, double quote and
+ * MX-MX2: label values are escaped on the way in (backslash, double quote and
  *      newline, as the exposition format requires) and capped at
  *      MX_LABEL_VALUE_MAX bytes; names are the caller's constants.
- * MX3: the rendering is one consistent copy per family: each family's
+ * MX-MX3: the rendering is one consistent copy per family: each family's
  *      series are read under the registry's lock, after every collector ran.
- * MX4: counters only go up: mx_add refuses a negative amount; mx_set on a
+ * MX-MX4: counters only go up: mx_add refuses a negative amount; mx_set on a
  *      counter is for collectors that mirror another monotonic counter.
  * All functions are thread-safe. */
 #ifndef DUMONT_METRICS_METRICS_H

@@ -1,7 +1,7 @@
 /* The process metrics every Prometheus client library exports (the names of
  * its "process" collector), read from /proc/self at each scrape (process.h).
  *
- * PM1: a value /proc does not give (another kernel, a read error) is left
+ * MX-PM1: a value /proc does not give (another kernel, a read error) is left
  *      at its last value, never made up. */
 #include "metrics/process.h"
 
@@ -76,7 +76,7 @@ static void collect(mx_registry *r, void *ctx)
 {
     (void)ctx;
     double cpu, start, vsize, rss;
-    if (read_stat(&cpu, &start, &vsize, &rss) == 0) { /* PM1 */
+    if (read_stat(&cpu, &start, &vsize, &rss) == 0) { /* MX-PM1 */
         mx_set(r, "process_cpu_seconds_total", NULL, cpu);
         mx_set(r, "process_virtual_memory_bytes", NULL, vsize);
         mx_set(r, "process_resident_memory_bytes", NULL, rss * (double)sysconf(_SC_PAGESIZE));

@@ -1,5 +1,5 @@
 /* The local provider: instances as directories plus detached sessions on this
- * machine. Invariants LP1-LP5 in local.h; provider.h PV1-PV6.
+ * machine. Invariants PROV-LP1 to PROV-LP5 in local.h; provider.h PROV-PV1 to PROV-PV6.
  *
  * Concurrency: every operation on an instance id holds that id in `busy`
  * (a small set guarded by one mutex), so two threads never provision or
@@ -38,7 +38,7 @@
 typedef struct {
     char home[PATH_MAX];
     char root[PATH_MAX];   /* home/instances */
-    char wsroot[PATH_MAX]; /* LP6: where workspaces live when root; "" : in the instance */
+    char wsroot[PATH_MAX]; /* PROV-LP6: where workspaces live when root; "" : in the instance */
     char market[PATH_MAX];
     char bin[PATH_MAX];
     int64_t delay_ms;
@@ -48,11 +48,11 @@ typedef struct {
     int n_busy;
 } lprov;
 
-/* instance.json (LP1) */
+/* instance.json (PROV-LP1) */
 typedef struct {
     int64_t id, epoch, created_ms;
     int pid, sid, port;
-    unsigned long long start; /* agent start time, clock ticks since boot (LP3) */
+    unsigned long long start; /* agent start time, clock ticks since boot (PROV-LP3) */
     char state[16];           /* "starting" | "running" */
     prov_offer offer;
 } irec;
@@ -95,7 +95,7 @@ static void inst_path(const lprov *lp, int64_t id, const char *sub, char *buf, s
         buf[0] = '\0';
 }
 
-/* LP6: an instance's workspace. */
+/* PROV-LP6: an instance's workspace. */
 static void ws_path(const lprov *lp, int64_t id, char *buf, size_t len)
 {
     if (!lp->wsroot[0]) {
@@ -107,7 +107,7 @@ static void ws_path(const lprov *lp, int64_t id, char *buf, size_t len)
         buf[0] = '\0';
 }
 
-/* LP6: /var/lib/dumont/workspaces/<12 hex of the home's SHA-256>, each level
+/* PROV-LP6: /var/lib/dumont/workspaces/<12 hex of the home's SHA-256>, each level
  * 0711 (entered, never listed, by the workload users). 0 or -errno. */
 static int make_wsroot(lprov *lp)
 {
@@ -188,7 +188,7 @@ static int rec_read(const char *dir, irec *r)
     return 0;
 }
 
-/* ---- processes (LP3) ---- */
+/* ---- processes (PROV-LP3) ---- */
 
 static int agent_alive(const irec *r)
 {
@@ -315,7 +315,7 @@ static int make_dirs(const lprov *lp, const char *dir, const prov_launch *l, cha
     if (rc == 0)
         rc = fs_mkdir_p(ws, 0700);
     snprintf(path, sizeof path, "%s/workspace", dir);
-    if (rc == 0 && lp->wsroot[0]) { /* LP6: <dir>/workspace points at it */
+    if (rc == 0 && lp->wsroot[0]) { /* PROV-LP6: <dir>/workspace points at it */
         unlink(path);
         rc = symlink(ws, path) == 0 ? 0 : -errno;
     }
@@ -330,7 +330,7 @@ static int make_dirs(const lprov *lp, const char *dir, const prov_launch *l, cha
     return l->workspace_from ? copy_tree(l->workspace_from, ws, err, errlen) : 0;
 }
 
-/* Removes what is left of an instance that is gone (PV2), fencing first. */
+/* Removes what is left of an instance that is gone (PROV-PV2), fencing first. */
 static int clear_gone(const lprov *lp, const char *dir, const irec *r, int64_t id, char *err,
                       size_t errlen)
 {
@@ -339,7 +339,7 @@ static int clear_gone(const lprov *lp, const char *dir, const irec *r, int64_t i
     if (rc == 0 && (rc = rm_tree(dir)) != 0)
         rc = dm_fail(err, errlen, rc, "local: cannot remove %s: %s", dir, strerror(-rc));
     ws_path(lp, id, ws, sizeof ws);
-    if (rc == 0 && lp->wsroot[0] && (rc = rm_tree(ws)) != 0 && rc != -ENOENT) /* LP6 */
+    if (rc == 0 && lp->wsroot[0] && (rc = rm_tree(ws)) != 0 && rc != -ENOENT) /* PROV-LP6 */
         rc = dm_fail(err, errlen, rc, "local: cannot remove %s: %s", ws, strerror(-rc));
     return rc == -ENOENT ? 0 : rc;
 }
@@ -358,7 +358,7 @@ static int launch(lprov *lp, const char *dir, const prov_offer *offer, const pro
                 .port = port,
                 .offer = *offer};
     snprintf(r->state, sizeof r->state, "starting");
-    if ((rc = rec_write(dir, r)) != 0) /* LP1: the intent */
+    if ((rc = rec_write(dir, r)) != 0) /* PROV-LP1: the intent */
         return dm_fail(err, errlen, rc, "local: %s/instance.json: %s", dir, strerror(-rc));
     if ((rc = lproc_launch(lp->bin, dir, l, port, &r->pid, &r->sid, err, errlen)) != 0)
         return rc;
@@ -383,7 +383,7 @@ static int lp_provision(void *p, const prov_offer *offer, const prov_launch *l, 
     id_acquire(lp, l->instance_id);
     if (dir_exists(dir)) {
         int have = rec_read(dir, &r) == 0;
-        if (have && agent_alive(&r)) { /* PV2: it runs; start nothing */
+        if (have && agent_alive(&r)) { /* PROV-PV2: it runs; start nothing */
             fill_instance(lp, &r, ret);
             goto out;
         }
@@ -393,7 +393,7 @@ static int lp_provision(void *p, const prov_offer *offer, const prov_launch *l, 
     if (lp->delay_ms > 0)
         clock_sleep_ms(lp->delay_ms, NULL);
     char refused[256];
-    if (market_provision_error(lp->market, offer->id, refused, sizeof refused)) { /* MK4 */
+    if (market_provision_error(lp->market, offer->id, refused, sizeof refused)) { /* PROV-MK4 */
         rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "local: offer %s refused: %s", offer->id,
                      refused);
         goto out;
@@ -449,7 +449,7 @@ static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
     inst_path(lp, id, "", dir, sizeof dir);
     id_acquire(lp, id);
     if (!dir_exists(dir))
-        goto out; /* PV3: not there at all */
+        goto out; /* PROV-PV3: not there at all */
     int have = rec_read(dir, &r) == 0;
     if ((rc = lproc_fence(dir, have ? r.sid : 0, id, err, errlen)) != 0)
         goto out;
@@ -459,9 +459,9 @@ static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
         goto out;
     }
     snprintf(ws, sizeof ws, "%s/agent.token", gone);
-    unlink(ws); /* LP5: revoked by the caller (PD3); no copy is kept */
+    unlink(ws); /* PROV-LP5: revoked by the caller (PROV-PD3); no copy is kept */
     ws_path(lp, id, ws, sizeof ws);
-    rm_later(ws); /* LP4: the bulk goes; the record and the log stay */
+    rm_later(ws); /* PROV-LP4: the bulk goes; the record and the log stay */
     log_info("provider.local.destroy", "instance=%" PRId64 " moved_to=%s", id,
              log_quote(q, sizeof q, gone));
 out:
@@ -492,7 +492,7 @@ static int lp_restore(void *p, const prov_instance *inst, dm_store *store, const
         return rc;
     snap_opts_init(&o);
     o.restore_stats = &st;
-    if ((rc = snap_restore(store, snap_id, ws, 1, &o, err, errlen)) != 0) /* PV4, SN2 */
+    if ((rc = snap_restore(store, snap_id, ws, 1, &o, err, errlen)) != 0) /* PROV-PV4, SNAP-SN2 */
         return rc;
     ret->total_ms = clock_mono_ms() - t0;
     ret->download_ms = st.fetch_ms;
@@ -603,7 +603,7 @@ static void lp_close(void *p)
     if (!lp)
         return;
     if (lp->wsroot[0])
-        rmdir(lp->wsroot); /* LP6: only when no workspace is left in it */
+        rmdir(lp->wsroot); /* PROV-LP6: only when no workspace is left in it */
     pthread_mutex_destroy(&lp->lock);
     pthread_cond_destroy(&lp->freed);
     free(lp);
@@ -643,7 +643,7 @@ int local_open(const prov_config *cfg, const provider_ops **ret_ops, void **ret_
         return rc;
     }
     snprintf(lp->root, sizeof lp->root, "%.*s/instances", PATH_MAX - 16, lp->home);
-    if (geteuid() == 0 && (rc = make_wsroot(lp)) != 0) { /* LP6 */
+    if (geteuid() == 0 && (rc = make_wsroot(lp)) != 0) { /* PROV-LP6 */
         char q[PATH_MAX + 8];
         log_warn("provider.local.workspaces_in_home",
                  "error=\"%s\" detail=\"/var/lib/dumont/workspaces cannot be made: workspaces stay "

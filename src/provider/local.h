@@ -5,11 +5,11 @@
  * metadata/computeMetadata/v1/instance/preempted, plus a session (setsid)
  * running `dumont agent`, detached from the server (double fork).
  *
- * LP1: instance.json is written atomically, once before the agent is started
+ * PROV-LP1: instance.json is written atomically, once before the agent is started
  *      (state "starting": the intent) and once after (pid, sid, start time),
  *      so a crash between the two is seen and cleaned up by the next
  *      provision or destroy (the processes are then found by LP2's marker).
- * LP2: a process belongs to an instance when its environment holds the
+ * PROV-LP2: a process belongs to an instance when its environment holds the
  *      instance's marker DUMONT_HOME=<dir>/home (set for the agent, inherited
  *      by its workload: it also finds a process that left the session with
  *      setsid), or when its session id (field 6 of /proc/PID/stat) is the
@@ -17,21 +17,21 @@
  *      numbers are reused: a recorded sid alone may name a stranger's
  *      session); zombies count as gone. A user's shell that merely has its
  *      working directory in the instance is not touched.
- * LP3: the agent is "alive" when its pid exists, is not a zombie, and has
+ * PROV-LP3: the agent is "alive" when its pid exists, is not a zombie, and has
  *      the recorded sid and start time (so a reused pid is not mistaken for
  *      it).
- * LP4: destroy kills (SIGKILL) every process of LP2 until none is left or
+ * PROV-LP4: destroy kills (SIGKILL) every process of PROV-LP2 until none is left or
  *      LOCAL_FENCE_MS pass, then renames the directory to
  *      instances/<id>.destroyed-<wall ms> and removes its workspace, keeping
  *      instance.json and agent.log for post-mortems.
- * LP5: the agent's credential is written to <dir>/agent.token (0600) and
- *      named by --token-file (PV6); argv, the environment, instance.json
+ * PROV-LP5: the agent's credential is written to <dir>/agent.token (0600) and
+ *      named by --token-file (PROV-PV6); argv, the environment, instance.json
  *      and logs never hold it.
- * LP6: when the server runs as root, workspaces live outside $home (which
+ * PROV-LP6: when the server runs as root, workspaces live outside $home (which
  *      is private, and often under /root): in
  *      /var/lib/dumont/workspaces/<12 hex of the home's SHA-256>/<id>, each
  *      parent 0711 (entered, never listed), so the agent can hand the
- *      workspace to the workload's own user (workload.h S6);
+ *      workspace to the workload's own user (workload.h AG-S6);
  *      <dir>/workspace is a symlink to it. Otherwise (not root, or that
  *      directory cannot be made) the workspace is <dir>/workspace. */
 #ifndef DUMONT_PROVIDER_LOCAL_H

@@ -1,5 +1,5 @@
 /* The local provider's processes: the /proc scan that finds and kills an
- * instance's processes (local.h LP2, LP4), and the detached launch of its
+ * instance's processes (local.h PROV-LP2, PROV-LP4), and the detached launch of its
  * agent.
  *
  * Launch: the parent prepares argv/envp/descriptors, then fork()s child A,
@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- processes (LP2) ---- */
+/* ---- processes (PROV-LP2) ---- */
 
 /* State, session and start time of pid from /proc/PID/stat. */
 int lproc_stat(int pid, char *ret_state, int *ret_sid, unsigned long long *ret_start)
@@ -57,7 +57,7 @@ int lproc_stat(int pid, char *ret_state, int *ret_sid, unsigned long long *ret_s
     return 0;
 }
 
-/* LP2: the agent and whatever it starts inherit DUMONT_HOME=<dir>/home. */
+/* PROV-LP2: the agent and whatever it starts inherit DUMONT_HOME=<dir>/home. */
 static int env_marked(int pid, const char *marker, size_t mlen)
 {
     char path[64];
@@ -83,7 +83,7 @@ static int env_marked(int pid, const char *marker, size_t mlen)
 
 #define SCAN_SID_MAX 1024
 
-/* Counts the live processes of an instance (LP2), SIGKILLing them if kill.
+/* Counts the live processes of an instance (PROV-LP2), SIGKILLing them if kill.
  * A process marked with the instance's DUMONT_HOME is the instance's; one
  * that is only in session sid counts once *confirmed is set, i.e. once a
  * marked process was seen in that session (sticky across a fence's scans):
@@ -125,7 +125,7 @@ static int scan(const char *dir, int sid, int do_kill, int *confirmed)
     return found;
 }
 
-/* PV3/LP4: kills until none is left; 0, or DM_E_BUSY after LOCAL_FENCE_MS. */
+/* PROV-PV3/LP4: kills until none is left; 0, or DM_E_BUSY after LOCAL_FENCE_MS. */
 int lproc_fence(const char *dir, int sid, int64_t id, char *err, size_t errlen)
 {
     int64_t deadline = clock_mono_ms() + LOCAL_FENCE_MS;
@@ -203,7 +203,7 @@ static void cmdline_free(cmdline *c)
     c->ne = 0;
 }
 
-/* The agent's argv and environment (the briefing's contract, LP5). */
+/* The agent's argv and environment (the briefing's contract, PROV-LP5). */
 static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int port, cmdline *c)
 {
     char home[PATH_MAX + 16], addr[32], ports[16];
@@ -211,7 +211,7 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
     memset(c, 0, sizeof *c);
     snprintf(c->ws, sizeof c->ws, "%s/workspace", dir);
     char real[PATH_MAX];
-    if (realpath(c->ws, real)) /* local.h LP6: the workspace itself, not the link to it */
+    if (realpath(c->ws, real)) /* local.h PROV-LP6: the workspace itself, not the link to it */
         snprintf(c->ws, sizeof c->ws, "%s", real);
     snprintf(home, sizeof home, "%s/home", dir);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
@@ -243,7 +243,7 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
         arg(c, "--hold", NULL);
     arg(c, "--preempt-cloud", "local");
     arg(c, "--metadata-url", c->meta_url);
-    if (l->token && l->token[0]) { /* PV6: a file, never argv or the environment */
+    if (l->token && l->token[0]) { /* PROV-PV6: a file, never argv or the environment */
         snprintf(c->token_file, sizeof c->token_file, "%s/agent.token", dir);
         arg(c, "--token-file", c->token_file);
     }
@@ -372,7 +372,7 @@ int lproc_launch(const char *bin, const char *dir, const prov_launch *l, int por
 {
     cmdline c;
     int rc = build_cmd(bin, dir, l, port, &c);
-    if (rc == 0 && c.token_file[0] && /* PV6: only the agent's user reads it */
+    if (rc == 0 && c.token_file[0] && /* PROV-PV6: only the agent's user reads it */
         (rc = fs_write_atomic(c.token_file, l->token, strlen(l->token), 0600)) != 0) {
         rc = dm_fail(err, errlen, rc, "local: cannot write %s: %s", c.token_file, dm_strerror(rc));
         cmdline_free(&c);

@@ -1,4 +1,4 @@
-/* The local market: parsing (MK1, MK2) and search (PV1, MK3); see market.h. */
+/* The local market: parsing (PROV-MK1, PROV-MK2) and search (PROV-PV1, PROV-MK3); see market.h. */
 #include "provider/market.h"
 
 #include "util/error.h"
@@ -60,7 +60,7 @@ static int get_num(json_t *o, const char *key, double lo, double hi, double *ret
     return 0;
 }
 
-/* One offer (MK1); returns the name of the bad field, or NULL. */
+/* One offer (PROV-MK1); returns the name of the bad field, or NULL. */
 static const char *parse_offer(json_t *o, prov_offer *ret)
 {
     double vram = 0;
@@ -182,7 +182,7 @@ static int compatible(const prov_offer *o, const prov_query *q)
     return 1;
 }
 
-/* PV1, MK3: reliable first, then by price, reliability (desc), id. */
+/* PROV-PV1, PROV-MK3: reliable first, then by price, reliability (desc), id. */
 static int before(const prov_offer *a, const prov_offer *b, double threshold)
 {
     int ra = a->reliability >= threshold, rb = b->reliability >= threshold;
@@ -221,7 +221,7 @@ void market_search(const prov_offer *offers, size_t n, const prov_query *q, prov
 int market_provision_error(const char *path, const char *offer_id, char *out, size_t outlen)
 {
     json_error_t je;
-    char *buf = malloc(MARKET_FILE_MAX); /* MK2 */
+    char *buf = malloc(MARKET_FILE_MAX); /* PROV-MK2 */
     long n = buf ? fs_read_small(path, buf, MARKET_FILE_MAX) : -1;
     json_t *root = n > 0 ? json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je) : NULL;
     free(buf);

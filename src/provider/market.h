@@ -1,20 +1,20 @@
 /* The local provider's GPU market: a JSON file of offers, and the pure search
- * over it (provider.h PV1).
+ * over it (provider.h PROV-PV1).
  *
  * File shape ($DUMONT_HOME/market.json unless prov_config.market_path):
  *   {"offers": [{"id": "a-4090-1", "host": "local-a", "gpu_name": "RTX 4090",
  *                "vram_gb": 24, "cuda": 12.4, "price_per_h": 0.35,
  *                "region": "local-eu", "reliability": 0.98}, ...]}
  *
- * MK1: a market that does not parse, lacks a field, has a value out of range
+ * PROV-MK1: a market that does not parse, lacks a field, has a value out of range
  *      (vram_gb 1..4096, cuda 0..100, price_per_h 0..10000, reliability 0..1,
  *      strings non-empty and shorter than their field), a duplicate id or
  *      more than PROV_OFFERS_MAX offers is refused whole, with an error naming
  *      the file, the offer index and the field; it is never half-used.
- * MK2: the file is read with a hard cap (MARKET_FILE_MAX).
- * MK3: market_search() is pure and deterministic: same offers and query, same
+ * PROV-MK2: the file is read with a hard cap (MARKET_FILE_MAX).
+ * PROV-MK3: market_search() is pure and deterministic: same offers and query, same
  *      answer (ties on price broken by reliability, then id).
- * MK4: an offer may carry "provision_error": "text" — the local stand-in for a
+ * PROV-MK4: an offer may carry "provision_error": "text" — the local stand-in for a
  *      cloud that lists an offer and then refuses to create it (taken by
  *      another user, out of capacity): provisioning it fails with that text,
  *      so the failover's retry on the next offer (orchestrator.h O8) can be
@@ -30,18 +30,18 @@
 
 /* The built-in default market (8 offers on 5 hosts) as JSON text. */
 const char *market_default_json(void);
-/* Parses JSON text (MK1). name is used in messages. *ret malloc'd. */
+/* Parses JSON text (PROV-MK1). name is used in messages. *ret malloc'd. */
 int market_parse(const char *text, size_t len, const char *name, prov_offer **ret, size_t *ret_n,
                  char *err, size_t errlen);
-/* Reads path (MK2); when missing and create is set, first writes the default
+/* Reads path (PROV-MK2); when missing and create is set, first writes the default
  * market there (atomically, never over a file that appeared meanwhile). */
 int market_load(const char *path, int create, prov_offer **ret, size_t *ret_n, char *err,
                 size_t errlen);
-/* MK4: 1 and the text in out when offer_id carries a provision_error in the
+/* PROV-MK4: 1 and the text in out when offer_id carries a provision_error in the
  * market at path; 0 otherwise (also when the file cannot be read: provisioning
  * then goes on and the search has already reported a broken market). */
 int market_provision_error(const char *path, const char *offer_id, char *out, size_t outlen);
-/* PV1 over offers[0..n): the compatible ones, ordered, at most max. */
+/* PROV-PV1 over offers[0..n): the compatible ones, ordered, at most max. */
 void market_search(const prov_offer *offers, size_t n, const prov_query *q, prov_offer *ret,
                    size_t max, size_t *ret_n);
 

@@ -1,14 +1,14 @@
 /* Provider dispatch: picks the back end by name, validates every argument
  * before a back end sees it, and forwards through the vtable (provider.h).
  *
- * PD1: no back-end function is called with a NULL pointer, an instance id
+ * PROV-PD1: no back-end function is called with a NULL pointer, an instance id
  *      < 1, an unterminated or over-long string, or a query whose counts are
  *      out of range; such calls fail with DM_E_INVALID and a reason.
- * PD2: provider_close(NULL) is a no-op; the back end's close runs once.
- * PD3: with credential hooks set (provider_set_creds), every provision hands
+ * PROV-PD2: provider_close(NULL) is a no-op; the back end's close runs once.
+ * PROV-PD3: with credential hooks set (provider_set_creds), every provision hands
  *      the back end a credential minted for that instance alone, whatever
  *      token the caller put in the launch; a failed mint fails the
- *      provision. A destroy that succeeded (PV3: the instance is gone)
+ *      provision. A destroy that succeeded (PROV-PV3: the instance is gone)
  *      revokes the instance's credentials. */
 #include "provider/provider.h"
 
@@ -24,7 +24,7 @@
 struct dm_provider {
     const provider_ops *ops;
     void *st;
-    prov_cred_hooks creds; /* PD3; mint NULL: none */
+    prov_cred_hooks creds; /* PROV-PD3; mint NULL: none */
 };
 
 void provider_set_creds(dm_provider *p, const prov_cred_hooks *h)
@@ -38,7 +38,7 @@ static int bad(char *err, size_t errlen, const char *what)
     return dm_fail(err, errlen, DM_E_INVALID, "provider: %s", what);
 }
 
-/* A string field: NULL allowed when opt, else non-empty; bounded (PD1). */
+/* A string field: NULL allowed when opt, else non-empty; bounded (PROV-PD1). */
 static int str_ok(const char *s, size_t cap, int opt)
 {
     if (!s)
@@ -153,7 +153,7 @@ int provider_provision(dm_provider *p, const prov_offer *offer, const prov_launc
         return bad(err, errlen, "bad launch settings (instance id, kind, strings, durations)");
     if (!p->creds.mint)
         return p->ops->provision(p->st, offer, l, ret, err, errlen);
-    char token[PROV_TOKEN_MAX]; /* PD3 */
+    char token[PROV_TOKEN_MAX]; /* PROV-PD3 */
     prov_launch own = *l;
     int rc = p->creds.mint(p->creds.cls, l->instance_id, token, sizeof token, err, errlen);
     if (rc == 0) {
@@ -183,7 +183,7 @@ int provider_destroy(dm_provider *p, int64_t instance_id, char *err, size_t errl
     if (!p || instance_id < 1)
         return bad(err, errlen, "bad instance id");
     int rc = p->ops->destroy(p->st, instance_id, err, errlen);
-    if (rc == 0 && p->creds.revoke) /* PD3 */
+    if (rc == 0 && p->creds.revoke) /* PROV-PD3 */
         p->creds.revoke(p->creds.cls, instance_id);
     return rc;
 }

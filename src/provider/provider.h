@@ -8,25 +8,25 @@
  * workload) for one workload, with a workspace directory and an address
  * where the workload answers (Ollama's OLLAMA_HOST / PORT).
  *
- * PV1: search is pure: it reads the market and returns the compatible offers
+ * PROV-PV1: search is pure: it reads the market and returns the compatible offers
  *      (VRAM, CUDA and region constraints met, price under the cap, excluded
  *      hosts left out), cheapest first among the reliable (reliability >=
  *      min_reliability), then the less reliable, cheapest first.
- * PV2: provision is idempotent per instance_id: called again for an id that
+ * PROV-PV2: provision is idempotent per instance_id: called again for an id that
  *      already runs, it returns that instance and starts nothing; called for
  *      an id whose instance is gone, it makes it again. So a controller that
  *      crashed after asking can ask again and never gets two.
- * PV3: destroy is a fence: it returns 0 only once every process of the
+ * PROV-PV3: destroy is a fence: it returns 0 only once every process of the
  *      instance is confirmed gone (and for an id that is not there at all);
  *      else an error, and the caller must not promote a replacement.
- * PV4: restore and snapshot run "on the instance" (local: in this process, on
+ * PROV-PV4: restore and snapshot run "on the instance" (local: in this process, on
  *      the instance's directory; a cloud provider runs `dumont snapshot` over
  *      its remote channel). restore replaces the workspace only when the whole
- *      snapshot verified (snapshot.h SN2).
- * PV5: start_workload tells the agent of an instance launched with hold=1 to
+ *      snapshot verified (snapshot.h SNAP-SN2).
+ * PROV-PV5: start_workload tells the agent of an instance launched with hold=1 to
  *      start its workload now; a no-op when it already runs.
- * PV6: the instance's credential (the agent token of that instance alone,
- *      never the admin token: PD3 of provider.c) reaches its agent through a
+ * PROV-PV6: the instance's credential (the agent token of that instance alone,
+ *      never the admin token: PROV-PD3 of provider.c) reaches its agent through a
  *      file only it can read (local: <dir>/agent.token, 0600, --token-file),
  *      never its command line or environment, and is never logged.
  * All functions return 0 or a negative DM_E_*; err gets a one-line reason. */
@@ -60,7 +60,7 @@ typedef struct {
     double min_cuda;        /* 0: any */
     char region[32];        /* "": any; else a prefix match ("europe" matches "europe-west1") */
     double max_price_per_h; /* <= 0: no cap */
-    double min_reliability; /* the "reliable" threshold of PV1; <= 0: 0.9 */
+    double min_reliability; /* the "reliable" threshold of PROV-PV1; <= 0: 0.9 */
     char exclude_hosts[PROV_EXCLUDE_MAX][PROV_NAME_MAX];
     int n_exclude;
 } prov_query;
@@ -75,11 +75,11 @@ typedef struct {
     int64_t heartbeat_ms;      /* <= 0: the agent's default */
     int64_t snapshot_every_ms; /* < 0: the agent's default; 0: never (--snapshot-every 0) */
     const char *server_url;    /* the API the agent registers with */
-    const char *token;         /* PV6: the agent's credential; replaced when hooks are set */
+    const char *token;         /* PROV-PV6: the agent's credential; replaced when hooks are set */
     const char *ca_file;   /* CA bundle the agent trusts for an https:// server_url; may be NULL */
     const char *store_url; /* where the agent puts its snapshots */
     const char *workspace_from; /* local: copied into the new workspace; may be NULL */
-    int hold;                   /* PV5: the agent waits for start_workload */
+    int hold;                   /* PROV-PV5: the agent waits for start_workload */
 } prov_launch;
 
 typedef struct {
@@ -107,18 +107,18 @@ typedef struct {
 typedef struct provider_ops {
     const char *name;
     int (*search)(void *p, const prov_query *q, prov_offer *ret, size_t max, size_t *ret_n,
-                  char *err, size_t errlen); /* PV1 */
+                  char *err, size_t errlen); /* PROV-PV1 */
     int (*provision)(void *p, const prov_offer *offer, const prov_launch *l, prov_instance *ret,
-                     char *err, size_t errlen); /* PV2 */
+                     char *err, size_t errlen); /* PROV-PV2 */
     /* Fills ret (workspace, address) for a known instance; DM_E_NOT_FOUND otherwise. */
     int (*get)(void *p, int64_t instance_id, prov_instance *ret, char *err, size_t errlen);
     int (*status)(void *p, int64_t instance_id, prov_state *ret, char *err, size_t errlen);
-    int (*destroy)(void *p, int64_t instance_id, char *err, size_t errlen); /* PV3 */
+    int (*destroy)(void *p, int64_t instance_id, char *err, size_t errlen); /* PROV-PV3 */
     int (*restore)(void *p, const prov_instance *inst, dm_store *store, const char *snapshot_id,
-                   prov_restore_times *ret, char *err, size_t errlen); /* PV4 */
+                   prov_restore_times *ret, char *err, size_t errlen); /* PROV-PV4 */
     int (*snapshot)(void *p, const prov_instance *inst, dm_store *store, const char *tag,
-                    snap_info *ret, char *err, size_t errlen);                           /* PV4 */
-    int (*start_workload)(void *p, const prov_instance *inst, char *err, size_t errlen); /* PV5 */
+                    snap_info *ret, char *err, size_t errlen);                           /* PROV-PV4 */
+    int (*start_workload)(void *p, const prov_instance *inst, char *err, size_t errlen); /* PROV-PV5 */
     /* Chaos: take the instance away like a spot preemption. notice_ms > 0
      * first raises the cloud's preemption notice and kills notice_ms later
      * (in the background); 0 kills at once (SIGKILL of every process). */
@@ -130,7 +130,7 @@ typedef struct dm_provider dm_provider;
 
 #define PROV_TOKEN_MAX 128
 
-/* PD3 of provider.c: where instance credentials come from (the server's
+/* PROV-PD3 of provider.c: where instance credentials come from (the server's
  * token table). mint writes a new credential for instance_id to buf; revoke
  * removes every credential of a destroyed instance. Called from any thread. */
 typedef struct {
@@ -150,14 +150,14 @@ typedef struct {
 /* "local" (the only real one for now). DM_E_INVALID names the known ones. */
 int provider_open(const char *name, const prov_config *cfg, dm_provider **ret, char *err,
                   size_t errlen);
-/* A provider of the back end ops over state st (a test's stand-in; PD1 and
- * PD3 hold for it as for the built-in ones). ops is borrowed and must
+/* A provider of the back end ops over state st (a test's stand-in; PROV-PD1 and
+ * PROV-PD3 hold for it as for the built-in ones). ops is borrowed and must
  * outlive the provider; every function of it must be set (close may be
  * NULL: st is then not the provider's to free). */
 int provider_from_ops(const provider_ops *ops, void *st, dm_provider **ret, char *err,
                       size_t errlen);
 void provider_close(dm_provider *p); /* NULL is fine */
-/* PD3: h is copied; NULL removes the hooks. Set before the provider is used. */
+/* PROV-PD3: h is copied; NULL removes the hooks. Set before the provider is used. */
 void provider_set_creds(dm_provider *p, const prov_cred_hooks *h);
 const char *provider_name(const dm_provider *p);
 

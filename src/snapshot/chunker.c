@@ -1,14 +1,14 @@
-/* FastCDC chunker (see chunker.h for the design and CK1-CK3).
+/* FastCDC chunker (see chunker.h for the design and SNAP-CK1 to SNAP-CK3).
  *
  * The gear hash is fp = (fp << 1) + gear[byte]: bit k of fp depends on the
  * last k+1 bytes, so the masks test the high bits, which see the whole
  * 64-byte window. The gear table comes from splitmix64 with a fixed seed
- * (CK1); it is built once, thread-safely, with pthread_once. */
+ * (SNAP-CK1); it is built once, thread-safely, with pthread_once. */
 #include "snapshot/chunker.h"
 
 #include <pthread.h>
 
-#define MASK_S 0xFFFFFC0000000000ull /* 22 high bits: before CHUNK_AVG (CK3) */
+#define MASK_S 0xFFFFFC0000000000ull /* 22 high bits: before CHUNK_AVG (SNAP-CK3) */
 #define MASK_L 0xFFFFC00000000000ull /* 18 high bits: after CHUNK_AVG */
 
 static uint64_t gear[256];
@@ -24,7 +24,7 @@ static uint64_t splitmix64(uint64_t *s)
 
 static void gear_init(void)
 {
-    uint64_t seed = 0x64756d6f6e74ull; /* "dumont": fixed forever (CK1) */
+    uint64_t seed = 0x64756d6f6e74ull; /* "dumont": fixed forever (SNAP-CK1) */
     for (int i = 0; i < 256; i++)
         gear[i] = splitmix64(&seed);
 }

@@ -10,12 +10,12 @@
  * chunks (and manifest entries, index entries) of a 10 GB model near 10,000
  * while an edit of a few bytes costs ~1 MiB of new data.
  *
- * CK1: chunker_cut() is a pure function of its input bytes: the same bytes
+ * SNAP-CK1: chunker_cut() is a pure function of its input bytes: the same bytes
  *      give the same cuts on every machine (the gear table is derived from a
  *      fixed seed, not from rand()).
- * CK2: every chunk but the last of a stream is within [CHUNK_MIN, CHUNK_MAX];
+ * SNAP-CK2: every chunk but the last of a stream is within [CHUNK_MIN, CHUNK_MAX];
  *      the last may be shorter than CHUNK_MIN, never longer than CHUNK_MAX.
- * CK3: normalized chunking: before CHUNK_AVG a stricter mask (2 more bits),
+ * SNAP-CK3: normalized chunking: before CHUNK_AVG a stricter mask (2 more bits),
  *      after it a looser one (2 fewer bits), which narrows the size spread. */
 #ifndef DUMONT_SNAPSHOT_CHUNKER_H
 #define DUMONT_SNAPSHOT_CHUNKER_H
@@ -33,7 +33,7 @@
  * is then <= len. With len >= CHUNK_MAX the result is <= CHUNK_MAX. */
 size_t chunker_cut(const uint8_t *buf, size_t len);
 
-/* CK4: the first cut if these bytes decide it, else 0: a cut at position p
+/* SNAP-CK4: the first cut if these bytes decide it, else 0: a cut at position p
  * depends only on the bytes before p, so a cut found in a prefix of the
  * stream is the cut of the whole stream. 0 means "give me more bytes (or,
  * at the end of the stream, the rest is one chunk)". With len >= CHUNK_MAX

@@ -1,9 +1,9 @@
 /* Export of a snapshot as a standard tar archive, and import of one.
  *
  * Export streams: it loads the snapshot's manifest (snap_load checks its
- * hash, manifest_decode its structure: MF1-MF3), and for
+ * hash, manifest_decode its structure: MANIF-MF1 to MANIF-MF3), and for
  * each entry in tree order writes a pax (restricted) header and the file's
- * bytes, read chunk by chunk with repo_read_chunk() (which re-hashes, RP1),
+ * bytes, read chunk by chunk with repo_read_chunk() (which re-hashes, SNAP-RP1),
  * through libarchive's LZ4 filter at level 1 into out_fd. Nothing touches
  * the disk; memory is one chunk buffer plus the manifest.
  *
@@ -12,36 +12,36 @@
  * own SECURE_* checks see it, then snapshots that directory with
  * snap_create() and removes it.
  *
- * EX1: export never turns damage into data: a chunk that fails its hash or
+ * SNAP-EX1: export never turns damage into data: a chunk that fails its hash or
  *      size check stops the export with an error naming the file; the
  *      stream then lacks the tar end marker, so `tar -x` reports it too.
- * EX2: export writes hard links as tar hard links to the first path of the
+ * SNAP-EX2: export writes hard links as tar hard links to the first path of the
  *      group, holes as zero bytes, and skips the root entry (tar -x into a
  *      directory must not change that directory's own mode or time).
- * EX3: import never creates, changes or follows anything outside its
+ * SNAP-EX3: import never creates, changes or follows anything outside its
  *      private directory: a path must be relative, without "..", and no
  *      existing component of its parent may be anything but a real
  *      directory (lstat); libarchive's SECURE_SYMLINKS and SECURE_NODOTDOT
  *      check the same again.
- * EX4: a symlink target must be relative and of the form (../)^k followed by
+ * SNAP-EX4: a symlink target must be relative and of the form (../)^k followed by
  *      names only, with k at most the depth of the link's directory: by
  *      induction over the links already extracted, no chain of links
  *      resolves outside the tree. A hard link must name a regular file
  *      already extracted (lstat, same parent checks).
- * EX5: device, FIFO and socket entries are refused; setuid and setgid bits
+ * SNAP-EX5: device, FIFO and socket entries are refused; setuid and setgid bits
  *      are dropped; owners are not restored.
- * EX6: caps: at most max_entries entries; the declared sizes add up to at
+ * SNAP-EX6: caps: at most max_entries entries; the declared sizes add up to at
  *      most max_bytes; an entry's data never goes past its declared size;
  *      the decompressed stream never exceeds max_bytes plus a bounded
  *      overhead per entry (a decompression bomb stops at the cap, not at
  *      the end of the disk).
- * EX7: every refusal names the entry (control bytes escaped) and the rule.
- * EX8: the private directory is removed on every path, success or failure
+ * SNAP-EX7: every refusal names the entry (control bytes escaped) and the rule.
+ * SNAP-EX8: the private directory is removed on every path, success or failure
  *      (snap_rm_tree: never follows a symlink, opens up 0000 directories).
- * EX9: names are raw bytes: export runs under a thread-local C.UTF-8
+ * SNAP-EX9: names are raw bytes: export runs under a thread-local C.UTF-8
  *      LC_CTYPE so UTF-8 names go out as UTF-8 (GNU tar reads them without a
  *      warning) and only other bytes get hdrcharset=BINARY.
- * EX10: each import records its own source, "<name>#<random>" (see
+ * SNAP-EX10: each import records its own source, "<name>#<random>" (see
  *      imp_create for why not name alone). */
 #include "snapshot/export.h"
 
@@ -65,11 +65,11 @@
 #define EXP_LZ4_LEVEL   "1"
 #define EXP_ZERO_BUF    (64u << 10)
 #define IMP_READ_BLOCK  (256u << 10)
-#define IMP_ENTRY_SLACK (64u << 10) /* header bytes allowed per entry (EX6) */
+#define IMP_ENTRY_SLACK (64u << 10) /* header bytes allowed per entry (SNAP-EX6) */
 #define IMP_NAME_MAX    1024        /* bytes of name kept in the source */
 #define SHOW_MAX        256
 
-/* EX7: an entry name fit for a one-line message. */
+/* SNAP-EX7: an entry name fit for a one-line message. */
 static const char *show(const char *s, char *buf, size_t cap)
 {
     size_t o = 0;
@@ -137,7 +137,7 @@ static int exp_hole(exp_ctx *x, uint64_t len, char *err, size_t errlen)
     return 0;
 }
 
-/* EX1: every chunk read is verified by the repository. */
+/* SNAP-EX1: every chunk read is verified by the repository. */
 static int exp_file_data(exp_ctx *x, const mf_entry *e, char *err, size_t errlen)
 {
     char nm[SHOW_MAX], why[512];
@@ -167,7 +167,7 @@ static int exp_file_data(exp_ctx *x, const mf_entry *e, char *err, size_t errlen
     return 0;
 }
 
-/* Fills x->ae from e (EX2). */
+/* Fills x->ae from e (SNAP-EX2). */
 static void exp_fill(exp_ctx *x, const mf_entry *e)
 {
     struct archive_entry *ae = x->ae;
@@ -208,7 +208,7 @@ static int exp_entries(exp_ctx *x, char *err, size_t errlen)
     for (size_t i = 0; i < x->m->n; i++) {
         const mf_entry *e = &x->m->e[i];
         if (e->path_len == 0)
-            continue; /* the root (EX2) */
+            continue; /* the root (SNAP-EX2) */
         exp_fill(x, e);
         if (archive_write_header(x->w, x->ae) < ARCHIVE_WARN)
             return dm_fail(err, errlen, -EIO, "'%s': %s", show(e->path, nm, sizeof nm),
@@ -243,7 +243,7 @@ int snap_export(dm_store *s, const char *id, int out_fd, const snap_opts *o, cha
                 size_t errlen)
 {
     exp_ctx x = {.s = s, .o = o};
-    /* EX9: names are bytes; under a UTF-8 LC_CTYPE libarchive writes a UTF-8
+    /* SNAP-EX9: names are bytes; under a UTF-8 LC_CTYPE libarchive writes a UTF-8
      * name as UTF-8 and only another one with hdrcharset=BINARY. This
      * thread's locale only (uselocale), for the length of the export. */
     locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
@@ -265,7 +265,7 @@ int snap_export(dm_store *s, const char *id, int out_fd, const snap_opts *o, cha
         rc = dm_fail(err, errlen, -EIO, "writing the archive: %s", archive_error_string(x.w));
 out:
     if (x.w)
-        archive_write_free(x.w); /* after a failure: no end marker is written (EX1) */
+        archive_write_free(x.w); /* after a failure: no end marker is written (SNAP-EX1) */
     archive_entry_free(x.ae);
     free(x.buf);
     repo_close(x.r);
@@ -277,7 +277,7 @@ out:
     return rc;
 }
 
-/* ---- import: checks on each entry (EX3-EX6) ---------------------------- */
+/* ---- import: checks on each entry (SNAP-EX3 to SNAP-EX6) ---------------------------- */
 
 typedef struct {
     struct archive *a, *w;
@@ -319,7 +319,7 @@ static int imp_norm(const char *p, char *out, size_t cap, int *ret_depth, const 
     return 0;
 }
 
-/* EX3: root/rel's existing parent components are real directories. */
+/* SNAP-EX3: root/rel's existing parent components are real directories. */
 static int imp_parents_ok(imp_ctx *x, const char *rel)
 {
     char path[PATH_MAX];
@@ -339,7 +339,7 @@ static int imp_parents_ok(imp_ctx *x, const char *rel)
     return 0;
 }
 
-/* EX4: a symlink in a directory of depth d may climb at most d levels, and
+/* SNAP-EX4: a symlink in a directory of depth d may climb at most d levels, and
  * only at the start of its target. */
 static int imp_symlink_ok(const char *t, int dir_depth)
 {
@@ -360,7 +360,7 @@ static int imp_symlink_ok(const char *t, int dir_depth)
     return 1;
 }
 
-/* EX4: the hard link target, rewritten under root into x->link. */
+/* SNAP-EX4: the hard link target, rewritten under root into x->link. */
 static int imp_hardlink(imp_ctx *x, const char *target, const char **why)
 {
     char rel[PATH_MAX];
@@ -397,7 +397,7 @@ static int imp_type_ok(struct archive_entry *e, const char **why)
     }
 }
 
-/* EX6: counts and declared sizes. */
+/* SNAP-EX6: counts and declared sizes. */
 static int imp_caps_ok(imp_ctx *x, struct archive_entry *e, const char **why)
 {
     int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
@@ -436,7 +436,7 @@ static int imp_check(imp_ctx *x, struct archive_entry *e, const char **why)
     archive_entry_copy_pathname(e, x->full);
     if (h)
         archive_entry_copy_hardlink(e, x->link);
-    archive_entry_set_perm(e, archive_entry_perm(e) & 01777); /* EX5 */
+    archive_entry_set_perm(e, archive_entry_perm(e) & 01777); /* SNAP-EX5 */
     return 0;
 }
 
@@ -449,7 +449,7 @@ static int imp_bomb(imp_ctx *x)
     return plain > allow;
 }
 
-/* Copies the entry's data, never past its declared size (EX6). */
+/* Copies the entry's data, never past its declared size (SNAP-EX6). */
 static int imp_data(imp_ctx *x, struct archive_entry *e, const char *name, char *err, size_t errlen)
 {
     char nm[SHOW_MAX];
@@ -564,14 +564,14 @@ static int imp_mkdirs(imp_ctx *x, char *err, size_t errlen)
     return 0;
 }
 
-/* EX10: the source recorded is "<name>#<the private directory's random
+/* SNAP-EX10: the source recorded is "<name>#<the private directory's random
  * suffix>", unique per import, never name alone: snap_create reuses a
  * parent's chunks for a file of the same path, size, mtime, inode and
- * device (SN1), and a fresh extraction can get the inode numbers of the
+ * device (SNAP-SN1), and a fresh extraction can get the inode numbers of the
  * previous one (deleted, then reused by the file system) while archives
  * made with a fixed mtime (SOURCE_DATE_EPOCH) keep size and mtime: with
  * name as the source an import could silently take the previous import's
- * bytes. Recording name alone needs a snap_opts switch that turns SN1 off. */
+ * bytes. Recording name alone needs a snap_opts switch that turns SNAP-SN1 off. */
 static int imp_create(imp_ctx *x, dm_store *s, const char *name, const snap_opts *o, snap_info *ret,
                       char *err, size_t errlen)
 {
@@ -620,7 +620,7 @@ out:
     if (x->w)
         archive_write_free(x->w);
     if (x->base[0])
-        snap_rm_tree(x->base); /* EX8 */
+        snap_rm_tree(x->base); /* SNAP-EX8 */
     free(x);
     return rc;
 }

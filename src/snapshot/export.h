@@ -1,6 +1,6 @@
 /* Export and import of snapshots as standard tar archives: the limits of
  * snap_import() (snapshot.h), for callers that need other caps than the
- * defaults. See export.c for the design and its invariants (EX1..EX8). */
+ * defaults. See export.c for the design and its invariants (SNAP-EX1..EX8). */
 #ifndef DUMONT_SNAPSHOT_EXPORT_H
 #define DUMONT_SNAPSHOT_EXPORT_H
 

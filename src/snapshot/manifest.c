@@ -1,14 +1,14 @@
-/* Manifest encoding and decoding (format and MF1-MF4 in manifest.h).
+/* Manifest encoding and decoding (format and MANIF-MF1 to MANIF-MF4 in manifest.h).
  *
  * Encoding builds the body in a capped growable buffer, compresses it into
  * one LZ4 frame and prefixes the plain header. Decoding walks a cursor that
  * turns every overrun into a sticky failure, so the field readers need no
- * checks of their own; semantic checks (MF2, MF3) follow each entry.
+ * checks of their own; semantic checks (MANIF-MF2, MANIF-MF3) follow each entry.
  *
- * I1: the declared plain body length may not exceed 256x the compressed
+ * MANIF-I1: the declared plain body length may not exceed 256x the compressed
  *     length (LZ4's best ratio is ~255), so a 100-byte object cannot make
  *     decode allocate 512 MiB.
- * I2: a failed decode frees everything it allocated and leaves *ret alone. */
+ * MANIF-I2: a failed decode frees everything it allocated and leaves *ret alone. */
 #define _GNU_SOURCE /* memrchr */
 #include "snapshot/manifest.h"
 
@@ -230,7 +230,7 @@ int manifest_remove(manifest *m, char *gone)
             entry_done(e);
             continue;
         }
-        if (e->type == MF_HARDLINK) /* targets come first (MF3): already mapped */
+        if (e->type == MF_HARDLINK) /* targets come first (MANIF-MF3): already mapped */
             e->link_to = map[e->link_to];
         map[i] = (uint32_t)w;
         m->e[w++] = *e;
@@ -430,7 +430,7 @@ int manifest_decode_info(const void *data, size_t len, snap_info *ret, char *err
 
 static int inflate_body(const uint8_t *src, size_t srclen, uint64_t plain, uint8_t **ret)
 {
-    if (plain > MF_MAX_BODY || plain > (uint64_t)srclen * 256 + 64) /* I1 */
+    if (plain > MF_MAX_BODY || plain > (uint64_t)srclen * 256 + 64) /* MANIF-I1 */
         return -1;
     LZ4F_dctx *dctx = NULL;
     uint8_t *out = malloc(plain + 1);
@@ -459,7 +459,7 @@ out:
     return rc;
 }
 
-/* MF2: a relative path of non-empty components, none "." or "..". */
+/* MANIF-MF2: a relative path of non-empty components, none "." or "..". */
 static int path_ok(const char *p, size_t len)
 {
     if (len == 0 || len > MF_PATH_MAX || memchr(p, 0, len))
@@ -501,7 +501,7 @@ static int get_file_extents(cursor *c, mf_entry *e)
             return -1;
         total += x.len;
     }
-    return total == e->size ? 0 : -1; /* MF3 */
+    return total == e->size ? 0 : -1; /* MANIF-MF3 */
 }
 
 static int get_type_part(cursor *c, manifest *m, size_t i)
@@ -523,7 +523,7 @@ static int get_type_part(cursor *c, manifest *m, size_t i)
     return 0;
 }
 
-/* MF2: order, root, parent is an earlier directory. */
+/* MANIF-MF2: order, root, parent is an earlier directory. */
 static int place_ok(const manifest *m, size_t i)
 {
     const mf_entry *e = &m->e[i];

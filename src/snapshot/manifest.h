@@ -10,17 +10,17 @@
  * Names are stored as length + raw bytes, so any byte but NUL and '/' in a
  * name round trips (no UTF-8 needed, unlike JSON).
  *
- * MF1: decode trusts nothing: every length is checked against what remains
+ * MANIF-MF1: decode trusts nothing: every length is checked against what remains
  *      and against a hard cap (MF_MAX_*); the LZ4 frame may not inflate past
  *      the declared body length, itself capped. Garbage fails DM_E_PROTOCOL.
- * MF2: a decoded manifest is safe to restore: entry 0 is the root "" (a
+ * MANIF-MF2: a decoded manifest is safe to restore: entry 0 is the root "" (a
  *      directory); every other path is relative, without "", "." or ".."
  *      components and without NUL; entries are strictly increasing by
  *      mf_path_cmp (so no duplicates), and each entry's parent is an earlier
  *      MF_DIR entry, so no entry can be reached through a symlink.
- * MF3: a hard link names an earlier MF_FILE entry; a file's extents add up
+ * MANIF-MF3: a hard link names an earlier MF_FILE entry; a file's extents add up
  *      exactly to its size; a data extent is 1..REPO_CHUNK_MAX bytes.
- * MF4: decode(encode(m)) equals m field for field (nothing is dropped), and
+ * MANIF-MF4: decode(encode(m)) equals m field for field (nothing is dropped), and
  *      encode is deterministic, so a snapshot's id is stable. */
 #ifndef DUMONT_SNAPSHOT_MANIFEST_H
 #define DUMONT_SNAPSHOT_MANIFEST_H
@@ -85,7 +85,7 @@ long manifest_find(const manifest *m, const char *path, size_t len);
 
 /* *ret malloc'd. Fails DM_E_TOO_BIG past the caps. */
 int manifest_encode(const manifest *m, void **ret, size_t *ret_len, char *err, size_t errlen);
-/* MF1-MF3. *ret: manifest_free() it. */
+/* MANIF-MF1 to MANIF-MF3. *ret: manifest_free() it. */
 int manifest_decode(const void *data, size_t len, manifest **ret, char *err, size_t errlen);
 /* Only the header (len may stop anywhere after it). ret->id is left as is. */
 int manifest_decode_info(const void *data, size_t len, snap_info *ret, char *err, size_t errlen);

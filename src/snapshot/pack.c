@@ -1,18 +1,18 @@
 /* Pack and index object formats and the chunk codec (see pack.h for the
  * byte layout; docs/snapshot-format.md for the why).
  *
- * PK1: a pack's id is the SHA-256 of its header and trailer only. The header
+ * SNAP-PK1: a pack's id is the SHA-256 of its header and trailer only. The header
  *      lists every blob's chunk id (the SHA-256 of its plain bytes), offset,
  *      lengths and flag, so it determines the pack's content; hashing 16 MiB
  *      of blobs a second time would cost ~10% of snapshot CPU for nothing,
- *      since every blob is checked against its chunk id when read (RP1).
- * PK2: decoders trust nothing: every entry is checked against REPO_CHUNK_MAX,
- *      the pack size cap and the flag rules before anyone uses it (RP6);
+ *      since every blob is checked against its chunk id when read (SNAP-RP1).
+ * SNAP-PK2: decoders trust nothing: every entry is checked against REPO_CHUNK_MAX,
+ *      the pack size cap and the flag rules before anyone uses it (SNAP-RP6);
  *      index_parse() validates the whole object before reporting any entry.
- * PK3: LZ4 frames use 4 MiB linked blocks, no checksum (the chunk id is the
+ * SNAP-PK3: LZ4 frames use 4 MiB linked blocks, no checksum (the chunk id is the
  *      checksum) and record the content size; decoding never writes past the
  *      recorded plain length and fails unless it is produced exactly.
- * PK4: a chunk is stored raw when LZ4 saves less than 1/32 (~3%) of it:
+ * SNAP-PK4: a chunk is stored raw when LZ4 saves less than 1/32 (~3%) of it:
  *      decoding raw blobs is a copy, and weights do not compress. Chunks of
  *      SAMPLE_MIN bytes or more are first probed: SAMPLES blocks of
  *      SAMPLE_LEN bytes spread over the chunk are compressed alone, and when
@@ -129,7 +129,7 @@ size_t pack_finish(pack_builder *b, chunk_id *ret_pack_id)
     memcpy(h + PACK_HDR_FIXED, b->ents, ents);
     put32(h + hlen, hlen);
     memcpy(h + hlen + 4, "DMPK", 4);
-    SHA256(h, hlen + PACK_TRAILER, ret_pack_id->b); /* PK1 */
+    SHA256(h, hlen + PACK_TRAILER, ret_pack_id->b); /* SNAP-PK1 */
     return b->len + hlen + PACK_TRAILER;
 }
 
@@ -192,7 +192,7 @@ static int index_walk(const uint8_t *data, size_t len, index_entry_fn fn, void *
 int index_parse(const uint8_t *data, size_t len, index_entry_fn fn, void *ctx, char *err,
                 size_t errlen)
 {
-    int rc = index_walk(data, len, NULL, NULL, err, errlen); /* PK2: check first */
+    int rc = index_walk(data, len, NULL, NULL, err, errlen); /* SNAP-PK2: check first */
     return rc ? rc : index_walk(data, len, fn, ctx, err, errlen);
 }
 
@@ -210,7 +210,7 @@ static void frame_prefs(LZ4F_preferences_t *p, size_t len)
 #define SAMPLES    8
 #define SAMPLE_LEN 4096
 
-/* PK4: 1 if probes of src say it will not compress. */
+/* SNAP-PK4: 1 if probes of src say it will not compress. */
 static int looks_incompressible(const uint8_t *src, size_t len)
 {
     char out[LZ4_COMPRESSBOUND(SAMPLE_LEN)];
@@ -244,7 +244,7 @@ int pack_compress(const void *src, size_t len, uint8_t **scratch, size_t *scratc
     size_t clen = LZ4F_compressFrame(*scratch, bound, src, len, &prefs);
     if (LZ4F_isError(clen))
         return DM_E_INTERNAL;
-    if (clen >= len - len / 32) /* PK4 */
+    if (clen >= len - len / 32) /* SNAP-PK4 */
         goto raw;
     *ret_stored = *scratch;
     *ret_len = clen;
@@ -274,7 +274,7 @@ int pack_decompress(const void *src, size_t slen, void *dst, size_t plain)
         out += dsz;
         in += ssz;
         in_left -= ssz;
-        if (hint == 0) { /* frame complete: exact length, nothing after it (PK3) */
+        if (hint == 0) { /* frame complete: exact length, nothing after it (SNAP-PK3) */
             rc = (out == plain && in_left == 0) ? 0 : DM_E_PROTOCOL;
             goto out;
         }

@@ -38,7 +38,7 @@ typedef struct {
 } pack_entry;
 
 void pack_entry_encode(const pack_entry *e, uint8_t out[PACK_ENTRY_SIZE]);
-/* Decodes and bounds-checks (RP6); DM_E_PROTOCOL when out of bounds. */
+/* Decodes and bounds-checks (SNAP-RP6); DM_E_PROTOCOL when out of bounds. */
 int pack_entry_decode(const uint8_t in[PACK_ENTRY_SIZE], pack_entry *ret);
 
 /* An open pack being filled: blobs in buf, encoded entries in ents. */
@@ -65,11 +65,11 @@ int index_encode(const chunk_id *pack_ids, uint8_t *const *ents, const uint32_t 
                  uint8_t **ret, size_t *ret_len);
 typedef int (*index_entry_fn)(const chunk_id *pack_id, const pack_entry *e, void *ctx);
 /* Parses an index object, calling fn for every entry after the whole object
- * was checked (RP6): a malformed object calls fn never. */
+ * was checked (SNAP-RP6): a malformed object calls fn never. */
 int index_parse(const uint8_t *data, size_t len, index_entry_fn fn, void *ctx, char *err,
                 size_t errlen);
 
-/* RP3: compresses src into *scratch (grown as needed; free() it) as an LZ4
+/* SNAP-RP3: compresses src into *scratch (grown as needed; free() it) as an LZ4
  * frame, or picks raw when that saves under ~3%. *ret_stored points to
  * *scratch or to src. */
 int pack_compress(const void *src, size_t len, uint8_t **scratch, size_t *scratch_cap,

@@ -1,4 +1,4 @@
-/* The chunk repository (repo.h RP1-RP6): a table of every known chunk in
+/* The chunk repository (repo.h SNAP-RP1 to SNAP-RP6): a table of every known chunk in
  * memory, one open pack being filled, packs written to the store as they
  * fill, and index objects naming them written at flush.
  *
@@ -8,7 +8,7 @@
  * (open addressing, linear probing, load <= 0.7). Three million chunks take
  * ~144 MiB of entries and <= 32 MiB of table.
  *
- * Concurrency (RP5): one mutex guards all state. repo_add_chunk hashes and
+ * Concurrency (SNAP-RP5): one mutex guards all state. repo_add_chunk hashes and
  * compresses without it; it holds it only to look the id up and to copy the
  * stored bytes into the open pack. A full pack is handed to the writer
  * threads (REPO_WRITER_THREADS, started on first use), which write it
@@ -17,26 +17,26 @@
  * pack is made durable as it is written, store_file.c F7). At most
  * REPO_WRITERS packs are queued or being written; an adder that needs a new pack beyond that waits
  * (condition variable), so memory stays under REPO_WRITERS + REPO_STREAMS
- * pack buffers (RP7: one open pack per stream).
+ * pack buffers (SNAP-RP7: one open pack per stream).
  *
- * R1: a chunk in the table is in the open pack, in a pack being written, or
+ * SNAP-R1: a chunk in the table is in the open pack, in a pack being written, or
  *     in a pack in the store; reads of the first two copy from the buffer
  *     under the lock (the buffer is recycled only under the lock once the
  *     pack is written).
- * R2: a pack write that fails marks the repo broken: every later add and
+ * SNAP-R2: a pack write that fails marks the repo broken: every later add and
  *     flush fails with that message, since chunks the table claims would be
  *     missing. Reopen to retry.
- * R3: an index object is written only after every pack it names (RP4);
+ * SNAP-R3: an index object is written only after every pack it names (SNAP-RP4);
  *     repo_flush waits for in-flight packs first. Pending index data beyond
  *     INDEX_TARGET is written early, so memory stays bounded; each index
  *     object stays under INDEX_TARGET and loads are capped at INDEX_MAX.
- * R4: repo_open ignores an index object whose content does not hash to its
+ * SNAP-R4: repo_open ignores an index object whose content does not hash to its
  *     name or does not parse (logged as repo.index.bad, counted by
  *     repo_bad_indexes()): its chunks look missing, so verify reports them
  *     and new snapshots store them again. Errors reading the store fail.
- * R5: the first copy of a chunk wins when indexes list it twice (after an
+ * SNAP-R5: the first copy of a chunk wins when indexes list it twice (after an
  *     interrupted prune); a pack listed twice is one pack.
- * R6: prune (repo_prune.c, P1-P4) holds the lock throughout and needs
+ * SNAP-R6: prune (repo_prune.c, SNAP-P1 to SNAP-P4) holds the lock throughout and needs
  *     exclusive use of the store (no other writer process). */
 #include "snapshot/repo.h"
 
@@ -253,7 +253,7 @@ static int index_key_add(repo *r, const char *key)
     return 0;
 }
 
-/* Writes packs [from, to) of b as one index object (R3). */
+/* Writes packs [from, to) of b as one index object (SNAP-R3). */
 static int index_put(repo *r, idx_batch *b, size_t from, size_t to, char *err, size_t errlen)
 {
     uint8_t *data = NULL;
@@ -266,7 +266,7 @@ static int index_put(repo *r, idx_batch *b, size_t from, size_t to, char *err, s
     chunk_id_of(data, len, &iid);
     chunk_id_hex(&iid, hex);
     snprintf(key, sizeof key, "index/%s", hex);
-    rc = store_sync(r->s, err, errlen); /* RP4: the packs it names are durable first */
+    rc = store_sync(r->s, err, errlen); /* SNAP-RP4: the packs it names are durable first */
     if (rc == 0)
         rc = store_put(r->s, key, data, len, err, errlen);
     if (rc == 0)
@@ -316,7 +316,7 @@ static int pack_for_id(load_ctx *c, const chunk_id *pid, uint32_t *ret)
     uint32_t idx;
     if (f >= 0) {
         idx = (uint32_t)f;
-    } else { /* R5: one pack_info per pack id */
+    } else { /* SNAP-R5: one pack_info per pack id */
         int rc = pack_new(r, PK_WRITTEN, &idx);
         if (rc)
             return rc;
@@ -343,7 +343,7 @@ static int load_entry(const chunk_id *pid, const pack_entry *e, void *ctx)
     pack_info *p = &c->r->packs[idx];
     if ((uint64_t)e->off + e->stored > p->blobs)
         p->blobs = (uint64_t)e->off + e->stored;
-    if (repo_chunk_find(c->r, &e->id) >= 0) /* R5 */
+    if (repo_chunk_find(c->r, &e->id) >= 0) /* SNAP-R5 */
         return 0;
     return chunk_insert(c->r, e, idx);
 }
@@ -355,7 +355,7 @@ static void index_bad(repo *r, const char *key, const char *why)
     log_warn("repo.index.bad", "key=%s why=%s", key, log_quote(q, sizeof q, why));
 }
 
-/* Loads one index object (R4). */
+/* Loads one index object (SNAP-R4). */
 static int load_index(repo *r, const char *key, char *err, size_t errlen)
 {
     void *data = NULL;
@@ -517,7 +517,7 @@ void repo_builder_release(repo *r, pack_builder *b)
 }
 
 /* Writer thread, lock held on entry and exit: writes one queued pack
- * without the lock, then files it for the next index object (R3). */
+ * without the lock, then files it for the next index object (SNAP-R3). */
 static void write_queued(repo *r, queued_pack *q)
 {
     pthread_mutex_unlock(&r->mu);
@@ -542,7 +542,7 @@ static void write_queued(repo *r, queued_pack *q)
         r->st.packs_written++;
         rc = repo_batch_add(&r->pend, &pid, ents, q->b.count);
     }
-    if (rc == 0 && r->pend.bytes >= INDEX_TARGET) /* R3: bound pending memory */
+    if (rc == 0 && r->pend.bytes >= INDEX_TARGET) /* SNAP-R3: bound pending memory */
         rc = repo_batch_write(r, &r->pend, msg, sizeof msg);
     if (rc) {
         set_broken(r, rc, msg[0] ? msg : "writing a pack failed");
@@ -647,7 +647,7 @@ static int append_locked(repo *r, int k, pack_entry *e, const void *stored, int 
         }
         int rc = 0;
         if (r->has_open[k] && r->inflight >= REPO_WRITERS)
-            pthread_cond_wait(&r->cv, &r->mu); /* RP5: memory stays bounded */
+            pthread_cond_wait(&r->cv, &r->mu); /* SNAP-RP5: memory stays bounded */
         else if (r->has_open[k])
             rc = queue_open_pack(r, k, err, errlen);
         else if ((rc = start_pack(r, k)) != 0)
@@ -681,7 +681,7 @@ int repo_add_chunk_to(repo *r, int stream, const void *data, size_t len, chunk_i
     if (known)
         r->st.chunks_deduped++;
     pthread_mutex_unlock(&r->mu);
-    if (!known) { /* RP5: compress outside the lock */
+    if (!known) { /* SNAP-RP5: compress outside the lock */
         const void *stored;
         size_t slen;
         rc = pack_compress(data, len, &scratch, &scap, &stored, &slen, &e.flags);
@@ -706,7 +706,7 @@ out:
 }
 
 /* Under the lock: queues the open pack and waits until every pack is
- * written (R3). */
+ * written (SNAP-R3). */
 static int drain_locked(repo *r, char *err, size_t errlen)
 {
     for (;;) {
@@ -781,7 +781,7 @@ void repo_get_stats(repo *r, repo_stats *ret)
 }
 
 /* Where a chunk lives, copied out under the lock. If its pack is not
- * written yet the stored bytes are copied into *ret_mem (R1). */
+ * written yet the stored bytes are copied into *ret_mem (SNAP-R1). */
 typedef struct {
     rentry e;
     char key[KEY_LEN];
@@ -862,7 +862,7 @@ int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *
                      cap);
         goto out;
     }
-    /* RP1; a damaged blob is read once more from a checked copy (ST6: the
+    /* SNAP-RP1; a damaged blob is read once more from a checked copy (ST6: the
      * whole object verified, or the mirror's) */
     for (int verified = 0; verified < 2; verified++) {
         rc = fetch(r, &loc, verified, buf, why, sizeof why);

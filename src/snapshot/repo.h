@@ -6,27 +6,27 @@
  *   packs/<2 hex>/<sha256 of the pack object>   many chunks, then a pack header
  *   index/<sha256 of the index object>         which chunk lives in which pack
  *
- * RP1: a chunk's id is the SHA-256 of its plain bytes; repo_read_chunk()
+ * SNAP-RP1: a chunk's id is the SHA-256 of its plain bytes; repo_read_chunk()
  *      re-hashes what it read and fails (DM_E_PROTOCOL, naming the pack) on
  *      any mismatch: corruption is never returned as data.
- * RP2: a chunk is stored once: adding a chunk the repository (or the open
+ * SNAP-RP2: a chunk is stored once: adding a chunk the repository (or the open
  *      pack) already holds writes nothing.
- * RP3: each chunk is LZ4-frame compressed, or stored raw when that does not
+ * SNAP-RP3: each chunk is LZ4-frame compressed, or stored raw when that does not
  *      make it smaller (model weights); the pack header says which.
- * RP4: packs are written before the index that names them, and the index
+ * SNAP-RP4: packs are written before the index that names them, and the index
  *      before any snapshot that uses them: an interrupted writer leaves only
  *      unreferenced packs, never a reference to something missing.
- * RP5: repo_add_chunk() may be called from several threads at once: hashing
+ * SNAP-RP5: repo_add_chunk() may be called from several threads at once: hashing
  *      and compression run outside the lock; only appending to the open pack
  *      holds it. Memory is bounded: at most REPO_PACK_TARGET bytes buffered
  *      per open pack.
- * RP7: chunks go to one of REPO_STREAMS open packs, chosen by the caller
+ * SNAP-RP7: chunks go to one of REPO_STREAMS open packs, chosen by the caller
  *      (repo_add_chunk_to): a writer with several sequential sources (the
  *      snapshot's readers) keeps each source's chunks together, in its
  *      order, so that a restore in tree order reads packs one after the
  *      other instead of coming back to the same pack (costly on s3://,
  *      where a pack is fetched whole).
- * RP6: nothing read from the store is trusted: pack headers and index
+ * SNAP-RP6: nothing read from the store is trusted: pack headers and index
  *      objects are bounds-checked; lengths are capped (REPO_CHUNK_MAX). */
 #ifndef DUMONT_SNAPSHOT_REPO_H
 #define DUMONT_SNAPSHOT_REPO_H
@@ -62,21 +62,21 @@ typedef struct {
 int repo_open(dm_store *s, repo **ret, char *err, size_t errlen);
 void repo_close(repo *r); /* does not flush: unflushed chunks are dropped */
 
-/* RP2, RP3, RP5. *ret_new (may be NULL) is 1 when the chunk was not there. */
+/* SNAP-RP2, SNAP-RP3, SNAP-RP5. *ret_new (may be NULL) is 1 when the chunk was not there. */
 int repo_add_chunk(repo *r, const void *data, size_t len, chunk_id *ret_id, int *ret_new,
                    char *err, size_t errlen);
-/* The same into stream `stream` (RP7), 0 <= stream < REPO_STREAMS;
+/* The same into stream `stream` (SNAP-RP7), 0 <= stream < REPO_STREAMS;
  * repo_add_chunk is stream 0. */
 #define REPO_STREAMS 2
 int repo_add_chunk_to(repo *r, int stream, const void *data, size_t len, chunk_id *ret_id,
                       int *ret_new, char *err, size_t errlen);
-/* Writes the open pack(s) and an index object naming them (RP4). After it
+/* Writes the open pack(s) and an index object naming them (SNAP-RP4). After it
  * returns 0, every chunk added so far is durable and readable. */
 int repo_flush(repo *r, char *err, size_t errlen);
 int repo_has_chunk(repo *r, const chunk_id *id);
 /* Plain size of a known chunk; DM_E_NOT_FOUND otherwise. */
 int repo_chunk_size(repo *r, const chunk_id *id, size_t *ret_len);
-/* Reads and verifies (RP1) a chunk into buf (cap bytes). */
+/* Reads and verifies (SNAP-RP1) a chunk into buf (cap bytes). */
 int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *ret_len,
                     char *err, size_t errlen);
 /* Read-ahead: chunk id will be read soon. Hints the store (store_prefetch,

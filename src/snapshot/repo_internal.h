@@ -31,7 +31,7 @@ enum { PK_OPEN, PK_WRITING, PK_WRITTEN, PK_FAILED };
 typedef struct {
     chunk_id id; /* valid once written */
     uint8_t state;
-    uint8_t *buf;   /* blobs while open or writing (R1) */
+    uint8_t *buf;   /* blobs while open or writing (SNAP-R1) */
     uint64_t blobs; /* bytes of blobs (max end of a known entry) */
 } pack_info;
 
@@ -62,7 +62,7 @@ struct repo {
     idtab chunks, packtab;
     pack_info *packs;
     size_t npacks, packs_cap;
-    pack_builder open[REPO_STREAMS]; /* RP7: one open pack per stream */
+    pack_builder open[REPO_STREAMS]; /* SNAP-RP7: one open pack per stream */
     int has_open[REPO_STREAMS];
     uint32_t open_pack[REPO_STREAMS];
     pack_builder spare[REPO_SPARES];

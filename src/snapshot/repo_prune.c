@@ -1,15 +1,15 @@
 /* Repository maintenance: verify (re-read and re-hash chunks) and prune
- * (repo.h; the invariants R1-R6 are in repo.c, prune's is R6):
+ * (repo.h; the invariants SNAP-R1 to SNAP-R6 are in repo.c, prune's is SNAP-R6):
  *
- * P1: nothing is deleted before everything that replaces it is durable:
+ * SNAP-P1: nothing is deleted before everything that replaces it is durable:
  *     rewritten packs, then the new index objects, then deletion of the old
  *     index objects, then of the old packs.
- * P2: an old object whose name equals a new one's (same content) is not
+ * SNAP-P2: an old object whose name equals a new one's (same content) is not
  *     deleted: it IS the new one (ST2).
- * P3: a pack is dropped when none of its chunks is used, rewritten when its
+ * SNAP-P3: a pack is dropped when none of its chunks is used, rewritten when its
  *     used chunks are under half of its blob bytes (copied as stored, no
  *     recompression), kept whole otherwise.
- * P4: after deleting, the state is reloaded from the store, even after a
+ * SNAP-P4: after deleting, the state is reloaded from the store, even after a
  *     failure part way, so memory never names a deleted pack. */
 #include "snapshot/repo.h"
 
@@ -43,7 +43,7 @@ int repo_verify(repo *r, const chunk_id *ids, size_t n, repo_bad_fn bad, void *c
     return 0;
 }
 
-/* ---- prune (R6) ----------------------------------------------------------- */
+/* ---- prune (SNAP-R6) ----------------------------------------------------------- */
 
 enum { KEEP = 0, DROP, REWRITE };
 

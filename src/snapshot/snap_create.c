@@ -1,35 +1,35 @@
 /* snap_create(): walk, chunk, store, write the manifest, then the pointer.
  *
  * Pipeline: the calling thread walks the tree (walk.c), reuses the parent
- * snapshot's chunk lists where it may (SN1), then CR_READERS readers read
+ * snapshot's chunk lists where it may (SNAP-SN1), then CR_READERS readers read
  * the other files, each file whole by one reader, cut them with FastCDC
  * (chunker.c) and hand each chunk to a pool of workers (workq.c) that call
- * repo_add_chunk() (hash + compress + append, thread-safe by RP5). The
+ * repo_add_chunk() (hash + compress + append, thread-safe by SNAP-RP5). The
  * chunk's slot in its file's extent list is reserved before the job is
  * queued, so per-file order is kept whatever order the workers finish in.
  *
- * CR6: files are taken in tree order from two queues, small files (< 1 MiB:
+ * SNAP-CR6: files are taken in tree order from two queues, small files (< 1 MiB:
  *      system calls, hashing of many small chunks) and large ones (bytes:
  *      copies and disk writes); reader 0 prefers the large ones, reader 1
  *      the small ones, and each takes from the other queue when its own is
  *      empty. Both kinds of work so overlap instead of taking turns, which
  *      a single reader in tree order made them do. Each reader's chunks go
- *      to its own pack stream (RP7), so packs follow tree order per reader
+ *      to its own pack stream (SNAP-RP7), so packs follow tree order per reader
  *      and a restore does not come back to a pack it has read.
  *
- * CR1: memory is bounded (SN5): one 8 MiB read buffer per reader plus at
+ * SNAP-CR1: memory is bounded (SNAP-SN5): one 8 MiB read buffer per reader plus at
  *      most CR_INFLIGHT bytes of chunk copies waiting for or inside workers;
  *      a reader blocks when that budget is used.
- * CR2: holes are not read: SEEK_DATA/SEEK_HOLE find the data regions; a
+ * SNAP-CR2: holes are not read: SEEK_DATA/SEEK_HOLE find the data regions; a
  *      chunk of zeros (e.g. on a file system without SEEK_HOLE) is recorded
  *      as a hole too. Holes are extents with no chunk; restore recreates
- *      them with ftruncate (SN4).
- * CR3: a file's entry takes size/mtime/ino/dev from fstat() of the opened
+ *      them with ftruncate (SNAP-SN4).
+ * SNAP-CR3: a file's entry takes size/mtime/ino/dev from fstat() of the opened
  *      file, before reading: if it changes while being read, its mtime or
  *      size differs next time and it is read again then.
- * CR4: entries that vanish (or stop being regular files) between the walk
+ * SNAP-CR4: entries that vanish (or stop being regular files) between the walk
  *      and the read are dropped from the manifest, with hard links to them.
- * CR5: order of writes (SN3): chunks, repo_flush() (packs, then index),
+ * SNAP-CR5: order of writes (SNAP-SN3): chunks, repo_flush() (packs, then index),
  *      manifest snapshots/<id>, then the pointer latest/<src>/<ms>-<id>.
  *      Until the manifest exists nothing refers to the new data. */
 #define _GNU_SOURCE /* SEEK_DATA, SEEK_HOLE */
@@ -60,14 +60,14 @@
 #define CR_RBUF     (8u << 20) /* >= 2 * CHUNK_MAX */
 #define CR_INFLIGHT (32u << 20)
 #define CR_READERS  2
-#define CR_SMALL    (1u << 20) /* CR6 */
+#define CR_SMALL    (1u << 20) /* SNAP-CR6 */
 
-/* CR7: chunk copies of CR_BIGCOPY bytes or more come from a pool of
+/* SNAP-CR7: chunk copies of CR_BIGCOPY bytes or more come from a pool of
  * huge-page buffers (util/bigbuf.h; capacity rounded up to 2 MiB) kept for
  * reuse, up to POOL_MAX bytes: a fresh malloc of ~1 MiB per chunk is a
  * fresh mapping whose page faults cost more than the copy itself (they were
  * a fifth of an incremental snapshot's time). Smaller copies (small files)
- * are malloc'd: the heap reuses those. The in-flight budget (CR1) counts a
+ * are malloc'd: the heap reuses those. The in-flight budget (SNAP-CR1) counts a
  * copy's capacity, so it bounds the memory really held. */
 #define CR_BIGCOPY (256u << 10)
 #define POOL_MAX   (CR_INFLIGHT + (8u << 20))
@@ -152,17 +152,17 @@ typedef struct {
     char err[512];
     uint64_t done, total;
     const char *need;      /* per entry: to be read */
-    size_t cursor[2];      /* CR6: next entry to look at, small / large */
-    char *vanished;        /* per entry: CR4 */
+    size_t cursor[2];      /* SNAP-CR6: next entry to look at, small / large */
+    char *vanished;        /* per entry: SNAP-CR4 */
     workq *q;
-    bpool pool; /* CR7 */
+    bpool pool; /* SNAP-CR7 */
 } cctx;
 
 typedef struct {
     pbuf buf;
     size_t len;
     uint32_t fi, xi;
-    int stream; /* RP7: the reader's own packs */
+    int stream; /* SNAP-RP7: the reader's own packs */
 } cjob;
 
 typedef struct { /* one reader's own state */
@@ -238,12 +238,12 @@ static int all_zero(const uint8_t *p, size_t n)
     return n > 0 && p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
 }
 
-/* CR1: waits for budget, copies the chunk and queues it. */
+/* SNAP-CR1: waits for budget, copies the chunk and queues it. */
 static int submit(cctx *c, const rstate *rs, uint32_t fi, const uint8_t *data, size_t n)
 {
     mf_extent x = {.len = n, .hole = all_zero(data, n)};
     uint32_t xi;
-    if (x.hole) /* CR2 */
+    if (x.hole) /* SNAP-CR2 */
         return add_extent(c, &c->m->e[fi], &x, &xi);
     size_t cap = copy_cap(n);
     pthread_mutex_lock(&c->lock);
@@ -297,7 +297,7 @@ static int read_region(cctx *c, const rstate *rs, uint32_t fi, int fd, uint64_t 
             have += (size_t)n;
             rpos += (uint64_t)n;
         }
-        while (start < have) { /* CK4: cut while the bytes decide; the tail waits */
+        while (start < have) { /* SNAP-CK4: cut while the bytes decide; the tail waits */
             size_t n = chunker_find(rbuf + start, have - start);
             if (!n && !eof)
                 break;
@@ -313,8 +313,8 @@ static int read_region(cctx *c, const rstate *rs, uint32_t fi, int fd, uint64_t 
     return 0;
 }
 
-/* CR2: data regions by SEEK_DATA/SEEK_HOLE; holes become hole extents. */
-/* *size: the file's size in, the bytes recorded out (CR3). */
+/* SNAP-CR2: data regions by SEEK_DATA/SEEK_HOLE; holes become hole extents. */
+/* *size: the file's size in, the bytes recorded out (SNAP-CR3). */
 static int read_extents(cctx *c, const rstate *rs, uint32_t fi, int fd, uint64_t *ret_size)
 {
     uint64_t size = *ret_size;
@@ -338,7 +338,7 @@ static int read_extents(cctx *c, const rstate *rs, uint32_t fi, int fd, uint64_t
         rc = read_region(c, rs, fi, fd, data, hole, &got);
         off = data + got;
         if (got < hole - data)
-            break; /* the file shrank: keep what was read (CR3) */
+            break; /* the file shrank: keep what was read (SNAP-CR3) */
     }
     *ret_size = off;
     return rc;
@@ -352,7 +352,7 @@ static int read_file(cctx *c, const rstate *rs, uint32_t fi)
     snprintf(path, sizeof path, "%s/%s", c->root, e->path);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)) {
-        c->vanished[fi] = 1; /* CR4 */
+        c->vanished[fi] = 1; /* SNAP-CR4 */
         return 0;
     }
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -366,7 +366,7 @@ static int read_file(cctx *c, const rstate *rs, uint32_t fi)
         c->vanished[fi] = 1;
         goto out;
     }
-    e->mode = st.st_mode & 07777; /* CR3 */
+    e->mode = st.st_mode & 07777; /* SNAP-CR3 */
     e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     e->ino = st.st_ino;
     e->dev = st.st_dev;
@@ -383,7 +383,7 @@ out:
     return rc;
 }
 
-/* SN1: same path, size, mtime, inode and device as in the parent (and its
+/* SNAP-SN1: same path, size, mtime, inode and device as in the parent (and its
  * chunks still in the repository): take the parent's extents unread. */
 static int reuse_one(cctx *c, mf_entry *e, const manifest *p)
 {
@@ -427,7 +427,7 @@ static void count_entries(const manifest *m, snap_info *in)
     }
 }
 
-/* CR6: the next file to read, from queue `prefer` first; -1 when none. */
+/* SNAP-CR6: the next file to read, from queue `prefer` first; -1 when none. */
 static long next_file(cctx *c, int prefer)
 {
     long fi = -1;
@@ -446,8 +446,8 @@ static long next_file(cctx *c, int prefer)
 
 typedef struct {
     cctx *c;
-    int prefer; /* CR6: 1 large files first, 0 small ones */
-    int id;     /* its pack stream (RP7) */
+    int prefer; /* SNAP-CR6: 1 large files first, 0 small ones */
+    int id;     /* its pack stream (SNAP-RP7) */
     pthread_t thread;
 } reader;
 
@@ -467,7 +467,7 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Reads every file that needs it: CR_READERS readers (CR6), the calling
+/* Reads every file that needs it: CR_READERS readers (SNAP-CR6), the calling
  * thread being the first, feeding the worker pool. */
 static int read_all(cctx *c, int threads, char *err, size_t errlen)
 {
@@ -492,7 +492,7 @@ static int read_all(cctx *c, int threads, char *err, size_t errlen)
     return 0;
 }
 
-/* CR5: manifest, then pointer. */
+/* SNAP-CR5: manifest, then pointer. */
 static int write_manifest(dm_store *s, const manifest *m, snap_info *in, char *err, size_t errlen)
 {
     void *data = NULL;

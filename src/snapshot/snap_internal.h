@@ -18,7 +18,7 @@
 
 int snap_threads(const snap_opts *o);
 /* threads capped so that one bufcap-byte buffer per thread stays within
- * SNAP_BUF_BUDGET (SN5). */
+ * SNAP_BUF_BUDGET (SNAP-SN5). */
 #define SNAP_BUF_BUDGET (128u << 20)
 int snap_threads_for(int threads, size_t bufcap);
 void snap_sha256_hex(const void *data, size_t len, char out[65]);

@@ -1,43 +1,43 @@
-/* snap_restore() (SN2): rebuild a snapshot's tree in a staging directory
+/* snap_restore() (SNAP-SN2): rebuild a snapshot's tree in a staging directory
  * beside the target, then swap it in.
  *
  * Steps: check the target; mkdtemp <target>.dumont-restore.XXXXXX; create
  * the directories (0700 while we fill them); create each file, ftruncate it
  * to its size (holes stay holes: only data extents are written) and hand its
  * chunks to the worker pool, which reads each with repo_read_chunk()
- * (verified, RP1) and pwrite()s it at its offset; then symlinks and hard
+ * (verified, SNAP-RP1) and pwrite()s it at its offset; then symlinks and hard
  * links; then owners (as root), modes and mtimes: a file's through its
  * descriptor when its last chunk is written, directories and symlinks in
  * reverse tree order, so a directory's mtime is final; then the swap.
  *
- * RS1: the target is touched only by the final renames, after every chunk
+ * SNAP-RS1: the target is touched only by the final renames, after every chunk
  *      was read and verified and every entry created: on any failure the
  *      staging directory is removed and the error names the file.
- * RS2: nothing is written through a symlink: manifest_decode() guarantees
- *      (MF2) each entry's parent is a directory entry, which we created
+ * SNAP-RS2: nothing is written through a symlink: manifest_decode() guarantees
+ *      (MANIF-MF2) each entry's parent is a directory entry, which we created
  *      ourselves with mkdir in a fresh mkdtemp directory; files are created
  *      O_CREAT|O_EXCL|O_NOFOLLOW, so an entry can never land on something
  *      that already exists.
- * RS3: bounded: per worker one buffer of the largest chunk, and no more
+ * SNAP-RS3: bounded: per worker one buffer of the largest chunk, and no more
  *      workers than fit SNAP_BUF_BUDGET; at most
  *      RS_OPEN_MAX files open; the job queue holds 64 jobs.
- * RS4: swap: no target -> rename; an empty directory -> rename over it
+ * SNAP-RS4: swap: no target -> rename; an empty directory -> rename over it
  *      (atomic on Linux); otherwise only with force: target renamed aside,
  *      staging renamed in (on failure the old one is renamed back), old
  *      tree removed.
- * RS6: read-ahead: a second cursor walks the manifest's data extents ahead
+ * SNAP-RS6: read-ahead: a second cursor walks the manifest's data extents ahead
  *      of the producer and hints each new pack to the store (repo_prefetch,
  *      ST5), staying RS_AHEAD packs ahead of the job being queued. Packs,
  *      not jobs, are counted: 64 queued jobs may be 4 packs of model
  *      weights or a few hundred small files in one pack. On s3:// the next
  *      packs then download while the workers decode the current one.
- * RS7: a restore holds flock() on its staging directory while it lives; a
+ * SNAP-RS7: a restore holds flock() on its staging directory while it lives; a
  *      restore killed with -9 loses the lock with its life. Before making
  *      its own, a restore removes the staging directories beside the same
  *      target whose lock it can take (their owner is gone). Only staging
  *      directories: a "<target>.dumont-old.*" may hold the user's previous
  *      tree (a swap cut short) and is never touched.
- * RS5: timing (snap_opts.restore_stats) is measured per thread: each job
+ * SNAP-RS5: timing (snap_opts.restore_stats) is measured per thread: each job
  *      notes its thread's store_thread_fetch_ns() before and after reading
  *      its chunk, and its own busy time; the fetch share of the data phase's
  *      wall time is fetch/busy (snapshot.h). No clock is read when stats
@@ -65,7 +65,7 @@
 #include <unistd.h>
 
 #define RS_OPEN_MAX 256
-#define RS_AHEAD    4 /* RS6 */
+#define RS_AHEAD    4 /* SNAP-RS6 */
 #define RS_PATH     (PATH_MAX + MF_PATH_MAX + 64)
 
 typedef struct {
@@ -81,11 +81,11 @@ typedef struct {
     uint8_t **buf;
     size_t bufcap;
     uint64_t done, total;
-    int timed;                  /* RS5: o->restore_stats asked for */
-    uint64_t fetch_ns, busy_ns; /* RS5: sums over worker jobs */
+    int timed;                  /* SNAP-RS5: o->restore_stats asked for */
+    uint64_t fetch_ns, busy_ns; /* SNAP-RS5: sums over worker jobs */
     uint64_t chunks;
-    int stage_fd; /* RS7: holds the staging directory's lock; -1 none */
-    /* RS6: the read-ahead cursor, and where each hinted pack starts */
+    int stage_fd; /* SNAP-RS7: holds the staging directory's lock; -1 none */
+    /* SNAP-RS6: the read-ahead cursor, and where each hinted pack starts */
     size_t la_fi;
     uint32_t la_xi, la_pack;
     size_t ring_fi[RS_AHEAD];
@@ -193,7 +193,7 @@ static int before(size_t a, uint32_t ak, size_t b, uint32_t bk)
     return a < b || (a == b && ak < bk);
 }
 
-/* RS6: the producer is about to queue extent xi of entry fi. */
+/* SNAP-RS6: the producer is about to queue extent xi of entry fi. */
 static void read_ahead(rctx *c, size_t fi, uint32_t xi)
 {
     while (c->ring_n > 0 && !before(fi, xi, c->ring_fi[c->ring_head], c->ring_xi[c->ring_head])) {
@@ -256,7 +256,7 @@ static void restore_worker(void *p, void *ctx, int worker)
     free(j);
 }
 
-/* Creates file fi and queues its data extents (RS2, RS3). */
+/* Creates file fi and queues its data extents (SNAP-RS2, SNAP-RS3). */
 static int restore_file(rctx *c, workq *q, uint32_t fi)
 {
     const mf_entry *e = &c->m->e[fi];
@@ -447,7 +447,7 @@ static int swap_in(rctx *c, const char *target, char *err, size_t errlen)
     char aside[PATH_MAX + 64];
     if (rc != 0)
         return dm_fail(err, errlen, rc, "restore: %s: %s", target, strerror(-rc));
-    if (state < 2) { /* RS4: absent or empty directory */
+    if (state < 2) { /* SNAP-RS4: absent or empty directory */
         if (rename(c->stage, target) != 0)
             return dm_fail(err, errlen, -errno, "restore: %s: %s", target, strerror(errno));
         return 0;
@@ -495,7 +495,7 @@ static void restore_prepare(rctx *c)
     }
 }
 
-/* RS7: removes the staging directories of dead restores of target. */
+/* SNAP-RS7: removes the staging directories of dead restores of target. */
 static void remove_stale_staging(const char *target)
 {
     char parent[PATH_MAX], path[PATH_MAX + 256], q[PATH_MAX + 80];
@@ -538,7 +538,7 @@ static int restore_run(rctx *c, const char *target, int force, int threads, int6
     }
     c->stage_fd = open(c->stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (c->stage_fd >= 0)
-        flock(c->stage_fd, LOCK_EX | LOCK_NB); /* RS7; fresh: nobody else has it */
+        flock(c->stage_fd, LOCK_EX | LOCK_NB); /* SNAP-RS7; fresh: nobody else has it */
     restore_prepare(c);
     threads = snap_threads_for(threads, c->bufcap);
     if (make_dirs(c) != 0)
@@ -568,7 +568,7 @@ static int trim_target(const char *target, char *buf, size_t len, char *err, siz
     return 0;
 }
 
-/* RS5: the wall-time share of fetching (snapshot.h snap_restore_stats). */
+/* SNAP-RS5: the wall-time share of fetching (snapshot.h snap_restore_stats). */
 static void fill_stats(const rctx *c, int64_t t0_us, uint64_t main_fetch_ns, int64_t data_us,
                        snap_restore_stats *st)
 {
@@ -614,9 +614,9 @@ int snap_restore(dm_store *s, const char *id, const char *target_in, int force, 
         fill_stats(&c, t0_us, store_thread_fetch_ns() - f0, data_us, o->restore_stats);
 out:
     if (c.stage[0])
-        snap_rm_tree(c.stage); /* RS1 */
+        snap_rm_tree(c.stage); /* SNAP-RS1 */
     if (c.stage_fd >= 0)
-        close(c.stage_fd); /* RS7: the lock goes with it */
+        close(c.stage_fd); /* SNAP-RS7: the lock goes with it */
     for (int i = 0; c.buf && i < threads; i++)
         free(c.buf[i]);
     free(c.buf);

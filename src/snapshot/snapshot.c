@@ -1,17 +1,17 @@
 /* The snapshot engine: the read side (list, get, latest, verify, diff,
  * prune) and helpers shared with snap_create.c and snap_restore.c.
- * docs/snapshot.md explains the whole engine; snapshot.h has SN1-SN5.
+ * docs/snapshot.md explains the whole engine; snapshot.h has SNAP-SN1 to SNAP-SN5.
  *
- * I1: a manifest is trusted only after its bytes hash to its id (ids are
- *     content addresses) and manifest_decode() accepted it (MF1-MF3).
- * I2: latest/ holds one immutable pointer per snapshot (store objects are
+ * SNAP-I1: a manifest is trusted only after its bytes hash to its id (ids are
+ *     content addresses) and manifest_decode() accepted it (MANIF-MF1 to MANIF-MF3).
+ * SNAP-I2: latest/ holds one immutable pointer per snapshot (store objects are
  *     immutable, ST2); the newest pointer whose manifest exists wins, so a
  *     crash between manifest and pointer, or a pruned manifest whose pointer
  *     is still there, can never make latest name something missing.
- * I3: prune decides and reads every kept manifest before it deletes
+ * SNAP-I3: prune decides and reads every kept manifest before it deletes
  *     anything; it deletes pointers, then manifests, then (repo_prune) data,
  *     so an interruption leaves only unreferenced objects behind.
- * I4: verify and diff report in tree order, whatever the thread timing. */
+ * SNAP-I4: verify and diff report in tree order, whatever the thread timing. */
 #include "snapshot/snapshot.h"
 
 #include "snapshot/repo.h"
@@ -87,7 +87,7 @@ int snap_load(dm_store *s, const char *id, manifest **ret, char *err, size_t err
     if (rc != 0)
         goto out;
     snap_sha256_hex(data, len, h);
-    if (strcmp(h, id) != 0) { /* I1 */
+    if (strcmp(h, id) != 0) { /* SNAP-I1 */
         rc = dm_fail(err, errlen, DM_E_PROTOCOL, "snapshot %.12s: manifest is corrupt (hash)", id);
         goto out;
     }
@@ -180,7 +180,7 @@ int snap_latest(dm_store *s, const char *source_dir, char *ret_id, size_t idlen,
             rc = e;
             goto out;
         }
-        if (exists) { /* I2 */
+        if (exists) { /* SNAP-I2 */
             if (strlen(id) >= idlen) {
                 rc = dm_fail(err, errlen, DM_E_INVALID, "id buffer too small");
                 goto out;
@@ -319,7 +319,7 @@ int snap_diff(dm_store *s, const char *id_a, const char *id_b, snap_diff_fn fn, 
         (rc = snap_load(s, id_b, &mb, err, errlen)) != 0)
         goto out;
     size_t i = 0, j = 0;
-    while (i < ma->n || j < mb->n) { /* both in tree order (MF2): a merge */
+    while (i < ma->n || j < mb->n) { /* both in tree order (MANIF-MF2): a merge */
         const mf_entry *a = i < ma->n ? &ma->e[i] : NULL, *b = j < mb->n ? &mb->e[j] : NULL;
         int c = !a ? 1 : !b ? -1 : mf_path_cmp(a->path, a->path_len, b->path, b->path_len);
         if (c < 0)
@@ -440,7 +440,7 @@ int snap_verify(dm_store *s, const char *id, const snap_opts *o, snap_bad_fn bad
         rc = dm_fail(err, errlen, rc, "verify: cannot start threads");
         goto out;
     }
-    for (size_t i = 0; i < m->n; i++) /* I4 */
+    for (size_t i = 0; i < m->n; i++) /* SNAP-I4 */
         if (v.why[i]) {
             nbad++;
             if (bad)
@@ -536,7 +536,7 @@ static int prune_delete(dm_store *s, const snap_info *in, char *err, size_t errl
     }
     keylist_done(&k);
     snprintf(key, sizeof key, "snapshots/%s", in->id);
-    return rc ? rc : store_delete(s, key, err, errlen); /* I3: pointers first */
+    return rc ? rc : store_delete(s, key, err, errlen); /* SNAP-I3: pointers first */
 }
 
 static int prune_collect(dm_store *s, const snap_info *v, size_t n, const char *drop, idset *u,
@@ -551,7 +551,7 @@ static int prune_collect(dm_store *s, const snap_info *v, size_t n, const char *
             rc = idset_add_manifest(u, m);
         manifest_free(m);
         if (rc != 0)
-            return rc; /* I3: nothing deleted yet */
+            return rc; /* SNAP-I3: nothing deleted yet */
     }
     idset_unique(u);
     return 0;

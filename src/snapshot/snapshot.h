@@ -6,16 +6,16 @@
  * ids), written last: a snapshot is visible only when whole. A per-source
  * pointer latest/<sha256 of the source path> names the newest snapshot of it.
  *
- * SN1: create never reads again a file whose size, mtime and inode match the
+ * SNAP-SN1: create never reads again a file whose size, mtime and inode match the
  *      parent snapshot's entry; it reuses the parent's chunk list.
- * SN2: restore writes into a staging directory beside the target and swaps it
+ * SNAP-SN2: restore writes into a staging directory beside the target and swaps it
  *      in only when every chunk has been verified: on any failure the target
  *      is as it was, and the error names the file.
- * SN3: a snapshot interrupted at any point leaves the store consistent and
- *      every earlier snapshot intact (repo.h RP4, manifest written last).
- * SN4: fidelity: regular files (empty, sparse, > 4 GiB), directories,
+ * SNAP-SN3: a snapshot interrupted at any point leaves the store consistent and
+ *      every earlier snapshot intact (repo.h SNAP-RP4, manifest written last).
+ * SNAP-SN4: fidelity: regular files (empty, sparse, > 4 GiB), directories,
  *      symlinks, hard links, permissions, mtimes, names with any bytes.
- * SN5: memory is bounded (< 256 MiB) whatever the tree size; hashing,
+ * SNAP-SN5: memory is bounded (< 256 MiB) whatever the tree size; hashing,
  *      compression and decompression use every core (opts.threads). */
 #ifndef DUMONT_SNAPSHOT_SNAPSHOT_H
 #define DUMONT_SNAPSHOT_SNAPSHOT_H
@@ -85,7 +85,7 @@ int snap_id_valid(const char *id);
 /* The newest snapshot of source_dir (via latest/): DM_E_NOT_FOUND if none. */
 int snap_latest(dm_store *s, const char *source_dir, char *ret_id, size_t idlen, char *err,
                 size_t errlen);
-/* SN2. target must not exist, or be an empty directory, or force=1 replaces it. */
+/* SNAP-SN2. target must not exist, or be an empty directory, or force=1 replaces it. */
 int snap_restore(dm_store *s, const char *id, const char *target, int force, const snap_opts *o,
                  char *err, size_t errlen);
 

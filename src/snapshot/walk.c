@@ -1,4 +1,4 @@
-/* Tree walk (see walk.h, WK1-WK5).
+/* Tree walk (see walk.h, WALK-WK1 to WALK-WK5).
  *
  * The walk keeps one absolute path buffer and appends/truncates names as it
  * descends. Each directory is read whole (names only), closed, sorted, then
@@ -6,7 +6,7 @@
  * Hard links are found with a small open-addressing table keyed by
  * (dev, ino), holding only files with st_nlink > 1.
  *
- * I1: the relative path of entry i is abs[root_len + 1 ..]; abs is always
+ * WALK-I1: the relative path of entry i is abs[root_len + 1 ..]; abs is always
  *     NUL-terminated at the current depth. */
 #include "snapshot/walk.h"
 
@@ -58,7 +58,7 @@ static int links_grow(walker *w)
     return 0;
 }
 
-/* WK3: index+1 of the first entry with (dev, ino), or 0 after recording idx. */
+/* WALK-WK3: index+1 of the first entry with (dev, ino), or 0 after recording idx. */
 static int link_lookup(walker *w, uint64_t dev, uint64_t ino, uint32_t idx, uint32_t *ret)
 {
     if ((w->nlinks + 1) * 2 > w->caplinks) {
@@ -87,7 +87,7 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
-/* Reads the names of directory w->abs (WK5: read whole, then closed). */
+/* Reads the names of directory w->abs (WALK-WK5: read whole, then closed). */
 static int read_names(walker *w, char ***ret, size_t *ret_n)
 {
     DIR *d = opendir(w->abs);
@@ -176,7 +176,7 @@ static int walk_dir(walker *w);
 static int visit(walker *w, const struct stat *st)
 {
     if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
-        return 0; /* WK4 */
+        return 0; /* WALK-WK4 */
     const char *rel = w->abs + w->root_len + 1;
     size_t rlen = strlen(w->abs) > w->root_len ? strlen(rel) : 0;
     mf_entry *e = manifest_push(w->m);
@@ -206,7 +206,7 @@ static int visit_child(walker *w, const char *name)
     struct stat st;
     int rc = 0;
     if (lstat(w->abs, &st) != 0) {
-        if (errno != ENOENT) /* WK4: vanished entries are skipped */
+        if (errno != ENOENT) /* WALK-WK4: vanished entries are skipped */
             rc = dm_fail(w->err, w->errlen, -errno, "walk: %s: %s", w->abs, strerror(errno));
     } else {
         rc = visit(w, &st);

@@ -1,4 +1,4 @@
-/* Worker pool with a bounded ring of jobs (WQ1-WQ3 in workq.h).
+/* Worker pool with a bounded ring of jobs (SNAP-WQ1 to SNAP-WQ3 in workq.h).
  *
  * One mutex and two condition variables: not_full wakes the producers,
  * not_empty wakes workers. A NULL job is never queued; `closing` tells the

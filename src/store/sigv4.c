@@ -1,4 +1,4 @@
-/* AWS Signature Version 4 (see sigv4.h, V1-V3).
+/* AWS Signature Version 4 (see sigv4.h, STORE-V1 to STORE-V3).
  *
  *   canonical request = method \n path \n query \n (name:value\n)* \n
  *                       signed-names \n payload-hash
@@ -10,7 +10,7 @@
  *   signature         = hex(HMAC(signing key, string to sign))
  *
  * Everything is written through a bounded builder (sb): an overflow marks it
- * and the caller returns DM_E_TOO_BIG (V2). */
+ * and the caller returns DM_E_TOO_BIG (STORE-V2). */
 #include "store/sigv4.h"
 
 #include "util/error.h"
@@ -151,7 +151,7 @@ static int canon_hdr_cmp(const void *a, const void *b)
     return strcmp(((const canon_hdr *)a)->name, ((const canon_hdr *)b)->name);
 }
 
-/* Appends value trimmed, with runs of spaces folded to one (V1). */
+/* Appends value trimmed, with runs of spaces folded to one (STORE-V1). */
 static void sb_trimmed(sb *b, const char *v)
 {
     while (*v == ' ' || *v == '\t')
@@ -275,7 +275,7 @@ int sigv4_signature(const sigv4_request *req, const sigv4_creds *cr, const char 
         goto out;
     hex_encode(k, 32, out);
 out:
-    OPENSSL_cleanse(key, sizeof key); /* V3 */
+    OPENSSL_cleanse(key, sizeof key); /* STORE-V3 */
     OPENSSL_cleanse(k, sizeof k);
     free(canon);
     return rc;

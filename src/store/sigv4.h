@@ -3,15 +3,15 @@
  * no global state, so the unit test can check it against the examples
  * printed in AWS's documentation.
  *
- * V1: the canonical request is built exactly as AWS specifies: method, the
+ * STORE-V1: the canonical request is built exactly as AWS specifies: method, the
  *     URI-encoded path (caller's, '/' kept), the canonical query string
  *     (sigv4_canonical_query: names and values encoded, sorted), the signed
  *     headers (names lowercased, values trimmed with inner runs of spaces
  *     folded, sorted by name), the signed header list, the payload hash.
- * V2: every output is bounded: a result that does not fit its buffer fails
+ * STORE-V2: every output is bounded: a result that does not fit its buffer fails
  *     with DM_E_TOO_BIG instead of being truncated (a truncated signature
  *     would be a wrong one).
- * V3: the secret key is used only as HMAC input; it never appears in any
+ * STORE-V3: the secret key is used only as HMAC input; it never appears in any
  *     output, and the derived key and intermediate buffers are wiped. */
 #ifndef DUMONT_STORE_SIGV4_H
 #define DUMONT_STORE_SIGV4_H
@@ -45,7 +45,7 @@ typedef struct {
 
 /* Writes the Authorization header value for req at amz_date
  * ("YYYYMMDDTHHMMSSZ", as the x-amz-date header says). Returns 0,
- * DM_E_INVALID (bad argument) or DM_E_TOO_BIG (V2). */
+ * DM_E_INVALID (bad argument) or DM_E_TOO_BIG (STORE-V2). */
 int sigv4_authorization(const sigv4_request *req, const sigv4_creds *cr, const char *amz_date,
                         char *out, size_t outlen);
 /* The same pieces for tests and diagnostics: the canonical request, and the

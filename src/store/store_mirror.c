@@ -2,20 +2,20 @@
  * a second one (e.g. Backblaze B2 primary, Cloudflare R2 mirror), and reads
  * fall back to the mirror when the primary cannot give a good object.
  *
- * M1: put (lazy or not), sync and delete go to the primary, then to the
+ * STORE-M1: put (lazy or not), sync and delete go to the primary, then to the
  *     mirror; an operation succeeds only when both did, and a mirror failure
  *     has its own message ("mirror <url>: ..."), so a snapshot is reported
  *     as created only once it exists twice.
- * M2: get and get_range read the primary; on any failure but DM_E_TOO_BIG
+ * STORE-M2: get and get_range read the primary; on any failure but DM_E_TOO_BIG
  *     and DM_E_INVALID (the caller's, not the store's) they read the mirror
  *     and log store.mirror.fallback. A damaged object counts as a failure:
  *     the s3:// back end verifies every object it hands out (store_s3.c
  *     S3-5, S3-6). When the mirror fails too, the primary's error is
  *     returned, with the mirror's appended.
- * M3: exists and list ask the primary, and the mirror only when the
+ * STORE-M3: exists and list ask the primary, and the mirror only when the
  *     primary fails (unreachable, refused): the primary is the source of
  *     truth for what exists.
- * M4: close closes both back ends exactly once. */
+ * STORE-M4: close closes both back ends exactly once. */
 #include "store/store_backend.h"
 
 #include "util/error.h"
@@ -33,7 +33,7 @@ typedef struct {
     char mirror_url[PATH_MAX + 64];
 } mstore;
 
-/* Formats the mirror's error as its own message (M1). */
+/* Formats the mirror's error as its own message (STORE-M1). */
 static int mirror_fail(const mstore *m, int rc, const char *merr, char *err, size_t errlen)
 {
     return dm_fail(err, errlen, rc, "store mirror %s: %s", m->mirror_url, merr);
@@ -74,7 +74,7 @@ static int falls_back(int rc)
     return rc != 0 && rc != DM_E_TOO_BIG && rc != DM_E_INVALID;
 }
 
-/* After a failed primary read: merges the two messages (M2). The code is
+/* After a failed primary read: merges the two messages (STORE-M2). The code is
  * the primary's, unless it merely lacked the object: then the mirror's
  * says more (too big, damaged, unreachable). */
 static int both_failed(const mstore *m, int rc, int mrc, const char *perr, const char *merr,

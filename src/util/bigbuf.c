@@ -1,4 +1,4 @@
-/* Huge-page work buffers (bigbuf.h B1-B2). The mapping is over-allocated
+/* Huge-page work buffers (bigbuf.h BB-B1 to BB-B2). The mapping is over-allocated
  * by 2 MiB and trimmed so that it starts on a 2 MiB boundary: a THP can
  * only back an aligned 2 MiB range. */
 #define _GNU_SOURCE /* MADV_HUGEPAGE */

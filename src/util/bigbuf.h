@@ -6,10 +6,10 @@
  * snapshot were half of its CPU time. A 2 MiB-aligned mapping with
  * MADV_HUGEPAGE faults once per 2 MiB instead of 512 times.
  *
- * B1: bigbuf_alloc() returns zero-filled memory aligned to 2 MiB (so also
+ * BB-B1: bigbuf_alloc() returns zero-filled memory aligned to 2 MiB (so also
  *     to 4 KiB, as O_DIRECT wants), or NULL. The hint is best effort: with
  *     THP "never" it is ordinary anonymous memory.
- * B2: bigbuf_free(p, len) takes the len given to bigbuf_alloc(); NULL is
+ * BB-B2: bigbuf_free(p, len) takes the len given to bigbuf_alloc(); NULL is
  *     fine. */
 #ifndef DUMONT_UTIL_BIGBUF_H
 #define DUMONT_UTIL_BIGBUF_H

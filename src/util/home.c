@@ -1,4 +1,4 @@
-/* Private files under $DUMONT_HOME (see home.h H1-H2).
+/* Private files under $DUMONT_HOME (see home.h HOME-H1 to HOME-H2).
  *
  * nftw() with FTW_PHYS (no symlink is followed) and FTW_ACTIONRETVAL (a
  * workspace's subtree is skipped). nftw has no context argument, so the
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* What Dumont keeps under home (H1). */
+/* What Dumont keeps under home (HOME-H1). */
 static const char *const kept[] = {
     "dumont.db",        "dumont.db-wal", "dumont.db-shm", "dumont.db-journal", "token",
     "heartbeat.secret", "market.json",   "store",         "instances",         "alerts.key",
@@ -24,7 +24,7 @@ static const char *const kept[] = {
 static __thread uint64_t walk_fixed, walk_failed;
 
 /* instances/<id>/workspace: its basename is "workspace" and its
- * grandparent's is "instances" (H2). */
+ * grandparent's is "instances" (HOME-H2). */
 static int is_workspace(const char *path, int base)
 {
     if (strcmp(path + base, "workspace") != 0 || base < 2)
@@ -46,7 +46,7 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
     if (flag == FTW_SL || flag == FTW_SLN || flag == FTW_NS || flag == FTW_DNR)
         return FTW_CONTINUE; /* a link, or nothing we may look at */
     if (flag == FTW_D && is_workspace(path, f->base))
-        return FTW_SKIP_SUBTREE; /* H2: the workload's own, modes and all */
+        return FTW_SKIP_SUBTREE; /* HOME-H2: the workload's own, modes and all */
     if ((st->st_mode & 077) && chmod(path, st->st_mode & 07700) == 0)
         walk_fixed++;
     else if (st->st_mode & 077)

@@ -2,10 +2,10 @@
  *
  *   ts=2026-11-28T12:00:00.123Z level=info event=server.start listen=127.0.0.1:8700
  *
- * I1: user-supplied strings are always written through log_quote(), which
+ * LOG-I1: user-supplied strings are always written through log_quote(), which
  *     wraps them in double quotes and escapes control bytes, quotes and
  *     backslashes, so a value can never forge another field or line.
- * I2: secrets (tokens, keys) are never passed to the logger. */
+ * LOG-I2: secrets (tokens, keys) are never passed to the logger. */
 #ifndef DUMONT_UTIL_LOG_H
 #define DUMONT_UTIL_LOG_H
 

@@ -79,7 +79,7 @@ int secret_load_or_create(const char *path, char *out, size_t outlen, int *ret_c
         return DM_E_TOO_BIG;
     size_t n = strlen(tok);
     tok[n] = '\n';
-    /* I2: never rename() over a token another process created meanwhile;
+    /* SEC-I2: never rename() over a token another process created meanwhile;
      * whoever links first wins and the others read that token. */
     rc = fs_write_new(path, tok, n + 1, 0600);
     tok[n] = '\0';

@@ -1,5 +1,5 @@
 /* libFuzzer target: the heartbeat packet parser, MAC check and replay window
- * (src/detect/heartbeat.h, W1-W3), as the listener runs them on every
+ * (src/detect/heartbeat.h, HB-W1 to HB-W3), as the listener runs them on every
  * datagram.
  *
  * Checked: no crash or sanitizer report; a packet that parses re-encodes
@@ -28,6 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (hb_window_check(&w, p.seq, p.sent_at_ms, p.sent_at_ms) == HB_OK &&
         hb_window_check(&w, p.seq, p.sent_at_ms, p.sent_at_ms) != HB_REPLAY)
-        abort(); /* W3: accepted twice */
+        abort(); /* HB-W3: accepted twice */
     return 0;
 }

@@ -1,9 +1,9 @@
-/* libFuzzer target: snap_import_ex() (src/snapshot/export.c, EX1-EX10) on
+/* libFuzzer target: snap_import_ex() (src/snapshot/export.c, SNAP-EX1 to SNAP-EX10) on
  * arbitrary bytes as a (possibly LZ4-framed) tar stream.
  *
  * Checked: no crash or sanitizer report on any input; every import, accepted
- * or refused, leaves its private directory removed (EX8): the temporary
- * directory it was given is empty again. Small caps (EX6) keep each run
+ * or refused, leaves its private directory removed (SNAP-EX8): the temporary
+ * directory it was given is empty again. Small caps (SNAP-EX6) keep each run
  * short. The store is a file:// store in a directory of its own. */
 #include "snapshot/export.h"
 #include "snapshot/snap_internal.h"
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[512];
     snap_import_ex(g_store, fds[0], "fuzz", &o, &lim, &info, err, sizeof err);
     close(fds[0]);
-    if (!dir_empty(g_tmp)) /* EX8 */
+    if (!dir_empty(g_tmp)) /* SNAP-EX8 */
         abort();
     return 0;
 }

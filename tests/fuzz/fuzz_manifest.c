@@ -1,7 +1,7 @@
-/* libFuzzer target: manifest_decode() (src/snapshot/manifest.h, MF1-MF4).
+/* libFuzzer target: manifest_decode() (src/snapshot/manifest.h, MANIF-MF1 to MANIF-MF4).
  *
  * Checked: no crash or sanitizer report on any input; whatever decodes
- * satisfies MF2/MF3 and survives encode -> decode with the same entries. */
+ * satisfies MANIF-MF2/MF3 and survives encode -> decode with the same entries. */
 #include "snapshot/manifest.h"
 
 #include <stdint.h>

@@ -73,7 +73,7 @@ kill_test_instances() {
 }
 
 # remove_workspaces DIR: the workspaces that the local provider, run as root,
-# keeps outside the homes under DIR (provider/local.h LP6): one directory per
+# keeps outside the homes under DIR (provider/local.h PROV-LP6): one directory per
 # home, named by the first 12 hex digits of the SHA-256 of the home's path.
 remove_workspaces() {
     local d h

@@ -6,15 +6,15 @@
 #
 # G1: an agent is healthy after registering; kill -9 makes it suspect, then
 #     failed (recorded with its reason and silence), and SIGSTOP the same;
-#     SIGCONT makes it healthy again (detector.h D2, D5; listener.h L2).
+#     SIGCONT makes it healthy again (detector.h HB-D2, HB-D5; listener.h HB-L2).
 # G2: SIGTERM makes it `leaving` (agent.h A3) and it stays leaving, never failed.
 # G3: garbage, truncated, forged (wrong MAC) and unknown-instance datagrams are
 #     dropped and counted by reason, and the instance they name stays healthy
-#     (listener.h L1).
+#     (listener.h HB-L1).
 # G4: registration needs the API token; bad bodies are 400; the key is in the
 #     registration answer only, never in GET answers or the server log.
 # G5: a workload that keeps crashing is restarted, then reported crashlooping;
-#     exec and ollama probes report ok / failing (workload.h S1-S3, probe.h;
+#     exec and ollama probes report ok / failing (workload.h AG-S1 to AG-S3, probe.h;
 #     the ollama probe against a fake server that knows one model, at @URL or
 #     at $OLLAMA_HOST).
 # G6: after a server restart the instance's key still works (keys are derived
@@ -22,7 +22,7 @@
 # G8: with --preemption aws|gcp the agent polls a local server that plays
 #     each cloud's documented metadata answers (IMDSv2 token + instance-action;
 #     Metadata-Flavor + preempted); on a notice the instance is `preempting`,
-#     and failed once it goes silent (preempt.h E1-E3, agent.h A6).
+#     and failed once it goes silent (preempt.h AG-E1 to AG-E3, agent.h A6).
 # G7: `dumont instances` lists it, `--json` is the API's answer, `show` has
 #     the state changes; usage errors exit 2.
 . "$(dirname "$0")/lib.sh"

@@ -5,22 +5,22 @@
 #
 # N1: with --workspace and --snapshot-every 1s the agent snapshots the
 #     workspace to the store and reports it: GET /api/instances/ID/snapshots
-#     grows when files change, and not while nothing changes (snapshots.h N2).
+#     grows when files change, and not while nothing changes (snapshots.h AG-N2).
 #     The newest snapshot restores (`dumont snapshot restore`) to a tree equal
 #     to the workspace (diff -r).
 # N2: the workload runs in the workspace with DUMONT_WORKSPACE set.
 # N3: --hold: registered and heartbeating, the workload starts only on
 #     SIGUSR1, and no scheduled snapshot is taken before (agent.h A8,
-#     snapshots.h N6).
+#     snapshots.h AG-N6).
 # N4: --preempt-cloud local: TRUE in the metadata file is a notice; a snapshot
 #     with trigger "preempt" is reported before the instance shows
-#     `preempting` (agent.h A6, snapshots.h N4).
+#     `preempting` (agent.h A6, snapshots.h AG-N4).
 # N5: each heartbeat's second copy is counted `duplicate`, never `replay`
-#     (agent.h A7, listener.h L7).
+#     (agent.h A7, listener.h HB-L7).
 # N7: an agent whose machine is destroyed (fenced) gets 409 for its
 #     snapshots: after one was accepted it is a zombie and stops; before, it
-#     says so once and retries quietly; nothing is recorded (snapshots.h N3,
-#     db_fleet.h F3).
+#     says so once and retries quietly; nothing is recorded (snapshots.h AG-N3,
+#     db_fleet.h FLEET-F3).
 # N6: POST /api/instances/ID/snapshots validates what the agent sends: bad
 #     JSON, missing fields, huge numbers are 400; an unknown instance 404; a
 #     report naming another store, or a snapshot the server's store does not

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scoped credentials (docs/security.md "Roles"; src/db/db_token.h T1-T4,
+# Scoped credentials (docs/security.md "Roles"; src/db/db_token.h DB-T1 to DB-T4,
 # src/api/gate.h G4, src/api/dashboard.h D5):
 #
 # K1: `dumont tokens create` prints a token once; `tokens list` (and --json)

@@ -4,14 +4,14 @@
 #
 # T1: test-setup, then simulate prints the id alone on stdout; the failover
 #     completes with all seven phases ok, each with a duration, offsets the sum
-#     of the durations before, total the sum of all (core/failover.h I2, I3).
+#     of the durations before, total the sum of all (core/failover.h FO-I2, FO-I3).
 # T2: fail_phase=P fails at P: the reason names P, the phases before are ok,
 #     the ones after pending with null times.
 # T3: report's totals, success rate, MTTR and per-phase statistics are those
-#     computed here from the statuses (report.h R1-R4, nearest rank).
+#     computed here from the statuses (report.h FO-R1 to FO-R4, nearest rank).
 # T4: --json prints what the API returned; --help exits 0 everywhere; bad
 #     arguments exit 2 with the usage; API errors and an unreachable server
-#     exit 1 with one line on stderr (cmd_failover.c F1-F4).
+#     exit 1 with one line on stderr (cmd_failover.c CLI-F1 to CLI-F4).
 . "$(dirname "$0")/lib.sh"
 lib_init
 
@@ -19,7 +19,7 @@ F=/api/standby/failover
 PHASES="detection standby_activation gpu_search provisioning ssh_ready restore inference"
 DUR_RE='([0-9]+ ms|[0-9]+\.[0-9] s|[0-9]+m [0-9]{2}s|[0-9]+h [0-9]{2}m)'
 
-# jq: nearest-rank statistics (report.h R3) of an array of integers.
+# jq: nearest-rank statistics (report.h FO-R3) of an array of integers.
 JQ_STAT='def stat: sort as $s | length as $n
   | if $n == 0 then {count: 0, mean: null, p50: null, p95: null, max: null}
     else {count: $n, mean: (add / $n), p50: $s[((50 * $n + 99) / 100 | floor) - 1],

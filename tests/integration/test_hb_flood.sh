@@ -5,8 +5,8 @@
 # agent's instance for 24 s.
 #
 # F1: the protected instance is never failed and never failed over while the
-#     flood runs (listener.h L8: the real beats are verified from their own
-#     bucket; L9/detector.h D6: lossy intake holds a conviction back).
+#     flood runs (listener.h HB-L8: the real beats are verified from their own
+#     bucket; L9/detector.h HB-D6: lossy intake holds a conviction back).
 # F2: a kill -9 of the plain agent during the flood is detected (failed)
 #     within 3 s (the 2 s hold bound, plus the point of the interval the kill
 #     lands on and the tick), and its events say the conviction was held

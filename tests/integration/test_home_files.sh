@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Files under $DUMONT_HOME are private (issue 13 part 7; util/home.h H1-H2;
+# Files under $DUMONT_HOME are private (issue 13 part 7; util/home.h HOME-H1 to HOME-H2;
 # docs/security.md "Files"), whatever the umask and the mode of a home that
 # existed before.
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local provider with the real agent (docs/provider.md; provider.h
-# PV2-PV6, local.h LP1-LP5). test_failover_real.sh covers failovers; this
+# PV2-PV6, local.h PROV-LP1 to PROV-LP5). test_failover_real.sh covers failovers; this
 # test covers what a local instance is:
 #
 # P1: layout: instances/<id>/{workspace,home,agent.log,instance.json,
@@ -106,7 +106,7 @@ wait_for 20 "instance $id healthy after the server restart" instance_healthy
 assert_eq "$pid" "$(jq -r .pid "$dir/instance.json")" "the same agent (nothing relaunched)"
 
 # P4
-ws_real=$(readlink -f "$dir/workspace") # local.h LP6: outside the home when root
+ws_real=$(readlink -f "$dir/workspace") # local.h PROV-LP6: outside the home when root
 cli_ok instances destroy "$id"
 [ -z "$(session_pids "$sid")" ] || fail "processes of session $sid survived destroy"
 [ ! -e "$dir" ] || fail "$dir is still there"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # No Dumont secret reaches a workload, and agents hold only their own
-# credential (docs/security.md "Secrets"; provider.h PV6, provider.c PD3,
-# src/agent/workload.h S5-S6).
+# credential (docs/security.md "Secrets"; provider.h PROV-PV6, provider.c PROV-PD3,
+# src/agent/workload.h AG-S5 to AG-S6).
 #
 # E1: the server runs with canaries in its environment (the admin token as
 #     DUMONT_TOKEN, AWS_SECRET_ACCESS_KEY, B2_APPLICATION_KEY, VAST_API_KEY,
@@ -73,7 +73,7 @@ no_secret "$wpid" "the workload of instance $id" "$AGENT_TOK"
 tr '\0' '\n' <"/proc/$wpid/environ" | grep -qx "PORT=[0-9]*" || fail "the workload lost PORT"
 wuid=$(stat -c %u "/proc/$wpid")
 if [ "$(id -u)" = 0 ]; then
-    # S6 with local.h LP6: the workspace lives outside the private home, so
+    # S6 with local.h PROV-LP6: the workspace lives outside the private home, so
     # the workload runs as a user of its own, owns the workspace, and cannot
     # read its agent's token file or environment.
     assert_ne 0 "$wuid" "the workload of a root agent runs as root"

@@ -1,5 +1,5 @@
 /* Agent pieces of issue 6: the change check of scheduled snapshots
- * (src/agent/snapshots.h N2), the ollama probe's address from OLLAMA_HOST
+ * (src/agent/snapshots.h AG-N2), the ollama probe's address from OLLAMA_HOST
  * (probe.h prb_spec_resolve) and the local provider's preemption notice in a
  * file (preempt.h, PRE_LOCAL). The scheduled snapshots themselves, against a
  * real server, are in tests/integration/test_agent_snapshots.sh. */
@@ -42,7 +42,7 @@ static void fp(uint8_t out[32])
     assert_int_equal(asn_fingerprint(g_dir, out, g_err, sizeof g_err), 0);
 }
 
-/* N2: unchanged is equal; content (size or mtime), a new file, a rename and
+/* AG-N2: unchanged is equal; content (size or mtime), a new file, a rename and
  * a mode change are all seen. */
 static void test_fingerprint(void **state)
 {
@@ -132,7 +132,7 @@ static void test_local_notice(void **state)
     for (int64_t end = clock_mono_ms() + 10000; !pre_noticed(w) && clock_mono_ms() < end;)
         clock_sleep_ms(10, NULL);
     assert_int_equal(pre_noticed(w), 1);
-    put("md/computeMetadata/v1/instance/preempted", "FALSE"); /* E1: sticky */
+    put("md/computeMetadata/v1/instance/preempted", "FALSE"); /* AG-E1: sticky */
     clock_sleep_ms(60, NULL);
     assert_int_equal(pre_noticed(w), 1);
     pre_stop(w);

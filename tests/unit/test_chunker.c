@@ -1,4 +1,4 @@
-/* Unit tests for the FastCDC chunker (src/snapshot/chunker.h, CK1-CK4). */
+/* Unit tests for the FastCDC chunker (src/snapshot/chunker.h, SNAP-CK1 to SNAP-CK4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,7 +59,7 @@ static void test_deterministic(void **state)
     size_t a[MAX_CUTS], c[MAX_CUTS];
     size_t na = cut_all(b, BUF_LEN, a), nc = cut_all(b, BUF_LEN, c);
     assert_int_equal(na, nc);
-    assert_memory_equal(a, c, na * sizeof *a); /* CK1 */
+    assert_memory_equal(a, c, na * sizeof *a); /* SNAP-CK1 */
     /* ~1 MiB average: 20 MiB gives roughly 20 chunks, surely 8..40 */
     assert_in_range(na, 8, 40);
     free(b);
@@ -71,7 +71,7 @@ static void test_min_max(void **state)
     uint8_t *b = random_buf(BUF_LEN, 7);
     size_t cuts[MAX_CUTS];
     size_t n = cut_all(b, BUF_LEN, cuts), prev = 0;
-    for (size_t i = 0; i < n; i++) { /* CK2 */
+    for (size_t i = 0; i < n; i++) { /* SNAP-CK2 */
         size_t len = cuts[i] - prev;
         assert_true(len <= CHUNK_MAX);
         if (i + 1 < n)
@@ -91,7 +91,7 @@ static void test_min_max(void **state)
     free(b);
 }
 
-/* CK4: a cut found in a prefix is the cut of the whole stream; a prefix
+/* SNAP-CK4: a cut found in a prefix is the cut of the whole stream; a prefix
  * that decides nothing gets 0, and the stream-based cutting of the snapshot
  * reader (find while decided, else read more) gives the cuts of cut_all. */
 static void test_find_on_prefixes(void **state)

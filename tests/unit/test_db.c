@@ -4,9 +4,9 @@
  *
  *   DUMONT_TEST_PG_URL=$(scripts/pg-test-cluster.sh start /tmp/pg) build/tests/test_db
  *
- * The invariants cited are those of db.h (D1-D4), db_backend.h (B1-B5),
- * migrate.c (M1-M3), db_failover.c (F1-F4), db_query.c (Q1-Q4), report.h
- * (R1-R4) and core/failover.h (I1-I4). */
+ * The invariants cited are those of db.h (DB-D1 to DB-D4), db_backend.h (DB-B1 to DB-B5),
+ * migrate.c (DB-M1 to DB-M3), db_failover.c (DBF-F1 to DBF-F4), db_query.c (DB-Q1 to DB-Q4), report.h
+ * (FO-R1 to FO-R4) and core/failover.h (FO-I1 to FO-I4). */
 #include "db/db.h"
 #include "db/db_backend.h"
 #include "util/error.h"
@@ -151,7 +151,7 @@ static void assert_fo_equal(const fo_failover *a, const fo_failover *b)
     }
 }
 
-/* ---- back end (B1, B2, S2) ---- */
+/* ---- back end (DB-B1, DB-B2, SQLITE-S2) ---- */
 
 typedef struct {
     int64_t v[4];
@@ -178,7 +178,7 @@ static void test_backend_params(void **state)
     void *st = NULL;
     OK(ops->open(g_url, &st, g_err, sizeof g_err));
     row_sink k = {0};
-    /* S2: $3 and $1 appear before $2; $1 repeats. B1: a typed NULL. */
+    /* SQLITE-S2: $3 and $1 appear before $2; $1 repeats. DB-B1: a typed NULL. */
     db_param p[] = {db_p_i64(10), db_p_i64n(FO_NULL), db_p_i64(30), db_p_text("x")};
     OK(ops->exec(st, "SELECT $3 + $1, $1, $2, $4 || 'y' WHERE $1 = 10", p, 4, sink_row, &k, NULL,
                  g_err, sizeof g_err));
@@ -187,7 +187,7 @@ static void test_backend_params(void **state)
     assert_int_equal(k.v[1], 10);
     assert_true(k.null[2]);
     assert_string_equal(k.s, "xy");
-    /* B2: a parameter missing is an error on both; one unused on SQLite. */
+    /* DB-B2: a parameter missing is an error on both; one unused on SQLite. */
     int rc = ops->exec(st, "SELECT $1, $3, $1, 'z'", p, 2, sink_row, &k, NULL, g_err, sizeof g_err);
     assert_true(rc == DM_E_INTERNAL || rc == DM_E_DB);
     rc = ops->exec(st, "SELECT $1, $1, $1, 'z'", p, 2, sink_row, &k, NULL, g_err, sizeof g_err);
@@ -247,7 +247,7 @@ static void test_backend_tx(void **state)
     ops->close(st);
 }
 
-/* P3: after the server drops the session, the handle recovers on its own. */
+/* DB-P3: after the server drops the session, the handle recovers on its own. */
 static void test_pg_reconnect(void **state)
 {
     (void)state;
@@ -284,7 +284,7 @@ static void test_pg_reconnect(void **state)
     db_close(db);
 }
 
-/* ---- migrations (M1-M3) ---- */
+/* ---- migrations (DB-M1 to DB-M3) ---- */
 
 static void test_migrations_idempotent(void **state)
 {
@@ -301,7 +301,7 @@ static void test_migrations_idempotent(void **state)
     db_close(db);
 }
 
-/* M2: several processes opening one fresh database at once all succeed. */
+/* DB-M2: several processes opening one fresh database at once all succeed. */
 static void test_migrations_concurrent(void **state)
 {
     (void)state;
@@ -346,7 +346,7 @@ static void test_assoc(void **state)
     assert_string_equal(b.provider, "sim");
     assert_string_equal(b.gcp_zone, "europe-west1-b");
     assert_int_equal(b.created_at_ms, 1700000000000);
-    /* replace; an empty gcp_zone is stored as NULL and read back as "" (O2) */
+    /* replace; an empty gcp_zone is stored as NULL and read back as "" (DB-O2) */
     fo_assoc c = {12345, "standby-x", "gcp", "", 1700000000001};
     OK(db_assoc_put(db, &c, g_err, sizeof g_err));
     OK(db_assoc_get(db, 12345, &b, g_err, sizeof g_err));
@@ -384,11 +384,11 @@ static void test_roundtrip(void **state)
     assert_int_equal(g.state, FO_STATE_FAILED);
     assert_int_equal(g.success, 0);
     assert_int_equal(g.phases[FO_PHASE_RESTORE].status, FO_PHASE_FAILED);
-    assert_int_equal(g.phases[FO_PHASE_INFERENCE].duration_ms, FO_NULL); /* I2 */
+    assert_int_equal(g.phases[FO_PHASE_INFERENCE].duration_ms, FO_NULL); /* FO-I2 */
     assert_int_equal(g.phases[FO_PHASE_INFERENCE].started_at_ms, FO_NULL);
     assert_int_equal(g.phases[FO_PHASE_STANDBY_ACTIVATION].duration_ms, 0); /* 0 is not NULL */
 
-    /* a running one: success, finished, total are FO_NULL (I3, I4) */
+    /* a running one: success, finished, total are FO_NULL (FO-I3, FO-I4) */
     mk(&f, "sim-0002", 43, FO_KIND_SIMULATED, 1764331200999, d100, FO_PHASE_GPU_SEARCH,
        END_RUNNING);
     OK(db_failover_insert(db, &f, g_err, sizeof g_err));
@@ -402,7 +402,7 @@ static void test_roundtrip(void **state)
     db_close(db);
 }
 
-/* ---- D3 ---- */
+/* ---- DB-D3 ---- */
 
 static void test_d3_conflict(void **state)
 {
@@ -418,7 +418,7 @@ static void test_d3_conflict(void **state)
     fo_failover dup = a;
     dup.gpu_instance_id = 8;
     assert_int_equal(db_failover_insert(db, &dup, g_err, sizeof g_err), DM_E_CONFLICT);
-    /* D3 holds between two handles (two controllers), not only within one */
+    /* DB-D3 holds between two handles (two controllers), not only within one */
     dm_db *db2 = open_db();
     assert_int_equal(db_failover_insert(db2, &b, g_err, sizeof g_err), DM_E_CONFLICT);
     db_close(db2);
@@ -441,7 +441,7 @@ static void test_d3_conflict(void **state)
     db_close(db);
 }
 
-/* ---- save (D2) ---- */
+/* ---- save (DB-D2) ---- */
 
 static void test_save_transitions(void **state)
 {
@@ -460,8 +460,8 @@ static void test_save_transitions(void **state)
         assert_fo_equal(&f, &g);
     }
     assert_int_equal(g.state, FO_STATE_COMPLETED);
-    assert_int_equal(g.total_time_ms, 2800); /* I3 */
-    /* D4: the report (which reads the <phase>_ms columns) sees the same durations */
+    assert_int_equal(g.total_time_ms, 2800); /* FO-I3 */
+    /* DB-D4: the report (which reads the <phase>_ms columns) sees the same durations */
     fo_report r;
     db_failover_filter flt;
     db_failover_filter_init(&flt);
@@ -473,7 +473,7 @@ static void test_save_transitions(void **state)
     fo_failover u = f;
     snprintf(u.id, sizeof u.id, "nope");
     assert_int_equal(db_failover_save(db, &u, g_err, sizeof g_err), DM_E_NOT_FOUND);
-    /* F1: a record breaking I4 is refused before anything is written */
+    /* DBF-F1: a record breaking FO-I4 is refused before anything is written */
     u = f;
     u.success = FO_NULL;
     assert_int_equal(db_failover_save(db, &u, g_err, sizeof g_err), DM_E_INVALID);
@@ -562,7 +562,7 @@ static void test_list(void **state)
     expect_list(db, &flt, "f04 f03 f02");
     flt.gpu_instance_id = 77;
     expect_list(db, &flt, "");
-    /* list items carry their phases (Q1) */
+    /* list items carry their phases (DB-Q1) */
     fo_failover *v = NULL;
     size_t n = 0;
     db_failover_filter_init(&flt);
@@ -577,7 +577,7 @@ static void test_list(void **state)
     db_close(db);
 }
 
-/* ---- report (R1-R4) on a hand-computed data set ---- */
+/* ---- report (FO-R1 to FO-R4) on a hand-computed data set ---- */
 
 static void seed_report(dm_db *db)
 {
@@ -631,11 +631,11 @@ static void test_report(void **state)
     OK(db_report(db, &flt, &r, g_err, sizeof g_err));
     /* simulated: s1, s2 ok; s3 failed */
     expect_counts(&r.simulated, 2, 1, 0);
-    expect_stat(&r.simulated.mttr, 2, 2100, 1400, 2800, 2800); /* R1: s3 not in MTTR */
+    expect_stat(&r.simulated.mttr, 2, 2100, 1400, 2800, 2800); /* FO-R1: s3 not in MTTR */
     expect_stat(&r.simulated.phase[FO_PHASE_DETECTION], 3, 200, 200, 300, 300);
     expect_stat(&r.simulated.phase[FO_PHASE_PROVISIONING], 3, 650.0 / 3, 200, 400, 400);
     expect_stat(&r.simulated.phase[FO_PHASE_SSH_READY], 2, 350, 200, 500, 500); /* R2 */
-    /* real: r1 ok, r2 failed (aborted: no durations), r3 running (R4) */
+    /* real: r1 ok, r2 failed (aborted: no durations), r3 running (FO-R4) */
     expect_counts(&r.real, 1, 1, 1);
     expect_stat(&r.real.mttr, 1, 7000, 7000, 7000, 7000);
     expect_stat(&r.real.phase[FO_PHASE_DETECTION], 1, 1000, 1000, 1000, 1000);
@@ -648,7 +648,7 @@ static void test_report(void **state)
     OK(db_report(db, &flt, &r, g_err, sizeof g_err));
     expect_counts(&r.all, 1, 1, 1);
     expect_counts(&r.simulated, 0, 0, 0);
-    expect_stat(&r.simulated.mttr, 0, 0, FO_NULL, FO_NULL, FO_NULL); /* R3 */
+    expect_stat(&r.simulated.mttr, 0, 0, FO_NULL, FO_NULL, FO_NULL); /* FO-R3 */
     db_failover_filter_init(&flt);
     flt.gpu_instance_id = 2;
     OK(db_report(db, &flt, &r, g_err, sizeof g_err));
@@ -693,7 +693,7 @@ static void test_bad_inputs(void **state)
     bad.id[0] = '\0';
     assert_int_equal(db_failover_insert(db, &bad, g_err, sizeof g_err), DM_E_INVALID);
     bad = f;
-    memset(bad.user_id, 'u', sizeof bad.user_id); /* no NUL (O3) */
+    memset(bad.user_id, 'u', sizeof bad.user_id); /* no NUL (DB-O3) */
     assert_int_equal(db_failover_insert(db, &bad, g_err, sizeof g_err), DM_E_INVALID);
     bad = f;
     bad.phases[3].status = (fo_phase_status)17;
@@ -722,7 +722,7 @@ static void test_bad_inputs(void **state)
     assert_null(x);
 }
 
-/* P1, U1, U2: a password never reaches a message. */
+/* DB-P1, DB-U1, DB-U2: a password never reaches a message. */
 static void test_no_password_in_errors(void **state)
 {
     (void)state;
@@ -769,7 +769,7 @@ static void test_durability(void **state)
     db_close(db);
 }
 
-/* ---- D1: one handle, several threads ---- */
+/* ---- DB-D1: one handle, several threads ---- */
 
 typedef struct {
     dm_db *db;
@@ -823,7 +823,7 @@ static void test_threads(void **state)
     db_close(db);
 }
 
-/* ---- many rows: batches (F2) and the list cap (F4, Q3) ---- */
+/* ---- many rows: batches (DBF-F2) and the list cap (DBF-F4, DB-Q3) ---- */
 
 static void test_many(void **state)
 {

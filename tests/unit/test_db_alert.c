@@ -1,4 +1,4 @@
-/* db/db_alert.h DA1-DA4 on SQLite and, with DUMONT_TEST_PG_URL, PostgreSQL:
+/* db/db_alert.h DB-DA1 to DB-DA4 on SQLite and, with DUMONT_TEST_PG_URL, PostgreSQL:
  * destinations, the delivery queue's one row per key, due order, retries,
  * ends, and removal with its queue. */
 #include <setjmp.h>
@@ -58,7 +58,7 @@ static void test_alerts_rows(void **state)
     OK(db_alert_next_name(db, "slack", name, sizeof name, g_err, sizeof g_err));
     assert_string_equal(name, "slack-2");
     OK(db_alert_get(db, "ops", &a, g_err, sizeof g_err));
-    assert_string_equal(a.url_sealed, "v1:00"); /* DA1: as sealed */
+    assert_string_equal(a.url_sealed, "v1:00"); /* DB-DA1: as sealed */
     assert_string_equal(a.secret_sealed, "v1:11");
     assert_string_equal(a.notify_on, "started,failed");
     assert_int_equal(a.created_at_ms, 100);
@@ -78,14 +78,14 @@ static void test_alerts_rows(void **state)
     db_close(db);
 }
 
-/* DA2, DA3. */
+/* DB-DA2, DB-DA3. */
 static void test_queue(void **state)
 {
     (void)state;
     dm_db *db = open_db();
     add(db, "ops", 0);
     assert_int_equal(enqueue(db, "k1", "ops", 1000), 1);
-    assert_int_equal(enqueue(db, "k1", "ops", 5000), 0); /* DA2: one row per key */
+    assert_int_equal(enqueue(db, "k1", "ops", 5000), 0); /* DB-DA2: one row per key */
     assert_int_equal(enqueue(db, "k2", "ops", 2000), 1);
     assert_int_equal(enqueue(db, "k3", "ops", 9000), 1);
     int64_t next = 0;
@@ -144,7 +144,7 @@ static void test_queue(void **state)
     db_close(db);
 }
 
-/* DA4. */
+/* DB-DA4. */
 static void test_remove_takes_queue(void **state)
 {
     (void)state;

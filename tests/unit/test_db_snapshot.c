@@ -1,7 +1,7 @@
-/* Tests of the snapshots agents report (src/db/db_fleet.h F3, F4;
- * src/db/db_snapshot.c S1-S3), on SQLite and, when DUMONT_TEST_PG_URL is
+/* Tests of the snapshots agents report (src/db/db_fleet.h FLEET-F3, FLEET-F4;
+ * src/db/db_snapshot.c DBSNAP-S1 to DBSNAP-S3), on SQLite and, when DUMONT_TEST_PG_URL is
  * set, on PostgreSQL (a database of its own, made and dropped here). The
- * machine and workload rows F3 reads are written with plain SQL, so these
+ * machine and workload rows FLEET-F3 reads are written with plain SQL, so these
  * tests depend on nothing but the schema (migration 3). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,7 +73,7 @@ static dm_snapshot snap(const char *id, int64_t instance, int64_t epoch, int64_t
     return s;
 }
 
-/* S2 and the hand-started agent: recorded with no workload; F3 duplicate. */
+/* DBSNAP-S2 and the hand-started agent: recorded with no workload; FLEET-F3 duplicate. */
 static void test_unmanaged(void **state)
 {
     (void)state;
@@ -136,7 +136,7 @@ static void test_fenced_and_stale(void **state)
     s = snap("bb03", 20002, 1, 5000); /* a stale epoch in the report */
     assert_int_equal(db_snapshot_record(db, &s, g_err, sizeof g_err), DM_E_CONFLICT);
     assert_non_null(strstr(g_err, "epoch"));
-    const char *refused[] = {"bb01", "bb02", "bb03"}; /* S3: nothing written */
+    const char *refused[] = {"bb01", "bb02", "bb03"}; /* DBSNAP-S3: nothing written */
     for (int i = 0; i < 3; i++)
         assert_int_equal(db_snapshot_get(db, refused[i], &got, g_err, sizeof g_err),
                          DM_E_NOT_FOUND);
@@ -156,10 +156,10 @@ static void test_fenced_and_stale(void **state)
     assert_non_null(strstr(g_err, "not current"));
     s.epoch = 2; /* the current one */
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
-    s = snap("bb09", 20005, 2, 5200); /* before it serves: accepted (F3) */
+    s = snap("bb09", 20005, 2, 5200); /* before it serves: accepted (FLEET-F3) */
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
     OK(db_snapshot_latest_workload(db, "wl-1", &got, g_err, sizeof g_err));
-    assert_string_equal(got.snapshot_id, "bb05"); /* F4: newest created */
+    assert_string_equal(got.snapshot_id, "bb05"); /* FLEET-F4: newest created */
     OK(db_snapshot_latest_instance(db, 20002, &got, g_err, sizeof g_err));
     assert_string_equal(got.snapshot_id, "bb06");
     assert_string_equal(got.trigger, "preempt");
@@ -183,7 +183,7 @@ static void test_fenced_and_stale(void **state)
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
     OK(db_snapshot_latest_workload(db, "wl-1", &got, g_err, sizeof g_err));
     assert_string_equal(got.snapshot_id, "bb08");
-    /* F4 within a store: a newer snapshot recorded in another store is not
+    /* FLEET-F4 within a store: a newer snapshot recorded in another store is not
      * the restorable point of this one (orchestrator.h O10) */
     s = snap("bb10", 20006, 3, 8000);
     snprintf(s.store_url, sizeof s.store_url, "file:///tmp/elsewhere");

@@ -1,4 +1,4 @@
-/* API credentials in the database (src/db/db_token.h T1-T4), on SQLite and,
+/* API credentials in the database (src/db/db_token.h DB-T1 to DB-T4), on SQLite and,
  * with DUMONT_TEST_PG_URL, on PostgreSQL. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 #include "util/error.h"
 #include "util/secret.h"
 
-/* T1, T2: made once, found by its secret alone; names checked. */
+/* DB-T1, DB-T2: made once, found by its secret alone; names checked. */
 static void test_create_lookup(void **state)
 {
     (void)state;
@@ -24,7 +24,7 @@ static void test_create_lookup(void **state)
     OK(db_token_create(db, &t, secret, sizeof secret, g_err, sizeof g_err));
     assert_int_equal(strlen(secret), DB_TOKEN_HEX_LEN);
     assert_int_equal(db_token_create(db, &t, again, sizeof again, g_err, sizeof g_err),
-                     DM_E_CONFLICT); /* T2: unique names */
+                     DM_E_CONFLICT); /* DB-T2: unique names */
     db_token got;
     OK(db_token_lookup(db, secret, 5000, &got, g_err, sizeof g_err));
     assert_string_equal(got.name, "grafana");
@@ -37,13 +37,13 @@ static void test_create_lookup(void **state)
     wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
     assert_int_equal(db_token_lookup(db, wrong, 5000, &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
     assert_int_equal(db_token_lookup(db, "", 5000, &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
-    /* T1: only the hash is stored: the list and every column lack the secret */
+    /* DB-T1: only the hash is stored: the list and every column lack the secret */
     db_token *v = NULL;
     size_t n = 0;
     OK(db_token_list(db, &v, &n, g_err, sizeof g_err));
     assert_int_equal(n, 1);
     free(v);
-    /* T2: names and roles */
+    /* DB-T2: names and roles */
     static const char *const bad_names[] = {"", "admin", "a b", "a/b", "x\n", "é", NULL};
     for (const char *const *p = bad_names; *p; p++) {
         db_token b = {.role = "viewer"};
@@ -64,7 +64,7 @@ static void test_create_lookup(void **state)
     db_close(db);
 }
 
-/* T3: last used is written at most once per DB_TOKEN_TOUCH_MS. */
+/* DB-T3: last used is written at most once per DB_TOKEN_TOUCH_MS. */
 static void test_touch(void **state)
 {
     (void)state;
@@ -89,7 +89,7 @@ static void test_touch(void **state)
     db_close(db);
 }
 
-/* T4: agent credentials per instance; revoke by name and by instance. */
+/* DB-T4: agent credentials per instance; revoke by name and by instance. */
 static void test_agents_and_revoke(void **state)
 {
     (void)state;

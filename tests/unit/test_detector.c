@@ -1,5 +1,5 @@
 /* Unit tests for the phi-accrual failure detector (src/detect/detector.h,
- * D1-D6), on synthetic heartbeat histories replayed in simulated time: the
+ * HB-D1 to HB-D6), on synthetic heartbeat histories replayed in simulated time: the
  * detector reads no clock, so these are exact and cannot flake. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,7 +77,7 @@ static sim_result replay(int beats, double jitter_ms, double loss, const int *lo
     return r;
 }
 
-/* healthy -> suspect -> failed once the beats stop, well under 1 s (D2, D3). */
+/* healthy -> suspect -> failed once the beats stop, well under 1 s (HB-D2, HB-D3). */
 static void test_silence_suspect_then_failed(void **state)
 {
     (void)state;
@@ -116,7 +116,7 @@ static void test_lost_packet_does_not_fail(void **state)
 
 /* Issue 5: per-datagram loss and jitter, each heartbeat sent `copies` times
  * 30 ms apart (agent.h A7); the listener takes the first copy to arrive and
- * drops the rest (listener.h L7), so a beat is lost only when all its copies
+ * drops the rest (listener.h HB-L7), so a beat is lost only when all its copies
  * are. Returns the false `failed` of `runs` runs of 10 simulated minutes. */
 static int copies_false_failed(int copies, int runs)
 {
@@ -157,7 +157,7 @@ static void test_copies_against_loss(void **state)
 }
 
 /* A jittery history makes phi lenient; the hard deadline still bounds
- * detection (D3). */
+ * detection (HB-D3). */
 static void test_hard_deadline(void **state)
 {
     (void)state;
@@ -181,7 +181,7 @@ static void test_hard_deadline(void **state)
     assert_true(p.hard_deadline_ms < 1000);
 }
 
-/* leaving is never judged; a later heartbeat is healthy again (D5). */
+/* leaving is never judged; a later heartbeat is healthy again (HB-D5). */
 static void test_leaving(void **state)
 {
     (void)state;
@@ -217,7 +217,7 @@ static void test_pending(void **state)
     assert_int_equal(d.state, DET_PENDING);
 }
 
-/* failed -> healthy on a heartbeat; the failure's gap is not learnt (D4). */
+/* failed -> healthy on a heartbeat; the failure's gap is not learnt (HB-D4). */
 static void test_recovery_not_learnt(void **state)
 {
     (void)state;
@@ -263,7 +263,7 @@ static void test_preempting(void **state)
     assert_int_equal(c.from, DET_PREEMPTING);
 }
 
-/* D1: det_transition to the same state is no change; names round-trip. */
+/* HB-D1: det_transition to the same state is no change; names round-trip. */
 static void test_transition_and_names(void **state)
 {
     (void)state;
@@ -286,7 +286,7 @@ static void test_transition_and_names(void **state)
     assert_int_equal(p.hard_deadline_ms, 450);
 }
 
-/* D6: while intake is lossy a conviction is held until lossy_hold_ms of
+/* HB-D6: while intake is lossy a conviction is held until lossy_hold_ms of
  * silence, then made; a beat during the hold clears it; a hold that ends
  * because intake is clean again convicts at once. */
 static void test_lossy_hold(void **state)

@@ -1,10 +1,10 @@
-/* Unit tests for snapshot export and import (src/snapshot/export.c, EX1-EX8).
+/* Unit tests for snapshot export and import (src/snapshot/export.c, SNAP-EX1 to SNAP-EX8).
  *
  * Export: a generated tree is snapshotted, exported, and read back with
- * libarchive: every entry, type, mode, link and byte must match (EX2).
+ * libarchive: every entry, type, mode, link and byte must match (SNAP-EX2).
  * Import: every archive of the malicious corpus is refused with a message
  * naming the entry and the rule, nothing appears outside, and the private
- * directory is gone afterwards (EX3-EX8). The corpus is made here, by raw
+ * directory is gone afterwards (SNAP-EX3 to SNAP-EX8). The corpus is made here, by raw
  * ustar/pax blocks (no library can be trusted to write an evil archive),
  * and also written to tests/fixtures/malicious/ by `test_export
  * --write-corpus DIR`; the committed files there are imported too.
@@ -158,7 +158,7 @@ static void rm_rf(const char *path)
     waitpid(p, &stc, 0);
 }
 
-/* ---- the malicious corpus (EX3-EX6) ------------------------------------ */
+/* ---- the malicious corpus (SNAP-EX3 to SNAP-EX6) ------------------------------------ */
 
 typedef struct {
     const char *name;
@@ -296,7 +296,7 @@ static void m_pax_bomb(buf *b)
 }
 
 /* Many pax headers, each under libarchive's own limit, none an entry's data:
- * the decompressed-stream cap stops them (EX6). */
+ * the decompressed-stream cap stops them (SNAP-EX6). */
 static void m_pax_many(buf *b)
 {
     size_t n = 512u << 10;
@@ -342,7 +342,7 @@ static const evil corpus[] = {
 };
 
 /* Imports path; it must fail with expect in the message, and leave no
- * trace outside nor in the temp dir (EX3, EX8). */
+ * trace outside nor in the temp dir (SNAP-EX3, SNAP-EX8). */
 static void import_refused(const char *path, const evil *ev)
 {
     char err[1024] = "";
@@ -420,7 +420,7 @@ static void test_committed_corpus(void **state)
     assert_true(n >= 10);
 }
 
-/* ---- round trips (EX1, EX2) ------------------------------------------- */
+/* ---- round trips (SNAP-EX1, SNAP-EX2) ------------------------------------------- */
 
 static void make_tree(void)
 {
@@ -530,7 +530,7 @@ static void test_export_read_back(void **state)
     close(fd);
     assert_int_equal(back.files, info.files);
     assert_int_equal(back.bytes, info.bytes);
-    assert_non_null(strstr(back.source, "ws.tar.lz4#")); /* EX10 */
+    assert_non_null(strstr(back.source, "ws.tar.lz4#")); /* SNAP-EX10 */
     snprintf(out, sizeof out, "%s/restored", tmp);
     if (snap_restore(st, back.id, out, 0, NULL, err, sizeof err) != 0)
         fail_msg("snap_restore: %s", err);
@@ -560,7 +560,7 @@ static int find_pack(const char *p, const struct stat *sb, int flag, struct FTW 
     return 0;
 }
 
-/* EX1: a damaged chunk stops the export, naming the file. */
+/* SNAP-EX1: a damaged chunk stops the export, naming the file. */
 static void test_export_corrupt(void **state)
 {
     (void)state;
@@ -598,7 +598,7 @@ static void test_export_corrupt(void **state)
     store_close(s2);
 }
 
-/* A benign archive with links inside the tree imports (EX4 allows them). */
+/* A benign archive with links inside the tree imports (SNAP-EX4 allows them). */
 static void test_import_good_links(void **state)
 {
     (void)state;

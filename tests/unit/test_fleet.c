@@ -1,4 +1,4 @@
-/* Tests of workloads and machines (src/db/db_fleet.h F1, F2) and of the
+/* Tests of workloads and machines (src/db/db_fleet.h FLEET-F1, FLEET-F2) and of the
  * real-failover fields of a failover record (core/failover.h fo_real), on SQLite and,
  * when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own). */
 #include <setjmp.h>
@@ -54,7 +54,7 @@ static void test_workloads(void **state)
     assert_int_equal(got.protect, 1);
     assert_int_equal(db_workload_get(db, "wl-none", &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
     assert_int_equal(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err), DM_E_NOT_FOUND);
-    /* F2: from (none, 0) to (20001, 0); a stale expectation changes nothing */
+    /* FLEET-F2: from (none, 0) to (20001, 0); a stale expectation changes nothing */
     OK(db_workload_switch(db, "wl-a", FO_NULL, 0, 20001, 0, g_err, sizeof g_err));
     OK(db_workload_by_serving(db, 20001, &got, g_err, sizeof g_err));
     assert_string_equal(got.workload_id, "wl-a");
@@ -99,7 +99,7 @@ static void test_machines(void **state)
     (void)state;
     dm_db *db = open_db();
     dm_machine m = machine("wl-a"), got;
-    /* F1: ids start at FLEET_FIRST_ID and go above every known instance */
+    /* FLEET-F1: ids start at FLEET_FIRST_ID and go above every known instance */
     OK(db_machine_reserve(db, &m, g_err, sizeof g_err));
     assert_int_equal(m.instance_id, FLEET_FIRST_ID);
     assert_string_equal(dm_mach_state_name(m.state), "provisioning");

@@ -1,4 +1,4 @@
-/* Unit tests for the heartbeat wire format (src/detect/heartbeat.h, W1-W4). */
+/* Unit tests for the heartbeat wire format (src/detect/heartbeat.h, HB-W1 to HB-W4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +27,7 @@ static hb_packet sample(void)
     return p;
 }
 
-/* W1, W2: what is encoded parses back identically and verifies. */
+/* HB-W1, HB-W2: what is encoded parses back identically and verifies. */
 static void test_roundtrip(void **state)
 {
     (void)state;
@@ -52,7 +52,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(q.type, HB_T_LEAVING);
 }
 
-/* W1: every wrong length, magic, version and field is refused. */
+/* HB-W1: every wrong length, magic, version and field is refused. */
 static void test_parse_refuses(void **state)
 {
     (void)state;
@@ -88,7 +88,7 @@ static void test_parse_refuses(void **state)
     assert_int_equal(hb_encode(&p, key, bad), -1);
 }
 
-/* W2: any flipped bit, another key, or a forged MAC fails verification. */
+/* HB-W2: any flipped bit, another key, or a forged MAC fails verification. */
 static void test_verify_refuses(void **state)
 {
     (void)state;
@@ -105,7 +105,7 @@ static void test_verify_refuses(void **state)
     assert_int_equal(hb_verify(buf, other), HB_BAD_MAC);
 }
 
-/* W3: each sequence number once; reordering within the window accepted;
+/* HB-W3: each sequence number once; reordering within the window accepted;
  * too old, duplicated or badly timed packets refused. */
 static void test_window(void **state)
 {
@@ -131,7 +131,7 @@ static void test_window(void **state)
     assert_int_equal(hb_window_check(&w, UINT64_MAX, now, now), HB_REPLAY);
 }
 
-/* W4: derived keys depend on master, id and key id; hex round-trips. */
+/* HB-W4: derived keys depend on master, id and key id; hex round-trips. */
 static void test_keys(void **state)
 {
     (void)state;

@@ -1,6 +1,6 @@
-/* Tests of instances in the database (src/db/db_instance.h, I1-I3) and of
+/* Tests of instances in the database (src/db/db_instance.h, DB-I1 to DB-I3) and of
  * the heartbeat listener in-process over real UDP (src/detect/listener.h,
- * L1-L11; L2 and L5 also over a persistence of the test's own), on SQLite
+ * HB-L1 to HB-L11; HB-L2 and HB-L5 also over a persistence of the test's own), on SQLite
  * and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own,
  * made and dropped here, so other tests are not disturbed). Waits poll with
  * deadlines; nothing asserts a wall-clock bound. */
@@ -41,7 +41,7 @@ static dm_instance inst(int64_t id, const char *key_id)
     return in;
 }
 
-/* I1-I3 on the database alone. */
+/* DB-I1 to DB-I3 on the database alone. */
 static void test_db_instances(void **state)
 {
     (void)state;
@@ -103,7 +103,7 @@ static void test_db_instances(void **state)
 typedef struct {
     pthread_mutex_t mu;
     dm_db *db;
-    int n, persisted_first; /* L2: the db held each change when published */
+    int n, persisted_first; /* HB-L2: the db held each change when published */
     char last_to[16];
     int64_t last_id;
 } collector;
@@ -204,7 +204,7 @@ static hbl_server *start_subscribed(dm_db *db, collector *c)
     return h;
 }
 
-/* L1, L2, L4-L6 with real datagrams. */
+/* HB-L1, HB-L2, HB-L4 to HB-L6 with real datagrams. */
 static void test_listener(void **state)
 {
     (void)state;
@@ -219,7 +219,7 @@ static void test_listener(void **state)
     int64_t now = clock_wall_ms();
     send_pkt(&s, 42, HB_T_BEAT, 1, now);
     assert_true(wait_last(&c, 42, "healthy"));
-    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* L7: the agent's second copy */
+    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* HB-L7: the agent's second copy */
     assert_true(wait_dropped(h, HB_DUPLICATE, 1));
     hbl_stats st0;
     hbl_stats_get(h, &st0);
@@ -227,7 +227,7 @@ static void test_listener(void **state)
     assert_int_equal(st0.accepted, 1);           /* nor a new beat */
     for (uint64_t q = 2; q <= 4; q++)
         send_pkt(&s, 42, HB_T_BEAT, q, now);
-    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* W3: an old packet again is a replay */
+    send_pkt(&s, 42, HB_T_BEAT, 1, now); /* HB-W3: an old packet again is a replay */
     assert_true(wait_dropped(h, HB_REPLAY, 1));
     hbl_stats_get(h, &st0);
     assert_int_equal(st0.dropped[HB_DUPLICATE], 1);
@@ -237,7 +237,7 @@ static void test_listener(void **state)
     assert_true(wait_dropped(h, HB_UNKNOWN_INSTANCE, 1));
     sender other = s;
     other.key[0] ^= 1;
-    send_pkt(&other, 42, HB_T_BEAT, 4, now); /* L1: forged */
+    send_pkt(&other, 42, HB_T_BEAT, 4, now); /* HB-L1: forged */
     assert_true(wait_dropped(h, HB_BAD_MAC, 1));
     for (uint64_t i = 0; i < 3 * HBL_RATE_PER_S; i++) /* a flood */
         send_pkt(&s, 42, HB_T_BEAT, 10 + i, now);
@@ -264,7 +264,7 @@ static void test_listener(void **state)
     assert_string_equal(in.state, "failed");
     assert_int_not_equal(in.last_heartbeat_ms, FO_NULL);
 
-    /* L5, L6: a restarted listener re-derives the key; an instance alive
+    /* HB-L5, HB-L6: a restarted listener re-derives the key; an instance alive
      * before is judged from the restart. */
     send_pkt(&s, 44, HB_T_BEAT, 6, clock_wall_ms());
     assert_true(wait_last(&c, 44, "healthy"));
@@ -282,7 +282,7 @@ static void test_listener(void **state)
     assert_true(wait_last(&c, 44, "failed")); /* no more beats after the restart */
     hbl_stop(h);
     pthread_mutex_lock(&c.mu);
-    assert_int_equal(c.persisted_first, c.n); /* L2 */
+    assert_int_equal(c.persisted_first, c.n); /* HB-L2 */
     pthread_mutex_unlock(&c.mu);
     db_close(db);
 }
@@ -305,7 +305,7 @@ static int count_events(dm_db *db, int64_t id, const char *what, const char *rea
     return k;
 }
 
-/* L8-L10 under forged datagrams from another socket: the real beats keep the
+/* HB-L8 to HB-L10 under forged datagrams from another socket: the real beats keep the
  * instance healthy, the forged ones cost at most HBL_OTHER_SRC_PER_S MACs a
  * second (the rest are refused before the MAC), and once the real beats stop
  * the conviction is held (an intake event, the live view) until the bound,
@@ -340,7 +340,7 @@ static void test_listener_forged_flood(void **state)
     assert_int_equal(count_events(db, 50, "state", "deadline", NULL), 0);
     hbl_stats st;
     hbl_stats_get(h, &st);
-    assert_true(st.dropped[HB_UNVERIFIED_RATE] > 1000); /* L8: refused before the MAC */
+    assert_true(st.dropped[HB_UNVERIFIED_RATE] > 1000); /* HB-L8: refused before the MAC */
     assert_true(st.dropped[HB_BAD_MAC] <= HBL_OTHER_SRC_PER_S * 4 + HBL_OTHER_SRC_PER_S);
 
     /* The agent dies; the forger goes on. */
@@ -354,16 +354,16 @@ static void test_listener_forged_flood(void **state)
         clock_sleep_ms(1, NULL);
     }
     assert_true(wait_last(&c, 50, "failed"));
-    assert_true(held_seen); /* L9: the live view said so */
+    assert_true(held_seen); /* HB-L9: the live view said so */
     int64_t silent = -1;
     assert_int_equal(count_events(db, 50, "state", "lossy_hold_bound", &silent), 1);
-    assert_true(silent >= 2000 && silent < 5000); /* D6: held to the bound */
+    assert_true(silent >= 2000 && silent < 5000); /* HB-D6: held to the bound */
     assert_int_equal(count_events(db, 50, "intake", "conviction_held", NULL), 1);
     hbl_stop(h);
     db_close(db);
 }
 
-/* L11: registering a live instance again rotates its key but does not make
+/* HB-L11: registering a live instance again rotates its key but does not make
  * it `pending` (which the detector never judges): if nothing verifiable
  * follows, it is failed like any silent instance. */
 static void test_reregister_live(void **state)
@@ -400,7 +400,7 @@ static void test_reregister_live(void **state)
 /* ---- the listener over a persistence of the test's own ------------------ */
 
 /* An in-memory dm_instance_persist (core/instance.h): the listener reaches
- * instances through it alone (L2), so one with no database runs it whole. */
+ * instances through it alone (HB-L2), so one with no database runs it whole. */
 typedef struct {
     pthread_mutex_t mu;
     dm_instance v[4];
@@ -482,7 +482,7 @@ static hbl_server *start_mem(mem_persist *m, collector *c)
     return h;
 }
 
-/* L2 and L5 through the persistence handed to the listener: a registration
+/* HB-L2 and HB-L5 through the persistence handed to the listener: a registration
  * it refuses registers nothing; a change it fails to record is not
  * published; a restarted listener loads what it holds. */
 static void test_listener_persist(void **state)
@@ -513,7 +513,7 @@ static void test_listener_persist(void **state)
         clock_sleep_ms(10, NULL);
     assert_true(mem_records(&m) >= 1);
     clock_sleep_ms(200, NULL);          /* time to publish, were it to */
-    assert_int_equal(collected(&c), 0); /* L2: not published */
+    assert_int_equal(collected(&c), 0); /* HB-L2: not published */
     pthread_mutex_lock(&m.mu);
     m.fail_record = 0;
     pthread_mutex_unlock(&m.mu);
@@ -522,7 +522,7 @@ static void test_listener_persist(void **state)
     assert_string_equal(m.v[0].state, "leaving");
     hbl_stop(h);
 
-    /* L5: the restarted listener knows 61 from the persistence alone, and
+    /* HB-L5: the restarted listener knows 61 from the persistence alone, and
      * its key (the same secret, the stored key id) verifies the agent's beat. */
     pthread_mutex_lock(&m.mu);
     snprintf(m.v[0].state, sizeof m.v[0].state, "pending");

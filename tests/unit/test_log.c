@@ -1,4 +1,4 @@
-/* Unit tests for the structured logger (src/util/log.h, I1). */
+/* Unit tests for the structured logger (src/util/log.h, LOG-I1). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

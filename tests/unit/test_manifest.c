@@ -1,4 +1,4 @@
-/* Unit tests for the manifest format (src/snapshot/manifest.h, MF1-MF4). */
+/* Unit tests for the manifest format (src/snapshot/manifest.h, MANIF-MF1 to MANIF-MF4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,7 +109,7 @@ static void test_round_trip(void **state)
     assert_true(d->info.time_ms == m->info.time_ms && d->info.bytes == m->info.bytes);
     assert_int_equal(manifest_find(d, odd_name, sizeof odd_name - 1), 5);
     assert_int_equal(manifest_find(d, "nope", 4), -1);
-    /* MF4: re-encoding gives the same bytes (and so the same id) */
+    /* MANIF-MF4: re-encoding gives the same bytes (and so the same id) */
     assert_int_equal(manifest_encode(d, &buf2, &len2, err, sizeof err), 0);
     assert_int_equal(len, len2);
     assert_memory_equal(buf, buf2, len);
@@ -132,7 +132,7 @@ static void test_truncated_and_garbage(void **state)
     size_t len = 0;
     char err[256];
     assert_int_equal(manifest_encode(m, (void **)&buf, &len, err, sizeof err), 0);
-    for (size_t n = 0; n < len; n++) /* MF1: every truncation fails cleanly */
+    for (size_t n = 0; n < len; n++) /* MANIF-MF1: every truncation fails cleanly */
         assert_int_equal(manifest_decode(buf, n, &d, err, sizeof err), DM_E_PROTOCOL);
     assert_null(d);
     uint8_t junk[4096];
@@ -168,7 +168,7 @@ static int encode_decode(manifest *m)
     return rc;
 }
 
-/* MF2, MF3: manifests that would be unsafe to restore are refused. */
+/* MANIF-MF2, MANIF-MF3: manifests that would be unsafe to restore are refused. */
 static void test_unsafe_refused(void **state)
 {
     (void)state;
@@ -210,7 +210,7 @@ static void test_unsafe_refused(void **state)
     assert_int_equal(encode_decode(m), DM_E_PROTOCOL);
 }
 
-/* MF1: a declared body far larger than the data is refused before any
+/* MANIF-MF1: a declared body far larger than the data is refused before any
  * allocation (decompression bomb). */
 static void test_body_len_capped(void **state)
 {
@@ -229,7 +229,7 @@ static void test_body_len_capped(void **state)
     manifest_free(m);
 }
 
-/* CR4 support: removing vanished files drops hard links to them and
+/* SNAP-CR4 support: removing vanished files drops hard links to them and
  * renumbers the others. */
 static void test_remove(void **state)
 {

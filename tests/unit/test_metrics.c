@@ -1,5 +1,5 @@
 /* metrics/metrics.h: families, series, histograms and the text exposition
- * format (MX1-MX4). promtool checks the real server's output in
+ * format (MX-MX1 to MX-MX4). promtool checks the real server's output in
  * tests/integration/test_metrics.sh; here the exact text is checked. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,13 +35,13 @@ static void test_counter_and_labels(void **state)
     assert_int_equal(mx_add(r, "x_total", (const char *[]){"real", "ok"}, 1), 0);
     assert_int_equal(mx_add(r, "x_total", (const char *[]){"sim\"\n\\", "failed"}, 1), 0);
     assert_int_equal(mx_add(r, "x_total", (const char *[]){"real", "ok"}, -1),
-                     DM_E_INVALID); /* MX4 */
+                     DM_E_INVALID); /* MX-MX4 */
     assert_int_equal(mx_add(r, "nope", NULL, 1), DM_E_NOT_FOUND);
     char *out = render(r);
     assert_non_null(strstr(out, "# HELP x_total Things.\n# TYPE x_total counter\n"));
     assert_non_null(strstr(out, "x_total{kind=\"real\",result=\"ok\"} 3\n"));
     assert_non_null(
-        strstr(out, "x_total{kind=\"sim\\\"\\n\\\\\",result=\"failed\"} 1\n")); /* MX2 */
+        strstr(out, "x_total{kind=\"sim\\\"\\n\\\\\",result=\"failed\"} 1\n")); /* MX-MX2 */
     free(out);
     mx_free(r);
 }
@@ -101,7 +101,7 @@ static void test_collector_gauge_and_caps(void **state)
         snprintf(v, sizeof v, "s%d", i);
         assert_int_equal(mx_set(r, "g", (const char *[]){v}, 1), 0);
     }
-    assert_int_equal(mx_set(r, "g", (const char *[]){"one-too-many"}, 1), DM_E_TOO_BIG); /* MX1 */
+    assert_int_equal(mx_set(r, "g", (const char *[]){"one-too-many"}, 1), DM_E_TOO_BIG); /* MX-MX1 */
     out = render(r);
     assert_non_null(strstr(out, "dumont_metrics_series_dropped_total 1\n"));
     assert_null(strstr(out, "one-too-many"));

@@ -1,4 +1,4 @@
-/* Unit tests for the failover state machine (src/core/failover.h, I1-I4). */
+/* Unit tests for the failover state machine (src/core/failover.h, FO-I1 to FO-I4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,14 +67,14 @@ static void test_init(void **state)
     assert_int_equal(f.kind, FO_KIND_REAL);
     assert_int_equal(f.state, FO_PHASE_DETECTION);
     assert_false(fo_state_is_terminal(f.state));
-    assert_int_equal(f.success, FO_NULL);       /* I4 */
-    assert_int_equal(f.total_time_ms, FO_NULL); /* I3 */
+    assert_int_equal(f.success, FO_NULL);       /* FO-I4 */
+    assert_int_equal(f.total_time_ms, FO_NULL); /* FO-I3 */
     assert_int_equal(f.finished_at_ms, FO_NULL);
     assert_int_equal(f.started_at_ms, T0);
     assert_string_equal(f.reason, "");
     assert_int_equal(f.phases[0].status, FO_PHASE_RUNNING);
     assert_int_equal(f.phases[0].started_at_ms, T0);
-    assert_int_equal(f.phases[0].duration_ms, FO_NULL); /* I2 */
+    assert_int_equal(f.phases[0].duration_ms, FO_NULL); /* FO-I2 */
     for (int i = 1; i < FO_PHASE_COUNT; i++) {
         assert_int_equal(f.phases[i].status, FO_PHASE_PENDING);
         assert_int_equal(f.phases[i].started_at_ms, FO_NULL);
@@ -110,8 +110,8 @@ static void test_all_phases_ok(void **state)
         assert_int_equal(f.state, i);
         assert_int_equal(f.phases[i].status, FO_PHASE_RUNNING);
         assert_int_equal(f.phases[i].started_at_ms, now);
-        assert_int_equal(f.success, FO_NULL);       /* I4: running */
-        assert_int_equal(f.total_time_ms, FO_NULL); /* I3: running */
+        assert_int_equal(f.success, FO_NULL);       /* FO-I4: running */
+        assert_int_equal(f.total_time_ms, FO_NULL); /* FO-I3: running */
         int64_t d = 1000 + 7 * i;
         now += d;
         fo_event ev = ev_ok(now, d);
@@ -132,8 +132,8 @@ static void test_all_phases_ok(void **state)
     assert_int_equal(f.state, FO_STATE_COMPLETED);
     assert_true(fo_state_is_terminal(f.state));
     assert_string_equal(fo_state_name(f.state), "completed");
-    assert_int_equal(f.success, 1);           /* I4 */
-    assert_int_equal(f.total_time_ms, sum);   /* I3 */
+    assert_int_equal(f.success, 1);           /* FO-I4 */
+    assert_int_equal(f.total_time_ms, sum);   /* FO-I3 */
     assert_int_equal(sum, 7 * 1000 + 7 * 21); /* hand-computed */
     assert_int_equal(f.finished_at_ms, now);
     assert_string_equal(f.reason, "");
@@ -167,8 +167,8 @@ static void test_phase_failed_each_phase(void **state)
         assert_int_equal(fo_transition(&f, &ev), 0);
         assert_int_equal(f.state, FO_STATE_FAILED);
         assert_true(fo_state_is_terminal(f.state));
-        assert_int_equal(f.success, 0);               /* I4 */
-        assert_int_equal(f.total_time_ms, sum + 555); /* I3: the failed phase ran */
+        assert_int_equal(f.success, 0);               /* FO-I4 */
+        assert_int_equal(f.total_time_ms, sum + 555); /* FO-I3: the failed phase ran */
         assert_int_equal(f.finished_at_ms, T0 + 999999);
         assert_int_equal(f.phases[k].status, FO_PHASE_FAILED);
         assert_int_equal(f.phases[k].duration_ms, 555);
@@ -180,7 +180,7 @@ static void test_phase_failed_each_phase(void **state)
             assert_int_equal(f.phases[i].status, FO_PHASE_OK);
             assert_int_equal(f.phases[i].duration_ms, 100 * (i + 1));
         }
-        for (int i = k + 1; i < FO_PHASE_COUNT; i++) { /* I2 */
+        for (int i = k + 1; i < FO_PHASE_COUNT; i++) { /* FO-I2 */
             assert_int_equal(f.phases[i].status, FO_PHASE_PENDING);
             assert_int_equal(f.phases[i].duration_ms, FO_NULL);
             assert_int_equal(f.phases[i].started_at_ms, FO_NULL);
@@ -258,7 +258,7 @@ static void test_long_detail_truncated(void **state)
     assert_int_equal(strlen(f.phases[0].detail), sizeof f.phases[0].detail - 1);
 }
 
-/* I1: terminal failovers refuse every event and stay byte-for-byte the same. */
+/* FO-I1: terminal failovers refuse every event and stay byte-for-byte the same. */
 static void test_terminal_refuses_events(void **state)
 {
     (void)state;
@@ -287,7 +287,7 @@ static void test_terminal_refuses_events(void **state)
     }
 }
 
-/* I1: events that do not fit leave the record untouched (DM_E_INVALID). */
+/* FO-I1: events that do not fit leave the record untouched (DM_E_INVALID). */
 static void test_invalid_events_leave_record(void **state)
 {
     (void)state;
@@ -406,7 +406,7 @@ static void test_bad_names(void **state)
     assert_true(fo_state_is_terminal(FO_STATE_FAILED));
 }
 
-/* A skipped phase stays null (I2) and shows as skipped; the next one runs. */
+/* A skipped phase stays null (FO-I2) and shows as skipped; the next one runs. */
 static void test_skip(void **state)
 {
     (void)state;

@@ -1,5 +1,5 @@
 /* Unit tests for the provider interface and the local provider
- * (src/provider/provider.h PV1-PV6, local.h LP1-LP5, market.h MK1-MK3).
+ * (src/provider/provider.h PROV-PV1 to PROV-PV6, local.h PROV-LP1 to PROV-LP5, market.h PROV-MK1 to PROV-MK3).
  * Instances run a fake agent: a shell script that records its argv and
  * environment, starts a grandchild in its own process group (same session),
  * and notes SIGUSR1. Waits poll with deadlines. */
@@ -179,7 +179,7 @@ static int agent_pid(fixture *f, int64_t id)
     return p ? to_pid(p + 6) : -1;
 }
 
-/* ---- market (MK1-MK3, PV1) ---- */
+/* ---- market (PROV-MK1 to PROV-MK3, PROV-PV1) ---- */
 
 static void test_market_default(void **state)
 {
@@ -223,7 +223,7 @@ static void expect_bad(const char *text, const char *needle)
         fail_msg("error '%s' does not name '%s'", err, needle);
 }
 
-/* MK1: refused whole, with the file, offer and field named. */
+/* PROV-MK1: refused whole, with the file, offer and field named. */
 static void test_market_malformed(void **state)
 {
     (void)state;
@@ -275,7 +275,7 @@ static size_t search(fixture *f, const prov_query *q, prov_offer *r, size_t max)
     return n;
 }
 
-/* PV1: constraints, exclusions, order (reliable cheapest first, then the rest). */
+/* PROV-PV1: constraints, exclusions, order (reliable cheapest first, then the rest). */
 static void test_search(void **state)
 {
     fixture *f = *state;
@@ -367,12 +367,12 @@ static void test_open_and_args(void **state)
     assert_int_equal(provider_provision(f->p, &o, &l, &inst, f->err, sizeof f->err), DM_E_INVALID);
     assert_int_equal(provider_preempt(f->p, 1, -5, f->err, sizeof f->err), DM_E_INVALID);
     assert_int_equal(provider_preempt(f->p, 9, 0, f->err, sizeof f->err), DM_E_NOT_FOUND);
-    /* PV3: destroy of an id that is not there */
+    /* PROV-PV3: destroy of an id that is not there */
     assert_int_equal(provider_destroy(f->p, 9, f->err, sizeof f->err), 0);
     provider_close(NULL);
 }
 
-/* PV2, PV5, PV6, LP1: the agent's command line and environment. */
+/* PROV-PV2, PROV-PV5, PROV-PV6, PROV-LP1: the agent's command line and environment. */
 static void test_provision(void **state)
 {
     fixture *f = *state;
@@ -397,11 +397,11 @@ static void test_provision(void **state)
              inst.workspace);
     if (strncmp(buf, exp, strlen(exp)) != 0)
         fail_msg("argv:\n%s\nexpected:\n%s", buf, exp);
-    assert_null(strstr(buf, "secret-token-123")); /* PV6 */
+    assert_null(strstr(buf, "secret-token-123")); /* PROV-PV6 */
     char tf[PATH_MAX + 32];
     inst_file(f, 1, "agent.token", tf, sizeof tf);
     snprintf(exp, sizeof exp, "\n--token-file\n%s\n", tf);
-    assert_non_null(strstr(buf, exp)); /* PV6: the credential is in a file ... */
+    assert_non_null(strstr(buf, exp)); /* PROV-PV6: the credential is in a file ... */
     struct stat tst;
     assert_int_equal(stat(tf, &tst), 0);
     assert_int_equal(tst.st_mode & 0777, 0600); /* ... only its owner reads */
@@ -410,7 +410,7 @@ static void test_provision(void **state)
     inst_file(f, 1, "env.txt", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
-    assert_null(strstr(buf, "DUMONT_TOKEN")); /* PV6: not in the environment */
+    assert_null(strstr(buf, "DUMONT_TOKEN")); /* PROV-PV6: not in the environment */
     assert_null(strstr(buf, "secret-token-123"));
     assert_non_null(strstr(buf, "DUMONT_STORE=file:///tmp/store\n"));
     snprintf(exp, sizeof exp, "OLLAMA_HOST=%s\n", inst.address);
@@ -427,7 +427,7 @@ static void test_provision(void **state)
     read_text(path, buf, sizeof buf);
     assert_string_equal(buf, "FALSE");
     assert_int_equal(state_of(f, 1), PROV_RUNNING);
-    /* PV2: again while it runs: same instance, nothing started */
+    /* PROV-PV2: again while it runs: same instance, nothing started */
     int pid = agent_pid(f, 1);
     assert_true(pid > 0);
     assert_int_equal(provider_provision(f->p, &o, &l, &again, f->err, sizeof f->err), 0);
@@ -435,14 +435,14 @@ static void test_provision(void **state)
     assert_string_equal(again.address, inst.address);
     assert_int_equal(provider_get(f->p, 1, &again, f->err, sizeof f->err), 0);
     assert_string_equal(again.workspace, inst.workspace);
-    /* PV5: start_workload signals the agent (once it handles SIGUSR1: the
+    /* PROV-PV5: start_workload signals the agent (once it handles SIGUSR1: the
      * fake writes child.pid after its trap) */
     inst_file(f, 1, "child.pid", path, sizeof path);
     assert_true(wait_file(path, 5000));
     assert_int_equal(provider_start_workload(f->p, &inst, f->err, sizeof f->err), 0);
     inst_file(f, 1, "started.txt", path, sizeof path);
     assert_true(wait_file(path, 5000));
-    /* PV2: the agent died (STOPPED): provision makes it again */
+    /* PROV-PV2: the agent died (STOPPED): provision makes it again */
     kill(pid, SIGKILL);
     assert_int_equal(wait_state(f, 1, PROV_STOPPED, 5000), PROV_STOPPED);
     assert_int_equal(provider_start_workload(f->p, &inst, f->err, sizeof f->err), DM_E_UNAVAILABLE);
@@ -451,7 +451,7 @@ static void test_provision(void **state)
     assert_int_equal(state_of(f, 1), PROV_RUNNING);
 }
 
-/* PV3, LP2, LP4: destroy kills the whole session, grandchild in its own
+/* PROV-PV3, PROV-LP2, PROV-LP4: destroy kills the whole session, grandchild in its own
  * process group included, and confirms it. */
 static void test_destroy(void **state)
 {
@@ -471,7 +471,7 @@ static void test_destroy(void **state)
         clock_sleep_ms(10, NULL);
     assert_int_not_equal(getpgid(child), getpgid(pid)); /* another process group */
     assert_int_equal(getsid(child), getsid(pid));       /* same session */
-    /* one that left the session (LP2: found by its environment) */
+    /* one that left the session (PROV-LP2: found by its environment) */
     inst_file(f, 2, "escaped.pid", path, sizeof path);
     assert_true(wait_file(path, 5000));
     read_text(path, buf, sizeof buf);
@@ -512,7 +512,7 @@ static void test_destroy(void **state)
     assert_int_equal(state_of(f, 2), PROV_RUNNING);
 }
 
-/* LP2: a recorded session id that now names a stranger's session (pid
+/* PROV-LP2: a recorded session id that now names a stranger's session (pid
  * reuse) kills nothing: the stranger carries no marker. */
 static void test_destroy_stranger(void **state)
 {
@@ -592,7 +592,7 @@ static void write_file(const char *path, const char *text)
 }
 
 /* workspace_from is copied in (modes, mtimes, symlinks); restore round trip
- * with its timings (PV4); snapshot through the provider. */
+ * with its timings (PROV-PV4); snapshot through the provider. */
 static void test_restore_snapshot(void **state)
 {
     fixture *f = *state;
@@ -650,7 +650,7 @@ static void test_restore_snapshot(void **state)
     other.instance_id = 17;
     assert_int_equal(provider_restore(f->p, &other, s, si.id, &t, f->err, sizeof f->err),
                      DM_E_NOT_FOUND);
-    /* a bad snapshot id leaves the workspace as it was (SN2) */
+    /* a bad snapshot id leaves the workspace as it was (SNAP-SN2) */
     assert_int_not_equal(provider_restore(f->p, &inst, s, "0000", &t, f->err, sizeof f->err), 0);
     read_text(p1, buf, sizeof buf);
     assert_string_equal(buf, "model bytes v1");

@@ -1,5 +1,5 @@
-/* Unit tests for the chunk repository (src/snapshot/repo.h RP1-RP7,
- * repo.c R1-R6, pack.c PK1-PK4) on a file:// store in a temp directory. */
+/* Unit tests for the chunk repository (src/snapshot/repo.h SNAP-RP1 to SNAP-RP7,
+ * repo.c SNAP-R1 to SNAP-R6, pack.c SNAP-PK1 to SNAP-PK4) on a file:// store in a temp directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 
 #include "snapshot/pack.h"
 #include "snapshot/repo.h"
-#include "snapshot/repo_internal.h" /* RP7: which pack holds a chunk */
+#include "snapshot/repo_internal.h" /* SNAP-RP7: which pack holds a chunk */
 #include "store/store.h"
 #include "util/error.h"
 
@@ -159,7 +159,7 @@ static void test_ids(void **state)
     assert_int_equal(chunk_id_parse(hex, &back), DM_E_INVALID);
 }
 
-/* RP1, RP3, R1: before flush (from the open pack) and after (from the store). */
+/* SNAP-RP1, SNAP-RP3, SNAP-R1: before flush (from the open pack) and after (from the store). */
 static void test_round_trip(void **state)
 {
     fixture *f = *state;
@@ -215,7 +215,7 @@ static void test_limits(void **state)
     free(big);
 }
 
-/* RP2 */
+/* SNAP-RP2 */
 static void test_dedup(void **state)
 {
     fixture *f = *state;
@@ -237,7 +237,7 @@ static void test_dedup(void **state)
     free(a);
 }
 
-/* RP7: chunks added to two streams, interleaved, land in packs of their
+/* SNAP-RP7: chunks added to two streams, interleaved, land in packs of their
  * own stream, in the order they were added. */
 static void test_streams(void **state)
 {
@@ -327,7 +327,7 @@ static void test_reopen_many(void **state)
     assert_int_equal(repo_bad_indexes(f->r), 0);
 }
 
-/* RP4: chunks never flushed are not visible, even when their pack was
+/* SNAP-RP4: chunks never flushed are not visible, even when their pack was
  * written; and no index names them. */
 static void test_unflushed(void **state)
 {
@@ -390,7 +390,7 @@ static void *add_worker(void *arg)
     return NULL;
 }
 
-/* RP5 */
+/* SNAP-RP5 */
 static void test_concurrent(void **state)
 {
     fixture *f = *state;
@@ -446,7 +446,7 @@ static void on_bad(const chunk_id *id, const char *why, void *ctx)
     nbad_calls++;
 }
 
-/* RP1: corruption is never returned as data; verify counts it. */
+/* SNAP-RP1: corruption is never returned as data; verify counts it. */
 static void test_corrupt_pack(void **state)
 {
     fixture *f = *state;
@@ -513,7 +513,7 @@ static void put_named(dm_store *s, const void *data, size_t len)
     assert_int_equal(store_put(s, key, data, len, err, sizeof err), 0);
 }
 
-/* R4: damaged index objects are ignored, counted and logged; the rest loads. */
+/* SNAP-R4: damaged index objects are ignored, counted and logged; the rest loads. */
 static void test_bad_index(void **state)
 {
     fixture *f = *state;
@@ -552,7 +552,7 @@ static chunk_id add_flushed(fixture *f, uint8_t **keep, size_t len, int text)
     return add_ok(f->r, *keep, len, 1);
 }
 
-/* R6: prune keeps used chunks, drops unused packs, rewrites mostly-unused. */
+/* SNAP-R6: prune keeps used chunks, drops unused packs, rewrites mostly-unused. */
 static void test_prune(void **state)
 {
     fixture *f = *state;
@@ -604,7 +604,7 @@ static void test_prune(void **state)
         free(d[i]);
 }
 
-/* R2: a pack that cannot be written breaks the repo: later adds, flush and
+/* SNAP-R2: a pack that cannot be written breaks the repo: later adds, flush and
  * reads of its chunks fail instead of pretending the chunks are stored. */
 static void test_write_failure(void **state)
 {
@@ -640,8 +640,8 @@ static int count_entry(const chunk_id *pid, const pack_entry *e, void *ctx)
     return 0;
 }
 
-/* PK2, RP6: every truncation and many byte flips of an index object are
- * refused before any entry is reported; PK3: damaged LZ4 frames never
+/* SNAP-PK2, SNAP-RP6: every truncation and many byte flips of an index object are
+ * refused before any entry is reported; SNAP-PK3: damaged LZ4 frames never
  * decode to the wrong length or past the buffer. */
 static void test_decoders_bounded(void **state)
 {
@@ -693,7 +693,7 @@ static void test_decoders_bounded(void **state)
         refused += pack_decompress(stored, slen, out, plain) != 0;
         scratch[pos] ^= 0x5a;
     }
-    assert_true(refused > 0); /* (a flip that still decodes is caught by RP1) */
+    assert_true(refused > 0); /* (a flip that still decodes is caught by SNAP-RP1) */
     free(scratch);
     free(src);
     free(out);

@@ -1,4 +1,4 @@
-/* Unit tests for the report arithmetic (src/core/report.h, R1-R4).
+/* Unit tests for the report arithmetic (src/core/report.h, FO-R1 to FO-R4).
  * Every expected value below is computed by hand from the nearest-rank rule:
  * pX = sorted[ceil(X/100 * n) - 1]. */
 #include <setjmp.h>
@@ -48,7 +48,7 @@ static void assert_stat_at(const fo_stat *s, int64_t count, double mean, int64_t
                  (long long)max);
 }
 
-/* R3: no data is "no value", never 0. */
+/* FO-R3: no data is "no value", never 0. */
 static void test_stat_empty(void **state)
 {
     (void)state;
@@ -250,15 +250,15 @@ static void test_report_groups(void **state)
     fo_report_acc_finish(acc, &r);
     fo_report_acc_free(acc);
 
-    /* Simulated: R4 rate 3/(3+1); running counted in total only. */
+    /* Simulated: FO-R4 rate 3/(3+1); running counted in total only. */
     assert_int_equal(r.simulated.succeeded, 3);
     assert_int_equal(r.simulated.failed, 1);
     assert_int_equal(r.simulated.running, 2);
     assert_int_equal(r.simulated.total, 6);
     assert_dbl(r.simulated.success_rate, 0.75, 1e-12);
-    /* R1: MTTR over {100, 200, 300}; the failed 50 is left out. */
+    /* FO-R1: MTTR over {100, 200, 300}; the failed 50 is left out. */
     assert_stat(&r.simulated.mttr, 3, 200.0, 200, 300, 300);
-    /* R2: detection over {10, 30, 20, 5}: sorted 5 10 20 30 -> p50 rank 2, p95 rank 4. */
+    /* FO-R2: detection over {10, 30, 20, 5}: sorted 5 10 20 30 -> p50 rank 2, p95 rank 4. */
     assert_stat(&r.simulated.phase[FO_PHASE_DETECTION], 4, 16.25, 10, 30, 30);
     /* gpu_search {30, 90, 60, 30}: sorted 30 30 60 90. */
     assert_stat(&r.simulated.phase[FO_PHASE_GPU_SEARCH], 4, 52.5, 30, 90, 90);
@@ -306,7 +306,7 @@ static void test_report_finish_twice(void **state)
     assert_int_equal(b.all.total, 8);
 }
 
-/* R4: only running failovers -> nothing finished -> rate NAN, stats empty. */
+/* FO-R4: only running failovers -> nothing finished -> rate NAN, stats empty. */
 static void test_report_only_running(void **state)
 {
     (void)state;
@@ -326,7 +326,7 @@ static void test_report_only_running(void **state)
     assert_empty_stat(&r.all.mttr);
 }
 
-/* All failed: success rate 0 (not NAN), MTTR has no data (R1). */
+/* All failed: success rate 0 (not NAN), MTTR has no data (FO-R1). */
 static void test_report_all_failed(void **state)
 {
     (void)state;

@@ -122,7 +122,7 @@ static void test_destroy_chaos_testreal_validation(void **state)
 /* ---- rows written straight into the database ---------------------------- */
 
 /* A failover of instance 20001, finished (done) or running; running ones of
- * other ids get other instances (D3: one running per instance). */
+ * other ids get other instances (DB-D3: one running per instance). */
 static void put_failover(fixture *fx, const char *id, fo_kind kind, int test, int64_t started_ms,
                          int done)
 {
@@ -202,7 +202,7 @@ static void test_test_real_report(void **state)
                         "real-aaaaaaaaaaaa");
     assert_int_equal(json_integer_value(json_object_get(a.body, "gpu_search_time_ms")), 12);
     assert_int_equal(json_integer_value(json_object_get(a.body, "gpu_provision_time_ms")), 8);
-    /* phases that did not happen are null, not 0 (I2) */
+    /* phases that did not happen are null, not 0 (FO-I2) */
     assert_true(json_is_null(json_object_get(a.body, "gpu_ready_wait_time_ms")));
     assert_true(json_is_null(json_object_get(a.body, "restore_time_ms")));
     assert_true(json_is_null(json_object_get(a.body, "inference_test_time_ms")));

@@ -1,4 +1,4 @@
-/* Unit tests for tokens and the token file (src/util/secret.h, I1-I2). */
+/* Unit tests for tokens and the token file (src/util/secret.h, SEC-I1 to SEC-I2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,7 +149,7 @@ static void test_load_or_create(void **state)
     struct stat st;
     assert_int_equal(stat(tokpath, &st), 0);
     assert_true(S_ISREG(st.st_mode));
-    assert_int_equal(st.st_mode & 07777, 0600); /* I2 */
+    assert_int_equal(st.st_mode & 07777, 0600); /* SEC-I2 */
 
     char content[512];
     size_t n = read_file(tokpath, content, sizeof content);
@@ -158,7 +158,7 @@ static void test_load_or_create(void **state)
     content[n - 1] = '\0';
     assert_string_equal(content, tok);
 
-    /* Read back, not recreated (I2). */
+    /* Read back, not recreated (SEC-I2). */
     assert_int_equal(secret_load_or_create(tokpath, again, sizeof again, &created), 0);
     assert_int_equal(created, 0);
     assert_string_equal(again, tok);
@@ -183,7 +183,7 @@ static void test_existing_token_kept(void **state)
     assert_string_equal(tok, "my-own_Token.123");
 }
 
-/* Empty or garbage token files are refused and never overwritten (I2). */
+/* Empty or garbage token files are refused and never overwritten (SEC-I2). */
 static void test_refuses_bad_file(void **state)
 {
     (void)state;
@@ -252,7 +252,7 @@ static void test_missing(void **state)
     assert_int_equal(created, 0);
 }
 
-/* I2 under a race: many processes create the token at once; all of them end
+/* SEC-I2 under a race: many processes create the token at once; all of them end
  * up with the one token that is in the file, and exactly one created it. */
 static void test_concurrent_create(void **state)
 {

@@ -3,8 +3,8 @@
  *     S3 API reference, sig-v4-header-based-auth): GET Object with a Range,
  *     PUT Object, GET Bucket Lifecycle, GET Bucket (List Objects);
  *   - the IAM ListUsers example of the general SigV4 guide.
- * Each checks the signature against the one printed there (V1), and that
- * nothing is truncated (V2) or leaks the secret (V3). */
+ * Each checks the signature against the one printed there (STORE-V1), and that
+ * nothing is truncated (STORE-V2) or leaks the secret (STORE-V3). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,8 +41,8 @@ static void test_s3_get_object(void **state)
         auth, "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/"
               "aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
               "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
-    assert_null(strstr(auth, s3_creds.secret_key)); /* V3 */
-    /* V2: a buffer one byte short fails instead of truncating */
+    assert_null(strstr(auth, s3_creds.secret_key)); /* STORE-V3 */
+    /* STORE-V2: a buffer one byte short fails instead of truncating */
     assert_int_equal(sigv4_authorization(&req, &s3_creds, "20130524T000000Z", auth, strlen(auth)),
                      DM_E_TOO_BIG);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for the snapshot engine (src/snapshot/snapshot.h, SN1-SN5) on a
+/* Unit tests for the snapshot engine (src/snapshot/snapshot.h, SNAP-SN1 to SNAP-SN5) on a
  * file:// store in a temp directory: create/restore round trips over a tree
  * of every kind of entry, incremental creates, corruption, diff, prune. */
 #include <setjmp.h>
@@ -96,7 +96,7 @@ static void make_sparse(fixture *f, const char *path)
     pwrite_at(path, f->sparse_size - 4, "TAIL");
 }
 
-/* Every kind of entry SN4 names. */
+/* Every kind of entry SNAP-SN4 names. */
 static void make_tree(fixture *f)
 {
     char p[PATH_MAX], q[PATH_MAX];
@@ -277,7 +277,7 @@ static snap_info create(fixture *f, const char *src)
 
 /* ---- tests ---- */
 
-/* SN4: every kind of entry comes back identical; SN2 swap into a new path. */
+/* SNAP-SN4: every kind of entry comes back identical; SNAP-SN2 swap into a new path. */
 static void test_round_trip(void **state)
 {
     fixture *f = *state;
@@ -324,7 +324,7 @@ static void test_round_trip(void **state)
     assert_int_equal(bad, 0);
 }
 
-/* SN1: unchanged files are not read again; only the changed one adds data. */
+/* SNAP-SN1: unchanged files are not read again; only the changed one adds data. */
 static void test_incremental(void **state)
 {
     fixture *f = *state;
@@ -340,7 +340,7 @@ static void test_incremental(void **state)
     snap_info s3 = create(f, f->src);
     assert_int_equal(s3.bytes_new, 9);
     /* proof that unchanged files are not read: change bytes but keep size,
-     * mtime and inode; the snapshot keeps the old content (SN1) */
+     * mtime and inode; the snapshot keeps the old content (SNAP-SN1) */
     struct stat st;
     assert_int_equal(stat(pj(p, f->src, "f640"), &st), 0);
     pwrite_at(p, 0, "MODE");
@@ -386,7 +386,7 @@ static int corrupt_packs(const char *dir, int depth)
     return n_done;
 }
 
-/* SN2: a corrupt chunk fails the restore, names the file, and leaves an
+/* SNAP-SN2: a corrupt chunk fails the restore, names the file, and leaves an
  * existing target as it was; verify finds it. */
 static void test_corrupt_restore(void **state)
 {
@@ -419,7 +419,7 @@ static void test_corrupt_restore(void **state)
     assert_true(named || strstr(f->err, badpath));
 }
 
-/* SN2: a non-empty target needs force; an empty directory does not. */
+/* SNAP-SN2: a non-empty target needs force; an empty directory does not. */
 static void test_target_rules(void **state)
 {
     fixture *f = *state;
@@ -570,7 +570,7 @@ static void test_corrupt_manifest(void **state)
     no_leftovers(f);
 }
 
-/* MF2/RS2: a manifest planted in the store with a path that climbs out is
+/* MANIF-MF2/RS2: a manifest planted in the store with a path that climbs out is
  * refused before anything is written. */
 static void test_planted_manifest(void **state)
 {
@@ -603,7 +603,7 @@ static void on_progress(uint64_t done, uint64_t total, void *ctx)
     *last = done;
 }
 
-/* WK4: FIFOs are skipped (and never opened, which would block); one worker
+/* WALK-WK4: FIFOs are skipped (and never opened, which would block); one worker
  * thread works as well as many; progress only grows. */
 static void test_special_files(void **state)
 {
@@ -690,7 +690,7 @@ static void killed_midway(fixture *f, const char *restore_id, const char *target
     close(p[1]);
 }
 
-/* SN3: kill -9 during create leaves earlier snapshots intact and the store
+/* SNAP-SN3: kill -9 during create leaves earlier snapshots intact and the store
  * usable; kill -9 during restore leaves the target as it was. */
 static void test_kill9(void **state)
 {
@@ -717,7 +717,7 @@ static void test_kill9(void **state)
     /* restore killed midway over an existing target: the target is intact */
     killed_midway(f, s1.id, f->out);
     same_tree(f->src, f->out);
-    /* RS7: its staging directory is left; the next restore of that target
+    /* SNAP-RS7: its staging directory is left; the next restore of that target
      * removes it, but not the staging directory of a restore still alive
      * (here: one whose lock this process holds) */
     char **names = calloc(64, sizeof *names);

@@ -1,5 +1,5 @@
 /* Unit tests for the agent's workload supervisor (src/agent/workload.h,
- * S1-S4) with real processes (sh, sleep). Waits poll with deadlines. */
+ * AG-S1 to AG-S4) with real processes (sh, sleep). Waits poll with deadlines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,7 +56,7 @@ static hb_workload run_until(wl_sup *w, hb_workload want, int64_t max_ms)
     return w->state;
 }
 
-/* S2, S3: crashes are restarted with backoff, then crashlooping. */
+/* AG-S2, AG-S3: crashes are restarted with backoff, then crashlooping. */
 static void test_crashloop(void **state)
 {
     (void)state;
@@ -72,7 +72,7 @@ static void test_crashloop(void **state)
     assert_int_equal(w.pid, 0);
 }
 
-/* S1: exit 0 is exited, not restarted; a missing program is a crash. */
+/* AG-S1: exit 0 is exited, not restarted; a missing program is a crash. */
 static void test_clean_exit_and_missing(void **state)
 {
     (void)state;
@@ -115,7 +115,7 @@ static int live_in_group(pid_t pgid)
     return n;
 }
 
-/* S4: stop ends the whole group, also what ignores SIGTERM. */
+/* AG-S4: stop ends the whole group, also what ignores SIGTERM. */
 static void test_stop(void **state)
 {
     (void)state;
@@ -136,7 +136,7 @@ static void test_stop(void **state)
     assert_int_equal(left, 0); /* nothing alive left in the group */
 }
 
-/* S5: the allowlist, by name and prefix, plus the extra names. */
+/* AG-S5: the allowlist, by name and prefix, plus the extra names. */
 static void test_env_allowlist(void **state)
 {
     (void)state;
@@ -194,7 +194,7 @@ static void wait_file(const char *path)
     fail_msg("%s never appeared", path);
 }
 
-/* S5: what a real workload sees. */
+/* AG-S5: what a real workload sees. */
 static void test_env_of_workload(void **state)
 {
     (void)state;
@@ -226,7 +226,7 @@ static void test_env_of_workload(void **state)
     unsetenv("DUMONT_TOKEN");
 }
 
-/* S6: who the workload runs as. */
+/* AG-S6: who the workload runs as. */
 static void test_user(void **state)
 {
     (void)state;

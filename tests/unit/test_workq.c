@@ -1,7 +1,7 @@
-/* Unit tests for the worker pool (src/snapshot/workq.h WQ1-WQ3): every job
+/* Unit tests for the worker pool (src/snapshot/workq.h SNAP-WQ1 to SNAP-WQ3): every job
  * runs exactly once, from one or several producers, whatever the ring size
  * (the half-empty hysteresis of workq.c must never strand a producer), and
- * a producer never has more than qcap + threads jobs alive (WQ1). */
+ * a producer never has more than qcap + threads jobs alive (SNAP-WQ1). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,7 +87,7 @@ static void test_every_job_once(void **state)
         push_range(q, c, 0);
         wq_finish(q);
         check_all_ran(c, JOBS);
-        /* WQ1: queued + running, plus the one being pushed */
+        /* SNAP-WQ1: queued + running, plus the one being pushed */
         assert_true(atomic_load(&c->most_alive) <= (int)caps[k] + c->threads + 1);
         free(c);
     }
