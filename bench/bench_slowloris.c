@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ static struct {
     struct in_addr src, probe_src;
 } opt = {.conns = 400, .line_ms = 5000, .probe_ms = 250, .reopen_ms = 200, .seconds = 20};
 
-static volatile int stopping;
+static atomic_bool stopping; /* raised by main, read by the prober thread */
 static int64_t lat[MAX_PROBES];
 static int nlat, nprobe;
 
@@ -103,7 +104,7 @@ static int64_t probe_once(void)
 static void *prober(void *arg)
 {
     (void)arg;
-    while (!stopping && nprobe < MAX_PROBES) {
+    while (!atomic_load(&stopping) && nprobe < MAX_PROBES) {
         int64_t ms = probe_once();
         nprobe++;
         if (ms >= 0)
@@ -243,7 +244,7 @@ int main(int argc, char **argv)
     pthread_t t;
     int probing = pthread_create(&t, NULL, prober, NULL) == 0;
     run(slots);
-    stopping = 1;
+    atomic_store(&stopping, 1);
     if (probing)
         pthread_join(t, NULL);
     int open_end = 0;

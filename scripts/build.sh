@@ -3,6 +3,7 @@
 #
 #   bash scripts/build.sh               # release tree: build/ (build/dumont)
 #   bash scripts/build.sh --sanitize    # ASan+UBSan tree: build-asan/
+#   bash scripts/build.sh --tsan        # ThreadSanitizer tree: build-tsan/
 #
 # Extra arguments after `--` go to the CMake configure step. The compiler's
 # full output is kept in <tree>/build.log and shown when something fails.
@@ -10,23 +11,31 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 sanitize=0
+tsan=0
 cmake_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --sanitize) sanitize=1 ;;
+    --tsan) tsan=1 ;;
     --) shift; cmake_args+=("$@"); break ;;
-    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
-if [ "$sanitize" = 1 ]; then
+if [ "$sanitize" = 1 ] && [ "$tsan" = 1 ]; then
+    echo "build: --sanitize and --tsan exclude each other" >&2
+    exit 2
+elif [ "$sanitize" = 1 ]; then
     bdir="$root/build-asan"
-    cmake_args=(-DDUMONT_SANITIZE=ON "${cmake_args[@]+"${cmake_args[@]}"}")
+    cmake_args=(-DDUMONT_SANITIZE=ON -DDUMONT_TSAN=OFF "${cmake_args[@]+"${cmake_args[@]}"}")
+elif [ "$tsan" = 1 ]; then
+    bdir="$root/build-tsan"
+    cmake_args=(-DDUMONT_SANITIZE=OFF -DDUMONT_TSAN=ON "${cmake_args[@]+"${cmake_args[@]}"}")
 else
     bdir="$root/build"
-    cmake_args=(-DDUMONT_SANITIZE=OFF "${cmake_args[@]+"${cmake_args[@]}"}")
+    cmake_args=(-DDUMONT_SANITIZE=OFF -DDUMONT_TSAN=OFF "${cmake_args[@]+"${cmake_args[@]}"}")
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$bdir"

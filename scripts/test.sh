@@ -3,29 +3,39 @@
 #
 #   bash scripts/test.sh               # release tree (build/)
 #   bash scripts/test.sh --sanitize    # ASan+UBSan tree (build-asan/)
+#   bash scripts/test.sh --tsan        # ThreadSanitizer tree (build-tsan/)
 #
 # Installs missing Debian packages first (scripts/install-deps.sh --test),
 # starts a throw-away PostgreSQL cluster (scripts/pg-test-cluster.sh) and
 # exports its URL as DUMONT_TEST_PG_URL for the tests that need it (if
 # DUMONT_TEST_PG_URL is already set, that server is used instead). The cluster
 # is removed on exit. Arguments after `--` go to ctest (e.g. -- -R unit/).
-# Exits with ctest's status.
+# Exits with ctest's status; under --tsan, also non-zero when any process
+# the tests started (servers and agents too) reported a data race: reports go
+# to build-tsan/tsan/ and are printed at the end.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 sanitize=0
+tsan=0
 ctest_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --sanitize) sanitize=1 ;;
+    --tsan) tsan=1 ;;
     --) shift; ctest_args+=("$@"); break ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
+
+if [ "$sanitize" = 1 ] && [ "$tsan" = 1 ]; then
+    echo "test: --sanitize and --tsan exclude each other" >&2
+    exit 2
+fi
 
 bash "$root/scripts/install-deps.sh" --test
 # playwright-core for the dashboard's browser test (tests/browser/) and s3rver
@@ -45,6 +55,16 @@ if [ "$sanitize" = 1 ]; then
     bdir="$root/build-asan"
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+elif [ "$tsan" = 1 ]; then
+    bash "$root/scripts/build.sh" --tsan -- -DDUMONT_TESTS=ON
+    bdir="$root/build-tsan"
+    tsan_dir="$bdir/tsan"
+    rm -rf "$tsan_dir"
+    mkdir -p "$tsan_dir"
+    # Every process writes its reports to a file of its own (log_path), so a
+    # race in a server that a test kills still fails the run (checked below);
+    # exitcode=66 fails the unit test that raced. Suppressions: tests/tsan.supp.
+    export TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1:log_path=$tsan_dir/race:suppressions=$root/tests/tsan.supp"
 else
     bash "$root/scripts/build.sh" -- -DDUMONT_TESTS=ON
     bdir="$root/build"
@@ -103,4 +123,17 @@ set +e
 ctest --test-dir "$bdir" --output-on-failure -j2 "${ctest_args[@]+"${ctest_args[@]}"}"
 status=$?
 set -e
+if [ "$tsan" = 1 ]; then
+    reports=$(find "$tsan_dir" -type f -name 'race.*' | sort)
+    if [ -n "$reports" ]; then
+        for f in $reports; do
+            echo "---- $f" >&2
+            cat "$f" >&2
+        done
+        echo "test: ThreadSanitizer reported in $(printf '%s\n' "$reports" | wc -l) process(es) (above)" >&2
+        [ "$status" != 0 ] || status=66
+    else
+        echo "test: ThreadSanitizer: no report" >&2
+    fi
+fi
 exit "$status"

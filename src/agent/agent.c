@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,9 +278,9 @@ static void loop(agent *a)
 {
     const agent_opts *o = a->o;
     int64_t due = clock_mono_ms();
-    while (!*o->stop) {
+    while (!atomic_load(o->stop)) {
         int64_t now = clock_mono_ms();
-        if (!a->started && (!o->hold || (o->go && *o->go)))
+        if (!a->started && (!o->hold || (o->go && atomic_load(o->go))))
             start_workload(a); /* A8 */
         if (a->have_wl && wl_tick(&a->wl, now))
             log_info("agent.workload", "state=%s restarts=%u", hb_workload_name(a->wl.state),

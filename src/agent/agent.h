@@ -37,6 +37,7 @@
 #ifndef DUMONT_AGENT_AGENT_H
 #define DUMONT_AGENT_AGENT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,10 +61,10 @@ typedef struct {
     int64_t preempt_every_ms;  /* default 1000 */
     int64_t test_jitter_ms;    /* A5: delay each send by up to this */
     double test_loss;          /* A5: skip a send with this probability */
-    const volatile int *stop;  /* A3 */
+    const atomic_bool *stop;   /* A3 */
     int heartbeat_copies;      /* A7: 1 or 2 (default 2) */
     int hold;                  /* A8 */
-    const volatile int *go;    /* A8: required with hold */
+    const atomic_bool *go;     /* A8: required with hold */
     const char *workspace;     /* NULL: no snapshots; the workload's cwd */
     const char *store_url;     /* required with workspace */
     int64_t snapshot_every_ms; /* default 30000; 0: no scheduled snapshot */

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +23,8 @@ struct pre_watch {
     int64_t every_ms;
     char token[512]; /* IMDSv2 session token; "" none yet */
     pthread_t th;
-    volatile int stop;
-    volatile int noticed;
+    atomic_bool stop;
+    atomic_bool noticed; /* E1: set once by the watch thread, read by the agent's */
 };
 
 typedef struct {
@@ -118,12 +120,12 @@ static void *watch_main(void *arg)
 {
     pre_watch *w = arg;
     int warned = 0;
-    while (!w->stop && !w->noticed) {
+    while (!atomic_load(&w->stop) && !atomic_load(&w->noticed)) {
         int r = w->cloud == PRE_AWS   ? poll_aws(w)
                 : w->cloud == PRE_GCP ? poll_gcp(w)
                                       : poll_local(w);
         if (r == 1) {
-            w->noticed = 1; /* E1 */
+            atomic_store(&w->noticed, true); /* E1 */
             log_warn("agent.preemption_notice", "cloud=%s", pre_cloud_name(w->cloud));
         } else if (r < 0 && !warned) {
             warned = 1;
@@ -181,14 +183,14 @@ int pre_start(pre_cloud cloud, const char *base_url, int64_t every_ms, pre_watch
 
 int pre_noticed(pre_watch *w)
 {
-    return w ? w->noticed : 0;
+    return w ? atomic_load(&w->noticed) : 0;
 }
 
 void pre_stop(pre_watch *w)
 {
     if (!w)
         return;
-    w->stop = 1;
+    atomic_store(&w->stop, true);
     pthread_join(w->th, NULL);
     explicit_bzero(w->token, sizeof w->token);
     free(w);

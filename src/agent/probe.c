@@ -10,6 +10,8 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -21,8 +23,8 @@ struct prb_runner {
     char spec[WL_CMD_MAX];
     int64_t every_ms;
     pthread_t th;
-    volatile int stop;
-    volatile int state; /* hb_probe */
+    atomic_bool stop;
+    atomic_int state; /* hb_probe: written by the probe thread, read by the agent's */
 };
 
 typedef struct {
@@ -179,9 +181,10 @@ static void *probe_main(void *arg)
 {
     prb_runner *p = arg;
     int first = 1;
-    while (!p->stop) {
-        p->state = prb_run_once(p->spec, first);
-        first = first && p->state != HB_PR_OK; /* the long timeout until it answered once */
+    while (!atomic_load(&p->stop)) {
+        hb_probe st = prb_run_once(p->spec, first);
+        atomic_store_explicit(&p->state, (int)st, memory_order_relaxed); /* a value, no data */
+        first = first && st != HB_PR_OK; /* the long timeout until it answered once */
         clock_sleep_ms(p->every_ms, &p->stop);
     }
     return NULL;
@@ -197,7 +200,7 @@ int prb_start(const char *spec, int64_t every_ms, prb_runner **ret, char *err, s
         return dm_fail(err, errlen, -ENOMEM, "out of memory");
     snprintf(p->spec, sizeof p->spec, "%s", spec);
     p->every_ms = every_ms > 0 ? every_ms : 5000;
-    p->state = HB_PR_PENDING;
+    atomic_init(&p->state, HB_PR_PENDING);
     if ((rc = pthread_create(&p->th, NULL, probe_main, p)) != 0) {
         free(p);
         return dm_fail(err, errlen, -rc, "probe thread: %s", strerror(rc));
@@ -208,14 +211,14 @@ int prb_start(const char *spec, int64_t every_ms, prb_runner **ret, char *err, s
 
 hb_probe prb_state(prb_runner *p)
 {
-    return p ? (hb_probe)p->state : HB_PR_NONE;
+    return p ? (hb_probe)atomic_load_explicit(&p->state, memory_order_relaxed) : HB_PR_NONE;
 }
 
 void prb_stop(prb_runner *p)
 {
     if (!p)
         return;
-    p->stop = 1;
+    atomic_store(&p->stop, true);
     pthread_join(p->th, NULL); /* a running request ends at its timeout */
     free(p);
 }

@@ -63,8 +63,8 @@ static void scrub(const char *url, char *msg)
 
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    const int *cancel = arg;
-    return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) ? 1 : 0;
+    const atomic_bool *cancel = arg;
+    return cancel && atomic_load_explicit(cancel, memory_order_relaxed) ? 1 : 0;
 }
 
 static struct curl_slist *headers(const al_send_req *rq)

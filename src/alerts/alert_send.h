@@ -12,6 +12,7 @@
 #ifndef DUMONT_ALERTS_ALERT_SEND_H
 #define DUMONT_ALERTS_ALERT_SEND_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,7 +36,7 @@ typedef struct {
     const char *secret;  /* webhook signing secret; NULL: unsigned */
     const char *ca_file; /* NULL: the system's CAs */
     long timeout_ms;     /* <= 0: AL_SEND_TIMEOUT_MS */
-    const int *cancel;   /* when it reads non-zero (atomically), the attempt ends; may be NULL */
+    const atomic_bool *cancel; /* when it reads true, the attempt ends; may be NULL */
 } al_send_req;
 
 /* Returns 0 whenever the attempt was made (see ret->status), or -ENOMEM. */

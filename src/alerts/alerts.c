@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ struct al_service {
         unsigned mask;
     } seen[SEEN_MAX];
     int seen_next;
-    int stop;
+    atomic_bool stop; /* written under mu; read without it too (a sender's cancel) */
     pthread_t writer, sender;
     int started;
     int64_t last_queued_ms; /* queued_at_ms strictly increases: the order of events */
@@ -345,7 +347,7 @@ static void replay(al_service *s)
                 enqueue_event(s, &ev[j], alerts, na);
         }
         free(fs);
-        if (n < REPLAY_PAGE || __atomic_load_n(&s->stop, __ATOMIC_RELAXED))
+        if (n < REPLAY_PAGE || atomic_load_explicit(&s->stop, memory_order_relaxed))
             break;
         flt.offset += REPLAY_PAGE;
     }
@@ -413,7 +415,7 @@ static void wipe(char *p)
 
 static int stopping(al_service *s)
 {
-    return __atomic_load_n(&s->stop, __ATOMIC_RELAXED);
+    return atomic_load_explicit(&s->stop, memory_order_relaxed);
 }
 
 /* One attempt of one delivery, and what its answer makes of the row. */
@@ -534,7 +536,7 @@ static void nap(al_service *s, pthread_cond_t *cv, int64_t ms, int ring)
     if (ts.tv_nsec >= 1000000000L)
         ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&s->mu);
-    if (!s->stop && !(ring && s->count))
+    if (!stopping(s) && !(ring && s->count))
         pthread_cond_timedwait(cv, &s->mu, &ts);
     pthread_mutex_unlock(&s->mu);
 }
@@ -629,7 +631,7 @@ int al_service_start(al_service *s, char *err, size_t errlen)
 static void al_stop(al_service *s)
 {
     pthread_mutex_lock(&s->mu);
-    __atomic_store_n(&s->stop, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(&s->stop, true, memory_order_relaxed);
     pthread_cond_broadcast(&s->wake);
     pthread_cond_broadcast(&s->due);
     pthread_mutex_unlock(&s->mu);

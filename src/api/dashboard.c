@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,8 @@ struct api_dashboard {
     session_store *sessions;
     dash_resolve_fn resolve;
     void *resolve_cls;
-    struct api_metrics *metrics; /* D6: also told of every failover; atomic */
-    struct al_service *alerts;   /* D6: the same; atomic */
+    _Atomic(struct api_metrics *) metrics; /* D6: also told of every failover */
+    _Atomic(struct al_service *) alerts;   /* D6: the same */
     int shut;
 };
 
@@ -44,18 +45,18 @@ static void on_failover(void *arg, const fo_failover *f)
 {
     api_dashboard *d = arg;
     events_on_failover(d->bus, f);
-    api_metrics_on_failover(__atomic_load_n(&d->metrics, __ATOMIC_ACQUIRE), f);
-    al_on_failover(__atomic_load_n(&d->alerts, __ATOMIC_ACQUIRE), f);
+    api_metrics_on_failover(atomic_load_explicit(&d->metrics, memory_order_acquire), f);
+    al_on_failover(atomic_load_explicit(&d->alerts, memory_order_acquire), f);
 }
 
 void dash_set_alerts(api_dashboard *d, struct al_service *a)
 {
-    __atomic_store_n(&d->alerts, a, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->alerts, a, memory_order_release);
 }
 
 void dash_set_metrics(api_dashboard *d, struct api_metrics *m)
 {
-    __atomic_store_n(&d->metrics, m, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->metrics, m, memory_order_release);
 }
 
 int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **ret)

@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ struct api_metrics {
     size_t n_active;
     pthread_t rebuild;
     int rebuild_started;
-    volatile int stop; /* atomic: ends the rebuild early (server stopping) */
+    atomic_bool stop; /* ends the rebuild early (server stopping) */
 };
 
 static const char *const L_FAILOVER[] = {"kind", "trigger", "result", NULL};
@@ -243,7 +245,7 @@ static int rebuild_failovers(api_metrics *m, dm_db *db, char *err, size_t errlen
     db_failover_filter_init(&flt);
     flt.limit = REBUILD_PAGE;
     flt.until_ms = m->started_wall_ms; /* started from then on: the observer's */
-    while (!__atomic_load_n(&m->stop, __ATOMIC_RELAXED)) {
+    while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
         fo_failover *fs = NULL;
         size_t n = 0;
         int rc = db_failover_list(db, &flt, &fs, &n, err, errlen);
@@ -336,7 +338,7 @@ void api_metrics_free(api_metrics *m)
 {
     if (!m)
         return;
-    __atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(&m->stop, true, memory_order_relaxed);
     if (m->rebuild_started)
         pthread_join(m->rebuild, NULL);
     mx_free(m->r);

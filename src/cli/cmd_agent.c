@@ -24,6 +24,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,14 +88,15 @@ static const char usage[] =
     "  --test-jitter-ms N, --test-loss P     delay each heartbeat datagram by up to\n"
     "                       N ms / drop it with probability P (tests of the detector)\n";
 
-static volatile int stop_flag, go_flag;
+/* Lock-free atomics: safe to store from a signal handler (C11 7.14.1.1). */
+static atomic_bool stop_flag, go_flag;
 
 static void on_signal(int sig)
 {
     if (sig == SIGUSR1)
-        go_flag = 1;
+        atomic_store(&go_flag, true);
     else
-        stop_flag = 1;
+        atomic_store(&stop_flag, true);
 }
 
 enum {

@@ -28,6 +28,8 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,7 @@ typedef struct {
 typedef struct {
     int64_t id;
     uint8_t key[HB_KEY_LEN];
-    uint32_t key_gen; /* bumped (atomic store, lock held) when key changes */
+    _Atomic uint32_t key_gen; /* bumped (release store, lock held) when key changes */
     hb_window win;
     det_peer det;
     bucket rate; /* HBL_RATE_PER_S of verified beats */
@@ -88,7 +90,7 @@ struct hbl_server {
     char secret[SECRET_TOKEN_MAX];
     pthread_t rx, wr;
     int rx_started, wr_started;
-    volatile int stop;
+    atomic_bool stop; /* raised by hbl_stop, read by both threads */
     /* The receive thread's own (L9): */
     uint32_t rx_drops;              /* the kernel's drop counter last seen */
     uint64_t rx_tick_recv;          /* datagrams read since the last tick */
@@ -100,7 +102,7 @@ struct hbl_server {
 
     pthread_mutex_t reglock; /* registrations, one at a time: db then table */
     pthread_mutex_t lock;    /* the table, the entries, the stats */
-    entry *slot[SLOTS];
+    _Atomic(entry *) slot[SLOTS]; /* L10: release stores, lock held; read without it */
     entry *ents[HBL_MAX_INSTANCES];
     int n;
     hbl_stats st;
@@ -128,7 +130,7 @@ static size_t hash_id(int64_t id)
 static entry *find(hbl_server *s, int64_t id)
 {
     for (size_t i = hash_id(id);; i = (i + 1) & (SLOTS - 1)) {
-        entry *e = __atomic_load_n(&s->slot[i], __ATOMIC_ACQUIRE);
+        entry *e = atomic_load_explicit(&s->slot[i], memory_order_acquire);
         if (!e || e->id == id)
             return e;
     }
@@ -138,16 +140,17 @@ static entry *find(hbl_server *s, int64_t id)
 static entry *find_or_add(hbl_server *s, int64_t id)
 {
     size_t i = hash_id(id);
-    for (; s->slot[i]; i = (i + 1) & (SLOTS - 1))
-        if (s->slot[i]->id == id)
-            return s->slot[i];
+    for (entry *o; (o = atomic_load_explicit(&s->slot[i], memory_order_relaxed)) != NULL;
+         i = (i + 1) & (SLOTS - 1)) /* relaxed: the lock is held, slots change under it only */
+        if (o->id == id)
+            return o;
     if (s->n == HBL_MAX_INSTANCES)
         return NULL;
     entry *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
     e->id = id;
-    __atomic_store_n(&s->slot[i], e, __ATOMIC_RELEASE); /* L10: published whole */
+    atomic_store_explicit(&s->slot[i], e, memory_order_release); /* L10: published whole */
     s->ents[s->n++] = e;
     s->st.instances = s->n;
     return e;
@@ -157,7 +160,8 @@ static entry *find_or_add(hbl_server *s, int64_t id)
 static void entry_reset(entry *e, const uint8_t key[HB_KEY_LEN], int64_t now_ms)
 {
     memcpy(e->key, key, HB_KEY_LEN);
-    __atomic_store_n(&e->key_gen, e->key_gen + 1 ? e->key_gen + 1 : 1, __ATOMIC_RELEASE);
+    uint32_t gen = atomic_load_explicit(&e->key_gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&e->key_gen, gen ? gen : 1, memory_order_release);
     memset(&e->win, 0, sizeof e->win);
     det_peer_init(&e->det, now_ms);
     e->rate = (bucket){HBL_RATE_PER_S, now_ms};
@@ -272,7 +276,7 @@ static void gate_refresh(hbl_server *s, entry *e, int64_t now_ms)
     rx_gate *g = &e->gate;
     pthread_mutex_lock(&s->lock);
     memcpy(g->key, e->key, HB_KEY_LEN);
-    g->gen = e->key_gen;
+    g->gen = atomic_load_explicit(&e->key_gen, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
     g->srclen = 0;
     g->known = (bucket){HBL_KNOWN_SRC_PER_S, now_ms};
@@ -290,7 +294,7 @@ static hb_reason gate_one(hbl_server *s, const uint8_t *buf, size_t len,
     if (r != HB_OK)
         return r;
     entry *e = find(s, p->instance_id);
-    uint32_t gen = e ? __atomic_load_n(&e->key_gen, __ATOMIC_ACQUIRE) : 0;
+    uint32_t gen = e ? atomic_load_explicit(&e->key_gen, memory_order_acquire) : 0;
     if (gen == 0) /* unknown, or not yet given its key */
         return HB_UNKNOWN_INSTANCE;
     rx_gate *g = &e->gate;
@@ -473,12 +477,13 @@ static void *rx_main(void *arg)
     hbl_server *s = arg;
     int64_t next_tick = clock_mono_ms() + HBL_TICK_MS;
     s->rx_drained_at = clock_mono_ms();
-    while (!s->stop) {
+    while (!atomic_load(&s->stop)) {
         int64_t now = clock_mono_ms();
         int wait = next_tick > now ? (int)(next_tick - now) : 0;
         struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
         if (poll(&pfd, 1, wait) > 0 && (pfd.revents & POLLIN)) {
-            for (int round = 0; round < RX_ROUNDS && !s->stop; round++) /* ticks must not starve */
+            /* ticks must not starve */
+            for (int round = 0; round < RX_ROUNDS && !atomic_load(&s->stop); round++)
                 if (receive_batch(s) < BATCH)
                     break;
         } else {
@@ -530,7 +535,7 @@ static void *wr_main(void *arg)
     hbl_server *s = arg;
     pthread_mutex_lock(&s->qlock);
     for (;;) {
-        while (s->qlen == 0 && !s->stop)
+        while (s->qlen == 0 && !atomic_load(&s->stop))
             pthread_cond_wait(&s->qcond, &s->qlock);
         if (s->qlen == 0)
             break; /* stopping, and everything is persisted */
@@ -688,7 +693,7 @@ void hbl_stop(hbl_server *s)
 {
     if (!s)
         return;
-    s->stop = 1;
+    atomic_store(&s->stop, true);
     if (s->rx_started)
         pthread_join(s->rx, NULL);
     pthread_mutex_lock(&s->qlock);

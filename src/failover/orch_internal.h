@@ -21,6 +21,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* One kind of failover: its state (st) and what the core calls. */
 typedef struct {
@@ -38,7 +39,7 @@ struct fo_orch {
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int running;
-    volatile int stopping;
+    atomic_bool stopping;
     int shut;
     fo_observer_fn observer; /* under `lock` */
     void *observer_arg;

@@ -42,11 +42,11 @@ void clock_format_iso(int64_t wall_ms, char *buf, size_t len)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
 }
 
-int clock_sleep_ms(int64_t ms, const volatile int *stop)
+int clock_sleep_ms(int64_t ms, const atomic_bool *stop)
 {
     int64_t deadline = clock_mono_ms() + ms;
     for (;;) {
-        if (stop && *stop)
+        if (stop && atomic_load(stop))
             return 1;
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
