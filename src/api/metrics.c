@@ -10,6 +10,7 @@
 #include "db/db_fleet.h"
 #include "metrics/metrics.h"
 #include "metrics/process.h"
+#include "store/store.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -55,6 +56,7 @@ static const char *const L_REASON[] = {"reason", NULL};
 static const char *const L_RESULT[] = {"result", NULL};
 static const char *const L_WORKLOAD[] = {"workload", NULL};
 static const char *const L_VERSION[] = {"version", NULL};
+static const char *const L_STORE[] = {"store", "op", "code", NULL};
 
 static int declare_all(mx_registry *r)
 {
@@ -91,6 +93,12 @@ static int declare_all(mx_registry *r)
          "Plain bytes of the workspaces in accepted snapshots.", NULL},
         {"dumont_snapshot_age_seconds", MX_GAUGE,
          "Age of each workload's newest accepted snapshot (its restorable point).", L_WORKLOAD},
+        {"dumont_store_requests_total", MX_COUNTER,
+         "Requests this server made of its snapshot stores, by store kind, operation and code "
+         "(an HTTP status, or ok/not_found/no_space/error).",
+         L_STORE},
+        {"dumont_store_retries_total", MX_COUNTER,
+         "Store requests sent again after a transient failure (s3://).", NULL},
     };
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
         int hist = fams[i].type == MX_HISTOGRAM;
@@ -183,10 +191,18 @@ static void on_instance_event(const hbl_event *ev, void *ctx)
         mx_observe(m->r, "dumont_detection_seconds", NULL, (double)ev->silent_ms / 1000.0);
 }
 
+static void on_store_stat(const char *store, const char *op, const char *code, uint64_t n,
+                          void *ctx)
+{
+    mx_set(ctx, "dumont_store_requests_total", (const char *[]){store, op, code}, (double)n);
+}
+
 /* AM1: gauges and mirrored counters, from memory only. */
 static void collect(mx_registry *r, void *ctx)
 {
     api_metrics *m = ctx;
+    store_stats_each(on_store_stat, r); /* the store layer's own counters (MX4) */
+    mx_set(r, "dumont_store_retries_total", NULL, (double)store_stats_retries());
     if (m->orch)
         mx_set(r, "dumont_failovers_running", NULL, fo_orch_running(m->orch));
     if (m->hb) {

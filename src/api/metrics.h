@@ -6,12 +6,15 @@
  *      things happen and were rebuilt from the database once, at start
  *      (failovers by kind/trigger/result and their durations, each
  *      workload's newest snapshot); gauges are pulled from the listener and
- *      the orchestrator, which hold them in memory.
+ *      the orchestrator, which hold them in memory, and the store requests
+ *      from the store layer's counters (this process's since it started:
+ *      they are not in the database, so not rebuilt).
  * AM2: a failover is counted once, when the observer sees it terminal for
  *      the first time in this process; failovers already terminal at start
  *      are counted by the rebuild instead.
  * AM3: label values come from small closed sets (kind, trigger, result,
- *      phase, state, reason) or from workload ids the server made itself;
+ *      phase, state, reason, store kind, store operation, HTTP status) or
+ *      from workload ids the server made itself;
  *      nothing a peer sends becomes a label.
  * AM4: the rebuild runs on its own thread, so a server with a long history
  *      starts serving at once; it counts the ended failovers that started

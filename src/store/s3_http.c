@@ -9,7 +9,7 @@
 #include "store/s3_http.h"
 
 #include "store/sigv4.h"
-#include "store/store.h"
+#include "store/store_backend.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -491,19 +491,41 @@ static void backoff_sleep(int attempt)
         ;
 }
 
+/* The counted operation (store_stats.c SS2) of a request named `what`. */
+static store_op op_of(const char *what)
+{
+    static const struct {
+        const char *what;
+        store_op op;
+    } ops[] = {{"get", STORE_OP_GET},
+               {"put", STORE_OP_PUT},
+               {"head", STORE_OP_HEAD},
+               {"list", STORE_OP_LIST},
+               {"delete", STORE_OP_DELETE}};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(what, ops[i].what) == 0)
+            return ops[i].op;
+    return STORE_OP_MULTIPART; /* start, upload part, complete, abort */
+}
+
 /* Runs r with retries (S3-7). Returns 0 when a final HTTP answer came (the
- * caller checks r->status), else the error, as one line in err. */
+ * caller checks r->status), else the error, as one line in err. Every
+ * attempt is counted (store_stats.c SS3). */
 int s3_do(s3_conn *s, s3_req *r, const char *what, char *err, size_t errlen)
 {
     int t;
+    store_op op = op_of(what);
     for (t = 0; t < s->tries; t++) {
-        if (t)
+        if (t) {
             backoff_sleep(t - 1);
+            store_count_retry();
+        }
         req_reset_response(r);
         int rc = perform_once(s, r);
-        if (rc < 0) /* ours, not curl's */
+        if (rc < 0) /* ours, not curl's: nothing was sent */
             return dm_fail(err, errlen, rc, "s3: %s %s: %s", what, r->key ? r->key : "",
                            dm_strerror(rc));
+        store_count_http(op, rc > 0 ? 0 : r->status);
         if (rc > 0) {
             if (retryable_curl(rc))
                 continue;

@@ -67,6 +67,15 @@ int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
 void store_prefetch(dm_store *s, const char *key); /* ST5 */
 int store_get_range_verified(dm_store *s, const char *key, uint64_t off, size_t len, void *buf,
                              char *err, size_t errlen); /* ST6 */
+/* The requests this process's store back ends made since it started
+ * (store_stats.c SS1-SS3): fn is called once per (store kind, operation,
+ * code) counted at least once, e.g. ("s3", "get", "200", 12). For /metrics;
+ * cheap: a walk of a fixed table of atomic counters. */
+typedef void (*store_stat_fn)(const char *store, const char *op, const char *code, uint64_t n,
+                              void *ctx);
+void store_stats_each(store_stat_fn fn, void *ctx);
+/* Attempts after the first of retried s3:// requests, since the start. */
+uint64_t store_stats_retries(void);
 /* 1 if key is a valid store key (see above). */
 int store_key_valid(const char *key);
 /* Nanoseconds the calling thread has spent in store_get/store_get_range

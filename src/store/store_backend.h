@@ -39,6 +39,26 @@ typedef struct store_ops {
                               char *err, size_t errlen);
 } store_ops;
 
+/* Request counters (store_stats.c SS1-SS3), for store_stats_each(). */
+typedef enum { STORE_KIND_FILE, STORE_KIND_S3, STORE_KIND_COUNT } store_kind;
+typedef enum {
+    STORE_OP_GET,
+    STORE_OP_PUT,
+    STORE_OP_HEAD,
+    STORE_OP_LIST,
+    STORE_OP_DELETE,
+    STORE_OP_SYNC,
+    STORE_OP_MULTIPART, /* s3://: start, part, complete, abort of an upload */
+    STORE_OP_COUNT
+} store_op;
+/* One file:// operation that returned rc (0, DM_E_NOT_FOUND, -errno...);
+ * returns rc, so that a back end can `return store_count_file(op, f(...))`. */
+int store_count_file(store_op op, int rc);
+/* One HTTP attempt of an s3:// request: its status, 0 if no answer came. */
+void store_count_http(store_op op, long status);
+/* One attempt after the first of a request (SS3). */
+void store_count_retry(void);
+
 /* The back ends' open functions. On success *ret_ops and *ret_st are the
  * vtable and its state (freed by ops->close). */
 

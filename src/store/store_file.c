@@ -33,7 +33,9 @@
  *     buffered as before. Only the directory entries are left to sync().
  * F8 (ST5): prefetch is POSIX_FADV_WILLNEED on the object's file.
  * F5: list() walks the directory of the prefix recursively, bounded by the
- *     key length cap, reports regular files only, and skips dot names. */
+ *     key length cap, reports regular files only, and skips dot names.
+ * F9: every operation but prefetch is counted with its result for /metrics
+ *     (store_stats.c): get and get_range as get, exists as head. */
 #define _GNU_SOURCE /* syncfs */
 #include "store/store_backend.h"
 
@@ -402,15 +404,55 @@ static void fclose_store(void *st)
     free(st);
 }
 
+/* F9 */
+static int cput(void *st, const char *key, const void *data, size_t len, int flags, char *err,
+                size_t errlen)
+{
+    return store_count_file(STORE_OP_PUT, fput(st, key, data, len, flags, err, errlen));
+}
+
+static int csync(void *st, char *err, size_t errlen)
+{
+    return store_count_file(STORE_OP_SYNC, fsync_all(st, err, errlen));
+}
+
+static int cget(void *st, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
+                char *err, size_t errlen)
+{
+    return store_count_file(STORE_OP_GET, fget(st, key, max_len, ret_data, ret_len, err, errlen));
+}
+
+static int cget_range(void *st, const char *key, uint64_t off, size_t len, void *buf, char *err,
+                      size_t errlen)
+{
+    return store_count_file(STORE_OP_GET, fget_range(st, key, off, len, buf, err, errlen));
+}
+
+static int cexists(void *st, const char *key, int *ret_exists, char *err, size_t errlen)
+{
+    return store_count_file(STORE_OP_HEAD, fexists(st, key, ret_exists, err, errlen));
+}
+
+static int clist(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+                 size_t errlen)
+{
+    return store_count_file(STORE_OP_LIST, flist(st, prefix, fn, ctx, err, errlen));
+}
+
+static int cdel(void *st, const char *key, char *err, size_t errlen)
+{
+    return store_count_file(STORE_OP_DELETE, fdel(st, key, err, errlen));
+}
+
 static const store_ops file_ops = {
     .scheme = "file",
-    .put = fput,
-    .get = fget,
-    .get_range = fget_range,
-    .exists = fexists,
-    .list = flist,
-    .del = fdel,
-    .sync = fsync_all,
+    .put = cput,
+    .get = cget,
+    .get_range = cget_range,
+    .exists = cexists,
+    .list = clist,
+    .del = cdel,
+    .sync = csync,
     .close = fclose_store,
     .prefetch = fprefetch,
 };

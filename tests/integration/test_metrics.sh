@@ -4,8 +4,9 @@
 # (Debian's prometheus) scraping the server on loopback with a viewer token,
 # queried through its HTTP API. Also: the counters survive a restart (rebuilt
 # from the database), a real failover shows in the failover, phase and
-# detection families, the Grafana dashboard names only metrics the scrape
-# returned, and the alert rules load.
+# detection families, the snapshot store's requests move with a snapshot
+# (src/store/store_stats.c), the Grafana dashboard names only metrics the
+# scrape returned, and the alert rules load.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init
@@ -52,6 +53,7 @@ assert_eq 3 "$(sample 'dumont_failover_duration_seconds_count{kind="simulated"}'
 assert_eq 1 "$(sample 'dumont_build_info{version="0.1.0"}')" "build info"
 assert_match "$(sample process_resident_memory_bytes)" '^[0-9]+$' "process RSS"
 assert_match "$(sample process_open_fds)" '^[0-9]+$' "process open fds"
+assert_eq 0 "$(sample dumont_store_retries_total)" "no store retries (file://)"
 
 # ---- 3. counters are rebuilt from the database after a restart ----
 stop_server
@@ -69,8 +71,15 @@ tiny_workspace "$ws" 2M
 cli_ok instances launch workload="$TINY" probe=ollama:tiny workspace_from="$ws" snapshot_every=1s
 inst=$CLI_OUT
 wait_for 30 "instance $inst healthy" instance_state_is "$inst" healthy
+store_gets() { sample 'dumont_store_requests_total{store="file",op="get",code="ok"}'; }
+gets_before=$(store_gets)
 snap_reported() { scrape && [ -n "$(sample 'dumont_snapshots_total{result="accepted"}')" ]; }
 wait_for 30 "a snapshot report counted" snap_reported
+# this server read the store: the launch's first snapshot, the report's manifest (snapstore.c)
+gets_after=$(store_gets)
+assert_match "$gets_after" '^[0-9]+$' "file:// gets counted"
+[ "$gets_after" -gt "${gets_before:-0}" ] ||
+    fail "the store's get count did not move with a snapshot (${gets_before:-0} -> $gets_after)"
 cli_ok chaos preempt "$inst"
 wait_for 60 "the failover of $inst" failover_of "$inst"
 wait_for 90 "the failover of $inst done" failover_done "$inst"
@@ -82,6 +91,10 @@ det=$(sample 'dumont_detection_seconds_sum')
 awk -v d="$det" 'BEGIN { exit !(d > 0 && d < 2) }' || fail "detection took $det s (expected under 2 s)"
 assert_eq 1 "$(sample 'dumont_failover_phase_duration_seconds_count{kind="real",phase="restore"}')" \
     "the restore phase is in the phase histogram"
+[ "$(store_gets)" -gt "$gets_after" ] || fail "the restore read nothing counted from the store"
+printf '%s\n' "$METRICS" >"$TEST_TMP/metrics-store.txt"
+promtool check metrics <"$TEST_TMP/metrics-store.txt" >"$TEST_TMP/promtool.out" 2>&1 ||
+    fail "promtool check metrics with store series: $(cat "$TEST_TMP/promtool.out")"
 age=$(printf '%s\n' "$METRICS" | awk '/^dumont_snapshot_age_seconds\{/ { print $2; exit }')
 awk -v a="$age" 'BEGIN { exit !(a >= 0 && a < 120) }' || fail "snapshot age $age"
 assert_match "$(sample 'dumont_instances{state="healthy"}')" '^[1-9][0-9]*$' "a healthy instance counted"

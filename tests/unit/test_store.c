@@ -1,5 +1,5 @@
 /* Unit tests for the store interface and its file:// back end
- * (src/store/store.h ST1-ST3, store.c S1, store_file.c F1-F5). */
+ * (src/store/store.h ST1-ST3, store.c S1, store_file.c F1-F5, F9). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -323,6 +323,64 @@ static void test_symlink_not_followed(void **state)
     assert_null(data);
 }
 
+typedef struct {
+    const char *store, *op, *code;
+    uint64_t n;
+} stat_query;
+
+static void on_stat(const char *store, const char *op, const char *code, uint64_t n, void *ctx)
+{
+    stat_query *q = ctx;
+    if (!strcmp(store, q->store) && !strcmp(op, q->op) && !strcmp(code, q->code))
+        q->n = n;
+}
+
+/* The count of (file, op, code) so far (store_stats.c SS2). */
+static uint64_t file_count(const char *op, const char *code)
+{
+    stat_query q = {"file", op, code, 0};
+    store_stats_each(on_stat, &q);
+    return q.n;
+}
+
+static int count_key(const char *key, uint64_t size, void *ctx)
+{
+    (void)key, (void)size;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* F9: each operation is counted under its op with its result. */
+static void test_counted(void **state)
+{
+    fixture *f = *state;
+    char err[256], buf[4];
+    int exists, listed = 0;
+    uint64_t put = file_count("put", "ok"), get = file_count("get", "ok");
+    uint64_t missing = file_count("get", "not_found"), head = file_count("head", "ok");
+    uint64_t list = file_count("list", "ok"), del = file_count("delete", "ok");
+    uint64_t sync = file_count("sync", "ok"), bad = file_count("get", "error");
+    put_ok(f->s, "c/one", "1234");
+    get_is(f->s, "c/one", "1234");
+    assert_int_equal(store_get_range(f->s, "c/one", 0, 4, buf, err, sizeof err), 0);
+    assert_int_equal(store_get_range(f->s, "nope", 0, 1, buf, err, sizeof err), DM_E_NOT_FOUND);
+    assert_int_equal(store_exists(f->s, "c/one", &exists, err, sizeof err), 0);
+    assert_int_equal(store_list(f->s, "c/", count_key, &listed, err, sizeof err), 0);
+    assert_int_equal(listed, 1);
+    assert_int_equal(store_sync(f->s, err, sizeof err), 0);
+    assert_int_equal(store_delete(f->s, "c/one", err, sizeof err), 0);
+    assert_int_equal(store_get_range(f->s, "a//b", 0, 1, buf, err, sizeof err), DM_E_INVALID);
+    assert_int_equal(file_count("put", "ok") - put, 1);
+    assert_int_equal(file_count("get", "ok") - get, 2); /* get and get_range */
+    assert_int_equal(file_count("get", "not_found") - missing, 1);
+    assert_int_equal(file_count("head", "ok") - head, 1);
+    assert_int_equal(file_count("list", "ok") - list, 1);
+    assert_int_equal(file_count("sync", "ok") - sync, 1);
+    assert_int_equal(file_count("delete", "ok") - del, 1);
+    assert_int_equal(file_count("get", "error") - bad, 0); /* refused keys reach no back end */
+    assert_int_equal(store_stats_retries(), 0);            /* file:// never retries */
+}
+
 static void test_open_schemes(void **state)
 {
     (void)state;
@@ -346,6 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_temp_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counted, setup, teardown),
         cmocka_unit_test(test_open_schemes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

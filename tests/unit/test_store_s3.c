@@ -2,7 +2,8 @@
  *   - s3:// URLs and settings are validated at open, nothing is sent (S3-8);
  *   - store_url() names bucket, prefix and endpoint, never a secret (S2, S3-1);
  *   - the B2 variables alone give credentials, endpoint and region;
- *   - an unreachable endpoint fails with one line after the tries (S3-7);
+ *   - an unreachable endpoint fails with one line after the tries (S3-7),
+ *     each try counted for /metrics (store_stats.c SS2-SS3);
  *   - the mirror writes both stores and reads the mirror when the primary
  *     lacks an object (M1, M2) or its copy is damaged (ST6), and reports a
  *     mirror failure as its own (M1).
@@ -107,6 +108,26 @@ static void test_b2_variables(void **state)
     store_close(s);
 }
 
+typedef struct {
+    const char *op, *code;
+    uint64_t n;
+} stat_query;
+
+static void on_stat(const char *store, const char *op, const char *code, uint64_t n, void *ctx)
+{
+    stat_query *q = ctx;
+    if (!strcmp(store, "s3") && !strcmp(op, q->op) && !strcmp(code, q->code))
+        q->n = n;
+}
+
+/* The count of (s3, op, code) so far. */
+static uint64_t s3_count(const char *op, const char *code)
+{
+    stat_query q = {op, code, 0};
+    store_stats_each(on_stat, &q);
+    return q.n;
+}
+
 static void test_unreachable(void **state)
 {
     (void)state;
@@ -118,8 +139,12 @@ static void test_unreachable(void **state)
     setenv("DUMONT_S3_ENDPOINT", "http://127.0.0.1:1", 1); /* nothing listens on port 1 */
     setenv("DUMONT_S3_TRIES", "2", 1);
     assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), 0);
+    uint64_t heads = s3_count("head", "error"), retries = store_stats_retries();
     assert_int_equal(store_exists(s, "a/b", &exists, err, sizeof err), DM_E_UNAVAILABLE);
     assert_int_equal(exists, 7); /* ret_* untouched on failure */
+    /* store_stats.c SS2-SS3: each try counted, without an HTTP answer; one retry */
+    assert_int_equal(s3_count("head", "error") - heads, 2);
+    assert_int_equal(store_stats_retries() - retries, 1);
     assert_non_null(strstr(err, "cannot reach http://127.0.0.1:1"));
     assert_null(strchr(err, '\n'));
     assert_null(strstr(err, "very-secret-key"));
