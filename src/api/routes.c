@@ -16,6 +16,7 @@
 #include "api/routes_instances.h"
 #include "api/routes_snapshots.h"
 #include "api/routes_tokens.h"
+#include "detect/listener.h"
 
 #include "util/clock.h"
 #include "util/error.h"
@@ -184,14 +185,16 @@ static int path_gpu_id(const char *seg, int64_t *ret, api_response *resp)
 }
 
 /* 200 while the process serves; "degraded" (with the reason and since
- * when) while the orchestrator cannot save state (orchestrator.h O12), so a
- * monitor alerts on the body, and a load balancer or supervisor that acts on
- * the status does not kill a server that is waiting for its disk. */
+ * when) while the orchestrator cannot save state (orchestrator.h O12) or the
+ * heartbeat listener retries a state change (listener.h L12), so a monitor
+ * alerts on the body, and a load balancer or supervisor that acts on the
+ * status does not kill a server that is waiting for its disk. */
 static int h_health(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
     char reason[256] = "";
     int64_t since = 0;
-    int degraded = fo_orch_storage_degraded(ctx->orch, reason, sizeof reason, &since);
+    int degraded = fo_orch_storage_degraded(ctx->orch, reason, sizeof reason, &since) ||
+                   hbl_storage_degraded(ctx->detect, reason, sizeof reason, &since);
     json_t *j = json_pack("{s:s, s:s, s:s}", "status", degraded ? "degraded" : "ok", "version",
                           DUMONT_VERSION, "database", db_backend_name(ctx->db));
     if (j && degraded) {

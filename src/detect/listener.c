@@ -116,6 +116,9 @@ struct hbl_server {
         void *ctx;
     } subs[HBL_SUBSCRIBERS_MAX];
     int nsubs;
+    int rec_failing;      /* L12: a record is being retried */
+    char rec_reason[256]; /* why, while rec_failing */
+    int64_t rec_since_ms; /* since when (wall clock) */
 };
 
 /* ---- the table (lock held) ---------------------------------------------- */
@@ -500,6 +503,28 @@ static void *rx_main(void *arg)
 
 /* ---- persisting and publishing ------------------------------------------- */
 
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS   2000
+#define RETRY_LOG_MS   10000 /* a record that keeps failing is said again this often */
+
+/* L12: the writer thread's view of a record that failed, read by
+ * hbl_storage_degraded() under qlock. */
+static void set_failing(hbl_server *s, const char *err)
+{
+    pthread_mutex_lock(&s->qlock);
+    s->rec_failing = err != NULL;
+    if (err) {
+        snprintf(s->rec_reason, sizeof s->rec_reason, "cannot record an instance change: %.180s",
+                 *err ? err : "storage error");
+        s->rec_since_ms = clock_wall_ms();
+    }
+    pthread_mutex_unlock(&s->qlock);
+}
+
+/* L2, L12: q is recorded, retried with backoff while the record fails
+ * (nothing behind it in the queue goes first), then published. Only a stop
+ * abandons it (one attempt each while stopping): the restarted listener
+ * loads the last state stored and judges it again from the start (L5). */
 static void persist_and_publish(hbl_server *s, const qev *q)
 {
     dm_instance_event ev = {.instance_id = q->id,
@@ -510,17 +535,46 @@ static void persist_and_publish(hbl_server *s, const qev *q)
     snprintf(ev.from, sizeof ev.from, "%s", q->from);
     snprintf(ev.to, sizeof ev.to, "%s", q->to);
     snprintf(ev.reason, sizeof ev.reason, "%s", q->reason);
-    char err[512] = "";
-    int rc = s->persist.record(
-        s->persist.ctx, &ev, hb_workload_name(q->workload), hb_probe_name(q->probe),
-        q->last_hb_wall_ms < 0 ? DM_NULL : q->last_hb_wall_ms, err, sizeof err);
-    char qe[600];
-    log_write(rc ? LOG_ERROR : LOG_INFO, rc ? "instance.record_failed" : "instance.changed",
-              "instance=%lld what=%s from=%s to=%s reason=%s silent_ms=%lld phi=%.2f%s%s",
-              (long long)q->id, q->what, q->from, q->to, q->reason, (long long)q->silent_ms, q->phi,
-              rc ? " error=" : "", rc ? log_quote(qe, sizeof qe, err) : "");
-    if (rc)
+    char err[512] = "", qe[600];
+    int64_t wait_ms = RETRY_FIRST_MS, next_log_ms = 0;
+    int rc, attempts = 0;
+    for (;;) {
+        err[0] = '\0';
+        attempts++;
+        rc = s->persist.record(
+            s->persist.ctx, &ev, hb_workload_name(q->workload), hb_probe_name(q->probe),
+            q->last_hb_wall_ms < 0 ? DM_NULL : q->last_hb_wall_ms, err, sizeof err);
+        if (rc == 0 || s->stop)
+            break;
+        if (attempts == 1)
+            set_failing(s, err);
+        int64_t now = clock_mono_ms();
+        if (now >= next_log_ms) { /* L12: bounded noise */
+            log_error("instance.record_failed",
+                      "instance=%lld what=%s from=%s to=%s attempts=%d retry_in_ms=%lld error=%s",
+                      (long long)q->id, q->what, q->from, q->to, attempts, (long long)wait_ms,
+                      log_quote(qe, sizeof qe, err));
+            next_log_ms = now + RETRY_LOG_MS;
+        }
+        if (clock_sleep_ms(wait_ms, &s->stop))
+            break;
+        wait_ms = wait_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : wait_ms * 2;
+    }
+    if (attempts > 1)
+        set_failing(s, NULL);
+    if (rc) {
+        log_error("instance.record_abandoned",
+                  "instance=%lld what=%s from=%s to=%s attempts=%d reason=stopping error=%s",
+                  (long long)q->id, q->what, q->from, q->to, attempts,
+                  log_quote(qe, sizeof qe, err));
         return; /* L2: not published */
+    }
+    if (attempts > 1)
+        log_info("instance.record_landed", "instance=%lld what=%s to=%s attempts=%d",
+                 (long long)q->id, q->what, q->to, attempts);
+    log_info("instance.changed",
+             "instance=%lld what=%s from=%s to=%s reason=%s silent_ms=%lld phi=%.2f",
+             (long long)q->id, q->what, q->from, q->to, q->reason, (long long)q->silent_ms, q->phi);
     hbl_event pub = {q->id,     q->what,       q->from,      q->to,
                      q->reason, q->at_wall_ms, q->silent_ms, q->phi};
     pthread_mutex_lock(&s->qlock);
@@ -528,6 +582,20 @@ static void persist_and_publish(hbl_server *s, const qev *q)
     pthread_mutex_unlock(&s->qlock);
     for (int i = 0; i < n; i++)
         s->subs[i].fn(&pub, s->subs[i].ctx);
+}
+
+int hbl_storage_degraded(hbl_server *s, char *reason, size_t reasonlen, int64_t *ret_since_ms)
+{
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->qlock);
+    int bad = s->rec_failing;
+    if (bad && reason && reasonlen)
+        snprintf(reason, reasonlen, "%s", s->rec_reason);
+    if (bad && ret_since_ms)
+        *ret_since_ms = s->rec_since_ms;
+    pthread_mutex_unlock(&s->qlock);
+    return bad;
 }
 
 static void *wr_main(void *arg)

@@ -405,6 +405,8 @@ typedef struct {
     pthread_mutex_t mu;
     dm_instance v[4];
     int n, fail_register, fail_record, records;
+    int fail_next;   /* L12: the next that many records fail, then they land */
+    char stored[64]; /* the states recorded, in order, comma after each */
     char last_to[16];
 } mem_persist;
 
@@ -443,7 +445,13 @@ static int mem_record(void *ctx, const dm_instance_event *ev, const char *worklo
     mem_persist *m = ctx;
     pthread_mutex_lock(&m->mu);
     m->records++;
-    int rc = m->fail_record ? dm_fail(err, errlen, DM_E_DB, "the test's disk is full") : 0;
+    int rc = m->fail_record || m->fail_next > 0
+                 ? dm_fail(err, errlen, DM_E_DB, "the test's disk is full")
+                 : 0;
+    m->fail_next -= m->fail_next > 0;
+    if (rc == 0 && strcmp(ev->what, "state") == 0 &&
+        strlen(m->stored) + strlen(ev->to) + 2 <= sizeof m->stored)
+        strcat(strcat(m->stored, ev->to), ",");
     for (int i = 0; rc == 0 && i < m->n; i++)
         if (m->v[i].instance_id == ev->instance_id && strcmp(ev->what, "state") == 0) {
             snprintf(m->v[i].state, sizeof m->v[i].state, "%s", ev->to);
@@ -536,6 +544,61 @@ static void test_listener_persist(void **state)
     hbl_stop(h);
 }
 
+/* L12: a change whose record fails is retried until it is stored, then
+ * published; the change behind it waits, in order; the listener says it is
+ * degraded while it retries and not after; a stop gives up a record that
+ * keeps failing at once. */
+static void test_listener_record_retry(void **state)
+{
+    (void)state;
+    mem_persist m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    collector c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    hbl_server *h = start_mem(&m, &c);
+    char key[HB_KEY_HEX_LEN + 1], reason[256] = "";
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 62}, key, g_err, sizeof g_err));
+    pthread_mutex_lock(&m.mu);
+    m.fail_next = 4;
+    pthread_mutex_unlock(&m.mu);
+    sender s;
+    sender_open(&s, hbl_port(h), key);
+    send_pkt(&s, 62, HB_T_BEAT, 1, clock_wall_ms());    /* pending -> healthy: fails 4 times */
+    send_pkt(&s, 62, HB_T_LEAVING, 2, clock_wall_ms()); /* healthy -> leaving, behind it */
+    int seen_degraded = 0;
+    for (int64_t end = clock_mono_ms() + 15000;
+         !last_is(&c, 62, "leaving") && clock_mono_ms() < end;) {
+        if (hbl_storage_degraded(h, reason, sizeof reason, NULL)) {
+            seen_degraded = 1;
+            assert_int_equal(collected(&c), 0); /* L2: nothing published before it is stored */
+        }
+        clock_sleep_ms(5, NULL);
+    }
+    assert_true(last_is(&c, 62, "leaving"));
+    assert_true(seen_degraded);
+    assert_non_null(strstr(reason, "the test's disk is full"));
+    assert_int_equal(collected(&c), 3); /* healthy, workload none -> running, leaving */
+    pthread_mutex_lock(&m.mu);
+    assert_string_equal(m.stored, "healthy,leaving,");
+    assert_int_equal(m.records, 7); /* 4 failed + 3 stored: none twice */
+    pthread_mutex_unlock(&m.mu);
+    assert_int_equal(hbl_storage_degraded(h, NULL, 0, NULL), 0);
+
+    /* A record that never lands holds up no stop. */
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 63}, key, g_err, sizeof g_err));
+    pthread_mutex_lock(&m.mu);
+    m.fail_next = 1000000;
+    pthread_mutex_unlock(&m.mu);
+    sender_open(&s, hbl_port(h), key);
+    send_pkt(&s, 63, HB_T_BEAT, 1, clock_wall_ms());
+    for (int64_t end = clock_mono_ms() + 15000;
+         !hbl_storage_degraded(h, NULL, 0, NULL) && clock_mono_ms() < end;)
+        clock_sleep_ms(5, NULL);
+    assert_true(hbl_storage_degraded(h, NULL, 0, NULL));
+    int64_t t0 = clock_mono_ms();
+    hbl_stop(h);
+    assert_true(clock_mono_ms() - t0 < 3000);
+    assert_int_equal(collected(&c), 3); /* L2: 63's changes were not published */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +607,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener_forged_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_persist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_record_retry, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }
