@@ -186,7 +186,7 @@ static int path_gpu_id(const char *seg, int64_t *ret, api_response *resp)
 
 /* 200 while the process serves; "degraded" (with the reason and since
  * when) while the orchestrator cannot save state (orchestrator.h O12) or the
- * heartbeat listener retries a state change (listener.h L12), so a monitor
+ * heartbeat listener retries a state change (listener.h HB-L12), so a monitor
  * alerts on the body, and a load balancer or supervisor that acts on the
  * status does not kill a server that is waiting for its disk. */
 static int h_health(const api_ctx *ctx, const api_request *req, api_response *resp)

@@ -62,14 +62,14 @@
  *     still judged on its silence from its last beat, so a re-registration
  *     whose agent then sends nothing verifiable is failed like a silent
  *     instance, never left `pending` (which the detector does not judge).
- * L12: no change the detector made is lost to a failing database: a record
+ * HB-L12: no change the detector made is lost to a failing database: a record
  *     that fails is retried (100 ms doubling to 2 s, said once and then every
  *     10 s as `instance.record_failed`, `instance.record_landed` when it
- *     lands) until it is stored, and only then published (L2), so a failover
+ *     lands) until it is stored, and only then published (HB-L2), so a failover
  *     starts once the database is back. Changes behind it wait in the queue
- *     (L3), in order. While one is retried hbl_storage_degraded() says so.
+ *     (HB-L3), in order. While one is retried hbl_storage_degraded() says so.
  *     Only hbl_stop() gives a failing record up (`instance.record_abandoned`):
- *     the next start loads the last state stored and judges it again (L5). */
+ *     the next start loads the last state stored and judges it again (HB-L5). */
 #ifndef DUMONT_DETECT_LISTENER_H
 #define DUMONT_DETECT_LISTENER_H
 
@@ -127,7 +127,7 @@ int hbl_start_server(const char *hb_listen, const char *api_listen, const char *
                      const dm_instance_persist *persist, hbl_server **ret, char *err,
                      size_t errlen);
 int hbl_port(const hbl_server *s); /* the UDP port bound */
-/* Stops both threads after persisting what is queued (one attempt each, L12);
+/* Stops both threads after persisting what is queued (one attempt each, HB-L12);
  * frees. NULL is fine. */
 void hbl_stop(hbl_server *s);
 /* Adds a subscriber (the orchestrator, issue 6). DM_E_TOO_BIG past the cap. */
@@ -174,7 +174,7 @@ typedef struct {
 } hbl_stats;
 
 void hbl_stats_get(hbl_server *s, hbl_stats *ret);
-/* L12: 1 while a change's record is being retried, with the reason and since
+/* HB-L12: 1 while a change's record is being retried, with the reason and since
  * when (wall clock); 0 otherwise, and for NULL. */
 int hbl_storage_degraded(hbl_server *s, char *reason, size_t reasonlen, int64_t *ret_since_ms);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# No detection is lost to a database fault (listener.h L12): the server's
+# No detection is lost to a database fault (listener.h HB-L12): the server's
 # PostgreSQL connections are cut and refused for a few seconds (ALTER
 # DATABASE ... ALLOW_CONNECTIONS false, then pg_terminate_backend) and a
 # protected instance's processes are killed (-9, a spot loss without notice)

@@ -1,7 +1,7 @@
 /* Tests of instances in the database (src/db/db_instance.h, DB-I1 to DB-I3) and of
  * the heartbeat listener in-process over real UDP (src/detect/listener.h,
- * HB-L1 to HB-L11; HB-L2 and HB-L5 also over a persistence of the test's own), on SQLite
- * and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own,
+ * HB-L1 to HB-L11; HB-L2, HB-L5 and HB-L12 also over a persistence of the
+ * test's own), on SQLite and, when DUMONT_TEST_PG_URL is set, on PostgreSQL (a database of its own,
  * made and dropped here, so other tests are not disturbed). Waits poll with
  * deadlines; nothing asserts a wall-clock bound. */
 #include <setjmp.h>
@@ -405,7 +405,7 @@ typedef struct {
     pthread_mutex_t mu;
     dm_instance v[4];
     int n, fail_register, fail_record, records;
-    int fail_next;   /* L12: the next that many records fail, then they land */
+    int fail_next;   /* HB-L12: the next that many records fail, then they land */
     char stored[64]; /* the states recorded, in order, comma after each */
     char last_to[16];
 } mem_persist;
@@ -544,7 +544,7 @@ static void test_listener_persist(void **state)
     hbl_stop(h);
 }
 
-/* L12: a change whose record fails is retried until it is stored, then
+/* HB-L12: a change whose record fails is retried until it is stored, then
  * published; the change behind it waits, in order; the listener says it is
  * degraded while it retries and not after; a stop gives up a record that
  * keeps failing at once. */
@@ -568,7 +568,7 @@ static void test_listener_record_retry(void **state)
          !last_is(&c, 62, "leaving") && clock_mono_ms() < end;) {
         if (hbl_storage_degraded(h, reason, sizeof reason, NULL)) {
             seen_degraded = 1;
-            assert_int_equal(collected(&c), 0); /* L2: nothing published before it is stored */
+            assert_int_equal(collected(&c), 0); /* HB-L2: nothing published before it is stored */
         }
         clock_sleep_ms(5, NULL);
     }
@@ -596,7 +596,7 @@ static void test_listener_record_retry(void **state)
     int64_t t0 = clock_mono_ms();
     hbl_stop(h);
     assert_true(clock_mono_ms() - t0 < 3000);
-    assert_int_equal(collected(&c), 3); /* L2: 63's changes were not published */
+    assert_int_equal(collected(&c), 3); /* HB-L2: 63's changes were not published */
 }
 
 int main(void)
