@@ -192,6 +192,21 @@ async function main() {
     check(/PASSED|FAILED|—/.test(await latest.locator('[data-field="inference-result"]').textContent()),
       'inference result shown');
 
+    // ---- an alert's link (docs/alerts.md): #failover=ID shows that failover ----
+    step = 'alert link';
+    {
+      const done = (await api('/api/standby/failover/list?limit=1000')).failovers
+        .filter((f) => f.success !== null);
+      const older = done[done.length - 1]; /* not the newest: the panel's default */
+      check(older && older.failover_id !== done[0].failover_id, 'an older finished failover exists');
+      const linked = await ctx.newPage();
+      watchConsole(linked, errors);
+      await linked.goto(`${BASE}/#failover=${older.failover_id}`);
+      await linked.locator(`#latest .report[data-failover-id="${older.failover_id}"]`)
+        .waitFor({ timeout: T });
+      await linked.close();
+    }
+
     // ---- (5) history and paging ----
     step = 'history';
     const all = await api('/api/standby/failover/list?limit=1000');
