@@ -228,11 +228,12 @@ static int wants(const db_alert *a, const al_event *ev)
     return (mask & (1u << ev->kind)) && ev->at_ms >= a->created_at_ms; /* AL3 */
 }
 
-static void enqueue_for(al_service *s, const db_alert *a, const al_event *ev)
+/* 0, or the database's error (the event is then tried again later). */
+static int enqueue_for(al_service *s, const db_alert *a, const al_event *ev)
 {
     al_kind kind;
     if (al_kind_parse(a->kind, &kind) != 0)
-        return;
+        return 0;
     db_delivery d;
     memset(&d, 0, sizeof d);
     al_delivery_key(ev->key, a->name, d.delivery_key);
@@ -244,9 +245,9 @@ static void enqueue_for(al_service *s, const db_alert *a, const al_event *ev)
     d.next_at_ms = d.queued_at_ms;
     char err[256] = "", q[DB_ALERT_NAME_MAX + 8];
     int inserted = 0;
-    int rc = al_render(kind, ev, s->public_url, d.delivery_key, &d.body);
+    int rc = al_render(kind, ev, s->public_url, d.delivery_key, &d.body), db_rc = 0;
     if (rc == 0)
-        rc = db_delivery_enqueue(s->db, &d, &inserted, err, sizeof err);
+        rc = db_rc = db_delivery_enqueue(s->db, &d, &inserted, err, sizeof err);
     if (rc)
         log_error("alert.enqueue_failed", "alert=%s event=%s key=%s error=%s",
                   log_quote(q, sizeof q, a->name), d.event_type, d.delivery_key,
@@ -257,19 +258,22 @@ static void enqueue_for(al_service *s, const db_alert *a, const al_event *ev)
                  d.event_type, d.delivery_key);
     }
     free(d.body);
+    return db_rc;
 }
 
-static void enqueue_event(al_service *s, al_event *ev, const db_alert *alerts, size_t n)
+/* AL3. 0, or the first database error (DA2: a retry re-queues nothing twice). */
+static int enqueue_event(al_service *s, al_event *ev, const db_alert *alerts, size_t n)
 {
-    int any = 0;
+    int any = 0, rc = 0;
     for (size_t i = 0; i < n; i++)
         any |= wants(&alerts[i], ev);
     if (!any)
-        return;
+        return 0;
     enrich(s, ev);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && rc == 0; i++)
         if (wants(&alerts[i], ev))
-            enqueue_for(s, &alerts[i], ev);
+            rc = enqueue_for(s, &alerts[i], ev);
+    return rc;
 }
 
 static void free_alerts(db_alert *v, size_t n)
@@ -279,38 +283,48 @@ static void free_alerts(db_alert *v, size_t n)
     free(v);
 }
 
-/* Moves the ring into the queue. Returns the number of events taken. */
-static size_t drain(al_service *s)
+/* Moves the ring into the queue: each event leaves the ring only once it is
+ * queued for every destination that wants it, so a database that fails
+ * (down, disk full) loses none while this process lives. Returns the number
+ * of events moved, or -1 when the database failed (try again later). */
+static int drain(al_service *s)
 {
-    al_event *batch = malloc(sizeof *batch * 64);
-    size_t n = 0;
-    if (!batch)
-        return 0;
     pthread_mutex_lock(&s->mu);
-    while (s->count && n < 64) {
-        batch[n++] = s->ring[s->head];
+    int pending = s->count > 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!pending)
+        return 0;
+    db_alert *alerts = NULL;
+    size_t na = 0;
+    char err[256], q[300];
+    if (db_alert_list(s->db, &alerts, &na, err, sizeof err) != 0) {
+        log_error("alert.list_failed", "error=%s detail=\"events wait in memory\"",
+                  log_quote(q, sizeof q, err));
+        return -1;
+    }
+    int moved = 0, rc = 0;
+    al_event ev;
+    while (rc == 0 && moved < 64) {
+        pthread_mutex_lock(&s->mu);
+        int have = s->count > 0;
+        if (have)
+            ev = s->ring[s->head]; /* only this thread takes from the ring */
+        pthread_mutex_unlock(&s->mu);
+        if (!have || (rc = enqueue_event(s, &ev, alerts, na)) != 0)
+            break;
+        pthread_mutex_lock(&s->mu);
         s->head = (s->head + 1) % AL_RING_MAX;
         s->count--;
+        pthread_mutex_unlock(&s->mu);
+        moved++;
     }
-    pthread_mutex_unlock(&s->mu);
-    if (n) {
-        db_alert *alerts = NULL;
-        size_t na = 0;
-        char err[256];
-        if (db_alert_list(s->db, &alerts, &na, err, sizeof err) != 0) {
-            char q[300];
-            log_error("alert.list_failed", "error=%s events_lost=%zu", log_quote(q, sizeof q, err),
-                      n);
-        }
-        for (size_t i = 0; i < n; i++)
-            enqueue_event(s, &batch[i], alerts, na);
-        free_alerts(alerts, na);
+    free_alerts(alerts, na);
+    if (moved) {
         pthread_mutex_lock(&s->mu);
         pthread_cond_signal(&s->due);
         pthread_mutex_unlock(&s->mu);
     }
-    free(batch);
-    return n;
+    return rc ? -1 : moved;
 }
 
 /* ---- AL2: the replay at start ---- */
@@ -554,8 +568,13 @@ static void *writer_main(void *arg)
         snap_every = 100;
     int64_t next_snap = clock_mono_ms() + snap_every, next_prune = clock_mono_ms();
     while (!stopping(s)) {
-        if (drain(s))
+        int moved = drain(s);
+        if (moved > 0)
             continue;
+        if (moved < 0) { /* the database failed: the events wait in the ring */
+            nap(s, &s->wake, 1000, 0);
+            continue;
+        }
         if (clock_mono_ms() >= next_snap) {
             check_snapshots(s);
             next_snap = clock_mono_ms() + snap_every;
@@ -569,7 +588,7 @@ static void *writer_main(void *arg)
         int64_t wait = next_snap - clock_mono_ms();
         nap(s, &s->wake, wait < 1 ? 1 : wait > 1000 ? 1000 : wait, 1);
     }
-    while (drain(s)) /* AL2: what the ring holds reaches the queue */
+    while (drain(s) > 0) /* AL2: what the ring holds reaches the queue */
         ;
     return NULL;
 }

@@ -18,7 +18,10 @@
  *      (DA2) drops what it already holds. Queued rows survive any stop and
  *      are sent after a restart; a row in flight when the process died is
  *      still queued and sent again (DA3). Delivery is at least once; the
- *      idempotency key lets a receiver drop a repeat.
+ *      idempotency key lets a receiver drop a repeat. An event leaves the
+ *      ring only once it is queued for every destination that wants it: a
+ *      database that fails meanwhile (down, disk full) delays it, never
+ *      loses it while the process lives.
  * AL3: a destination gets the events that happened after it was added and
  *      that its notify_on names.
  * AL4: the URL and the secret are opened (alert_seal.h) only to send; they
