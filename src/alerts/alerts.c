@@ -261,7 +261,7 @@ static int enqueue_for(al_service *s, const db_alert *a, const al_event *ev)
     return db_rc;
 }
 
-/* AL3. 0, or the first database error (DA2: a retry re-queues nothing twice). */
+/* AL3. 0, or the first database error (DB-DA2: a retry re-queues nothing twice). */
 static int enqueue_event(al_service *s, al_event *ev, const db_alert *alerts, size_t n)
 {
     int any = 0, rc = 0;
@@ -438,7 +438,7 @@ static void deliver(al_service *s, db_delivery *d)
     char err[256] = "", q[DB_ALERT_NAME_MAX + 8], eq[600];
     db_alert a;
     if (db_alert_get(s->db, d->alert_name, &a, err, sizeof err) != 0)
-        return; /* removed meanwhile: its rows went with it (DA4) */
+        return; /* removed meanwhile: its rows went with it (DB-DA4) */
     int64_t now = clock_wall_ms();
     int attempts = (int)d->attempts + 1;
     log_quote(q, sizeof q, a.name);

@@ -15,9 +15,9 @@
  *      the last day that began after the oldest destination was added are
  *      replayed as events; their keys are deterministic (fo:<id>:started,
  *      fo:<id>:standby, fo:<id>:completed, fo:<id>:failed), so the queue
- *      (DA2) drops what it already holds. Queued rows survive any stop and
+ *      (DB-DA2) drops what it already holds. Queued rows survive any stop and
  *      are sent after a restart; a row in flight when the process died is
- *      still queued and sent again (DA3). Delivery is at least once; the
+ *      still queued and sent again (DB-DA3). Delivery is at least once; the
  *      idempotency key lets a receiver drop a repeat. An event leaves the
  *      ring only once it is queued for every destination that wants it: a
  *      database that fails meanwhile (down, disk full) delays it, never

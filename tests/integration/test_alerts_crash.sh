@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Alerts survive a crash (docs/alerts.md; src/alerts/alerts.h AL2,
-# db/db_alert.h DA2-DA3), on SQLite and on PostgreSQL, against the local
+# db/db_alert.h DB-DA2-DB-DA3), on SQLite and on PostgreSQL, against the local
 # receiver that stands in for a webhook consumer and Slack
 # (alert_receiver.py).
 #
@@ -58,7 +58,7 @@ for be in $(backends); do
     # sender waits on the one in flight
     wait_for 20 "every event queued" eval 'queued_count_is ops 9 && queued_count_is chat 8'
     OPS=$(queued_keys ops) CHAT=$(queued_keys chat)
-    assert_contains "$OPS" "$HUNG" "the delivery in flight is still queued (DA3)"
+    assert_contains "$OPS" "$HUNG" "the delivery in flight is still queued (DB-DA3)"
     stop_server KILL
     stop_receiver
     : >"$RX_PLAN"
