@@ -125,6 +125,7 @@ json_t *render_snapshot_rec(const dm_snapshot *s)
     json_object_set_new(o, "reported_at_ms", int_or_null(s->reported_at_ms));
     json_object_set_new(o, "reported_at", render_time(s->reported_at_ms));
     json_object_set_new(o, "trigger", str_or_null(s->trigger));
+    json_object_set_new(o, "seq", json_integer((json_int_t)s->seq));
     return o;
 }
 

@@ -144,9 +144,11 @@ static json_t *render_snapshot(const dm_snapshot *s)
                   render_time(s->created_at_ms), "creation_time_ms",
                   (json_int_t)s->creation_time_ms, "reported_at_ms", (json_int_t)s->reported_at_ms,
                   "reported_at", render_time(s->reported_at_ms), "trigger", s->trigger);
-    if (j)
+    if (j) {
         json_object_set_new(j, "workload_id",
                             s->workload_id[0] ? json_string(s->workload_id) : json_null());
+        json_object_set_new(j, "seq", json_integer((json_int_t)s->seq));
+    }
     return j;
 }
 

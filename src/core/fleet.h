@@ -33,7 +33,8 @@ typedef enum {
 } dm_wl_state;
 
 typedef enum {
-    DM_MACH_PROVISIONING = 0, /* reserved (db_fleet.h FLEET-F1); the provider may not have made it yet */
+    DM_MACH_PROVISIONING =
+        0, /* reserved (db_fleet.h FLEET-F1); the provider may not have made it yet */
     DM_MACH_RUNNING,
     DM_MACH_DESTROYED, /* destroyed or fenced: its snapshots are refused */
     DM_MACH_STATE_COUNT
@@ -82,6 +83,7 @@ typedef struct {
     int64_t creation_time_ms; /* how long it took */
     int64_t reported_at_ms;
     char trigger[16]; /* "scheduled" | "preempt" | "test-real" | "launch" | "manual" */
+    int64_t seq;      /* the server's acceptance order (db_fleet.h FLEET-F4); 0 before recorded */
 } dm_snapshot;
 
 /* "launching" | "running" | "failing_over" | "failed" | "stopped"; "?" out of range. */

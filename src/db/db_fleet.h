@@ -18,7 +18,10 @@
  *     Snapshots of instances no provider made (a hand-started agent) are
  *     recorded with no workload. Recording the same id twice is a no-op.
  * FLEET-F4: db_snapshot_latest_workload() is the newest restorable point: the
- *     newest snapshot of the workload (created_at_ms, then reported_at_ms). */
+ *     snapshot of the workload's newest epoch that this database accepted
+ *     last (its seq, DBSNAP-S4 of db_snapshot.c), never the one an agent's clock
+ *     stamped latest; created_at_ms is kept for display. Lists are newest
+ *     accepted first. */
 #ifndef DUMONT_DB_DB_FLEET_H
 #define DUMONT_DB_DB_FLEET_H
 

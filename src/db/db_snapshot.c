@@ -7,13 +7,19 @@
  * DBSNAP-S1: db_snapshot_record() reads the machine row, the workload row and the
  *     instance row and inserts in ONE write transaction: a fence or a
  *     failover (FLEET-F2) that commits first is always seen, one that commits
- *     later finds the snapshot recorded under the old epoch (FLEET-F4 then ranks
- *     it below the new instance's snapshots only by time; the orchestrator
+ *     later finds the snapshot recorded under the old epoch (FLEET-F4 ranks it
+ *     below the new instance's snapshots by its epoch; the orchestrator
  *     restores what it chose before switching).
  * DBSNAP-S2: an instance that is neither registered (instances) nor made by a
  *     provider (machines) is DM_E_NOT_FOUND: nothing is recorded for ids
  *     nobody knows.
- * DBSNAP-S3: refusals are DM_E_CONFLICT with the reason in err, and write nothing. */
+ * DBSNAP-S3: refusals are DM_E_CONFLICT with the reason in err, and write nothing.
+ * DBSNAP-S4: the accepting transaction takes the next number of the `snapshots`
+ *     counter (migration 6) and stores it as the row's seq: seq is the order
+ *     in which this database accepted reports, strictly increasing, never
+ *     reused, with gaps (a refused or repeated report may take a number and
+ *     store nothing). Every "newest" below orders by (epoch, seq), never by
+ *     a clock (FLEET-F4); created_at_ms is the agent's, for display. */
 #include "db/db_fleet.h"
 
 #include "db/db_internal.h"
@@ -26,7 +32,12 @@
 
 #define SNAP_COLS                                                                                  \
     "snapshot_id, instance_id, workload_id, epoch, store_url, size_bytes, stored_bytes, files,"    \
-    " created_at_ms, creation_time_ms, reported_at_ms, trigger_kind"
+    " created_at_ms, creation_time_ms, reported_at_ms, trigger_kind, COALESCE(seq, 0)"
+
+/* The columns an INSERT names: SNAP_COLS' with seq as itself. */
+#define SNAP_COLS_W                                                                                \
+    "snapshot_id, instance_id, workload_id, epoch, store_url, size_bytes, stored_bytes, files,"    \
+    " created_at_ms, creation_time_ms, reported_at_ms, trigger_kind, seq"
 
 static const char *const triggers[] = {"scheduled", "preempt", "test-real", "launch", "manual"};
 
@@ -132,17 +143,38 @@ static int record_tx(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
         return rc;
     memcpy(s->workload_id, o.found == 2 ? o.workload_id : "",
            o.found == 2 ? strlen(o.workload_id) + 1 : 1);
-    db_param p[] = {db_p_text(s->snapshot_id),   db_p_i64(s->instance_id),
-                    db_p_textn(s->workload_id),  db_p_i64(s->epoch),
-                    db_p_text(s->store_url),     db_p_i64(s->size_bytes),
-                    db_p_i64(s->stored_bytes),   db_p_i64(s->files),
-                    db_p_i64(s->created_at_ms),  db_p_i64(s->creation_time_ms),
-                    db_p_i64(s->reported_at_ms), db_p_text(s->trigger)};
-    /* FLEET-F3: the same id twice is a no-op (an agent retrying a lost answer). */
-    return db_x(db,
-                "INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-                " $9, $10, $11, $12) ON CONFLICT (snapshot_id) DO NOTHING",
-                p, 12, NULL, NULL, NULL, err, errlen);
+    db_param p[] = {db_p_text(s->snapshot_id),
+                    db_p_i64(s->instance_id),
+                    db_p_textn(s->workload_id),
+                    db_p_i64(s->epoch),
+                    db_p_text(s->store_url),
+                    db_p_i64(s->size_bytes),
+                    db_p_i64(s->stored_bytes),
+                    db_p_i64(s->files),
+                    db_p_i64(s->created_at_ms),
+                    db_p_i64(s->creation_time_ms),
+                    db_p_i64(s->reported_at_ms),
+                    db_p_text(s->trigger),
+                    db_p_i64(0)};
+    int64_t seq = 0;
+    if ((rc = db_x(db,
+                   "UPDATE counters SET value = value + 1 WHERE name = 'snapshots'"
+                   " RETURNING value",
+                   NULL, 0, count_row, &seq, NULL, err, errlen)) != 0)
+        return rc;
+    if (seq < 1)
+        return dm_fail(err, errlen, DM_E_DB, "the snapshots counter is missing (migration 6)");
+    p[12] = db_p_i64(seq); /* DBSNAP-S4 */
+    /* FLEET-F3: the same id twice is a no-op (an agent retrying a lost answer),
+     * which keeps the place (seq) of the first. */
+    if ((rc = db_x(db,
+                   "INSERT INTO snapshots (" SNAP_COLS_W ") VALUES ($1, $2, $3, $4, $5, $6, $7,"
+                   " $8, $9, $10, $11, $12, $13) ON CONFLICT (snapshot_id) DO NOTHING",
+                   p, 13, NULL, NULL, NULL, err, errlen)) != 0)
+        return rc;
+    s->seq = 0;
+    return db_x(db, "SELECT seq FROM snapshots WHERE snapshot_id = $1", p, 1, count_row, &s->seq,
+                NULL, err, errlen);
 }
 
 int db_snapshot_record(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
@@ -194,6 +226,7 @@ static int snap_row(const db_row *r, void *ctx)
     s->created_at_ms = db_row_i64(r, 8, NULL);
     s->creation_time_ms = db_row_i64(r, 9, NULL);
     s->reported_at_ms = db_row_i64(r, 10, NULL);
+    s->seq = db_row_i64(r, 12, NULL);
     if (db_text_copy(s->snapshot_id, sizeof s->snapshot_id, db_row_text(r, 0)) ||
         db_text_copy(s->workload_id, sizeof s->workload_id, db_row_text(r, 2)) ||
         db_text_copy(s->store_url, sizeof s->store_url, db_row_text(r, 4)) ||
@@ -240,7 +273,10 @@ static int snap_one(dm_db *db, const char *sql, const db_param *p, int np, dm_sn
     return rc;
 }
 
-#define NEWEST " ORDER BY created_at_ms DESC, reported_at_ms DESC, snapshot_id DESC"
+/* FLEET-F4, DBSNAP-S4: the newest of one workload is the one of its newest epoch that
+ * was accepted last; across workloads (lists), the one accepted last. */
+#define NEWEST   " ORDER BY epoch DESC, seq DESC"
+#define ACCEPTED " ORDER BY seq DESC"
 
 int db_snapshot_get(dm_db *db, const char *snapshot_id, dm_snapshot *ret, char *err, size_t errlen)
 {
@@ -278,9 +314,9 @@ int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, dm_snapshot *ret
                                 size_t errlen)
 {
     db_param p = db_p_i64(instance_id);
-    return snap_one(db,
-                    "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" NEWEST " LIMIT 1",
-                    &p, 1, ret, "the instance", err, errlen);
+    return snap_one(
+        db, "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" ACCEPTED " LIMIT 1", &p, 1,
+        ret, "the instance", err, errlen);
 }
 
 int db_snapshot_list(dm_db *db, int64_t instance_id, int limit, dm_snapshot **ret, size_t *ret_n,
@@ -291,10 +327,10 @@ int db_snapshot_list(dm_db *db, int64_t instance_id, int limit, dm_snapshot **re
     snap_vec x = {.max = (size_t)limit};
     db_param p[] = {db_p_i64(instance_id), db_p_i64(limit)};
     int rc = instance_id == DM_NULL
-                 ? snap_query(db, "SELECT " SNAP_COLS " FROM snapshots" NEWEST " LIMIT $1", p + 1,
+                 ? snap_query(db, "SELECT " SNAP_COLS " FROM snapshots" ACCEPTED " LIMIT $1", p + 1,
                               1, &x, err, errlen)
                  : snap_query(db,
-                              "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" NEWEST
+                              "SELECT " SNAP_COLS " FROM snapshots WHERE instance_id = $1" ACCEPTED
                               " LIMIT $2",
                               p, 2, &x, err, errlen);
     if (rc)

@@ -219,12 +219,27 @@ static const char *const m5_sql[] = {
     NULL,
 };
 
+/* Order without clocks (db_fleet.h FLEET-F4): the server numbers every snapshot
+ * it accepts from a counter row it updates in the accepting transaction (a
+ * row lock on PostgreSQL, the write lock on SQLite: no two reports get one
+ * number). The snapshots already there keep the order they had (the agents'
+ * created_at_ms, then reported_at_ms, then id); the counter starts above
+ * them. */
+static const char *const m6_sql[] = {
+    "ALTER TABLE snapshots ADD COLUMN seq BIGINT",
+    "UPDATE snapshots SET seq = r.n FROM (SELECT snapshot_id, ROW_NUMBER() OVER"
+    " (ORDER BY created_at_ms, reported_at_ms, snapshot_id) AS n FROM snapshots) AS r"
+    " WHERE r.snapshot_id = snapshots.snapshot_id",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    "INSERT INTO counters (name, value) SELECT 'snapshots', COALESCE(MAX(seq), 0) FROM snapshots",
+    "CREATE INDEX snapshots_workload_seq ON snapshots (workload_id, epoch DESC, seq DESC)",
+    "CREATE INDEX snapshots_instance_seq ON snapshots (instance_id, seq DESC)",
+    "CREATE INDEX snapshots_seq ON snapshots (seq DESC)",
+    NULL,
+};
+
 static const migration migrations[] = {
-    {1, m1_sql},
-    {2, m2_sql},
-    {3, m3_sql},
-    {4, m4_sql},
-    {5, m5_sql},
+    {1, m1_sql}, {2, m2_sql}, {3, m3_sql}, {4, m4_sql}, {5, m5_sql}, {6, m6_sql},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -43,7 +43,7 @@ static void pg_reset(void)
                             "DROP TABLE IF EXISTS snapshots, machines, workloads,"
                             " instance_events, instances,"
                             " failover_phases, failovers, associations, api_tokens,"
-                            " alert_deliveries, alerts,"
+                            " alert_deliveries, alerts, counters,"
                             " schema_migrations CASCADE");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
@@ -293,11 +293,11 @@ static void test_migrations_idempotent(void **state)
     dm_db *db = open_db();
     assert_string_equal(db_backend_name(db), g_pg_url ? "postgresql" : "sqlite");
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     db_close(db);
     db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     db_close(db);
 }
 
@@ -328,7 +328,7 @@ static void test_migrations_concurrent(void **state)
     int v = 0;
     dm_db *db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     db_close(db);
 }
 

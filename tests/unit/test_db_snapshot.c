@@ -146,20 +146,20 @@ static void test_fenced_and_stale(void **state)
     if (db_snapshot_record(db, &s, g_err, sizeof g_err) != 0)
         fail_msg("bb04: %s", g_err);
     assert_string_equal(s.workload_id, "wl-1"); /* filled from the machine */
-    s = snap("bb05", 20004, 2, 6000);
-    snprintf(s.trigger, sizeof s.trigger, "test-real");
-    OK(db_snapshot_record(db, &s, g_err, sizeof g_err)); /* test machines are accepted */
-    assert_string_equal(s.workload_id, "wl-1");
+    s = snap("bb09", 20005, 2, 5200);           /* before it serves: accepted (FLEET-F3) */
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
     s = snap("bb06", 20002, 3, 5500); /* a newer epoch than the workload's: not current */
     snprintf(s.trigger, sizeof s.trigger, "preempt");
     assert_int_equal(db_snapshot_record(db, &s, g_err, sizeof g_err), DM_E_CONFLICT);
     assert_non_null(strstr(g_err, "not current"));
     s.epoch = 2; /* the current one */
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
-    s = snap("bb09", 20005, 2, 5200); /* before it serves: accepted (FLEET-F3) */
-    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
+    s = snap("bb05", 20004, 2, 6000);
+    snprintf(s.trigger, sizeof s.trigger, "test-real");
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err)); /* test machines are accepted */
+    assert_string_equal(s.workload_id, "wl-1");
     OK(db_snapshot_latest_workload(db, "wl-1", &got, g_err, sizeof g_err));
-    assert_string_equal(got.snapshot_id, "bb05"); /* FLEET-F4: newest created */
+    assert_string_equal(got.snapshot_id, "bb05"); /* FLEET-F4: the newest accepted */
     OK(db_snapshot_latest_instance(db, 20002, &got, g_err, sizeof g_err));
     assert_string_equal(got.snapshot_id, "bb06");
     assert_string_equal(got.trigger, "preempt");
@@ -198,11 +198,55 @@ static void test_fenced_and_stale(void **state)
     db_close(db);
 }
 
+/* FLEET-F4 without clocks: an agent whose clock was stepped forward stamps v2 in
+ * the future; the later report v3, stamped earlier, is still the newest:
+ * the server's acceptance order decides, never the agent's created_at_ms,
+ * which is kept as it was sent. */
+static void test_skewed_clocks(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    workload(db, "wl-2", 20011, 1);
+    machine(db, 20011, "wl-2", 1, "running", 0);
+    dm_snapshot s = snap("cc01", 20011, 1, 1000), got;
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
+    s = snap("cc02", 20011, 1, 1000 + 300000); /* v2: the clock stepped +5 min */
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
+    s = snap("cc03", 20011, 1, 2000); /* v3: stepped back, reported after v2 */
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
+    int64_t seq3 = s.seq;
+    OK(db_snapshot_latest_workload(db, "wl-2", &got, g_err, sizeof g_err));
+    assert_string_equal(got.snapshot_id, "cc03");
+    assert_int_equal(got.created_at_ms, 2000); /* kept for display */
+    assert_int_equal(got.seq, seq3);
+    OK(db_snapshot_latest_in_store(db, "wl-2", "file:///tmp/store", &got, g_err, sizeof g_err));
+    assert_string_equal(got.snapshot_id, "cc03");
+    OK(db_snapshot_latest_instance(db, 20011, &got, g_err, sizeof g_err));
+    assert_string_equal(got.snapshot_id, "cc03");
+    dm_snapshot *list = NULL;
+    size_t n = 0;
+    OK(db_snapshot_list(db, 20011, 10, &list, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].snapshot_id, "cc03");
+    assert_string_equal(list[1].snapshot_id, "cc02");
+    assert_string_equal(list[2].snapshot_id, "cc01");
+    assert_true(list[0].seq > list[1].seq && list[1].seq > list[2].seq);
+    free(list);
+    OK(db_snapshot_get(db, "cc02", &got, g_err, sizeof g_err));
+    assert_int_equal(got.created_at_ms, 301000);
+    s = snap("cc02", 20011, 1, 5); /* a retried report keeps its place (and its seq) */
+    OK(db_snapshot_record(db, &s, g_err, sizeof g_err));
+    OK(db_snapshot_latest_workload(db, "wl-2", &got, g_err, sizeof g_err));
+    assert_string_equal(got.snapshot_id, "cc03");
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unmanaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fenced_and_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skewed_clocks, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }
