@@ -3,7 +3,17 @@
  * SIGINT/SIGTERM, then stops cleanly (runners record their failovers first).
  *
  * Signals are blocked before any thread starts, so every thread inherits the
- * mask and only the main thread, in sigwait(), receives them. */
+ * mask and only the main thread, in sigwait(), receives them.
+ *
+ * CLI-SV1: one controller per state (docs/security.md "One controller"): the
+ *      server locks $DUMONT_HOME/server.lock and the database (db.h DB-D5)
+ *      before it serves or acts; a second one is refused, exit 1, with the
+ *      holder named.
+ * CLI-SV2: a watch thread checks both locks every SV_LOCK_CHECK_MS; one lost
+ *      fences the database handle at once (DB-D6: no decision is written after
+ *      that), then the main thread (SIGUSR1) stops the API, the runners and
+ *      the detector and the server exits 3 with `server.lock_lost`: a
+ *      supervisor restarts it, and it takes the lock again or is refused. */
 #include "cli/commands.h"
 
 #include "alerts/alerts.h"
@@ -20,12 +30,15 @@
 #include "util/error.h"
 #include "util/fsutil.h"
 #include "util/home.h"
+#include "util/lockfile.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/secret.h"
 
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,7 +72,10 @@ static const char usage[] =
     "On first start it writes an API token to $DUMONT_HOME/token (mode 0600); clients\n"
     "send it as `Authorization: Bearer <token>`. The database is SQLite in\n"
     "$DUMONT_HOME/dumont.db unless DUMONT_DATABASE_URL=postgresql://... is set.\n"
-    "The dashboard is at http://ADDR:PORT/ (sign in with the same token).\n";
+    "The dashboard is at http://ADDR:PORT/ (sign in with the same token).\n"
+    "\n"
+    "One server per DUMONT_HOME and per database: a second one exits 1 naming the\n"
+    "one that runs; a server that loses its lock exits 3 (run it under a supervisor).\n";
 
 static char hb_listen[256];    /* --heartbeat-listen; "" for the default */
 static char provider_flag[32]; /* --provider; "" for $DUMONT_PROVIDER or local */
@@ -169,14 +185,30 @@ static int secure_home(const dm_config *cfg)
     return 0;
 }
 
-static int prepare_home(const dm_config *cfg, char *token, size_t toklen)
+/* CLI-SV1: the home's lock, before anything in the home is touched. */
+static int lock_home(const dm_config *cfg, lockfile **ret)
+{
+    char path[PATH_MAX + 16], err[PATH_MAX + LOCKFILE_ID_MAX + 64];
+    snprintf(path, sizeof path, "%s/server.lock", cfg->home);
+    int rc = lockfile_take(path, ret, err, sizeof err);
+    if (rc == DM_E_BUSY)
+        fprintf(stderr,
+                "dumont server: another dumont server runs on %s: %s (one server per "
+                "DUMONT_HOME; stop that one first)\n",
+                cfg->home, err);
+    else if (rc)
+        fprintf(stderr, "dumont server: %s\n", err);
+    return rc ? 1 : 0;
+}
+
+static int prepare_home(const dm_config *cfg, lockfile **home_lock, char *token, size_t toklen)
 {
     int rc = fs_mkdir_p(cfg->home, 0700), created = 0;
     if (rc) {
         fprintf(stderr, "dumont server: cannot create %s: %s\n", cfg->home, dm_strerror(rc));
         return 1;
     }
-    if (secure_home(cfg))
+    if (lock_home(cfg, home_lock) || secure_home(cfg))
         return 1;
     rc = secret_load_or_create(cfg->token_path, token, toklen, &created);
     if (rc) {
@@ -190,18 +222,96 @@ static int prepare_home(const dm_config *cfg, char *token, size_t toklen)
     return 0;
 }
 
+static void server_sigset(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1); /* CLI-SV2: the watch thread's "lock lost" */
+}
+
 static int wait_for_signal(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    server_sigset(&set);
     int sig = 0;
     sigwait(&set, &sig);
     return sig;
 }
 
-/* PROV-PD3 of provider.c: every instance gets an agent credential of its own. */
+/* ---- CLI-SV2: the locks' watch ------------------------------------------------ */
+
+#define SV_LOCK_CHECK_MS 500
+
+typedef struct {
+    const lockfile *home;
+    db_ctl_lock *db_lock;
+    dm_db *db;
+    pthread_t main_thread, thread;
+    atomic_bool stop;
+    atomic_int lost;
+    int started;
+} lock_watch;
+
+static void *watch_main(void *arg)
+{
+    lock_watch *w = arg;
+    char err[1024] = "", q[1100];
+    while (!atomic_load(&w->stop)) {
+        const char *which = "home";
+        int rc = lockfile_check(w->home, err, sizeof err);
+        if (rc == 0) {
+            which = "database";
+            rc = db_ctl_lock_check(w->db_lock, err, sizeof err);
+        }
+        if (rc) {
+            db_fence(w->db); /* DB-D6: at once, before anyone is told */
+            atomic_store(&w->lost, 1);
+            log_error("server.lock_lost",
+                      "lock=%s error=%s detail=\"this server no longer controls its state: it "
+                      "stops acting and exits; a supervisor restarts it\"",
+                      which, log_quote(q, sizeof q, err));
+            pthread_kill(w->main_thread, SIGUSR1);
+            return NULL;
+        }
+        clock_sleep_ms(SV_LOCK_CHECK_MS, &w->stop);
+    }
+    return NULL;
+}
+
+static int watch_start(lock_watch *w)
+{
+    w->main_thread = pthread_self();
+    int rc = pthread_create(&w->thread, NULL, watch_main, w);
+    w->started = rc == 0;
+    return -rc;
+}
+
+static void watch_stop(lock_watch *w)
+{
+    if (!w->started)
+        return;
+    atomic_store(&w->stop, 1);
+    pthread_join(w->thread, NULL);
+    w->started = 0;
+}
+
+/* CLI-SV1: the database's lock, right after it is opened. */
+static int lock_db(dm_db *db, const char *shown, db_ctl_lock **ret)
+{
+    char err[1024] = "";
+    int rc = db_ctl_lock_take(db, ret, err, sizeof err);
+    if (rc == DM_E_BUSY)
+        fprintf(stderr,
+                "dumont server: another dumont server controls the database %s: %s (one "
+                "server per database; stop that one first)\n",
+                shown, err);
+    else if (rc)
+        fprintf(stderr, "dumont server: cannot lock the database %s: %s\n", shown, err);
+    return rc;
+}
+
+/* PD3 of provider.c: every instance gets an agent credential of its own. */
 static int mint_agent(void *cls, int64_t id, char *buf, size_t cap, char *err, size_t errlen)
 {
     char name[DB_TOKEN_NAME_MAX], q[DB_TOKEN_NAME_MAX + 8];
@@ -295,9 +405,11 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
     return rc;
 }
 
-static int serve(dm_config *cfg, const char *token)
+static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
 {
     dm_db *db = NULL;
+    db_ctl_lock *db_lock = NULL;
+    lock_watch watch = {.home = home_lock};
     fo_orch *orch = NULL;
     api_server *srv = NULL;
     hbl_server *hb = NULL;
@@ -309,6 +421,14 @@ static int serve(dm_config *cfg, const char *token)
     db_url_redact(cfg->database_url, shown, sizeof shown);
     if ((rc = db_open(cfg->database_url, &db, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: cannot open the database %s: %s\n", shown, err);
+        goto out;
+    }
+    if ((rc = lock_db(db, shown, &db_lock)) != 0) /* CLI-SV1 */
+        goto out;
+    watch.db = db;
+    watch.db_lock = db_lock;
+    if ((rc = watch_start(&watch)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", dm_strerror(rc));
         goto out;
     }
     if ((rc = fo_orch_new(db, cfg->sim_speed, &orch)) != 0) {
@@ -358,14 +478,21 @@ static int serve(dm_config *cfg, const char *token)
              log_quote(q, sizeof q, cfg->listen), api_server_port(srv), api_server_tls(srv),
              db_backend_name(db), log_quote(q + 600, sizeof q - 600, shown), cfg->home, recovered);
     int sig = wait_for_signal();
-    log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    int lost = atomic_load(&watch.lost);
+    if (lost)
+        log_error("server.stopping", "%s", "reason=lock_lost");
+    else
+        log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(srv);
     srv = NULL;
     fo_orch_shutdown(orch); /* runners use the listener: stop them first */
     hbl_stop(hb);
     hb = NULL;
-    status = 0;
+    status = lost ? 3 : 0;
 out:
+    watch_stop(&watch);
+    if (atomic_load(&watch.lost))
+        status = 3;
     api_server_stop(srv);
     fo_orch_shutdown(orch);
     hbl_stop(hb);
@@ -373,6 +500,7 @@ out:
     api_metrics_free(metrics);
     al_service_free(alerts); /* after the listener and the runners: what they said is queued */
     provider_close(prov);
+    db_ctl_lock_release(db_lock); /* after the last write */
     db_close(db);
     if (status == 0)
         log_info("server.stopped", "%s", "");
@@ -391,16 +519,18 @@ int cmd_server(dm_config *cfg, int argc, char **argv)
     }
     log_set_level(lvl);
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    server_sigset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     umask(077); /* before anything is created: every new file 0600, directory 0700 */
     char token[SECRET_TOKEN_MAX];
-    if (prepare_home(cfg, token, sizeof token))
+    lockfile *home_lock = NULL;
+    if (prepare_home(cfg, &home_lock, token, sizeof token)) {
+        lockfile_release(home_lock);
         return 1;
-    rc = serve(cfg, token);
+    }
+    rc = serve(cfg, home_lock, token);
     explicit_bzero(token, sizeof token);
+    lockfile_release(home_lock); /* last: the state is no longer touched */
     return rc;
 }

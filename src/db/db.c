@@ -13,6 +13,7 @@
 #include "db/db_internal.h"
 
 #include "util/error.h"
+#include "util/lockfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -67,6 +68,61 @@ void db_close(dm_db *db)
 const char *db_backend_name(const dm_db *db)
 {
     return db ? db->ops->name : "none";
+}
+
+/* ---- one controller (DB-D5, DB-D6) --------------------------------------------- */
+
+struct db_ctl_lock {
+    const db_backend_ops *ops;
+    void *impl;
+};
+
+int db_ctl_lock_take(dm_db *db, db_ctl_lock **ret, char *err, size_t errlen)
+{
+    if (!db || !ret)
+        return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
+    char id[LOCKFILE_ID_MAX];
+    lockfile_identity(id, sizeof id);
+    db_ctl_lock *l = calloc(1, sizeof *l);
+    if (!l)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    l->ops = db->ops;
+    pthread_mutex_lock(&db->lock);
+    int rc = db->ops->ctl_lock(db->state, id, &l->impl, err, errlen);
+    pthread_mutex_unlock(&db->lock);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    *ret = l;
+    return 0;
+}
+
+int db_ctl_lock_check(db_ctl_lock *l, char *err, size_t errlen)
+{
+    if (!l)
+        return dm_fail(err, errlen, DM_E_INVALID, "no lock");
+    return l->ops->ctl_check(l->impl, err, errlen);
+}
+
+void db_ctl_lock_release(db_ctl_lock *l)
+{
+    if (!l)
+        return;
+    l->ops->ctl_unlock(l->impl);
+    free(l);
+}
+
+void db_fence(dm_db *db)
+{
+    if (db)
+        atomic_store_explicit(&db->fenced, 1, memory_order_release);
+}
+
+int db_fenced_fail(char *err, size_t errlen)
+{
+    return dm_fail(err, errlen, DM_E_DB,
+                   "this controller lost its lock on the database: it no longer writes");
 }
 
 int db_text_copy(char *dst, size_t cap, const char *src)

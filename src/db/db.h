@@ -17,6 +17,17 @@
  *     DM_E_CONFLICT when it would be broken (or when the id exists).
  * DB-D4: failovers.<phase>_ms columns mirror failover_phases.duration_ms
  *     (written together, DB-D2) so that the report is a single scan of one table.
+ * DB-D5: one controller per database (docs/security.md "One controller"):
+ *     db_ctl_lock_take() takes a lock that a second taker is refused
+ *     (DM_E_BUSY, err naming the holder's host, pid and since) until the
+ *     first one's process or session ends: PostgreSQL, a session-level
+ *     advisory lock held on a connection of its own, its holder named in
+ *     the table controller_lock (migration 7); SQLite, an flock on the file
+ *     "<database>.lock" beside it (util/lockfile.h). Readers need no lock.
+ * DB-D6: db_fence() is for a controller that lost its lock: from then on
+ *     every statement of that handle fails as a storage fault (DM_E_DB),
+ *     so nothing it still runs writes a decision, and runners pause (O12 of
+ *     failover/orchestrator.h) instead of taking their next action.
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
 #ifndef DUMONT_DB_DB_H
 #define DUMONT_DB_DB_H
@@ -70,6 +81,15 @@ int db_failover_count(dm_db *db, const db_failover_filter *flt, int64_t *ret, ch
 
 /* The report over failovers matching flt (gpu/kind/since/until; limit ignored). */
 int db_report(dm_db *db, const db_failover_filter *flt, fo_report *ret, char *err, size_t errlen);
+
+/* DB-D5. */
+typedef struct db_ctl_lock db_ctl_lock;
+int db_ctl_lock_take(dm_db *db, db_ctl_lock **ret, char *err, size_t errlen);
+/* 0 while held; else the lock is lost (DM_E_CONFLICT, err says why). Any
+ * thread; it does not wait for the handle's other calls. */
+int db_ctl_lock_check(db_ctl_lock *l, char *err, size_t errlen);
+void db_ctl_lock_release(db_ctl_lock *l); /* accepts NULL */
+void db_fence(dm_db *db);                 /* DB-D6 */
 
 /* url with any password removed, for messages: "postgresql://user@host:5432/db"
  * (the query, which may hold one, becomes "?..."). A path is copied as is. */

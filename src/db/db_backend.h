@@ -29,6 +29,10 @@
  * DB-B5: begin(DB_TX_MIGRATE) serialises migrations between processes sharing
  *     the database (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped
  *     advisory lock taken before anything is read).
+ * DB-B6: the controller lock (DB-D5 of db.h) is the back end's: ctl_lock() takes
+ *     it or fails with DM_E_BUSY naming its holder; ctl_check() tells
+ *     whether it is still held, and may be called from any thread, apart
+ *     from the state's connection (it never touches it).
  * Back ends are not thread-safe; db.c serialises calls (DB-D1 of db.h). */
 #ifndef DUMONT_DB_DB_BACKEND_H
 #define DUMONT_DB_DB_BACKEND_H
@@ -76,6 +80,10 @@ struct db_backend_ops {
     int (*end)(void *state, int commit, char *err, size_t errlen);
     int64_t (*col_i64)(void *row, int col, int *ret_is_null);
     const char *(*col_text)(void *row, int col); /* NULL for SQL NULL */
+    /* DB-B6. identity: "host=H pid=P since=T", shown to those refused. */
+    int (*ctl_lock)(void *state, const char *identity, void **ret_lock, char *err, size_t errlen);
+    int (*ctl_check)(void *lock, char *err, size_t errlen);
+    void (*ctl_unlock)(void *lock); /* accepts NULL */
 };
 
 extern const db_backend_ops db_sqlite_ops;

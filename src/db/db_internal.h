@@ -12,22 +12,30 @@
 #include "util/null.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 struct dm_db {
     pthread_mutex_t lock; /* DB-D1 */
     const db_backend_ops *ops;
     void *state;
+    atomic_int fenced; /* DB-D6 */
 };
+
+int db_fenced_fail(char *err, size_t errlen); /* DB-D6's error */
 
 static inline int db_x(dm_db *db, const char *sql, const db_param *p, int np, db_row_fn fn,
                        void *ctx, int64_t *ret_changes, char *err, size_t errlen)
 {
+    if (atomic_load_explicit(&db->fenced, memory_order_acquire))
+        return db_fenced_fail(err, errlen);
     return db->ops->exec(db->state, sql, p, np, fn, ctx, ret_changes, err, errlen);
 }
 
 static inline int db_begin(dm_db *db, db_tx_kind kind, char *err, size_t errlen)
 {
+    if (atomic_load_explicit(&db->fenced, memory_order_acquire))
+        return db_fenced_fail(err, errlen);
     return db->ops->begin(db->state, kind, err, errlen);
 }
 

@@ -25,15 +25,27 @@
  *     ~2x faster on a 2-core VM, and its memory is bounded.
  * DB-P6: a statement's results are always read to the end (PQgetResult() until
  *     NULL), also after an error or a callback's stop, so the connection is
- *     ready for the next statement. */
+ *     ready for the next statement.
+ * DB-P7: the controller lock (DB-B6) is pg_try_advisory_lock(PG_CTL_LOCK) on a
+ *     connection of its own, never reset (DB-P3 does not apply): a new session
+ *     would not hold the lock, and another controller may have it by then.
+ *     Advisory locks belong to one database, so the key needs nothing of the
+ *     URL. The holder writes its identity into controller_lock with its
+ *     backend pid; a refused taker joins pg_locks to that row, so a row a
+ *     dead holder left never names the wrong process. The check is a
+ *     `SELECT 1` on that connection answered within PG_CTL_CHECK_MS: a
+ *     terminated session, a closed socket or a silent server is a lost
+ *     lock (fail closed). */
 #include "db/db_backend.h"
 #include "db/db_internal.h"
 
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +62,16 @@
 #define PG_MAX_PARAMS   65535            /* protocol limit */
 #define PG_MIGRATE_LOCK 0x64756d6f6e74LL /* "dumont": the advisory lock key (DB-B5) */
 #define PG_NUM_MAX      24               /* "-9223372036854775808" + NUL */
+#define PG_CTL_HI       0x64756d6fLL     /* "dumo" */
+#define PG_CTL_LO       0x6374726cLL     /* "ctrl" */
+#define PG_CTL_LOCK     ((PG_CTL_HI << 32) | PG_CTL_LO) /* DB-P7 */
+#define PG_CTL_CHECK_MS 5000
 
 typedef struct {
     PGconn *conn;
     int in_tx;
-    int checked; /* the running statement's columns passed DB-P4 */
+    int checked;  /* the running statement's columns passed DB-P4 */
+    char *target; /* the URL, for the lock's own connection (DB-P7) */
 } pg_state;
 
 typedef struct {
@@ -270,31 +287,140 @@ static void pg_close(void *state)
     if (!s)
         return;
     PQfinish(s->conn);
+    free(s->target);
     free(s);
 }
 
-static int pg_open(const char *target, void **ret_state, char *err, size_t errlen)
+/* A connection named app; NULL with err set on failure (DB-P1, DB-P2). */
+static PGconn *pg_connect(const char *target, const char *app, char *err, size_t errlen)
 {
     /* dbname last: settings written in the URL win over these defaults. */
     const char *const keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
                                 NULL};
-    const char *const vals[] = {"10", "dumont", "UTF8", target, NULL};
+    const char *const vals[] = {"10", app, "UTF8", target, NULL};
     char shown[512], msg[512];
-    pg_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return dm_fail(err, errlen, -ENOMEM, "postgresql: out of memory");
-    s->conn = PQconnectdbParams(keys, vals, 1);
-    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
         db_url_redact(target, shown, sizeof shown); /* DB-P1 */
-        snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
+        snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
         msg[strcspn(msg, "\n")] = '\0';
         db_url_scrub(target, msg, sizeof msg);
-        pg_close(s);
-        return dm_fail(err, errlen, DM_E_DB, "postgresql: cannot connect to %s: %s", shown, msg);
+        PQfinish(c);
+        dm_fail(err, errlen, DM_E_DB, "postgresql: cannot connect to %s: %s", shown, msg);
+        return NULL;
     }
-    PQsetNoticeProcessor(s->conn, pg_quiet, NULL);
+    PQsetNoticeProcessor(c, pg_quiet, NULL);
+    return c;
+}
+
+static int pg_open(const char *target, void **ret_state, char *err, size_t errlen)
+{
+    pg_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->target = strdup(target))) {
+        free(s);
+        return dm_fail(err, errlen, -ENOMEM, "postgresql: out of memory");
+    }
+    if (!(s->conn = pg_connect(target, "dumont", err, errlen))) {
+        pg_close(s);
+        return DM_E_DB;
+    }
     *ret_state = s;
     return 0;
+}
+
+/* ---- the controller lock (DB-P7) --------------------------------------------- */
+
+/* One text value of a one-row query on c; "" when none. */
+static int pg_one(PGconn *c, const char *sql, int np, const char *const *vals, char *out,
+                  size_t cap, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(c, sql, np, NULL, vals, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = 0;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        rc = pg_result_error(r, "controller lock", c, err, errlen);
+    else if (out)
+        snprintf(out, cap, "%s",
+                 st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
+                     ? PQgetvalue(r, 0, 0)
+                     : "");
+    PQclear(r);
+    return rc;
+}
+
+static int pg_ctl_lock(void *state, const char *identity, void **ret_lock, char *err, size_t errlen)
+{
+    pg_state *s = state;
+    char got[8] = "", holder[512] = "", sql[512], since[24];
+    PGconn *c = pg_connect(s->target, "dumont-controller-lock", err, errlen);
+    if (!c)
+        return DM_E_DB;
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_CTL_LOCK);
+    int rc = pg_one(c, sql, 0, NULL, got, sizeof got, err, errlen);
+    if (rc == 0 && strcmp(got, "t") != 0) {
+        snprintf(sql, sizeof sql,
+                 "SELECT h.holder FROM pg_locks l JOIN controller_lock h ON h.backend_pid = l.pid"
+                 " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %lld"
+                 " AND l.objid = %lld AND l.objsubid = 1"
+                 " AND l.database = (SELECT oid FROM pg_database WHERE datname = "
+                 "current_database())",
+                 (long long)PG_CTL_HI, (long long)PG_CTL_LO);
+        if (pg_one(c, sql, 0, NULL, holder, sizeof holder, NULL, 0) != 0 || !holder[0])
+            snprintf(holder, sizeof holder, "(it has not written its name yet: starting)");
+        rc = dm_fail(err, errlen, DM_E_BUSY, "the database is held by %s", holder);
+    } else if (rc == 0) {
+        const char *vals[] = {identity, since};
+        snprintf(since, sizeof since, "%lld", (long long)clock_wall_ms());
+        rc = pg_one(c,
+                    "INSERT INTO controller_lock (id, holder, backend_pid, since_ms)"
+                    " VALUES (1, $1, pg_backend_pid(), $2::bigint) ON CONFLICT (id) DO UPDATE"
+                    " SET holder = excluded.holder, backend_pid = excluded.backend_pid,"
+                    " since_ms = excluded.since_ms",
+                    2, vals, NULL, 0, err, errlen);
+    }
+    if (rc) {
+        PQfinish(c); /* the session, and the lock if it was taken, end */
+        return rc;
+    }
+    *ret_lock = c;
+    return 0;
+}
+
+/* DB-P7: `SELECT 1` answered in time on the lock's own session. */
+static int pg_ctl_check(void *lock, char *err, size_t errlen)
+{
+    PGconn *c = lock;
+    int64_t end = clock_mono_ms() + PG_CTL_CHECK_MS;
+    if (PQstatus(c) != CONNECTION_OK || !PQsendQuery(c, "SELECT 1"))
+        return pg_fail(DM_E_CONFLICT, "the controller lock's session ended", PQerrorMessage(c), err,
+                       errlen);
+    while (PQisBusy(c)) {
+        int64_t left = end - clock_mono_ms();
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        if (left <= 0)
+            return dm_fail(err, errlen, DM_E_CONFLICT,
+                           "postgresql: the controller lock's session did not answer within "
+                           "%d ms",
+                           PG_CTL_CHECK_MS);
+        if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+            return dm_fail(err, errlen, DM_E_CONFLICT, "postgresql: poll: %s", strerror(errno));
+        if (!PQconsumeInput(c))
+            return pg_fail(DM_E_CONFLICT, "the controller lock's session ended", PQerrorMessage(c),
+                           err, errlen);
+    }
+    int rc = 0;
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        if (rc == 0 && PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = pg_result_error(r, "the controller lock's session ended", c, err, errlen);
+        PQclear(r);
+    }
+    return rc ? DM_E_CONFLICT : 0;
+}
+
+static void pg_ctl_unlock(void *lock)
+{
+    PQfinish(lock); /* accepts NULL; the session's end releases the lock */
 }
 
 const db_backend_ops db_pg_ops = {
@@ -306,4 +432,7 @@ const db_backend_ops db_pg_ops = {
     .end = pg_end,
     .col_i64 = pg_col_i64,
     .col_text = pg_col_text,
+    .ctl_lock = pg_ctl_lock,
+    .ctl_check = pg_ctl_check,
+    .ctl_unlock = pg_ctl_unlock,
 };

@@ -23,10 +23,12 @@
 
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/lockfile.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -293,6 +295,38 @@ out:
     return 0;
 }
 
+/* DB-B6: an flock on "<database>.lock" beside the file, not on the database
+ * file itself: SQLite's own POSIX locks on that file are dropped when any
+ * descriptor of it is closed in the process, and a second descriptor is
+ * what a lock on it would need. An in-memory database has no peer. */
+static int sq_ctl_lock(void *state, const char *identity, void **ret_lock, char *err, size_t errlen)
+{
+    sq_state *s = state;
+    (void)identity; /* lockfile_take() writes the same one */
+    const char *file = sqlite3_db_filename(s->db, "main");
+    char path[PATH_MAX];
+    *ret_lock = NULL;
+    if (!file || !*file)
+        return 0;
+    if ((size_t)snprintf(path, sizeof path, "%s.lock", file) >= sizeof path)
+        return dm_fail(err, errlen, DM_E_INVALID, "sqlite: database path too long for its lock");
+    lockfile *l = NULL;
+    int rc = lockfile_take(path, &l, err, errlen);
+    if (rc == 0)
+        *ret_lock = l;
+    return rc;
+}
+
+static int sq_ctl_check(void *lock, char *err, size_t errlen)
+{
+    return lock ? lockfile_check(lock, err, errlen) : 0;
+}
+
+static void sq_ctl_unlock(void *lock)
+{
+    lockfile_release(lock);
+}
+
 const db_backend_ops db_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -302,4 +336,7 @@ const db_backend_ops db_sqlite_ops = {
     .end = sq_end,
     .col_i64 = sq_col_i64,
     .col_text = sq_col_text,
+    .ctl_lock = sq_ctl_lock,
+    .ctl_check = sq_ctl_check,
+    .ctl_unlock = sq_ctl_unlock,
 };

@@ -238,9 +238,28 @@ static const char *const m6_sql[] = {
     NULL,
 };
 
-static const migration migrations[] = {
-    {1, m1_sql}, {2, m2_sql}, {3, m3_sql}, {4, m4_sql}, {5, m5_sql}, {6, m6_sql},
+/* One controller per database (db.h DB-D5): who holds the PostgreSQL advisory
+ * lock, by its backend pid, so that one refused can name it. One row. */
+static const char *const m7_sql[] = {
+    "CREATE TABLE controller_lock ("
+    " id BIGINT PRIMARY KEY,"
+    " holder TEXT NOT NULL,"
+    " backend_pid BIGINT NOT NULL,"
+    " since_ms BIGINT NOT NULL)",
+    NULL,
 };
+
+/* clang-format off */
+static const migration migrations[] = {
+    {1, m1_sql},
+    {2, m2_sql},
+    {3, m3_sql},
+    {4, m4_sql},
+    {5, m5_sql},
+    {6, m6_sql},
+    {7, m7_sql},
+};
+/* clang-format on */
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -9,6 +9,7 @@
  * (FO-R1 to FO-R4) and core/failover.h (FO-I1 to FO-I4). */
 #include "db/db.h"
 #include "db/db_backend.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <setjmp.h>
@@ -43,7 +44,7 @@ static void pg_reset(void)
                             "DROP TABLE IF EXISTS snapshots, machines, workloads,"
                             " instance_events, instances,"
                             " failover_phases, failovers, associations, api_tokens,"
-                            " alert_deliveries, alerts, counters,"
+                            " alert_deliveries, alerts, counters, controller_lock,"
                             " schema_migrations CASCADE");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
@@ -65,8 +66,8 @@ static int setup(void **state)
 static void unlink_sqlite(const char *path)
 {
     char p[1100];
-    const char *sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (int i = 0; i < 4; i++) {
+    const char *sfx[] = {"", "-wal", "-shm", "-journal", ".lock"};
+    for (int i = 0; i < 5; i++) {
         snprintf(p, sizeof p, "%s%s", path, sfx[i]);
         unlink(p);
     }
@@ -112,8 +113,9 @@ static void mk(fo_failover *f, const char *id, int64_t gpu, fo_kind kind, int64_
     for (int p = 0; p <= last; p++) {
         if (p == last && how == END_RUNNING)
             return;
-        fo_event ev = {FO_EV_PHASE_OK, now + (dur[p] > 0 ? dur[p] : 0), dur[p],
-                       kind == FO_KIND_SIMULATED, NULL, 0};
+        fo_event ev = {FO_EV_PHASE_OK, now + (dur[p] > 0 ? dur[p] : 0),
+                       dur[p],         kind == FO_KIND_SIMULATED,
+                       NULL,           0};
         if (p == last && how == END_FAIL) {
             ev.kind = FO_EV_PHASE_FAILED;
             ev.detail = "no offer under the price cap";
@@ -293,11 +295,11 @@ static void test_migrations_idempotent(void **state)
     dm_db *db = open_db();
     assert_string_equal(db_backend_name(db), g_pg_url ? "postgresql" : "sqlite");
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 6);
+    assert_int_equal(v, 7);
     db_close(db);
     db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 6);
+    assert_int_equal(v, 7);
     db_close(db);
 }
 
@@ -328,7 +330,7 @@ static void test_migrations_concurrent(void **state)
     int v = 0;
     dm_db *db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 6);
+    assert_int_equal(v, 7);
     db_close(db);
 }
 
@@ -870,6 +872,62 @@ static void test_many(void **state)
     free(f);
 }
 
+/* ---- one controller (DB-D5, DB-D6) ---- */
+
+/* The lock's PostgreSQL session ends: pg_terminate_backend from elsewhere. */
+static void pg_kill_lock_session(void)
+{
+    PGconn *c = PQconnectdb(g_pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r =
+        PQexec(c, "SELECT count(pg_terminate_backend(backend_pid::int)) FROM controller_lock");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("pg_terminate_backend: %s", PQresultErrorMessage(r));
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void test_controller_lock(void **state)
+{
+    (void)state;
+    dm_db *a = open_db(), *b = open_db();
+    db_ctl_lock *la = NULL, *lb = NULL;
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid=%ld ", (long)getpid());
+    OK(db_ctl_lock_take(a, &la, g_err, sizeof g_err));
+    OK(db_ctl_lock_check(la, g_err, sizeof g_err));
+    assert_int_equal(db_ctl_lock_take(b, &lb, g_err, sizeof g_err), DM_E_BUSY);
+    assert_null(lb);
+    assert_non_null(strstr(g_err, pid)); /* the holder is named: host, pid, since */
+    assert_non_null(strstr(g_err, "host="));
+    assert_non_null(strstr(g_err, "since="));
+    int v = 0; /* readers need no lock */
+    OK(db_schema_version(b, &v, g_err, sizeof g_err));
+    if (g_pg_url) {
+        pg_kill_lock_session();
+        int64_t end = clock_mono_ms() + 5000, rc = 0;
+        while ((rc = db_ctl_lock_check(la, g_err, sizeof g_err)) == 0 && clock_mono_ms() < end)
+            clock_sleep_ms(20, NULL);
+        assert_int_equal(rc, DM_E_CONFLICT); /* lost */
+        assert_non_null(strstr(g_err, "session"));
+    }
+    db_ctl_lock_release(la); /* the lock goes with it */
+    OK(db_ctl_lock_take(b, &lb, g_err, sizeof g_err));
+    OK(db_ctl_lock_check(lb, g_err, sizeof g_err));
+    /* DB-D6: a fenced handle writes nothing more, and says why */
+    db_fence(a);
+    fo_assoc as = {.gpu_instance_id = 5, .created_at_ms = 1};
+    snprintf(as.standby_id, sizeof as.standby_id, "s");
+    snprintf(as.provider, sizeof as.provider, "p");
+    assert_int_equal(db_assoc_put(a, &as, g_err, sizeof g_err), DM_E_DB);
+    assert_non_null(strstr(g_err, "lost its lock"));
+    OK(db_assoc_put(b, &as, g_err, sizeof g_err));
+    db_ctl_lock_release(lb);
+    db_close(a);
+    db_close(b);
+}
+
 /* ---- runner ---- */
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -892,6 +950,7 @@ static const struct CMUnitTest tests[] = {
     T(test_durability),
     T(test_threads),
     T(test_many),
+    T(test_controller_lock),
 };
 
 int main(void)
