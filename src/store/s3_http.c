@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -477,7 +478,7 @@ int s3_fail(const s3_conn *s, const s3_req *r, int tries, const char *what, cons
                    msg[0] ? " (" : "", msg, msg[0] ? ")" : "");
 }
 
-static void backoff_sleep(int attempt)
+void s3_backoff_sleep(int attempt)
 {
     uint32_t rnd = 0;
     if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
@@ -489,6 +490,28 @@ static void backoff_sleep(int attempt)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+int s3_retryable(const s3_req *r, char *reason, size_t reasonlen)
+{
+    if (r->curl_rc) {
+        snprintf(reason, reasonlen, "%s", curl_easy_strerror(r->curl_rc));
+        return retryable_curl(r->curl_rc);
+    }
+    char code[64] = "";
+    s3_xml_text(r->errbody, r->errbody + r->errbody_len, "Code", code, sizeof code, NULL);
+    scrub(code);
+    snprintf(reason, reasonlen, "HTTP %ld%s%s", r->status, code[0] ? " " : "", code);
+    return r->status >= 500 || r->status == 429 || strcmp(code, "RequestTimeout") == 0 ||
+           strcmp(code, "SlowDown") == 0;
+}
+
+void s3_note_retry(const char *what, const char *key, int next_try, const char *reason)
+{
+    char q[160], o[40];
+    store_count_retry(); /* store_stats.c SS3 */
+    log_warn("store.s3.retry", "op=%s key=%s try=%d reason=%s", log_quote(o, sizeof o, what),
+             key ? key : "", next_try, log_quote(q, sizeof q, reason));
 }
 
 /* The counted operation (store_stats.c SS2) of a request named `what`. */
@@ -508,17 +531,19 @@ static store_op op_of(const char *what)
     return STORE_OP_MULTIPART; /* start, upload part, complete, abort */
 }
 
-/* Runs r with retries (S3-7). Returns 0 when a final HTTP answer came (the
- * caller checks r->status), else the error, as one line in err. Every
- * attempt is counted (store_stats.c SS3). */
+/* Runs r with retries (S3-7), each one logged with its reason and counted
+ * (s3_note_retry). Returns 0 when a final HTTP answer came (the caller checks
+ * r->status), else the error, as one line in err. Every attempt is counted
+ * (store_stats.c SS3). */
 int s3_do(s3_conn *s, s3_req *r, const char *what, char *err, size_t errlen)
 {
-    int t;
+    int t, tries = r->tries > 0 ? r->tries : s->tries;
+    char reason[128] = "";
     store_op op = op_of(what);
-    for (t = 0; t < s->tries; t++) {
+    for (t = 0; t < tries; t++) {
         if (t) {
-            backoff_sleep(t - 1);
-            store_count_retry();
+            s3_note_retry(what, r->key, t + 1, reason);
+            s3_backoff_sleep(t - 1);
         }
         req_reset_response(r);
         int rc = perform_once(s, r);
@@ -526,21 +551,64 @@ int s3_do(s3_conn *s, s3_req *r, const char *what, char *err, size_t errlen)
             return dm_fail(err, errlen, rc, "s3: %s %s: %s", what, r->key ? r->key : "",
                            dm_strerror(rc));
         store_count_http(op, rc > 0 ? 0 : r->status);
-        if (rc > 0) {
-            if (retryable_curl(rc))
-                continue;
+        if (!s3_retryable(r, reason, sizeof reason)) {
+            if (rc > 0)
+                break;
+            return 0;
+        }
+    }
+    return s3_fail(s, r, t < tries ? t + 1 : t, what, r->key, err, errlen);
+}
+
+/* "abc" or abc: the 32 hex digits of an MD5, lowercased, into out[33]. */
+static int etag_md5(const char *etag, char out[33])
+{
+    size_t n = strlen(etag), i = 0;
+    if (n >= 2 && etag[0] == '"' && etag[n - 1] == '"')
+        etag++, n -= 2;
+    for (; i < n && i < 32; i++) {
+        if (!strchr("0123456789abcdefABCDEF", etag[i]) || !etag[i])
+            return 0;
+        out[i] = (char)(etag[i] | 0x20);
+    }
+    out[32] = '\0';
+    return i == 32 && (n == 32 || etag[32] == '-');
+}
+
+int s3_multipart_etag_matches(const char *etag, char (*part_etags)[128], size_t nparts)
+{
+    char want[33], got[33];
+    const char *dash = strchr(etag, '-');
+    if (!dash || !etag_md5(etag, got))
+        return 1; /* not S3's multipart form: nothing to compare */
+    unsigned long long n = strtoull(dash + 1, NULL, 10);
+    uint8_t *digests = malloc(nparts * 16 + 1);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = digests && md ? 1 : -1; /* -1: nothing to compare */
+    for (size_t i = 0; ok && i < nparts; i++) {
+        char hex[33];
+        if (!etag_md5(part_etags[i], hex) || strchr(part_etags[i], '-')) {
+            ok = -1; /* a part ETag that is no MD5 (SSE-KMS, some gateways) */
             break;
         }
-        char code[64] = "";
-        s3_xml_text(r->errbody, r->errbody + r->errbody_len, "Code", code, sizeof code, NULL);
-        if (r->status >= 500 || r->status == 429 || strcmp(code, "RequestTimeout") == 0 ||
-            strcmp(code, "SlowDown") == 0) {
-            log_warn("store.s3.retry", "op=%s status=%ld try=%d", what, r->status, t + 1);
-            continue;
-        }
-        return 0;
+        for (int k = 0; k < 16; k++)
+            digests[i * 16 + (size_t)k] =
+                (uint8_t)strtoul((char[3]){hex[2 * k], hex[2 * k + 1], 0}, NULL, 16);
     }
-    return s3_fail(s, r, t, what, r->key, err, errlen);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    if (ok == 1 &&
+        !(EVP_DigestInit_ex(md, EVP_md5(), NULL) && EVP_DigestUpdate(md, digests, nparts * 16) &&
+          EVP_DigestFinal_ex(md, d, &dl) && dl == 16))
+        ok = -1; /* no MD5 here (a FIPS build): nothing to compare */
+    if (ok == 1)
+        for (int k = 0; k < 16; k++)
+            snprintf(want + 2 * k, 3, "%02x", d[k]);
+    EVP_MD_CTX_free(md);
+    free(digests);
+    if (ok == -1)
+        return 1;
+    return ok == 1 && n == nparts && strcmp(want, got) == 0;
 }
 
 /* ---- parallel helper ------------------------------------------------------ */

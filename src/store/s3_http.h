@@ -49,6 +49,7 @@ typedef struct {
     const char *content_type;
     uint8_t *sink; /* fixed sink of sink_cap bytes, or NULL: dyn (capped at XML_MAX) */
     size_t sink_cap;
+    int tries; /* 0: the connection's */
     /* out */
     long status;
     size_t got;
@@ -68,9 +69,23 @@ typedef struct {
 
 void s3_conn_init(s3_conn *c); /* after the settings are filled in */
 void s3_conn_done(s3_conn *c); /* closes the pooled handles */
-/* Runs r with retries (S3-7). Returns 0 when a final HTTP answer came (the
- * caller checks r->status), else the error, as one line in err. */
+/* Runs r with retries (S3-7), each logged with its reason (s3_note_retry).
+ * Returns 0 when a final HTTP answer came (the caller checks r->status),
+ * else the error, as one line in err. */
 int s3_do(s3_conn *s, s3_req *r, const char *what, char *err, size_t errlen);
+/* 1 when r's failure (transport, or its HTTP answer) is worth another try
+ * (S3-7); its reason ("Server returned nothing (no headers, no data)",
+ * "HTTP 503 SlowDown") into reason either way. */
+int s3_retryable(const s3_req *r, char *reason, size_t reasonlen);
+/* A retry: its log line (`store.s3.retry op= key= try= reason=`) and its count. */
+void s3_note_retry(const char *what, const char *key, int next_try, const char *reason);
+/* The pause before retry number attempt + 1 (250 ms doubling to 8 s, jitter). */
+void s3_backoff_sleep(int attempt);
+/* S3-11: 0 only when etag is S3's multipart form ("<md5>-<n>") and is not
+ * the one an upload of these part ETags makes (the MD5 of their binary
+ * MD5s, then "-" and their count); 1 when it is, or when either side is not
+ * of that form (nothing to compare). */
+int s3_multipart_etag_matches(const char *etag, char (*part_etags)[128], size_t nparts);
 /* The error of a finished request as one line (S3-7, S3-8). */
 int s3_fail(const s3_conn *s, const s3_req *r, int tries, const char *what, const char *key,
             char *err, size_t errlen);

@@ -53,8 +53,15 @@
  *       flight while the workers decompress, verify and write.
  * S3-7: retries: connection failures, timeouts, resets, 5xx, 429 and
  *       RequestTimeout are retried up to `tries` times with exponential
- *       backoff (250 ms doubling, capped at 8 s) and jitter; everything else
- *       fails at once with one line naming the cause.
+ *       backoff (250 ms doubling, capped at 8 s) and jitter, each logged
+ *       (`store.s3.retry`) with its reason; everything else fails at once
+ *       with one line naming the cause.
+ * S3-11: a CompleteMultipartUpload is never retried blind: after a try
+ *       that got no answer, a retryable one or NoSuchUpload, HEAD says
+ *       whether the upload completed (the object is there with its length,
+ *       its x-amz-meta-sha256 and, where the server makes one, the multipart
+ *       ETag of these parts); if so the put succeeded. A completion whose
+ *       answer was lost is not reported as a failed put.
  * S3-8: every response is untrusted: bodies go into fixed or capped buffers
  *       (a GET never writes past the bytes asked for, XML answers are capped
  *       at S3_XML_MAX, error bodies at S3_ERRBODY_MAX), header values are length
@@ -119,8 +126,8 @@ typedef struct {
     int concurrency;
 
     pthread_mutex_t cmu; /* cache */
-    pthread_cond_t ccv;   /* a load ended; a slot may be free (slot_waiters) */
-    pthread_cond_t pfcv;  /* S3-10: work for the prefetch threads */
+    pthread_cond_t ccv;  /* a load ended; a slot may be free (slot_waiters) */
+    pthread_cond_t pfcv; /* S3-10: work for the prefetch threads */
     int slot_waiters;
     cache_slot cache[CACHE_SLOTS];
     uint64_t tick;
@@ -203,8 +210,29 @@ static int mp_abort(s3store *s, const char *key, const char *upload_id)
     return rc;
 }
 
+/* S3-11: whether the upload of key whose completion got no answer (or a
+ * retryable one) completed after all: HEAD finds the object with the upload's
+ * length, its x-amz-meta-sha256 (set when the upload started), and the
+ * multipart ETag S3 documents (the MD5 of the parts' MD5s, "-", their count)
+ * where the server makes one. */
+static int mp_completed(s3store *s, const char *key, size_t len, const char *sha,
+                        char (*etags)[128], size_t nparts)
+{
+    s3_req r = {.method = "HEAD", .key = key};
+    char e[256];
+    int ok = s3_do(&s->c, &r, "head", e, sizeof e) == 0 && r.status == 200 && r.have_clen &&
+             r.clen == len && (!r.rsha[0] || strcmp(r.rsha, sha) == 0) &&
+             s3_multipart_etag_matches(r.etag, etags, nparts);
+    s3_req_done(&r);
+    return ok;
+}
+
+/* CompleteMultipartUpload, tried here rather than in s3_do: before each
+ * retry, and when the upload is gone (NoSuchUpload: a completion that
+ * succeeded but whose answer was lost), HEAD says whether it completed
+ * (S3-11), since a completed upload cannot be completed again. */
 static int mp_complete(s3store *s, const char *key, const char *upload_id, char (*etags)[128],
-                       size_t nparts, char *err, size_t errlen)
+                       size_t nparts, size_t objlen, const char *sha, char *err, size_t errlen)
 {
     char query[1200];
     sigv4_pair q[] = {{"uploadId", upload_id}};
@@ -220,25 +248,48 @@ static int mp_complete(s3store *s, const char *key, const char *upload_id, char 
                                 "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
                                 etags[i]);
     len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
-    s3_req r = {.method = "POST",
-                .key = key,
-                .query = query,
-                .body = xml,
-                .body_len = len,
-                .content_type = "application/xml"};
-    int rc = s3_do(&s->c, &r, "complete upload", err, errlen);
-    /* S3 may answer 200 and put the error in the body */
-    if (rc == 0 && (r.status != 200 || (r.dyn && strstr(r.dyn, "<Error>")))) {
-        if (r.status == 200 && r.dyn) {
+    int rc;
+    for (int t = 0;; t++) {
+        s3_req r = {.method = "POST",
+                    .key = key,
+                    .query = query,
+                    .body = xml,
+                    .body_len = len,
+                    .content_type = "application/xml",
+                    .tries = 1};
+        char reason[128] = "", code[64] = "";
+        rc = s3_do(&s->c, &r, "complete upload", err, errlen);
+        /* S3 may answer 200 and put the error in the body */
+        if (rc == 0 && r.status == 200 && r.dyn && strstr(r.dyn, "<Error>")) {
             size_t n = r.dyn_len < S3_ERRBODY_MAX - 1 ? r.dyn_len : S3_ERRBODY_MAX - 1;
             memcpy(r.errbody, r.dyn, n);
             r.errbody[n] = '\0';
             r.errbody_len = n;
             r.status = 500;
         }
-        rc = s3_fail(&s->c, &r, 1, "complete upload", key, err, errlen);
+        if (rc == 0 && r.status == 200) {
+            s3_req_done(&r);
+            break;
+        }
+        int again = s3_retryable(&r, reason, sizeof reason);
+        s3_xml_text(r.errbody, r.errbody + r.errbody_len, "Code", code, sizeof code, NULL);
+        int gone = r.status == 404 && strcmp(code, "NoSuchUpload") == 0;
+        if (rc == 0)
+            rc = s3_fail(&s->c, &r, t + 1, "complete upload", key, err, errlen);
+        s3_req_done(&r);
+        if (!again && !gone)
+            break;
+        s3_note_retry("complete upload", key, t + 2, reason); /* HEAD first, then POST again */
+        if (mp_completed(s, key, objlen, sha, etags, nparts)) {
+            log_warn("store.s3.complete_confirmed", "key=%s try=%d reason=%s", key, t + 1,
+                     log_quote(code, sizeof code, reason));
+            rc = 0;
+            break;
+        }
+        if (gone || t + 1 >= s->c.tries)
+            break;
+        s3_backoff_sleep(t);
     }
-    s3_req_done(&r);
     free(xml);
     return rc;
 }
@@ -275,7 +326,7 @@ static int put_multipart(s3store *s, const char *key, const uint8_t *data, size_
     if (rc == 0)
         rc = s3_par_run(mp_part, &m, nparts, s->concurrency, err, errlen);
     if (rc == 0)
-        rc = mp_complete(s, key, upload_id, m.etags, nparts, err, errlen);
+        rc = mp_complete(s, key, upload_id, m.etags, nparts, len, sha, err, errlen);
     if (rc) /* S3-2: nothing half-written stays behind */
         mp_abort(s, key, upload_id);
     free(m.etags);

@@ -3,7 +3,9 @@
  *   - store_url() names bucket, prefix and endpoint, never a secret (S2, S3-1);
  *   - the B2 variables alone give credentials, endpoint and region;
  *   - an unreachable endpoint fails with one line after the tries (S3-7),
- *     each try counted for /metrics (store_stats.c SS2-SS3);
+ *     each try counted for /metrics (store_stats.c SS2-SS3), and each
+ *     retry logged with its reason;
+ *   - a multipart ETag is compared as S3 documents it (S3-11);
  *   - the mirror writes both stores and reads the mirror when the primary
  *     lacks an object (M1, M2) or its copy is damaged (ST6), and reports a
  *     mirror failure as its own (M1).
@@ -14,9 +16,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "store/s3_http.h"
 #include "store/store.h"
 #include "util/error.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +144,24 @@ static void test_unreachable(void **state)
     setenv("DUMONT_S3_TRIES", "2", 1);
     assert_int_equal(store_open("s3://bucket/p", &s, err, sizeof err), 0);
     uint64_t heads = s3_count("head", "error"), retries = store_stats_retries();
-    assert_int_equal(store_exists(s, "a/b", &exists, err, sizeof err), DM_E_UNAVAILABLE);
+    char logpath[] = "/tmp/test_store_s3.log.XXXXXX"; /* the log is stderr: catch it */
+    int lfd = mkstemp(logpath), saved = dup(2);
+    assert_true(lfd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(lfd, 2);
+    int rc = store_exists(s, "a/b", &exists, err, sizeof err);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char logbuf[4096] = "";
+    ssize_t got = pread(lfd, logbuf, sizeof logbuf - 1, 0);
+    close(lfd);
+    unlink(logpath);
+    assert_true(got > 0);
+    assert_int_equal(rc, DM_E_UNAVAILABLE);
+    /* S3-7: the transport-level retry is logged, with its reason */
+    assert_non_null(strstr(logbuf, "event=store.s3.retry op=\"head\" key=a/b try=2 reason="));
+    assert_non_null(strstr(logbuf, "Couldn't connect to server"));
     assert_int_equal(exists, 7); /* ret_* untouched on failure */
     /* store_stats.c SS2-SS3: each try counted, without an HTTP answer; one retry */
     assert_int_equal(s3_count("head", "error") - heads, 2);
@@ -149,6 +170,26 @@ static void test_unreachable(void **state)
     assert_null(strchr(err, '\n'));
     assert_null(strstr(err, "very-secret-key"));
     store_close(s);
+}
+
+/* S3-11: the ETag of a completed multipart upload is the MD5 of its parts'
+ * binary MD5s, "-", and their count (the values computed apart, with
+ * Python's hashlib, for the parts "part one" and "part two"). */
+static void test_multipart_etag(void **state)
+{
+    (void)state;
+    char parts[2][128] = {"\"3303e12af474ca11d85ed2966a932992\"",
+                          "\"3ea4e15b91a17dc76052c56cfcdf67a2\""};
+    assert_true(s3_multipart_etag_matches("\"0732917abc3288784e318ac0aab1757a-2\"", parts, 2));
+    assert_true(s3_multipart_etag_matches("0732917ABC3288784E318AC0AAB1757A-2", parts, 2));
+    assert_false(s3_multipart_etag_matches("\"0732917abc3288784e318ac0aab1757b-2\"", parts, 2));
+    assert_false(s3_multipart_etag_matches("\"0732917abc3288784e318ac0aab1757a-3\"", parts, 2));
+    assert_false(s3_multipart_etag_matches("\"0732917abc3288784e318ac0aab1757a-2\"", parts, 1));
+    /* not S3's multipart form, or parts that are no MD5: nothing to compare */
+    assert_true(s3_multipart_etag_matches("\"3303e12af474ca11d85ed2966a932992\"", parts, 2));
+    assert_true(s3_multipart_etag_matches("", parts, 2));
+    char kms[2][128] = {"\"opaque\"", "\"3ea4e15b91a17dc76052c56cfcdf67a2\""};
+    assert_true(s3_multipart_etag_matches("\"0732917abc3288784e318ac0aab1757b-2\"", kms, 2));
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -221,6 +262,7 @@ int main(void)
         cmocka_unit_test_setup(test_display_has_no_secret, clear_env),
         cmocka_unit_test_setup(test_b2_variables, clear_env),
         cmocka_unit_test_setup(test_unreachable, clear_env),
+        cmocka_unit_test_setup(test_multipart_etag, clear_env),
         cmocka_unit_test_setup(test_mirror, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
