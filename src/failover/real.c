@@ -110,6 +110,18 @@ void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id
     l->hold = 1;
 }
 
+void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
+                          dm_machine *m)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->workload_id, sizeof m->workload_id, "%s", w->workload_id);
+    snprintf(m->provider, sizeof m->provider, "%s", provider_name(k->provider));
+    snprintf(m->offer_id, sizeof m->offer_id, "%s", offer->id);
+    snprintf(m->host, sizeof m->host, "%s", offer->host);
+    snprintf(m->gpu_name, sizeof m->gpu_name, "%s", offer->gpu_name);
+    m->price_milli = (int64_t)(offer->price_per_h * 1000 + 0.5);
+}
+
 int fo_real_live(const fo_real_kind *k, int64_t id, hbl_live *ret)
 {
     return k->ports.live_get ? k->ports.live_get(k->ports.cls, id, ret) : DM_E_UNAVAILABLE; /* P1 */

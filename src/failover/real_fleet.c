@@ -86,21 +86,17 @@ int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t 
     return rc;
 }
 
-int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, char *err,
-                   size_t errlen)
+/* The workload row a launch request asks for (FL1: `launching`). */
+static int workload_from(const fo_launch_req *req, dm_workload *w, char *err, size_t errlen)
 {
-    fo_real_kind *k = fo_real_of(o, err, errlen);
-    if (!k)
-        return DM_E_UNAVAILABLE;
     int rc;
-    if (!req || !ret || !req->workload_cmd || !*req->workload_cmd)
+    if (!req->workload_cmd || !*req->workload_cmd)
         return dm_fail(err, errlen, DM_E_INVALID, "launch: a workload command is required");
     if (req->probe_spec && *req->probe_spec &&
         (rc = prb_check_spec(req->probe_spec, err, errlen)) != 0)
         return rc;
-    dm_workload w;
-    memset(&w, 0, sizeof w);
-    if ((rc = fo_real_new_id("wl-", w.workload_id, sizeof w.workload_id)) != 0)
+    memset(w, 0, sizeof *w);
+    if ((rc = fo_real_new_id("wl-", w->workload_id, sizeof w->workload_id)) != 0)
         return dm_fail(err, errlen, rc, "no entropy");
 #define COPY(dst, src, what)                                                                       \
     do {                                                                                           \
@@ -109,85 +105,110 @@ int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, 
             return dm_fail(err, errlen, DM_E_TOO_BIG, "launch: %s is too long", what);             \
         memcpy(dst, s_, strlen(s_) + 1);                                                           \
     } while (0)
-    COPY(w.name, req->name && *req->name ? req->name : w.workload_id, "name");
-    COPY(w.workload_cmd, req->workload_cmd, "workload");
-    COPY(w.probe_spec, req->probe_spec, "probe");
-    COPY(w.model, req->model, "model");
-    COPY(w.workspace_from, req->workspace_from, "workspace_from");
+    COPY(w->name, req->name && *req->name ? req->name : w->workload_id, "name");
+    COPY(w->workload_cmd, req->workload_cmd, "workload");
+    COPY(w->probe_spec, req->probe_spec, "probe");
+    COPY(w->model, req->model, "model");
+    COPY(w->workspace_from, req->workspace_from, "workspace_from");
 #undef COPY
-    w.heartbeat_ms = req->heartbeat_ms > 0 ? req->heartbeat_ms : 200;
-    w.snapshot_every_ms = req->snapshot_every_ms >= 0 ? req->snapshot_every_ms : 30000;
+    w->heartbeat_ms = req->heartbeat_ms > 0 ? req->heartbeat_ms : 200;
+    w->snapshot_every_ms = req->snapshot_every_ms >= 0 ? req->snapshot_every_ms : 30000;
     json_t *reqs = json_pack("{s:i, s:f, s:f, s:s}", "min_vram_gb", req->min_vram_gb, "min_cuda",
                              req->min_cuda, "max_price", req->max_price_per_h, "region",
                              req->region ? req->region : "");
     char *js = reqs ? json_dumps(reqs, JSON_COMPACT) : NULL;
     json_decref(reqs);
-    if (!js || strlen(js) >= sizeof w.requirements) {
+    if (!js || strlen(js) >= sizeof w->requirements) {
         free(js);
         return dm_fail(err, errlen, DM_E_TOO_BIG, "launch: requirements too long");
     }
-    snprintf(w.requirements, sizeof w.requirements, "%s", js);
+    snprintf(w->requirements, sizeof w->requirements, "%s", js);
     free(js);
-    w.protect = req->protect;
-    w.serving_instance_id = FO_NULL;
-    w.epoch = 0;
-    w.state = DM_WL_LAUNCHING;
-    w.created_at_ms = clock_wall_ms();
-    if ((rc = db_workload_insert(o->db, &w, err, errlen)) != 0)
-        return rc;
+    w->protect = req->protect;
+    w->serving_instance_id = FO_NULL;
+    w->epoch = 0;
+    w->state = DM_WL_LAUNCHING;
+    w->created_at_ms = clock_wall_ms();
+    return 0;
+}
 
+/* The workload's first machine: the cheapest offer, reserved (F1),
+ * provisioned, healthy. m->instance_id is set once reserved (0 before). */
+static int first_machine(fo_real_kind *k, const dm_workload *w, dm_machine *m, prov_instance *inst,
+                         char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m); /* instance_id 0: nothing to roll back yet */
     prov_query q;
-    fo_real_query(&w, &q);
+    fo_real_query(w, &q);
     prov_offer offers[8];
     size_t n = 0;
-    if ((rc = provider_search(k->provider, &q, offers, 8, &n, err, errlen)) != 0)
-        return launch_fail(k, &w, 0, rc);
+    int rc = provider_search(k->provider, &q, offers, 8, &n, err, errlen);
+    if (rc)
+        return rc;
     if (n == 0)
-        return launch_fail(
-            k, &w, 0, dm_fail(err, errlen, DM_E_NOT_FOUND, "no compatible offer in the market"));
-    dm_machine m;
-    memset(&m, 0, sizeof m);
-    snprintf(m.workload_id, sizeof m.workload_id, "%s", w.workload_id);
-    snprintf(m.provider, sizeof m.provider, "%s", provider_name(k->provider));
-    snprintf(m.offer_id, sizeof m.offer_id, "%s", offers[0].id);
-    snprintf(m.host, sizeof m.host, "%s", offers[0].host);
-    snprintf(m.gpu_name, sizeof m.gpu_name, "%s", offers[0].gpu_name);
-    m.price_milli = (int64_t)(offers[0].price_per_h * 1000 + 0.5);
-    if ((rc = db_machine_reserve(o->db, &m, err, errlen)) != 0)
-        return launch_fail(k, &w, 0, rc);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no compatible offer in the market");
+    fo_real_machine_init(k, w, &offers[0], m);
+    if ((rc = db_machine_reserve(k->orch->db, m, err, errlen)) != 0) {
+        m->instance_id = 0;
+        return rc;
+    }
     fo_real_test_pause(k, "DUMONT_TEST_PAUSE_LAUNCH", "reserved");
     prov_launch l;
-    fo_real_launch_spec(k, &w, m.instance_id, 0, 0, &l);
-    l.workspace_from = w.workspace_from[0] ? w.workspace_from : NULL;
-    prov_instance inst;
-    if ((rc = provider_provision(k->provider, &offers[0], &l, &inst, err, errlen)) != 0)
-        return launch_fail(k, &w, m.instance_id, rc);
-    snprintf(m.workspace, sizeof m.workspace, "%s", inst.workspace);
-    snprintf(m.address, sizeof m.address, "%s", inst.address);
-    m.state = DM_MACH_RUNNING;
-    if ((rc = db_machine_put(o->db, &m, err, errlen)) != 0)
-        return launch_fail(k, &w, m.instance_id, rc);
+    fo_real_launch_spec(k, w, m->instance_id, 0, 0, &l);
+    l.workspace_from = w->workspace_from[0] ? w->workspace_from : NULL;
+    if ((rc = provider_provision(k->provider, &offers[0], &l, inst, err, errlen)) != 0)
+        return rc;
+    snprintf(m->workspace, sizeof m->workspace, "%s", inst->workspace);
+    snprintf(m->address, sizeof m->address, "%s", inst->address);
+    m->state = DM_MACH_RUNNING;
+    if ((rc = db_machine_put(k->orch->db, m, err, errlen)) != 0)
+        return rc;
     fo_real_test_pause(k, "DUMONT_TEST_PAUSE_LAUNCH", "provisioned");
-    if ((rc = fo_real_wait_healthy(k, m.instance_id, k->ready_timeout_ms, err, errlen)) != 0)
-        return launch_fail(k, &w, m.instance_id, rc);
-    /* A first restorable point, so that a failover has something to restore
-     * even before the agent's first scheduled snapshot. */
+    return fo_real_wait_healthy(k, m->instance_id, k->ready_timeout_ms, err, errlen);
+}
+
+/* A first restorable point (so that a failover has something to restore
+ * even before the agent's first scheduled snapshot), then the workload is
+ * served by the machine and started. */
+static int first_serve(fo_real_kind *k, const dm_workload *w, const dm_machine *m,
+                       const prov_instance *inst, char *err, size_t errlen)
+{
+    fo_orch *o = k->orch;
     dm_store *store = NULL;
     snap_info si;
-    if ((rc = store_open(o->store_url, &store, err, errlen)) == 0)
-        rc = provider_snapshot(k->provider, &inst, store, "epoch=0", &si, err, errlen);
+    int rc = store_open(o->store_url, &store, err, errlen);
+    if (rc == 0)
+        rc = provider_snapshot(k->provider, inst, store, "epoch=0", &si, err, errlen);
     store_close(store);
     if (rc == 0)
-        rc = fo_real_record_snapshot(k, m.instance_id, 0, &si, "launch", err, errlen);
+        rc = fo_real_record_snapshot(k, m->instance_id, 0, &si, "launch", err, errlen);
     if (rc == 0)
-        rc = db_workload_switch(o->db, w.workload_id, FO_NULL, 0, m.instance_id, 0, err, errlen);
+        rc = db_workload_switch(o->db, w->workload_id, FO_NULL, 0, m->instance_id, 0, err, errlen);
     if (rc == 0)
-        rc = provider_start_workload(k->provider, &inst, err, errlen);
+        rc = provider_start_workload(k->provider, inst, err, errlen);
     if (rc == 0)
         fo_real_test_pause(k, "DUMONT_TEST_PAUSE_LAUNCH", "started");
     if (rc == 0)
-        rc = db_workload_set_state(o->db, w.workload_id, DM_WL_RUNNING, err, errlen);
-    if (rc)
+        rc = db_workload_set_state(o->db, w->workload_id, DM_WL_RUNNING, err, errlen);
+    return rc;
+}
+
+int fo_orch_launch(fo_orch *o, const fo_launch_req *req, fo_launch_result *ret, char *err,
+                   size_t errlen)
+{
+    fo_real_kind *k = fo_real_of(o, err, errlen);
+    if (!k)
+        return DM_E_UNAVAILABLE;
+    if (!req || !ret)
+        return dm_fail(err, errlen, DM_E_INVALID, "launch: no request");
+    dm_workload w;
+    int rc = workload_from(req, &w, err, errlen);
+    if (rc || (rc = db_workload_insert(o->db, &w, err, errlen)) != 0)
+        return rc;
+    dm_machine m;
+    prov_instance inst;
+    if ((rc = first_machine(k, &w, &m, &inst, err, errlen)) != 0 ||
+        (rc = first_serve(k, &w, &m, &inst, err, errlen)) != 0)
         return launch_fail(k, &w, m.instance_id, rc);
     memset(ret, 0, sizeof *ret);
     snprintf(ret->workload_id, sizeof ret->workload_id, "%s", w.workload_id);

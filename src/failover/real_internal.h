@@ -68,6 +68,9 @@ void fo_real_query(const dm_workload *w, prov_query *q);
 /* What an instance of w runs (epoch, agent on hold; test: no scheduled snapshots). */
 void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id, int64_t epoch,
                          int test, prov_launch *l);
+/* A machine row of w on offer (no id, epoch or state yet). */
+void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
+                          dm_machine *m);
 /* The live view of an instance (P1 of ports.h: DM_E_UNAVAILABLE without a port). */
 int fo_real_live(const fo_real_kind *k, int64_t id, hbl_live *ret);
 /* Waits until the instance's agent heartbeats as healthy; DM_E_CANCELLED on

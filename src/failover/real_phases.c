@@ -310,13 +310,7 @@ static MUST int reserve_machine(fo_real_run *r, const prov_offer *offer, dm_mach
 {
     fo_failover *f = &r->f;
     char err[256] = "";
-    memset(m, 0, sizeof *m);
-    snprintf(m->workload_id, sizeof m->workload_id, "%s", r->w.workload_id);
-    snprintf(m->provider, sizeof m->provider, "%s", provider_name(r->k->provider));
-    snprintf(m->offer_id, sizeof m->offer_id, "%s", offer->id);
-    snprintf(m->host, sizeof m->host, "%s", offer->host);
-    snprintf(m->gpu_name, sizeof m->gpu_name, "%s", offer->gpu_name);
-    m->price_milli = (int64_t)(offer->price_per_h * 1000 + 0.5);
+    fo_real_machine_init(r->k, &r->w, offer, m);
     m->epoch = f->real.test ? r->w.epoch : f->real.epoch;
     m->test = f->real.test;
     snprintf(m->failover_id, sizeof m->failover_id, "%s", f->id);

@@ -1056,6 +1056,16 @@ static void test_launch_fails(void **state)
     free(m);
     free(w);
     assert_int_equal(alive_count(&g_fk), 0);
+    /* no offer at all: failed, and nothing is destroyed (nothing was made) */
+    int destroys = g_fk.destroys;
+    g_fk.n_offers = 0;
+    assert_int_equal(fo_orch_launch(fx->orch, &req, &res, g_err, sizeof g_err), DM_E_NOT_FOUND);
+    assert_int_equal(g_fk.destroys, destroys);
+    OK(db_workload_list(fx->db, &w, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(dm_wl_state_name(w[i].state), "failed");
+    free(w);
     /* a bad request is refused before anything is written */
     req.workload_cmd = "";
     assert_int_equal(fo_orch_launch(fx->orch, &req, &res, g_err, sizeof g_err), DM_E_INVALID);
