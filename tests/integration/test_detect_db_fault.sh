@@ -4,7 +4,10 @@
 # DATABASE ... ALLOW_CONNECTIONS false, then pg_terminate_backend) and a
 # protected instance's processes are killed (-9, a spot loss without notice)
 # while it lasts, so the detector's state changes cannot be stored when it
-# makes them (cutting after the kill races the detector on a loaded machine). The server retries them, /healthz says
+# makes them (cutting after the kill races the detector on a loaded machine).
+# The session that holds the controller lock (db_pg.c DB-P7) is left alone:
+# losing it stops the server by design (cmd_server.c CLI-SV2); the working
+# connection is what a dropped connection or a restarted pooler takes. The server retries them, /healthz says
 # degraded meanwhile, and once the database takes connections again the
 # changes land in order and the failover starts and completes.
 # shellcheck source=tests/integration/lib.sh
@@ -21,7 +24,8 @@ pg() { psql "$DUMONT_TEST_PG_URL" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 cut_db() {
     pg "alter database \"$db\" allow_connections false" >/dev/null &&
         pg "select count(pg_terminate_backend(pid)) from pg_stat_activity
-            where datname = '$db' and pid <> pg_backend_pid()"
+            where datname = '$db' and pid <> pg_backend_pid() and pid not in
+            (select pid from pg_locks where locktype = 'advisory' and granted)"
 }
 health() { curl -s -m 2 "$DUMONT_URL/healthz"; }
 degraded() { [ "$(health | jq -r .status)" = degraded ]; }
