@@ -4,6 +4,7 @@
 #include "util/error.h"
 #include "util/parse.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -151,7 +152,41 @@ static void finish(fo_failover *f, fo_state st, int64_t now_ms, const char *reas
         snprintf(f->reason, sizeof f->reason, "%s", reason);
 }
 
+/* What a transition that was accepted must have made true, whatever the record
+ * held before: checked in debug and sanitizer builds (NDEBUG off), where a
+ * broken invariant aborts at the line that broke it instead of reaching the
+ * database. */
+static void check_after(const fo_failover *f, const fo_event *ev, fo_state was)
+{
+    if (fo_state_is_terminal(f->state)) { /* FO-I3, FO-I4 */
+        assert(f->success == (f->state == FO_STATE_COMPLETED));
+        assert(f->total_time_ms == sum_durations(f));
+        assert(f->finished_at_ms == ev->now_ms);
+    } else {
+        assert(f->state >= 0 && f->state < FO_PHASE_COUNT);
+        assert(f->phases[f->state].status == FO_PHASE_RUNNING);
+    }
+    if (ev->kind == FO_EV_PHASE_OK) /* FO-I2: a phase that ran has a duration */
+        assert(f->phases[was].status == FO_PHASE_OK && f->phases[was].duration_ms >= 0);
+    if (ev->kind == FO_EV_PHASE_SKIP) /* FO-I2: one that did not happen has none */
+        assert(f->phases[was].status == FO_PHASE_SKIPPED &&
+               f->phases[was].duration_ms == FO_NULL);
+    if (ev->kind == FO_EV_RETRY)
+        assert(f->state == (fo_state)ev->retry_phase && f->state <= was);
+}
+
+static int transition(fo_failover *f, const fo_event *ev);
+
 int fo_transition(fo_failover *f, const fo_event *ev)
+{
+    fo_state was = f->state;
+    int rc = transition(f, ev);
+    if (rc == 0)
+        check_after(f, ev, was);
+    return rc;
+}
+
+static int transition(fo_failover *f, const fo_event *ev)
 {
     if (fo_state_is_terminal(f->state))
         return DM_E_CONFLICT;

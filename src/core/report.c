@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -136,6 +137,7 @@ void fo_stat_compute(int64_t *v, int64_t n, fo_stat *ret)
     ret->p95 = v[k95];
     select_kth(v, 0, k95, k50); /* rank 50 lies left of rank 95 */
     ret->p50 = v[k50];
+    assert(ret->p50 <= ret->p95 && ret->p95 <= ret->max); /* FO-R3: nearest ranks */
 }
 
 static void group_counts(fo_report_group *g, int64_t ok, int64_t bad, int64_t run)

@@ -6,6 +6,7 @@
  * computed in the tail form so that large y does not lose precision. */
 #include "detect/detector.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -57,6 +58,7 @@ void det_peer_init(det_peer *d, int64_t now_ms)
 int det_transition(det_peer *d, det_state to, int64_t now_ms, double phi, const char *reason,
                    det_change *ret)
 {
+    assert((unsigned)to < DET_STATE_COUNT); /* HB-D1: a state the detector knows */
     if (d->state == to)
         return 0;
     if (ret) {
@@ -87,6 +89,7 @@ static void learn(det_peer *d, const det_params *p, int64_t interval)
     d->sum += (double)interval;
     d->sumsq += (double)interval * (double)interval;
     d->head = (d->head + 1) % DET_HISTORY;
+    assert(d->n <= DET_HISTORY && d->head < DET_HISTORY);
 }
 
 static int judged(det_state s)
@@ -106,7 +109,9 @@ int det_heartbeat(det_peer *d, const det_params *p, int64_t now_ms, int leaving,
         return det_transition(d, DET_LEAVING, now_ms, 0, "leaving", ret);
     if (preempting)
         return det_transition(d, DET_PREEMPTING, now_ms, 0, "preemption_notice", ret);
-    return det_transition(d, DET_HEALTHY, now_ms, 0, "heartbeat", ret); /* HB-D5 */
+    int changed = det_transition(d, DET_HEALTHY, now_ms, 0, "heartbeat", ret); /* HB-D5 */
+    assert(d->state == DET_HEALTHY && d->last_ms >= 0);
+    return changed;
 }
 
 double det_phi(const det_peer *d, const det_params *p, int64_t now_ms)

@@ -15,6 +15,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -237,6 +238,7 @@ int fo_orch_reserve_slot(fo_orch *o, char *err, size_t errlen)
         rc = DM_E_BUSY;
     else
         o->running++;
+    assert(o->running <= FO_ORCH_MAX_RUNNING); /* O3 */
     pthread_mutex_unlock(&o->lock);
     if (rc)
         dm_fail(err, errlen, rc, "%s",
@@ -248,6 +250,7 @@ int fo_orch_reserve_slot(fo_orch *o, char *err, size_t errlen)
 void fo_orch_run_finished(fo_orch *o)
 {
     pthread_mutex_lock(&o->lock);
+    assert(o->running > 0); /* O3: every finish ends a slot that was reserved */
     o->running--;
     if (o->running == 0)
         pthread_cond_broadcast(&o->idle);
