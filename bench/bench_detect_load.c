@@ -5,7 +5,7 @@
  *
  *   bench/bench_detect_load [N [SECONDS [K [COPIES]]]]   default 5000 20 50 2
  *
- * COPIES: datagrams per heartbeat (the agent sends 2 by default, agent.h A7;
+ * COPIES: datagrams per heartbeat (the agent sends 2 by default, agent.h AG-A7;
  * the second, a duplicate, costs the listener a parse + MAC check).
  *
  * Runs the real listener (hbl_start) on 127.0.0.1 with a temporary SQLite

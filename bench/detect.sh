@@ -10,7 +10,7 @@
 #
 # Uses $DUMONT_BIN (default build/dumont), a fresh DUMONT_HOME and SQLite.
 # COPIES=1 makes every agent send each heartbeat once instead of twice
-# (--heartbeat-copies; agent.h A7), to compare with the old behaviour.
+# (--heartbeat-copies; agent.h AG-A7), to compare with the old behaviour.
 # Latency = the server's recorded time of the `failed` change minus the time
 # just before the signal was sent (same machine, same wall clock); so it
 # includes the part of the interval since the last heartbeat, the detector's

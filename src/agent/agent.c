@@ -1,7 +1,7 @@
-/* The agent loop (see agent.h for A1-A5).
+/* The agent loop (see agent.h for AG-A1 to AG-A5).
  *
  * One thread does the heartbeats and the workload supervision, on a fixed
- * schedule; the probe has its own thread (probe.h P1). Registration is one
+ * schedule; the probe has its own thread (probe.h AG-P1). Registration is one
  * REST call; its answer carries the key and the UDP port, and the heartbeat
  * goes to the API's host at that port over a connected UDP socket. */
 #include "agent/agent.h"
@@ -42,10 +42,10 @@ typedef struct {
     pre_watch *preempt;
     asn_runner *snaps;
     uint64_t rng;
-    int preempting;              /* A6: the flag heartbeats carry */
-    int64_t final_started_ms;    /* A6: -1 none yet */
-    int started;                 /* A8: the workload and probe were started */
-    uint8_t copy[HB_PACKET_LEN]; /* A7: the copy still to send */
+    int preempting;              /* AG-A6: the flag heartbeats carry */
+    int64_t final_started_ms;    /* AG-A6: -1 none yet */
+    int started;                 /* AG-A8: the workload and probe were started */
+    uint8_t copy[HB_PACKET_LEN]; /* AG-A7: the copy still to send */
     int64_t copy_at_ms;          /* -1: none pending */
 } agent;
 
@@ -81,7 +81,7 @@ static char *register_body(const agent_opts *o)
     return s;
 }
 
-/* The answer: key (A1) and port. */
+/* The answer: key (AG-A1) and port. */
 static int read_answer(agent *a, const char *body, size_t len, char *err, size_t errlen)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
@@ -121,12 +121,12 @@ static int register_once(agent *a, char *err, size_t errlen)
                      "registration answered HTTP %ld", status);
     else
         rc = read_answer(a, body, r.len, err, errlen);
-    explicit_bzero(body, sizeof body); /* A1: it held the key */
+    explicit_bzero(body, sizeof body); /* AG-A1: it held the key */
     free(post);
     return rc;
 }
 
-/* A4: until it works, *stop, or an answer that retrying cannot change. */
+/* AG-A4: until it works, *stop, or an answer that retrying cannot change. */
 static int register_retry(agent *a, char *err, size_t errlen)
 {
     int64_t backoff = 200;
@@ -178,7 +178,7 @@ out:
     return rc;
 }
 
-static double rnd(agent *a) /* xorshift64*: test knobs only (A5) */
+static double rnd(agent *a) /* xorshift64*: test knobs only (AG-A5) */
 {
     a->rng ^= a->rng >> 12;
     a->rng ^= a->rng << 25;
@@ -214,23 +214,23 @@ static void send_one(agent *a, hb_type type, uint32_t flags)
         send_buf(a, buf);
 }
 
-static int lost(agent *a) /* A5 */
+static int lost(agent *a) /* AG-A5 */
 {
     return a->o->test_loss > 0 && rnd(a) < a->o->test_loss;
 }
 
-static int64_t jitter(agent *a) /* A5 */
+static int64_t jitter(agent *a) /* AG-A5 */
 {
     return a->o->test_jitter_ms > 0 ? (int64_t)(rnd(a) * (double)a->o->test_jitter_ms) : 0;
 }
 
 static void beat(agent *a, int64_t due)
 {
-    hb_packet p = packet(a, HB_T_BEAT, a->preempting ? HB_F_PREEMPTING : 0); /* A6 */
+    hb_packet p = packet(a, HB_T_BEAT, a->preempting ? HB_F_PREEMPTING : 0); /* AG-A6 */
     uint8_t buf[HB_PACKET_LEN];
     if (hb_encode(&p, a->key, buf) != 0)
         return;
-    if (a->o->heartbeat_copies > 1) { /* A7: the copy, with its own fate */
+    if (a->o->heartbeat_copies > 1) { /* AG-A7: the copy, with its own fate */
         memcpy(a->copy, buf, sizeof buf);
         a->copy_at_ms = lost(a) ? -1 : due + AGENT_COPY_GAP_MS + jitter(a);
     }
@@ -242,7 +242,7 @@ static void beat(agent *a, int64_t due)
     send_buf(a, buf);
 }
 
-/* A6: on a notice, the final snapshot first, then the flag. */
+/* AG-A6: on a notice, the final snapshot first, then the flag. */
 static void preemption(agent *a, int64_t now)
 {
     if (a->preempting || !pre_noticed(a->preempt))
@@ -281,13 +281,13 @@ static void loop(agent *a)
     while (!atomic_load(o->stop)) {
         int64_t now = clock_mono_ms();
         if (!a->started && (!o->hold || (o->go && atomic_load(o->go))))
-            start_workload(a); /* A8 */
+            start_workload(a); /* AG-A8 */
         if (a->have_wl && wl_tick(&a->wl, now))
             log_info("agent.workload", "state=%s restarts=%u", hb_workload_name(a->wl.state),
                      a->wl.restarts);
         preemption(a, now);
         if (a->copy_at_ms >= 0 && now >= a->copy_at_ms) {
-            send_buf(a, a->copy); /* A7 */
+            send_buf(a, a->copy); /* AG-A7 */
             a->copy_at_ms = -1;
         }
         if (now >= due) {
@@ -297,7 +297,7 @@ static void loop(agent *a)
             }
             beat(a, now);
             due += o->heartbeat_ms;
-            if (due <= now) /* A2: late; no catching up */
+            if (due <= now) /* AG-A2: late; no catching up */
                 due = now + o->heartbeat_ms;
         }
         int64_t next = a->copy_at_ms >= 0 && a->copy_at_ms < due ? a->copy_at_ms : due;
@@ -332,7 +332,7 @@ static int check_opts(const agent_opts *o, char *err, size_t errlen)
     return 0;
 }
 
-/* A8: the workload and its probe, now (at once, or on the hold's signal). */
+/* AG-A8: the workload and its probe, now (at once, or on the hold's signal). */
 static void start_workload(agent *a)
 {
     const agent_opts *o = a->o;
@@ -340,7 +340,7 @@ static void start_workload(agent *a)
     a->started = 1;
     if (o->hold)
         log_info("agent.hold_released", "%s", "workload=start");
-    asn_enable(a->snaps); /* N6 */
+    asn_enable(a->snaps); /* AG-N6 */
     if (o->workload) {
         a->have_wl = 1;
         if (wl_start(&a->wl, clock_mono_ms(), err, sizeof err) !=
@@ -361,7 +361,7 @@ static int start_parts(agent *a, char *err, size_t errlen)
     if (o->workload &&
         (rc = wl_init(&a->wl, o->workload, o->crash_limit, o->crash_window_ms, err, errlen)) != 0)
         return rc;
-    a->wl.cwd = o->workspace; /* A8 */
+    a->wl.cwd = o->workspace; /* AG-A8 */
     a->wl.env_extra = o->workload_env;
     if (o->workload) {
         char q[600];
@@ -425,13 +425,13 @@ int agent_run(const agent_opts *o, char *err, size_t errlen)
     if ((rc = start_parts(a, err, errlen)) != 0)
         goto out;
     loop(a);
-    for (int i = 0; i < AGENT_LEAVING_COPIES; i++) /* A3 */
+    for (int i = 0; i < AGENT_LEAVING_COPIES; i++) /* AG-A3 */
         send_one(a, HB_T_LEAVING, 0);
     log_info("agent.leaving", "instance=%lld", (long long)o->instance_id);
 out:
     prb_stop(a->probe);
     pre_stop(a->preempt);
-    asn_stop(a->snaps); /* waits for a snapshot under way: it stays consistent (SN3) */
+    asn_stop(a->snaps); /* waits for a snapshot under way: it stays consistent (SNAP-SN3) */
     if (a->have_wl)
         wl_stop(&a->wl, 10000);
     if (a->fd >= 0)

@@ -3,34 +3,34 @@
  * carrying the workload's and the probe's state; supervises the workload
  * (workload.h) and probes its readiness (probe.h). docs/detect.md.
  *
- * A1: the per-instance key is held in memory only: never logged, never put
+ * AG-A1: the per-instance key is held in memory only: never logged, never put
  *     in argv or a file.
- * A2: heartbeats follow a fixed schedule on the monotonic clock (the next
+ * AG-A2: heartbeats follow a fixed schedule on the monotonic clock (the next
  *     one is due interval after the previous *due* time, not after the send)
  *     so a slow iteration does not drift the rate; a late one is sent at
  *     once, never in a burst to catch up.
- * A3: when *stop becomes non-zero (SIGTERM/SIGINT) the agent sends
+ * AG-A3: when *stop becomes non-zero (SIGTERM/SIGINT) the agent sends
  *     `leaving` AGENT_LEAVING_COPIES times (UDP may lose one), stops the
  *     workload, and returns 0: the server shows it leaving, not failed.
- * A4: registration is retried (backoff up to 5 s) until it succeeds or
+ * AG-A4: registration is retried (backoff up to 5 s) until it succeeds or
  *     *stop is set: an agent may start before its server.
- * A6: once the cloud announced a preemption (preempt.h), every heartbeat
+ * AG-A6: once the cloud announced a preemption (preempt.h), every heartbeat
  *     carries HB_F_PREEMPTING: the server shows the instance preempting.
  *     With snapshots configured, the flag is set only once the final
- *     snapshot was reported (snapshots.h N4), or failed, or took longer
+ *     snapshot was reported (snapshots.h AG-N4), or failed, or took longer
  *     than final_wait_ms: the controller may fence as soon as it sees the
  *     flag without losing what was written before the notice.
- * A5: the test knobs (jitter, loss) only delay or skip sends; every packet
- *     that goes out is a valid, signed heartbeat. Each copy (A7) is lost or
+ * AG-A5: the test knobs (jitter, loss) only delay or skip sends; every packet
+ *     that goes out is a valid, signed heartbeat. Each copy (AG-A7) is lost or
  *     delayed independently, as on a network.
- * A7: each heartbeat goes out heartbeat_copies times (default 2), the
+ * AG-A7: each heartbeat goes out heartbeat_copies times (default 2), the
  *     copies AGENT_COPY_GAP_MS apart with the same sequence number: the
  *     listener takes the first that arrives and counts the other as a
  *     duplicate, so one lost datagram no longer makes a late beat (issue 5:
  *     false `failed` at 2% loss came from two beats lost in a row).
- * A8: with hold set, the workload and its probe start only once *go
+ * AG-A8: with hold set, the workload and its probe start only once *go
  *     becomes non-zero (SIGUSR1); registration and heartbeats run
- *     meanwhile, scheduled snapshots wait (snapshots.h N6: the provider is
+ *     meanwhile, scheduled snapshots wait (snapshots.h AG-N6: the provider is
  *     restoring the workspace), and a notice while held flags preempting at
  *     once (there is nothing of the workload's to save yet). The workload
  *     runs in the workspace (when given). */
@@ -59,23 +59,23 @@ typedef struct {
     int preempt_cloud;         /* pre_cloud (preempt.h): 0 none, aws, gcp */
     const char *metadata_url;  /* NULL: the cloud's default */
     int64_t preempt_every_ms;  /* default 1000 */
-    int64_t test_jitter_ms;    /* A5: delay each send by up to this */
-    double test_loss;          /* A5: skip a send with this probability */
-    const atomic_bool *stop;   /* A3 */
-    int heartbeat_copies;      /* A7: 1 or 2 (default 2) */
-    int hold;                  /* A8 */
-    const atomic_bool *go;     /* A8: required with hold */
+    int64_t test_jitter_ms;    /* AG-A5: delay each send by up to this */
+    double test_loss;          /* AG-A5: skip a send with this probability */
+    const atomic_bool *stop;   /* AG-A3 */
+    int heartbeat_copies;      /* AG-A7: 1 or 2 (default 2) */
+    int hold;                  /* AG-A8 */
+    const atomic_bool *go;     /* AG-A8: required with hold */
     const char *workspace;     /* NULL: no snapshots; the workload's cwd */
     const char *store_url;     /* required with workspace */
     int64_t snapshot_every_ms; /* default 30000; 0: no scheduled snapshot */
     int64_t epoch;             /* tag and report of every snapshot */
-    int64_t final_wait_ms;     /* A6: default ASN_FINAL_WAIT_MS */
-    const char *workload_user; /* workload.h S6: NULL the default; "root" no change */
-    const char *workload_env;  /* workload.h S5: extra names passed, comma-separated */
+    int64_t final_wait_ms;     /* AG-A6: default ASN_FINAL_WAIT_MS */
+    const char *workload_user; /* workload.h AG-S6: NULL the default; "root" no change */
+    const char *workload_env;  /* workload.h AG-S5: extra names passed, comma-separated */
 } agent_opts;
 
 void agent_opts_init(agent_opts *o);
-/* Runs until *stop. Returns 0 after a clean stop (A3), or a DM_E_* code
+/* Runs until *stop. Returns 0 after a clean stop (AG-A3), or a DM_E_* code
  * with err set when the agent cannot run (bad options, no socket). */
 int agent_run(const agent_opts *o, char *err, size_t errlen);
 

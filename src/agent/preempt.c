@@ -1,4 +1,4 @@
-/* Preemption notice polling (see preempt.h for E1-E3). */
+/* Preemption notice polling (see preempt.h for AG-E1 to AG-E3). */
 #include "agent/preempt.h"
 
 #include "agent/agent_http.h"
@@ -24,7 +24,7 @@ struct pre_watch {
     char token[512]; /* IMDSv2 session token; "" none yet */
     pthread_t th;
     atomic_bool stop;
-    atomic_bool noticed; /* E1: set once by the watch thread, read by the agent's */
+    atomic_bool noticed; /* AG-E1: set once by the watch thread, read by the agent's */
 };
 
 typedef struct {
@@ -32,7 +32,7 @@ typedef struct {
     size_t len;
 } answer;
 
-/* One request; the HTTP status, or 0 on a transport failure (E2: 2 s, capped). */
+/* One request; the HTTP status, or 0 on a transport failure (AG-E2: 2 s, capped). */
 static long fetch(const char *method, const char *url, const char *header, answer *a)
 {
     agent_req r = {.method = method,
@@ -70,7 +70,7 @@ static int poll_aws(pre_watch *w)
     snprintf(url, sizeof url, "%s/latest/meta-data/spot/instance-action", w->base);
     snprintf(hdr, sizeof hdr, "X-aws-ec2-metadata-token: %s", w->token);
     long st = fetch("GET", url, hdr, &a);
-    if (st == 401) { /* E3 */
+    if (st == 401) { /* AG-E3 */
         w->token[0] = '\0';
         return -1;
     }
@@ -98,7 +98,7 @@ static int poll_gcp(pre_watch *w)
     return strncmp(a.buf, "FALSE", 5) == 0 ? 0 : -1;
 }
 
-/* local: GCP's answer in a file (E2: capped, and unreadable is no notice). */
+/* local: GCP's answer in a file (AG-E2: capped, and unreadable is no notice). */
 static int poll_local(pre_watch *w)
 {
     char path[1200];
@@ -125,7 +125,7 @@ static void *watch_main(void *arg)
                 : w->cloud == PRE_GCP ? poll_gcp(w)
                                       : poll_local(w);
         if (r == 1) {
-            atomic_store(&w->noticed, true); /* E1 */
+            atomic_store(&w->noticed, true); /* AG-E1 */
             log_warn("agent.preemption_notice", "cloud=%s", pre_cloud_name(w->cloud));
         } else if (r < 0 && !warned) {
             warned = 1;

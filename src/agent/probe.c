@@ -1,4 +1,4 @@
-/* Readiness probes (see probe.h for P1-P2). */
+/* Readiness probes (see probe.h for AG-P1 to AG-P2). */
 #include "agent/probe.h"
 
 #include "agent/workload.h"
@@ -36,7 +36,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 {
     body *b = ctx;
     size_t add = sz * n;
-    if (b->len + add > PRB_BODY_MAX) /* P2 */
+    if (b->len + add > PRB_BODY_MAX) /* AG-P2 */
         return 0;
     char *nb = realloc(b->buf, b->len + add + 1);
     if (!nb)

@@ -1,4 +1,4 @@
-/* Alert events and their renderings (see alert_format.h for AF1-AF4). */
+/* Alert events and their renderings (see alert_format.h for AL-AF1 to AL-AF4). */
 #include "alerts/alert_format.h"
 
 #include "util/clock.h"
@@ -94,7 +94,7 @@ void al_notify_format(unsigned mask, char *out, size_t outlen)
         }
 }
 
-/* ---- URLs (AF4) ---- */
+/* ---- URLs (AL-AF4) ---- */
 
 /* Splits "scheme://authority/rest": *ret_auth and *ret_auth_len the
  * authority. 0 for http/https, else DM_E_INVALID. */
@@ -298,7 +298,7 @@ void al_link(const al_event *ev, const char *public_url, char *out, size_t outle
 
 /* ---- renderings ---- */
 
-/* Copies at most cap-1 bytes of s, cut on a UTF-8 boundary, "…" when cut (AF2). */
+/* Copies at most cap-1 bytes of s, cut on a UTF-8 boundary, "…" when cut (AL-AF2). */
 static json_t *cut(const char *s, size_t cap)
 {
     size_t n = strlen(s);
@@ -317,7 +317,7 @@ static json_t *cut(const char *s, size_t cap)
     return j;
 }
 
-/* Slack mrkdwn: &, <, > are control characters (AF2). */
+/* Slack mrkdwn: &, <, > are control characters (AL-AF2). */
 static void mrkdwn_escape(const char *s, char *out, size_t outlen)
 {
     size_t o = 0;

@@ -9,20 +9,20 @@
  *            context with the link]}            (Slack incoming webhooks)
  *   discord  {"content": one line (<= 2000), "embeds": [{title, description,
  *            url, color, fields, timestamp}], "allowed_mentions": {"parse": []}}
- *   webhook  the event as JSON (AF3), signed by the sender (al_sign)
+ *   webhook  the event as JSON (AL-AF3), signed by the sender (al_sign)
  *
- * AF1: rendering is a pure function of (kind, event, public URL, delivery
+ * AL-AF1: rendering is a pure function of (kind, event, public URL, delivery
  *      key): a retried or re-sent delivery carries the same bytes, so its
  *      signature and its idempotency key are the same too.
- * AF2: every text a destination shows is cut to that service's documented
+ * AL-AF2: every text a destination shows is cut to that service's documented
  *      limits (Slack header 150, section 3000, field 2000; Discord content
  *      2000, title 256, description 4096, field value 1024), on a UTF-8
  *      character boundary; Slack mrkdwn escapes &, <, >; Discord mentions
  *      are disabled (a workload name cannot ping @everyone).
- * AF3: the webhook body is {"event", "event_id", "idempotency_key",
+ * AL-AF3: the webhook body is {"event", "event_id", "idempotency_key",
  *      "occurred_at", "summary", "failover"?, "instance"?, "workload"?,
  *      "snapshot"?, "dumont": {"version", "server"}}; absent facts are null.
- * AF4: a destination URL is http or https, has a host, holds no user or
+ * AL-AF4: a destination URL is http or https, has a host, holds no user or
  *      password, no whitespace or control character, and is shorter than
  *      AL_URL_MAX. al_url_redact() shows scheme://host[:port]/… only: the
  *      path of a Slack or Discord webhook URL is its secret. */
@@ -98,7 +98,7 @@ int al_notify_parse(const char *s, unsigned *ret, char *err, size_t errlen);
 /* The mask as notify_on words, in order, comma-separated. */
 void al_notify_format(unsigned mask, char *out, size_t outlen);
 
-/* AF4. 0, or DM_E_INVALID with a message that never quotes the URL's path
+/* AL-AF4. 0, or DM_E_INVALID with a message that never quotes the URL's path
  * or credentials. */
 int al_url_check(const char *url, char *err, size_t errlen);
 void al_url_redact(const char *url, char *out, size_t outlen);
@@ -114,7 +114,7 @@ void al_summary(const al_event *ev, char *out, size_t outlen);
  * or "" when there is none. */
 void al_link(const al_event *ev, const char *public_url, char *out, size_t outlen);
 
-/* AF1-AF3. *ret malloc'd JSON text (free()), at most AL_BODY_MAX bytes. */
+/* AL-AF1 to AL-AF3. *ret malloc'd JSON text (free()), at most AL_BODY_MAX bytes. */
 int al_render(al_kind kind, const al_event *ev, const char *public_url, const char *delivery_key,
               char **ret);
 

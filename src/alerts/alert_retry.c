@@ -1,4 +1,4 @@
-/* The retry schedule (see alert_retry.h for AR1-AR4). */
+/* The retry schedule (see alert_retry.h for AL-AR1 to AL-AR4). */
 #define _GNU_SOURCE /* strptime, timegm */
 #include "alerts/alert_retry.h"
 
@@ -20,7 +20,7 @@ ar_verdict al_retry_verdict(long status)
     return AR_REFUSED;
 }
 
-/* FNV-1a of the key and the attempt: the jitter's source (AR1). */
+/* FNV-1a of the key and the attempt: the jitter's source (AL-AR1). */
 static uint32_t jitter_hash(const char *key, int attempt)
 {
     uint32_t h = 2166136261u;

@@ -1,4 +1,4 @@
-/* AES-256-GCM sealing of alert secrets (see alert_seal.h for SE1-SE2). */
+/* AES-256-GCM sealing of alert secrets (see alert_seal.h for AL-SE1 to AL-SE2). */
 #include "alerts/alert_seal.h"
 
 #include "util/error.h"
@@ -63,7 +63,7 @@ void al_sealer_free(al_sealer *s)
 {
     if (!s)
         return;
-    explicit_bzero(s->key, sizeof s->key); /* SE2 */
+    explicit_bzero(s->key, sizeof s->key); /* AL-SE2 */
     free(s);
 }
 

@@ -7,10 +7,10 @@
  * name (additional data), so a stolen database, or a value copied from one
  * row to another, opens nothing.
  *
- * SE1: al_seal() writes "v1:" + hex(nonce 12 | ciphertext | tag 16) with a
+ * AL-SE1: al_seal() writes "v1:" + hex(nonce 12 | ciphertext | tag 16) with a
  *      fresh random nonce; al_open() refuses (DM_E_INVALID) anything that
  *      does not authenticate under this key and name: never a wrong value.
- * SE2: the key is wiped when the sealer is freed. */
+ * AL-SE2: the key is wiped when the sealer is freed. */
 #ifndef DUMONT_ALERTS_ALERT_SEAL_H
 #define DUMONT_ALERTS_ALERT_SEAL_H
 
@@ -26,7 +26,7 @@ void al_sealer_free(al_sealer *s);
 
 /* *ret malloc'd. */
 int al_seal(const al_sealer *s, const char *name, const char *plain, char **ret);
-/* SE1. *ret malloc'd; wipe it (explicit_bzero) before free. */
+/* AL-SE1. *ret malloc'd; wipe it (explicit_bzero) before free. */
 int al_open(const al_sealer *s, const char *name, const char *sealed, char **ret);
 
 #endif

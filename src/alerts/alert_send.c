@@ -1,4 +1,4 @@
-/* One delivery attempt over libcurl (see alert_send.h for SD1-SD3). */
+/* One delivery attempt over libcurl (see alert_send.h for AL-SD1 to AL-SD3). */
 #include "alerts/alert_send.h"
 
 #include "alerts/alert_format.h"
@@ -26,7 +26,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     memcpy(a->body + a->len, p, take);
     a->len += take;
     a->body[a->len] = '\0';
-    return len; /* SD2: the rest is read and dropped */
+    return len; /* AL-SD2: the rest is read and dropped */
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
@@ -46,7 +46,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* SD3: cuts msg where it quotes the URL past its authority. */
+/* AL-SD3: cuts msg where it quotes the URL past its authority. */
 static void scrub(const char *url, char *msg)
 {
     const char *a = strstr(url, "://");

@@ -1,13 +1,13 @@
 /* One delivery attempt: an HTTP POST of a rendered body (libcurl).
  *
- * SD1: the request carries Content-Type: application/json, the idempotency
+ * AL-SD1: the request carries Content-Type: application/json, the idempotency
  *      key (Idempotency-Key and X-Dumont-Delivery: the same on every retry
  *      and after a restart), X-Dumont-Event, and for a webhook
  *      X-Dumont-Signature: sha256=<hex HMAC-SHA256(secret, body)>.
- * SD2: it follows no redirect, speaks http/https only, verifies TLS peers,
+ * AL-SD2: it follows no redirect, speaks http/https only, verifies TLS peers,
  *      connects within AL_SEND_CONNECT_MS and ends within the timeout; the
  *      answer's body is read up to AL_SEND_BODY_MAX bytes (the rest dropped).
- * SD3: the error text never holds the URL's path nor the secret: curl's
+ * AL-SD3: the error text never holds the URL's path nor the secret: curl's
  *      message is cut where it would quote the path. */
 #ifndef DUMONT_ALERTS_ALERT_SEND_H
 #define DUMONT_ALERTS_ALERT_SEND_H
@@ -22,7 +22,7 @@
 
 typedef struct {
     long status;            /* 0: no answer */
-    int64_t retry_after_ms; /* alert_retry.h AR2; -1 none */
+    int64_t retry_after_ms; /* alert_retry.h AL-AR2; -1 none */
     char error[256];        /* "" on 2xx */
     int64_t elapsed_ms;
 } al_send_result;

@@ -1,4 +1,4 @@
-/* The alert service (see alerts.h for AL1-AL5): the ring, the sender
+/* The alert service (see alerts.h for AL-AL1 to AL-AL5): the ring, the sender
  * thread, the replay at start and the snapshot check. Administration
  * (add, test, remove) is at the end. */
 #include "alerts/alerts.h"
@@ -50,7 +50,7 @@ struct al_service {
     int64_t last_queued_ms; /* queued_at_ms strictly increases: the order of events */
 };
 
-/* ---- producers (AL1) ---- */
+/* ---- producers (AL-AL1) ---- */
 
 static void push(al_service *s, const al_event *ev)
 {
@@ -96,7 +96,7 @@ static void from_failover(al_event *ev, const fo_failover *f)
     }
 }
 
-/* The events a record implies (AL2: a pure function of the record). n <= 3. */
+/* The events a record implies (AL-AL2: a pure function of the record). n <= 3. */
 static int failover_events(const fo_failover *f, al_event out[3])
 {
     int n = 0;
@@ -201,7 +201,7 @@ dm_db *al_db(al_service *s)
     return s->db;
 }
 
-/* ---- the queue: events to deliveries (AL3) ---- */
+/* ---- the queue: events to deliveries (AL-AL3) ---- */
 
 /* The workload's name (and, for an instance event, which workload). */
 static void enrich(al_service *s, al_event *ev)
@@ -225,7 +225,7 @@ static int wants(const db_alert *a, const al_event *ev)
     char err[128];
     if (al_notify_parse(a->notify_on, &mask, err, sizeof err) != 0)
         return 0;
-    return (mask & (1u << ev->kind)) && ev->at_ms >= a->created_at_ms; /* AL3 */
+    return (mask & (1u << ev->kind)) && ev->at_ms >= a->created_at_ms; /* AL-AL3 */
 }
 
 /* 0, or the database's error (the event is then tried again later). */
@@ -261,7 +261,7 @@ static int enqueue_for(al_service *s, const db_alert *a, const al_event *ev)
     return db_rc;
 }
 
-/* AL3. 0, or the first database error (DB-DA2: a retry re-queues nothing twice). */
+/* AL-AL3. 0, or the first database error (DB-DA2: a retry re-queues nothing twice). */
 static int enqueue_event(al_service *s, al_event *ev, const db_alert *alerts, size_t n)
 {
     int any = 0, rc = 0;
@@ -327,7 +327,7 @@ static int drain(al_service *s)
     return rc ? -1 : moved;
 }
 
-/* ---- AL2: the replay at start ---- */
+/* ---- AL-AL2: the replay at start ---- */
 
 static void replay(al_service *s)
 {
@@ -369,7 +369,7 @@ static void replay(al_service *s)
     free_alerts(alerts, na);
 }
 
-/* ---- AL5: snapshots failing ---- */
+/* ---- AL-AL5: snapshots failing ---- */
 
 static void check_snapshots(al_service *s)
 {
@@ -555,8 +555,8 @@ static void nap(al_service *s, pthread_cond_t *cv, int64_t ms, int ring)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* The writer: the replay (AL2), then the ring into the queue, the snapshot
- * check (AL5) and the pruning of old rows. Never waits on the network, so
+/* The writer: the replay (AL-AL2), then the ring into the queue, the snapshot
+ * check (AL-AL5) and the pruning of old rows. Never waits on the network, so
  * an event reaches the database within milliseconds, whatever a receiver
  * does. */
 static void *writer_main(void *arg)
@@ -588,7 +588,7 @@ static void *writer_main(void *arg)
         int64_t wait = next_snap - clock_mono_ms();
         nap(s, &s->wake, wait < 1 ? 1 : wait > 1000 ? 1000 : wait, 1);
     }
-    while (drain(s) > 0) /* AL2: what the ring holds reaches the queue */
+    while (drain(s) > 0) /* AL-AL2: what the ring holds reaches the queue */
         ;
     return NULL;
 }

@@ -1,4 +1,4 @@
-/* The request-head deadline (see conn_guard.h for G1-G4).
+/* The request-head deadline (see conn_guard.h for CG-G1 to CG-G4).
  *
  * Records form one doubly linked list under one mutex; the watchdog walks
  * it every CG_PERIOD_MS. The list is short (at most the connection cap) and
@@ -20,7 +20,7 @@ typedef struct rec {
     struct rec *prev, *next;
     conn_guard *g;
     int fd;
-    int head_done; /* G5: 1 while the body is coming, 2 once the request is complete */
+    int head_done; /* CG-G5: 1 while the body is coming, 2 once the request is complete */
     int cut;
     int64_t deadline_ms; /* monotonic */
 } rec;
@@ -41,11 +41,11 @@ static void cut_overdue(conn_guard *g, int64_t now)
     for (rec *r = g->head; r; r = r->next) {
         if (r->head_done == 2 || r->cut || now < r->deadline_ms)
             continue;
-        shutdown(r->fd, SHUT_RDWR); /* G2: the fd is still this connection's */
+        shutdown(r->fd, SHUT_RDWR); /* CG-G2: the fd is still this connection's */
         r->cut = 1;
         g->cuts++;
     }
-    if (g->cuts != g->cuts_logged && now - g->logged_at_ms >= CG_LOG_MS) { /* G4 */
+    if (g->cuts != g->cuts_logged && now - g->logged_at_ms >= CG_LOG_MS) { /* CG-G4 */
         log_warn("http.head_deadline", "connections_cut=%llu since_last=%llu deadline_ms=%lld",
                  (unsigned long long)g->cuts, (unsigned long long)(g->cuts - g->cuts_logged),
                  (long long)g->deadline_ms);
@@ -139,7 +139,7 @@ static void on_closed(void **socket_context)
     if (!r)
         return;
     conn_guard *g = r->g;
-    pthread_mutex_lock(&g->mu); /* G2 */
+    pthread_mutex_lock(&g->mu); /* CG-G2 */
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -173,7 +173,7 @@ void conn_guard_head_done(struct MHD_Connection *conn)
     if (!r)
         return;
     pthread_mutex_lock(&r->g->mu);
-    if (r->head_done == 0) { /* G5 */
+    if (r->head_done == 0) { /* CG-G5 */
         r->head_done = 1;
         r->deadline_ms = clock_mono_ms() + CG_BODY_DEADLINE_MS;
     }
@@ -186,7 +186,7 @@ void conn_guard_body_done(struct MHD_Connection *conn)
     if (!r)
         return;
     pthread_mutex_lock(&r->g->mu);
-    r->head_done = 2; /* G3 */
+    r->head_done = 2; /* CG-G3 */
     pthread_mutex_unlock(&r->g->mu);
 }
 

@@ -11,22 +11,22 @@
  * socket of every connection still short of a complete head past its
  * deadline. MHD then sees the connection end and closes it.
  *
- * G1: a connection whose request head is not complete within the deadline
+ * CG-G1: a connection whose request head is not complete within the deadline
  *     (from its accept, or from the end of its previous request when it is
  *     kept alive) is shut down (shutdown(SHUT_RDWR)) within one watchdog
  *     period (CG_PERIOD_MS) after the deadline.
- * G2: a socket is shut down only while its connection is known open: MHD
+ * CG-G2: a socket is shut down only while its connection is known open: MHD
  *     sends the CLOSED notification before it closes the fd, the record is
  *     unlinked there, and the unlink and the shutdown both hold the guard's
  *     mutex, so a number the kernel gave to a new socket is never touched.
- * G3: a connection whose request is complete (head and body received: a
+ * CG-G3: a connection whose request is complete (head and body received: a
  *     request being served, an event stream suspended) is never cut by the
  *     guard.
- * G5: a request's body must be complete within CG_BODY_DEADLINE_MS of its
+ * CG-G5: a request's body must be complete within CG_BODY_DEADLINE_MS of its
  *     head (a body is at most 64 KiB: at least ~3 KiB/s), else the
- *     connection is cut like a slow head (G1); a body trickled a byte at a
+ *     connection is cut like a slow head (CG-G1); a body trickled a byte at a
  *     time no longer holds a slot for the 30 s idle timeout per byte.
- * G4: one record per open connection (the connection cap bounds them),
+ * CG-G4: one record per open connection (the connection cap bounds them),
  *     freed at CLOSED; cuts are counted and logged once per CG_LOG_MS, never
  *     once per connection, so an attack costs a counter. */
 #ifndef DUMONT_API_CONN_GUARD_H
@@ -51,14 +51,14 @@ void conn_guard_free(conn_guard *g);
 void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                        enum MHD_ConnectionNotificationCode code);
 /* The head of conn's current request is complete: its body's deadline
- * starts (G5). */
+ * starts (CG-G5). */
 void conn_guard_head_done(struct MHD_Connection *conn);
-/* The body of conn's current request is complete (G3). */
+/* The body of conn's current request is complete (CG-G3). */
 void conn_guard_body_done(struct MHD_Connection *conn);
-/* conn's request ended; a next request on it has its own deadline (G1). */
+/* conn's request ended; a next request on it has its own deadline (CG-G1). */
 void conn_guard_request_done(struct MHD_Connection *conn);
 
-/* Connections cut so far (G4). */
+/* Connections cut so far (CG-G4). */
 uint64_t conn_guard_cuts(conn_guard *g);
 
 #endif

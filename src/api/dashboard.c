@@ -1,4 +1,4 @@
-/* Dashboard glue (see dashboard.h for D1-D4): sign-in, sign-out, the
+/* Dashboard glue (see dashboard.h for API-D1 to API-D4): sign-in, sign-out, the
  * session probe, static files and the event stream.
  *
  *   GET    /api/session  200 {"authenticated": bool, "features": {...}}: open;
@@ -35,12 +35,12 @@ struct api_dashboard {
     session_store *sessions;
     dash_resolve_fn resolve;
     void *resolve_cls;
-    _Atomic(struct api_metrics *) metrics; /* D6: also told of every failover */
-    _Atomic(struct al_service *) alerts;   /* D6: the same */
+    _Atomic(struct api_metrics *) metrics; /* API-D6: also told of every failover */
+    _Atomic(struct al_service *) alerts;   /* API-D6: the same */
     int shut;
 };
 
-/* D6 */
+/* API-D6 */
 static void on_failover(void *arg, const fo_failover *f)
 {
     api_dashboard *d = arg;
@@ -87,7 +87,7 @@ void dash_shutdown(api_dashboard *d)
         return;
     d->shut = 1;
     if (d->orch)
-        fo_orch_set_observer(d->orch, NULL, NULL); /* D4: first unhook */
+        fo_orch_set_observer(d->orch, NULL, NULL); /* API-D4: first unhook */
     events_bus_shutdown(d->bus);
 }
 
@@ -119,7 +119,7 @@ int dash_cookie_cred(api_dashboard *d, struct MHD_Connection *conn, const char *
     if (!d || !cookie_live(d, conn, &c))
         return 0;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Dumont-Request");
-    if (!safe_method(method) && !(h && strcmp(h, "1") == 0)) /* D2 */
+    if (!safe_method(method) && !(h && strcmp(h, "1") == 0)) /* API-D2 */
         return 0;
     *ret = c;
     return 1;
@@ -176,7 +176,7 @@ static int sign_in(api_dashboard *d, struct MHD_Connection *conn, const char *bo
         return answer_error(conn, 400, "bad_request",
                             "the body must be {\"token\": \"<the API token>\"}");
     api_cred cred = {0};
-    int good = d->resolve && d->resolve(d->resolve_cls, token, &cred) && cred.role; /* D3 */
+    int good = d->resolve && d->resolve(d->resolve_cls, token, &cred) && cred.role; /* API-D3 */
     explicit_bzero(token, sizeof token);
     if (!good) {
         log_warn("session.refused", "%s", "reason=wrong_token");
@@ -184,7 +184,7 @@ static int sign_in(api_dashboard *d, struct MHD_Connection *conn, const char *bo
                             "wrong API token (the admin token is in $DUMONT_HOME/token on the "
                             "server; `dumont tokens create role=viewer` makes a read-only one)");
     }
-    if (cred.role != API_ROLE_ADMIN && cred.role != API_ROLE_VIEWER) { /* D5 */
+    if (cred.role != API_ROLE_ADMIN && cred.role != API_ROLE_VIEWER) { /* API-D5 */
         log_warn("session.refused", "reason=role role=%s", api_role_name(cred.role));
         return answer_error(conn, 403, "forbidden",
                             "only an admin or viewer token can sign in to the dashboard");

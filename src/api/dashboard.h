@@ -1,22 +1,22 @@
 /* The dashboard's part of the HTTP server: static files, sign-in sessions and
  * the live event stream, behind three calls that server.c makes.
  *
- * D1: which of these paths needs which credential is the route table's
- *     business (routes.c, gate.h G4): /api/session and the static files are
+ * API-D1: which of these paths needs which credential is the route table's
+ *     business (routes.c, gate.h GATE-G4): /api/session and the static files are
  *     public (credentials are presented there), /api/events is for viewers.
- * D2: a request authenticated by cookie and using a method other than
+ * API-D2: a request authenticated by cookie and using a method other than
  *     GET/HEAD must carry `X-Dumont-Request: 1`, a header no cross-site form
  *     can send (defence in depth beside SameSite=Strict).
- * D3: the token sent to POST /api/session is compared in constant time and
+ * API-D3: the token sent to POST /api/session is compared in constant time and
  *     never logged; the session id is only ever in a Set-Cookie header.
- * D4: dash_shutdown() unhooks the orchestrator first, then ends the event
+ * API-D4: dash_shutdown() unhooks the orchestrator first, then ends the event
  *     streams; after it no orchestrator thread can reach the bus.
- * D5: a session carries the role of the token that signed in (session.h
- *     SE5): a viewer's session can look, not act. Only admin and viewer
+ * API-D5: a session carries the role of the token that signed in (session.h
+ *     API-SE5): a viewer's session can look, not act. Only admin and viewer
  *     tokens can sign in; agent and client tokens are refused (403).
- * D6: the orchestrator's one observer is the dashboard's: every failover it
+ * API-D6: the orchestrator's one observer is the dashboard's: every failover it
  *     hears of goes to the live events, to the metrics (api/metrics.h) and to
- *     the alerts (alerts/alerts.h AL1: a copy into a ring, never a wait). */
+ *     the alerts (alerts/alerts.h AL-AL1: a copy into a ring, never a wait). */
 #ifndef DUMONT_API_DASHBOARD_H
 #define DUMONT_API_DASHBOARD_H
 
@@ -32,18 +32,18 @@ struct MHD_Connection;
  * else 0. The server's (server.c); must be safe from several threads. */
 typedef int (*dash_resolve_fn)(void *cls, const char *token, api_cred *ret);
 
-/* resolve checks sign-in tokens (D3). orch may be NULL (no live events). */
+/* resolve checks sign-in tokens (API-D3). orch may be NULL (no live events). */
 int dash_new(fo_orch *orch, dash_resolve_fn resolve, void *cls, api_dashboard **ret);
 struct api_metrics;
-/* D6: failovers the dashboard hears of are counted in m too (NULL: none). */
+/* API-D6: failovers the dashboard hears of are counted in m too (NULL: none). */
 void dash_set_metrics(api_dashboard *d, struct api_metrics *m);
 struct al_service;
 void dash_set_alerts(api_dashboard *d, struct al_service *a);
-void dash_shutdown(api_dashboard *d); /* D4; safe twice */
+void dash_shutdown(api_dashboard *d); /* API-D4; safe twice */
 void dash_free(api_dashboard *d);     /* shuts down first; NULL is fine */
 
-/* 1 if the request carries a live session cookie and passes D2; ret gets
- * the session's credential (D5). */
+/* 1 if the request carries a live session cookie and passes API-D2; ret gets
+ * the session's credential (API-D5). */
 int dash_cookie_cred(api_dashboard *d, struct MHD_Connection *conn, const char *method,
                      api_cred *ret);
 /* Answers a route of kind (static files, /api/session, GET /api/events) the

@@ -1,10 +1,10 @@
-/* Event bus and server-sent event streams (see events.h for EV1-EV5).
+/* Event bus and server-sent event streams (see events.h for API-EV1 to API-EV5).
  *
  * A message is rendered once and shared: clients hold references to it in
  * their ring queues, counted under the bus lock. Each stream is an MHD
  * callback response of unknown size; MHD pulls bytes with stream_read(),
  * which hands out the rest of the current message, else takes the next one,
- * else suspends the connection (EV3) and returns 0. Whoever queues something
+ * else suspends the connection (API-EV3) and returns 0. Whoever queues something
  * for a suspended client (publisher, keepalive thread, shutdown) clears its
  * `suspended` flag and resumes it, under the bus lock. A resume that arrives
  * between our unlock and MHD_suspend_connection() is not lost: MHD then
@@ -39,7 +39,7 @@ typedef struct ev_client {
     struct events_bus *bus;
     struct MHD_Connection *conn;
     struct ev_client *prev, *next;
-    ev_msg *queue[EVENTS_QUEUE_CAP]; /* ring (EV1) */
+    ev_msg *queue[EVENTS_QUEUE_CAP]; /* ring (API-EV1) */
     size_t head, count;
     int64_t dropped;   /* messages lost since the last resync */
     int suspended;     /* we asked MHD to suspend; nobody resumed yet */
@@ -137,7 +137,7 @@ void events_bus_shutdown(events_bus *b)
     int join = b->thread_started;
     b->thread_started = 0;
     b->stopping = 1;
-    for (ev_client *c = b->clients; c; c = c->next) /* EV4 */
+    for (ev_client *c = b->clients; c; c = c->next) /* API-EV4 */
         wake_client(c);
     pthread_cond_broadcast(&b->wake);
     pthread_mutex_unlock(&b->lock);
@@ -157,7 +157,7 @@ void events_bus_free(events_bus *b)
     free(b);
 }
 
-/* Adds m to c's queue, or turns the queue into one resync (EV1). */
+/* Adds m to c's queue, or turns the queue into one resync (API-EV1). */
 static void enqueue(ev_client *c, ev_msg *m)
 {
     if (c->count == EVENTS_QUEUE_CAP) {
@@ -254,7 +254,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
     if (!c->cur) {
         int stop = b->stopping;
         if (!stop)
-            c->suspended = 1; /* EV3 */
+            c->suspended = 1; /* API-EV3 */
         pthread_mutex_unlock(&b->lock);
         if (stop)
             return MHD_CONTENT_READER_END_OF_STREAM;
@@ -313,7 +313,7 @@ static int refuse(struct MHD_Connection *conn, const char *detail)
     return ok;
 }
 
-/* Lists a new client; NULL when full or stopping (EV2). */
+/* Lists a new client; NULL when full or stopping (API-EV2). */
 static ev_client *client_add(events_bus *b, struct MHD_Connection *conn, const char **why)
 {
     pthread_mutex_lock(&b->lock);

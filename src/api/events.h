@@ -12,17 +12,17 @@
  *                                                   reload, then go on
  *   : keepalive                                     a comment every 15 s
  *
- * EV1: every client has a bounded queue (EVENTS_QUEUE_CAP messages); a
+ * API-EV1: every client has a bounded queue (EVENTS_QUEUE_CAP messages); a
  *      client whose queue is full loses its queue and gets one `resync`
  *      instead: a slow reader never holds memory nor slows the publisher.
- * EV2: at most EVENTS_MAX_CLIENTS streams at once (503 beyond).
- * EV3: no pool thread ever blocks on a stream: a client with nothing to send
+ * API-EV2: at most EVENTS_MAX_CLIENTS streams at once (503 beyond).
+ * API-EV3: no pool thread ever blocks on a stream: a client with nothing to send
  *      is suspended (MHD_suspend_connection) and resumed by the publisher or
  *      by the keepalive thread, which also lets MHD notice gone clients.
- * EV4: events_bus_shutdown() ends every stream and resumes every suspended
+ * API-EV4: events_bus_shutdown() ends every stream and resumes every suspended
  *      connection, so MHD_stop_daemon() (which must not meet a suspended
  *      connection) returns at once even with browsers connected.
- * EV5: lock order: orchestrator lock -> bus lock -> MHD's internal locks.
+ * API-EV5: lock order: orchestrator lock -> bus lock -> MHD's internal locks.
  *      MHD never calls into the bus while holding one of its own locks. */
 #ifndef DUMONT_API_EVENTS_H
 #define DUMONT_API_EVENTS_H
@@ -41,7 +41,7 @@ typedef struct events_bus events_bus;
 
 /* keepalive_ms <= 0: EVENTS_KEEPALIVE_MS. Starts the keepalive thread. */
 int events_bus_new(int64_t keepalive_ms, events_bus **ret);
-/* EV4. Safe to call twice; after it, publishing does nothing. */
+/* API-EV4. Safe to call twice; after it, publishing does nothing. */
 void events_bus_shutdown(events_bus *b);
 void events_bus_free(events_bus *b); /* shuts down first; NULL is fine */
 

@@ -1,4 +1,4 @@
-/* The API's gate (see gate.h for G1-G5).
+/* The API's gate (see gate.h for GATE-G1 to GATE-G5).
  *
  * The gate never normalises a path: a spelling that a lenient router would
  * fold into a real route ("//api/x", "/api/./x", "/%2Fapi/x") is refused
@@ -116,7 +116,7 @@ const api_route_def *gate_match(const char *method, const api_request *req, char
     return NULL;
 }
 
-/* G3: every "{id}" segment of r's pattern holds a canonical id. */
+/* GATE-G3: every "{id}" segment of r's pattern holds a canonical id. */
 static int ids_canonical(const api_route_def *r, const api_request *req)
 {
     const char *p = r->pattern;
@@ -143,7 +143,7 @@ const api_route_def *gate_route(const char *method, const char *path, char *buf,
                                 api_request *req, api_response *resp)
 {
     req->path = path;
-    if (!gate_path_canonical(path) || gate_split(path, buf, cap, req) != 0) { /* G1 */
+    if (!gate_path_canonical(path) || gate_split(path, buf, cap, req) != 0) { /* GATE-G1 */
         refuse(resp, 400, "bad_request",
                "the path is not canonical (no repeated or trailing '/', no '.' or '..' "
                "segment, no %-encoding)");
@@ -151,7 +151,7 @@ const api_route_def *gate_route(const char *method, const char *path, char *buf,
     }
     char allow[sizeof resp->allow];
     const api_route_def *r = gate_match(method, req, allow, sizeof allow);
-    if (!r && allow[0]) { /* G2 */
+    if (!r && allow[0]) { /* GATE-G2 */
         snprintf(resp->allow, sizeof resp->allow, "%s", allow);
         api_error(resp, 405, "method_not_allowed", "%.16s is not allowed here; use %s", method,
                   allow);
@@ -161,7 +161,7 @@ const api_route_def *gate_route(const char *method, const char *path, char *buf,
         api_error(resp, 404, "not_found", "no such endpoint: %.200s", path);
         return NULL;
     }
-    if (!ids_canonical(r, req)) { /* G3 */
+    if (!ids_canonical(r, req)) { /* GATE-G3 */
         api_error(resp, 400, "bad_request",
                   "an instance id is an integer from 1 to %lld, without leading zeros",
                   (long long)GATE_ID_MAX);

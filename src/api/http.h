@@ -1,11 +1,11 @@
 /* Request and response as the route handlers see them, free of libmicrohttpd.
  *
- * H1: a handler always leaves a response: a JSON body and a status, or (the
+ * API-H1: a handler always leaves a response: a JSON body and a status, or (the
  *     Prometheus exposition of GET /metrics) a text body with its content
  *     type (api_text()). Errors are {"error": code, "detail": text}
  *     (api_error()); nothing else is sent.
- * H2: handlers never see a body over API_BODY_MAX (the server answers 413)
- *     nor a request the gate refused (gate.h G1-G5): by the time a handler
+ * API-H2: handlers never see a body over API_BODY_MAX (the server answers 413)
+ *     nor a request the gate refused (gate.h GATE-G1 to GATE-G5): by the time a handler
  *     runs, req->cred holds a credential its route's declaration admits. */
 #ifndef DUMONT_API_HTTP_H
 #define DUMONT_API_HTTP_H
@@ -24,7 +24,7 @@ typedef struct {
     dm_db *db;
     fo_orch *orch;
     struct hbl_server *detect;   /* heartbeat listener (detect/listener.h); may be NULL */
-    int secrets_ok;              /* server.h S4: 1 over TLS or on a loopback listen address */
+    int secrets_ok;              /* server.h API-S4: 1 over TLS or on a loopback listen address */
     struct api_metrics *metrics; /* api/metrics.h; may be NULL */
     struct al_service *alerts;   /* alerts/alerts.h; may be NULL */
 } api_ctx;
@@ -47,7 +47,7 @@ typedef struct {
     int64_t instance_id;          /* API_ROLE_AGENT: the instance it speaks for; else 0 */
 } api_cred;
 
-/* Who may call a route (its declaration in the route table; gate.h G4). */
+/* Who may call a route (its declaration in the route table; gate.h GATE-G4). */
 typedef enum {
     API_ACC_PUBLIC = 0, /* anyone, no credential */
     API_ACC_VIEWER,     /* viewer or admin */
@@ -75,19 +75,19 @@ typedef struct {
     /* Query-string lookup; returns NULL when absent. */
     const char *(*query)(void *conn, const char *key);
     void *conn;
-    const api_cred *cred; /* who calls (H2); NULL only in tests that call api_route() */
+    const api_cred *cred; /* who calls (API-H2); NULL only in tests that call api_route() */
 } api_request;
 
 typedef struct {
     int status;
     json_t *body;   /* owned; sent as JSON */
     char allow[64]; /* Allow header for 405 */
-    char *text;     /* owned; when set, sent instead of body (H1) */
+    char *text;     /* owned; when set, sent instead of body (API-H1) */
     size_t text_len;
     const char *content_type; /* of text; static */
 } api_response;
 
-/* Sets an error response (H1). Returns 0 so handlers can `return api_error(...)`. */
+/* Sets an error response (API-H1). Returns 0 so handlers can `return api_error(...)`. */
 int api_error(api_response *resp, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Parses the body as a JSON object whose keys are all in allowed (NULL-
@@ -104,7 +104,7 @@ int api_error_from(api_response *resp, int rc, const char *detail);
 int api_query_filter(const api_request *req, db_failover_filter *flt, api_response *resp);
 /* Sets a JSON response, taking ownership of body. */
 int api_json(api_response *resp, int status, json_t *body);
-/* Sets a text response (H1), taking ownership of text (malloc'd). */
+/* Sets a text response (API-H1), taking ownership of text (malloc'd). */
 int api_text(api_response *resp, int status, char *text, size_t len, const char *content_type);
 /* Releases what a response owns (its JSON and text). */
 void api_response_done(api_response *resp);
@@ -112,7 +112,7 @@ void api_response_done(api_response *resp);
 typedef int (*api_handler_fn)(const api_ctx *ctx, const api_request *req, api_response *resp);
 
 /* One route: a method and a path pattern whose "{id}" segments are instance
- * ids (canonical decimal, gate.h G3) and "{}" segments any one segment. */
+ * ids (canonical decimal, gate.h GATE-G3) and "{}" segments any one segment. */
 typedef struct {
     const char *method;
     const char *pattern;

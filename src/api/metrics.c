@@ -1,4 +1,4 @@
-/* Dumont's metrics (see metrics.h for AM1-AM3; docs/metrics.md).
+/* Dumont's metrics (see metrics.h for API-AM1 to API-AM3; docs/metrics.md).
  *
  * The registry (metrics/metrics.h) holds the counters and histograms; this
  * file declares Dumont's families, feeds them from the failover observer,
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECENT_MAX    256  /* AM2: terminal failovers remembered against a second count */
+#define RECENT_MAX    256  /* API-AM2: terminal failovers remembered against a second count */
 #define WORKLOADS_MAX 4096 /* snapshot ages kept; MX_SERIES_MAX bounds the rest */
 #define REBUILD_PAGE  1000
 
@@ -39,9 +39,9 @@ struct api_metrics {
         int64_t newest_ms;
     } ages[WORKLOADS_MAX];
     int n_ages;
-    dm_db *db;                 /* AM4: read by the rebuild thread only */
-    int64_t started_wall_ms;   /* AM4: failovers started from then on are the observer's */
-    char (*active)[FO_ID_MAX]; /* AM4: running at start: the observer's too */
+    dm_db *db;                 /* API-AM4: read by the rebuild thread only */
+    int64_t started_wall_ms;   /* API-AM4: failovers started from then on are the observer's */
+    char (*active)[FO_ID_MAX]; /* API-AM4: running at start: the observer's too */
     size_t n_active;
     pthread_t rebuild;
     int rebuild_started;
@@ -144,7 +144,7 @@ void api_metrics_on_failover(api_metrics *m, const fo_failover *f)
 {
     if (!m || !terminal(f))
         return;
-    pthread_mutex_lock(&m->mu); /* AM2 */
+    pthread_mutex_lock(&m->mu); /* API-AM2 */
     for (int i = 0; i < RECENT_MAX; i++)
         if (strcmp(m->recent[i], f->id) == 0) {
             pthread_mutex_unlock(&m->mu);
@@ -197,11 +197,11 @@ static void on_store_stat(const char *store, const char *op, const char *code, u
     mx_set(ctx, "dumont_store_requests_total", (const char *[]){store, op, code}, (double)n);
 }
 
-/* AM1: gauges and mirrored counters, from memory only. */
+/* API-AM1: gauges and mirrored counters, from memory only. */
 static void collect(mx_registry *r, void *ctx)
 {
     api_metrics *m = ctx;
-    store_stats_each(on_store_stat, r); /* the store layer's own counters (MX4) */
+    store_stats_each(on_store_stat, r); /* the store layer's own counters (MX-MX4) */
     mx_set(r, "dumont_store_retries_total", NULL, (double)store_stats_retries());
     if (m->orch)
         mx_set(r, "dumont_failovers_running", NULL, fo_orch_running(m->orch));
@@ -235,7 +235,7 @@ static int was_active(const api_metrics *m, const char *id)
     return 0;
 }
 
-/* AM4: the failovers running at start; they end under the observer's eyes. */
+/* API-AM4: the failovers running at start; they end under the observer's eyes. */
 static int note_active(api_metrics *m, dm_db *db, char *err, size_t errlen)
 {
     db_failover_filter flt;
@@ -253,7 +253,7 @@ static int note_active(api_metrics *m, dm_db *db, char *err, size_t errlen)
     return rc;
 }
 
-/* AM1, AM4: the failovers that ended before this process started, page by
+/* API-AM1, API-AM4: the failovers that ended before this process started, page by
  * page, once. */
 static int rebuild_failovers(api_metrics *m, dm_db *db, char *err, size_t errlen)
 {
@@ -337,7 +337,7 @@ int api_metrics_new(dm_db *db, fo_orch *orch, struct hbl_server *hb, api_metrics
     m->started_wall_ms = clock_wall_ms();
     if (db && (rc = note_active(m, db, err, errlen)) != 0)
         goto fail;
-    if (db && pthread_create(&m->rebuild, NULL, rebuild_main, m) == 0) /* AM4 */
+    if (db && pthread_create(&m->rebuild, NULL, rebuild_main, m) == 0) /* API-AM4 */
         m->rebuild_started = 1;
     else if (db) {
         rc = dm_fail(err, errlen, -EAGAIN, "metrics: cannot start the rebuild thread");

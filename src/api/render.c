@@ -1,4 +1,4 @@
-/* JSON renderings (see render.h). FO_NULL and NAN become JSON null (I2). */
+/* JSON renderings (see render.h). FO_NULL and NAN become JSON null (FO-I2). */
 #include "api/render.h"
 
 #include "util/clock.h"

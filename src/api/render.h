@@ -13,7 +13,7 @@ json_t *render_failover(const fo_failover *f, int with_phases);
 json_t *render_report(const fo_report *r, int64_t generated_at_ms);
 json_t *render_assoc(const fo_assoc *a);
 /* The seed's FailoverTestEvent of a test-real (docs/api.md, test-real/report): exactly its
- * fields, a phase or value that did not happen as null (I2). */
+ * fields, a phase or value that did not happen as null (FO-I2). */
 json_t *render_test_event(const fo_failover *f);
 /* A snapshot an agent reported (db_fleet.h): the keys of POST
  * /api/instances/{id}/snapshots' answer; NULL s gives JSON null. */

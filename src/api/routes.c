@@ -4,9 +4,9 @@
  * segment. A path that matches some pattern but with another method is a 405
  * listing the allowed methods; a path matching none is a 404.
  *
- * A1: every input is validated before use: path integers by parse_i64 with
+ * API-A1: every input is validated before use: path integers by parse_i64 with
  *     bounds, body fields by type and length, unknown body fields refused.
- * A2: a handler never leaves a request without a JSON response (H1). */
+ * API-A2: a handler never leaves a request without a JSON response (API-H1). */
 #include "api/gate.h"
 #include "api/http.h"
 #include "api/metrics.h"
@@ -46,7 +46,7 @@ int api_text(api_response *resp, int status, char *text, size_t len, const char 
     resp->text = text;
     resp->text_len = len;
     resp->content_type = content_type;
-    resp->body = json_null(); /* A2: a response is there */
+    resp->body = json_null(); /* API-A2: a response is there */
     return 0;
 }
 
@@ -95,7 +95,7 @@ int api_error_from(api_response *resp, int rc, const char *detail)
     }
 }
 
-/* Parses the body as a JSON object whose keys are all in allowed (A1).
+/* Parses the body as a JSON object whose keys are all in allowed (API-A1).
  * An empty body is an empty object. On failure sets a 400 and returns -1. */
 int api_text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp)
 {
@@ -185,7 +185,7 @@ static int path_gpu_id(const char *seg, int64_t *ret, api_response *resp)
 }
 
 /* 200 while the process serves; "degraded" (with the reason and since
- * when) while the orchestrator cannot save state (orchestrator.h O12) or the
+ * when) while the orchestrator cannot save state (orchestrator.h ORCH-O12) or the
  * heartbeat listener retries a state change (listener.h HB-L12), so a monitor
  * alerts on the body, and a load balancer or supervisor that acts on the
  * status does not kill a server that is waiting for its disk. */
@@ -384,7 +384,7 @@ static int h_later(const api_ctx *ctx, const api_request *req, api_response *res
                      req->method, req->path);
 }
 
-/* Every route declares who may call it (gate.h G4); the gate decides from
+/* Every route declares who may call it (gate.h GATE-G4); the gate decides from
  * this table alone, and tests/unit/test_gate.c walks it. */
 static const api_route_def routes[] = {
     {"GET", "/healthz", API_ACC_PUBLIC, API_KIND_HANDLER, h_health},
@@ -442,7 +442,7 @@ void api_route(const api_ctx *ctx, const api_request *req, api_response *resp)
     const api_route_def *r = gate_match(req->method, req, allow, sizeof allow);
     if (r && r->fn) {
         r->fn(ctx, req, resp);
-        if (!resp->body) /* A2 */
+        if (!resp->body) /* API-A2 */
             api_error(resp, 500, "internal", "out of memory");
         return;
     }

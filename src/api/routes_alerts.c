@@ -1,4 +1,4 @@
-/* Alert endpoints (see routes_alerts.h for RA1). */
+/* Alert endpoints (see routes_alerts.h for API-RA1). */
 #include "api/routes_alerts.h"
 
 #include "alerts/alerts.h"
@@ -73,7 +73,7 @@ int api_h_alert_add(const api_ctx *ctx, const api_request *req, api_response *re
     static const char *const allowed[] = {"kind", "url", "name", "notify_on", NULL};
     if (!ctx->alerts)
         return unavailable(resp);
-    if (!ctx->secrets_ok) /* server.h S4: the request carries a URL that is a secret */
+    if (!ctx->secrets_ok) /* server.h API-S4: the request carries a URL that is a secret */
         return api_error(resp, 403, "tls_required",
                          "alert destinations are added only over TLS, or on a server listening "
                          "on a loopback address; start the server with --tls-cert and --tls-key");
@@ -103,7 +103,7 @@ int api_h_alert_add(const api_ctx *ctx, const api_request *req, api_response *re
              a.kind, a.notify_on, req->cred ? req->cred->name : "-");
     json_t *b = render_alert(&a);
     if (b && secret[0])
-        json_object_set_new(b, "secret", json_string(secret)); /* RA1: once */
+        json_object_set_new(b, "secret", json_string(secret)); /* API-RA1: once */
     explicit_bzero(secret, sizeof secret);
     db_alert_done(&a);
     return api_json(resp, 201, b);

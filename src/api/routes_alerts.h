@@ -11,10 +11,10 @@
  *   GET    /api/alerts/{name}/deliveries  the newest deliveries (?limit=, 1-1000)
  *   DELETE /api/alerts/{name}          -> 200 {"removed": name}; its queue goes too
  *
- * RA1: no answer and no log line holds a destination's URL past its host,
+ * API-RA1: no answer and no log line holds a destination's URL past its host,
  *      nor a secret other than the one a webhook's add answer carries once
  *      (and that answer is given only over TLS or on a loopback address,
- *      server.h S4). */
+ *      server.h API-S4). */
 #ifndef DUMONT_API_ROUTES_ALERTS_H
 #define DUMONT_API_ROUTES_ALERTS_H
 

@@ -1,22 +1,22 @@
 /* Real-failover endpoints (routes_fleet.h; docs/api.md "Real failovers").
  *
- * Each handler validates its whole input first (A1 of routes.c): the body is
+ * Each handler validates its whole input first (API-A1 of routes.c): the body is
  * an object of known keys only, every field has its type, range and length
  * checked, and only then the orchestrator (failover/orchestrator.h) is
  * called. Its DM_E_* codes become statuses through api_error_from():
  * NOT_FOUND 404, CONFLICT 409, BUSY 503, UNAVAILABLE 503 (no provider).
  *
- * RF1: nothing reaches the orchestrator or the database before the request
+ * API-RF1: nothing reaches the orchestrator or the database before the request
  *      was fully validated; a bad request changes nothing.
- * RF2: workspace_from is an absolute path to a directory that exists on the
+ * API-RF2: workspace_from is an absolute path to a directory that exists on the
  *      server (the CLI resolves relative paths with realpath first: the
  *      server's working directory is not the user's).
- * RF3: test-real report and history show test-real failovers only (kind
+ * API-RF3: test-real report and history show test-real failovers only (kind
  *      real and test); another id is a 404, as if it did not exist.
- * RF4: history asks the database for test-real failovers only (filter
+ * API-RF4: history asks the database for test-real failovers only (filter
  *      `test`), newest first, and answers at most `limit` (<= 1000) events
  *      with the total that match.
- * RF5: snapshot_every 0 is "never" (the agent's --snapshot-every 0); an
+ * API-RF5: snapshot_every 0 is "never" (the agent's --snapshot-every 0); an
  *      absent one is the orchestrator's default (30 s). */
 #include "api/routes_fleet.h"
 
@@ -152,7 +152,7 @@ static int launch_strings(json_t *o, fo_launch_req *r, api_response *resp)
         return api_error(resp, 400, "bad_request",
                          "'region' must be letters, digits, '.', '_', '-'"),
                -1;
-    struct stat st; /* RF2 */
+    struct stat st; /* API-RF2 */
     if (r->workspace_from &&
         (r->workspace_from[0] != '/' || stat(r->workspace_from, &st) != 0 || !S_ISDIR(st.st_mode)))
         return api_error(resp, 400, "bad_request",
@@ -187,7 +187,7 @@ int api_h_instance_launch(const api_ctx *ctx, const api_request *req, api_respon
     if (no_orch(ctx, resp) || api_body_object(req, resp, allowed, &o))
         return 0;
     fo_launch_req r = {.protect = 1, .heartbeat_ms = -1, .snapshot_every_ms = -1};
-    if (launch_strings(o, &r, resp) || launch_numbers(o, &r, resp)) { /* RF1 */
+    if (launch_strings(o, &r, resp) || launch_numbers(o, &r, resp)) { /* API-RF1 */
         json_decref(o);
         return 0;
     }
@@ -289,7 +289,7 @@ int api_h_test_real_report(const api_ctx *ctx, const api_request *req, api_respo
     char err[512] = "";
     int rc =
         strlen(id) < FO_ID_MAX ? db_failover_get(ctx->db, id, &f, err, sizeof err) : DM_E_NOT_FOUND;
-    if (rc == 0 && !is_test_real(&f)) /* RF3 */
+    if (rc == 0 && !is_test_real(&f)) /* API-RF3 */
         rc = DM_E_NOT_FOUND;
     if (rc == DM_E_NOT_FOUND)
         return api_error(resp, 404, "not_found", "no real failover test with id '%.64s'", id);
@@ -312,7 +312,7 @@ int api_h_test_real_history(const api_ctx *ctx, const api_request *req, api_resp
     if (flt.kind != FO_NULL && flt.kind != FO_KIND_REAL)
         return api_error(resp, 400, "bad_request", "failover tests are of kind real only");
     flt.kind = FO_KIND_REAL;
-    flt.test = 1; /* RF4: the database picks the tests */
+    flt.test = 1; /* API-RF4: the database picks the tests */
     char err[512] = "";
     fo_failover *list = NULL;
     size_t n = 0;

@@ -1,4 +1,4 @@
-/* Instance endpoints (see routes_instances.h for R1-R2).
+/* Instance endpoints (see routes_instances.h for API-R1 to API-R2).
  *
  * The database holds what is durable (registration, the last recorded state
  * and its history); the listener holds what changes every heartbeat (age,
@@ -11,7 +11,7 @@
  * shows state "destroyed" whatever the detector last saw (it was fenced);
  * one still provisioning (no agent registered yet) shows "provisioning".
  *
- * RI1: the list answers every instance the detector knows and every machine
+ * API-RI1: the list answers every instance the detector knows and every machine
  *      not yet registered, each once; the fleet fields are null for an
  *      instance no provider made (a hand-started agent). */
 #include "api/routes_instances.h"
@@ -56,7 +56,7 @@ int api_h_instance_register(const api_ctx *ctx, const api_request *req, api_resp
     json_t *o;
     if (!ctx->detect) /* R2 */
         return api_error(resp, 503, "unavailable", "the heartbeat listener is not running");
-    if (!ctx->secrets_ok) /* server.h S4: the answer carries the heartbeat key */
+    if (!ctx->secrets_ok) /* server.h API-S4: the answer carries the heartbeat key */
         return api_error(resp, 403, "tls_required",
                          "heartbeat keys are handed out only over TLS, or to a server listening "
                          "on a loopback address; start the server with --tls-cert and --tls-key");
@@ -91,7 +91,7 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-/* Live fields over the database's (R2: null when the listener does not know it). */
+/* Live fields over the database's (API-R2: null when the listener does not know it). */
 static void add_live(json_t *o, const api_ctx *ctx, const dm_instance *in)
 {
     hbl_live l;
@@ -111,7 +111,7 @@ static void add_live(json_t *o, const api_ctx *ctx, const dm_instance *in)
     json_object_set_new(o, "probe", str_or_null(live ? hb_probe_name(l.probe) : in->probe));
     json_object_set_new(o, "restarts", live ? json_integer(l.restarts) : json_null());
     json_object_set_new(o, "preempting", json_boolean(live && l.preempting));
-    json_object_set_new(o, "intake", /* listener.h L9 */
+    json_object_set_new(o, "intake", /* listener.h HB-L9 */
                         !live               ? json_null()
                         : l.conviction_held ? json_string("lossy: conviction held")
                         : l.intake_lossy    ? json_string("lossy")
@@ -138,7 +138,7 @@ static json_t *latest_failover(const api_ctx *ctx, int64_t id, const dm_machine 
     return r ? r : json_null();
 }
 
-/* The machine's fields (RI1: null without one) and the newest snapshot. */
+/* The machine's fields (API-RI1: null without one) and the newest snapshot. */
 static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const dm_machine *m)
 {
     dm_snapshot snap;
@@ -248,7 +248,7 @@ int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response
     for (size_t i = 0; i < n && arr; i++, total++)
         json_array_append_new(arr,
                               render_instance(ctx, &v[i], find_machine(m, nm, v[i].instance_id)));
-    for (size_t i = 0; i < nm && arr; i++) { /* RI1: machines no agent registered yet */
+    for (size_t i = 0; i < nm && arr; i++) { /* API-RI1: machines no agent registered yet */
         int known = 0;
         for (size_t k = 0; k < n && !known; k++)
             known = v[k].instance_id == m[i].instance_id;

@@ -10,9 +10,9 @@
  *   GET  /api/instances/{id}       one instance (the same fields) and its
  *                                  newest state changes
  *
- * R1: the key is in the registration answer only; nothing else renders it,
- *     and it is never logged (L6 of detect/listener.h).
- * R2: without a heartbeat listener (ctx->detect NULL) registration is 503
+ * API-R1: the key is in the registration answer only; nothing else renders it,
+ *     and it is never logged (HB-L6 of detect/listener.h).
+ * API-R2: without a heartbeat listener (ctx->detect NULL) registration is 503
  *     and the lists show what the database holds, with null live fields. */
 #ifndef DUMONT_API_ROUTES_INSTANCES_H
 #define DUMONT_API_ROUTES_INSTANCES_H

@@ -3,22 +3,22 @@
  * The body comes from an agent, which is untrusted: every field is checked
  * for its type and range before anything is recorded.
  *
- * RS1: a report missing a field, with an unknown one, a string outside its
+ * API-RS1: a report missing a field, with an unknown one, a string outside its
  *      alphabet or length, or a number outside 0 .. 2^53 is 400 and nothing
  *      is written.
- * RS2: the decision to record or refuse, once the snapshot is known to be
- *      in the store (RS3), is db_snapshot_record's alone (F3, one
+ * API-RS2: the decision to record or refuse, once the snapshot is known to be
+ *      in the store (API-RS3), is db_snapshot_record's alone (FLEET-F3, one
  *      transaction): 201 recorded (or already recorded, same id), 409
  *      refused (a fenced instance, an epoch that is not current), 404 an
  *      instance nobody knows.
- * RS3: the store is configuration, not input (orchestrator.h O10-O11): a
+ * API-RS3: the store is configuration, not input (orchestrator.h ORCH-O10 to ORCH-O11): a
  *      report names a snapshot id; `store`, when present, must name the
  *      server's store (else 422 foreign_store); the id must be a snapshot
  *      whose manifest reads back from that store (else 422
  *      unknown_snapshot, nothing written). The record holds the server's
  *      store URL and the manifest's size, files and times; the reporter's
- *      numbers are checked (RS1) and then ignored.
- * RS4: every report is counted for the metrics (api/metrics.h), accepted
+ *      numbers are checked (API-RS1) and then ignored.
+ * API-RS4: every report is counted for the metrics (api/metrics.h), accepted
  *      when it answers 201, refused otherwise. */
 #include "api/routes_snapshots.h"
 
@@ -80,7 +80,7 @@ static int str_field(json_t *o, const char *key, char *dst, size_t cap, const ch
     return 0;
 }
 
-/* An optional number: checked like a required one when present (RS1). */
+/* An optional number: checked like a required one when present (API-RS1). */
 static int opt_num_field(json_t *o, const char *key, int64_t *ret, api_response *resp)
 {
     return json_object_get(o, key) ? num_field(o, key, ret, resp) : 0;
@@ -102,7 +102,7 @@ static int report_fields(json_t *o, dm_snapshot *s, api_response *resp)
     return 0;
 }
 
-/* RS3: the snapshot is in the server's store; the record takes the store's
+/* API-RS3: the snapshot is in the server's store; the record takes the store's
  * word for it. Returns -1 with the refusal set. */
 static int in_store(const api_ctx *ctx, dm_snapshot *s, api_response *resp)
 {
@@ -173,9 +173,9 @@ static int snapshot_report(const api_ctx *ctx, const api_request *req, api_respo
     int bad = report_fields(o, &s, resp);
     json_decref(o);
     if (bad || in_store(ctx, &s, resp))
-        return 0; /* RS1, RS3 */
+        return 0; /* API-RS1, API-RS3 */
     char err[512] = "";
-    int rc = db_snapshot_record(ctx->db, &s, err, sizeof err); /* RS2 */
+    int rc = db_snapshot_record(ctx->db, &s, err, sizeof err); /* API-RS2 */
     if (rc)
         return api_error_from(resp, rc, err);
     dm_snapshot back; /* the stored row: a repeated id answers what was first recorded */
@@ -185,7 +185,7 @@ static int snapshot_report(const api_ctx *ctx, const api_request *req, api_respo
     return api_json(resp, 201, render_snapshot(&s));
 }
 
-/* RS4 */
+/* API-RS4 */
 int api_h_snapshot_report(const api_ctx *ctx, const api_request *req, api_response *resp)
 {
     dm_snapshot s;

@@ -3,7 +3,7 @@
  *   POST /api/instances/{id}/snapshots   {"snapshot_id": S, "epoch": N, "size_bytes": N,
  *                                         "stored_bytes": N, "files": N, "created_at_ms": N,
  *                                         "creation_time_ms": N, "store": S, "trigger": S}
- *                                        201 recorded; 409 refused (db_fleet.h F3)
+ *                                        201 recorded; 409 refused (db_fleet.h FLEET-F3)
  *   GET  /api/instances/{id}/snapshots   newest first (?limit=N)
  */
 #ifndef DUMONT_API_ROUTES_SNAPSHOTS_H

@@ -1,4 +1,4 @@
-/* Credential endpoints (see routes_tokens.h for RT1). */
+/* Credential endpoints (see routes_tokens.h for API-RT1). */
 #include "api/routes_tokens.h"
 
 #include "api/render.h"
@@ -22,7 +22,7 @@ int api_h_token_create(const api_ctx *ctx, const api_request *req, api_response 
 {
     static const char *const allowed[] = {"role", "name", "instance_id", NULL};
     json_t *o;
-    if (!ctx->secrets_ok) /* server.h S4: the answer carries the secret */
+    if (!ctx->secrets_ok) /* server.h API-S4: the answer carries the secret */
         return api_error(resp, 403, "tls_required",
                          "new tokens are handed out only over TLS, or by a server listening on "
                          "a loopback address; start the server with --tls-cert and --tls-key");
@@ -61,7 +61,7 @@ int api_h_token_create(const api_ctx *ctx, const api_request *req, api_response 
              req->cred ? req->cred->name : "-");
     json_t *b = render_token(&t);
     if (b)
-        json_object_set_new(b, "token", json_string(secret)); /* RT1: once */
+        json_object_set_new(b, "token", json_string(secret)); /* API-RT1: once */
     explicit_bzero(secret, sizeof secret);
     return api_json(resp, 201, b);
 }

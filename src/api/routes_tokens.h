@@ -9,7 +9,7 @@
  *                               last_used_at; never the secret
  *   DELETE /api/tokens/{name}   revoke -> 200 {"revoked": name}
  *
- * RT1: the secret is in the create answer only; it is never logged. */
+ * API-RT1: the secret is in the create answer only; it is never logged. */
 #ifndef DUMONT_API_ROUTES_TOKENS_H
 #define DUMONT_API_ROUTES_TOKENS_H
 

@@ -1,4 +1,4 @@
-/* libmicrohttpd glue (see server.h for S1-S3).
+/* libmicrohttpd glue (see server.h for API-S1 to API-S3).
  *
  * MHD calls the access handler several times per request: once with the
  * headers (we authenticate and check Content-Length there), then once per
@@ -35,9 +35,9 @@ struct api_server {
     char token[SECRET_TOKEN_MAX];
     int port;
     api_dashboard *dash;      /* static files, sessions, /api/events (dashboard.h) */
-    char *tls_cert, *tls_key; /* S4: PEM bytes, kept while MHD runs; the key wiped at stop */
+    char *tls_cert, *tls_key; /* API-S4: PEM bytes, kept while MHD runs; the key wiped at stop */
     size_t tls_key_len;
-    conn_guard *guard; /* S5: the request-head deadline (conn_guard.h) */
+    conn_guard *guard; /* API-S5: the request-head deadline (conn_guard.h) */
 };
 
 typedef struct {
@@ -45,8 +45,8 @@ typedef struct {
     char raw[API_PATH_MAX + 1]; /* the path as received, before MHD decoded it */
     size_t uri_len;             /* strlen of the whole URI MHD saw (query included) */
     int raw_bad;                /* over the cap, or not a path at all */
-    const api_route_def *route; /* the gate's match (G1-G3) */
-    api_cred cred;              /* who calls (G4) */
+    const api_route_def *route; /* the gate's match (GATE-G1 to GATE-G3) */
+    api_cred cred;              /* who calls (GATE-G4) */
     char *body;
     size_t len;
     int too_big;
@@ -88,7 +88,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
     return ok;
 }
 
-/* H1: the text of a text response, else the JSON body. */
+/* API-H1: the text of a text response, else the JSON body. */
 static enum MHD_Result send_resp(struct MHD_Connection *conn, api_response *resp)
 {
     enum MHD_Result ok;
@@ -136,8 +136,8 @@ static int resolve_token(void *cls, const char *token, api_cred *ret)
     return 1;
 }
 
-/* S1: who calls: the bearer token's credential, else the session cookie's
- * (D2, D5), else nobody (role NONE). */
+/* API-S1: who calls: the bearer token's credential, else the session cookie's
+ * (API-D2, API-D5), else nobody (role NONE). */
 static void request_cred(api_server *s, struct MHD_Connection *conn, const char *method,
                          api_cred *ret)
 {
@@ -153,7 +153,7 @@ static void request_cred(api_server *s, struct MHD_Connection *conn, const char 
 }
 
 /* Called by MHD with the URI as the client sent it, before decoding: keeps
- * its path for the gate (G1). Its result becomes *req_cls. */
+ * its path for the gate (GATE-G1). Its result becomes *req_cls. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
@@ -170,7 +170,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return st;
 }
 
-/* G1: 1 when the URI held no NUL byte. libmicrohttpd hands the request
+/* GATE-G1: 1 when the URI held no NUL byte. libmicrohttpd hands the request
  * line's URI on as a C string, so "/api/x/1\0junk" reads as "/api/x/1"; but
  * it cuts the line in place, and the version string starts one byte after
  * the URI's true end: url and version point into that one line. */
@@ -193,7 +193,7 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* S6: a body's length is stated once, one way (RFC 9112 6.3): two
+/* API-S6: a body's length is stated once, one way (RFC 9112 6.3): two
  * Content-Length headers, or Content-Length with Transfer-Encoding, could be
  * read otherwise by a proxy in front (request smuggling). */
 static int framing_ambiguous(struct MHD_Connection *conn)
@@ -207,7 +207,7 @@ static int early_checks(api_server *s, struct MHD_Connection *conn, const char *
                         const char *method, const char *version, req_state *st,
                         enum MHD_Result *ret)
 {
-    if (framing_ambiguous(conn)) { /* S6: before anything reads the body or routes */
+    if (framing_ambiguous(conn)) { /* API-S6: before anything reads the body or routes */
         *ret = send_error(conn, 400, "bad_request",
                           "the body's length is given twice or two ways (Content-Length and "
                           "Transfer-Encoding)");
@@ -216,14 +216,14 @@ static int early_checks(api_server *s, struct MHD_Connection *conn, const char *
     char buf[API_PATH_MAX];
     api_request req = {.method = method, .query = query_lookup, .conn = conn};
     api_response resp = {.status = 500};
-    /* G1: the decoded url must be the raw path itself (nothing was decoded),
+    /* GATE-G1: the decoded url must be the raw path itself (nothing was decoded),
      * and the raw URI must be the whole URI (no NUL byte in it) */
     int whole = !st->raw_bad && strcmp(url, st->raw) == 0 && uri_whole(st, url, version);
     const char *path = whole ? st->raw : "";
     st->route = gate_route(method, path, buf, sizeof buf, &req, &resp);
     if (st->route) {
         request_cred(s, conn, method, &st->cred);
-        if (gate_allow(st->route, &req, &st->cred, 0, &resp) == 0) /* G4, before the body */
+        if (gate_allow(st->route, &req, &st->cred, 0, &resp) == 0) /* GATE-G4, before the body */
             resp.status = 0;
     }
     if (resp.status) {
@@ -254,7 +254,7 @@ static enum MHD_Result dispatch(api_server *s, struct MHD_Connection *conn, cons
     const api_route_def *r = gate_route(method, st->raw, pathbuf, sizeof pathbuf, &req, &resp);
     req.body = st->body;
     req.body_len = st->len;
-    if (r != st->route || gate_allow(r, &req, &st->cred, 1, &resp) != 0) /* G4 with the body */
+    if (r != st->route || gate_allow(r, &req, &st->cred, 1, &resp) != 0) /* GATE-G4 with the body */
         return send_resp(conn, &resp);
     int dash_ret;
     if (r->kind != API_KIND_HANDLER &&
@@ -262,7 +262,7 @@ static enum MHD_Result dispatch(api_server *s, struct MHD_Connection *conn, cons
         return (enum MHD_Result)dash_ret;
     if (r->fn) {
         r->fn(&s->ctx, &req, &resp);
-        if (!resp.body) /* A2 */
+        if (!resp.body) /* API-A2 */
             api_error(&resp, 500, "internal", "out of memory");
     } else {
         api_error(&resp, 404, "not_found", "no such endpoint: %.200s", st->raw);
@@ -304,7 +304,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             st->len += n;
             st->body[st->len] = '\0';
         } else {
-            st->too_big = 1; /* S2: keep draining, never buffer past the cap */
+            st->too_big = 1; /* API-S2: keep draining, never buffer past the cap */
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -348,7 +348,7 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, int *
     return 0;
 }
 
-/* S4: reads a PEM file (at most TLS_PEM_MAX bytes) into *ret (malloc'd). */
+/* API-S4: reads a PEM file (at most TLS_PEM_MAX bytes) into *ret (malloc'd). */
 #define TLS_PEM_MAX (256 * 1024)
 static int load_pem(const char *path, const char *what, char **ret, size_t *ret_len, char *err,
                     size_t errlen)
@@ -370,7 +370,7 @@ static int load_pem(const char *path, const char *what, char **ret, size_t *ret_
     return 0;
 }
 
-/* S4: 1 when host (of HOST:PORT) is a loopback address. */
+/* API-S4: 1 when host (of HOST:PORT) is a loopback address. */
 static int loopback_listen(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
@@ -417,10 +417,10 @@ static int bound_port(struct MHD_Daemon *d)
     return info ? (int)info->port : -1;
 }
 
-/* ---- connection-level setup: S3, S5 ------------------------------------- */
+/* ---- connection-level setup: S3, API-S5 ------------------------------------- */
 
 /* The access handler as MHD sees it: the first call of a request means its
- * head is complete (conn_guard.h G3), then the request path proper. */
+ * head is complete (conn_guard.h GATE-G3), then the request path proper. */
 static enum MHD_Result on_request_guarded(void *cls, struct MHD_Connection *conn, const char *url,
                                           const char *method, const char *version,
                                           const char *upload_data, size_t *upload_data_size,
@@ -429,7 +429,7 @@ static enum MHD_Result on_request_guarded(void *cls, struct MHD_Connection *conn
     const req_state *st = *req_cls; /* made by on_uri, before the first call */
     if (!st || !st->started)
         conn_guard_head_done(conn);
-    else if (*upload_data_size == 0) /* the last call: the body is all there (G5) */
+    else if (*upload_data_size == 0) /* the last call: the body is all there (CG-G5) */
         conn_guard_body_done(conn);
     return on_request(cls, conn, url, method, version, upload_data, upload_data_size, req_cls);
 }
@@ -471,7 +471,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
         free(s);
         return rc;
     }
-    s->ctx.secrets_ok = s->tls_cert != NULL || loopback_listen(&ss); /* S4 */
+    s->ctx.secrets_ok = s->tls_cert != NULL || loopback_listen(&ss); /* API-S4 */
     char q[300];
     if (!s->ctx.secrets_ok)
         log_warn("server.plaintext",
@@ -494,7 +494,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                      MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0) |
                      (s->tls_cert ? MHD_USE_TLS : 0);
-    /* S4: the PEM options are passed only with TLS (MHD_OPTION_END ends the list early). */
+    /* API-S4: the PEM options are passed only with TLS (MHD_OPTION_END ends the list early). */
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request_guarded, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),

@@ -1,4 +1,4 @@
-/* Dashboard session store (see session.h for SE1-SE4).
+/* Dashboard session store (see session.h for API-SE1 to API-SE4).
  *
  * A fixed array of slots; a slot is free when its id is empty. Lookups scan
  * every slot (the cap is small) so the work done does not depend on where,
@@ -17,7 +17,7 @@
 typedef struct {
     char id[SESSION_ID_LEN + 1]; /* "" when free */
     int64_t expires_ms;
-    api_cred cred; /* SE5 */
+    api_cred cred; /* API-SE5 */
 } session_slot;
 
 struct session_store {
@@ -51,7 +51,7 @@ void session_store_free(session_store *s)
 }
 
 /* The slot a new session goes to: a free or expired one, else the one that
- * expires first (SE2). Called with the lock held. */
+ * expires first (API-SE2). Called with the lock held. */
 static session_slot *pick_slot(session_store *s, int64_t now_ms)
 {
     session_slot *victim = &s->slots[0];
@@ -76,7 +76,7 @@ int session_create_cred(session_store *s, int64_t now_ms, const api_cred *cred, 
     char id[SESSION_ID_LEN + 1];
     if (idlen < sizeof id)
         return DM_E_TOO_BIG;
-    int rc = secret_random_hex(id, sizeof id, SESSION_ID_LEN / 2); /* SE1 */
+    int rc = secret_random_hex(id, sizeof id, SESSION_ID_LEN / 2); /* API-SE1 */
     if (rc)
         return rc;
     pthread_mutex_lock(&s->lock);
@@ -115,7 +115,7 @@ int session_cred(session_store *s, const char *id, int64_t now_ms, api_cred *ret
     int found = 0;
     api_cred c = {0};
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < s->cap; i++) { /* SE3: no early exit */
+    for (size_t i = 0; i < s->cap; i++) { /* API-SE3: no early exit */
         const session_slot *x = &s->slots[i];
         int live = x->id[0] != '\0' && x->expires_ms > now_ms;
         int hit = live & secret_equal(id, x->id[0] ? x->id : "");

@@ -1,4 +1,4 @@
-/* Serves the embedded dashboard (see static.h for ST1-ST3).
+/* Serves the embedded dashboard (see static.h for API-ST1 to API-ST3).
  *
  * The bytes live in read-only memory for the life of the program, so each
  * response points at them (MHD_RESPMEM_PERSISTENT) instead of copying. */
@@ -17,7 +17,7 @@ const api_asset *static_find(const char *path)
 
 static void security_headers(struct MHD_Response *r)
 {
-    MHD_add_response_header(r, "Content-Security-Policy", STATIC_CSP); /* ST2 */
+    MHD_add_response_header(r, "Content-Security-Policy", STATIC_CSP); /* API-ST2 */
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");

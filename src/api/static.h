@@ -1,11 +1,11 @@
 /* The dashboard's files, embedded in the program (web/ -> cmake/embed.cmake).
  *
- * ST1: only files in the generated table are served, looked up by exact
+ * API-ST1: only files in the generated table are served, looked up by exact
  *      path: no file system access, so no path traversal is possible.
- * ST2: every answer carries Content-Security-Policy (default-src 'self', no
+ * API-ST2: every answer carries Content-Security-Policy (default-src 'self', no
  *      inline script or style, no framing) and X-Content-Type-Options:
  *      nosniff, with the Content-Type of the file's extension.
- * ST3: static files need no authentication; they hold no data. */
+ * API-ST3: static files need no authentication; they hold no data. */
 #ifndef DUMONT_API_STATIC_H
 #define DUMONT_API_STATIC_H
 
@@ -27,7 +27,7 @@ extern const size_t api_assets_count;
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                 \
     "frame-ancestors 'none'"
 
-/* The asset at path (ST1), or NULL. A query string is not part of path. */
+/* The asset at path (API-ST1), or NULL. A query string is not part of path. */
 const api_asset *static_find(const char *path);
 
 struct MHD_Connection;

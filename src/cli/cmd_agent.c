@@ -1,12 +1,12 @@
 /* `dumont agent`: parses flags, installs the SIGTERM/SIGINT handler, and
  * runs the library's agent loop (src/agent/agent.h) until a signal.
  *
- * G1: the API token comes from --token-file, $DUMONT_TOKEN or
+ * CLI-G1: the API token comes from --token-file, $DUMONT_TOKEN or
  *     $DUMONT_HOME/token; `--token T` works too (the issue's form) but its
  *     copy in argv is overwritten at once, so `ps` shows "x"s, not the token.
- * G2: exit 0 after a clean stop (leaving sent), 1 when the agent cannot run,
+ * CLI-G2: exit 0 after a clean stop (leaving sent), 1 when the agent cannot run,
  *     2 on a usage error.
- * G3: the environment is read here, not in the library: DUMONT_WORKSPACE
+ * CLI-G3: the environment is read here, not in the library: DUMONT_WORKSPACE
  *     (default --workspace; exported to the workload, set to the resolved
  *     path), DUMONT_STORE (through the config), OLLAMA_HOST (the address an
  *     ollama: probe without @URL uses). */
@@ -222,7 +222,7 @@ static int parse_flags(agent_args *a, int argc, char **argv)
             a->o.server_url = optarg;
         else if (c == 't') {
             snprintf(a->token, sizeof a->token, "%s", optarg);
-            memset(optarg, 'x', strlen(optarg)); /* G1 */
+            memset(optarg, 'x', strlen(optarg)); /* CLI-G1 */
         } else if (c == O_TOKEN_FILE)
             a->token_file = optarg;
         else if (c == 'w')
@@ -274,7 +274,7 @@ static int load_token(agent_args *a, dm_config *cfg)
     return rc ? 1 : 0;
 }
 
-/* G3: the workspace (resolved) and the environment's defaults. 0 or 1. */
+/* CLI-G3: the workspace (resolved) and the environment's defaults. 0 or 1. */
 static int resolve_env(agent_args *a, dm_config *cfg)
 {
     const char *ws = a->workspace ? a->workspace : getenv("DUMONT_WORKSPACE");
@@ -317,7 +317,7 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
         explicit_bzero(envtok, strlen(envtok));
     unsetenv("DUMONT_TOKEN");
     a.o.token = a.token;
-    a.o.workload_user = getenv("DUMONT_WORKLOAD_USER"); /* G3 */
+    a.o.workload_user = getenv("DUMONT_WORKLOAD_USER"); /* CLI-G3 */
     a.o.workload_env = getenv("DUMONT_WORKLOAD_ENV");
     a.o.stop = &stop_flag;
     a.o.go = &go_flag;
@@ -326,7 +326,7 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL); /* --hold's start signal (A8) */
+    sigaction(SIGUSR1, &sa, NULL); /* --hold's start signal (AG-A8) */
     signal(SIGPIPE, SIG_IGN);
     char err[1024] = "";
     rc = agent_run(&a.o, err, sizeof err);

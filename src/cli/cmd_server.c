@@ -311,7 +311,7 @@ static int lock_db(dm_db *db, const char *shown, db_ctl_lock **ret)
     return rc;
 }
 
-/* PD3 of provider.c: every instance gets an agent credential of its own. */
+/* PROV-PD3 of provider.c: every instance gets an agent credential of its own. */
 static int mint_agent(void *cls, int64_t id, char *buf, size_t cap, char *err, size_t errlen)
 {
     char name[DB_TOKEN_NAME_MAX], q[DB_TOKEN_NAME_MAX + 8];
@@ -371,7 +371,7 @@ static int open_alerts(const dm_config *cfg, dm_db *db, al_service **ret, char *
 }
 
 /* Opens the provider (--provider, $DUMONT_PROVIDER, else local) and gives
- * the orchestrator what real failovers need (orchestrator.h O5). Agents of
+ * the orchestrator what real failovers need (orchestrator.h ORCH-O5). Agents of
  * local instances reach the API on the loopback at the port served. */
 static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_server *hb, int port,
                            int tls, dm_provider **ret, char *err, size_t errlen)
@@ -435,7 +435,7 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
         fprintf(stderr, "dumont server: %s\n", dm_strerror(rc));
         goto out;
     }
-    if ((rc = fo_orch_set_store(orch, cfg->store, err, sizeof err)) != 0) { /* O10 */
+    if ((rc = fo_orch_set_store(orch, cfg->store, err, sizeof err)) != 0) { /* ORCH-O10 */
         fprintf(stderr, "dumont server: DUMONT_STORE: %s\n", err);
         goto out;
     }

@@ -26,7 +26,7 @@
  *     "<database>.lock" beside it (util/lockfile.h). Readers need no lock.
  * DB-D6: db_fence() is for a controller that lost its lock: from then on
  *     every statement of that handle fails as a storage fault (DM_E_DB),
- *     so nothing it still runs writes a decision, and runners pause (O12 of
+ *     so nothing it still runs writes a decision, and runners pause (ORCH-O12 of
  *     failover/orchestrator.h) instead of taking their next action.
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
 #ifndef DUMONT_DB_DB_H

@@ -64,7 +64,7 @@ int db_snapshot_get(dm_db *db, const char *snapshot_id, dm_snapshot *ret, char *
 int db_snapshot_latest_workload(dm_db *db, const char *workload_id, dm_snapshot *ret, char *err,
                                 size_t errlen); /* FLEET-F4; DM_E_NOT_FOUND */
 /* FLEET-F4 within one store: the newest snapshot of the workload recorded in
- * store_url (the server's configured store, orchestrator.h O10). */
+ * store_url (the server's configured store, orchestrator.h ORCH-O10). */
 int db_snapshot_latest_in_store(dm_db *db, const char *workload_id, const char *store_url,
                                 dm_snapshot *ret, char *err, size_t errlen); /* DM_E_NOT_FOUND */
 int db_snapshot_latest_instance(dm_db *db, int64_t instance_id, dm_snapshot *ret, char *err,

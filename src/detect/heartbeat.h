@@ -90,7 +90,7 @@ typedef enum {
     HB_REPLAY,
     HB_STALE,
     HB_RATE,
-    HB_DUPLICATE,       /* the second copy of a beat already taken (agent.h A7): not an attack */
+    HB_DUPLICATE,       /* the second copy of a beat already taken (agent.h AG-A7): not an attack */
     HB_UNVERIFIED_RATE, /* refused before its MAC was checked (listener.h HB-L8) */
     HB_REASON_COUNT
 } hb_reason;

@@ -1,4 +1,4 @@
-/* Heartbeat listener, detectors and the change queue (see listener.h, L1-L10).
+/* Heartbeat listener, detectors and the change queue (see listener.h, HB-L1 to HB-L10).
  *
  * The instance table is an open-addressing hash of entry pointers (ids are
  * never removed, so no tombstones) plus an array of the same pointers for
@@ -6,13 +6,13 @@
  * thousands of agents cost a few system calls per tick.
  *
  * A batch is handled in two passes. The first runs without the table lock
- * and does what a datagram costs before its MAC is known to be good (L8):
+ * and does what a datagram costs before its MAC is known to be good (HB-L8):
  * parse the fixed header, find the entry by id (slot pointers are published
  * with release stores and never change once set), check the source's token
  * bucket, verify the MAC with the receive thread's own copy of the key
  * (refreshed under the lock only when a registration changed it). The
  * second takes the lock once for the whole batch and applies the verified
- * beats: replay window, rate, detector (L10). */
+ * beats: replay window, rate, detector (HB-L10). */
 #define _GNU_SOURCE /* recvmmsg */
 #include "detect/listener.h"
 
@@ -46,7 +46,7 @@ typedef struct {
     int64_t at_ms;
 } bucket;
 
-/* The receive thread's own view of an entry (L8, L10): no other thread
+/* The receive thread's own view of an entry (HB-L8, HB-L10): no other thread
  * reads or writes it, so it needs no lock. */
 typedef struct {
     uint32_t gen;            /* the key_gen key was copied at; 0: none */
@@ -54,7 +54,7 @@ typedef struct {
     struct sockaddr_storage src;
     socklen_t srclen;      /* the source of the last beat taken; 0: none yet */
     bucket known, other;   /* unverified datagrams from that source / others */
-    int64_t refused_at_ms; /* last datagram refused unverified; -1 never (L9) */
+    int64_t refused_at_ms; /* last datagram refused unverified; -1 never (HB-L9) */
 } rx_gate;
 
 typedef struct {
@@ -70,7 +70,7 @@ typedef struct {
     hb_probe probe;
     uint32_t restarts;
     int preempting;
-    int lossy; /* L9: its intake was lossy at the last check */
+    int lossy; /* HB-L9: its intake was lossy at the last check */
     rx_gate gate;
 } entry;
 
@@ -85,24 +85,24 @@ typedef struct {
 
 struct hbl_server {
     int fd, port;
-    dm_instance_persist persist; /* L2 */
+    dm_instance_persist persist; /* HB-L2 */
     det_params params;
     char secret[SECRET_TOKEN_MAX];
     pthread_t rx, wr;
     int rx_started, wr_started;
     atomic_bool stop; /* raised by hbl_stop, read by both threads */
-    /* The receive thread's own (L9): */
+    /* The receive thread's own (HB-L9): */
     uint32_t rx_drops;              /* the kernel's drop counter last seen */
     uint64_t rx_tick_recv;          /* datagrams read since the last tick */
     uint64_t rx_tick_drops;         /* datagrams the kernel dropped since then */
-    double rx_ew_recv, rx_ew_drops; /* their moving sums (L9) */
+    double rx_ew_recv, rx_ew_drops; /* their moving sums (HB-L9) */
     int64_t rx_drained_at;          /* when a read last found the socket empty */
     int64_t rx_lossy_until;         /* intake lossy for every instance until then */
-    bucket rx_unverified;           /* L8: unverified datagrams from unknown sources */
+    bucket rx_unverified;           /* HB-L8: unverified datagrams from unknown sources */
 
     pthread_mutex_t reglock; /* registrations, one at a time: db then table */
     pthread_mutex_t lock;    /* the table, the entries, the stats */
-    _Atomic(entry *) slot[SLOTS]; /* L10: release stores, lock held; read without it */
+    _Atomic(entry *) slot[SLOTS]; /* HB-L10: release stores, lock held; read without it */
     entry *ents[HBL_MAX_INSTANCES];
     int n;
     hbl_stats st;
@@ -116,7 +116,7 @@ struct hbl_server {
         void *ctx;
     } subs[HBL_SUBSCRIBERS_MAX];
     int nsubs;
-    int rec_failing;      /* L12: a record is being retried */
+    int rec_failing;      /* HB-L12: a record is being retried */
     char rec_reason[256]; /* why, while rec_failing */
     int64_t rec_since_ms; /* since when (wall clock) */
 };
@@ -129,7 +129,7 @@ static size_t hash_id(int64_t id)
     return (size_t)(x >> 50) & (SLOTS - 1);
 }
 
-/* With or without the lock (L10): a slot, once set, never changes. */
+/* With or without the lock (HB-L10): a slot, once set, never changes. */
 static entry *find(hbl_server *s, int64_t id)
 {
     for (size_t i = hash_id(id);; i = (i + 1) & (SLOTS - 1)) {
@@ -139,7 +139,7 @@ static entry *find(hbl_server *s, int64_t id)
     }
 }
 
-/* The entry for id, made when missing; NULL past the cap (L4) or no memory. */
+/* The entry for id, made when missing; NULL past the cap (HB-L4) or no memory. */
 static entry *find_or_add(hbl_server *s, int64_t id)
 {
     size_t i = hash_id(id);
@@ -153,7 +153,7 @@ static entry *find_or_add(hbl_server *s, int64_t id)
     if (!e)
         return NULL;
     e->id = id;
-    atomic_store_explicit(&s->slot[i], e, memory_order_release); /* L10: published whole */
+    atomic_store_explicit(&s->slot[i], e, memory_order_release); /* HB-L10: published whole */
     s->ents[s->n++] = e;
     s->st.instances = s->n;
     return e;
@@ -189,7 +189,7 @@ static void enqueue(hbl_server *s, const qev *ev)
         pthread_cond_signal(&s->qcond);
     }
     pthread_mutex_unlock(&s->qlock);
-    if (lost) { /* L3 */
+    if (lost) { /* HB-L3 */
         s->st.events_lost++;
         log_warn("instance.event_lost", "instance=%lld what=%s to=%s", (long long)ev->id, ev->what,
                  ev->to);
@@ -246,7 +246,7 @@ static void queue_intake(hbl_server *s, const entry *e, int held, int64_t now_ms
     enqueue(s, &ev);
 }
 
-/* ---- before the MAC is verified (no lock: L8, L10) ----------------------- */
+/* ---- before the MAC is verified (no lock: HB-L8, HB-L10) ----------------------- */
 
 static int bucket_take(bucket *b, double rate, double burst, int64_t now_ms)
 {
@@ -273,7 +273,7 @@ static int same_source(const rx_gate *g, const struct sockaddr_storage *a, sockl
 }
 
 /* A registration changed e's key: the receive thread takes a copy, under the
- * lock (rare: once per registration), and forgets e's source (L10). */
+ * lock (rare: once per registration), and forgets e's source (HB-L10). */
 static void gate_refresh(hbl_server *s, entry *e, int64_t now_ms)
 {
     rx_gate *g = &e->gate;
@@ -287,7 +287,7 @@ static void gate_refresh(hbl_server *s, entry *e, int64_t now_ms)
     g->refused_at_ms = -1;
 }
 
-/* L8: what a datagram costs before it is trusted: a parse of the fixed
+/* HB-L8: what a datagram costs before it is trusted: a parse of the fixed
  * header, a lookup, a token bucket, and (within the bucket only) one MAC. */
 static hb_reason gate_one(hbl_server *s, const uint8_t *buf, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen, int64_t now_ms,
@@ -309,7 +309,7 @@ static hb_reason gate_one(hbl_server *s, const uint8_t *buf, size_t len,
                        bucket_take(&s->rx_unverified, HBL_UNVERIFIED_PER_S, HBL_UNVERIFIED_PER_S,
                                    now_ms);
     if (!ok) {
-        g->refused_at_ms = now_ms; /* L9: that may have been its beat */
+        g->refused_at_ms = now_ms; /* HB-L9: that may have been its beat */
         return HB_UNVERIFIED_RATE;
     }
     if ((r = hb_verify(buf, g->key)) != HB_OK)
@@ -320,9 +320,9 @@ static hb_reason gate_one(hbl_server *s, const uint8_t *buf, size_t len,
 
 /* ---- verified beats (lock held) ------------------------------------------ */
 
-/* L7: a signed packet whose sequence number is among the two newest taken,
+/* HB-L7: a signed packet whose sequence number is among the two newest taken,
  * arriving within HBL_COPY_MS of the last one taken, is the agent's second
- * copy (agent.h A7): dropped like a replay, but counted apart, and it is
+ * copy (agent.h AG-A7): dropped like a replay, but counted apart, and it is
  * neither a new interval for the detector nor a sign of attack. */
 static int is_copy(const entry *e, uint64_t seq, int64_t wall_ms)
 {
@@ -330,7 +330,7 @@ static int is_copy(const entry *e, uint64_t seq, int64_t wall_ms)
            wall_ms - e->last_wall_ms < HBL_COPY_MS;
 }
 
-/* A datagram whose MAC is good: window, rate, detector (L1). */
+/* A datagram whose MAC is good: window, rate, detector (HB-L1). */
 static hb_reason accept_verified(hbl_server *s, entry *e, const hb_packet *p, int64_t now_ms)
 {
     hb_reason r;
@@ -353,14 +353,14 @@ static hb_reason accept_verified(hbl_server *s, entry *e, const hb_packet *p, in
     det_change c;
     if (det_heartbeat(&e->det, &s->params, now_ms, p->type == HB_T_LEAVING, e->preempting, &c))
         queue_change(s, e, &c);
-    if (held) /* L9: the beat came after all */
+    if (held) /* HB-L9: the beat came after all */
         queue_intake(s, e, 0, now_ms);
     if (was != e->workload)
         queue_workload(s, e, was);
     return HB_OK;
 }
 
-/* L9: the kernel's count of datagrams it dropped for want of buffer space
+/* HB-L9: the kernel's count of datagrams it dropped for want of buffer space
  * (SO_RXQ_OVFL), as of msg; 1 when it grew since the last one seen. */
 static int kernel_dropped(hbl_server *s, struct msghdr *m, uint64_t *ret_delta)
 {
@@ -402,18 +402,18 @@ static int receive_batch(hbl_server *s)
     int got = recvmmsg(s->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
     int64_t now = clock_mono_ms();
     if (got < BATCH)
-        s->rx_drained_at = now; /* L9: nothing left waiting */
+        s->rx_drained_at = now; /* HB-L9: nothing left waiting */
     if (got <= 0)
         return 0;
     uint64_t drops = 0;
-    for (int i = 0; i < got; i++) { /* L8: no lock */
+    for (int i = 0; i < got; i++) { /* HB-L8: no lock */
         struct msghdr *m = &msgs[i].msg_hdr;
         kernel_dropped(s, m, &drops);
         size_t len = (m->msg_flags & MSG_TRUNC) ? HB_PACKET_LEN + 1 : msgs[i].msg_len;
         ok[i] = NULL;
         why[i] = gate_one(s, bufs[i], len, &from[i], m->msg_namelen, now, &pk[i], &ok[i]);
     }
-    pthread_mutex_lock(&s->lock); /* L10: once per batch, for verified beats only */
+    pthread_mutex_lock(&s->lock); /* HB-L10: once per batch, for verified beats only */
     for (int i = 0; i < got; i++) {
         if (ok[i] && (why[i] = accept_verified(s, ok[i], &pk[i], now)) == HB_OK) {
             rx_gate *g = &ok[i]->gate; /* the source a good beat came from */
@@ -439,7 +439,7 @@ static int entry_lossy(const hbl_server *s, const entry *e, int64_t now_ms)
            (e->gate.refused_at_ms >= 0 && now_ms - e->gate.refused_at_ms < HBL_LOSSY_WINDOW_MS);
 }
 
-/* L9, for every instance: the kernel dropped more than HBL_LOSSY_DROP_PCT of
+/* HB-L9, for every instance: the kernel dropped more than HBL_LOSSY_DROP_PCT of
  * the datagrams of about the last HBL_LOSSY_WINDOW_MS (moving sums decayed
  * per tick), or the socket has not been found empty for HBL_LAG_MS. Returns
  * 1 when the tick was lagging. */
@@ -469,7 +469,7 @@ static void check_all(hbl_server *s, int64_t now_ms)
         e->lossy = entry_lossy(s, e, now_ms);
         if (det_check_lossy(&e->det, &s->params, now_ms, e->lossy, &c))
             queue_change(s, e, &c);
-        else if (!held && e->det.held) /* L9: said once per hold */
+        else if (!held && e->det.held) /* HB-L9: said once per hold */
             queue_intake(s, e, 1, now_ms);
     }
     pthread_mutex_unlock(&s->lock);
@@ -490,7 +490,7 @@ static void *rx_main(void *arg)
                 if (receive_batch(s) < BATCH)
                     break;
         } else {
-            s->rx_drained_at = clock_mono_ms(); /* L9: poll found nothing */
+            s->rx_drained_at = clock_mono_ms(); /* HB-L9: poll found nothing */
         }
         now = clock_mono_ms();
         if (now >= next_tick) {
@@ -507,7 +507,7 @@ static void *rx_main(void *arg)
 #define RETRY_MAX_MS   2000
 #define RETRY_LOG_MS   10000 /* a record that keeps failing is said again this often */
 
-/* L12: the writer thread's view of a record that failed, read by
+/* HB-L12: the writer thread's view of a record that failed, read by
  * hbl_storage_degraded() under qlock. */
 static void set_failing(hbl_server *s, const char *err)
 {
@@ -521,10 +521,10 @@ static void set_failing(hbl_server *s, const char *err)
     pthread_mutex_unlock(&s->qlock);
 }
 
-/* L2, L12: q is recorded, retried with backoff while the record fails
+/* HB-L2, HB-L12: q is recorded, retried with backoff while the record fails
  * (nothing behind it in the queue goes first), then published. Only a stop
  * abandons it (one attempt each while stopping): the restarted listener
- * loads the last state stored and judges it again from the start (L5). */
+ * loads the last state stored and judges it again from the start (HB-L5). */
 static void persist_and_publish(hbl_server *s, const qev *q)
 {
     dm_instance_event ev = {.instance_id = q->id,
@@ -549,7 +549,7 @@ static void persist_and_publish(hbl_server *s, const qev *q)
         if (attempts == 1)
             set_failing(s, err);
         int64_t now = clock_mono_ms();
-        if (now >= next_log_ms) { /* L12: bounded noise */
+        if (now >= next_log_ms) { /* HB-L12: bounded noise */
             log_error("instance.record_failed",
                       "instance=%lld what=%s from=%s to=%s attempts=%d retry_in_ms=%lld error=%s",
                       (long long)q->id, q->what, q->from, q->to, attempts, (long long)wait_ms,
@@ -567,7 +567,7 @@ static void persist_and_publish(hbl_server *s, const qev *q)
                   "instance=%lld what=%s from=%s to=%s attempts=%d reason=stopping error=%s",
                   (long long)q->id, q->what, q->from, q->to, attempts,
                   log_quote(qe, sizeof qe, err));
-        return; /* L2: not published */
+        return; /* HB-L2: not published */
     }
     if (attempts > 1)
         log_info("instance.record_landed", "instance=%lld what=%s to=%s attempts=%d",
@@ -639,7 +639,7 @@ static int bind_udp(hbl_server *s, const char *listen, char *err, size_t errlen)
     if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
         rcvbuf = 4 << 20; /* without CAP_NET_ADMIN: what net.core.rmem_max allows */
     if (fd < 0 || (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf),
-                   setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one), /* L9 */
+                   setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one), /* HB-L9 */
                    bind(fd, res->ai_addr, res->ai_addrlen)) != 0) {
         rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot listen for heartbeats on %.200s: %s",
                      listen, strerror(errno));
@@ -659,7 +659,7 @@ out:
     return rc;
 }
 
-/* L5: the instances of the database, their keys re-derived. */
+/* HB-L5: the instances of the database, their keys re-derived. */
 static int load_instances(hbl_server *s, char *err, size_t errlen)
 {
     dm_instance *v = NULL;
@@ -680,7 +680,7 @@ static int load_instances(hbl_server *s, char *err, size_t errlen)
         det_state_parse(v[i].state, &st);
         if (st == DET_HEALTHY || st == DET_SUSPECT || st == DET_PREEMPTING)
             e->det.last_ms = now;                            /* judged from now on */
-        det_transition(&e->det, st, now, 0, "loaded", NULL); /* D1 of detector.h */
+        det_transition(&e->det, st, now, 0, "loaded", NULL); /* HB-D1 of detector.h */
         hb_workload_parse(v[i].workload, &e->workload);
     }
     free(v);
@@ -846,7 +846,7 @@ int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LE
                 was.state == DET_HEALTHY || was.state == DET_SUSPECT || was.state == DET_PREEMPTING;
             entry_reset(e, key, clock_mono_ms());
             if (live)
-                e->det = was; /* L11: still judged on its silence */
+                e->det = was; /* HB-L11: still judged on its silence */
         }
         pthread_mutex_unlock(&s->lock);
         if (!e)

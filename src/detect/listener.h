@@ -27,7 +27,7 @@
  * HB-L6: keys live in memory only, derived from the master secret (file mode
  *     0600) and the stored key id; the registration answer is the one place
  *     a key leaves the server.
- * HB-L7: the second copy of a heartbeat (agent.h A7: same sequence number,
+ * HB-L7: the second copy of a heartbeat (agent.h AG-A7: same sequence number,
  *     within HBL_COPY_MS of the last one taken) is counted `duplicate`, not
  *     `replay`, and changes nothing: the detector learns one interval per
  *     beat, from the copy that arrived first.

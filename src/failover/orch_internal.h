@@ -1,13 +1,13 @@
 /* What the runner core (orchestrator.c) and the kinds of failover share:
  * sim.c (simulated) and real.c / real_fleet.c (real). Not a public interface.
  *
- * The core owns what every kind needs: the runner slots (O3), the observer,
- * shutdown (O4), the configured store (O10, snapstore.c) and the
- * durable-state rule (O12: fo_orch_save, fo_orch_apply, FO_DURABLE). Each
+ * The core owns what every kind needs: the runner slots (ORCH-O3), the observer,
+ * shutdown (ORCH-O4), the configured store (ORCH-O10, snapstore.c) and the
+ * durable-state rule (ORCH-O12: fo_orch_save, fo_orch_apply, FO_DURABLE). Each
  * kind registers its own state and hooks (fo_kind_ops); the core never
  * looks inside a kind's state.
  *
- * K1: a kind is registered once (fo_orch_new for the simulated one,
+ * ORCH-K1: a kind is registered once (fo_orch_new for the simulated one,
  *     fo_orch_attach for the real one) and stays until fo_orch_free, which
  *     frees its state after every runner has stopped. The attach may run
  *     while the API already serves: registration and lookup take the core's
@@ -25,13 +25,13 @@
 
 /* One kind of failover: its state (st) and what the core calls. */
 typedef struct {
-    /* O2/O6: resumes one active failover of this kind found at start, or
+    /* ORCH-O2/O6: resumes one active failover of this kind found at start, or
      * fails; the core ends a failover that was not resumed as interrupted.
      * NULL: nothing of this kind can be resumed. */
     int (*resume)(fo_orch *o, void *st, const fo_failover *f, char *err, size_t errlen);
-    /* Called once by fo_orch_recover after the resumes (O13); may be NULL. */
+    /* Called once by fo_orch_recover after the resumes (ORCH-O13); may be NULL. */
     void (*recover)(fo_orch *o, void *st);
-    void (*free)(void *st); /* K1; may be NULL */
+    void (*free)(void *st); /* ORCH-K1; may be NULL */
 } fo_kind_ops;
 
 struct fo_orch {
@@ -43,26 +43,26 @@ struct fo_orch {
     int shut;
     fo_observer_fn observer; /* under `lock` */
     void *observer_arg;
-    char store_url[256]; /* O10: set once before serving (snapstore.c SC1); = FLEET_TEXT_MAX */
+    char store_url[256]; /* ORCH-O10: set once before serving (snapstore.c ORCH-SC1); = FLEET_TEXT_MAX */
     char store_display[PATH_MAX + 64]; /* its display form (store_url()) */
-    /* O12: writers whose write has not landed yet; under `lock` */
+    /* ORCH-O12: writers whose write has not landed yet; under `lock` */
     int storage_failing;
     char storage_reason[256];
     int64_t storage_since_ms;
     struct {
         const fo_kind_ops *ops;
         void *st;
-    } kinds[FO_KIND_COUNT]; /* K1 */
+    } kinds[FO_KIND_COUNT]; /* ORCH-K1 */
 };
 
-/* K1: registers kind k (DM_E_CONFLICT when it already is). */
+/* ORCH-K1: registers kind k (DM_E_CONFLICT when it already is). */
 int fo_orch_set_kind(fo_orch *o, fo_kind k, const fo_kind_ops *ops, void *st);
 /* The state of kind k; NULL while it is not registered. */
 void *fo_orch_kind(fo_orch *o, fo_kind k);
 /* sim.c: registers the simulated kind (fo_orch_new). */
 int fo_sim_register(fo_orch *o, double default_speed);
 
-/* O12: one writer's retries of one write. */
+/* ORCH-O12: one writer's retries of one write. */
 typedef struct {
     int64_t wait_ms;     /* the next pause */
     int64_t next_log_ms; /* monotonic: when to say again that it still fails */
@@ -82,7 +82,7 @@ static inline int fo_storage_fault(int rc)
 int fo_backoff_wait(fo_orch *o, fo_backoff *b, const char *what, const char *err);
 /* The write landed (or was given up): no longer counted as failing. */
 void fo_backoff_done(fo_orch *o, fo_backoff *b, const char *what);
-/* O12: evaluates call (an int expression that writes or reads the database,
+/* ORCH-O12: evaluates call (an int expression that writes or reads the database,
  * with its detail in err) again while it fails with a storage fault, until it
  * lands; DM_E_CANCELLED when the orchestrator stopped first. Any other
  * result is call's own. */
@@ -96,10 +96,10 @@ void fo_backoff_done(fo_orch *o, fo_backoff *b, const char *what);
         b_.cancelled ? DM_E_CANCELLED : rc_;                                                       \
     })
 
-/* O12: saves the record, retrying storage faults until it lands. */
+/* ORCH-O12: saves the record, retrying storage faults until it lands. */
 __attribute__((warn_unused_result)) int fo_orch_save(fo_orch *o, const fo_failover *f);
 
-/* Applies ev to a copy, persists it (O1, O12: retried until it lands) and
+/* Applies ev to a copy, persists it (ORCH-O1, ORCH-O12: retried until it lands) and
  * only then copies it into f and tells the observer; on any error (also
  * DM_E_CANCELLED) f is left as it was. */
 __attribute__((warn_unused_result)) int fo_orch_apply(fo_orch *o, fo_failover *f,

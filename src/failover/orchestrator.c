@@ -1,14 +1,14 @@
-/* The runner core of the orchestrator (orchestrator.h O1-O4, O12;
- * orch_internal.h K1).
+/* The runner core of the orchestrator (orchestrator.h ORCH-O1 to ORCH-O4, ORCH-O12;
+ * orch_internal.h ORCH-K1).
  *
  * Every failover runs on a detached thread of its own, started by its kind
- * (sim.c, real.c). The core counts those runners under a mutex (O3); shutdown
+ * (sim.c, real.c). The core counts those runners under a mutex (ORCH-O3); shutdown
  * raises `stopping` and waits on a condition variable until the count is
- * zero (O4). Runners sleep in 10 ms steps so they notice a stop quickly.
+ * zero (ORCH-O4). Runners sleep in 10 ms steps so they notice a stop quickly.
  * Every save of a record goes through fo_orch_save / fo_orch_apply, which
  * retry storage faults with backoff and keep the record in memory no newer
- * than the database (O12). fo_orch_recover hands each active failover to its
- * kind's resume hook, and ends those that none resumes (O2). */
+ * than the database (ORCH-O12). fo_orch_recover hands each active failover to its
+ * kind's resume hook, and ends those that none resumes (ORCH-O2). */
 #include "failover/orch_internal.h"
 
 #include "util/clock.h"
@@ -44,7 +44,7 @@ int fo_orch_set_kind(fo_orch *o, fo_kind k, const fo_kind_ops *ops, void *st)
     if ((unsigned)k >= FO_KIND_COUNT || !ops)
         return DM_E_INVALID;
     int rc = 0;
-    pthread_mutex_lock(&o->lock); /* K1: published whole */
+    pthread_mutex_lock(&o->lock); /* ORCH-K1: published whole */
     if (o->kinds[k].ops) {
         rc = DM_E_CONFLICT;
     } else {
@@ -83,7 +83,7 @@ void fo_orch_notify(fo_orch *o, const fo_failover *f)
     pthread_mutex_unlock(&o->lock);
 }
 
-/* ---- O12: durable-state faults ---- */
+/* ---- ORCH-O12: durable-state faults ---- */
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS   2000
@@ -151,7 +151,7 @@ int fo_orch_save(fo_orch *o, const fo_failover *f)
     return FO_DURABLE(o, what, err, db_failover_save(o->db, f, err, sizeof err));
 }
 
-/* Applies ev to a copy and keeps it only once saved (O1, O12). */
+/* Applies ev to a copy and keeps it only once saved (ORCH-O1, ORCH-O12). */
 int fo_orch_apply(fo_orch *o, fo_failover *f, const fo_event *ev)
 {
     fo_failover next = *f;
@@ -169,7 +169,7 @@ int fo_orch_apply(fo_orch *o, fo_failover *f, const fo_event *ev)
     return 0;
 }
 
-/* O6: 0 when f's kind resumed it. */
+/* ORCH-O6: 0 when f's kind resumed it. */
 static int resumed(fo_orch *o, const fo_failover *f)
 {
     const fo_kind_ops *ops = (unsigned)f->kind < FO_KIND_COUNT ? o->kinds[f->kind].ops : NULL;
@@ -183,7 +183,7 @@ static int resumed(fo_orch *o, const fo_failover *f)
     return 0;
 }
 
-/* O2: ends a failover no process runs any more. One try: nothing can stop a
+/* ORCH-O2: ends a failover no process runs any more. One try: nothing can stop a
  * retry loop before the server serves. A record that cannot be saved now
  * stays active and is ended by the next start. */
 static int end_interrupted(fo_orch *o, const fo_failover *f)
@@ -220,7 +220,7 @@ int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen)
         if (!resumed(o, &list[i]))
             count += end_interrupted(o, &list[i]);
     free(list);
-    for (int k = 0; k < FO_KIND_COUNT; k++) /* O13 */
+    for (int k = 0; k < FO_KIND_COUNT; k++) /* ORCH-O13 */
         if (o->kinds[k].ops && o->kinds[k].ops->recover)
             o->kinds[k].ops->recover(o, o->kinds[k].st);
     if (ret_count)
@@ -238,7 +238,7 @@ int fo_orch_reserve_slot(fo_orch *o, char *err, size_t errlen)
         rc = DM_E_BUSY;
     else
         o->running++;
-    assert(o->running <= FO_ORCH_MAX_RUNNING); /* O3 */
+    assert(o->running <= FO_ORCH_MAX_RUNNING); /* ORCH-O3 */
     pthread_mutex_unlock(&o->lock);
     if (rc)
         dm_fail(err, errlen, rc, "%s",
@@ -250,7 +250,7 @@ int fo_orch_reserve_slot(fo_orch *o, char *err, size_t errlen)
 void fo_orch_run_finished(fo_orch *o)
 {
     pthread_mutex_lock(&o->lock);
-    assert(o->running > 0); /* O3: every finish ends a slot that was reserved */
+    assert(o->running > 0); /* ORCH-O3: every finish ends a slot that was reserved */
     o->running--;
     if (o->running == 0)
         pthread_cond_broadcast(&o->idle);
@@ -285,7 +285,7 @@ void fo_orch_free(fo_orch *o)
     if (!o)
         return;
     fo_orch_shutdown(o);
-    for (int k = 0; k < FO_KIND_COUNT; k++) /* K1 */
+    for (int k = 0; k < FO_KIND_COUNT; k++) /* ORCH-K1 */
         if (o->kinds[k].ops && o->kinds[k].ops->free)
             o->kinds[k].ops->free(o->kinds[k].st);
     pthread_mutex_destroy(&o->lock);

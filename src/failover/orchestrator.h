@@ -1,20 +1,20 @@
 /* The orchestrator runs failovers in the background and persists every step.
  *
- * O1: a failover is inserted (state detection) before simulate() returns its
+ * ORCH-O1: a failover is inserted (state detection) before simulate() returns its
  *     id, and every transition is saved before the next phase begins: a
  *     crash at any point leaves a record that names the phase it was in.
- * O2: fo_orch_recover(), called at start, hands every failover left active
- *     by a previous process to its kind's resume hook (real ones resume, O6)
+ * ORCH-O2: fo_orch_recover(), called at start, hands every failover left active
+ *     by a previous process to its kind's resume hook (real ones resume, ORCH-O6)
  *     and turns the others (every simulated one, a real one that cannot be
  *     resumed) into `failed` ("interrupted"): none is ever shown running
  *     without a process running it.
- * O3: at most FO_ORCH_MAX_RUNNING failovers run at once (DM_E_BUSY beyond),
- *     and at most one per GPU (db D3 -> DM_E_CONFLICT).
- * O4: fo_orch_shutdown() stops every runner, then returns. A simulated runner
+ * ORCH-O3: at most FO_ORCH_MAX_RUNNING failovers run at once (DM_E_BUSY beyond),
+ *     and at most one per GPU (db DB-D3 -> DM_E_CONFLICT).
+ * ORCH-O4: fo_orch_shutdown() stops every runner, then returns. A simulated runner
  *     records its failover as failed ("server shutting down"); a real one
  *     stops between steps and leaves its failover active, for the next start
- *     to resume (O6).
- * O12: durable-state faults. Every save of a failover's record, and every
+ *     to resume (ORCH-O6).
+ * ORCH-O12: durable-state faults. Every save of a failover's record, and every
  *     write a runner's next action depends on, is retried while it fails
  *     with a storage fault (database down, disk full): the runner pauses,
  *     with backoff, and takes no next action until the write lands. A
@@ -23,8 +23,8 @@
  *     copy and kept only once saved). While any write is failing,
  *     fo_orch_storage_degraded() says so, with the reason. A runner stopped
  *     while its write fails leaves the record as last saved: the next start
- *     resumes (real) or ends (simulated, O2) it from there.
- * O13: a launch (fo_orch_launch) that a killed server left half done - its
+ *     resumes (real) or ends (simulated, ORCH-O2) it from there.
+ * ORCH-O13: a launch (fo_orch_launch) that a killed server left half done - its
  *     workload still `launching` - is rolled back by fo_orch_recover(): its
  *     machines are destroyed (the provider's fence) and marked so, and the
  *     workload becomes `failed`; no workload stays `launching`, no machine is
@@ -60,10 +60,10 @@ void fo_sim_opts_init(fo_sim_opts *o);
  * observer is not running and is never called again. */
 void fo_orch_set_observer(fo_orch *o, fo_observer_fn fn, void *arg);
 int fo_orch_new(dm_db *db, double default_speed, fo_orch **ret);
-/* O12: 1 while some write of a runner is failing (reason: the first
+/* ORCH-O12: 1 while some write of a runner is failing (reason: the first
  * failing write's error; since: wall clock when it began); else 0. */
 int fo_orch_storage_degraded(fo_orch *o, char *reason, size_t reasonlen, int64_t *ret_since_ms);
-/* O2, O13. *ret_count: how many were marked failed. */
+/* ORCH-O2, ORCH-O13. *ret_count: how many were marked failed. */
 int fo_orch_recover(fo_orch *o, int *ret_count, char *err, size_t errlen);
 /* Starts a simulated failover of a GPU that has a test-setup association.
  * DM_E_NOT_FOUND (no association), DM_E_CONFLICT, DM_E_BUSY, DM_E_CANCELLED. */
@@ -71,24 +71,24 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
                      char *err, size_t errlen);
 /* ---- Real failovers (issue 6; docs/failover.md) ----
  *
- * O5: once fo_orch_attach() gave it a provider, its ports (liveness, probes,
+ * ORCH-O5: once fo_orch_attach() gave it a provider, its ports (liveness, probes,
  *     the detector's events: failover/ports.h) and a store, the orchestrator
  *     subscribes to instance state changes: a protected workload's serving
  *     instance that becomes `failed`, `preempting` or `crashlooping` starts
  *     a real failover (at most one per
- *     workload: its state failing_over, and D3 on the old instance).
- * O6: every step persists its intent before acting (the new instance id is
+ *     workload: its state failing_over, and DB-D3 on the old instance).
+ * ORCH-O6: every step persists its intent before acting (the new instance id is
  *     reserved before the provider is asked; the epoch is bumped before the
  *     old instance is fenced), and every phase is idempotent, so
  *     fo_orch_recover() resumes real failovers where they stopped: exactly
  *     one new instance, never a lost old one.
- * O7: the old instance is fenced (provider destroy, confirmed gone) before
+ * ORCH-O7: the old instance is fenced (provider destroy, confirmed gone) before
  *     a new one is provisioned; a fenced instance's late snapshot is refused
- *     (db_fleet.h F3).
- * O8: a phase that fails on one offer destroys that offer's instance, excludes
+ *     (db_fleet.h FLEET-F3).
+ * ORCH-O8: a phase that fails on one offer destroys that offer's instance, excludes
  *     its host and retries from gpu_search, at most FO_ORCH_MAX_ATTEMPTS
  *     offers; then the failover fails with the last reason.
- * O9: test-real never touches the original instance nor which instance
+ * ORCH-O9: test-real never touches the original instance nor which instance
  *     serves; its test instance is destroyed at the end unless keep. */
 #define FO_ORCH_MAX_ATTEMPTS 3
 
@@ -102,13 +102,13 @@ typedef struct {
     const struct fo_real_ports *ports;
     const char *store_url;    /* where snapshots are (DUMONT_STORE) */
     const char *server_url;   /* the API URL agents use, e.g. http://127.0.0.1:8700 */
-    const char *token;        /* the API token agents use (PV6) */
+    const char *token;        /* the API token agents use (PROV-PV6) */
     const char *ca_file;      /* CA bundle agents trust for an https:// server_url; may be NULL */
     int64_t ready_timeout_ms; /* ssh_ready: wait for the new agent; <= 0: 60 s */
     int64_t inference_timeout_ms; /* inference: wait for the probe; <= 0: 120 s */
 } fo_real_env;
 
-/* O5. The strings are copied. Before this, real operations fail with
+/* ORCH-O5. The strings are copied. Before this, real operations fail with
  * DM_E_UNAVAILABLE; a second attach fails with DM_E_CONFLICT. */
 int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen);
 
@@ -148,7 +148,7 @@ int fo_orch_failover_instance(fo_orch *o, int64_t instance_id, const char *trigg
  * silent when it was declared failed (the detection phase's duration). */
 int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigger,
                               int64_t detection_ms, fo_failover *ret, char *err, size_t errlen);
-/* O9. Starts a test-real in the background (id "real-..."). model NULL: the
+/* ORCH-O9. Starts a test-real in the background (id "real-..."). model NULL: the
  * workload's. */
 int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,
                       fo_failover *ret, char *err, size_t errlen);
@@ -161,17 +161,17 @@ int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t 
 
 /* ---- The snapshot store is configuration (docs/security.md) ----
  *
- * O10: snapshots live in the store the server was configured with
+ * ORCH-O10: snapshots live in the store the server was configured with
  *      (fo_orch_set_store: DUMONT_STORE, mirrored when DUMONT_STORE_MIRROR is
  *      set); every restore, launch and test-real snapshot opens that store
  *      and no other, whatever URL a record or a report holds.
- * O11: a reported snapshot is accepted only when fo_orch_check_snapshot()
+ * ORCH-O11: a reported snapshot is accepted only when fo_orch_check_snapshot()
  *      read its manifest back from that store, whole (the object's SHA-256 is
  *      its id) and decodable; what the record says of it (size, files, time)
  *      is the manifest's, not the reporter's. The wait is bounded by the
  *      store's own limits (file://: a local read; s3://: its connect and
  *      stall timeouts and retries, docs/store.md). */
-/* O10. Copies url; opens the store once to learn its display form (a store
+/* ORCH-O10. Copies url; opens the store once to learn its display form (a store
  * that cannot be opened now is still recorded: its failures surface where it
  * is used). Call before serving. */
 int fo_orch_set_store(fo_orch *o, const char *url, char *err, size_t errlen);
@@ -180,13 +180,13 @@ const char *fo_orch_store(const fo_orch *o);
 /* 1 when name denotes the configured store: its URL as configured, or its
  * display form with or without the mirror's part ("file:///x (mirror ...)"). */
 int fo_orch_store_is(const fo_orch *o, const char *name);
-/* O11. DM_E_UNAVAILABLE (no store configured, or it cannot be read now),
+/* ORCH-O11. DM_E_UNAVAILABLE (no store configured, or it cannot be read now),
  * DM_E_NOT_FOUND (no such snapshot in it), DM_E_INVALID (not a snapshot id),
  * DM_E_PROTOCOL (its manifest is damaged). ret may be NULL. */
 int fo_orch_check_snapshot(fo_orch *o, const char *snapshot_id, snap_info *ret, char *err,
                            size_t errlen);
 
-/* O4. Safe to call twice. */
+/* ORCH-O4. Safe to call twice. */
 void fo_orch_shutdown(fo_orch *o);
 void fo_orch_free(fo_orch *o); /* shuts down first if needed */
 /* How many failovers this controller is running now (simulated and real). */

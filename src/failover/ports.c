@@ -25,7 +25,7 @@ static hb_probe probe(void *cls, const char *spec, int first)
 void fo_ports_listener(hbl_server *s, fo_real_ports *ret)
 {
     memset(ret, 0, sizeof *ret);
-    ret->live_get = s ? live_get : NULL; /* P1 */
+    ret->live_get = s ? live_get : NULL; /* ORCH-P1 */
     ret->subscribe = s ? subscribe : NULL;
     ret->probe = probe;
     ret->cls = s;

@@ -12,7 +12,7 @@
  * (detect/listener.h) and the probe runner (agent/probe.h). They are handed
  * to fo_orch_attach (fo_real_env.ports), which copies them.
  *
- * P1: a port function that is NULL means "nothing known": live_get answers
+ * ORCH-P1: a port function that is NULL means "nothing known": live_get answers
  *     DM_E_UNAVAILABLE, probe HB_PR_PENDING, subscribe does nothing. The
  *     runner never calls through a NULL pointer (no listener: no instance is
  *     ever healthy, its waits end at their timeouts). */
@@ -26,7 +26,7 @@
 typedef struct fo_real_ports {
     /* The live view of an instance; DM_E_NOT_FOUND when it is not known. */
     int (*live_get)(void *cls, int64_t instance_id, hbl_live *ret);
-    /* Calls fn(ev, ctx) for every published instance change (O5), from the
+    /* Calls fn(ev, ctx) for every published instance change (ORCH-O5), from the
      * publisher's thread; DM_E_TOO_BIG past the publisher's cap. */
     int (*subscribe)(void *cls, hbl_event_fn fn, void *ctx);
     /* One probe of spec run by the controller; first: the first call's

@@ -1,35 +1,35 @@
-/* The real runner: the real kind of failover (orchestrator.h O5-O8;
- * orch_internal.h K1; docs/failover.md): its state, the runner loop, the
+/* The real runner: the real kind of failover (orchestrator.h ORCH-O5 to ORCH-O8;
+ * orch_internal.h ORCH-K1; docs/failover.md): its state, the runner loop, the
  * resume hook, the triggers and the attach. The phases are real_phases.c;
  * launch, test-real, chaos and destroy are real_fleet.c.
  *
  * One detached runner thread per failover walks the phases, running the
  * current one (fo_real_phase) until the failover ends, the orchestrator
- * stops or a write does not land. Each phase is safe to run again (O6),
+ * stops or a write does not land. Each phase is safe to run again (ORCH-O6),
  * because a controller killed at any point runs the phase it was in once
  * more after a restart (the kind's resume hook, called by fo_orch_recover).
  * A phase from provisioning on that fails destroys the new instance,
  * excludes its host and goes back to gpu_search (FO_EV_RETRY), at most
- * FO_ORCH_MAX_ATTEMPTS offers (O8). test-real skips detection and
+ * FO_ORCH_MAX_ATTEMPTS offers (ORCH-O8). test-real skips detection and
  * standby_activation, takes a fresh snapshot of the original first, never
- * switches, and destroys its instance at the end unless keep (O9).
+ * switches, and destroys its instance at the end unless keep (ORCH-O9).
  *
  * Liveness, probes and the detector's events come through the ports the
  * attach was given (ports.h), the provider through its vtable, persistence
  * through the database handle: a test runs this file with stand-ins for all.
  *
- * R1: the record is saved (save / apply) before every action that depends
+ * ORCH-R1: the record is saved (save / apply) before every action that depends
  *     on it; the runner holds no state a restart could not rebuild from the
  *     record, the workload, the machines and the provider.
- * R2: on shutdown a runner stops between steps and leaves its failover
- *     active: the next start resumes it (O6).
- * R3: DUMONT_TEST_PAUSE_PHASE=PHASE:MS (tests only) pauses each run of that
+ * ORCH-R2: on shutdown a runner stops between steps and leaves its failover
+ *     active: the next start resumes it (ORCH-O6).
+ * ORCH-R3: DUMONT_TEST_PAUSE_PHASE=PHASE:MS (tests only) pauses each run of that
  *     phase for MS before it acts, so that a test can kill the controller in
  *     exactly that phase. It never changes what the phase does.
  *     DUMONT_TEST_PAUSE_LAUNCH=STEP:MS does the same for a launch, after the
  *     step reserved (the machine row), provisioned (its agent runs) or
  *     started (the workload runs, not yet `running`).
- * R4: O12 here. Every save, and every write (or read) a next action depends
+ * ORCH-R4: ORCH-O12 here. Every save, and every write (or read) a next action depends
  *     on, goes through FO_DURABLE: a storage fault pauses the phase, with
  *     backoff, and it takes no next action until the write lands. Every
  *     phase step returns non-zero exactly when it must halt - a write given
@@ -124,7 +124,7 @@ void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const pro
 
 int fo_real_live(const fo_real_kind *k, int64_t id, hbl_live *ret)
 {
-    return k->ports.live_get ? k->ports.live_get(k->ports.cls, id, ret) : DM_E_UNAVAILABLE; /* P1 */
+    return k->ports.live_get ? k->ports.live_get(k->ports.cls, id, ret) : DM_E_UNAVAILABLE; /* ORCH-P1 */
 }
 
 int fo_real_wait_healthy(fo_real_kind *k, int64_t id, int64_t timeout_ms, char *err, size_t errlen)
@@ -240,7 +240,7 @@ int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, f
     int rc = fo_orch_reserve_slot(k->orch, err, errlen);
     if (rc)
         return rc;
-    if ((rc = db_failover_insert(k->orch->db, f, err, errlen)) != 0) { /* O1 */
+    if ((rc = db_failover_insert(k->orch->db, f, err, errlen)) != 0) { /* ORCH-O1 */
         fo_orch_run_finished(k->orch);
         return rc;
     }
@@ -250,7 +250,7 @@ int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, f
     return start_runner(k, f, detection_ms, err, errlen);
 }
 
-/* O6: the kind's resume hook. */
+/* ORCH-O6: the kind's resume hook. */
 static int real_resume(fo_orch *o, void *st, const fo_failover *f, char *err, size_t errlen)
 {
     fo_real_kind *k = st;
@@ -262,7 +262,7 @@ static int real_resume(fo_orch *o, void *st, const fo_failover *f, char *err, si
     return start_runner(k, f, 0, err, errlen);
 }
 
-/* O13: the kind's recover hook. */
+/* ORCH-O13: the kind's recover hook. */
 static void real_recover(fo_orch *o, void *st)
 {
     char err[512] = "", q[600];
@@ -331,7 +331,7 @@ out:
     return rc;
 }
 
-/* O5: the detector's published changes (the publisher's thread). */
+/* ORCH-O5: the detector's published changes (the publisher's thread). */
 static void on_instance_event(const hbl_event *ev, void *ctx)
 {
     fo_real_kind *k = ctx;
@@ -360,14 +360,14 @@ static void on_instance_event(const hbl_event *ev, void *ctx)
     }
 }
 
-/* O10: the attach's store must be the configured one (or becomes it). */
+/* ORCH-O10: the attach's store must be the configured one (or becomes it). */
 static int attach_store(fo_orch *o, const char *url, char *err, size_t errlen)
 {
     if (!o->store_url[0])
         return fo_orch_set_store(o, url, err, errlen);
     if (strcmp(o->store_url, url) != 0)
         return dm_fail(err, errlen, DM_E_INVALID,
-                       "attach: the store differs from the one configured (O10)");
+                       "attach: the store differs from the one configured (ORCH-O10)");
     return 0;
 }
 
@@ -401,12 +401,12 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
     k->inference_timeout_ms = env->inference_timeout_ms > 0 ? env->inference_timeout_ms : 120000;
     k->attached_at_ms = clock_wall_ms();
     pthread_mutex_init(&k->start_lock, NULL);
-    if ((rc = fo_orch_set_kind(o, FO_KIND_REAL, &real_ops, k)) != 0) { /* K1 */
+    if ((rc = fo_orch_set_kind(o, FO_KIND_REAL, &real_ops, k)) != 0) { /* ORCH-K1 */
         real_free(k);
         return dm_fail(err, errlen, rc, "attach: a provider is already attached");
     }
     /* registered first, so that the first event finds the kind; it is
-     * freed with the orchestrator (K1) even if this fails */
+     * freed with the orchestrator (ORCH-K1) even if this fails */
     if (k->ports.subscribe && k->ports.subscribe(k->ports.cls, on_instance_event, k) != 0)
         return dm_fail(err, errlen, DM_E_TOO_BIG, "attach: too many heartbeat subscribers");
     return 0;

@@ -1,14 +1,14 @@
-/* The fleet operations of real failovers (orchestrator.h O9, O13;
+/* The fleet operations of real failovers (orchestrator.h ORCH-O9, ORCH-O13;
  * docs/failover.md): launch (a workload and its first instance), the
  * rollback of launches a killed server left, test-real (started here, run by
  * the real runner of real.c), chaos preemption and destroy. They reach the
  * provider, liveness and the database as the runner does (ports.h).
  *
- * FL1: a launch is synchronous and writes its workload `launching` first; a
+ * ORCH-FL1: a launch is synchronous and writes its workload `launching` first; a
  *      launch that fails on the way destroys what it provisioned and leaves
  *      the workload `failed` (best effort: a server killed meanwhile leaves
- *      it `launching`, and the next start rolls it back, O13).
- * FL2: a launch is told apart from one a killed server left by its creation
+ *      it `launching`, and the next start rolls it back, ORCH-O13).
+ * ORCH-FL2: a launch is told apart from one a killed server left by its creation
  *      time: created since the real kind was attached, it is this process's
  *      own and is never rolled back. */
 #include "failover/real_internal.h"
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* FL1: returns rc. */
+/* ORCH-FL1: returns rc. */
 static int launch_fail(fo_real_kind *k, const dm_workload *w, int64_t id, int rc)
 {
     char e2[256] = "";
@@ -34,7 +34,7 @@ static int launch_fail(fo_real_kind *k, const dm_workload *w, int64_t id, int rc
     return rc;
 }
 
-/* O13: destroys every machine of a launch left half done; 0 when all are
+/* ORCH-O13: destroys every machine of a launch left half done; 0 when all are
  * gone (then nothing of it runs). */
 static int rollback_machines(fo_real_kind *k, const dm_workload *w, char *err, size_t errlen)
 {
@@ -45,7 +45,7 @@ static int rollback_machines(fo_real_kind *k, const dm_workload *w, char *err, s
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (m[i].state == DM_MACH_DESTROYED)
             continue;
-        if ((rc = provider_destroy(k->provider, m[i].instance_id, err, errlen)) == 0) /* PV3 */
+        if ((rc = provider_destroy(k->provider, m[i].instance_id, err, errlen)) == 0) /* PROV-PV3 */
             rc = db_machine_set_state(o->db, m[i].instance_id, DM_MACH_DESTROYED, err, errlen);
         if (rc == 0)
             log_warn("launch.instance_destroyed", "workload_id=%s instance_id=%lld", w->workload_id,
@@ -62,7 +62,7 @@ int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t 
     size_t n = 0;
     int count = 0, rc = db_workload_list(o->db, &w, &n, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        /* FL2: a launch of this process is in flight, not left. */
+        /* ORCH-FL2: a launch of this process is in flight, not left. */
         if (w[i].state != DM_WL_LAUNCHING || w[i].created_at_ms >= k->attached_at_ms)
             continue;
         if ((rc = rollback_machines(k, &w[i], err, errlen)) != 0)
@@ -86,7 +86,7 @@ int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t 
     return rc;
 }
 
-/* The workload row a launch request asks for (FL1: `launching`). */
+/* The workload row a launch request asks for (ORCH-FL1: `launching`). */
 static int workload_from(const fo_launch_req *req, dm_workload *w, char *err, size_t errlen)
 {
     int rc;

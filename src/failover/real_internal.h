@@ -1,7 +1,7 @@
 /* What the real runner (real.c: the kind, the runner loop, resume, the
  * triggers; real_phases.c: the phases) and the fleet operations
  * (real_fleet.c: launch, test-real, chaos, destroy) share: the state of the
- * real kind of failover (orch_internal.h K1) and of one running failover.
+ * real kind of failover (orch_internal.h ORCH-K1) and of one running failover.
  * Not a public interface. */
 #ifndef DUMONT_FAILOVER_REAL_INTERNAL_H
 #define DUMONT_FAILOVER_REAL_INTERNAL_H
@@ -20,13 +20,13 @@
 typedef struct {
     fo_orch *orch;
     struct dm_provider *provider;
-    fo_real_ports ports; /* P1 of ports.h */
+    fo_real_ports ports; /* ORCH-P1 of ports.h */
     char server_url[256];
     char token[128];
     char ca_file[PATH_MAX]; /* "" : agents trust the system's CAs */
     int64_t ready_timeout_ms, inference_timeout_ms;
     pthread_mutex_t start_lock; /* one check-then-insert of a failover at a time */
-    int64_t attached_at_ms;     /* wall clock: older launches are a crash's (O13) */
+    int64_t attached_at_ms;     /* wall clock: older launches are a crash's (ORCH-O13) */
 } fo_real_kind;
 
 /* One running real failover: real.c runs it, real_phases.c acts. */
@@ -44,7 +44,7 @@ typedef struct {
     int have_inst;
 } fo_real_run;
 
-/* real_phases.c (R4 of real.c: non-zero only to halt). prepare reads what
+/* real_phases.c (ORCH-R4 of real.c: non-zero only to halt). prepare reads what
  * the phases need (an error ends the failover); phase runs the current
  * phase once; finish cleans up after the last one. */
 __attribute__((warn_unused_result)) int fo_real_prepare(fo_real_run *r);
@@ -53,12 +53,12 @@ __attribute__((warn_unused_result)) int fo_real_finish(fo_real_run *r);
 
 /* The real kind of o; NULL (DM_E_UNAVAILABLE in err) before fo_orch_attach. */
 fo_real_kind *fo_real_of(fo_orch *o, char *err, size_t errlen);
-/* Reserves a slot, inserts f (O1) and starts its runner; detection_ms: how
+/* Reserves a slot, inserts f (ORCH-O1) and starts its runner; detection_ms: how
  * long the old instance was silent (new failovers). ret (may be NULL): the
  * record as inserted. Call under start_lock. */
 int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, fo_failover *ret,
                   char *err, size_t errlen);
-/* O13 (real_fleet.c): rolls back the launches a killed server left. */
+/* ORCH-O13 (real_fleet.c): rolls back the launches a killed server left. */
 int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t errlen);
 
 /* Shared helpers (real.c). */
@@ -71,7 +71,7 @@ void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id
 /* A machine row of w on offer (no id, epoch or state yet). */
 void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
                           dm_machine *m);
-/* The live view of an instance (P1 of ports.h: DM_E_UNAVAILABLE without a port). */
+/* The live view of an instance (ORCH-P1 of ports.h: DM_E_UNAVAILABLE without a port). */
 int fo_real_live(const fo_real_kind *k, int64_t id, hbl_live *ret);
 /* Waits until the instance's agent heartbeats as healthy; DM_E_CANCELLED on
  * shutdown, DM_E_UNAVAILABLE past timeout_ms or when it stopped. */
@@ -79,7 +79,7 @@ int fo_real_wait_healthy(fo_real_kind *k, int64_t id, int64_t timeout_ms, char *
 /* Records a snapshot the controller took (test-real, launch). */
 int fo_real_record_snapshot(fo_real_kind *k, int64_t instance_id, int64_t epoch,
                             const snap_info *si, const char *trigger, char *err, size_t errlen);
-/* R3 of real.c: the environment variable var is "at:MS": pause MS there. */
+/* ORCH-R3 of real.c: the environment variable var is "at:MS": pause MS there. */
 void fo_real_test_pause(fo_real_kind *k, const char *var, const char *at);
 
 #endif

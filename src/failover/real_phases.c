@@ -1,23 +1,23 @@
 /* The phases of a real failover, each run once per call by the runner loop
- * of real.c (R1-R4 there), with what they share: the record's transitions,
- * the offers and excluded hosts, the attempt that failed (O8).
+ * of real.c (ORCH-R1 to ORCH-R4 there), with what they share: the record's transitions,
+ * the offers and excluded hosts, the attempt that failed (ORCH-O8).
  *
  *   detection           measured by the detector (silence before `failed`),
  *                       recorded when the failover starts
  *   standby_activation  bump the workload's epoch (intent saved first), then
- *                       fence the old instance: destroy, confirmed gone (O7);
+ *                       fence the old instance: destroy, confirmed gone (ORCH-O7);
  *                       test-real: a fresh snapshot of the original instead
  *   gpu_search          the provider's compatible offers, failed hosts out
- *   provisioning        reserve the new instance id (F1: on disk before the
- *                       provider is asked), provision (PV2: idempotent)
+ *   provisioning        reserve the new instance id (FLEET-F1: on disk before the
+ *                       provider is asked), provision (PROV-PV2: idempotent)
  *   ssh_ready           the new agent registered and heartbeats (healthy)
- *   restore             the workload's newest accepted snapshot (F4) into the
+ *   restore             the workload's newest accepted snapshot (FLEET-F4) into the
  *                       new workspace; download and decompress timed apart
  *   inference           start the workload, probe until it answers, then
- *                       switch the workload to the new instance (F2)
+ *                       switch the workload to the new instance (FLEET-F2)
  *
  * Every function here that can halt is MUST: its result is never dropped
- * (R4). Each phase is safe to run again (O6). */
+ * (ORCH-R4). Each phase is safe to run again (ORCH-O6). */
 #include "failover/real_internal.h"
 
 #include "util/clock.h"
@@ -28,25 +28,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MUST __attribute__((warn_unused_result)) /* R4: a halt is never dropped */
+#define MUST __attribute__((warn_unused_result)) /* ORCH-R4: a halt is never dropped */
 
-/* ---- the record (R1, R4) ---- */
+/* ---- the record (ORCH-R1, ORCH-R4) ---- */
 
 static int stopping(const fo_real_run *r)
 {
     return r->orch->stopping;
 }
 
-/* R4: rc ends the runner (a durable write given up at shutdown). */
+/* ORCH-R4: rc ends the runner (a durable write given up at shutdown). */
 static int halted(const fo_real_run *r, int rc)
 {
     return rc == DM_E_CANCELLED && stopping(r);
 }
 
-/* R4: a write the next action depends on, retried until it lands. */
+/* ORCH-R4: a write the next action depends on, retried until it lands. */
 #define DURABLE(r, err, call) FO_DURABLE((r)->orch, (r)->f.id, err, call)
 
-/* Saves the record as it is (an intent, R1); non-zero: halt. */
+/* Saves the record as it is (an intent, ORCH-R1); non-zero: halt. */
 static MUST int save(fo_real_run *r)
 {
     return fo_orch_save(r->orch, &r->f);
@@ -119,7 +119,7 @@ static void exclude_host(fo_failover *f, const char *host)
 }
 
 /* The compatible offers into r->offers, the old host and the hosts of failed
- * attempts left out (PV1: pure, so a resumed runner searches again).
+ * attempts left out (PROV-PV1: pure, so a resumed runner searches again).
  * DM_E_NOT_FOUND (with the constraints in err) when there is none. */
 static int search(fo_real_run *r, char *err, size_t errlen)
 {
@@ -166,7 +166,7 @@ static MUST int drop_new_instance(fo_real_run *r, const char *why)
     return 0;
 }
 
-/* O8: another offer, or the end. */
+/* ORCH-O8: another offer, or the end. */
 static MUST int attempt_failed(fo_real_run *r, const char *why)
 {
     int rc = drop_new_instance(r, why);
@@ -196,7 +196,7 @@ static int load_inst(fo_real_run *r, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- the phases: each returns non-zero only to halt (R4) ---- */
+/* ---- the phases: each returns non-zero only to halt (ORCH-R4) ---- */
 
 static MUST int do_detection(fo_real_run *r)
 {
@@ -216,7 +216,7 @@ static MUST int do_standby_activation(fo_real_run *r)
     dm_workload *w = &r->w;
     char err[256] = "";
     int rc;
-    if (f->real.epoch == FO_NULL) { /* intent first (R1) */
+    if (f->real.epoch == FO_NULL) { /* intent first (ORCH-R1) */
         f->real.epoch = w->epoch + 1;
         if ((rc = save(r)) != 0)
             return rc;
@@ -232,7 +232,7 @@ static MUST int do_standby_activation(fo_real_run *r)
         w->epoch = f->real.epoch;
     }
     int64_t old = f->gpu_instance_id;
-    if (provider_destroy(r->k->provider, old, err, sizeof err) != 0) { /* O7 */
+    if (provider_destroy(r->k->provider, old, err, sizeof err) != 0) { /* ORCH-O7 */
         char d[300];
         snprintf(d, sizeof d, "could not fence instance %lld: %.200s", (long long)old, err);
         return phase_failed(r, d);
@@ -305,7 +305,7 @@ static MUST int do_gpu_search(fo_real_run *r)
     return phase_ok(r, d);
 }
 
-/* F1: the machine row of a new attempt on offer, and the intent saved. */
+/* FLEET-F1: the machine row of a new attempt on offer, and the intent saved. */
 static MUST int reserve_machine(fo_real_run *r, const prov_offer *offer, dm_machine *m)
 {
     fo_failover *f = &r->f;
@@ -321,7 +321,7 @@ static MUST int reserve_machine(fo_real_run *r, const prov_offer *offer, dm_mach
         return phase_failed(r, err);
     f->real.new_instance_id = m->instance_id;
     f->real.attempts++;
-    return save(r); /* the intent, before the provider is asked (R1) */
+    return save(r); /* the intent, before the provider is asked (ORCH-R1) */
 }
 
 static MUST int do_provisioning(fo_real_run *r)
@@ -331,7 +331,7 @@ static MUST int do_provisioning(fo_real_run *r)
     const prov_offer *offer = NULL;
     dm_machine m;
     int rc;
-    if (r->n_offers == 0) /* resumed here: search again (pure, PV1) */
+    if (r->n_offers == 0) /* resumed here: search again (pure, PROV-PV1) */
         (void)search(r, err, sizeof err);
     if (f->real.new_instance_id != FO_NULL &&
         db_machine_get(r->orch->db, f->real.new_instance_id, &m, err, sizeof err) == 0) {
@@ -352,7 +352,7 @@ static MUST int do_provisioning(fo_real_run *r)
     }
     prov_launch l;
     fo_real_launch_spec(r->k, &r->w, m.instance_id, m.epoch, f->real.test, &l);
-    if (provider_provision(r->k->provider, offer, &l, &r->inst, err, sizeof err) != 0) { /* PV2 */
+    if (provider_provision(r->k->provider, offer, &l, &r->inst, err, sizeof err) != 0) { /* PROV-PV2 */
         char d[300];
         snprintf(d, sizeof d, "provision on %s failed: %.200s", offer->host, err);
         return attempt_failed(r, d);
@@ -385,7 +385,7 @@ static MUST int do_ssh_ready(fo_real_run *r)
 }
 
 /* The snapshot to restore: the test's own, else the newest of the workload
- * in the configured store (F4, O10). */
+ * in the configured store (FLEET-F4, ORCH-O10). */
 static int restore_point(fo_real_run *r, dm_snapshot *s, char *err, size_t errlen)
 {
     dm_db *db = r->orch->db;
@@ -420,7 +420,7 @@ static MUST int do_restore(fo_real_run *r)
         return attempt_failed(r, err);
     dm_store *store = NULL;
     prov_restore_times t = {0};
-    rc = store_open(r->orch->store_url, &store, err, sizeof err); /* O10: never a record's URL */
+    rc = store_open(r->orch->store_url, &store, err, sizeof err); /* ORCH-O10: never a record's URL */
     if (rc == 0)
         rc = provider_restore(r->k->provider, &r->inst, store, s.snapshot_id, &t, err, sizeof err);
     store_close(store);
@@ -471,7 +471,7 @@ static void model_of(const dm_workload *w, char *out, size_t outlen)
 
 static hb_probe probe_once(const fo_real_kind *k, const char *spec, int first)
 {
-    return k->ports.probe ? k->ports.probe(k->ports.cls, spec, first) : HB_PR_PENDING; /* P1 */
+    return k->ports.probe ? k->ports.probe(k->ports.cls, spec, first) : HB_PR_PENDING; /* ORCH-P1 */
 }
 
 /* 1 when the workload on inst answers: the controller's probe, else what
@@ -513,7 +513,7 @@ static int wait_inference(fo_real_run *r, int64_t *ret_ms, char *err, size_t err
     return 0;
 }
 
-/* F2: the new instance serves from now on. */
+/* FLEET-F2: the new instance serves from now on. */
 static MUST int switch_serving(fo_real_run *r)
 {
     fo_failover *f = &r->f;
@@ -602,7 +602,7 @@ int fo_real_prepare(fo_real_run *r)
 }
 
 /* After the last phase: a failed failover drops its new instance and fails
- * its workload; a test instance goes unless keep (O9). */
+ * its workload; a test instance goes unless keep (ORCH-O9). */
 int fo_real_finish(fo_real_run *r)
 {
     fo_failover *f = &r->f;

@@ -11,10 +11,10 @@
  *   provisioning 30-60 s   ssh_ready 30-120 s           restore 10-30 s
  *   inference 5-15 s
  *
- * S1: draws are uniform in [lo, hi] and reproducible for a given seed
+ * ORCH-S1: draws are uniform in [lo, hi] and reproducible for a given seed
  *     (xorshift64*, no global state): a seed names a whole failover.
- * S2: nothing of a simulated failover can be resumed: the kind has no resume
- *     hook, so one left active by a stopped server is ended (O2). */
+ * ORCH-S2: nothing of a simulated failover can be resumed: the kind has no resume
+ *     hook, so one left active by a stopped server is ended (ORCH-O2). */
 #include "failover/orch_internal.h"
 
 #include "util/clock.h"
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the durations (S1) ---- */
+/* ---- the durations (ORCH-S1) ---- */
 
 typedef struct {
     uint64_t state;
@@ -60,7 +60,7 @@ static uint64_t sim_rng_next(sim_rng *rng)
     return x * 0x2545f4914f6cdd1dULL;
 }
 
-/* A duration for phase p, uniform in its range (S1). */
+/* A duration for phase p, uniform in its range (ORCH-S1). */
 static int64_t sim_phase_duration_ms(sim_rng *rng, fo_phase p)
 {
     if ((unsigned)p >= FO_PHASE_COUNT)
@@ -83,7 +83,7 @@ typedef struct {
     sim_rng rng;
 } sim_run;
 
-static const fo_kind_ops sim_ops = {.resume = NULL /* S2 */, .recover = NULL, .free = free};
+static const fo_kind_ops sim_ops = {.resume = NULL /* ORCH-S2 */, .recover = NULL, .free = free};
 
 int fo_sim_register(fo_orch *o, double default_speed)
 {
@@ -105,7 +105,7 @@ void fo_sim_opts_init(fo_sim_opts *o)
 }
 
 /* Plays one phase: sleep its simulated duration / speed; fail if asked.
- * Non-zero: the transition could not be saved (O12: the runner stops). */
+ * Non-zero: the transition could not be saved (ORCH-O12: the runner stops). */
 static int sim_step(sim_run *r)
 {
     fo_failover *f = &r->f;
@@ -139,7 +139,7 @@ static void *sim_thread(void *arg)
                  "failover_id=%s gpu_instance_id=%lld kind=simulated state=%s total_time_ms=%lld",
                  r->f.id, (long long)r->f.gpu_instance_id, fo_state_name(r->f.state),
                  (long long)r->f.total_time_ms);
-    else /* O12: stopped while its save failed; the next start ends it (O2) */
+    else /* ORCH-O12: stopped while its save failed; the next start ends it (ORCH-O2) */
         log_warn("failover.paused", "failover_id=%s phase=%s kind=simulated", r->f.id,
                  fo_state_name(r->f.state));
     free(r);
@@ -189,7 +189,7 @@ int fo_orch_simulate(fo_orch *o, int64_t gpu_instance_id, const fo_sim_opts *opt
     sim_run *r = NULL;
     if ((rc = new_sim_run(o, gpu_instance_id, opts, &r)) != 0)
         goto fail;
-    rc = db_failover_insert(o->db, &r->f, err, errlen); /* O1 */
+    rc = db_failover_insert(o->db, &r->f, err, errlen); /* ORCH-O1 */
     if (rc == DM_E_CONFLICT)
         dm_fail(err, errlen, rc, "a failover of GPU instance %lld is already running",
                 (long long)gpu_instance_id);

@@ -1,4 +1,4 @@
-/* The snapshot store as configuration (orchestrator.h O10-O11;
+/* The snapshot store as configuration (orchestrator.h ORCH-O10 to ORCH-O11;
  * docs/security.md "The store is configuration").
  *
  * The server is told its store once, before it serves (fo_orch_set_store,
@@ -7,14 +7,14 @@
  * snapshot whose manifest reads back from it. Restores open the configured
  * store, never a URL from a record (real_phases.c do_restore).
  *
- * SC1: the configured URL and its display forms are written before any
+ * ORCH-SC1: the configured URL and its display forms are written before any
  *      thread reads them (set_store before serving) and never change after;
  *      readers take no lock.
- * SC2: a check opens its own store handle and closes it: no handle is
+ * ORCH-SC2: a check opens its own store handle and closes it: no handle is
  *      shared between API threads and runners (a back end need not be
  *      thread-safe).
- * SC3: nothing here ever returns or logs a secret: display forms come from
- *      store_url() (store.c S2). */
+ * ORCH-SC3: nothing here ever returns or logs a secret: display forms come from
+ *      store_url() (store.c STORE-S2). */
 #include "failover/orch_internal.h"
 
 #include "db/db_fleet.h"
@@ -86,7 +86,7 @@ int fo_orch_check_snapshot(fo_orch *o, const char *snapshot_id, snap_info *ret, 
     dm_store *s = NULL;
     snap_info si;
     char e2[512] = "";
-    int rc = store_open(o->store_url, &s, e2, sizeof e2); /* SC2 */
+    int rc = store_open(o->store_url, &s, e2, sizeof e2); /* ORCH-SC2 */
     if (rc) {
         store_close(s);
         return dm_fail(err, errlen, DM_E_UNAVAILABLE, "the snapshot store cannot be opened: %s",

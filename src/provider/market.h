@@ -17,7 +17,7 @@
  * PROV-MK4: an offer may carry "provision_error": "text" — the local stand-in for a
  *      cloud that lists an offer and then refuses to create it (taken by
  *      another user, out of capacity): provisioning it fails with that text,
- *      so the failover's retry on the next offer (orchestrator.h O8) can be
+ *      so the failover's retry on the next offer (orchestrator.h ORCH-O8) can be
  *      exercised for real. Search still lists it, as a cloud would. */
 #ifndef DUMONT_PROVIDER_MARKET_H
 #define DUMONT_PROVIDER_MARKET_H

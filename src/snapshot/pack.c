@@ -76,7 +76,7 @@ int pack_entry_decode(const uint8_t in[PACK_ENTRY_SIZE], pack_entry *ret)
 int pack_builder_init(pack_builder *b)
 {
     memset(b, 0, sizeof *b);
-    /* huge pages (few faults), page-aligned for O_DIRECT (store_file.c F7) */
+    /* huge pages (few faults), page-aligned for O_DIRECT (store_file.c STORE-F7) */
     b->buf = bigbuf_alloc(PACK_BUF_CAP);
     b->ents = malloc((size_t)PACK_ENTRIES_MAX * PACK_ENTRY_SIZE);
     if (!b->buf || !b->ents) {

@@ -14,7 +14,7 @@
  * threads (REPO_WRITER_THREADS, started on first use), which write it
  * without the lock, so hashing and compression go on while the store
  * fsyncs (two, so one's fdatasync overlaps the other's write: a file://
- * pack is made durable as it is written, store_file.c F7). At most
+ * pack is made durable as it is written, store_file.c STORE-F7). At most
  * REPO_WRITERS packs are queued or being written; an adder that needs a new pack beyond that waits
  * (condition variable), so memory stays under REPO_WRITERS + REPO_STREAMS
  * pack buffers (SNAP-RP7: one open pack per stream).
@@ -817,7 +817,7 @@ out:
 }
 
 /* Fetches and decodes the blob of loc into buf (plain bytes); verified:
- * from a copy the store checks whole (ST6), after damage was found. */
+ * from a copy the store checks whole (STORE-ST6), after damage was found. */
 static int fetch(repo *r, const chunk_loc *loc, int verified, void *buf, char *err, size_t errlen)
 {
     int (*get)(dm_store *, const char *, uint64_t, size_t, void *, char *, size_t) =
@@ -862,7 +862,7 @@ int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *
                      cap);
         goto out;
     }
-    /* SNAP-RP1; a damaged blob is read once more from a checked copy (ST6: the
+    /* SNAP-RP1; a damaged blob is read once more from a checked copy (STORE-ST6: the
      * whole object verified, or the mirror's) */
     for (int verified = 0; verified < 2; verified++) {
         rc = fetch(r, &loc, verified, buf, why, sizeof why);

@@ -80,7 +80,7 @@ int repo_chunk_size(repo *r, const chunk_id *id, size_t *ret_len);
 int repo_read_chunk(repo *r, const chunk_id *id, void *buf, size_t cap, size_t *ret_len,
                     char *err, size_t errlen);
 /* Read-ahead: chunk id will be read soon. Hints the store (store_prefetch,
- * ST5) with its pack, unless that pack is *last (then nothing); *last is
+ * STORE-ST5) with its pack, unless that pack is *last (then nothing); *last is
  * the caller's memory of the previous pack (start it at UINT32_MAX).
  * Returns 1 when it hinted a pack (*last changed), else 0. */
 int repo_prefetch(repo *r, const chunk_id *id, uint32_t *last);

@@ -5,7 +5,7 @@
  *     rewritten packs, then the new index objects, then deletion of the old
  *     index objects, then of the old packs.
  * SNAP-P2: an old object whose name equals a new one's (same content) is not
- *     deleted: it IS the new one (ST2).
+ *     deleted: it IS the new one (STORE-ST2).
  * SNAP-P3: a pack is dropped when none of its chunks is used, rewritten when its
  *     used chunks are under half of its blob bytes (copied as stored, no
  *     recompression), kept whole otherwise.
@@ -203,7 +203,7 @@ static int prune_build(prune_ctx *c, char *err, size_t errlen)
 }
 
 /* 1 if this prune wrote an object of that name: same content, same name
- * (ST2), so deleting the old one would delete the new one. */
+ * (STORE-ST2), so deleting the old one would delete the new one. */
 static int index_written_now(const prune_ctx *c, size_t old_index, const char *key)
 {
     for (size_t i = old_index; i < c->r->nindex; i++)

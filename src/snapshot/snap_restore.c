@@ -27,7 +27,7 @@
  *      tree removed.
  * SNAP-RS6: read-ahead: a second cursor walks the manifest's data extents ahead
  *      of the producer and hints each new pack to the store (repo_prefetch,
- *      ST5), staying RS_AHEAD packs ahead of the job being queued. Packs,
+ *      STORE-ST5), staying RS_AHEAD packs ahead of the job being queued. Packs,
  *      not jobs, are counted: 64 queued jobs may be 4 packs of model
  *      weights or a few hundred small files in one pack. On s3:// the next
  *      packs then download while the workers decode the current one.

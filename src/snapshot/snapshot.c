@@ -5,7 +5,7 @@
  * SNAP-I1: a manifest is trusted only after its bytes hash to its id (ids are
  *     content addresses) and manifest_decode() accepted it (MANIF-MF1 to MANIF-MF3).
  * SNAP-I2: latest/ holds one immutable pointer per snapshot (store objects are
- *     immutable, ST2); the newest pointer whose manifest exists wins, so a
+ *     immutable, STORE-ST2); the newest pointer whose manifest exists wins, so a
  *     crash between manifest and pointer, or a pruned manifest whose pointer
  *     is still there, can never make latest name something missing.
  * SNAP-I3: prune decides and reads every kept manifest before it deletes

@@ -509,12 +509,12 @@ int s3_retryable(const s3_req *r, char *reason, size_t reasonlen)
 void s3_note_retry(const char *what, const char *key, int next_try, const char *reason)
 {
     char q[160], o[40];
-    store_count_retry(); /* store_stats.c SS3 */
+    store_count_retry(); /* store_stats.c STORE-SS3 */
     log_warn("store.s3.retry", "op=%s key=%s try=%d reason=%s", log_quote(o, sizeof o, what),
              key ? key : "", next_try, log_quote(q, sizeof q, reason));
 }
 
-/* The counted operation (store_stats.c SS2) of a request named `what`. */
+/* The counted operation (store_stats.c STORE-SS2) of a request named `what`. */
 static store_op op_of(const char *what)
 {
     static const struct {
@@ -534,7 +534,7 @@ static store_op op_of(const char *what)
 /* Runs r with retries (S3-7), each one logged with its reason and counted
  * (s3_note_retry). Returns 0 when a final HTTP answer came (the caller checks
  * r->status), else the error, as one line in err. Every attempt is counted
- * (store_stats.c SS3). */
+ * (store_stats.c STORE-SS3). */
 int s3_do(s3_conn *s, s3_req *r, const char *what, char *err, size_t errlen)
 {
     int t, tries = r->tries > 0 ? r->tries : s->tries;

@@ -1,15 +1,15 @@
 /* Store dispatch: picks the back end from the URL scheme, validates every
  * key before a back end sees it, and forwards through the vtable (store.h).
  *
- * S1: no back end function is called with a key (or list prefix) that
+ * STORE-S1: no back end function is called with a key (or list prefix) that
  *     store_key_valid() refuses; bad keys fail with DM_E_INVALID. A valid key
  *     is a relative path of components made of [A-Za-z0-9._-], each not
  *     starting with '.', separated by single '/', shorter than STORE_KEY_MAX.
  *     So "..", ".", "", "a//b", "/abs", "a/" and hidden names never reach a
  *     back end, and names starting with '.' stay free for back-end temp files.
- * S2: store_url() never holds a secret: back ends give a display form.
- * S3: store_close(NULL) is a no-op; the back end's close runs exactly once.
- * S4: DUMONT_STORE_MIRROR=URL wraps the store opened and a second one
+ * STORE-S2: store_url() never holds a secret: back ends give a display form.
+ * STORE-S3: store_close(NULL) is a no-op; the back end's close runs exactly once.
+ * STORE-S4: DUMONT_STORE_MIRROR=URL wraps the store opened and a second one
  *     (store_mirror.c): the only setting read here, because every caller
  *     opens its store by URL alone; the s3:// back end reads its own. */
 #include "store/store.h"
@@ -27,7 +27,7 @@
 struct dm_store {
     const store_ops *ops;
     void *st;
-    char url[PATH_MAX + 8]; /* display form (S2) */
+    char url[PATH_MAX + 8]; /* display form (STORE-S2) */
 };
 
 static int key_char_ok(char c)
@@ -36,7 +36,7 @@ static int key_char_ok(char c)
            c == '_' || c == '-';
 }
 
-/* Checks s[0..n) as a '/'-separated list of non-empty components (S1). */
+/* Checks s[0..n) as a '/'-separated list of non-empty components (STORE-S1). */
 static int path_valid(const char *s, size_t n)
 {
     size_t comp = 0; /* length of the current component */
@@ -85,7 +85,7 @@ static int bad_key(const char *key, char *err, size_t errlen)
                    key ? strnlen(key, STORE_KEY_MAX + 1) : (size_t)0);
 }
 
-/* Opens one back end by URL scheme; display gets its URL for messages (S2). */
+/* Opens one back end by URL scheme; display gets its URL for messages (STORE-S2). */
 static int open_backend(const char *url, const store_ops **ret_ops, void **ret_st, char *display,
                         size_t displaylen, char *err, size_t errlen)
 {
@@ -106,7 +106,7 @@ static int open_backend(const char *url, const store_ops **ret_ops, void **ret_s
     return rc;
 }
 
-/* S4: wraps the primary with the mirror when DUMONT_STORE_MIRROR is set. */
+/* STORE-S4: wraps the primary with the mirror when DUMONT_STORE_MIRROR is set. */
 static int open_mirror(dm_store *s, char *err, size_t errlen)
 {
     const char *murl = getenv("DUMONT_STORE_MIRROR");

@@ -6,27 +6,27 @@
  * Keys are relative paths of [A-Za-z0-9._/-] (no "..", no leading '/'), at
  * most STORE_KEY_MAX bytes, e.g. "packs/3f/3f9a...", "snapshots/<id>".
  *
- * ST1: put is atomic and durable: a reader sees the whole object or none
+ * STORE-ST1: put is atomic and durable: a reader sees the whole object or none
  *      (file://: temp file, fsync, rename, fsync of the directory).
- * ST2: objects are immutable: put of a key that exists leaves it as it is
+ * STORE-ST2: objects are immutable: put of a key that exists leaves it as it is
  *      and succeeds (content-addressed keys make that safe); only
  *      store_delete removes an object.
- * ST4: store_put_lazy() is put without the wait for durability: the object
+ * STORE-ST4: store_put_lazy() is put without the wait for durability: the object
  *      is still whole-or-nothing to readers, but a machine crash may lose it
  *      until store_sync() returns. Writers of many objects (packs) put them
  *      lazily and sync once before writing anything that refers to them, so
  *      the disk writes overlap with the work instead of stalling each put.
- * ST5: store_prefetch() is a hint that key will be read soon (get_range):
+ * STORE-ST5: store_prefetch() is a hint that key will be read soon (get_range):
  *      a back end with a slow first byte (s3://) may start fetching it in
  *      the background. It never fails, never blocks on the network, and
  *      changes nothing a later read returns (errors surface there).
- * ST6: store_get_range_verified() is for a caller that found the bytes of
+ * STORE-ST6: store_get_range_verified() is for a caller that found the bytes of
  *      a get_range damaged (the snapshot layer checks every chunk's hash):
  *      it reads them again from a copy checked whole (s3://: the object
  *      against its x-amz-meta-sha256, bypassing the cache) or, with a
  *      mirror, from the mirror when the primary cannot give a checked copy.
  *      So a plain get_range may skip whole-object checks of its own.
- * ST3: get never returns more than max_len bytes: a larger object fails with
+ * STORE-ST3: get never returns more than max_len bytes: a larger object fails with
  *      DM_E_TOO_BIG (callers cap what they accept from a store).
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
 #ifndef DUMONT_STORE_STORE_H
@@ -53,8 +53,8 @@ const char *store_url(const dm_store *s); /* for messages; never holds secrets *
 
 int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen);
 int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err,
-                   size_t errlen); /* ST4 */
-/* Makes every object put so far durable (ST4). */
+                   size_t errlen); /* STORE-ST4 */
+/* Makes every object put so far durable (STORE-ST4). */
 int store_sync(dm_store *s, char *err, size_t errlen);
 int store_get(dm_store *s, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
               char *err, size_t errlen); /* *ret_data: malloc'd, free() it */
@@ -64,11 +64,11 @@ int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_
 int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
                size_t errlen);
 int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
-void store_prefetch(dm_store *s, const char *key); /* ST5 */
+void store_prefetch(dm_store *s, const char *key); /* STORE-ST5 */
 int store_get_range_verified(dm_store *s, const char *key, uint64_t off, size_t len, void *buf,
-                             char *err, size_t errlen); /* ST6 */
+                             char *err, size_t errlen); /* STORE-ST6 */
 /* The requests this process's store back ends made since it started
- * (store_stats.c SS1-SS3): fn is called once per (store kind, operation,
+ * (store_stats.c STORE-SS1 to STORE-SS3): fn is called once per (store kind, operation,
  * code) counted at least once, e.g. ("s3", "get", "200", 12). For /metrics;
  * cheap: a walk of a fixed table of atomic counters. */
 typedef void (*store_stat_fn)(const char *store, const char *op, const char *code, uint64_t n,

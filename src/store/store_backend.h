@@ -3,9 +3,9 @@
  *
  * Like SQLite's VFS, a back end is a constant table of function pointers
  * (store_ops) plus an opaque state pointer made by its open function.
- * store.c validates every key and prefix before a back end sees one (S1 of
+ * store.c validates every key and prefix before a back end sees one (STORE-S1 of
  * store.c) and forwards through the table; it never tests which back end it
- * holds. Each back end keeps the promises of store.h (ST1-ST6); every
+ * holds. Each back end keeps the promises of store.h (STORE-ST1 to STORE-ST6); every
  * function returns 0 or a negative DM_E_* / -errno, with detail in err. */
 #ifndef DUMONT_STORE_STORE_BACKEND_H
 #define DUMONT_STORE_STORE_BACKEND_H
@@ -15,14 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_PUT_LAZY 1 /* put flag: ST4 */
+#define STORE_PUT_LAZY 1 /* put flag: STORE-ST4 */
 
 typedef struct store_ops {
     const char *scheme; /* "file", "s3" */
-    /* flags: STORE_PUT_LAZY (ST4) or 0 */
+    /* flags: STORE_PUT_LAZY (STORE-ST4) or 0 */
     int (*put)(void *st, const char *key, const void *data, size_t len, int flags, char *err,
                size_t errlen);
-    int (*sync)(void *st, char *err, size_t errlen); /* ST4 barrier */
+    int (*sync)(void *st, char *err, size_t errlen); /* STORE-ST4 barrier */
     int (*get)(void *st, const char *key, size_t max_len, void **ret_data, size_t *ret_len,
                char *err, size_t errlen);
     /* Reads len bytes at off into buf; short objects give DM_E_PROTOCOL. */
@@ -33,13 +33,13 @@ typedef struct store_ops {
                 size_t errlen);
     int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
     void (*close)(void *st);
-    void (*prefetch)(void *st, const char *key); /* ST5; NULL: no-op */
-    /* ST6; NULL: get_range again */
+    void (*prefetch)(void *st, const char *key); /* STORE-ST5; NULL: no-op */
+    /* STORE-ST6; NULL: get_range again */
     int (*get_range_verified)(void *st, const char *key, uint64_t off, size_t len, void *buf,
                               char *err, size_t errlen);
 } store_ops;
 
-/* Request counters (store_stats.c SS1-SS3), for store_stats_each(). */
+/* Request counters (store_stats.c STORE-SS1 to STORE-SS3), for store_stats_each(). */
 typedef enum { STORE_KIND_FILE, STORE_KIND_S3, STORE_KIND_COUNT } store_kind;
 typedef enum {
     STORE_OP_GET,
@@ -56,7 +56,7 @@ typedef enum {
 int store_count_file(store_op op, int rc);
 /* One HTTP attempt of an s3:// request: its status, 0 if no answer came. */
 void store_count_http(store_op op, long status);
-/* One attempt after the first of a request (SS3). */
+/* One attempt after the first of a request (STORE-SS3). */
 void store_count_retry(void);
 
 /* The back ends' open functions. On success *ret_ops and *ret_st are the
@@ -69,7 +69,7 @@ int store_file_open(const char *dir, const store_ops **ret_ops, void **ret_st, c
 
 /* s3:// (store_s3.c): opens "bucket[/prefix]" (the URL after "s3://") with
  * the settings of the environment (store_s3.c, "Settings"); display gets
- * the URL for messages, without secrets (S2 of store.c). Nothing is sent to
+ * the URL for messages, without secrets (STORE-S2 of store.c). Nothing is sent to
  * the server. */
 int store_s3_open(const char *rest, const store_ops **ret_ops, void **ret_st, char *display,
                   size_t displaylen, char *err, size_t errlen);

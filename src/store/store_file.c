@@ -1,29 +1,29 @@
 /* The file:// store: one file per object under a root directory; the key is
  * the relative path ("packs/3f/3f9a..." -> <root>/packs/3f/3f9a...).
  *
- * Keys were validated by store.c (S1), so a key never names "..", "." or a
+ * Keys were validated by store.c (STORE-S1), so a key never names "..", "." or a
  * hidden file; this back end names its temp files ".tmp.<pid>.<n>", which no
  * key can be, so list() can skip them without ambiguity.
  *
- * F1 (ST1): put writes a temp file in the object's own directory, fsyncs it,
+ * STORE-F1 (STORE-ST1): put writes a temp file in the object's own directory, fsyncs it,
  *     hard-links it to the final name, unlinks the temp name and fsyncs the
  *     directory: a reader sees the whole object or none.
- * F2 (ST2): link() fails with EEXIST when the object exists, so a second put
+ * STORE-F2 (STORE-ST2): link() fails with EEXIST when the object exists, so a second put
  *     keeps the first content and succeeds; of two racing writers the first
  *     wins. Where hard links are unsupported, rename() is used after an
  *     existence check (a race there can replace an object with an identical
  *     one, which content-addressed keys make harmless).
- * F3 (ST3): get checks the size before allocating and never reads more than
+ * STORE-F3 (STORE-ST3): get checks the size before allocating and never reads more than
  *     max_len bytes, even if the file grows meanwhile.
- * F4: objects are opened with O_NOFOLLOW: a symlink planted as an object is
+ * STORE-F4: objects are opened with O_NOFOLLOW: a symlink planted as an object is
  *     not followed out of the root. Intermediate directories are created on
  *     demand with mode 0700, objects with 0600: a store holds workspaces,
  *     which may hold secrets (docs/security.md "Files"), whatever the
  *     umask of the program that writes it.
- * F6 (ST4): a lazy put skips both fsyncs; sync() is one syncfs() of the
+ * STORE-F6 (STORE-ST4): a lazy put skips both fsyncs; sync() is one syncfs() of the
  *     store's file system, which writes back every object and directory
  *     entry put so far (the kernel has been writing them back meanwhile).
- * F7: a lazy put of a large page-aligned buffer (a pack) is written with
+ * STORE-F7: a lazy put of a large page-aligned buffer (a pack) is written with
  *     O_DIRECT (the unaligned tail buffered) and fdatasync'd by the caller's
  *     thread, the pack writer, which runs beside the work. In a buffered
  *     write the page-cache copy and the page allocation cost more CPU than
@@ -31,10 +31,10 @@
  *     push out every byte at once (~0.5 s per 800 MB stalled the end of a
  *     snapshot). Where O_DIRECT is refused (tmpfs, some FUSE) the write is
  *     buffered as before. Only the directory entries are left to sync().
- * F8 (ST5): prefetch is POSIX_FADV_WILLNEED on the object's file.
- * F5: list() walks the directory of the prefix recursively, bounded by the
+ * STORE-F8 (STORE-ST5): prefetch is POSIX_FADV_WILLNEED on the object's file.
+ * STORE-F5: list() walks the directory of the prefix recursively, bounded by the
  *     key length cap, reports regular files only, and skips dot names.
- * F9: every operation but prefetch is counted with its result for /metrics
+ * STORE-F9: every operation but prefetch is counted with its result for /metrics
  *     (store_stats.c): get and get_range as get, exists as head. */
 #define _GNU_SOURCE /* syncfs */
 #include "store/store_backend.h"
@@ -102,7 +102,7 @@ static int write_all(int fd, const void *data, size_t len)
 #define DIRECT_ALIGN 4096u
 #define DIRECT_MIN   (1u << 20)
 
-/* F7: writes data to the empty file fd, the aligned body with O_DIRECT if
+/* STORE-F7: writes data to the empty file fd, the aligned body with O_DIRECT if
  * the file system takes it, and makes it durable. 1: not attempted (the
  * caller writes it buffered), 0: done, < 0: -errno. */
 static int write_direct(int fd, const void *data, size_t len)
@@ -124,7 +124,7 @@ static int write_direct(int fd, const void *data, size_t len)
     return rc;
 }
 
-/* Creates and fills the temp file tmp (F1); the caller links it. */
+/* Creates and fills the temp file tmp (STORE-F1); the caller links it. */
 static int write_temp(const char *tmp, const void *data, size_t len, int lazy)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -142,7 +142,7 @@ static int write_temp(const char *tmp, const void *data, size_t len, int lazy)
     return rc;
 }
 
-/* Moves tmp to path unless path exists (F2). Returns 0 either way. */
+/* Moves tmp to path unless path exists (STORE-F2). Returns 0 either way. */
 static int publish(const char *tmp, const char *path)
 {
     int rc = link(tmp, path) == 0 ? 0 : -errno;
@@ -164,7 +164,7 @@ static int fput(void *st, const char *key, const void *data, size_t len, int fla
     if (rc)
         goto out;
     struct stat sb;
-    if (lstat(path, &sb) == 0) { /* ST2: already there, nothing to write */
+    if (lstat(path, &sb) == 0) { /* STORE-ST2: already there, nothing to write */
         rc = S_ISREG(sb.st_mode) ? 0 : -EEXIST;
         goto out;
     }
@@ -246,7 +246,7 @@ static int fget(void *st, const char *key, size_t max_len, void **ret_data, size
     int fd = open_object(st, key, &sb);
     if (fd < 0)
         return fail_errno(err, errlen, fd, "get", key);
-    if ((uint64_t)sb.st_size > max_len) { /* F3 */
+    if ((uint64_t)sb.st_size > max_len) { /* STORE-F3 */
         rc = dm_fail(err, errlen, DM_E_TOO_BIG, "store: get %s: %lld bytes, cap %zu", key,
                      (long long)sb.st_size, max_len);
         goto out;
@@ -331,7 +331,7 @@ typedef struct {
     size_t errlen;
 } list_walk;
 
-/* Walks the directory holding key prefix rel (F5). */
+/* Walks the directory holding key prefix rel (STORE-F5). */
 static int walk(list_walk *w, char *rel, size_t rlen, int depth)
 {
     char path[PATH_MAX];
@@ -382,8 +382,8 @@ static int flist(void *st, const char *prefix, store_list_fn fn, void *ctx, char
     return walk(&w, rel, rlen, 0);
 }
 
-/* F8: asks the kernel to read the object into the page cache in the
- * background (POSIX_FADV_WILLNEED). Packs written with O_DIRECT (F7) are
+/* STORE-F8: asks the kernel to read the object into the page cache in the
+ * background (POSIX_FADV_WILLNEED). Packs written with O_DIRECT (STORE-F7) are
  * not in the cache, and a restore reading them chunk by chunk from disk
  * was 3x slower than from memory; read-ahead of the next packs overlaps
  * the disk with the restore's work. */
@@ -404,7 +404,7 @@ static void fclose_store(void *st)
     free(st);
 }
 
-/* F9 */
+/* STORE-F9 */
 static int cput(void *st, const char *key, const void *data, size_t len, int flags, char *err,
                 size_t errlen)
 {

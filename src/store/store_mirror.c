@@ -117,7 +117,7 @@ static int m_get_range(void *st, const char *key, uint64_t off, size_t len, void
     return mrc ? both_failed(m, rc, mrc, perr, merr, err, errlen) : 0;
 }
 
-/* ST6: the caller found the primary's bytes damaged: a checked copy from
+/* STORE-ST6: the caller found the primary's bytes damaged: a checked copy from
  * the primary if it can give one, else (or if that fails) the mirror's. */
 static int m_get_range_verified(void *st, const char *key, uint64_t off, size_t len, void *buf,
                                 char *err, size_t errlen)
@@ -193,7 +193,7 @@ static int m_del(void *st, const char *key, char *err, size_t errlen)
     return rc ? mirror_fail(m, rc, merr, err, errlen) : 0;
 }
 
-/* ST5: reads go to the primary first, so the hint goes there. */
+/* STORE-ST5: reads go to the primary first, so the hint goes there. */
 static void m_prefetch(void *st, const char *key)
 {
     mstore *m = st;

@@ -17,16 +17,16 @@
  *
  * S3-1: every request is signed (SigV4, x-amz-content-sha256 = SHA-256 of
  *       the body); the secret key and session token never reach a log line,
- *       an error message or the display URL (store.c S2).
- * S3-2 (ST1): a reader sees a whole object or none: S3 makes an object
+ *       an error message or the display URL (store.c STORE-S2).
+ * S3-2 (STORE-ST1): a reader sees a whole object or none: S3 makes an object
  *       visible only when its PUT (or CompleteMultipartUpload) succeeds; a
  *       multipart upload that fails is aborted (AbortMultipartUpload).
- * S3-3 (ST2): put first asks HEAD; an existing object of the same length
+ * S3-3 (STORE-ST2): put first asks HEAD; an existing object of the same length
  *       and x-amz-meta-sha256 is left as it is. One that differs is damaged
  *       (keys are content addressed or written once: a server that died
  *       mid-write, like s3rver, can leave a torn object) and is written
  *       again. Two racing writers of one key both write the same bytes.
- * S3-4 (ST4): a put is durable when S3 answers 200, so sync() has nothing
+ * S3-4 (STORE-ST4): a put is durable when S3 answers 200, so sync() has nothing
  *       to wait for.
  * S3-5: every put stores x-amz-meta-sha256 (SHA-256 of the whole object);
  *       get and get_range_verified check it: a damaged object fails with
@@ -34,12 +34,12 @@
  * S3-6: get_range reads through a small cache of whole objects (CACHE_SLOTS
  *       of at most CACHE_OBJ_MAX bytes), not checked whole: the snapshot
  *       layer checks each chunk's hash, and on a mismatch asks again with
- *       get_range_verified (ST6), which fetches the object anew, checks it
+ *       get_range_verified (STORE-ST6), which fetches the object anew, checks it
  *       whole and puts the good copy in the cache. Checking every pack twice
  *       cost a third of a restore's hashing. A bigger object is read by
- *       plain ranged GETs. Objects are immutable (ST2), so a cached copy
+ *       plain ranged GETs. Objects are immutable (STORE-ST2), so a cached copy
  *       never goes stale.
- * S3-10 (ST5): prefetch queues the key (at most PF_QUEUE waiting; more are
+ * S3-10 (STORE-ST5): prefetch queues the key (at most PF_QUEUE waiting; more are
  *       dropped) for PF_THREADS background threads, started on first use,
  *       which load it into a cache slot as get_range would. A prefetched
  *       slot is pinned until get_range first reads it, so read-ahead never
@@ -444,7 +444,7 @@ static int fetch_whole(s3store *s, const char *key, size_t max_len, int verify, 
                  : s3_fail(&s->c, &r, 1, "get", key, err, errlen);
         goto out;
     }
-    if (total > max_len) { /* ST3 */
+    if (total > max_len) { /* STORE-ST3 */
         rc = dm_fail(err, errlen, DM_E_TOO_BIG, "s3: get %s: %zu bytes, cap %zu", key, total,
                      max_len);
         goto out;
@@ -629,7 +629,7 @@ static int s3_get_range(void *st, const char *key, uint64_t off, size_t len, voi
     }
 }
 
-/* ST6, S3-6: the object fetched anew and checked whole; the good copy
+/* STORE-ST6, S3-6: the object fetched anew and checked whole; the good copy
  * replaces a cached one nobody is reading. */
 static int s3_get_range_verified(void *st, const char *key, uint64_t off, size_t len, void *buf,
                                  char *err, size_t errlen)
@@ -1037,7 +1037,7 @@ int store_s3_open(const char *rest, const store_ops **ret_ops, void **ret_st, ch
     pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->ccv, NULL);
     pthread_cond_init(&s->pfcv, NULL);
-    /* S2: bucket, prefix and endpoint only */
+    /* STORE-S2: bucket, prefix and endpoint only */
     snprintf(display, displaylen, "s3://%s%s%s (%s://%s)", s->c.bucket, s->c.prefix[0] ? "/" : "",
              s->c.prefix, s->c.scheme, s->c.hostport);
     *ret_ops = &s3_ops;

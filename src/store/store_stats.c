@@ -3,15 +3,15 @@
  * since it started, for /metrics (docs/metrics.md). The store layer knows
  * nothing of the metrics registry: the API pulls these counts at a scrape.
  *
- * SS1: counting is one relaxed atomic add on a fixed table: no lock, no
+ * STORE-SS1: counting is one relaxed atomic add on a fixed table: no lock, no
  *      allocation, nothing that can slow or fail a store operation, from
  *      any thread (the s3:// back end uploads parts on several).
- * SS2: few label values: the kind (file, s3), the operation (get, put,
+ * STORE-SS2: few label values: the kind (file, s3), the operation (get, put,
  *      head, list, delete, sync, multipart) and the code: an HTTP status
  *      100-599 (s3://), "error" when no HTTP answer came (s3://) or the
  *      operation failed another way (file://), "ok", "not_found" and
  *      "no_space" (file://).
- * SS3: an s3:// request is one HTTP attempt: a request retried counts each
+ * STORE-SS3: an s3:// request is one HTTP attempt: a request retried counts each
  *      attempt under its own code, and each attempt after the first once
  *      more in the retries counter. */
 #include "store/store_backend.h"
@@ -42,7 +42,7 @@ static const char *const op_names[STORE_OP_COUNT] = {"get",    "put",  "head",  
 static void bump(store_kind kind, store_op op, int slot)
 {
     if ((unsigned)kind < STORE_KIND_COUNT && (unsigned)op < STORE_OP_COUNT)
-        atomic_fetch_add_explicit(&counts[kind][op][slot], 1, memory_order_relaxed); /* SS1 */
+        atomic_fetch_add_explicit(&counts[kind][op][slot], 1, memory_order_relaxed); /* STORE-SS1 */
 }
 
 int store_count_file(store_op op, int rc)

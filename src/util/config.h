@@ -42,7 +42,7 @@ typedef struct {
     char tls_cert[PATH_MAX]; /* "" : no TLS */
     char tls_key[PATH_MAX];
     char public_url[CFG_URL_MAX]; /* "" : derived from the listen address */
-    double alert_time_scale;      /* >= 1; alert_retry.h AR4 */
+    double alert_time_scale;      /* >= 1; alert_retry.h AL-AR4 */
 } dm_config;
 
 #define CFG_DEFAULT_LISTEN    "127.0.0.1:8700"

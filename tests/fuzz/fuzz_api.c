@@ -5,7 +5,7 @@
  *   0 POST test-setup body     1 POST simulate/1 body     2 GET report query
  *   3 GET list query           4 any method/path          5 clock_parse_time
  * Checked: no crash, no sanitizer report, and every response is a JSON object
- * with a status in 200..599 whose errors carry "error" and "detail" (H1). */
+ * with a status in 200..599 whose errors carry "error" and "detail" (API-H1). */
 #include "api/http.h"
 #include "db/db.h"
 #include "failover/orchestrator.h"

@@ -7,7 +7,7 @@
 # G1: an agent is healthy after registering; kill -9 makes it suspect, then
 #     failed (recorded with its reason and silence), and SIGSTOP the same;
 #     SIGCONT makes it healthy again (detector.h HB-D2, HB-D5; listener.h HB-L2).
-# G2: SIGTERM makes it `leaving` (agent.h A3) and it stays leaving, never failed.
+# G2: SIGTERM makes it `leaving` (agent.h AG-A3) and it stays leaving, never failed.
 # G3: garbage, truncated, forged (wrong MAC) and unknown-instance datagrams are
 #     dropped and counted by reason, and the instance they name stays healthy
 #     (listener.h HB-L1).
@@ -22,7 +22,7 @@
 # G8: with --preemption aws|gcp the agent polls a local server that plays
 #     each cloud's documented metadata answers (IMDSv2 token + instance-action;
 #     Metadata-Flavor + preempted); on a notice the instance is `preempting`,
-#     and failed once it goes silent (preempt.h AG-E1 to AG-E3, agent.h A6).
+#     and failed once it goes silent (preempt.h AG-E1 to AG-E3, agent.h AG-A6).
 # G7: `dumont instances` lists it, `--json` is the API's answer, `show` has
 #     the state changes; usage errors exit 2.
 . "$(dirname "$0")/lib.sh"

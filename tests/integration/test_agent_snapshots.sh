@@ -10,13 +10,13 @@
 #     to the workspace (diff -r).
 # N2: the workload runs in the workspace with DUMONT_WORKSPACE set.
 # N3: --hold: registered and heartbeating, the workload starts only on
-#     SIGUSR1, and no scheduled snapshot is taken before (agent.h A8,
+#     SIGUSR1, and no scheduled snapshot is taken before (agent.h AG-A8,
 #     snapshots.h AG-N6).
 # N4: --preempt-cloud local: TRUE in the metadata file is a notice; a snapshot
 #     with trigger "preempt" is reported before the instance shows
-#     `preempting` (agent.h A6, snapshots.h AG-N4).
+#     `preempting` (agent.h AG-A6, snapshots.h AG-N4).
 # N5: each heartbeat's second copy is counted `duplicate`, never `replay`
-#     (agent.h A7, listener.h HB-L7).
+#     (agent.h AG-A7, listener.h HB-L7).
 # N7: an agent whose machine is destroyed (fenced) gets 409 for its
 #     snapshots: after one was accepted it is a zombie and stops; before, it
 #     says so once and retries quietly; nothing is recorded (snapshots.h AG-N3,
@@ -24,7 +24,7 @@
 # N6: POST /api/instances/ID/snapshots validates what the agent sends: bad
 #     JSON, missing fields, huge numbers are 400; an unknown instance 404; a
 #     report naming another store, or a snapshot the server's store does not
-#     hold, 422 (routes_snapshots.c RS3).
+#     hold, 422 (routes_snapshots.c API-RS3).
 . "$(dirname "$0")/lib.sh"
 lib_init
 

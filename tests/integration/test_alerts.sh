@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Alerts (docs/alerts.md; src/alerts/alerts.h AL1-AL5, alert_retry.h AR1-AR4,
-# alert_format.h AF1-AF4, db/db_alert.h DB-DA1-DB-DA4) against a local receiver
+# Alerts (docs/alerts.md; src/alerts/alerts.h AL-AL1 to AL-AL5, alert_retry.h AL-AR1 to AL-AR4,
+# alert_format.h AL-AF1 to AL-AF4, db/db_alert.h DB-DA1-DB-DA4) against a local receiver
 # that stands in for Slack, Discord and a webhook consumer
 # (alert_receiver.py: shaped from their documented formats; it checks each
 # body's shape and the webhook's signature).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Alerts survive a crash (docs/alerts.md; src/alerts/alerts.h AL2,
+# Alerts survive a crash (docs/alerts.md; src/alerts/alerts.h AL-AL2,
 # db/db_alert.h DB-DA2-DB-DA3), on SQLite and on PostgreSQL, against the local
 # receiver that stands in for a webhook consumer and Slack
 # (alert_receiver.py).

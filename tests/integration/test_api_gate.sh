@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The gate against the real server (src/api/gate.h G1-G5, docs/security.md):
+# The gate against the real server (src/api/gate.h GATE-G1 to GATE-G5, docs/security.md):
 # the path is checked as the client sent it (curl --path-as-is, raw bytes
 # through /dev/tcp), before libmicrohttpd's decoding can fold a spelling
 # into a real route.

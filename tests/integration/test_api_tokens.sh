@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scoped credentials (docs/security.md "Roles"; src/db/db_token.h DB-T1 to DB-T4,
-# src/api/gate.h G4, src/api/dashboard.h D5):
+# src/api/gate.h GATE-G4, src/api/dashboard.h API-D5):
 #
 # K1: `dumont tokens create` prints a token once; `tokens list` (and --json)
 #     shows name, role, instance, created, last used, never a secret; the

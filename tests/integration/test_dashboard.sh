@@ -143,7 +143,7 @@ grep -q '"state":"completed"' "$TEST_TMP/sse-keep.out" || fail "the open stream 
 kill "$keep_pid" 2>/dev/null
 wait "$keep_pid" 2>/dev/null
 
-# ---- SIGTERM with event streams open still stops at once (events.h EV4) ----
+# ---- SIGTERM with event streams open still stops at once (events.h API-EV4) ----
 for i in 1 2 3; do
     curl -sS -N -m 30 -H "@$TEST_TMP/auth.header" "$DUMONT_URL/api/events" >/dev/null 2>&1 &
     eval "sse$i=\$!"

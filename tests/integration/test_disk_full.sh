@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Durable-state faults (issue 13 part 6; orchestrator.h O12; docs/failover.md
+# Durable-state faults (issue 13 part 6; orchestrator.h ORCH-O12; docs/failover.md
 # "Durable-state faults"): the state directory on a small tmpfs, filled
 # while a real failover (local provider) and a simulated one run, then freed.
 # Needs root (mount); skipped with a message otherwise. SQLite.
@@ -14,7 +14,7 @@
 # D3: the next failover of each GPU runs (no ghost `running` row refuses
 #     it with 409).
 # The real failover is held in gpu_search by DUMONT_TEST_PAUSE_PHASE (tests
-# only; src/failover/real.c R3) so that the disk fills after its first
+# only; src/failover/real.c ORCH-R3) so that the disk fills after its first
 # phases were saved and before its next save.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"

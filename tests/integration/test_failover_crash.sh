@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A controller killed (kill -9) in each phase of a real failover resumes it on
 # restart: the failover completes, exactly one new instance serves, the old
-# one stays fenced, and no instance is left over (orchestrator.h O6, R3 of
+# one stays fenced, and no instance is left over (orchestrator.h ORCH-O6, R3 of
 # src/failover/real.c). Also: a provisioning that fails on one offer is
 # retried on the next one (O8).
 # shellcheck source=tests/integration/lib.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offers during a real failover (orchestrator.h O8, market.h PROV-MK4): an offer
+# Offers during a real failover (orchestrator.h ORCH-O8, market.h PROV-MK4): an offer
 # the "cloud" refuses to provision is retried on the next one; a workload
 # whose only compatible host failed gets a failed failover with a clear
 # reason, and is marked failed.

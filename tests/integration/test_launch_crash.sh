@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A server killed (kill -9) during `dumont instances launch` rolls the launch
-# back on its next start (orchestrator.h O13; docs/failover.md "Crash
+# back on its next start (orchestrator.h ORCH-O13; docs/failover.md "Crash
 # safety"; issue 13 part 6), on the local provider with real processes.
 #
 # K1: for a kill after each step of a launch - the machine row reserved, the
@@ -10,7 +10,7 @@
 #     `provisioning` or `running`, and no process of its instances is left.
 # K2: a launch on the restarted server then works.
 # The kill points come from DUMONT_TEST_PAUSE_LAUNCH=STEP:MS (tests only;
-# src/failover/real.c R3), which pauses the launch after STEP.
+# src/failover/real.c ORCH-R3), which pauses the launch after STEP.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GET /metrics (docs/metrics.md; src/api/metrics.c AM1-AM3) against real
+# GET /metrics (docs/metrics.md; src/api/metrics.c API-AM1 to API-AM3) against real
 # peers: `promtool check metrics` on the output, and a real Prometheus server
 # (Debian's prometheus) scraping the server on loopback with a viewer token,
 # queried through its HTTP API. Also: the counters survive a restart (rebuilt

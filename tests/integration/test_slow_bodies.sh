@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Slow request bodies and ambiguous framing (issue 13 part 5; conn_guard.h
-# G5, server.h S6; docs/security.md "Slow clients"). 64 connections from
+# CG-G5, server.h API-S6; docs/security.md "Slow clients"). 64 connections from
 # 127.0.0.1 (the per-address cap) send a head announcing a 60,000-byte body,
 # then one byte every 2 s: while they hold every slot of 127.0.0.1, /healthz
 # from there is refused; they are cut 20-23 s after their heads, and
@@ -20,7 +20,7 @@ established() { # connections to the server's port in ESTABLISHED, seen from the
     ss -Htn state established "( dport = :$SERVER_PORT )" 2>/dev/null | wc -l
 }
 
-# ---- 1. ambiguous framing (S6) ----
+# ---- 1. ambiguous framing (API-S6) ----
 raw() { # REQUEST: the status line of the answer to a raw request
     local fd
     exec {fd}<>"/dev/tcp/127.0.0.1/$SERVER_PORT" || fail "cannot connect"
@@ -50,7 +50,7 @@ IFS= read -r -t 5 line <&"$slow" || line=""
 exec {slow}>&-
 assert_contains "$line" " 401 " "a body sent over 4 s is read and answered"
 
-# ---- 3. 64 trickled bodies hold the address's slots, then are cut (G5) ----
+# ---- 3. 64 trickled bodies hold the address's slots, then are cut (CG-G5) ----
 fds=()
 t0=$(now_us)
 for i in $(seq 1 64); do

@@ -6,9 +6,9 @@
 #
 # C1: /healthz from another address (127.0.0.2) answers 200 within 1 s, every
 #     time, probed every 250 ms for 22 s while the tricklers run.
-# C2: the per-address cap (server.h S3): most of the 400 are refused at once,
+# C2: the per-address cap (server.h API-S3): most of the 400 are refused at once,
 #     and no more than API_PER_IP_CONNECTIONS (64) are held at a time.
-# C3: the head deadline (server.h S5, conn_guard.h G1): the held tricklers are
+# C3: the head deadline (server.h API-S5, conn_guard.h CG-G1): the held tricklers are
 #     cut 10 s after their accept (not before 9.5 s, not after 11.5 s), and
 #     cut again when they reconnect; the server logs http.head_deadline.
 # C4: an ordinary request from the tricklers' own address works again once

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The snapshot store is configuration, not input (issue 13 part 3;
-# orchestrator.h O10-O11, routes_snapshots.c RS3; docs/security.md "The
+# orchestrator.h ORCH-O10 to ORCH-O11, routes_snapshots.c API-RS3; docs/security.md "The
 # store is configuration"), on the local provider with real processes:
 #
 # C1: a snapshot report naming another store is refused (422 foreign_store),

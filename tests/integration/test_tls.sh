@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TLS for the API (issue 13 part 8; server.h S4, client.h CLIENT-C6, agent_http.h
+# TLS for the API (issue 13 part 8; server.h API-S4, client.h CLIENT-C6, agent_http.h
 # AH3; docs/security.md "TLS"). A CA and certificates are made here with
 # openssl. Checks: the server serves HTTPS only; the CLI verifies the
 # certificate (a private CA through DUMONT_CA_FILE; no CA or the wrong CA is

@@ -106,7 +106,7 @@ static inline api_response call(fixture *fx, const char *method, const char *pat
     req.body_len = body ? strlen(body) : 0;
     api_response resp = {.status = 0};
     api_route(&fx->ctx, &req, &resp);
-    assert_non_null(resp.body); /* A2 */
+    assert_non_null(resp.body); /* API-A2 */
     return resp;
 }
 

@@ -1,5 +1,5 @@
-/* alerts/alert_format.h (AF1-AF4), alert_retry.h (AR1-AR4), alert_seal.h
- * (SE1): the bodies each service documents, the signature, URLs, the
+/* alerts/alert_format.h (AL-AF1 to AL-AF4), alert_retry.h (AL-AR1 to AL-AR4), alert_seal.h
+ * (AL-SE1): the bodies each service documents, the signature, URLs, the
  * retry schedule and Retry-After, and sealing. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -66,7 +66,7 @@ static void test_slack_shape(void **state)
     json_t *fields = json_object_get(sec, "fields");
     assert_true(json_array_size(fields) >= 5 && json_array_size(fields) <= 10);
     char *all = json_dumps(fields, 0);
-    assert_non_null(strstr(all, "chat &lt;prod&gt; &amp; co")); /* AF2 */
+    assert_non_null(strstr(all, "chat &lt;prod&gt; &amp; co")); /* AL-AF2 */
     assert_null(strstr(all, "<prod>"));
     assert_non_null(strstr(all, "*Failed in*\\nprovisioning"));
     assert_non_null(strstr(all, "*Old instance*\\n20001"));
@@ -113,7 +113,7 @@ static void test_discord_shape(void **state)
     json_decref(j);
 }
 
-/* AF3: the webhook's event JSON; absent facts are null. */
+/* AL-AF3: the webhook's event JSON; absent facts are null. */
 static void test_webhook_shape(void **state)
 {
     (void)state;
@@ -133,7 +133,7 @@ static void test_webhook_shape(void **state)
     json_decref(j);
 }
 
-/* AF1: the same event renders to the same bytes. */
+/* AL-AF1: the same event renders to the same bytes. */
 static void test_render_is_stable(void **state)
 {
     (void)state;
@@ -148,7 +148,7 @@ static void test_render_is_stable(void **state)
     }
 }
 
-/* AF2: a long reason is cut within the limits, on a UTF-8 boundary. */
+/* AL-AF2: a long reason is cut within the limits, on a UTF-8 boundary. */
 static void test_limits_cut_on_utf8(void **state)
 {
     (void)state;
@@ -201,7 +201,7 @@ static void test_url_check(void **state)
     assert_non_null(strstr(err, "https://"));
     assert_int_equal(al_url_check("https://user:pw@h/x", err, sizeof err), DM_E_INVALID);
     assert_non_null(strstr(err, "credentials"));
-    assert_null(strstr(err, "pw")); /* AF4: never quoted */
+    assert_null(strstr(err, "pw")); /* AL-AF4: never quoted */
     assert_int_equal(al_url_check("https:///x", err, sizeof err), DM_E_INVALID);
     assert_int_equal(al_url_check("https://h/a b", err, sizeof err), DM_E_INVALID);
     assert_int_equal(al_url_check("", err, sizeof err), DM_E_INVALID);
@@ -243,7 +243,7 @@ static void test_delivery_key(void **state)
     assert_string_not_equal(a, c);
 }
 
-/* AR1: doubling from AR_FIRST_MS to the cap, jitter within 25%, the same
+/* AL-AR1: doubling from AR_FIRST_MS to the cap, jitter within 25%, the same
  * schedule for the same key; tries go on past one hour and stop at the
  * give-up age. */
 static void test_backoff_schedule(void **state)
@@ -266,7 +266,7 @@ static void test_backoff_schedule(void **state)
     assert_true(last_try > 3600 * 1000); /* a receiver down for an hour still gets it */
     assert_true(last_try <= AR_GIVE_UP_MS);
     assert_true(tries > 20 && tries < 200);
-    /* AR4: compressed, the same number of tries in 1/3600 of the time. */
+    /* AL-AR4: compressed, the same number of tries in 1/3600 of the time. */
     int64_t t2 = 0;
     int tries2 = 0;
     while (!al_retry_expired(0, t2, 3600.0)) {
@@ -277,7 +277,7 @@ static void test_backoff_schedule(void **state)
     assert_true(tries2 >= tries - 2);
 }
 
-/* AR2, AR3. */
+/* AL-AR2, AL-AR3. */
 static void test_retry_after_and_verdicts(void **state)
 {
     (void)state;
@@ -309,7 +309,7 @@ static void test_retry_after_and_verdicts(void **state)
     assert_int_equal(al_retry_verdict(301), AR_REFUSED);
 }
 
-/* SE1: round trip; another name, another key, or a changed byte opens nothing. */
+/* AL-SE1: round trip; another name, another key, or a changed byte opens nothing. */
 static void test_seal(void **state)
 {
     (void)state;

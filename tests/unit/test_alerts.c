@@ -1,4 +1,4 @@
-/* alerts/alerts.h AL1-AL5: the service over a real database (SQLite and,
+/* alerts/alerts.h AL-AL1 to AL-AL5: the service over a real database (SQLite and,
  * with DUMONT_TEST_PG_URL, PostgreSQL), with destinations nobody listens on
  * (deliveries stay queued or are retried; what is asserted is the queue):
  * a failover's events once each, however often the observer sees it; only
@@ -85,7 +85,7 @@ static void step(fo_failover *f, fo_event_kind k)
     OK(fo_transition(f, &ev));
 }
 
-/* AL1, AL2 (one key per event), AL3. */
+/* AL-AL1, AL-AL2 (one key per event), AL-AL3. */
 static void test_failover_events_once(void **state)
 {
     (void)state;
@@ -117,7 +117,7 @@ static void test_failover_events_once(void **state)
     wait_events(db, "ops",
                 "failover.started,standby.activated,failover.completed,"
                 "failover.started,failover.failed");
-    /* AL3: an event from before a destination was added is not its: the
+    /* AL-AL3: an event from before a destination was added is not its: the
      * old start reaches nobody; the new one (after it in the ring, which
      * keeps order) reaches both */
     fo_failover old = running_failover("sim-c", clock_wall_ms() - 60000);
@@ -140,7 +140,7 @@ static void test_failover_events_once(void **state)
     db_close(db);
 }
 
-/* AL2: a failover the database holds, whose events never reached the
+/* AL-AL2: a failover the database holds, whose events never reached the
  * queue (the process died), is queued by the next start; twice is once. */
 static void test_replay(void **state)
 {
@@ -193,7 +193,7 @@ static void test_instance_events(void **state)
     db_close(db);
 }
 
-/* AL5: a protected running workload without a snapshot for longer than
+/* AL-AL5: a protected running workload without a snapshot for longer than
  * three periods (and the floor, both scaled) alerts once per stale point. */
 static void test_snapshot_failing(void **state)
 {

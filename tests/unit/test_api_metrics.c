@@ -1,5 +1,5 @@
-/* api/metrics.h: counters rebuilt from the database at start (AM1), a
- * failover counted once (AM2), also when it ends during the rebuild (AM4),
+/* api/metrics.h: counters rebuilt from the database at start (API-AM1), a
+ * failover counted once (API-AM2), also when it ends during the rebuild (API-AM4),
  * snapshot reports and ages. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,7 +53,7 @@ static void test_rebuild_and_count_once(void **state)
 
     api_metrics *m;
     OK(api_metrics_new(db, NULL, NULL, &m, g_err, sizeof g_err));
-    /* AM4: sim-3 was running at start; it ends (saved) while the rebuild may
+    /* API-AM4: sim-3 was running at start; it ends (saved) while the rebuild may
      * be reading: the rebuild leaves it to the observer. */
     fo_failover end3;
     ended(&end3, "sim-3", FO_KIND_SIMULATED, 0);
@@ -73,7 +73,7 @@ static void test_rebuild_and_count_once(void **state)
                                 "phase=\"inference\"} 1\n"));
     free(out);
 
-    /* The observer hears of sim-3's end: counted once, however often (AM2). */
+    /* The observer hears of sim-3's end: counted once, however often (API-AM2). */
     api_metrics_on_failover(m, &end3);
     api_metrics_on_failover(m, &end3);
     out = render(m);

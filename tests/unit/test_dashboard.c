@@ -1,6 +1,6 @@
 /* Unit tests for the dashboard's server side that need no HTTP: the
- * embedded-asset table (src/api/static.h, ST1), the open paths
- * (src/api/dashboard.h, D1), the route probe behind GET /api/session's
+ * embedded-asset table (src/api/static.h, API-ST1), the open paths
+ * (src/api/dashboard.h, API-D1), the route probe behind GET /api/session's
  * "features", and the event bus without clients (src/api/events.h). */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
@@ -17,7 +17,7 @@
 
 #include <string.h>
 
-/* ST1: the embedded table serves "/" and the assets by exact path only. */
+/* API-ST1: the embedded table serves "/" and the assets by exact path only. */
 static void test_static_table(void **state)
 {
     (void)state;
@@ -65,7 +65,7 @@ static void test_bus_without_clients(void **state)
     events_publish(NULL, "failover", "{}");
 }
 
-/* D4: a dashboard without an orchestrator still sets up and tears down. */
+/* API-D4: a dashboard without an orchestrator still sets up and tears down. */
 static void test_dashboard_lifecycle(void **state)
 {
     (void)state;

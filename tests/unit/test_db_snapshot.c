@@ -184,7 +184,7 @@ static void test_fenced_and_stale(void **state)
     OK(db_snapshot_latest_workload(db, "wl-1", &got, g_err, sizeof g_err));
     assert_string_equal(got.snapshot_id, "bb08");
     /* FLEET-F4 within a store: a newer snapshot recorded in another store is not
-     * the restorable point of this one (orchestrator.h O10) */
+     * the restorable point of this one (orchestrator.h ORCH-O10) */
     s = snap("bb10", 20006, 3, 8000);
     snprintf(s.store_url, sizeof s.store_url, "file:///tmp/elsewhere");
     OK(db_snapshot_record(db, &s, g_err, sizeof g_err));

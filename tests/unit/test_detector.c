@@ -115,7 +115,7 @@ static void test_lost_packet_does_not_fail(void **state)
 }
 
 /* Issue 5: per-datagram loss and jitter, each heartbeat sent `copies` times
- * 30 ms apart (agent.h A7); the listener takes the first copy to arrive and
+ * 30 ms apart (agent.h AG-A7); the listener takes the first copy to arrive and
  * drops the rest (listener.h HB-L7), so a beat is lost only when all its copies
  * are. Returns the false `failed` of `runs` runs of 10 simulated minutes. */
 static int copies_false_failed(int copies, int runs)

@@ -1,4 +1,4 @@
-/* The route matrix (src/api/gate.h G1-G5, issue 13 part 1): generated from
+/* The route matrix (src/api/gate.h GATE-G1 to GATE-G5, issue 13 part 1): generated from
  * the route table itself (api_route_table()), so a route added later is
  * covered without anyone remembering. Every route x every credential x
  * every non-canonical spelling of its path gets the expected answer. */
@@ -34,7 +34,7 @@ static const api_cred creds[N_CREDS] = {
     [C_OTHER] = {.role = API_ROLE_AGENT, .name = "agent-20002", .instance_id = OTHER},
 };
 
-/* G4, written out: access x credential -> 0 (admitted), 401 or 403. */
+/* GATE-G4, written out: access x credential -> 0 (admitted), 401 or 403. */
 static const int want[][N_CREDS] = {
     /*                   none wrong viewer admin client own other */
     [API_ACC_PUBLIC] = {0, 0, 0, 0, 0, 0, 0},
@@ -93,7 +93,7 @@ static void expect_refused(const char *method, const char *path)
     json_decref(resp.body);
 }
 
-/* G4 for one route and credential, before and with the body. */
+/* GATE-G4 for one route and credential, before and with the body. */
 static void check_cred(const api_route_def *r, api_request *req, int ci)
 {
     api_response resp = {0};
@@ -197,7 +197,7 @@ static int is_public(const api_route_def *r)
     return 0;
 }
 
-/* G1-G5 for every route of the table. */
+/* GATE-G1 to GATE-G5 for every route of the table. */
 static void test_route_matrix(void **state)
 {
     (void)state;
@@ -244,7 +244,7 @@ static void test_route_matrix(void **state)
     assert_int_equal(checked, n);
 }
 
-/* G2: a canonical path that matches no route is 404 (never 200, never 401). */
+/* GATE-G2: a canonical path that matches no route is 404 (never 200, never 401). */
 static void test_unknown_paths(void **state)
 {
     (void)state;
@@ -278,7 +278,7 @@ static void test_unknown_paths(void **state)
     json_decref(resp.body);
 }
 
-/* G4 for agent-body routes: the body's instance must be the agent's. */
+/* GATE-G4 for agent-body routes: the body's instance must be the agent's. */
 static void test_agent_body(void **state)
 {
     (void)state;

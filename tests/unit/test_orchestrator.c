@@ -1,5 +1,5 @@
-/* Orchestrator tests (src/failover/orchestrator.h O1-O4, O12) on a real
- * SQLite database. For O12 the database's back end is wrapped so that its
+/* Orchestrator tests (src/failover/orchestrator.h ORCH-O1 to ORCH-O4, ORCH-O12) on a real
+ * SQLite database. For ORCH-O12 the database's back end is wrapped so that its
  * writes fail (as on a full disk) while a test says so, or N times. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,7 +83,7 @@ static void test_simulate_completes(void **state)
     char err[256];
     assert_int_equal(fo_orch_simulate(fx->orch, 12345, &o, &f, err, sizeof err), 0);
     assert_int_equal(strncmp(f.id, "sim-", 4), 0);
-    /* O1: the record exists as soon as simulate returns */
+    /* ORCH-O1: the record exists as soon as simulate returns */
     fo_failover now;
     assert_int_equal(db_failover_get(fx->db, f.id, &now, err, sizeof err), 0);
     wait_terminal(fx->db, f.id, &done);
@@ -154,7 +154,7 @@ static void test_unknown_gpu_and_conflict(void **state)
     assert_int_equal(fo_orch_simulate(fx->orch, 12345, &o, &f, err, sizeof err), 0);
     fo_failover g;
     assert_int_equal(fo_orch_simulate(fx->orch, 12345, &o, &g, err, sizeof err), DM_E_CONFLICT);
-    /* O4: shutdown records the running failover as failed */
+    /* ORCH-O4: shutdown records the running failover as failed */
     fo_orch_shutdown(fx->orch);
     fo_failover done;
     assert_int_equal(db_failover_get(fx->db, f.id, &done, err, sizeof err), 0);
@@ -186,7 +186,7 @@ static void test_recover_marks_interrupted(void **state)
     assert_int_equal(n, 0); /* idempotent */
 }
 
-/* ---- O12: a database whose writes fail -------------------------------- */
+/* ---- ORCH-O12: a database whose writes fail -------------------------------- */
 
 static atomic_int g_fail_on;   /* every write fails while set */
 static atomic_int g_fail_left; /* the next N writes fail */
@@ -217,7 +217,7 @@ static void make_faulty(fixture *fx)
     atomic_store(&g_failed, 0);
 }
 
-/* What the observer saw last: only saved records are told (O12). */
+/* What the observer saw last: only saved records are told (ORCH-O12). */
 static pthread_mutex_t g_seen_mu = PTHREAD_MUTEX_INITIALIZER;
 static fo_state g_seen = -1;
 static int g_seen_n;
@@ -258,7 +258,7 @@ static void start_faulty(fixture *fx, int64_t seed, fo_failover *ret)
     assert_int_equal(fo_orch_simulate(fx->orch, 12345, &o, ret, err, sizeof err), 0);
 }
 
-/* O12: while the disk is "full" the failover waits where it was saved, the
+/* ORCH-O12: while the disk is "full" the failover waits where it was saved, the
  * orchestrator says degraded, memory (what observers were told) is what the
  * database holds; once writes land it goes on and completes, and the next
  * failover of that GPU is not refused by a ghost. */
@@ -302,7 +302,7 @@ static void test_save_fault_pauses_then_resumes(void **state)
     fo_orch_set_observer(fx->orch, NULL, NULL);
 }
 
-/* O12 with a database that fails N times: every failed write is retried. */
+/* ORCH-O12 with a database that fails N times: every failed write is retried. */
 static void test_save_fails_n_times(void **state)
 {
     fixture *fx = *state;
@@ -317,8 +317,8 @@ static void test_save_fails_n_times(void **state)
     assert_false(degraded(fx, NULL, 0));
 }
 
-/* O12 + O4: a shutdown while a save fails returns; the record stays as last
- * saved (active) for the next start to end (O2). */
+/* ORCH-O12 + ORCH-O4: a shutdown while a save fails returns; the record stays as last
+ * saved (active) for the next start to end (ORCH-O2). */
 static void test_shutdown_while_failing(void **state)
 {
     fixture *fx = *state;

@@ -1,10 +1,10 @@
-/* The real runner (src/failover/real.c R1-R4, real_phases.c, orchestrator.h
- * O5-O9, O12) with stand-ins for its peers: a fake provider built with
+/* The real runner (src/failover/real.c ORCH-R1 to ORCH-R4, real_phases.c, orchestrator.h
+ * ORCH-O5 to ORCH-O9, ORCH-O12) with stand-ins for its peers: a fake provider built with
  * provider_from_ops, fake liveness, probe and event ports (ports.h), on a
  * temporary SQLite database whose back end can be told to fail writes.
  *
  * The fake provider behaves as provider.h says a provider does: provision is
- * idempotent per id (PV2), destroy of an unknown id succeeds (PV3), status
+ * idempotent per id (PROV-PV2), destroy of an unknown id succeeds (PROV-PV3), status
  * and get answer from its table. The fake liveness reports an instance
  * healthy once provisioned, and its workload running (and its probe ok)
  * once started, except on the hosts a test marks. Timeouts are a few hundred
@@ -62,7 +62,7 @@ typedef struct {
     int fail_restores;            /* the next N restores fail */
     int64_t fail_destroy_id;      /* destroy of this id fails (no fence) */
     atomic_int arm_on_search;     /* g_fail_on takes this value when searched */
-    /* the subscriber (O5) */
+    /* the subscriber (ORCH-O5) */
     hbl_event_fn sub_fn;
     void *sub_ctx;
 } fake;
@@ -131,7 +131,7 @@ static int fk_provision(void *p, const prov_offer *offer, const prov_launch *l, 
     fake_inst *fi = find(f, l->instance_id);
     if (strcmp(offer->host, f->fail_provision_host) == 0) {
         rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "fake: no capacity on %s", offer->host);
-    } else if (fi && fi->alive) { /* PV2 */
+    } else if (fi && fi->alive) { /* PROV-PV2 */
         fill(fi, ret);
     } else if (!fi && f->n_inst >= MAX_INST) {
         rc = dm_fail(err, errlen, DM_E_TOO_BIG, "fake: full");
@@ -525,7 +525,7 @@ static void assert_moved(fixture *fx, const fo_failover *done)
     assert_int_equal(done->real.epoch, 1);
     assert_machine_state(fx, OLD_ID, "destroyed");
     assert_machine_state(fx, done->real.new_instance_id, "running");
-    assert_int_equal(alive_count(&g_fk), 1); /* exactly one new instance (O6) */
+    assert_int_equal(alive_count(&g_fk), 1); /* exactly one new instance (ORCH-O6) */
     assert_string_equal(done->real.snapshot_id, SNAP_ID);
     assert_int_equal(done->real.inference_success, 1);
 }
@@ -547,7 +547,7 @@ static void test_completes(void **state)
     assert_moved(fx, &done);
     assert_int_equal(done.real.attempts, 1);
     assert_int_equal(g_fk.made, 1);
-    assert_int_equal(g_fk.destroyed[0], OLD_ID); /* O7: fenced first */
+    assert_int_equal(g_fk.destroyed[0], OLD_ID); /* ORCH-O7: fenced first */
     assert_int_equal(g_fk.restores, 1);
     assert_int_equal(done.real.restore_download_time_ms, 3);
     assert_int_equal(done.real.restore_decompress_time_ms, 4);
@@ -563,7 +563,7 @@ static void test_completes(void **state)
                      DM_E_NOT_FOUND);
 }
 
-/* O5: the detector's event starts it; detection is how long it was silent. */
+/* ORCH-O5: the detector's event starts it; detection is how long it was silent. */
 static void test_detector_event_starts_it(void **state)
 {
     fixture *fx = *state;
@@ -626,7 +626,7 @@ static void test_fence_fails(void **state)
     start_failover(fx, &f);
     wait_state(fx, f.id, FO_NULL, &done);
     assert_failed_at(fx, &done, FO_PHASE_STANDBY_ACTIVATION, "could not fence");
-    assert_int_equal(g_fk.provisions, 0); /* O7: no new instance before the fence */
+    assert_int_equal(g_fk.provisions, 0); /* ORCH-O7: no new instance before the fence */
     assert_int_equal(g_fk.searches, 0);
     assert_machine_state(fx, OLD_ID, "running");
 }
@@ -645,7 +645,7 @@ static void test_no_offer(void **state)
     assert_int_equal(g_fk.provisions, 0);
 }
 
-/* O8: provisioning, ssh_ready, restore and inference each fail on the first
+/* ORCH-O8: provisioning, ssh_ready, restore and inference each fail on the first
  * offer: its instance goes, its host is excluded, the next offer serves. */
 static void run_retry(fixture *fx, const char *probe)
 {
@@ -708,7 +708,7 @@ static void test_retry_inference(void **state)
     assert_int_equal(g_fk.starts, 2);
 }
 
-/* O8: at most FO_ORCH_MAX_ATTEMPTS offers, then the failover fails. */
+/* ORCH-O8: at most FO_ORCH_MAX_ATTEMPTS offers, then the failover fails. */
 static void test_all_attempts_fail(void **state)
 {
     fixture *fx = *state;
@@ -737,7 +737,7 @@ static void test_no_snapshot(void **state)
     assert_int_equal(g_fk.restores, 0);
 }
 
-/* P1: without ports nothing is ever healthy; the waits end at their
+/* ORCH-P1: without ports nothing is ever healthy; the waits end at their
  * timeouts and the failover fails, nothing dereferenced. */
 static void test_no_ports(void **state)
 {
@@ -750,7 +750,7 @@ static void test_no_ports(void **state)
     assert_failed_at(fx, &done, FO_PHASE_SSH_READY, "did not become healthy");
 }
 
-/* P1: a port without a probe function: an ollama: workload never answers. */
+/* ORCH-P1: a port without a probe function: an ollama: workload never answers. */
 static void test_no_probe_port(void **state)
 {
     fixture *fx = *state;
@@ -764,10 +764,10 @@ static void test_no_probe_port(void **state)
     assert_int_equal(g_fk.probes, 0);
 }
 
-/* ---- resume after a crash at each phase (O6, R2) ------------------------ */
+/* ---- resume after a crash at each phase (ORCH-O6, ORCH-R2) ------------------------ */
 
-/* Runs a failover until it is in phase p (R3 holds it there), stops the
- * orchestrator (R2: the record stays active), and returns the record. */
+/* Runs a failover until it is in phase p (ORCH-R3 holds it there), stops the
+ * orchestrator (ORCH-R2: the record stays active), and returns the record. */
 static void stop_in_phase(fixture *fx, fo_phase p, fo_failover *ret)
 {
     char pause[64];
@@ -815,8 +815,8 @@ static void test_resume_each_phase(void **state)
     }
 }
 
-/* A crash between F1 (the id reserved, the intent saved) and the provider's
- * answer: the resumed runner provisions that same id (PV2), no other. */
+/* A crash between FLEET-F1 (the id reserved, the intent saved) and the provider's
+ * answer: the resumed runner provisions that same id (PROV-PV2), no other. */
 static void test_resume_reserved_id(void **state)
 {
     fixture *fx = *state;
@@ -842,7 +842,7 @@ static void test_resume_reserved_id(void **state)
     assert_int_equal(done.real.attempts, 1);
 }
 
-/* ---- a failing save (O12, R4) ------------------------------------------- */
+/* ---- a failing save (ORCH-O12, ORCH-R4) ------------------------------------------- */
 
 static int degraded(fixture *fx)
 {
@@ -913,7 +913,7 @@ static void test_shutdown_while_save_fails(void **state)
     resume_completes(fx, &now);
 }
 
-/* R4: a save refused for a reason that is not a storage fault halts the
+/* ORCH-R4: a save refused for a reason that is not a storage fault halts the
  * runner at once: no next action, the record as last saved; the next start
  * resumes it. */
 static void test_save_refused_halts(void **state)
@@ -941,7 +941,7 @@ static void test_save_refused_halts(void **state)
     resume_completes(fx, &now);
 }
 
-/* ---- test-real (O9) and the provider built from a vtable ---------------- */
+/* ---- test-real (ORCH-O9) and the provider built from a vtable ---------------- */
 
 static void run_test_real(fixture *fx, int keep)
 {
@@ -986,7 +986,7 @@ static void test_provider_from_ops_checks(void **state)
     dm_provider *p = NULL;
     assert_int_equal(provider_from_ops(&bad, &g_fk, &p, g_err, sizeof g_err), DM_E_INVALID);
     assert_null(p);
-    /* PD1 holds for it: a bad id never reaches the functions */
+    /* PROV-PD1 holds for it: a bad id never reaches the functions */
     OK(provider_from_ops(&fk_ops, &g_fk, &p, g_err, sizeof g_err));
     assert_string_equal(provider_name(p), "fake");
     assert_int_equal(provider_destroy(p, 0, g_err, sizeof g_err), DM_E_INVALID);
@@ -1031,7 +1031,7 @@ static void test_launch(void **state)
     assert_non_null(strstr(res.address, "127.0.0.1:"));
 }
 
-/* FL1: a launch whose provision fails leaves its workload failed and
+/* ORCH-FL1: a launch whose provision fails leaves its workload failed and
  * nothing running. */
 static void test_launch_fails(void **state)
 {
@@ -1071,7 +1071,7 @@ static void test_launch_fails(void **state)
     assert_int_equal(fo_orch_launch(fx->orch, &req, &res, g_err, sizeof g_err), DM_E_INVALID);
 }
 
-/* O13, FL2: a launch a killed server left is rolled back at the next start;
+/* ORCH-O13, ORCH-FL2: a launch a killed server left is rolled back at the next start;
  * one of this process is not. */
 static void test_recover_launches(void **state)
 {

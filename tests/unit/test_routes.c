@@ -1,4 +1,4 @@
-/* Route and handler tests (src/api/routes.c A1-A2, docs/api.md), without HTTP:
+/* Route and handler tests (src/api/routes.c API-A1 to API-A2, docs/api.md), without HTTP:
  * requests are built in memory and passed to api_route() over a real SQLite db. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
-/* Real-failover routes (src/api/routes_fleet.c RF1-RF4, routes_instances.c
- * RI1, render.c) without HTTP: requests are built in memory and passed to
+/* Real-failover routes (src/api/routes_fleet.c API-RF1 to API-RF4, routes_instances.c
+ * API-RI1, render.c) without HTTP: requests are built in memory and passed to
  * api_route() over a real SQLite db and an orchestrator with no provider
- * attached, so every valid request reaches it and comes back 503 (RF1: a
+ * attached, so every valid request reaches it and comes back 503 (API-RF1: a
  * bad one is 400 first), and the read routes are checked on rows written
  * straight into the database. Also parse_duration_ms (util/parse.h). */
 #include <setjmp.h>
@@ -39,7 +39,7 @@ static int teardown(void **state)
 
 #define BAD(fx, m, p, b) expect(fx, m, p, b, 400, "bad_request")
 
-/* ---- RF1: validation before the orchestrator ----------------------------- */
+/* ---- API-RF1: validation before the orchestrator ----------------------------- */
 
 static void test_launch_validation(void **state)
 {
@@ -72,7 +72,7 @@ static void test_launch_validation(void **state)
     BAD(fx, "POST", p, "{\"workload\": \"x\", \"min_vram_gb\": -1}");
     BAD(fx, "POST", p, "{\"workload\": \"x\", \"min_cuda\": \"12\"}");
     BAD(fx, "POST", p, "{\"workload\": \"x\", \"max_price\": 0}");
-    BAD(fx, "POST", p, "{\"workload\": \"x\", \"workspace_from\": \"relative/dir\"}"); /* RF2 */
+    BAD(fx, "POST", p, "{\"workload\": \"x\", \"workspace_from\": \"relative/dir\"}"); /* API-RF2 */
     BAD(fx, "POST", p, "{\"workload\": \"x\", \"workspace_from\": \"/nonexistent/dumont\"}");
     snprintf(body, sizeof body, "{\"workload\": \"x\", \"workspace_from\": \"%s\"}", file);
     BAD(fx, "POST", p, body); /* a file, not a directory */
@@ -166,7 +166,7 @@ static void test_test_real_report(void **state)
     put_failover(fx, "sim-cccccccccccc", FO_KIND_SIMULATED, 0, now, 0);
     expect(fx, "GET", "/api/standby/failover/test-real/report/real-none", NULL, 404, "not_found");
     expect(fx, "GET", "/api/standby/failover/test-real/report/real-bbbbbbbbbbbb", NULL, 404,
-           "not_found"); /* RF3: a real failover that is no test */
+           "not_found"); /* API-RF3: a real failover that is no test */
     expect(fx, "GET", "/api/standby/failover/test-real/report/sim-cccccccccccc", NULL, 404,
            "not_found");
     char path[128];
@@ -366,7 +366,7 @@ static void test_workloads_and_instances(void **state)
     assert_string_equal(json_string_value(json_object_get(ns, "snapshot_id")), "0123456789abcdef");
     json_decref(a.body);
 
-    /* a machine no agent registered: state from the machine row (RI1) */
+    /* a machine no agent registered: state from the machine row (API-RI1) */
     a = call(fx, "GET", "/api/instances/20002", NULL);
     assert_int_equal(a.status, 200);
     assert_string_equal(json_string_value(json_object_get(a.body, "state")), "provisioning");

@@ -1,10 +1,10 @@
-/* The snapshot report routes (src/api/routes_snapshots.c RS1-RS3) without
+/* The snapshot report routes (src/api/routes_snapshots.c API-RS1 to API-RS3) without
  * HTTP: requests built in memory, passed to api_route() over a real SQLite
  * database and an orchestrator whose store is a file:// store in the
  * scratch directory, holding real snapshots. The agent is untrusted: every
  * malformed report is a 400 that records nothing, and a report of a
  * snapshot that is not in the server's store is a 422 that records
- * nothing (orchestrator.h O10-O11). */
+ * nothing (orchestrator.h ORCH-O10 to ORCH-O11). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,7 +70,7 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A report as the agent sends it (no `store`: RS3 makes it optional). */
+/* A report as the agent sends it (no `store`: API-RS3 makes it optional). */
 static const char good[] =
     "{\"snapshot_id\": \"%s\", \"epoch\": 0, \"size_bytes\": 10, \"stored_bytes\": 5,"
     " \"files\": 2, \"created_at_ms\": %s, \"creation_time_ms\": 7,"
@@ -99,7 +99,7 @@ static int count(fixture *fx, int64_t id)
     return (int)n;
 }
 
-/* RS1. */
+/* API-RS1. */
 static void test_validation(void **state)
 {
     fixture *fx = *state;
@@ -149,7 +149,7 @@ static void test_validation(void **state)
     assert_int_equal(count(fx, 7), 0); /* nothing recorded by any of them */
 }
 
-/* RS2: recorded, listed, unknown, refused. */
+/* API-RS2: recorded, listed, unknown, refused. */
 static void test_record_and_list(void **state)
 {
     fixture *fx = *state;
@@ -163,7 +163,7 @@ static void test_record_and_list(void **state)
     api_response r = call(fx, "POST", "/api/instances/7/snapshots", body);
     assert_int_equal(r.status, 201);
     assert_string_equal(json_string_value(json_object_get(r.body, "snapshot_id")), id1);
-    /* RS3: the manifest's numbers and the server's store, not the report's */
+    /* API-RS3: the manifest's numbers and the server's store, not the report's */
     assert_true(json_integer_value(json_object_get(r.body, "size_bytes")) > 1000);
     assert_int_equal(json_integer_value(json_object_get(r.body, "files")), 1);
     assert_true(json_integer_value(json_object_get(r.body, "created_at_ms")) > 1000);
@@ -205,7 +205,7 @@ static void test_record_and_list(void **state)
     assert_int_equal(count(fx, 20001), 0);
 }
 
-/* RS3: only snapshots of the server's own store are recorded. */
+/* API-RS3: only snapshots of the server's own store are recorded. */
 static void test_store_is_configuration(void **state)
 {
     fixture *fx = *state;

@@ -1,4 +1,4 @@
-/* Unit tests for the dashboard session store (src/api/session.h, SE1-SE4). */
+/* Unit tests for the dashboard session store (src/api/session.h, API-SE1 to API-SE4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,7 +32,7 @@ static int is_hex64(const char *id)
     return 1;
 }
 
-/* SE1: 256-bit hex ids, different every time; a new id is live at once. */
+/* API-SE1: 256-bit hex ids, different every time; a new id is live at once. */
 static void test_create_and_check(void **state)
 {
     (void)state;
@@ -92,7 +92,7 @@ static void test_check_refuses(void **state)
     session_store_free(s);
 }
 
-/* SE2: sessions expire at created + ttl, not a millisecond later. */
+/* API-SE2: sessions expire at created + ttl, not a millisecond later. */
 static void test_expiry(void **state)
 {
     (void)state;
@@ -106,7 +106,7 @@ static void test_expiry(void **state)
     session_store_free(s);
 }
 
-/* SE2: the store is capped; a new session evicts the one expiring first,
+/* API-SE2: the store is capped; a new session evicts the one expiring first,
  * and expired slots are reused before live ones. */
 static void test_cap_evicts_oldest(void **state)
 {
@@ -165,7 +165,7 @@ static void test_store_new_bounds(void **state)
     session_store_free(NULL); /* NULL is fine */
 }
 
-/* SE4: many threads creating and checking at once; no session is lost. */
+/* API-SE4: many threads creating and checking at once; no session is lost. */
 static void *hammer(void *arg)
 {
     session_store *s = arg;

@@ -1,5 +1,5 @@
 /* Unit tests for the store interface and its file:// back end
- * (src/store/store.h ST1-ST3, store.c S1, store_file.c F1-F5, F9). */
+ * (src/store/store.h STORE-ST1 to STORE-ST3, store.c STORE-S1, store_file.c STORE-F1 to STORE-F5, STORE-F9). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -135,7 +135,7 @@ static void test_missing(void **state)
     assert_non_null(strstr(err, "snapshots/none"));
 }
 
-/* ST2: the first content wins; the second put still succeeds. */
+/* STORE-ST2: the first content wins; the second put still succeeds. */
 static void test_immutable(void **state)
 {
     fixture *f = *state;
@@ -147,7 +147,7 @@ static void test_immutable(void **state)
     assert_int_not_equal(store_put(f->s, "index", "x", 1, err, sizeof err), 0);
 }
 
-/* ST3 */
+/* STORE-ST3 */
 static void test_max_len(void **state)
 {
     fixture *f = *state;
@@ -177,7 +177,7 @@ static void bad(dm_store *s, const char *key)
     assert_int_equal(store_delete(s, key, err, sizeof err), DM_E_INVALID);
 }
 
-/* S1 */
+/* STORE-S1 */
 static void test_bad_keys(void **state)
 {
     fixture *f = *state;
@@ -291,7 +291,7 @@ static int count_dot_files(const char *path)
     return n;
 }
 
-/* F1: no temp file is left behind, whether the put wrote or kept. */
+/* STORE-F1: no temp file is left behind, whether the put wrote or kept. */
 static void test_no_temp_left(void **state)
 {
     fixture *f = *state;
@@ -305,7 +305,7 @@ static void test_no_temp_left(void **state)
     assert_int_equal(count_dot_files(root), 0);
 }
 
-/* F4: a symlink planted inside the store is not followed. */
+/* STORE-F4: a symlink planted inside the store is not followed. */
 static void test_symlink_not_followed(void **state)
 {
     fixture *f = *state;
@@ -335,7 +335,7 @@ static void on_stat(const char *store, const char *op, const char *code, uint64_
         q->n = n;
 }
 
-/* The count of (file, op, code) so far (store_stats.c SS2). */
+/* The count of (file, op, code) so far (store_stats.c STORE-SS2). */
 static uint64_t file_count(const char *op, const char *code)
 {
     stat_query q = {"file", op, code, 0};
@@ -350,7 +350,7 @@ static int count_key(const char *key, uint64_t size, void *ctx)
     return 0;
 }
 
-/* F9: each operation is counted under its op with its result. */
+/* STORE-F9: each operation is counted under its op with its result. */
 static void test_counted(void **state)
 {
     fixture *f = *state;

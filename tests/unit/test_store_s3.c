@@ -1,14 +1,14 @@
 /* store/store_s3.c settings and store/store_mirror.c, without a server:
  *   - s3:// URLs and settings are validated at open, nothing is sent (S3-8);
- *   - store_url() names bucket, prefix and endpoint, never a secret (S2, S3-1);
+ *   - store_url() names bucket, prefix and endpoint, never a secret (STORE-S2, S3-1);
  *   - the B2 variables alone give credentials, endpoint and region;
  *   - an unreachable endpoint fails with one line after the tries (S3-7),
- *     each try counted for /metrics (store_stats.c SS2-SS3), and each
+ *     each try counted for /metrics (store_stats.c STORE-SS2 to STORE-SS3), and each
  *     retry logged with its reason;
  *   - a multipart ETag is compared as S3 documents it (S3-11);
  *   - the mirror writes both stores and reads the mirror when the primary
- *     lacks an object (M1, M2) or its copy is damaged (ST6), and reports a
- *     mirror failure as its own (M1).
+ *     lacks an object (STORE-M1, STORE-M2) or its copy is damaged (STORE-ST6), and reports a
+ *     mirror failure as its own (STORE-M1).
  * The real server is in tests/integration/test_s3_store.sh. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
@@ -163,7 +163,7 @@ static void test_unreachable(void **state)
     assert_non_null(strstr(logbuf, "event=store.s3.retry op=\"head\" key=a/b try=2 reason="));
     assert_non_null(strstr(logbuf, "Couldn't connect to server"));
     assert_int_equal(exists, 7); /* ret_* untouched on failure */
-    /* store_stats.c SS2-SS3: each try counted, without an HTTP answer; one retry */
+    /* store_stats.c STORE-SS2 to STORE-SS3: each try counted, without an HTTP answer; one retry */
     assert_int_equal(s3_count("head", "error") - heads, 2);
     assert_int_equal(store_stats_retries() - retries, 1);
     assert_non_null(strstr(err, "cannot reach http://127.0.0.1:1"));
@@ -211,13 +211,13 @@ static void test_mirror(void **state)
     assert_non_null(strstr(store_url(s), "(mirror file://"));
     assert_int_equal(store_put(s, "packs/ab/x", "hello", 5, err, sizeof err), 0);
     snprintf(path, sizeof path, "%s/m/packs/ab/x", tmpl);
-    assert_int_equal(access(path, F_OK), 0); /* M1: written twice */
+    assert_int_equal(access(path, F_OK), 0); /* STORE-M1: written twice */
     snprintf(path, sizeof path, "%s/p/packs/ab/x", tmpl);
     assert_int_equal(unlink(path), 0); /* the primary loses it */
     void *data = NULL;
     size_t len = 0;
     char buf[3];
-    assert_int_equal(store_get(s, "packs/ab/x", 100, &data, &len, err, sizeof err), 0); /* M2 */
+    assert_int_equal(store_get(s, "packs/ab/x", 100, &data, &len, err, sizeof err), 0); /* STORE-M2 */
     assert_int_equal(len, 5);
     assert_memory_equal(data, "hello", 5);
     free(data);
@@ -227,7 +227,7 @@ static void test_mirror(void **state)
     assert_int_equal(store_get(s, "packs/zz/none", 9, &data, &len, err, sizeof err),
                      DM_E_NOT_FOUND);
     assert_non_null(strstr(err, "mirror file://")); /* both errors named */
-    /* ST6: a primary copy that reads fine but is damaged (the caller's
+    /* STORE-ST6: a primary copy that reads fine but is damaged (the caller's
      * hash check says so): the checked read comes from the mirror */
     assert_int_equal(store_put(s, "packs/cd/y", "world", 5, err, sizeof err), 0);
     snprintf(path, sizeof path, "%s/p/packs/cd/y", tmpl);
@@ -242,7 +242,7 @@ static void test_mirror(void **state)
     assert_int_equal(store_delete(s, "packs/ab/x", err, sizeof err), 0);
     store_close(s);
 
-    /* M1: a mirror that cannot be written fails the put with its own message */
+    /* STORE-M1: a mirror that cannot be written fails the put with its own message */
     snprintf(url_m, sizeof url_m, "file://%s/m/file-not-dir", tmpl);
     snprintf(path, sizeof path, "%s/m/file-not-dir", tmpl);
     FILE *f = fopen(path, "w");
