@@ -132,7 +132,7 @@ static int workload_from(const fo_launch_req *req, dm_workload *w, char *err, si
     return 0;
 }
 
-/* The workload's first machine: the cheapest offer, reserved (F1),
+/* The workload's first machine: the cheapest offer, reserved (FLEET-F1),
  * provisioned, healthy. m->instance_id is set once reserved (0 before). */
 static int first_machine(fo_real_kind *k, const dm_workload *w, dm_machine *m, prov_instance *inst,
                          char *err, size_t errlen)
