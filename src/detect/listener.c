@@ -105,7 +105,11 @@ struct hbl_server {
     _Atomic(entry *) slot[SLOTS]; /* HB-L10: release stores, lock held; read without it */
     entry *ents[HBL_MAX_INSTANCES];
     int n;
-    hbl_stats st;
+    hbl_stats st; /* under `lock`, but for the two counters below */
+    /* HB-L3 changes lost to a full queue, changes handed to the writer: atomics,
+     * because the writer and enqueue() count them under `qlock` or none, while
+     * hbl_stats_get() copies `st` under `lock`. */
+    atomic_uint_least64_t events_lost, events;
 
     pthread_mutex_t qlock; /* the queue and the subscribers */
     pthread_cond_t qcond;
@@ -190,7 +194,7 @@ static void enqueue(hbl_server *s, const qev *ev)
     }
     pthread_mutex_unlock(&s->qlock);
     if (lost) { /* HB-L3 */
-        s->st.events_lost++;
+        atomic_fetch_add_explicit(&s->events_lost, 1, memory_order_relaxed);
         log_warn("instance.event_lost", "instance=%lld what=%s to=%s", (long long)ev->id, ev->what,
                  ev->to);
     }
@@ -610,7 +614,7 @@ static void *wr_main(void *arg)
         qev q = s->q[s->qhead];
         s->qhead = (s->qhead + 1) % HBL_QUEUE_MAX;
         s->qlen--;
-        s->st.events++;
+        atomic_fetch_add_explicit(&s->events, 1, memory_order_relaxed);
         pthread_mutex_unlock(&s->qlock);
         persist_and_publish(s, &q);
         pthread_mutex_lock(&s->qlock);
@@ -893,7 +897,6 @@ void hbl_stats_get(hbl_server *s, hbl_stats *ret)
     for (int i = 0; i < s->n; i++)
         ret->by_state[s->ents[i]->det.state]++;
     pthread_mutex_unlock(&s->lock);
-    pthread_mutex_lock(&s->qlock);
-    ret->events = s->st.events; /* written under qlock */
-    pthread_mutex_unlock(&s->qlock);
+    ret->events = atomic_load_explicit(&s->events, memory_order_relaxed);
+    ret->events_lost = atomic_load_explicit(&s->events_lost, memory_order_relaxed);
 }
