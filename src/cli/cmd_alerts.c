@@ -10,6 +10,8 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/subcmd.h"
+#include "db/db_alert.h"
+#include "util/parse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -128,7 +130,7 @@ static int run_list(subcmd_ctx *c)
 static int name_path(subcmd_ctx *c, const char *suffix, char *path, size_t cap)
 {
     const char *n = c->a.pos[0];
-    if (strchr(n, '/') || strchr(n, '?') || strchr(n, '%') ||
+    if (!parse_name_ok(n, DB_ALERT_NAME_MAX) ||
         snprintf(path, cap, "/api/alerts/%s%s", n, suffix) >= (int)cap)
         return subcmd_usage_error(c, "'%s' is not an alert name", n);
     return 0;

@@ -449,9 +449,10 @@ static int mem_record(void *ctx, const dm_instance_event *ev, const char *worklo
                  ? dm_fail(err, errlen, DM_E_DB, "the test's disk is full")
                  : 0;
     m->fail_next -= m->fail_next > 0;
+    size_t used = strlen(m->stored);
     if (rc == 0 && strcmp(ev->what, "state") == 0 &&
-        strlen(m->stored) + strlen(ev->to) + 2 <= sizeof m->stored)
-        strcat(strcat(m->stored, ev->to), ",");
+        used + strlen(ev->to) + 2 <= sizeof m->stored)
+        snprintf(m->stored + used, sizeof m->stored - used, "%s,", ev->to);
     for (int i = 0; rc == 0 && i < m->n; i++)
         if (m->v[i].instance_id == ev->instance_id && strcmp(ev->what, "state") == 0) {
             snprintf(m->v[i].state, sizeof m->v[i].state, "%s", ev->to);
