@@ -11,17 +11,20 @@
 # build/tiny-ollama (a small Ollama-API-compatible server, tests/fixtures/)
 # over a workspace holding a 16 MiB test model; with real Ollama installed,
 # launch `workload="ollama serve" probe=ollama:qwen2.5:0.5b` instead (README).
-# On a restart the existing demo workload is kept, not launched twice; while
-# a server already answers at the address, start.sh says so and exits 1.
-# It installs only the build packages (scripts/install-deps.sh without
-# --test) and talks to the API through bash's /dev/tcp (no curl needed).
+# On a restart a demo workload that still serves (launching, running or
+# failing over) is kept, not launched twice; a demo that failed or was
+# stopped is launched again. While a server already answers at the address,
+# start.sh says so and exits 1. It installs only the build packages
+# (scripts/install-deps.sh without --test) and talks to the API through
+# bash's /dev/tcp (no curl needed). DUMONT_START_BUILT=DIR runs the programs
+# already built in DIR and installs and builds nothing (a prebuilt tree).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 demo=1
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 if [ "${1:-}" = --no-demo ]; then
@@ -42,7 +45,8 @@ for arg in "$@"; do # the server's --home / --listen flags override the environm
 done
 export DUMONT_HOME="$home"
 export DUMONT_URL="http://${listen/0.0.0.0/127.0.0.1}"
-dumont="$root/build/dumont"
+bin="${DUMONT_START_BUILT:-$root/build}"
+dumont="$bin/dumont"
 
 # http_get PATH [TOKEN_FILE]: the body of GET $DUMONT_URL/PATH; fails unless
 # the answer is 200. Bash's /dev/tcp, so that start.sh needs no curl (the
@@ -73,11 +77,16 @@ if http_get /healthz >/dev/null 2>&1; then
         "stop it first, or pick another address (--listen 127.0.0.1:PORT)" >&2
     exit 1
 fi
-bash "$root/scripts/install-deps.sh"
-bash "$root/scripts/build.sh"
+if [ -z "${DUMONT_START_BUILT:-}" ]; then
+    bash "$root/scripts/install-deps.sh"
+    bash "$root/scripts/build.sh"
+elif [ ! -x "$dumont" ] || [ ! -x "$bin/tiny-ollama" ]; then
+    echo "dumont: DUMONT_START_BUILT=$bin holds no built dumont and tiny-ollama" >&2
+    exit 1
+fi
 
 if [ "$demo" = 0 ]; then
-    echo "dumont: API token in $home/token; for the CLI: export PATH=$root/build:\$PATH" >&2
+    echo "dumont: API token in $home/token; for the CLI: export PATH=$bin:\$PATH" >&2
     exec "$dumont" server "$@"
 fi
 
@@ -99,23 +108,31 @@ if [ "$up" = 0 ]; then
     exit $?
 fi
 
+# demo_serving: 0 when a workload named demo still serves (the server's
+# compact JSON renders a workload's name, protect and state in that order).
+demo_serving() {
+    http_get /api/workloads "$home/token" 2>/dev/null |
+        grep -oE '"name":"demo","protect":(true|false),"state":"[a-z_]+"' |
+        grep -qE '"state":"(launching|running|failing_over)"'
+}
+
 workspace="$home/demo-workspace"
-if http_get /api/workloads "$home/token" 2>/dev/null | grep -q '"name": *"demo"'; then
-    echo "dumont: the demo workload from an earlier start is still there (dumont instances)" >&2
+if demo_serving; then
+    echo "dumont: the demo workload from an earlier start is still serving (dumont instances)" >&2
 else
     if [ ! -f "$workspace/models/tiny.bin" ]; then
         mkdir -p "$workspace"
-        "$root/build/tiny-ollama" --make-model "$workspace" --size 16M >/dev/null
+        "$bin/tiny-ollama" --make-model "$workspace" --size 16M >/dev/null
         echo "Notes written here survive a failover." >"$workspace/notes.txt"
     fi
-    if id=$("$dumont" instances launch name=demo workload="$root/build/tiny-ollama" \
+    if id=$("$dumont" instances launch name=demo workload="$bin/tiny-ollama" \
         probe=ollama:tiny workspace_from="$workspace" snapshot_every=10s); then
         cat >&2 <<EOF
 
 dumont: protected local GPU instance $id is serving the model "tiny".
 Try, in another terminal:
 
-  export PATH=$root/build:\$PATH DUMONT_HOME=$home DUMONT_URL=$DUMONT_URL
+  export PATH=$bin:\$PATH DUMONT_HOME=$home DUMONT_URL=$DUMONT_URL
   dumont instances                          # the instance, healthy
   dumont chaos preempt $id                # kill it like a spot preemption
   dumont failover list gpu_instance_id=$id  # the failover that follows

@@ -13,7 +13,9 @@
  *
  * API-RI1: the list answers every instance the detector knows and every machine
  *      not yet registered, each once; the fleet fields are null for an
- *      instance no provider made (a hand-started agent). */
+ *      instance no provider made (a hand-started agent). A destroyed machine is
+ *      left out unless the query says all=true.
+ * API-RI2: a destroyed machine shows state "destroyed" and no live field (clear_live). */
 #include "api/routes_instances.h"
 
 #include "api/render.h"
@@ -118,6 +120,17 @@ static void add_live(json_t *o, const api_ctx *ctx, const dm_instance *in)
                                             : json_string("ok"));
 }
 
+/* API-RI2: a destroyed machine runs nothing: what its agent last said (workload
+ * running, probe ok, phi) is history, not its state, and is shown as null. */
+static void clear_live(json_t *o)
+{
+    static const char *const live[] = {"last_heartbeat_age_ms", "phi", "seq", "heartbeats",
+                                       "workload", "probe", "restarts", "intake", NULL};
+    for (const char *const *k = live; *k; k++)
+        json_object_set_new(o, *k, json_null());
+    json_object_set_new(o, "preempting", json_false());
+}
+
 /* The newest failover of an instance (it was the old one), else the one that
  * made it; NULL when none. */
 static json_t *latest_failover(const api_ctx *ctx, int64_t id, const dm_machine *m)
@@ -164,6 +177,8 @@ static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const dm_machin
     json_object_set_new(o, "newest_snapshot", render_snapshot_rec(have_snap ? &snap : NULL));
     if (m && (m->state == DM_MACH_DESTROYED || !json_is_string(json_object_get(o, "state"))))
         json_object_set_new(o, "state", json_string(dm_mach_state_name(m->state)));
+    if (m && m->state == DM_MACH_DESTROYED)
+        clear_live(o);
 }
 
 /* in or m may be NULL (not both): a machine not registered yet has no in. */
@@ -235,6 +250,10 @@ int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response
     dm_machine *m = NULL;
     size_t n = 0, nm = 0, total = 0;
     char err[512] = "";
+    const char *qa = req->query ? req->query(req->conn, "all") : NULL;
+    int all = 0;
+    if (qa && parse_bool(qa, &all) != 0)
+        return api_error(resp, 400, "bad_request", "'all' must be true or false");
     int rc = db_instance_list(ctx->db, &v, &n, err, sizeof err);
     if (rc == 0)
         rc = db_machine_list(ctx->db, NULL, &m, &nm, err, sizeof err);
@@ -245,14 +264,18 @@ int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response
     if (nm > 1)
         qsort(m, nm, sizeof *m, cmp_machine);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n && arr; i++, total++)
-        json_array_append_new(arr,
-                              render_instance(ctx, &v[i], find_machine(m, nm, v[i].instance_id)));
+    for (size_t i = 0; i < n && arr; i++) {
+        const dm_machine *mi = find_machine(m, nm, v[i].instance_id);
+        if (!all && mi && mi->state == DM_MACH_DESTROYED) /* API-RI1 */
+            continue;
+        json_array_append_new(arr, render_instance(ctx, &v[i], mi));
+        total++;
+    }
     for (size_t i = 0; i < nm && arr; i++) { /* API-RI1: machines no agent registered yet */
         int known = 0;
         for (size_t k = 0; k < n && !known; k++)
             known = v[k].instance_id == m[i].instance_id;
-        if (!known && m[i].state != DM_MACH_DESTROYED) {
+        if (!known && (all || m[i].state != DM_MACH_DESTROYED)) {
             json_array_append_new(arr, render_instance(ctx, NULL, &m[i]));
             total++;
         }

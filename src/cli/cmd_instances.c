@@ -43,7 +43,7 @@ typedef struct {
 } in_cmd;
 
 static const char instances_usage[] =
-    "usage: dumont instances [list] [--json]\n"
+    "usage: dumont instances [list] [all=true] [--json]\n"
     "       dumont instances show INSTANCE_ID [--json]\n"
     "       dumont instances launch workload=CMD [probe=SPEC] [workspace_from=DIR] [...]\n"
     "       dumont instances destroy INSTANCE_ID [--json]\n"
@@ -51,7 +51,8 @@ static const char instances_usage[] =
     "Lists the instances that run `dumont agent` and what the failure detector\n"
     "thinks of them: healthy, suspect, failed, leaving, preempting or pending\n"
     "(registered, no heartbeat yet), with the age of the last heartbeat, the\n"
-    "workload and its probe. `show` adds the machine (provider, workload, workspace,\n"
+    "workload and its probe. Destroyed instances are left out unless all=true\n"
+    "(they show state destroyed and no live fields). `show` adds the machine (provider, workload, workspace,\n"
     "address, epoch), the newest failover and snapshot, and recent state changes.\n"
     "`launch` makes a protected workload and its first instance on the provider;\n"
     "`destroy` removes an instance (a serving one stops its workload's protection).\n"
@@ -169,9 +170,19 @@ static int id_arg(subcmd_ctx *c, int64_t *ret)
     return 0;
 }
 
+static const char *const k_list[] = {"all", NULL};
+
+/* all=true adds the destroyed instances (hidden by default: API-RI1). */
 static int run_list(subcmd_ctx *c)
 {
-    return subcmd_get_show(c, "/api/instances", print_list);
+    const char *all = kv_get(&c->a.kv, "all");
+    int b;
+    if (all && parse_bool(all, &b) != 0)
+        return subcmd_usage_error(c, "all must be true or false, got '%s'", all);
+    char q[32], path[64];
+    int rc = subcmd_build_query(c, k_list, q, sizeof q);
+    snprintf(path, sizeof path, "/api/instances%s", q);
+    return rc ? rc : subcmd_get_show(c, path, print_list);
 }
 
 static int run_show(subcmd_ctx *c)
@@ -403,7 +414,7 @@ static const char *const k_launch[] = {
     "min_vram_gb",    "min_cuda", "max_price",      NULL};
 
 static const in_cmd commands[] = {
-    {{"list", instances_usage, k_none, 0, 0, 0}, run_list},
+    {{"list", instances_usage, k_list, 0, 0, 0}, run_list},
     {{"show",
       "usage: dumont instances show INSTANCE_ID [--json]\n"
       "\nOne instance: detector state, last heartbeat, workload and probe; for one a\n"

@@ -70,8 +70,8 @@ static int parse_args(const subcmd_set *set, int argc, char **argv, subcmd_args 
             dashdash = 1;
         else if (!dashdash && s[0] == '-' && s[1])
             r = parse_flag(set, a, argc, argv, &i, err, errlen);
-        else if (!a->sub)
-            a->sub = s;
+        else if (!a->sub && !(set->default_sub && is_kv(set, s, dashdash)))
+            a->sub = s; /* with a default subcommand, key=value first is its argument */
         else if (is_kv(set, s, dashdash) && nkv <= KV_MAX)
             kvw[nkv++] = argv[i]; /* KV_MAX + 1: kv_parse says "too many" */
         else if (!is_kv(set, s, dashdash) && a->npos < SUBCMD_POS_MAX)

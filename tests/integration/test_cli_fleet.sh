@@ -181,8 +181,28 @@ check_launch() {
     assert_json .state destroyed "destroy --json" "$CLI_OUT"
     cli_ok instances show "$new" --json
     assert_json .state destroyed "show after destroy" "$CLI_OUT"
+    assert_json .workload null "show after destroy: no live workload state" "$CLI_OUT"
+    assert_json .probe null "show after destroy: no live probe state" "$CLI_OUT"
     cli instances destroy "$id2"
     [ "$CLI_RC" = 0 ] || [ "$CLI_RC" = 1 ] || fail "destroy of a preempted instance: exit $CLI_RC"
+
+    # the list hides destroyed instances unless all=true, and never shows them live
+    cli_ok instances list --json
+    assert_json "[.instances[] | select(.instance_id == $id or .instance_id == $new)] | length" 0 \
+        "list: destroyed instances are hidden" "$CLI_OUT"
+    cli_ok instances
+    if printf '%s\n' "$CLI_OUT" | grep -qE "^ *($id|$new) "; then
+        fail "instances: a destroyed instance is listed: $CLI_OUT"
+    fi
+    cli_ok instances all=true --json
+    assert_json "[.instances[] | select(.instance_id == $id or .instance_id == $new)] | length" 2 \
+        "list all=true: the destroyed instances" "$CLI_OUT"
+    assert_json "[.instances[] | select(.state == \"destroyed\") | select(.workload != null or .probe != null)] | length" 0 \
+        "list all=true: no live state on a destroyed instance" "$CLI_OUT"
+    cli_ok instances list all=true
+    assert_match "$CLI_OUT" "$new +gpu +destroyed +- +- +-" "list all=true: destroyed, no workload, no probe"
+    cli instances all=maybe
+    assert_cli_rc 2 "instances all=maybe"
 }
 
 check_help

@@ -12,6 +12,7 @@
 #include "api/http.h"
 #include "db/db.h"
 #include "db/db_fleet.h"
+#include "db/db_instance.h"
 #include "failover/orchestrator.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -413,6 +414,54 @@ static void test_workloads_and_instances(void **state)
     a = call(fx, "GET", "/api/instances", NULL);
     assert_int_equal(json_integer_value(json_object_get(a.body, "total")), 1);
     json_decref(a.body);
+
+    /* API-RI2: a registered instance whose agent last said "running / ok",
+     * then destroyed: no live state, and hidden from the list unless all=true */
+    dm_instance in;
+    memset(&in, 0, sizeof in);
+    in.instance_id = 20001;
+    snprintf(in.kind, sizeof in.kind, "gpu");
+    snprintf(in.key_id, sizeof in.key_id, "k1");
+    snprintf(in.state, sizeof in.state, "healthy");
+    in.state_since_ms = in.registered_at_ms = in.last_heartbeat_ms = clock_wall_ms();
+    snprintf(in.workload, sizeof in.workload, "running");
+    snprintf(in.probe, sizeof in.probe, "ok");
+    assert_int_equal(db_instance_register(fx->ctx.db, &in, err, sizeof err), 0);
+    dm_instance_event ie = {.instance_id = 20001, .at_ms = clock_wall_ms(), .silent_ms = DM_NULL,
+                            .phi_milli = DM_NULL};
+    snprintf(ie.what, sizeof ie.what, "workload");
+    snprintf(ie.from, sizeof ie.from, "starting");
+    snprintf(ie.to, sizeof ie.to, "running");
+    assert_int_equal(db_instance_record(fx->ctx.db, &ie, "running", "ok", clock_wall_ms(), err,
+                                        sizeof err),
+                     0);
+    a = call(fx, "GET", "/api/instances/20001", NULL);
+    assert_string_equal(json_string_value(json_object_get(a.body, "workload")), "running");
+    json_decref(a.body);
+    assert_int_equal(db_machine_set_state(fx->ctx.db, 20001, DM_MACH_DESTROYED, err, sizeof err),
+                     0);
+    a = call(fx, "GET", "/api/instances/20001", NULL);
+    assert_string_equal(json_string_value(json_object_get(a.body, "state")), "destroyed");
+    assert_true(json_is_null(json_object_get(a.body, "workload")));
+    assert_true(json_is_null(json_object_get(a.body, "probe")));
+    assert_true(json_is_null(json_object_get(a.body, "last_heartbeat_age_ms")));
+    json_decref(a.body);
+    a = call(fx, "GET", "/api/instances", NULL);
+    assert_int_equal(json_integer_value(json_object_get(a.body, "total")), 0);
+    json_decref(a.body);
+    set_query(fx, "all", "true", NULL, NULL);
+    a = call(fx, "GET", "/api/instances", NULL);
+    assert_int_equal(json_integer_value(json_object_get(a.body, "total")), 2);
+    arr = json_object_get(a.body, "instances");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i);
+        assert_string_equal(json_string_value(json_object_get(o, "state")), "destroyed");
+        assert_true(json_is_null(json_object_get(o, "workload")));
+    }
+    json_decref(a.body);
+    set_query(fx, "all", "maybe", NULL, NULL);
+    BAD(fx, "GET", "/api/instances", NULL);
+    set_query(fx, NULL, NULL, NULL, NULL);
 }
 
 static void test_parse_duration(void **state)
