@@ -1,6 +1,8 @@
 /* The agent's HTTP requests (agent_http.h AG-AH1 to AG-AH2). */
 #include "agent/agent_http.h"
 
+#include "util/compat.h"
+
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +45,7 @@ long agent_http(agent_req *r, char *err, size_t errlen)
     curl_easy_setopt(c, CURLOPT_URL, r->url);
     if (r->method)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    compat_http_only(c); /* COMPAT-C1 */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (r->ca_file && r->ca_file[0]) /* AG-AH3 */
         curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);

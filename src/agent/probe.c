@@ -2,6 +2,7 @@
 #include "agent/probe.h"
 
 #include "agent/workload.h"
+#include "util/compat.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -56,7 +57,7 @@ static long http_call(const char *url, const char *post, long timeout_ms, body *
         return 0;
     struct curl_slist *h = post ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    compat_http_only(c); /* COMPAT-C1 */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include "agent/workload.h"
 
+#include "store/store.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -59,6 +60,8 @@ int wl_env_allowed(const char *entry, const char *extra)
     if (!eq || eq == entry)
         return 0;
     size_t n = (size_t)(eq - entry);
+    if (store_env_secret(entry, n)) /* store.h STORE-S7: not even when named in extra */
+        return 0;
     for (const char *const *a = WL_ENV_NAMES; *a; a++)
         if (strlen(*a) == n && memcmp(*a, entry, n) == 0)
             return 1;

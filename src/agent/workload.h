@@ -18,7 +18,8 @@
  * AG-S4: wl_stop() sends SIGTERM to the group, waits up to grace_ms, then
  *     SIGKILL; it always reaps. wl_tick() never blocks.
  * AG-S5: the workload's environment is an allowlist of the agent's (WL_ENV_NAMES,
- *     the prefixes LC_, OLLAMA_, CUDA_, NVIDIA_, and the names in env_extra):
+ *     the prefixes LC_, OLLAMA_, CUDA_, NVIDIA_, and the names in env_extra,
+ *     store credentials excepted even there: store.h STORE-S7):
  *     no Dumont credential, store key or cloud key ever reaches it, whatever
  *     the agent was started with (docs/security.md). DUMONT_HOME (a path,
  *     the local provider's marker: local.h PROV-LP2) and DUMONT_WORKSPACE pass.

@@ -3,6 +3,7 @@
 
 #include "alerts/alert_format.h"
 #include "alerts/alert_retry.h"
+#include "util/compat.h"
 #include "util/clock.h"
 
 #include <curl/curl.h>
@@ -110,7 +111,7 @@ int al_send(const al_send_req *rq, al_send_result *ret)
     }
     char cerr[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    compat_http_only(c); /* COMPAT-C1 */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, AL_SEND_CONNECT_MS);

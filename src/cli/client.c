@@ -6,6 +6,7 @@
  * buffer that refuses to grow past CLIENT_BODY_MAX (CLIENT-C1). */
 #include "cli/client.h"
 
+#include "util/compat.h"
 #include "util/error.h"
 #include "util/secret.h"
 
@@ -216,7 +217,7 @@ static int set_request(dm_client *cl, const char *method, const char *url, const
     bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CLIENT_CONNECT_TIMEOUT_MS) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cl->timeout_ms) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= compat_http_only(c) != CURLE_OK; /* COMPAT-C1 */
     if (cl->ca_file[0]) /* CLIENT-C6: verification stays on; only the trust anchors change */
         bad |= curl_easy_setopt(c, CURLOPT_CAINFO, cl->ca_file) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLIENT_BODY_MAX) != CURLE_OK;

@@ -15,7 +15,9 @@
 #include "agent/agent.h"
 #include "agent/preempt.h"
 #include "agent/probe.h"
+#include "store/store.h"
 #include "util/error.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/secret.h"
@@ -74,6 +76,9 @@ static const char usage[] =
     "                       none: no snapshots)\n"
     "  --store URL          snapshot store (default $DUMONT_STORE, else\n"
     "                       file://$DUMONT_HOME/store)\n"
+    "  --store-env-file PATH the store's settings and keys (NAME=VALUE lines of\n"
+    "                       DUMONT_S3_*, AWS_*, B2_*, DUMONT_STORE_MIRROR), read into\n"
+    "                       the agent's memory, never passed to the workload\n"
     "  --snapshot-every DUR incremental snapshot of the workspace, skipped when\n"
     "                       nothing changed, reported to the server (default 30s;\n"
     "                       0 disables)\n"
@@ -115,7 +120,8 @@ enum {
     O_STORE,
     O_EPOCH,
     O_HOLD,
-    O_COPIES
+    O_COPIES,
+    O_STORE_ENV
 };
 
 static const struct option opts[] = {
@@ -138,6 +144,7 @@ static const struct option opts[] = {
     {"preemption", required_argument, NULL, O_PREEMPT},
     {"preempt-cloud", required_argument, NULL, O_PREEMPT},
     {"store", required_argument, NULL, O_STORE},
+    {"store-env-file", required_argument, NULL, O_STORE_ENV},
     {"epoch", required_argument, NULL, O_EPOCH},
     {"hold", no_argument, NULL, O_HOLD},
     {"heartbeat-copies", required_argument, NULL, O_COPIES},
@@ -150,6 +157,7 @@ typedef struct {
     agent_opts o;
     char token[SECRET_TOKEN_MAX];
     const char *token_file;
+    const char *store_env_file;
     int64_t crash_limit, copies;
     const char *workspace;
     char workspace_abs[PATH_MAX];
@@ -235,6 +243,8 @@ static int parse_flags(agent_args *a, int argc, char **argv)
             a->workspace = optarg;
         else if (c == O_STORE)
             a->o.store_url = optarg;
+        else if (c == O_STORE_ENV)
+            a->store_env_file = optarg;
         else if (c == O_HOLD)
             a->o.hold = 1;
         else if (c == O_LOG) {
@@ -274,6 +284,29 @@ static int load_token(agent_args *a, dm_config *cfg)
     return rc ? 1 : 0;
 }
 
+/* PROV-PV6, store.h STORE-S5: the store's settings from a private file into
+ * this process's memory (not its /proc/PID/environ, which shows the block
+ * the process started with). 0 or 1. */
+static int load_store_env(const agent_args *a)
+{
+    if (!a->store_env_file)
+        return 0;
+    char err[256] = "", *buf = malloc(STORE_ENV_MAX + 1);
+    if (!buf)
+        return fprintf(stderr, "dumont agent: out of memory\n"), 1;
+    long n = fs_read_small(a->store_env_file, buf, STORE_ENV_MAX + 1);
+    int rc = n < 0 ? (int)n : 0; /* DM_E_TOO_BIG past STORE_ENV_MAX bytes */
+    if (rc == 0)
+        rc = store_env_import(buf, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "%s", dm_strerror(rc));
+    explicit_bzero(buf, STORE_ENV_MAX + 1);
+    free(buf);
+    if (rc)
+        fprintf(stderr, "dumont agent: --store-env-file %s: %s\n", a->store_env_file, err);
+    return rc ? 1 : 0;
+}
+
 /* CLI-G3: the workspace (resolved) and the environment's defaults. 0 or 1. */
 static int resolve_env(agent_args *a, dm_config *cfg)
 {
@@ -310,7 +343,7 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
         a.o.server_url = cfg->url;
     if (cfg->ca_file[0])
         a.o.ca_file = cfg->ca_file;
-    if (resolve_env(&a, cfg) || load_token(&a, cfg))
+    if (load_store_env(&a) || resolve_env(&a, cfg) || load_token(&a, cfg))
         return 1;
     char *envtok = getenv("DUMONT_TOKEN");
     if (envtok) /* out of /proc/<agent>/environ too: that reads this memory */

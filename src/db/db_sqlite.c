@@ -193,7 +193,12 @@ static int sq_exec(void *state, const char *sql, const db_param *params, int npa
             goto out;
     }
     if (ret_changes)
+#if SQLITE_VERSION_NUMBER >= 3037000
         *ret_changes = sqlite3_changes64(s->db);
+#else /* Debian 11's 3.34 (util/compat.h: the portable build); one statement's
+       * changes fit an int there */
+        *ret_changes = sqlite3_changes(s->db);
+#endif
 out:
     sqlite3_reset(st); /* SQLITE-S1 */
     sqlite3_clear_bindings(st);

@@ -11,6 +11,8 @@
 #include "provider/local_proc.h"
 
 #include "provider/local.h"
+#include "store/store.h"
+#include "util/compat.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsutil.h"
@@ -172,6 +174,7 @@ typedef struct {
     char ws[PATH_MAX + 16];
     char meta_url[PATH_MAX + 16];
     char token_file[PATH_MAX + 16];
+    char store_file[PATH_MAX + 16]; /* PROV-PV6: the store's settings, when it needs any */
 } cmdline;
 
 static void arg(cmdline *c, const char *a, const char *b)
@@ -204,7 +207,8 @@ static void cmdline_free(cmdline *c)
 }
 
 /* The agent's argv and environment (the briefing's contract, PROV-LP5). */
-static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int port, cmdline *c)
+static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int port,
+                     int store_settings, cmdline *c)
 {
     char home[PATH_MAX + 16], addr[32], ports[16];
     const char *path = getenv("PATH"); /* the workload finds programs as the server does */
@@ -247,6 +251,10 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
         snprintf(c->token_file, sizeof c->token_file, "%s/agent.token", dir);
         arg(c, "--token-file", c->token_file);
     }
+    if (store_settings) { /* PROV-PV6, store.h STORE-S5: keys in a file, never argv or env */
+        snprintf(c->store_file, sizeof c->store_file, "%s/store.env", dir);
+        arg(c, "--store-env-file", c->store_file);
+    }
     int rc = 0;
     if (l->store_url)
         rc = env(c, "DUMONT_STORE", l->store_url);
@@ -283,7 +291,7 @@ static void exec_agent(const char *dir, int in, int log, int pipe_w, cmdline *c)
     out = 3;
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || chdir(dir) != 0)
         goto fail;
-    close_range(4, ~0U, 0);
+    compat_close_from(4); /* COMPAT-C2 */
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP)
             sigaction(s, &dfl, NULL); /* ignored signals would stay ignored */
@@ -371,17 +379,27 @@ int lproc_launch(const char *bin, const char *dir, const prov_launch *l, int por
                  int *ret_sid, char *err, size_t errlen)
 {
     cmdline c;
-    int rc = build_cmd(bin, dir, l, port, &c);
-    if (rc == 0 && c.token_file[0] && /* PROV-PV6: only the agent's user reads it */
-        (rc = fs_write_atomic(c.token_file, l->token, strlen(l->token), 0600)) != 0) {
-        rc = dm_fail(err, errlen, rc, "local: cannot write %s: %s", c.token_file, dm_strerror(rc));
-        cmdline_free(&c);
+    char *settings = malloc(STORE_ENV_MAX);
+    size_t slen = 0;
+    if (!settings)
+        return dm_fail(err, errlen, -ENOMEM, "local: out of memory");
+    int rc = store_env_export(l->store_url, settings, STORE_ENV_MAX, &slen, err, errlen);
+    if (rc) {
+        free(settings);
         return rc;
     }
+    rc = build_cmd(bin, dir, l, port, slen > 0, &c);
+    if (rc)
+        rc = dm_fail(err, errlen, rc, "local: agent command line: %s", strerror(-rc));
+    else if (c.token_file[0] && /* PROV-PV6: only the agent's user reads it */
+             (rc = fs_write_atomic(c.token_file, l->token, strlen(l->token), 0600)) != 0)
+        rc = dm_fail(err, errlen, rc, "local: cannot write %s: %s", c.token_file, dm_strerror(rc));
+    else if (c.store_file[0] && (rc = fs_write_atomic(c.store_file, settings, slen, 0600)) != 0)
+        rc = dm_fail(err, errlen, rc, "local: cannot write %s: %s", c.store_file, dm_strerror(rc));
+    explicit_bzero(settings, STORE_ENV_MAX);
+    free(settings);
     if (rc == 0)
         rc = spawn_agent(dir, &c, ret_pid, ret_sid, err, errlen);
-    else
-        rc = dm_fail(err, errlen, rc, "local: agent command line: %s", strerror(-rc));
     cmdline_free(&c);
     return rc;
 }

@@ -28,7 +28,10 @@
  * PROV-PV6: the instance's credential (the agent token of that instance alone,
  *      never the admin token: PROV-PD3 of provider.c) reaches its agent through a
  *      file only it can read (local: <dir>/agent.token, 0600, --token-file),
- *      never its command line or environment, and is never logged.
+ *      never its command line or environment, and is never logged. So do the
+ *      store's settings and keys the agent needs to read and write the store
+ *      and its mirror (local: <dir>/store.env, 0600, --store-env-file, what
+ *      store_env_export() gives: keys only for an s3:// store or mirror).
  * All functions return 0 or a negative DM_E_*; err gets a one-line reason. */
 #ifndef DUMONT_PROVIDER_PROVIDER_H
 #define DUMONT_PROVIDER_PROVIDER_H

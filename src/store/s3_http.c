@@ -10,6 +10,7 @@
 
 #include "store/sigv4.h"
 #include "store/store_backend.h"
+#include "util/compat.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -240,6 +241,26 @@ static int build_path(const s3_conn *s, const char *key, char *out, size_t outle
     return sigv4_uri_encode(raw, 1, out, outlen);
 }
 
+int s3_presign(const s3_conn *s, const char *method, const char *key, long expires_s, char *out,
+               size_t outlen)
+{
+    char path[STORE_KEY_MAX * 3 + 256], host[sizeof s->hostport + 80], date[17];
+    int rc = key ? build_path(s, key, path, sizeof path) : DM_E_INVALID;
+    if (rc)
+        return rc;
+    snprintf(host, sizeof host, "%s%s%s", s->virtual_host ? s->bucket : "",
+             s->virtual_host ? "." : "", s->hostport);
+    sigv4_amz_date(time(NULL), date);
+    sigv4_creds cr = {s->access_key, s->secret_key, s->region, "s3"};
+    sigv4_presign_req r = {.method = method,
+                           .scheme = s->scheme,
+                           .host = host,
+                           .path = path,
+                           .session_token = s->session_token,
+                           .expires_s = expires_s};
+    return sigv4_presign(&r, &cr, date, out, outlen);
+}
+
 static struct curl_slist *add_header(struct curl_slist *l, int *ok, const char *name,
                                      const char *value)
 {
@@ -321,7 +342,7 @@ static int perform_once(s3_conn *s, s3_req *r)
         return -ENOMEM;
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    compat_http_only(c); /* COMPAT-C1 */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);

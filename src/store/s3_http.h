@@ -69,6 +69,10 @@ typedef struct {
 
 void s3_conn_init(s3_conn *c); /* after the settings are filled in */
 void s3_conn_done(s3_conn *c); /* closes the pooled handles */
+/* sigv4.h STORE-V4: a URL that lets its holder do method ("GET"/"PUT") on key
+ * for expires_s seconds from now, and nothing else. */
+int s3_presign(const s3_conn *s, const char *method, const char *key, long expires_s, char *out,
+               size_t outlen);
 /* Runs r with retries (S3-7), each logged with its reason (s3_note_retry).
  * Returns 0 when a final HTTP answer came (the caller checks r->status),
  * else the error, as one line in err. */

@@ -309,3 +309,47 @@ int sigv4_authorization(const sigv4_request *req, const sigv4_creds *cr, const c
     sb_put(&b, sig);
     return b.over ? DM_E_TOO_BIG : 0;
 }
+
+/* STORE-V4: the query-string form (AWS "Authenticating Requests: Using Query
+ * Parameters"): the X-Amz-* parameters are part of the canonical query, the
+ * host is the one signed header, the payload is UNSIGNED-PAYLOAD, and the
+ * signature is appended as the last parameter. */
+int sigv4_presign(const sigv4_presign_req *req, const sigv4_creds *cr, const char *amz_date,
+                  char *out, size_t outlen)
+{
+    if (!req || !cr || !cr->access_key || !cr->region || !cr->service || !req->method ||
+        !req->scheme || !req->host || !req->path || req->path[0] != '/' || !out || !outlen ||
+        req->expires_s < 1 || req->expires_s > 604800 || !valid_date(amz_date) ||
+        strpbrk(req->host, "/?#@ \r\n"))
+        return DM_E_INVALID;
+    char cred[256], expires[24], query[2048], sig[65];
+    int n = snprintf(cred, sizeof cred, "%s/%.8s/%s/%s/aws4_request", cr->access_key, amz_date,
+                     cr->region, cr->service);
+    if (n < 0 || (size_t)n >= sizeof cred)
+        return DM_E_TOO_BIG;
+    snprintf(expires, sizeof expires, "%ld", req->expires_s);
+    int tok = req->session_token && req->session_token[0];
+    sigv4_pair q[6] = {
+        {"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+        {"X-Amz-Credential", cred},
+        {"X-Amz-Date", amz_date},
+        {"X-Amz-Expires", expires},
+        {"X-Amz-SignedHeaders", "host"},
+        {"X-Amz-Security-Token", tok ? req->session_token : ""},
+    };
+    int rc = sigv4_canonical_query(q, tok ? 6 : 5, query, sizeof query);
+    if (rc)
+        return rc;
+    sigv4_pair host = {"host", req->host};
+    sigv4_request r = {.method = req->method,
+                       .path = req->path,
+                       .query = query,
+                       .headers = &host,
+                       .nheaders = 1,
+                       .payload_hash = "UNSIGNED-PAYLOAD"};
+    if ((rc = sigv4_signature(&r, cr, amz_date, sig)) != 0)
+        return rc;
+    n = snprintf(out, outlen, "%s://%s%s?%s&X-Amz-Signature=%s", req->scheme, req->host, req->path,
+                 query, sig);
+    return n < 0 || (size_t)n >= outlen ? DM_E_TOO_BIG : 0;
+}

@@ -12,7 +12,12 @@
  *     with DM_E_TOO_BIG instead of being truncated (a truncated signature
  *     would be a wrong one).
  * STORE-V3: the secret key is used only as HMAC input; it never appears in any
- *     output, and the derived key and intermediate buffers are wiped. */
+ *     output, and the derived key and intermediate buffers are wiped.
+ * STORE-V4: a presigned URL (sigv4_presign, query-string signing) grants one
+ *     method on one object until it expires (1 s to 7 days, as S3 caps it):
+ *     it carries the access key id, scope, date, lifetime and signature, never
+ *     the secret; only the host header is signed, the payload is
+ *     UNSIGNED-PAYLOAD, so any HTTP client can use it as it is. */
 #ifndef DUMONT_STORE_SIGV4_H
 #define DUMONT_STORE_SIGV4_H
 
@@ -53,6 +58,21 @@ int sigv4_authorization(const sigv4_request *req, const sigv4_creds *cr, const c
 int sigv4_canonical_request(const sigv4_request *req, char *out, size_t outlen);
 int sigv4_signature(const sigv4_request *req, const sigv4_creds *cr, const char *amz_date,
                     char out[65]);
+
+/* What a presigned URL is for. */
+typedef struct {
+    const char *method;         /* "GET" or "PUT" */
+    const char *scheme;         /* "https" or "http" */
+    const char *host;           /* the host header: "bucket.s3.amazonaws.com", "127.0.0.1:9000" */
+    const char *path;           /* URI-encoded absolute path, e.g. "/bucket/key" */
+    const char *session_token;  /* signed as X-Amz-Security-Token; NULL or "": none */
+    long expires_s;             /* 1 .. 604800 */
+} sigv4_presign_req;
+
+/* STORE-V4: the URL "scheme://host/path?X-Amz-Algorithm=...&X-Amz-Signature=..."
+ * valid from amz_date for expires_s. Returns 0, DM_E_INVALID or DM_E_TOO_BIG. */
+int sigv4_presign(const sigv4_presign_req *req, const sigv4_creds *cr, const char *amz_date,
+                  char *out, size_t outlen);
 
 /* URI-encodes s (RFC 3986 unreserved kept; '/' kept when keep_slash).
  * Returns 0 or DM_E_TOO_BIG. */

@@ -264,3 +264,16 @@ void store_prefetch(dm_store *s, const char *key)
     if (s->ops->prefetch && store_key_valid(key))
         s->ops->prefetch(s->st, key);
 }
+
+int store_presign(dm_store *s, const char *method, const char *key, long expires_s, char *out,
+                  size_t outlen, char *err, size_t errlen)
+{
+    if (!store_key_valid(key))
+        return bad_key(key, err, errlen);
+    if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0))
+        return dm_fail(err, errlen, DM_E_INVALID, "store: presign GET or PUT only");
+    if (!s->ops->presign)
+        return dm_fail(err, errlen, DM_E_INVALID, "store: %s cannot presign (s3:// only)",
+                       s->ops->scheme);
+    return s->ops->presign(s->st, method, key, expires_s, out, outlen, err, errlen);
+}

@@ -26,6 +26,10 @@
  *      against its x-amz-meta-sha256, bypassing the cache) or, with a
  *      mirror, from the mirror when the primary cannot give a checked copy.
  *      So a plain get_range may skip whole-object checks of its own.
+ * STORE-ST7: store_presign() hands out a URL that lets any HTTP client do one
+ *      GET or PUT of one object for a bounded time, without the store's keys
+ *      (s3://: SigV4 query signing, sigv4.h STORE-V4; with a mirror, GET of
+ *      the primary only; file:// cannot).
  * STORE-ST3: get never returns more than max_len bytes: a larger object fails with
  *      DM_E_TOO_BIG (callers cap what they accept from a store).
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
@@ -83,5 +87,28 @@ int store_key_valid(const char *key);
  * work spent fetching by taking the difference around it (snap_restore's
  * download time). */
 uint64_t store_thread_fetch_ns(void);
+
+/* STORE-ST7: method "GET" or "PUT", expires_s 1 .. 604800; out gets the URL
+ * (keep it as secret as a key for its lifetime). */
+int store_presign(dm_store *s, const char *method, const char *key, long expires_s, char *out,
+                  size_t outlen, char *err, size_t errlen);
+
+/* ---- settings handed to another process (store_env.c STORE-S5 to STORE-S7) ---- */
+
+#define STORE_ENV_MAX 16384 /* the longest settings file read or written */
+
+/* Every variable a store reads from the environment, NULL-terminated. */
+extern const char *const STORE_ENV_NAMES[];
+/* 1 when the n bytes at name are a credential's variable (STORE-S7). */
+int store_env_secret(const char *name, size_t n);
+/* The settings set in this process, as NAME=VALUE lines, for a process that
+ * opens store_url (the credentials only when it or the mirror is s3://,
+ * STORE-S6). *ret_len is 0 when there is nothing to pass. DM_E_TOO_BIG when
+ * cap is short (buf is wiped then). */
+int store_env_export(const char *store_url, char *buf, size_t cap, size_t *ret_len, char *err,
+                     size_t errlen);
+/* Sets the NAME=VALUE lines of text in this process's environment; any line
+ * that is not a store setting (STORE-S5) fails the whole and sets nothing. */
+int store_env_import(char *text, char *err, size_t errlen);
 
 #endif

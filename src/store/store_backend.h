@@ -37,6 +37,9 @@ typedef struct store_ops {
     /* STORE-ST6; NULL: get_range again */
     int (*get_range_verified)(void *st, const char *key, uint64_t off, size_t len, void *buf,
                               char *err, size_t errlen);
+    /* store.h STORE-ST7; NULL: the back end cannot presign */
+    int (*presign)(void *st, const char *method, const char *key, long expires_s, char *out,
+                   size_t outlen, char *err, size_t errlen);
 } store_ops;
 
 /* Request counters (store_stats.c STORE-SS1 to STORE-SS3), for store_stats_each(). */

@@ -201,6 +201,21 @@ static void m_prefetch(void *st, const char *key)
         m->p_ops->prefetch(m->p_st, key);
 }
 
+/* STORE-ST7: a GET may read the primary alone (a failed one falls back to
+ * the mirror by the caller asking again); a PUT there would skip the mirror
+ * (STORE-M1), so none is handed out. */
+static int m_presign(void *st, const char *method, const char *key, long expires_s, char *out,
+                     size_t outlen, char *err, size_t errlen)
+{
+    mstore *m = st;
+    if (strcmp(method, "GET") != 0)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "store: a presigned %s would bypass the mirror %s", method, m->mirror_url);
+    if (!m->p_ops->presign)
+        return dm_fail(err, errlen, DM_E_INVALID, "store: the primary cannot presign");
+    return m->p_ops->presign(m->p_st, method, key, expires_s, out, outlen, err, errlen);
+}
+
 static void m_close(void *st)
 {
     mstore *m = st;
@@ -223,6 +238,7 @@ static const store_ops mirror_ops = {
     .close = m_close,
     .prefetch = m_prefetch,
     .get_range_verified = m_get_range_verified,
+    .presign = m_presign,
 };
 
 int store_mirror_wrap(const store_ops *p_ops, void *p_st, const store_ops *m_ops, void *m_st,

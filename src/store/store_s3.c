@@ -714,6 +714,17 @@ static void *pf_main(void *arg)
     return NULL;
 }
 
+/* STORE-ST7, sigv4.h STORE-V4. */
+static int s3_presign_op(void *st, const char *method, const char *key, long expires_s, char *out,
+                         size_t outlen, char *err, size_t errlen)
+{
+    s3store *s = st;
+    int rc = s3_presign(&s->c, method, key, expires_s, out, outlen);
+    return rc ? dm_fail(err, errlen, rc, "s3: cannot presign %s %s: %s", method, key,
+                        dm_strerror(rc))
+              : 0;
+}
+
 static void s3_prefetch(void *st, const char *key)
 {
     s3store *s = st;
@@ -851,6 +862,7 @@ static const store_ops s3_ops = {
     .close = s3_close,
     .prefetch = s3_prefetch,
     .get_range_verified = s3_get_range_verified,
+    .presign = s3_presign_op,
 };
 
 /* ---- settings ---------------------------------------------------------------- */

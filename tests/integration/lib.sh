@@ -175,6 +175,15 @@ free_port() {
     fail "no free TCP port found"
 }
 
+# children PID: the pids whose parent is PID.
+children() {
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(awk '{print $4}' "$p/stat" 2>/dev/null | head -n1)" = "$1" ] && echo "${p#/proc/}"
+    done
+    return 0
+}
+
 healthz_ok() {
     [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' ${DUMONT_CA_FILE:+--cacert "$DUMONT_CA_FILE"} \
         "$DUMONT_URL/healthz" 2>/dev/null)" = 200 ]

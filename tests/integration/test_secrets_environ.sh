@@ -45,14 +45,6 @@ no_secret() {
     done
 }
 
-# children PID: the pids whose parent is PID.
-children() {
-    local p
-    for p in /proc/[0-9]*; do
-        [ "$(awk '{print $4}' "$p/stat" 2>/dev/null | head -n1)" = "$1" ] && echo "${p#/proc/}"
-    done
-    return 0
-}
 # stat's field 4 is after the comm, which holds no space here (sleep, dumont)
 sleep_child() { children "$1" | while read -r c; do
     [ "$(cat "/proc/$c/comm" 2>/dev/null)" = sleep ] && echo "$c"

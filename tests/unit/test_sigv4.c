@@ -2,7 +2,9 @@
  *   - "Examples: Signature Calculations in AWS Signature Version 4" (Amazon
  *     S3 API reference, sig-v4-header-based-auth): GET Object with a Range,
  *     PUT Object, GET Bucket Lifecycle, GET Bucket (List Objects);
- *   - the IAM ListUsers example of the general SigV4 guide.
+ *   - the IAM ListUsers example of the general SigV4 guide;
+ *   - the presigned GET of "Authenticating Requests: Using Query Parameters"
+ *     (sigv4-query-string-auth): STORE-V4.
  * Each checks the signature against the one printed there (STORE-V1), and that
  * nothing is truncated (STORE-V2) or leaks the secret (STORE-V3). */
 #include <setjmp.h>
@@ -113,6 +115,49 @@ static void test_iam_list_users(void **state)
     assert_string_equal(sig, "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
 }
 
+/* STORE-V4: AWS's query-string example: GET /test.txt of examplebucket at
+ * 20130524T000000Z for 86400 s, host the only signed header. */
+static void test_s3_presign(void **state)
+{
+    (void)state;
+    sigv4_presign_req r = {.method = "GET",
+                           .scheme = "https",
+                           .host = "examplebucket.s3.amazonaws.com",
+                           .path = "/test.txt",
+                           .expires_s = 86400};
+    char url[1024];
+    assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", url, sizeof url), 0);
+    assert_string_equal(
+        url, "https://examplebucket.s3.amazonaws.com/test.txt"
+             "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+             "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+             "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+             "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+    assert_null(strstr(url, s3_creds.secret_key)); /* STORE-V3 */
+    /* STORE-V2: one byte short fails */
+    assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", url, strlen(url)),
+                     DM_E_TOO_BIG);
+    /* a session token is signed too (another signature), and sorted in */
+    char with_tok[1200];
+    r.session_token = "tok/en+1";
+    assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", with_tok, sizeof with_tok),
+                     0);
+    assert_non_null(strstr(with_tok, "&X-Amz-Security-Token=tok%2Fen%2B1&X-Amz-SignedHeaders="));
+    assert_null(strstr(with_tok, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"));
+    /* bounds: lifetime 1 s .. 7 days, a host with no path or user part */
+    r.session_token = NULL;
+    r.expires_s = 604801;
+    assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", url, sizeof url),
+                     DM_E_INVALID);
+    r.expires_s = 0;
+    assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", url, sizeof url),
+                     DM_E_INVALID);
+    r.expires_s = 60;
+    r.host = "evil@examplebucket.s3.amazonaws.com";
+    assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", url, sizeof url),
+                     DM_E_INVALID);
+}
+
 static void test_refuses(void **state)
 {
     (void)state;
@@ -139,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_s3_get_object),    cmocka_unit_test(test_s3_put_object),
         cmocka_unit_test(test_s3_get_lifecycle), cmocka_unit_test(test_s3_list_objects),
         cmocka_unit_test(test_iam_list_users),   cmocka_unit_test(test_refuses),
+        cmocka_unit_test(test_s3_presign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
  *     each try counted for /metrics (store_stats.c STORE-SS2 to STORE-SS3), and each
  *     retry logged with its reason;
  *   - a multipart ETag is compared as S3 documents it (S3-11);
+ *   - the settings handed to another process (store_env.c STORE-S5 to STORE-S7)
+ *     and presigned URLs (STORE-ST7);
  *   - the mirror writes both stores and reads the mirror when the primary
  *     lacks an object (STORE-M1, STORE-M2) or its copy is damaged (STORE-ST6), and reports a
  *     mirror failure as its own (STORE-M1).
@@ -255,6 +257,103 @@ static void test_mirror(void **state)
     assert_int_equal(nftw(tmpl, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+/* store_env.c STORE-S5 to STORE-S7: the settings a second process needs, and
+ * nothing else, go through a settings text. */
+static void test_env_export_import(void **state)
+{
+    (void)state;
+    char buf[STORE_ENV_MAX], err[256] = "";
+    size_t len = 99;
+    /* nothing set: nothing to pass */
+    assert_int_equal(store_env_export("s3://b/p", buf, sizeof buf, &len, err, sizeof err), 0);
+    assert_int_equal(len, 0);
+    setenv("B2_ENDPOINT", "http://127.0.0.1:9", 1);
+    setenv("B2_KEY_ID", "kid", 1);
+    setenv("B2_APPLICATION_KEY", "s3cret", 1);
+    setenv("DUMONT_STORE_MIRROR", "file:///tmp/m", 1);
+    setenv("PATH_NOT_A_STORE_SETTING", "x", 1);
+    /* STORE-S6: a file:// store and mirror get no key */
+    assert_int_equal(store_env_export("file:///x", buf, sizeof buf, &len, err, sizeof err), 0);
+    assert_null(strstr(buf, "s3cret"));
+    assert_null(strstr(buf, "B2_KEY_ID"));
+    assert_non_null(strstr(buf, "DUMONT_STORE_MIRROR=file:///tmp/m\n"));
+    /* an s3:// store gets them all */
+    assert_int_equal(store_env_export("s3://b/p", buf, sizeof buf, &len, err, sizeof err), 0);
+    assert_int_equal(len, strlen(buf));
+    assert_non_null(strstr(buf, "B2_APPLICATION_KEY=s3cret\n"));
+    assert_non_null(strstr(buf, "B2_KEY_ID=kid\n"));
+    assert_non_null(strstr(buf, "B2_ENDPOINT=http://127.0.0.1:9\n"));
+    assert_null(strstr(buf, "PATH_NOT_A_STORE_SETTING"));
+    /* too small a buffer: an error, and nothing of the key left in it */
+    char small[40];
+    assert_int_equal(store_env_export("s3://b/p", small, sizeof small, &len, err, sizeof err),
+                     DM_E_TOO_BIG);
+    for (size_t i = 0; i + 6 <= sizeof small; i++)
+        assert_false(memcmp(small + i, "s3cret", 6) == 0);
+    /* import sets them in a process that has none */
+    clear_env(NULL);
+    assert_int_equal(store_env_import(buf, err, sizeof err), 0);
+    assert_string_equal(getenv("B2_APPLICATION_KEY"), "s3cret");
+    assert_string_equal(getenv("DUMONT_STORE_MIRROR"), "file:///tmp/m");
+    unsetenv("DUMONT_STORE_MIRROR"); /* (no directory made for it here) */
+    dm_store *st = NULL;             /* and the store opens with them */
+    assert_int_equal(store_open("s3://b2-test/dumont", &st, err, sizeof err), 0);
+    store_close(st);
+    /* STORE-S5: another name fails the whole text, and sets nothing */
+    clear_env(NULL);
+    char bad[] = "B2_KEY_ID=kid\nLD_PRELOAD=/evil.so\n";
+    assert_int_equal(store_env_import(bad, err, sizeof err), DM_E_INVALID);
+    assert_non_null(strstr(err, "LD_PRELOAD"));
+    assert_null(getenv("B2_KEY_ID"));
+    assert_null(getenv("LD_PRELOAD"));
+    char noeq[] = "B2_KEY_ID\n";
+    assert_int_equal(store_env_import(noeq, err, sizeof err), DM_E_INVALID);
+    unsetenv("PATH_NOT_A_STORE_SETTING");
+    clear_env(NULL);
+}
+
+/* STORE-ST7: a presigned URL names the object on the endpoint, carries no
+ * secret, and is refused where it would be wrong (file://, a PUT past a mirror). */
+static void test_presign(void **state)
+{
+    (void)state;
+    char err[256] = "", url[2048];
+    dm_store *st = NULL;
+    setenv("DUMONT_S3_ENDPOINT", "http://127.0.0.1:9", 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "presign-s3cret", 1);
+    assert_int_equal(store_open("s3://bkt/pre", &st, err, sizeof err), 0);
+    assert_int_equal(store_presign(st, "GET", "packs/ab/abcd", 300, url, sizeof url, err,
+                                   sizeof err),
+                     0);
+    assert_true(strncmp(url, "http://127.0.0.1:9/bkt/pre/packs/ab/abcd?X-Amz-Algorithm=", 57) ==
+                0);
+    assert_non_null(strstr(url, "X-Amz-Expires=300&"));
+    assert_non_null(strstr(url, "X-Amz-Credential=AKID%2F"));
+    assert_null(strstr(url, "presign-s3cret"));
+    assert_int_equal(store_presign(st, "DELETE", "packs/ab/abcd", 300, url, sizeof url, err,
+                                   sizeof err),
+                     DM_E_INVALID);
+    assert_int_equal(store_presign(st, "GET", "../x", 300, url, sizeof url, err, sizeof err),
+                     DM_E_INVALID);
+    store_close(st);
+    char dir[] = "/tmp/dumont-presign.XXXXXX", murl[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(murl, sizeof murl, "file://%s", dir);
+    assert_int_equal(store_open(murl, &st, err, sizeof err), 0);
+    assert_int_equal(store_presign(st, "GET", "k", 300, url, sizeof url, err, sizeof err),
+                     DM_E_INVALID);
+    store_close(st);
+    setenv("DUMONT_STORE_MIRROR", murl, 1);
+    assert_int_equal(store_open("s3://bkt/pre", &st, err, sizeof err), 0);
+    assert_int_equal(store_presign(st, "GET", "k", 300, url, sizeof url, err, sizeof err), 0);
+    assert_int_equal(store_presign(st, "PUT", "k", 300, url, sizeof url, err, sizeof err),
+                     DM_E_INVALID);
+    assert_non_null(strstr(err, "mirror"));
+    store_close(st);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +363,8 @@ int main(void)
         cmocka_unit_test_setup(test_unreachable, clear_env),
         cmocka_unit_test_setup(test_multipart_etag, clear_env),
         cmocka_unit_test_setup(test_mirror, clear_env),
+        cmocka_unit_test_setup(test_env_export_import, clear_env),
+        cmocka_unit_test_setup(test_presign, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

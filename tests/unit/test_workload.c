@@ -177,6 +177,12 @@ static void test_env_allowlist(void **state)
     assert_false(wl_env_allowed("FO=x", "FOO,HF_TOKEN"));
     assert_false(wl_env_allowed("FOOO=x", "FOO,HF_TOKEN"));
     assert_false(wl_env_allowed(NULL, NULL));
+    /* STORE-S7: a store key never passes, even named in DUMONT_WORKLOAD_ENV */
+    const char *keys = "AWS_SECRET_ACCESS_KEY,B2_APPLICATION_KEY,AWS_SESSION_TOKEN,B2_KEY_ID";
+    assert_false(wl_env_allowed("AWS_SECRET_ACCESS_KEY=k", keys));
+    assert_false(wl_env_allowed("B2_APPLICATION_KEY=k", keys));
+    assert_false(wl_env_allowed("AWS_SESSION_TOKEN=k", keys));
+    assert_false(wl_env_allowed("B2_KEY_ID=k", keys));
 }
 
 static void wait_file(const char *path)
