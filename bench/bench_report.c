@@ -63,7 +63,7 @@ static void make_one(fo_failover *f, int64_t i, int64_t t0)
     int64_t now = t0;
     for (int p = 0; p < FO_PHASE_COUNT; p++) {
         int64_t d = uniform(phase_range[p][0], phase_range[p][1]);
-        fo_event ev = {FO_EV_PHASE_OK, now + d, d, kind == FO_KIND_SIMULATED, NULL, 0};
+        fo_event ev = {FO_EV_PHASE_OK, now + d, d, kind == FO_KIND_SIMULATED, NULL, 0, 0};
         if (p == fail_at) {
             int abort = next_u64() % 5 == 0;
             ev.kind = abort ? FO_EV_ABORT : FO_EV_PHASE_FAILED;

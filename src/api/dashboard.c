@@ -15,6 +15,7 @@
 #include "api/metrics.h"
 #include "api/gate.h"
 #include "api/http.h"
+#include "api/render.h"
 #include "api/session.h"
 #include "api/static.h"
 #include "util/clock.h"
@@ -129,7 +130,7 @@ int dash_cookie_cred(api_dashboard *d, struct MHD_Connection *conn, const char *
 static int answer(struct MHD_Connection *conn, unsigned status, json_t *body, const char *cookie,
                   const char *allow)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, RENDER_JSON_FLAGS) : NULL;
     json_decref(body);
     struct MHD_Response *r =
         text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)

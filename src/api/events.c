@@ -204,7 +204,7 @@ void events_publish(events_bus *b, const char *name, const char *json)
 void events_on_failover(void *arg, const fo_failover *f)
 {
     json_t *o = render_failover(f, 1);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL; /* one line: no raw newlines */
+    char *text = o ? json_dumps(o, RENDER_JSON_FLAGS) : NULL; /* one line: no raw newlines */
     if (text)
         events_publish(arg, "failover", text);
     free(text);

@@ -24,22 +24,58 @@ json_t *render_time(int64_t wall_ms)
     return json_string(buf);
 }
 
+/* API-RD2: a phase's (or run's) start as its offset from the failover's start:
+ * a real failover's from its recorded start (one clock, FO-I6); a simulated
+ * one's is the sum of the simulated durations before it (its wall-clock
+ * starts are the sped-up play, not the simulated times). null: not started. */
+static json_t *offset_of(const fo_failover *f, int64_t at_ms, int64_t sim_sum)
+{
+    if (at_ms == FO_NULL || f->started_at_ms == FO_NULL)
+        return json_null();
+    return json_integer(
+        (json_int_t)(f->kind == FO_KIND_SIMULATED ? sim_sum : at_ms - f->started_at_ms));
+}
+
+/* The seven phases: each one's first start and its duration summed over its
+ * runs (FO-I5). */
 static json_t *render_phases(const fo_failover *f)
 {
     json_t *arr = json_array();
-    int64_t offset = 0;
+    int64_t sum = 0;
     for (int i = 0; i < FO_PHASE_COUNT && arr; i++) {
         const fo_phase_rec *p = &f->phases[i];
-        int started = p->status != FO_PHASE_PENDING;
+        int runs = 0;
+        for (int k = 0; k < f->n_runs; k++)
+            runs += f->runs[k].phase == i;
         json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:o, s:o, s:o, s:b, s:o}", "phase",
+            arr, json_pack("{s:s, s:s, s:o, s:o, s:o, s:b, s:o, s:i}", "phase",
                            fo_phase_name((fo_phase)i), "status", fo_phase_status_name(p->status),
                            "started_at", render_time(p->started_at_ms), "offset_ms",
-                           started ? json_integer(offset) : json_null(), "duration_ms",
+                           offset_of(f, p->started_at_ms, sum), "duration_ms",
                            int_or_null(p->duration_ms), "simulated", p->simulated, "detail",
-                           str_or_null(p->detail)));
+                           str_or_null(p->detail), "runs", runs));
         if (p->duration_ms != FO_NULL)
-            offset += p->duration_ms;
+            sum += p->duration_ms;
+    }
+    return arr;
+}
+
+/* FO-I5: every run of a phase, in order, with the attempt it belongs to. */
+static json_t *render_runs(const fo_failover *f)
+{
+    json_t *arr = json_array();
+    int64_t sum = 0;
+    for (int i = 0; i < f->n_runs && arr; i++) {
+        const fo_phase_run *r = &f->runs[i];
+        json_array_append_new(
+            arr, json_pack("{s:s, s:i, s:s, s:o, s:o, s:o, s:o}", "phase",
+                           fo_phase_name((fo_phase)r->phase), "attempt", r->attempt, "status",
+                           fo_phase_status_name(r->status), "started_at",
+                           render_time(r->started_at_ms), "offset_ms",
+                           offset_of(f, r->started_at_ms, sum), "duration_ms",
+                           int_or_null(r->duration_ms), "detail", str_or_null(r->detail)));
+        if (r->duration_ms != FO_NULL)
+            sum += r->duration_ms;
     }
     return arr;
 }
@@ -64,6 +100,7 @@ static void add_snapshot_inference(json_t *o, const fo_failover *f)
     json_object_set_new(o, "snapshot_creation_time_ms", int_or_null(r->snapshot_creation_time_ms));
     json_object_set_new(o, "snapshot_compression", str_or_null(r->snapshot_compression));
     json_object_set_new(o, "snapshot_storage", str_or_null(r->snapshot_storage));
+    json_object_set_new(o, "snapshot_storage_url", str_or_null(r->snapshot_storage_url));
     json_object_set_new(o, "restore_time_ms", int_or_null(phase_ms(f, FO_PHASE_RESTORE)));
     json_object_set_new(o, "restore_download_time_ms", int_or_null(r->restore_download_time_ms));
     json_object_set_new(o, "restore_decompress_time_ms",
@@ -98,6 +135,7 @@ json_t *render_test_event(const fo_failover *f)
         return NULL;
     add_snapshot_inference(o, f);
     json_object_set_new(o, "total_time_ms", int_or_null(f->total_time_ms));
+    json_object_set_new(o, "controller_down_ms", json_integer((json_int_t)f->controller_down_ms));
     json_object_set_new(o, "success", bool_or_null(f->success));
     json_object_set_new(o, "gpu_search_time_ms", int_or_null(phase_ms(f, FO_PHASE_GPU_SEARCH)));
     json_object_set_new(o, "gpu_provision_time_ms",
@@ -163,17 +201,25 @@ json_t *render_failover(const fo_failover *f, int with_phases)
                           int_or_null(f->total_time_ms));
     if (o && f->user_id[0])
         json_object_set_new(o, "user_id", json_string(f->user_id));
+    if (o) {
+        json_object_set_new(o, "controller_down_ms",
+                            json_integer((json_int_t)f->controller_down_ms));
+        json_object_set_new(o, "attempt", json_integer(f->attempt));
+    }
     if (o && f->kind == FO_KIND_REAL)
         add_real(o, f);
-    if (o && with_phases)
+    if (o && with_phases) {
         json_object_set_new(o, "phases", render_phases(f));
+        json_object_set_new(o, "phase_runs", render_runs(f));
+    }
     return o;
 }
 
 static json_t *render_stat(const fo_stat *s)
 {
     return json_pack("{s:I, s:o, s:o, s:o, s:o}", "count", (json_int_t)s->count, "mean",
-                     isnan(s->mean) ? json_null() : json_real(round(s->mean * 10) / 10), "p50",
+                     isnan(s->mean) ? json_null() : json_integer((json_int_t)llround(s->mean)),
+                     "p50",
                      int_or_null(s->p50), "p95", int_or_null(s->p95), "max", int_or_null(s->max));
 }
 

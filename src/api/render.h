@@ -9,6 +9,12 @@
 
 #include <jansson.h>
 
+/* API-RD1: every JSON the API writes is dumped with these flags: one line, and
+ * a real printed with 15 significant digits, the shortest that gives back a
+ * value rounded for display (a rate's 4 decimals) without binary noise
+ * ("0.8", never "0.80000000000000004"). Durations are integers of ms. */
+#define RENDER_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 json_t *render_failover(const fo_failover *f, int with_phases);
 json_t *render_report(const fo_report *r, int64_t generated_at_ms);
 json_t *render_assoc(const fo_assoc *a);

@@ -277,6 +277,7 @@ static int h_simulate(const api_ctx *ctx, const api_request *req, api_response *
     fo_sim_opts_init(&opts);
     int bad = sim_options(o, &opts, resp);
     json_decref(o);
+    snprintf(opts.user_id, sizeof opts.user_id, "%s", req->cred ? req->cred->name : "admin");
     if (bad)
         return 0;
     fo_failover f;

@@ -263,7 +263,8 @@ int api_h_test_real(const api_ctx *ctx, const api_request *req, api_response *re
     }
     fo_failover f;
     char err[512] = "";
-    int rc = fo_orch_test_real(ctx->orch, id, model, keep, &f, err, sizeof err);
+    int rc = fo_orch_test_real(ctx->orch, id, model, keep, req->cred ? req->cred->name : "admin", &f,
+                               err, sizeof err);
     json_decref(o);
     if (rc)
         return api_error_from(resp, rc, err);

@@ -10,6 +10,7 @@
 #include "api/dashboard.h"
 #include "api/gate.h"
 #include "api/http.h"
+#include "api/render.h"
 #include "db/db_token.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -56,7 +57,7 @@ typedef struct {
 static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body,
                                  const char *allow)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, RENDER_JSON_FLAGS) : NULL;
     static const char fallback[] = "{\"error\":\"internal\",\"detail\":\"out of memory\"}";
     struct MHD_Response *r;
     if (text) {

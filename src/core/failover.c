@@ -98,6 +98,9 @@ int fo_init(fo_failover *f, const char *id, int64_t gpu_instance_id, fo_kind kin
     f->started_at_ms = now_ms;
     f->finished_at_ms = FO_NULL;
     f->total_time_ms = FO_NULL;
+    f->controller_down_ms = 0;
+    f->attempt = 1;
+    f->run_started_at_ms = now_ms;
     for (int i = 0; i < FO_PHASE_COUNT; i++) {
         f->phases[i].status = FO_PHASE_PENDING;
         f->phases[i].started_at_ms = FO_NULL;
@@ -130,16 +133,63 @@ static void advance(fo_failover *f, int64_t now_ms)
     }
     f->state++;
     f->phases[f->state].status = FO_PHASE_RUNNING;
-    f->phases[f->state].started_at_ms = now_ms;
+    if (f->phases[f->state].started_at_ms == FO_NULL) /* a phase's first run */
+        f->phases[f->state].started_at_ms = now_ms;
+    f->run_started_at_ms = now_ms;
 }
 
+/* FO-I3: the phases, the skipped runs' time and the downtime. */
 static int64_t sum_durations(const fo_failover *f)
 {
-    int64_t sum = 0;
+    int64_t sum = f->controller_down_ms > 0 ? f->controller_down_ms : 0;
     for (int i = 0; i < FO_PHASE_COUNT; i++)
         if (f->phases[i].duration_ms != FO_NULL)
             sum += f->phases[i].duration_ms;
+    for (int i = 0; i < f->n_runs; i++)
+        if (f->runs[i].status == FO_PHASE_SKIPPED && f->runs[i].duration_ms != FO_NULL)
+            sum += f->runs[i].duration_ms;
     return sum;
+}
+
+/* FO-I5: the current run ends with status st after d (FO_NULL: unknown). */
+static void add_run(fo_failover *f, fo_phase_status st, int64_t d, const char *detail)
+{
+    fo_phase_run *r;
+    if (f->n_runs < FO_RUNS_MAX) {
+        r = &f->runs[f->n_runs++];
+        memset(r, 0, sizeof *r);
+        r->phase = f->state;
+        r->attempt = f->attempt;
+        r->started_at_ms = f->run_started_at_ms;
+        r->duration_ms = d;
+    } else { /* folded into the last one: the sums stay right */
+        r = &f->runs[FO_RUNS_MAX - 1];
+        if (d != FO_NULL)
+            r->duration_ms = r->duration_ms == FO_NULL ? d : r->duration_ms + d;
+    }
+    r->status = st;
+    snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "");
+}
+
+/* FO-I6: when the event happened. A real failover's measured run ends at its
+ * start + duration + downtime; anything else at the event's wall clock. */
+static int64_t event_time(const fo_failover *f, const fo_event *ev)
+{
+    if (f->kind == FO_KIND_REAL && ev->duration_ms != FO_NULL && ev->duration_ms >= 0 &&
+        f->run_started_at_ms != FO_NULL)
+        return f->run_started_at_ms + ev->duration_ms + (ev->down_ms > 0 ? ev->down_ms : 0);
+    return ev->now_ms;
+}
+
+/* FO-I6: the event's downtime; for a real failover whose run's length is
+ * unknown (interrupted, resumed), all of the run so far. */
+static void add_down(fo_failover *f, const fo_event *ev, int64_t now)
+{
+    int64_t d = ev->down_ms > 0 ? ev->down_ms : 0;
+    if (f->kind == FO_KIND_REAL && ev->duration_ms == FO_NULL && f->run_started_at_ms != FO_NULL &&
+        now > f->run_started_at_ms)
+        d += now - f->run_started_at_ms;
+    f->controller_down_ms = (f->controller_down_ms > 0 ? f->controller_down_ms : 0) + d;
 }
 
 static void finish(fo_failover *f, fo_state st, int64_t now_ms, const char *reason)
@@ -161,7 +211,7 @@ static void check_after(const fo_failover *f, const fo_event *ev, fo_state was)
     if (fo_state_is_terminal(f->state)) { /* FO-I3, FO-I4 */
         assert(f->success == (f->state == FO_STATE_COMPLETED));
         assert(f->total_time_ms == sum_durations(f));
-        assert(f->finished_at_ms == ev->now_ms);
+        assert(f->kind == FO_KIND_REAL || f->finished_at_ms == ev->now_ms); /* FO-I6 */
     } else {
         assert(f->state >= 0 && f->state < FO_PHASE_COUNT);
         assert(f->phases[f->state].status == FO_PHASE_RUNNING);
@@ -190,9 +240,10 @@ static int transition(fo_failover *f, const fo_event *ev)
 {
     if (fo_state_is_terminal(f->state))
         return DM_E_CONFLICT;
-    if (f->state < 0 || f->state >= FO_PHASE_COUNT)
+    if (f->state < 0 || f->state >= FO_PHASE_COUNT || ev->down_ms < 0)
         return DM_E_INVALID;
     fo_phase_rec *cur = &f->phases[f->state];
+    int64_t now = event_time(f, ev);
     switch (ev->kind) {
     case FO_EV_PHASE_OK:
         if (ev->duration_ms < 0)
@@ -202,31 +253,46 @@ static int transition(fo_failover *f, const fo_event *ev)
         cur->simulated = ev->simulated;
         if (ev->detail && *ev->detail)
             snprintf(cur->detail, sizeof cur->detail, "%s", ev->detail);
-        advance(f, ev->now_ms);
+        add_run(f, FO_PHASE_OK, ev->duration_ms, ev->detail);
+        add_down(f, ev, now);
+        advance(f, now);
         return 0;
     case FO_EV_PHASE_SKIP:
         if (cur->duration_ms != FO_NULL) /* it ran in an earlier attempt */
+            return DM_E_INVALID;
+        if (ev->duration_ms != FO_NULL && ev->duration_ms < 0)
             return DM_E_INVALID;
         cur->status = FO_PHASE_SKIPPED;
         cur->started_at_ms = FO_NULL;
         if (ev->detail && *ev->detail)
             snprintf(cur->detail, sizeof cur->detail, "%s", ev->detail);
-        advance(f, ev->now_ms);
+        add_run(f, FO_PHASE_SKIPPED, ev->duration_ms, ev->detail);
+        f->controller_down_ms += ev->down_ms;
+        if (ev->duration_ms == FO_NULL && f->kind == FO_KIND_REAL)
+            now = f->run_started_at_ms; /* it took no time */
+        advance(f, now);
         return 0;
     case FO_EV_RETRY: {
         fo_phase to = ev->retry_phase;
         if (ev->duration_ms < 0 || to < FO_PHASE_GPU_SEARCH || (int)to > f->state)
             return DM_E_INVALID;
         cur->duration_ms = add_duration(cur->duration_ms, ev->duration_ms);
+        add_run(f, FO_PHASE_FAILED, ev->duration_ms, ev->detail);
+        add_down(f, ev, now);
         for (int i = (int)to + 1; i <= f->state; i++)
             f->phases[i].status = FO_PHASE_PENDING; /* durations so far are kept */
         f->state = (fo_state)to;
+        f->attempt++;
         f->phases[to].status = FO_PHASE_RUNNING;
-        f->phases[to].started_at_ms = ev->now_ms;
+        f->run_started_at_ms = now;
         if (ev->detail && *ev->detail)
             snprintf(f->phases[to].detail, sizeof f->phases[to].detail, "retry: %s", ev->detail);
         return 0;
     }
+    case FO_EV_RESUME:
+        add_down(f, &(fo_event){.duration_ms = FO_NULL, .down_ms = ev->down_ms}, ev->now_ms);
+        f->run_started_at_ms = ev->now_ms;
+        return 0;
     case FO_EV_PHASE_FAILED:
     case FO_EV_ABORT: {
         if (ev->kind == FO_EV_PHASE_FAILED && ev->duration_ms < 0 && ev->duration_ms != FO_NULL)
@@ -237,13 +303,16 @@ static int transition(fo_failover *f, const fo_event *ev)
         snprintf(reason, sizeof reason, "%s %s: %s", fo_phase_name((fo_phase)f->state), what,
                  detail);
         cur->status = FO_PHASE_FAILED;
-        if (ev->kind == FO_EV_ABORT)
-            ; /* the running phase's time is unknown: what it had so far stays */
-        else if (ev->duration_ms != FO_NULL)
-            cur->duration_ms = add_duration(cur->duration_ms, ev->duration_ms);
+        int64_t d = ev->kind == FO_EV_ABORT ? FO_NULL : ev->duration_ms;
+        if (d != FO_NULL) /* an abort: the running phase's time is unknown (downtime) */
+            cur->duration_ms = add_duration(cur->duration_ms, d);
         cur->simulated = ev->simulated;
         snprintf(cur->detail, sizeof cur->detail, "%s", detail);
-        finish(f, FO_STATE_FAILED, ev->now_ms, reason);
+        add_run(f, FO_PHASE_FAILED, d, detail);
+        if (ev->kind == FO_EV_ABORT)
+            now = ev->now_ms;
+        add_down(f, &(fo_event){.duration_ms = d, .down_ms = ev->down_ms}, now);
+        finish(f, FO_STATE_FAILED, now, reason);
         return 0;
     }
     }

@@ -9,8 +9,20 @@
  *     event on a terminal failover (DM_E_CONFLICT) and any event that does not
  *     fit the current state (DM_E_INVALID), leaving the record untouched.
  * FO-I2: a phase that did not happen has duration_ms == FO_NULL, never 0.
- * FO-I3: total_time_ms is the sum of the durations of the phases that ran; it is
- *     FO_NULL while the failover is running.
+ * FO-I3: total_time_ms is the time the failover's phases took plus the time the
+ *     controller was down while it ran: the sum of the phases' durations, of the
+ *     skipped runs' durations (a test-real's snapshot of the original) and
+ *     controller_down_ms. It is FO_NULL while the failover is running.
+ * FO-I5: every run of a phase (one per attempt, runs[]) keeps its own start,
+ *     duration, outcome and attempt number; a phase's duration is the sum over
+ *     its runs. runs[] holds at most FO_RUNS_MAX; a run past that is folded
+ *     into the last one (sums stay right).
+ * FO-I6: a real failover keeps one clock (fo_transition derives each event's
+ *     time): a run ends at its start + duration_ms + down_ms, the next run
+ *     starts there, and a resume (FO_EV_RESUME) or an interruption counts the
+ *     time since the current run began as controller_down_ms. So its
+ *     total_time_ms is finished_at_ms - started_at_ms, and runs + downtime sum
+ *     to it exactly.
  * FO-I4: success is FO_NULL while running, 1 for completed, 0 for failed.
  * Callers persist the record after every transition, before acting on it. */
 #ifndef DUMONT_CORE_FAILOVER_H
@@ -60,6 +72,18 @@ typedef struct {
     char detail[256];      /* why it failed, or a note */
 } fo_phase_rec;
 
+/* One run of a phase (FO-I5): an attempt at it. */
+#define FO_RUN_DETAIL_MAX 96
+typedef struct {
+    int phase;             /* fo_phase */
+    int attempt;           /* 1, 2, ...: the failover's attempt it belongs to */
+    fo_phase_status status; /* ok, failed (also: that attempt failed here) or skipped */
+    int64_t started_at_ms;  /* wall clock (FO-I6 for real failovers) */
+    int64_t duration_ms;    /* FO_NULL when unknown (an interruption) */
+    char detail[FO_RUN_DETAIL_MAX];
+} fo_phase_run;
+#define FO_RUNS_MAX 24
+
 #define FO_ID_MAX     48
 #define FO_REASON_MAX 256
 
@@ -79,7 +103,8 @@ typedef struct {
     int64_t snapshot_size_bytes;
     int64_t snapshot_creation_time_ms;
     char snapshot_compression[16]; /* "lz4" */
-    char snapshot_storage[256];    /* store URL (display form, no secret) */
+    char snapshot_storage[32];      /* the storage's name: backblaze_b2, cloudflare_r2, s3, file */
+    char snapshot_storage_url[256]; /* the store's URL as configured (no secret) */
     int64_t restore_download_time_ms;
     int64_t restore_decompress_time_ms;
     char inference_model[128];
@@ -98,7 +123,12 @@ typedef struct {
     int64_t started_at_ms;      /* wall clock */
     int64_t finished_at_ms;     /* wall clock; FO_NULL while running */
     int64_t total_time_ms;      /* FO-I3 */
+    int64_t controller_down_ms; /* FO-I6: time the controller could not act (crash, database) */
+    int attempt;                /* the current attempt, from 1 (FO_EV_RETRY starts the next) */
+    int64_t run_started_at_ms;  /* wall clock: when the current run began (FO-I6) */
     fo_phase_rec phases[FO_PHASE_COUNT];
+    int n_runs;
+    fo_phase_run runs[FO_RUNS_MAX]; /* FO-I5, in order */
     fo_real real; /* kind real only; zero/FO_NULL otherwise */
 } fo_failover;
 
@@ -119,15 +149,21 @@ typedef enum {
     FO_EV_RETRY,        /* current attempt failed after duration_ms; go back to phase
                          * retry_phase (<= current, >= gpu_search) for another try.
                          * Durations accumulate: a phase run twice counts both runs. */
+    FO_EV_RESUME,       /* a controller resumes the failover (after a crash or a stop):
+                         * the time since the current run began was downtime (FO-I6);
+                         * the phase runs again from now_ms */
 } fo_event_kind;
 
 typedef struct {
     fo_event_kind kind;
     int64_t now_ms;      /* wall clock of the event */
-    int64_t duration_ms; /* for PHASE_OK (>= 0) / PHASE_FAILED (>= 0 or FO_NULL) */
+    int64_t duration_ms; /* for PHASE_OK (>= 0) / PHASE_FAILED (>= 0 or FO_NULL); SKIP: the
+                          * time the skip took (>= 0, or FO_NULL: none) */
     int simulated;       /* the duration was simulated */
     const char *detail;  /* reason for FAILED/ABORT/RETRY; may be NULL */
     fo_phase retry_phase; /* FO_EV_RETRY only */
+    int64_t down_ms; /* of this run, the time the controller could not act (>= 0), beside
+                      * duration_ms (FO-I6) */
 } fo_event;
 
 const char *fo_phase_name(fo_phase p);

@@ -13,7 +13,13 @@
  *     id or a second active failover of a GPU is DM_E_CONFLICT, DB-D3).
  * DBF-F3: get and list are one statement (failovers LEFT JOIN failover_phases),
  *     so a record is read from one snapshot even without a transaction.
- * DBF-F4: a list holds at most DB_LIST_MAX records (the cap of db.h). */
+ * DBF-F4: a list holds at most DB_LIST_MAX records (the cap of db.h).
+ * DBF-F5: the runs of the phases (core/failover.h FO-I5) are one text column,
+ *     one line per run: "PHASE ATTEMPT STATUS START DURATION DETAIL", "-" for
+ *     a null number, the detail's line breaks made spaces; written with
+ *     the record (DB-D2), the downtime and the current run beside it
+ *     (migration 8). A line that does not parse is a record that does not
+ *     decode (DB_E_DB), never a guess. */
 #include "db/db_internal.h"
 
 #include "util/error.h"
@@ -58,8 +64,15 @@ static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
              !DB_STR_OK(f->real.workload_id) || !DB_STR_OK(f->real.trigger) ||
              !DB_STR_OK(f->real.excluded_hosts) || !DB_STR_OK(f->real.snapshot_id) ||
              !DB_STR_OK(f->real.snapshot_compression) || !DB_STR_OK(f->real.snapshot_storage) ||
-             !DB_STR_OK(f->real.inference_model))
+             !DB_STR_OK(f->real.inference_model) || !DB_STR_OK(f->real.snapshot_storage_url))
         why = "unterminated string";
+    else if (f->n_runs < 0 || f->n_runs > FO_RUNS_MAX)
+        why = "bad number of runs";
+    for (int i = 0; !why && i < f->n_runs; i++)
+        if ((unsigned)f->runs[i].phase >= FO_PHASE_COUNT ||
+            (unsigned)f->runs[i].status > FO_PHASE_SKIPPED || f->runs[i].attempt < 1 ||
+            !DB_STR_OK(f->runs[i].detail))
+            why = "bad run record";
     for (int i = 0; !why && i < FO_PHASE_COUNT; i++)
         if (!phase_check(&f->phases[i]))
             why = "bad phase record";
@@ -127,6 +140,114 @@ static int write_real(dm_db *db, const fo_failover *f, char *err, size_t errlen)
                 p, REAL_NCOLS + 1, NULL, NULL, NULL, err, errlen);
 }
 
+static void put_num(char *buf, size_t cap, int64_t v)
+{
+    if (v == FO_NULL)
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%lld", (long long)v);
+}
+
+char *db_runs_encode(const fo_failover *f) /* DBF-F5 */
+{
+    size_t cap = (size_t)f->n_runs * (FO_RUN_DETAIL_MAX + 96) + 1, o = 0;
+    char *t = malloc(cap);
+    if (!t)
+        return NULL;
+    t[0] = '\0';
+    for (int i = 0; i < f->n_runs && i < FO_RUNS_MAX; i++) {
+        const fo_phase_run *r = &f->runs[i];
+        char st[24], du[24], d[FO_RUN_DETAIL_MAX];
+        put_num(st, sizeof st, r->started_at_ms);
+        put_num(du, sizeof du, r->duration_ms);
+        snprintf(d, sizeof d, "%s", r->detail);
+        for (char *c = d; *c; c++)
+            if (*c == '\n' || *c == '\r')
+                *c = ' ';
+        o += (size_t)snprintf(t + o, cap - o, "%s %d %s %s %s %s\n", fo_phase_name((fo_phase)r->phase),
+                              r->attempt, fo_phase_status_name(r->status), st, du, d);
+    }
+    return t;
+}
+
+/* One number of a run line: "-" (null) or a decimal; *p moves past it. */
+static int take_num(const char **p, int64_t *ret)
+{
+    const char *s = *p;
+    if (*s == '-' && (s[1] == ' ' || s[1] == '\n' || !s[1])) {
+        *ret = FO_NULL;
+        *p = s + 1;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || errno || (*end != ' ' && *end != '\n' && *end))
+        return DM_E_DB;
+    *ret = v;
+    *p = end;
+    return 0;
+}
+
+/* A word up to the next space into out (cap bytes); *p moves past the space. */
+static int take_word(const char **p, char *out, size_t cap)
+{
+    size_t n = strcspn(*p, " \n");
+    if (n == 0 || n >= cap || (*p)[n] != ' ')
+        return DM_E_DB;
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p += n + 1;
+    return 0;
+}
+
+int db_runs_decode(const char *text, fo_failover *f) /* DBF-F5 */
+{
+    f->n_runs = 0;
+    for (const char *p = text ? text : ""; *p;) {
+        if (f->n_runs == FO_RUNS_MAX)
+            return DM_E_DB;
+        fo_phase_run *r = &f->runs[f->n_runs];
+        char ph[32], st[16], att[16];
+        fo_phase phase;
+        int64_t a;
+        memset(r, 0, sizeof *r);
+        if (take_word(&p, ph, sizeof ph) || fo_phase_parse(ph, &phase) ||
+            take_word(&p, att, sizeof att) || (a = strtoll(att, NULL, 10)) < 1 || a > 1000 ||
+            take_word(&p, st, sizeof st) || fo_phase_status_parse(st, &r->status) ||
+            take_num(&p, &r->started_at_ms) || *p++ != ' ' || take_num(&p, &r->duration_ms) ||
+            *p++ != ' ')
+            return DM_E_DB;
+        size_t n = strcspn(p, "\n");
+        if (p[n] != '\n' || n >= sizeof r->detail)
+            return DM_E_DB;
+        memcpy(r->detail, p, n);
+        r->phase = (int)phase;
+        r->attempt = (int)a;
+        p += n + 1;
+        f->n_runs++;
+    }
+    return 0;
+}
+
+/* The columns of migration 8, for every kind: $1 = id. */
+static int write_runs(dm_db *db, const fo_failover *f, char *err, size_t errlen)
+{
+    char *runs = db_runs_encode(f);
+    if (!runs)
+        return dm_fail(err, errlen, -ENOMEM, "out of memory");
+    db_param p[] = {db_p_text(f->id), db_p_i64n(f->controller_down_ms), db_p_text(runs),
+                    db_p_i64n(f->run_started_at_ms), db_p_i64(f->attempt),
+                    db_p_textn(f->real.snapshot_storage_url)};
+    int rc = db_x(db,
+                  "UPDATE failovers SET controller_down_ms = $2, phase_runs = $3,"
+                  " run_started_at_ms = $4, attempt = $5, snapshot_storage_url = $6"
+                  " WHERE failover_id = $1",
+                  p, 6, NULL, NULL, NULL, err, errlen);
+    free(runs);
+    return rc;
+}
+
 static void phase_params(const fo_failover *f, int i, db_param *p)
 {
     const fo_phase_rec *ph = &f->phases[i];
@@ -190,7 +311,8 @@ static int insert_batch(dm_db *db, const fo_failover *f, size_t n, db_param *p, 
     int rc = db_x(db, sql, p, (int)n * FO_NCOLS, NULL, NULL, NULL, err, errlen);
     free(sql);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = write_real(db, &f[i], err, errlen);
+        if ((rc = write_real(db, &f[i], err, errlen)) == 0)
+            rc = write_runs(db, &f[i], err, errlen);
     return rc ? rc : write_phases(db, f, n, 0, p, err, errlen);
 }
 
@@ -252,7 +374,7 @@ static int save_tx(dm_db *db, const fo_failover *f, char *err, size_t errlen)
         return rc;
     if (changed == 0)
         return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with id '%s'", f->id);
-    if ((rc = write_real(db, f, err, errlen)) != 0)
+    if ((rc = write_real(db, f, err, errlen)) != 0 || (rc = write_runs(db, f, err, errlen)) != 0)
         return rc;
     return write_phases(db, f, 1, 1, p, err, errlen);
 }

@@ -63,6 +63,12 @@ static inline int64_t db_col_i64n(const db_row *r, int col)
  * does not fit (DB-O3). */
 int db_text_copy(char *dst, size_t cap, const char *src);
 
+/* DBF-F5 of db_failover.c: a failover's runs (core/failover.h FO-I5) as the
+ * text of the column phase_runs, and back. encode: malloc'd (free()), NULL
+ * when out of memory; decode: DM_E_DB on a line that does not parse. */
+char *db_runs_encode(const fo_failover *f);
+int db_runs_decode(const char *text, fo_failover *f);
+
 /* A query under construction: SQL text plus its parameters ($1..$np). */
 #define DB_Q_SQL_MAX 2048
 #define DB_Q_PARAMS  8

@@ -249,6 +249,23 @@ static const char *const m7_sql[] = {
     NULL,
 };
 
+/* Records that say what happened (issue 16; core/failover.h FO-I3, FO-I5,
+ * FO-I6): snapshot_storage becomes the storage's name and its URL moves to
+ * snapshot_storage_url (a URL already recorded is named by its scheme);
+ * the downtime of the controller; each run of a phase, one line per run
+ * (db_failover.c DBF-F5); the current run's start and the attempt. */
+static const char *const m8_sql[] = {
+    "ALTER TABLE failovers ADD COLUMN snapshot_storage_url TEXT",
+    "UPDATE failovers SET snapshot_storage_url = snapshot_storage,"
+    " snapshot_storage = CASE WHEN snapshot_storage LIKE 'file:%' THEN 'file' ELSE 's3' END"
+    " WHERE snapshot_storage IS NOT NULL AND snapshot_storage <> ''",
+    "ALTER TABLE failovers ADD COLUMN controller_down_ms BIGINT",
+    "ALTER TABLE failovers ADD COLUMN phase_runs TEXT",
+    "ALTER TABLE failovers ADD COLUMN run_started_at_ms BIGINT",
+    "ALTER TABLE failovers ADD COLUMN attempt BIGINT",
+    NULL,
+};
+
 /* clang-format off */
 static const migration migrations[] = {
     {1, m1_sql},
@@ -258,6 +275,7 @@ static const migration migrations[] = {
     {5, m5_sql},
     {6, m6_sql},
     {7, m7_sql},
+    {8, m8_sql},
 };
 /* clang-format on */
 

@@ -45,6 +45,7 @@ struct fo_orch {
     void *observer_arg;
     char store_url[256]; /* ORCH-O10: set once before serving (snapstore.c ORCH-SC1); = FLEET_TEXT_MAX */
     char store_display[PATH_MAX + 64]; /* its display form (store_url()) */
+    char store_name[16]; /* its storage's name (store_storage_name(): "file", "backblaze_b2"...) */
     /* ORCH-O12: writers whose write has not landed yet; under `lock` */
     int storage_failing;
     char storage_reason[256];
@@ -68,7 +69,14 @@ typedef struct {
     int64_t next_log_ms; /* monotonic: when to say again that it still fails */
     int failing;         /* counted in storage_failing */
     int cancelled;       /* the orchestrator stopped while it failed */
+    int64_t since_ms;    /* monotonic: the first failure (ORCH-O14) */
 } fo_backoff;
+
+/* ORCH-O14: how long the calling thread has been paused so far, in all, by
+ * writes that did not land (from a write's first failure to its landing):
+ * the time a runner could not act, which its failover records as
+ * controller_down_ms (core/failover.h FO-I6). Monotonic, per thread. */
+int64_t fo_orch_paused_ms(void);
 
 /* A fault of the storage (the database down, the disk full), not a refusal:
  * DM_E_DB or a -errno. */

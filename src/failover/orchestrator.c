@@ -89,12 +89,20 @@ void fo_orch_notify(fo_orch *o, const fo_failover *f)
 #define BACKOFF_MAX_MS   2000
 #define BACKOFF_LOG_MS   10000 /* a write that keeps failing is said again this often */
 
+static _Thread_local int64_t tl_paused_ms; /* ORCH-O14 */
+
+int64_t fo_orch_paused_ms(void)
+{
+    return tl_paused_ms;
+}
+
 int fo_backoff_wait(fo_orch *o, fo_backoff *b, const char *what, const char *err)
 {
     char q[300];
     int64_t now = clock_mono_ms();
     if (!b->failing) {
         b->failing = 1;
+        b->since_ms = now;
         b->wait_ms = BACKOFF_FIRST_MS;
         pthread_mutex_lock(&o->lock);
         if (o->storage_failing++ == 0) {
@@ -122,6 +130,8 @@ void fo_backoff_done(fo_orch *o, fo_backoff *b, const char *what)
     if (!b->failing)
         return;
     b->failing = 0;
+    int64_t paused = clock_mono_ms() - b->since_ms;
+    tl_paused_ms += paused > 0 ? paused : 0; /* ORCH-O14 */
     pthread_mutex_lock(&o->lock);
     if (--o->storage_failing == 0)
         o->storage_reason[0] = '\0';

@@ -24,6 +24,9 @@
  *     fo_orch_storage_degraded() says so, with the reason. A runner stopped
  *     while its write fails leaves the record as last saved: the next start
  *     resumes (real) or ends (simulated, ORCH-O2) it from there.
+ * ORCH-O14: the time a runner is paused by writes that do not land is its
+ *     failover's downtime: recorded as controller_down_ms beside the phases,
+ *     never counted in the phase it paused (core/failover.h FO-I6).
  * ORCH-O13: a launch (fo_orch_launch) that a killed server left half done - its
  *     workload still `launching` - is rolled back by fo_orch_recover(): its
  *     machines are destroyed (the provider's fence) and marked so, and the
@@ -47,6 +50,7 @@ typedef struct {
     double speed;   /* simulated seconds per wall second; <= 0: the default */
     int64_t seed;   /* FO_NULL: random */
     int fail_phase; /* FO_NULL: none; else the fo_phase that fails */
+    char user_id[64]; /* the credential that asked (its name); "": "automatic" */
 } fo_sim_opts;
 
 /* Called after every persisted transition (and once when a failover starts)
@@ -149,9 +153,10 @@ int fo_orch_failover_instance(fo_orch *o, int64_t instance_id, const char *trigg
 int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigger,
                               int64_t detection_ms, fo_failover *ret, char *err, size_t errlen);
 /* ORCH-O9. Starts a test-real in the background (id "real-..."). model NULL: the
- * workload's. */
+ * workload's; else the probe asks the model server for that model. user_id: the
+ * name of the credential that asked (NULL: "automatic"). */
 int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,
-                      fo_failover *ret, char *err, size_t errlen);
+                      const char *user_id, fo_failover *ret, char *err, size_t errlen);
 /* Chaos: preempt instance_id through its provider (provider.h preempt). */
 int fo_orch_chaos_preempt(fo_orch *o, int64_t instance_id, int64_t notice_ms, char *err,
                           size_t errlen);

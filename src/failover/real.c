@@ -35,7 +35,11 @@
  *     phase step returns non-zero exactly when it must halt - a write given
  *     up (shutdown) or refused for a reason that is not a storage fault -
  *     and the runner then stops without acting: the record stays as last
- *     saved and the next start resumes it. */
+ *     saved and the next start resumes it.
+ * ORCH-R5: no workload stays failing_over without a failover running for it:
+ *     the writes after a record's end (fo_real_finish: the new instance
+ *     dropped, the workload failed) that a stop cut off are done by the next
+ *     start's recovery (settle_workloads), after the resumes. */
 #include "failover/real_internal.h"
 
 #include "util/clock.h"
@@ -214,8 +218,8 @@ static void *real_thread(void *arg)
 
 /* Starts the runner of f (its slot reserved); on failure frees nothing of
  * the caller's and gives the slot back. */
-static int start_runner(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, char *err,
-                        size_t errlen)
+static int start_runner(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, int resumed,
+                        char *err, size_t errlen)
 {
     fo_real_run *r = calloc(1, sizeof *r);
     int rc = r ? 0 : -ENOMEM;
@@ -224,6 +228,7 @@ static int start_runner(fo_real_kind *k, const fo_failover *f, int64_t detection
         r->k = k;
         r->f = *f;
         r->detection_ms = detection_ms;
+        r->resumed = resumed;
         rc = fo_orch_spawn(real_thread, r);
     }
     if (rc) {
@@ -247,7 +252,7 @@ int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, f
     if (ret)
         *ret = *f;
     fo_orch_notify(k->orch, f);
-    return start_runner(k, f, detection_ms, err, errlen);
+    return start_runner(k, f, detection_ms, 0, err, errlen);
 }
 
 /* ORCH-O6: the kind's resume hook. */
@@ -259,16 +264,64 @@ static int real_resume(fo_orch *o, void *st, const fo_failover *f, char *err, si
         return rc;
     log_warn("failover.resumed", "failover_id=%s phase=%s new_instance_id=%lld", f->id,
              fo_state_name(f->state), (long long)f->real.new_instance_id);
-    return start_runner(k, f, 0, err, errlen);
+    return start_runner(k, f, 0, 1, err, errlen);
 }
 
-/* ORCH-O13: the kind's recover hook. */
+/* ORCH-R5: the workload of a failover that ended, left failing_over because
+ * the server stopped before the last write after the record's end landed
+ * (fo_real_finish): failed ones drop their new instance if it is still
+ * named and fail the workload; completed ones leave it running. */
+static int settle_one(fo_real_kind *k, const dm_workload *w, char *err, size_t errlen)
+{
+    fo_orch *o = k->orch;
+    db_failover_filter flt;
+    db_failover_filter_init(&flt);
+    snprintf(flt.workload_id, sizeof flt.workload_id, "%s", w->workload_id);
+    flt.test = 0;
+    flt.limit = 1;
+    fo_failover *f = NULL;
+    size_t n = 0;
+    int rc = db_failover_list(o->db, &flt, &f, &n, err, errlen);
+    if (rc || (n == 1 && !fo_state_is_terminal(f[0].state))) {
+        free(f);
+        return rc; /* resumed: its runner ends it */
+    }
+    dm_wl_state to = n == 1 && f[0].state == FO_STATE_COMPLETED ? DM_WL_RUNNING : DM_WL_FAILED;
+    if (n == 0)
+        to = DM_WL_RUNNING; /* it never started: nothing was done */
+    int64_t drop = n == 1 && to == DM_WL_FAILED ? f[0].real.new_instance_id : FO_NULL;
+    free(f);
+    if (drop != FO_NULL && drop != w->serving_instance_id &&
+        (rc = provider_destroy(k->provider, drop, err, errlen)) == 0)
+        rc = db_machine_set_state(o->db, drop, DM_MACH_DESTROYED, err, errlen);
+    if (rc == 0 && (rc = db_workload_set_state(o->db, w->workload_id, to, err, errlen)) == 0)
+        log_warn("failover.workload_settled", "workload_id=%s state=%s", w->workload_id,
+                 dm_wl_state_name(to));
+    return rc;
+}
+
+static void settle_workloads(fo_real_kind *k)
+{
+    char err[512] = "", q[600];
+    dm_workload *w = NULL;
+    size_t n = 0;
+    int rc = db_workload_list(k->orch->db, &w, &n, err, sizeof err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (w[i].state == DM_WL_FAILING_OVER)
+            rc = settle_one(k, &w[i], err, sizeof err);
+    free(w);
+    if (rc)
+        log_error("failover.settle_failed", "error=%s", log_quote(q, sizeof q, err));
+}
+
+/* ORCH-O13, ORCH-R5: the kind's recover hook. */
 static void real_recover(fo_orch *o, void *st)
 {
     char err[512] = "", q[600];
     (void)o;
     if (fo_real_recover_launches(st, NULL, err, sizeof err) != 0)
         log_error("launch.recover_failed", "error=%s", log_quote(q, sizeof q, err));
+    settle_workloads(st);
 }
 
 static void real_free(void *st)
@@ -315,7 +368,7 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
             clock_wall_ms() - (detection_ms > 0 ? detection_ms : 0));
     snprintf(f.real.workload_id, sizeof f.real.workload_id, "%s", w.workload_id);
     snprintf(f.real.trigger, sizeof f.real.trigger, "%s", trigger);
-    snprintf(f.user_id, sizeof f.user_id, "controller");
+    snprintf(f.user_id, sizeof f.user_id, "automatic"); /* the detector (or a test) started it */
     if ((rc = db_workload_set_state(o->db, w.workload_id, DM_WL_FAILING_OVER, err, errlen)) != 0)
         goto out;
     if ((rc = fo_real_begin(k, &f, detection_ms, ret, err, errlen)) != 0) {

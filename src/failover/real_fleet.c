@@ -273,6 +273,7 @@ int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t 
 }
 
 int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,
+                      const char *user_id,
                       fo_failover *ret, char *err, size_t errlen)
 {
     fo_real_kind *k = fo_real_of(o, err, errlen);
@@ -299,7 +300,7 @@ int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int ke
     f.real.epoch = w.epoch;
     snprintf(f.real.workload_id, sizeof f.real.workload_id, "%s", w.workload_id);
     snprintf(f.real.trigger, sizeof f.real.trigger, "test-real");
-    snprintf(f.user_id, sizeof f.user_id, "api");
+    snprintf(f.user_id, sizeof f.user_id, "%s", user_id && *user_id ? user_id : "automatic");
     if (model && *model)
         snprintf(f.real.inference_model, sizeof f.real.inference_model, "%s", model);
     pthread_mutex_lock(&k->start_lock);

@@ -34,7 +34,10 @@ typedef struct {
     fo_orch *orch;
     fo_real_kind *k;
     fo_failover f;
-    int64_t phase_mono_ms; /* when the current phase (attempt) began */
+    int64_t phase_mono_ms; /* monotonic: when the current run began (f.run_started_at_ms) */
+    int64_t paused0_ms;    /* fo_orch_paused_ms() when it began (ORCH-O14) */
+    int64_t ev_paused_ms;  /* fo_orch_paused_ms() when the event being applied was measured */
+    int resumed;           /* started by fo_orch_recover: the record's run was interrupted */
     int64_t detection_ms;  /* new failovers: the detection phase's duration */
     dm_workload w;         /* the workload, read when the runner starts */
     char old_host[64];     /* the old instance's host ("" unknown) */

@@ -16,6 +16,10 @@
  *   inference           start the workload, probe until it answers, then
  *                       switch the workload to the new instance (FLEET-F2)
  *
+ * ORCH-RP1: a test-real that names a model (model=X) asks the model server of
+ *     the test instance for X (an ollama: probe of X at its address), whatever
+ *     the workload's own probe names, and fails naming X when it never answers.
+ *
  * Every function here that can halt is MUST: its result is never dropped
  * (ORCH-R4). Each phase is safe to run again (ORCH-O6). */
 #include "failover/real_internal.h"
@@ -52,19 +56,36 @@ static MUST int save(fo_real_run *r)
     return fo_orch_save(r->orch, &r->f);
 }
 
-/* Applies ev (fo_orch_apply); non-zero: halt. */
+/* Applies ev (fo_orch_apply); non-zero: halt. The next run begins where
+ * this one ended (FO-I6): its start + duration + downtime. */
 static MUST int apply(fo_real_run *r, const fo_event *ev)
 {
     int rc = fo_orch_apply(r->orch, &r->f, ev);
-    if (rc == 0)
+    if (rc == 0 && ev->kind != FO_EV_RESUME) {
+        r->phase_mono_ms += (ev->duration_ms != FO_NULL ? ev->duration_ms : 0) + ev->down_ms;
+        r->paused0_ms = r->ev_paused_ms;
+    } else if (rc == 0) {
         r->phase_mono_ms = clock_mono_ms();
+        r->paused0_ms = fo_orch_paused_ms();
+    }
     return rc;
 }
 
-static int64_t phase_elapsed(const fo_real_run *r)
+/* The current run so far (ORCH-O14): *ret_down is the time its writes paused
+ * it; the result the rest, its own duration. */
+static int64_t phase_measure(fo_real_run *r, int64_t *ret_down)
 {
-    int64_t d = clock_mono_ms() - r->phase_mono_ms;
-    return d < 0 ? 0 : d;
+    int64_t elapsed = clock_mono_ms() - r->phase_mono_ms;
+    r->ev_paused_ms = fo_orch_paused_ms();
+    int64_t down = r->ev_paused_ms - r->paused0_ms;
+    if (elapsed < 0)
+        elapsed = 0;
+    if (down < 0)
+        down = 0;
+    if (down > elapsed)
+        down = elapsed;
+    *ret_down = down;
+    return elapsed - down;
 }
 
 static MUST int phase_ok(fo_real_run *r, const char *detail)
@@ -76,25 +97,23 @@ static MUST int phase_ok(fo_real_run *r, const char *detail)
         snprintf(both, sizeof both, "%.120s; then %.120s", prev, detail);
         detail = both;
     }
-    fo_event ev = {.kind = FO_EV_PHASE_OK,
-                   .now_ms = clock_wall_ms(),
-                   .duration_ms = phase_elapsed(r),
-                   .detail = detail};
+    fo_event ev = {.kind = FO_EV_PHASE_OK, .now_ms = clock_wall_ms(), .detail = detail};
+    ev.duration_ms = phase_measure(r, &ev.down_ms);
     return apply(r, &ev);
 }
 
+/* A skip's time (a test-real's snapshot of the original) stays in its run. */
 static MUST int phase_skip(fo_real_run *r, const char *detail)
 {
     fo_event ev = {.kind = FO_EV_PHASE_SKIP, .now_ms = clock_wall_ms(), .detail = detail};
+    ev.duration_ms = phase_measure(r, &ev.down_ms);
     return apply(r, &ev);
 }
 
 static MUST int phase_failed(fo_real_run *r, const char *detail)
 {
-    fo_event ev = {.kind = FO_EV_PHASE_FAILED,
-                   .now_ms = clock_wall_ms(),
-                   .duration_ms = phase_elapsed(r),
-                   .detail = detail};
+    fo_event ev = {.kind = FO_EV_PHASE_FAILED, .now_ms = clock_wall_ms(), .detail = detail};
+    ev.duration_ms = phase_measure(r, &ev.down_ms);
     return apply(r, &ev);
 }
 
@@ -179,9 +198,9 @@ static MUST int attempt_failed(fo_real_run *r, const char *why)
     }
     fo_event ev = {.kind = FO_EV_RETRY,
                    .now_ms = clock_wall_ms(),
-                   .duration_ms = phase_elapsed(r),
                    .detail = why,
                    .retry_phase = FO_PHASE_GPU_SEARCH};
+    ev.duration_ms = phase_measure(r, &ev.down_ms);
     return apply(r, &ev);
 }
 
@@ -202,10 +221,12 @@ static MUST int do_detection(fo_real_run *r)
 {
     if (r->f.real.test)
         return phase_skip(r, "test-real: nothing failed");
+    /* the detector's measure; what follows it (the insert) is the next run's */
     fo_event ev = {.kind = FO_EV_PHASE_OK,
                    .now_ms = clock_wall_ms(),
                    .duration_ms = r->detection_ms >= 0 ? r->detection_ms : 0,
                    .detail = r->f.real.trigger};
+    r->ev_paused_ms = r->paused0_ms;
     return apply(r, &ev);
 }
 
@@ -414,7 +435,9 @@ static MUST int do_restore(fo_real_run *r)
     f->real.snapshot_size_bytes = s.size_bytes;
     f->real.snapshot_creation_time_ms = s.creation_time_ms;
     snprintf(f->real.snapshot_compression, sizeof f->real.snapshot_compression, "lz4");
-    snprintf(f->real.snapshot_storage, sizeof f->real.snapshot_storage, "%.255s",
+    snprintf(f->real.snapshot_storage, sizeof f->real.snapshot_storage, "%s",
+             r->orch->store_name);
+    snprintf(f->real.snapshot_storage_url, sizeof f->real.snapshot_storage_url, "%.255s",
              r->orch->store_url);
     if (load_inst(r, err, sizeof err) != 0)
         return attempt_failed(r, err);
@@ -486,8 +509,10 @@ static int answers(const fo_real_run *r, const char *spec, int direct, int first
     return r->w.probe_spec[0] ? live.probe == HB_PR_OK : live.workload == HB_WL_RUNNING;
 }
 
-/* Starts the workload and waits for the probe; *ret_ms: start -> answer. */
-static int wait_inference(fo_real_run *r, int64_t *ret_ms, char *err, size_t errlen)
+/* Starts the workload and waits for the probe; *ret_ms: start -> answer.
+ * model: a model a test-real named (ORCH-RP1), or NULL: the workload's probe. */
+static int wait_inference(fo_real_run *r, const char *model, int64_t *ret_ms, char *err,
+                          size_t errlen)
 {
     fo_orch *o = r->orch;
     const dm_workload *w = &r->w;
@@ -496,11 +521,23 @@ static int wait_inference(fo_real_run *r, int64_t *ret_ms, char *err, size_t err
         return rc;
     int64_t t0 = clock_mono_ms(), deadline = t0 + r->k->inference_timeout_ms;
     char spec[512];
-    int direct =
-        w->probe_spec[0] && controller_probe(w->probe_spec, r->inst.address, spec, sizeof spec);
+    int direct;
+    if (model) {
+        snprintf(spec, sizeof spec, "ollama:%.200s@http://%.63s", model, r->inst.address);
+        direct = 1;
+    } else {
+        direct = w->probe_spec[0] &&
+                 controller_probe(w->probe_spec, r->inst.address, spec, sizeof spec);
+    }
     for (int first = 1; !answers(r, spec, direct, first); first = 0) {
         if (o->stopping)
             return DM_E_CANCELLED;
+        if (clock_mono_ms() >= deadline && model)
+            return dm_fail(err, errlen, DM_E_UNAVAILABLE,
+                           "the model server on instance %lld did not answer for model '%s' "
+                           "within %lld ms: does it serve that model?",
+                           (long long)r->inst.instance_id, model,
+                           (long long)r->k->inference_timeout_ms);
         if (clock_mono_ms() >= deadline)
             return dm_fail(err, errlen, DM_E_UNAVAILABLE,
                            "the workload on instance %lld did not answer its probe (%s) within "
@@ -538,11 +575,15 @@ static MUST int do_inference(fo_real_run *r)
     fo_failover *f = &r->f;
     char err[256] = "";
     int64_t ready_ms = 0;
+    char wmodel[sizeof f->real.inference_model];
+    model_of(&r->w, wmodel, sizeof wmodel);
     if (!f->real.inference_model[0]) /* test-real model=... named its own */
-        model_of(&r->w, f->real.inference_model, sizeof f->real.inference_model);
+        snprintf(f->real.inference_model, sizeof f->real.inference_model, "%s", wmodel);
+    /* ORCH-RP1: a test-real that named another model probes that model */
+    int named = f->real.test && strcmp(f->real.inference_model, wmodel) != 0;
     int rc = load_inst(r, err, sizeof err);
     if (rc == 0)
-        rc = wait_inference(r, &ready_ms, err, sizeof err);
+        rc = wait_inference(r, named ? f->real.inference_model : NULL, &ready_ms, err, sizeof err);
     if (halted(r, rc))
         return rc;
     if (rc) {
@@ -588,12 +629,19 @@ int fo_real_prepare(fo_real_run *r)
     dm_machine om;
     if (db_machine_get(r->orch->db, r->f.gpu_instance_id, &om, err, sizeof err) == 0)
         snprintf(r->old_host, sizeof r->old_host, "%s", om.host);
+    /* FO-I6: the current run began at the record's run_started_at_ms */
+    int64_t since = r->f.run_started_at_ms != FO_NULL ? clock_wall_ms() - r->f.run_started_at_ms : 0;
+    r->phase_mono_ms = clock_mono_ms() - (since > 0 && !r->resumed ? since : 0);
+    r->paused0_ms = fo_orch_paused_ms();
     int rc = DURABLE(r, err,
                      db_workload_get(r->orch->db, r->f.real.workload_id, &r->w, err, sizeof err));
-    if (rc == 0) {
-        r->phase_mono_ms = clock_mono_ms();
-        return 0;
+    if (rc == 0 && r->resumed) { /* the time since the run began was downtime (FO-I6) */
+        fo_event ev = {.kind = FO_EV_RESUME, .now_ms = clock_wall_ms()};
+        if ((rc = apply(r, &ev)) != 0)
+            return rc;
     }
+    if (rc == 0)
+        return 0;
     if (!halted(r, rc)) { /* it ends here, failed if that can be saved */
         int saved = phase_failed(r, err);
         (void)saved;

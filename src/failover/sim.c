@@ -102,6 +102,7 @@ void fo_sim_opts_init(fo_sim_opts *o)
     o->speed = 0;
     o->seed = FO_NULL;
     o->fail_phase = FO_NULL;
+    o->user_id[0] = '\0';
 }
 
 /* Plays one phase: sleep its simulated duration / speed; fail if asked.
@@ -168,6 +169,7 @@ static int new_sim_run(fo_orch *o, int64_t gpu, const fo_sim_opts *opts, sim_run
                                           : (uint64_t)clock_mono_us() ^ strtoull(hex, NULL, 16);
     sim_rng_seed(&r->rng, seed);
     fo_init(&r->f, id, gpu, FO_KIND_SIMULATED, clock_wall_ms());
+    snprintf(r->f.user_id, sizeof r->f.user_id, "%s", opts->user_id[0] ? opts->user_id : "automatic");
     *ret = r;
     return 0;
 }

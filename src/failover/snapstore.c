@@ -35,11 +35,14 @@ int fo_orch_set_store(fo_orch *o, const char *url, char *err, size_t errlen)
                        FLEET_TEXT_MAX - 1);
     snprintf(o->store_url, sizeof o->store_url, "%s", url);
     snprintf(o->store_display, sizeof o->store_display, "%s", url);
+    /* a store that cannot be opened now is named by its scheme */
+    snprintf(o->store_name, sizeof o->store_name, "%.*s", (int)strcspn(url, ":"), url);
     dm_store *s = NULL;
     char e2[512] = "", q[600];
-    if (store_open(url, &s, e2, sizeof e2) == 0)
+    if (store_open(url, &s, e2, sizeof e2) == 0) {
         snprintf(o->store_display, sizeof o->store_display, "%s", store_url(s));
-    else
+        snprintf(o->store_name, sizeof o->store_name, "%s", store_storage_name(s));
+    } else
         log_warn("store.unavailable", "error=%s", log_quote(q, sizeof q, e2));
     store_close(s);
     return 0;

@@ -9,6 +9,9 @@
  *     back end, and names starting with '.' stay free for back-end temp files.
  * STORE-S2: store_url() never holds a secret: back ends give a display form.
  * STORE-S3: store_close(NULL) is a no-op; the back end's close runs exactly once.
+ * STORE-S8: store_storage_name() names the storage, never its URL: the back
+ *     end's own name (s3://: backblaze_b2, cloudflare_r2 or s3, S3-12 of
+ *     store_s3.c; a mirror: its primary's), else its scheme ("file").
  * STORE-S4: DUMONT_STORE_MIRROR=URL wraps the store opened and a second one
  *     (store_mirror.c): the only setting read here, because every caller
  *     opens its store by URL alone; the s3:// back end reads its own. */
@@ -162,6 +165,13 @@ void store_close(dm_store *s)
 const char *store_url(const dm_store *s)
 {
     return s ? s->url : "";
+}
+
+const char *store_storage_name(const dm_store *s) /* STORE-S8 */
+{
+    if (!s)
+        return "";
+    return s->ops->storage ? s->ops->storage(s->st) : s->ops->scheme;
 }
 
 int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen)

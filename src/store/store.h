@@ -54,6 +54,9 @@ typedef int (*store_list_fn)(const char *key, uint64_t size, void *ctx);
 int store_open(const char *url, dm_store **ret, char *err, size_t errlen);
 void store_close(dm_store *s);
 const char *store_url(const dm_store *s); /* for messages; never holds secrets */
+/* The storage's name for records (STORE-S8 of store.c): "backblaze_b2",
+ * "cloudflare_r2", "s3" or "file"; "" for NULL. */
+const char *store_storage_name(const dm_store *s);
 
 int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen);
 int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err,

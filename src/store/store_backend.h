@@ -40,6 +40,8 @@ typedef struct store_ops {
     /* store.h STORE-ST7; NULL: the back end cannot presign */
     int (*presign)(void *st, const char *method, const char *key, long expires_s, char *out,
                    size_t outlen, char *err, size_t errlen);
+    /* STORE-S8 of store.c: the storage's name (store_storage_name); NULL: the scheme */
+    const char *(*storage)(void *st);
 } store_ops;
 
 /* Request counters (store_stats.c STORE-SS1 to STORE-SS3), for store_stats_each(). */

@@ -226,8 +226,16 @@ static void m_close(void *st)
     free(m);
 }
 
+/* The storage is the primary's: the mirror is its copy. */
+static const char *m_storage(void *st)
+{
+    const mstore *m = st;
+    return m->p_ops->storage ? m->p_ops->storage(m->p_st) : m->p_ops->scheme;
+}
+
 static const store_ops mirror_ops = {
     .scheme = "mirror",
+    .storage = m_storage,
     .put = m_put,
     .sync = m_sync,
     .get = m_get,

@@ -62,6 +62,9 @@
  *       its x-amz-meta-sha256 and, where the server makes one, the multipart
  *       ETag of these parts); if so the put succeeded. A completion whose
  *       answer was lost is not reported as a failed put.
+ * S3-12: the storage's name (store_storage_name) is the seed's: backblaze_b2
+ *       when the endpoint came from B2_ENDPOINT or lies under backblazeb2.com,
+ *       cloudflare_r2 under r2.cloudflarestorage.com, else s3.
  * S3-8: every response is untrusted: bodies go into fixed or capped buffers
  *       (a GET never writes past the bytes asked for, XML answers are capped
  *       at S3_XML_MAX, error bodies at S3_ERRBODY_MAX), header values are length
@@ -122,6 +125,7 @@ enum { C_EMPTY, C_LOADING, C_READY, C_BIG };
 
 typedef struct {
     s3_conn c; /* endpoint, bucket, credentials, handle pool (s3_http.h) */
+    const char *storage; /* S3-12: its name, from the endpoint and where it was set */
     size_t part_size, threshold;
     int concurrency;
 
@@ -850,8 +854,14 @@ static void s3_close(void *st)
     free(s);
 }
 
+static const char *s3_storage(void *st)
+{
+    return ((const s3store *)st)->storage;
+}
+
 static const store_ops s3_ops = {
     .scheme = "s3",
+    .storage = s3_storage,
     .put = s3_put,
     .sync = s3_sync,
     .get = s3_get,
@@ -976,9 +986,30 @@ static int load_credentials(s3store *s, char *err, size_t errlen)
     return rc;
 }
 
+/* 1 when host (host[:port]) is domain or ends in ".domain". */
+static int host_under(const char *hostport, const char *domain)
+{
+    size_t n = strcspn(hostport, ":"), d = strlen(domain);
+    return n >= d && strncasecmp(hostport + n - d, domain, d) == 0 &&
+           (n == d || hostport[n - d - 1] == '.');
+}
+
+/* S3-12: the storage's name (the seed's names): Backblaze B2 when its endpoint
+ * came from the B2_* variables or lies under backblazeb2.com, Cloudflare R2
+ * under r2.cloudflarestorage.com, else plain s3. */
+static const char *storage_name(const char *hostport, int from_b2)
+{
+    if (from_b2 || host_under(hostport, "backblazeb2.com"))
+        return "backblaze_b2";
+    if (host_under(hostport, "r2.cloudflarestorage.com"))
+        return "cloudflare_r2";
+    return "s3";
+}
+
 static int load_settings(s3store *s, char *err, size_t errlen)
 {
     const char *ep = env("DUMONT_S3_ENDPOINT");
+    int from_b2 = !ep && env("B2_ENDPOINT");
     if (!ep)
         ep = env("B2_ENDPOINT");
     const char *reg = env("DUMONT_S3_REGION");
@@ -998,6 +1029,7 @@ static int load_settings(s3store *s, char *err, size_t errlen)
         snprintf(s->c.scheme, sizeof s->c.scheme, "https");
         snprintf(s->c.hostport, sizeof s->c.hostport, "s3.%s.amazonaws.com", s->c.region);
     }
+    s->storage = storage_name(s->c.hostport, from_b2);
     const char *addr = env("DUMONT_S3_ADDRESSING");
     s->c.virtual_host = !ep;
     if (rc == 0 && addr) {

@@ -181,6 +181,7 @@ check_wait() {
     assert_cli_rc 0 "simulate --wait --json"
     assert_json .state completed "simulate --wait --json prints the final status" "$CLI_OUT"
     assert_json '.phases | length' 7 "simulate --wait --json phases" "$CLI_OUT"
+    assert_json .user_id admin "user_id names the credential that started it" "$CLI_OUT"
 }
 
 # check_report: the report equals the statistics computed from every status (T3).
@@ -199,6 +200,15 @@ check_report() {
     api GET "$F/report"
     assert_status 200 "report"
     local rep=$HTTP_BODY
+    # API-RD1 (render.h): no float noise; durations are integers of ms, rates
+    # have at most 4 decimals.
+    if printf '%s' "$rep" | grep -Eq '[0-9]\.[0-9]{5,}'; then
+        fail "the report has float noise: $(printf '%s' "$rep" | grep -Eo '[0-9]+\.[0-9]{5,}' | head -3)"
+    fi
+    assert_json '[.. | objects | .mean? | select(. != null) | (. == floor)] | all' true \
+        "every mean is an integer of ms" "$rep"
+    assert_json '[.. | objects | .success_rate? | select(. != null) | ((. * 10000 | round) == . * 10000)] | all' true \
+        "every success rate has at most 4 decimals" "$rep"
     local diffs
     diffs=$(jq -rn --slurpfile fos "$statuses" --argjson rep "$rep" "$JQ_STAT"'
       def near($a; $b; $eps): ($a == null and $b == null)

@@ -23,7 +23,7 @@ static void ended(fo_failover *f, const char *id, fo_kind kind, int fail)
                        500,
                        kind == FO_KIND_SIMULATED,
                        "no offer",
-                       0};
+                       0, 0};
         OK(fo_transition(f, &ev));
         now += 500;
         if (ev.kind == FO_EV_PHASE_FAILED)

@@ -115,7 +115,7 @@ static void mk(fo_failover *f, const char *id, int64_t gpu, fo_kind kind, int64_
             return;
         fo_event ev = {FO_EV_PHASE_OK, now + (dur[p] > 0 ? dur[p] : 0),
                        dur[p],         kind == FO_KIND_SIMULATED,
-                       NULL,           0};
+                       NULL,           0, 0};
         if (p == last && how == END_FAIL) {
             ev.kind = FO_EV_PHASE_FAILED;
             ev.detail = "no offer under the price cap";
@@ -295,11 +295,11 @@ static void test_migrations_idempotent(void **state)
     dm_db *db = open_db();
     assert_string_equal(db_backend_name(db), g_pg_url ? "postgresql" : "sqlite");
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 7);
+    assert_int_equal(v, 8);
     db_close(db);
     db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 7);
+    assert_int_equal(v, 8);
     db_close(db);
 }
 
@@ -330,7 +330,7 @@ static void test_migrations_concurrent(void **state)
     int v = 0;
     dm_db *db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 7);
+    assert_int_equal(v, 8);
     db_close(db);
 }
 
@@ -429,7 +429,7 @@ static void test_d3_conflict(void **state)
     mk(&c, "c", 8, FO_KIND_REAL, 1500, d100, FO_PHASE_DETECTION, END_RUNNING);
     OK(db_failover_insert(db, &c, g_err, sizeof g_err));
     /* once a is terminal, b may start */
-    fo_event ev = {FO_EV_ABORT, 1100, FO_NULL, 0, "test", 0};
+    fo_event ev = {FO_EV_ABORT, 1100, FO_NULL, 0, "test", 0, 0};
     assert_int_equal(fo_transition(&a, &ev), 0);
     OK(db_failover_save(db, &a, g_err, sizeof g_err));
     OK(db_failover_insert(db, &b, g_err, sizeof g_err));
@@ -455,7 +455,7 @@ static void test_save_transitions(void **state)
     OK(db_failover_insert(db, &f, g_err, sizeof g_err));
     for (int p = 0; p < FO_PHASE_COUNT; p++) {
         now += 100 * (p + 1);
-        fo_event ev = {FO_EV_PHASE_OK, now, 100 * (p + 1), 1, NULL, 0};
+        fo_event ev = {FO_EV_PHASE_OK, now, 100 * (p + 1), 1, NULL, 0, 0};
         assert_int_equal(fo_transition(&f, &ev), 0);
         OK(db_failover_save(db, &f, g_err, sizeof g_err));
         OK(db_failover_get(db, "fo-save", &g, g_err, sizeof g_err));
@@ -760,7 +760,7 @@ static void test_durability(void **state)
     fo_failover f, g;
     mk(&f, "durable", 3, FO_KIND_SIMULATED, 5000, d100, FO_PHASE_SSH_READY, END_RUNNING);
     OK(db_failover_insert(db, &f, g_err, sizeof g_err));
-    fo_event ev = {FO_EV_PHASE_FAILED, 9000, 250, 0, "ssh refused", 0};
+    fo_event ev = {FO_EV_PHASE_FAILED, 9000, 250, 0, "ssh refused", 0, 0};
     assert_int_equal(fo_transition(&f, &ev), 0);
     OK(db_failover_save(db, &f, g_err, sizeof g_err));
     db_close(db);
@@ -789,7 +789,7 @@ static void *writer(void *p)
         snprintf(id, sizeof id, "t%d-%d", a->t, i);
         mk(&f, id, 1000 * a->t + i, FO_KIND_SIMULATED, i, d100, FO_PHASE_GPU_SEARCH, END_RUNNING);
         a->rc = db_failover_insert(a->db, &f, err, sizeof err);
-        fo_event ev = {FO_EV_PHASE_OK, i + 300, 100, 1, NULL, 0};
+        fo_event ev = {FO_EV_PHASE_OK, i + 300, 100, 1, NULL, 0, 0};
         fo_transition(&f, &ev);
         if (a->rc == 0)
             a->rc = db_failover_save(a->db, &f, err, sizeof err);

@@ -59,6 +59,8 @@ typedef struct {
     char fail_provision_host[64]; /* provision there fails */
     char unhealthy_host[64];      /* instances there never become healthy */
     char silent_host[64];         /* workloads there never answer */
+    char served[64];              /* ","-list of the models the model servers have; "": any */
+    char probed[256];             /* the spec of the controller's last probe */
     int fail_restores;            /* the next N restores fail */
     int64_t fail_destroy_id;      /* destroy of this id fails (no fence) */
     atomic_int arm_on_search;     /* g_fail_on takes this value when searched */
@@ -296,7 +298,18 @@ static hb_probe fk_probe(void *cls, const char *spec, int first)
     fake *f = cls;
     pthread_mutex_lock(&f->mu);
     f->probes++;
+    snprintf(f->probed, sizeof f->probed, "%s", spec);
     hb_probe r = HB_PR_PENDING;
+    char model[64] = "", list[80];
+    if (strncmp(spec, "ollama:", 7) == 0)
+        snprintf(model, sizeof model, "%.*s", (int)strcspn(spec + 7, "@"), spec + 7);
+    snprintf(list, sizeof list, ",%s,", f->served);
+    char want[72];
+    snprintf(want, sizeof want, ",%s,", model);
+    if (f->served[0] && !strstr(list, want)) { /* the model server lacks it */
+        pthread_mutex_unlock(&f->mu);
+        return HB_PR_FAILING;
+    }
     for (int i = 0; i < f->n_inst; i++) {
         prov_instance pi;
         fill(&f->inst[i], &pi);
@@ -509,6 +522,35 @@ static void assert_machine_state(fixture *fx, int64_t id, const char *state)
     assert_string_equal(dm_mach_state_name(m.state), state);
 }
 
+/* FO-I3, FO-I5, FO-I6: total_time_ms is finished minus started; the runs and
+ * the downtime sum to it exactly; each phase's duration is the sum of its
+ * runs; a run starts where the one before ended (plus the downtime between);
+ * attempts count from 1 without a gap. */
+static void assert_time_accounted(const fo_failover *f)
+{
+    assert_int_equal(f->total_time_ms, f->finished_at_ms - f->started_at_ms);
+    int64_t sum = f->controller_down_ms, ph[FO_PHASE_COUNT] = {0};
+    int64_t at = f->started_at_ms;
+    int attempt = 1;
+    assert_true(f->n_runs > 0);
+    for (int i = 0; i < f->n_runs; i++) {
+        const fo_phase_run *r = &f->runs[i];
+        int64_t d = r->duration_ms == FO_NULL ? 0 : r->duration_ms;
+        assert_true(r->started_at_ms >= at); /* no overlap; a gap only for downtime */
+        assert_true(r->attempt == attempt || r->attempt == attempt + 1);
+        attempt = r->attempt;
+        at = r->started_at_ms + d;
+        sum += d;
+        if (r->status != FO_PHASE_SKIPPED)
+            ph[r->phase] += d;
+    }
+    assert_int_equal(sum, f->total_time_ms);
+    assert_true(at <= f->finished_at_ms);
+    for (int p = 0; p < FO_PHASE_COUNT; p++)
+        assert_int_equal(f->phases[p].duration_ms == FO_NULL ? 0 : f->phases[p].duration_ms,
+                         ph[p]);
+}
+
 /* A completed failover: every phase ok, the workload moved to the one live
  * new instance, the old one fenced. */
 static void assert_moved(fixture *fx, const fo_failover *done)
@@ -528,6 +570,10 @@ static void assert_moved(fixture *fx, const fo_failover *done)
     assert_int_equal(alive_count(&g_fk), 1); /* exactly one new instance (ORCH-O6) */
     assert_string_equal(done->real.snapshot_id, SNAP_ID);
     assert_int_equal(done->real.inference_success, 1);
+    assert_string_equal(done->user_id, "automatic"); /* no credential started it */
+    assert_string_equal(done->real.snapshot_storage, "file");
+    assert_int_equal(strncmp(done->real.snapshot_storage_url, "file://", 7), 0);
+    assert_time_accounted(done);
 }
 
 /* ---- each phase's success ---------------------------------------------- */
@@ -670,6 +716,16 @@ static void run_retry(fixture *fx, const char *probe)
     free(all);
     assert_int_equal(destroyed_a, 1);
     assert_non_null(strstr(done.phases[FO_PHASE_GPU_SEARCH].detail, "retry: "));
+    /* FO-I5: each attempt keeps its runs; the first one ended failed */
+    int failed1 = 0, ok2 = 0;
+    for (int i = 0; i < done.n_runs; i++) {
+        failed1 += done.runs[i].attempt == 1 && done.runs[i].status == FO_PHASE_FAILED;
+        ok2 += done.runs[i].attempt == 2 && done.runs[i].phase == FO_PHASE_GPU_SEARCH &&
+               done.runs[i].status == FO_PHASE_OK;
+    }
+    assert_int_equal(failed1, 1);
+    assert_int_equal(ok2, 1);
+    assert_int_equal(done.attempt, 2);
 }
 
 static void test_retry_provisioning(void **state)
@@ -788,6 +844,7 @@ static void stop_in_phase(fixture *fx, fo_phase p, fo_failover *ret)
 /* The next start resumes it and it completes with exactly one new instance. */
 static void resume_completes(fixture *fx, const fo_failover *stopped)
 {
+    clock_sleep_ms(300, NULL); /* the controller is down a while */
     start_orch(fx, 1);
     int n = -1;
     OK(fo_orch_recover(fx->orch, &n, g_err, sizeof g_err));
@@ -796,6 +853,8 @@ static void resume_completes(fixture *fx, const fo_failover *stopped)
     wait_state(fx, stopped->id, FO_NULL, &done);
     assert_moved(fx, &done);
     assert_int_equal(g_fk.made, 1);
+    /* FO-I6: the downtime is recorded beside the phases, and counted */
+    assert_true(done.controller_down_ms >= 300);
 }
 
 static void test_resume_each_phase(void **state)
@@ -948,7 +1007,7 @@ static void run_test_real(fixture *fx, int keep)
     seed_fleet(fx, "", 0);
     start_orch(fx, 1);
     fo_failover f, done;
-    OK(fo_orch_test_real(fx->orch, OLD_ID, "m1", keep, &f, g_err, sizeof g_err));
+    OK(fo_orch_test_real(fx->orch, OLD_ID, "m1", keep, "ops-token", &f, g_err, sizeof g_err));
     assert_int_equal(strncmp(f.id, "real-", 5), 0);
     wait_state(fx, f.id, FO_NULL, &done);
     assert_int_equal(done.state, FO_STATE_COMPLETED);
@@ -976,6 +1035,31 @@ static void test_test_real(void **state)
 static void test_test_real_keep(void **state)
 {
     run_test_real(*state, 1);
+}
+
+/* ORCH-RP1: test-real model=X asks the model server for X, not for the
+ * workload's model; a server that lacks X fails the test, naming X. The
+ * record names who asked (its credential, issue 16). */
+static void test_test_real_model(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "ollama:tiny", 0);
+    snprintf(g_fk.served, sizeof g_fk.served, "tiny,m1");
+    start_orch(fx, 1);
+    fo_failover f, done;
+    OK(fo_orch_test_real(fx->orch, OLD_ID, "m1", 0, "ops-token", &f, g_err, sizeof g_err));
+    wait_state(fx, f.id, FO_NULL, &done);
+    assert_int_equal(done.state, FO_STATE_COMPLETED);
+    assert_string_equal(done.user_id, "ops-token");
+    assert_string_equal(done.real.inference_model, "m1");
+    assert_non_null(strstr(g_fk.probed, "ollama:m1@")); /* the model named was asked */
+    OK(fo_orch_test_real(fx->orch, OLD_ID, "absent", 0, NULL, &f, g_err, sizeof g_err));
+    wait_state(fx, f.id, FO_NULL, &done);
+    assert_int_equal(done.state, FO_STATE_FAILED);
+    assert_string_equal(done.user_id, "automatic");
+    assert_non_null(strstr(g_fk.probed, "ollama:absent@"));
+    assert_non_null(strstr(done.reason, "model 'absent'"));
+    assert_int_equal(done.real.inference_success, 0);
 }
 
 static void test_provider_from_ops_checks(void **state)
@@ -1159,6 +1243,7 @@ int main(void)
         T(test_no_snapshot),
         T(test_no_ports),
         T(test_no_probe_port),
+        T(test_test_real_model),
         T(test_resume_each_phase),
         T(test_resume_reserved_id),
         T(test_save_fault_pauses_phase),

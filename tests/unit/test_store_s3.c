@@ -114,6 +114,41 @@ static void test_b2_variables(void **state)
     store_close(s);
 }
 
+/* S3-12, STORE-S8: the storage's name, from where its endpoint was set. */
+static const char *name_with(const char *var, const char *endpoint)
+{
+    static char name[32];
+    char err[512];
+    dm_store *s = NULL;
+    unsetenv("DUMONT_S3_ENDPOINT");
+    unsetenv("B2_ENDPOINT");
+    setenv(var, endpoint, 1);
+    assert_int_equal(store_open("s3://seed-bucket/dumont", &s, err, sizeof err), 0);
+    snprintf(name, sizeof name, "%s", store_storage_name(s));
+    store_close(s);
+    return name;
+}
+
+static void test_storage_name(void **state)
+{
+    (void)state;
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "very-secret-key", 1);
+    assert_string_equal(name_with("B2_ENDPOINT", "http://127.0.0.1:9000"), "backblaze_b2");
+    assert_string_equal(name_with("DUMONT_S3_ENDPOINT", "https://s3.eu-central-003.backblazeb2.com"),
+                        "backblaze_b2");
+    assert_string_equal(name_with("DUMONT_S3_ENDPOINT", "https://abc123.r2.cloudflarestorage.com"),
+                        "cloudflare_r2");
+    assert_string_equal(name_with("DUMONT_S3_ENDPOINT", "https://s3.example.com"), "s3");
+    assert_string_equal(name_with("DUMONT_S3_ENDPOINT", "https://notbackblazeb2.com"), "s3");
+    assert_string_equal(name_with("DUMONT_S3_ENDPOINT", "http://127.0.0.1:9000"), "s3");
+    char err[512];
+    dm_store *s = NULL;
+    assert_int_equal(store_open("file:///tmp", &s, err, sizeof err), 0);
+    assert_string_equal(store_storage_name(s), "file");
+    store_close(s);
+}
+
 typedef struct {
     const char *op, *code;
     uint64_t n;
@@ -360,6 +395,7 @@ int main(void)
         cmocka_unit_test_setup(test_open_validates, clear_env),
         cmocka_unit_test_setup(test_display_has_no_secret, clear_env),
         cmocka_unit_test_setup(test_b2_variables, clear_env),
+        cmocka_unit_test_setup(test_storage_name, clear_env),
         cmocka_unit_test_setup(test_unreachable, clear_env),
         cmocka_unit_test_setup(test_multipart_etag, clear_env),
         cmocka_unit_test_setup(test_mirror, clear_env),
