@@ -6,6 +6,7 @@
 #   full        dumont snapshot create (empty store)   vs  tar -cf - ws | lz4 -1 > f
 #   incremental dumont create after changing 1%        vs  restic backup of the same change
 #   restore     dumont snapshot restore                vs  lz4 -dc f | tar -x, restic restore
+#   verify      dumont snapshot verify of the latest snapshot (every byte of its packs)
 #   export      dumont snapshot export (one run; the output is checked by lz4 | tar -x, diff -r)
 #
 # Builds dumont (Release, in $BUILD_DIR, default build-bench), generates the
@@ -145,6 +146,14 @@ done
 rm -rf "$tmp/out"
 rest_dm=$(med "$t_drest") rest_tar=$(med "$t_trest") rest_r=$(med "$t_rrest")
 
+# ---- verify: every byte of every pack the snapshot uses -------------------------------
+echo "verify x$RUNS ..." >&2
+t_ver=""
+dm_verify() { "$DUMONT" snapshot verify latest --store "file://$tmp/store" >/dev/null; }
+for i in $(seq 1 "$RUNS"); do
+    timed t_ver dm_verify
+done
+
 # ---- export (one run), then checked by the real lz4 and tar (not timed) ---------------
 echo "export, and its read-back by lz4 | tar ..." >&2
 t_exp=""
@@ -173,6 +182,7 @@ row "incremental 1%: restic backup" "$inc_r"
 row "restore: dumont" "$rest_dm"
 row "restore: lz4 -dc | tar -x" "$rest_tar"
 row "restore: restic restore" "$rest_r"
+row "verify: dumont snapshot verify" "$(med "$t_ver")" "(every byte of every pack)"
 row "export: dumont snapshot export" "$(med "$t_exp")" "$((export_size / 1048576)) MiB; lz4 -dc | tar -x + diff -r: $export_check"
 echo
 echo "ratios (target in brackets):"

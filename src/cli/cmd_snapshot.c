@@ -25,7 +25,10 @@
  *     terminal on stdin rather than wait for typed bytes.
  * CLI-S6: paths from the store are printed with control bytes escaped (\xNN),
  *     so a file name cannot drive the terminal; JSON gets them UTF-8
- *     scrubbed (utf8_scrub). */
+ *     scrubbed (utf8_scrub).
+ * CLI-S8: `list` marks a damaged manifest (STATE DAMAGED, and why on stderr)
+ *     instead of showing it as good; `latest` never resolves to one.
+ */
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/subcmd.h"
@@ -83,9 +86,9 @@ static const char snapshot_usage[] =
     "  create DIR [tag=T] [threads=N]   snapshot DIR; prints the snapshot id\n"
     "  list                             snapshots, newest first\n"
     "  restore ID DIR [--force]         restore a snapshot into DIR\n"
-    "  verify ID                        re-read and re-hash every chunk\n"
+    "  verify ID                        re-read every byte of every pack it uses\n"
     "  diff ID1 ID2                     what changed between two snapshots\n"
-    "  prune keep=N                     keep the newest N per source, free the rest\n"
+    "  prune keep=N [grace=1h]          keep the newest N per source, free the rest\n"
     "  export ID > FILE.tar.lz4         standard tar in an LZ4 frame, on stdout\n"
     "  import FILE|- [name=NAME]        the reverse, safely (tar, .tar.lz4, .tar.gz)\n"
     "\n"
@@ -256,9 +259,12 @@ static int resolve_id(sn_ctx *c, const char *id, char *buf, size_t cap)
     size_t n = 0;
     if (snap_list(c->st, &v, &n, err, sizeof err) != 0)
         return fail(c, "%s", err);
-    int rc = n ? 0 : fail(c, "the store holds no snapshot");
-    if (n)
-        snprintf(buf, cap, "%s", v[0].id);
+    size_t k = 0;
+    while (k < n && v[k].problem[0]) /* a damaged manifest is nobody's latest */
+        k++;
+    int rc = k < n ? 0 : fail(c, n ? "the store holds no undamaged snapshot" : "the store holds no snapshot");
+    if (k < n)
+        snprintf(buf, cap, "%s", v[k].id);
     free(v);
     return rc;
 }
@@ -297,6 +303,9 @@ static json_t *info_json(const snap_info *i)
     if (j) {
         json_object_set_new(j, "source", json_path(i->source));
         json_object_set_new(j, "parent", i->parent[0] ? json_string(i->parent) : json_null());
+        json_object_set_new(j, "damaged", json_boolean(i->problem[0] != '\0'));
+        if (i->problem[0])
+            json_object_set_new(j, "problem", json_string(i->problem));
     }
     return j;
 }
@@ -347,13 +356,17 @@ static void list_row(out_table *t, const snap_info *i)
     fmt_bytes(i->bytes, bytes, sizeof bytes);
     fmt_bytes(i->stored_new, stored, sizeof stored);
     show_path(i->source, src, sizeof src);
-    const char *cells[] = {i->id, when, src, i->tag[0] ? i->tag : NULL, files, bytes, stored};
+    if (i->problem[0] && !i->time_ms) /* the header is unreadable too */
+        snprintf(when, sizeof when, "?");
+    const char *cells[] = {i->id, when, src, i->tag[0] ? i->tag : NULL, files, bytes, stored,
+                           i->problem[0] ? "DAMAGED" : "ok"};
     out_table_add(t, cells);
 }
 
 static int run_list(sn_ctx *c)
 {
-    static const char *const hdr[] = {"ID", "TIME", "SOURCE", "TAG", "FILES", "BYTES", "STORED"};
+    static const char *const hdr[] = {"ID",    "TIME",  "SOURCE", "TAG",
+                                      "FILES", "BYTES", "STORED", "STATE"};
     char err[1024];
     snap_info *v = NULL;
     size_t n = 0;
@@ -367,7 +380,7 @@ static int run_list(sn_ctx *c)
             json_array_append_new(arr, info_json(&v[i]));
         json_print(arr);
     } else {
-        out_table *t = out_table_new(7, hdr);
+        out_table *t = out_table_new(8, hdr);
         for (int col = 4; t && col < 7; col++)
             out_table_align_right(t, col);
         for (size_t i = 0; t && i < n; i++)
@@ -375,6 +388,9 @@ static int run_list(sn_ctx *c)
         if (t)
             out_table_print(t, stdout);
         out_table_free(t);
+        for (size_t i = 0; i < n; i++) /* CLI-S8: the why of each damaged one */
+            if (v[i].problem[0])
+                fprintf(stderr, "snapshot %s: %s\n", v[i].id, v[i].problem);
     }
     free(v);
     return 0;
@@ -488,28 +504,46 @@ static int run_diff(sn_ctx *c)
 
 static int run_prune(sn_ctx *c)
 {
-    char err[1024], freed[32];
-    int64_t keep;
+    char err[1024], freed[32], kept[32];
+    int64_t keep, grace = SNAP_PRUNE_GRACE_MS;
     snap_prune_stats ps = {0};
+    const char *g = kv_get(&c->sc.a.kv, "grace");
     if (!kv_get(&c->sc.a.kv, "keep"))
         return usage_error(c, "missing keep=N");
     if (int_key(c, "keep", 1, 1000000, 0, &keep) != 0)
         return EXIT_USAGE;
+    if (g && parse_duration_ms(g, 0, INT64_C(3650) * 86400000, &grace) != 0)
+        return usage_error(c, "grace must be a duration such as 0, 30m, 1h or 7d, got '%s'", g);
     if (open_store(c) != 0)
         return EXIT_FAIL;
-    if (snap_prune(c->st, (int)keep, &ps, err, sizeof err) != 0)
+    if (snap_prune(c->st, (int)keep, grace, &ps, err, sizeof err) != 0)
         return fail(c, "%s", err);
     if (c->sc.a.json) {
-        json_print(
-            json_pack("{s:I, s:I, s:I, s:I}", "snapshots_deleted", (json_int_t)ps.snapshots_deleted,
-                      "packs_deleted", (json_int_t)ps.packs_deleted, "packs_rewritten",
-                      (json_int_t)ps.packs_rewritten, "bytes_freed", (json_int_t)ps.bytes_freed));
+        json_print(json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "snapshots_deleted",
+            (json_int_t)ps.snapshots_deleted, "packs_deleted", (json_int_t)ps.packs_deleted,
+            "packs_rewritten", (json_int_t)ps.packs_rewritten, "bytes_freed",
+            (json_int_t)ps.bytes_freed, "unreferenced_packs_deleted",
+            (json_int_t)ps.orphans_deleted, "unreferenced_packs_kept", (json_int_t)ps.orphans_kept,
+            "unreferenced_bytes_kept", (json_int_t)ps.orphan_bytes_kept, "temp_files_deleted",
+            (json_int_t)ps.temp_deleted, "damaged_snapshots", (json_int_t)ps.snapshots_damaged));
         return 0;
     }
     fmt_bytes(ps.bytes_freed, freed, sizeof freed);
-    printf("%llu snapshot(s) deleted, %llu pack(s) deleted, %llu rewritten, %s freed\n",
+    printf("%llu snapshot(s) deleted, %llu pack(s) deleted (%llu unreferenced), %llu rewritten, "
+           "%llu temp file(s) deleted, %s freed\n",
            (unsigned long long)ps.snapshots_deleted, (unsigned long long)ps.packs_deleted,
-           (unsigned long long)ps.packs_rewritten, freed);
+           (unsigned long long)ps.orphans_deleted, (unsigned long long)ps.packs_rewritten,
+           (unsigned long long)ps.temp_deleted, freed);
+    if (ps.orphans_kept) {
+        fmt_bytes(ps.orphan_bytes_kept, kept, sizeof kept);
+        printf("kept %llu unreferenced pack(s), %s, written within the grace (%s): a snapshot "
+               "being written may still need them; they go on a later prune\n",
+               (unsigned long long)ps.orphans_kept, kept, g ? g : "1h");
+    }
+    if (ps.snapshots_damaged)
+        printf("%llu damaged snapshot(s) left as they are (see `dumont snapshot list`)\n",
+               (unsigned long long)ps.snapshots_damaged);
     return 0;
 }
 
@@ -578,7 +612,7 @@ out:
 static const char *const k_create[] = {"tag", "threads", NULL};
 static const char *const k_none[] = {NULL};
 static const char *const k_threads[] = {"threads", NULL};
-static const char *const k_prune[] = {"keep", NULL};
+static const char *const k_prune[] = {"keep", "grace", NULL};
 static const char *const k_import[] = {"name", "threads", "max_bytes", "max_entries", "tmp", NULL};
 
 static const sn_cmd commands[] = {
@@ -591,7 +625,9 @@ static const sn_cmd commands[] = {
     {{"list",
       "usage: dumont snapshot list [--store URL] [--json]\n"
       "\nSnapshots, newest first: id, time, source, tag, files, bytes, bytes the\n"
-      "snapshot added to the store.\n",
+      "snapshot added to the store, and STATE: `ok`, or `DAMAGED` for a manifest\n"
+      "that does not match its id or cannot be read (why: on stderr; --json:\n"
+      "damaged, problem). Each manifest is read whole and checked.\n",
       k_none, 0, 0, 0},
      run_list},
     {{"restore",
@@ -603,8 +639,10 @@ static const sn_cmd commands[] = {
      run_restore},
     {{"verify",
       "usage: dumont snapshot verify ID [threads=N] [--store URL] [--json]\n"
-      "\nRe-reads and re-hashes every chunk of snapshot ID. Prints each damaged\n"
-      "file; exits 1 when there is one.\n",
+      "\nReads every pack that holds a chunk of snapshot ID and checks every byte of\n"
+      "it: each chunk against its id, the pack's header and trailer against the\n"
+      "pack's id. Prints each damaged file (a file whose pack is damaged anywhere\n"
+      "counts); exits 1 when there is one.\n",
       k_threads, 1, 1, 0},
      run_verify},
     {{"diff",
@@ -613,9 +651,14 @@ static const sn_cmd commands[] = {
       k_none, 2, 2, 0},
      run_diff},
     {{"prune",
-      "usage: dumont snapshot prune keep=N [--store URL] [--json]\n"
+      "usage: dumont snapshot prune keep=N [grace=DURATION] [--store URL] [--json]\n"
       "\nKeeps the newest N (>= 1) snapshots of each source, deletes the others and\n"
-      "the data no kept snapshot uses.\n",
+      "the data no kept snapshot uses. Then deletes packs that no index names (left\n"
+      "by a create that was killed or failed) and the store's temp files, when they\n"
+      "were written more than grace ago (default 1h; grace=0: all of them). Refuses\n"
+      "to run while a snapshot create holds the store (a lock in the store, seen\n"
+      "by creates on every machine); a create waits for a running prune. Damaged\n"
+      "snapshots are left as they are. Prints what it freed.\n",
       k_prune, 0, 0, 0},
      run_prune},
     {{"export",

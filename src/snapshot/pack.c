@@ -18,7 +18,11 @@
  *      SAMPLE_LEN bytes spread over the chunk are compressed alone, and when
  *      they do not shrink the whole chunk is stored raw without compressing
  *      it (~3% of the work). A chunk mostly compressible but random at every
- *      probe is stored raw: a size cost only, never a correctness one. */
+ *      probe is stored raw: a size cost only, never a correctness one.
+ * SNAP-PK5: pack_check() covers every byte of a pack object: blobs tile
+ *      [0, header) with no gap or overlap, so each byte is in exactly one
+ *      blob (checked through its chunk id), the header or the trailer
+ *      (checked through the pack id); a flipped byte anywhere fails it. */
 #include "snapshot/pack.h"
 
 #include "util/bigbuf.h"
@@ -283,5 +287,102 @@ int pack_decompress(const void *src, size_t slen, void *dst, size_t plain)
     }
 out:
     LZ4F_freeDecompressionContext(dctx);
+    return rc;
+}
+
+static const char *const blob_why[] = {
+    "its LZ4 frame does not decode to the size the header gives",
+    "its content does not match its chunk id",
+};
+
+const char *pack_blob_why(uint8_t status)
+{
+    return status >= 1 && status <= 2 ? blob_why[status - 1] : "damaged";
+}
+
+/* SNAP-PK5: trailer, header, id, tiling; entries into *ret_ents. */
+static int pack_check_frame(const uint8_t *obj, size_t len, const chunk_id *pack_id,
+                            pack_entry **ret_ents, uint32_t *ret_n, char *why, size_t whylen)
+{
+    if (len < PACK_HDR_FIXED + PACK_TRAILER || memcmp(obj + len - 4, "DMPK", 4) != 0)
+        return dm_fail(why, whylen, DM_E_PROTOCOL, "trailer damaged (no DMPK mark at the end)");
+    uint32_t hlen = get32(obj + len - 8);
+    if (hlen < PACK_HDR_FIXED || hlen > len - PACK_TRAILER ||
+        (hlen - PACK_HDR_FIXED) % PACK_ENTRY_SIZE != 0)
+        return dm_fail(why, whylen, DM_E_PROTOCOL, "trailer damaged (header length %u)", hlen);
+    const uint8_t *h = obj + len - PACK_TRAILER - hlen;
+    uint32_t n = get32(h + 8);
+    if (memcmp(h, "DMPH", 4) != 0 || get32(h + 4) != 1 || n > PACK_ENTRIES_MAX ||
+        (size_t)n * PACK_ENTRY_SIZE != hlen - PACK_HDR_FIXED)
+        return dm_fail(why, whylen, DM_E_PROTOCOL, "header damaged (not a v1 pack header)");
+    chunk_id got;
+    SHA256(h, (size_t)hlen + PACK_TRAILER, got.b);
+    if (memcmp(got.b, pack_id->b, 32) != 0)
+        return dm_fail(why, whylen, DM_E_PROTOCOL,
+                       "header or trailer damaged (they do not hash to the pack's id)");
+    pack_entry *e = malloc(((size_t)n + 1) * sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    uint64_t end = 0, blobs = (uint64_t)(h - obj);
+    for (uint32_t i = 0; i < n; i++) {
+        if (pack_entry_decode(h + PACK_HDR_FIXED + (size_t)i * PACK_ENTRY_SIZE, &e[i]) != 0 ||
+            e[i].off != end || e[i].stored > blobs - end) {
+            free(e);
+            return dm_fail(why, whylen, DM_E_PROTOCOL, "header entry %u out of place", i);
+        }
+        end += e[i].stored;
+    }
+    if (end != blobs) {
+        free(e);
+        return dm_fail(why, whylen, DM_E_PROTOCOL, "%llu bytes between the blobs and the header",
+                       (unsigned long long)(blobs - end));
+    }
+    *ret_ents = e;
+    *ret_n = n;
+    return 0;
+}
+
+int pack_check(const uint8_t *obj, size_t len, const chunk_id *pack_id, uint8_t *plain,
+               pack_entry **ret_ents, uint8_t **ret_status, uint32_t *ret_n, char *why,
+               size_t whylen)
+{
+    pack_entry *e = NULL;
+    uint32_t n = 0;
+    *ret_ents = NULL;
+    *ret_status = NULL;
+    *ret_n = 0;
+    int rc = pack_check_frame(obj, len, pack_id, &e, &n, why, whylen);
+    if (rc)
+        return rc;
+    uint8_t *st = calloc((size_t)n + 1, 1);
+    if (!st) {
+        free(e);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *blob = obj + e[i].off;
+        const uint8_t *bytes = blob;
+        if (e[i].flags == PACK_FLAG_LZ4) {
+            if (pack_decompress(blob, e[i].stored, plain, e[i].plain) != 0) {
+                st[i] = 1;
+                goto bad;
+            }
+            bytes = plain;
+        }
+        chunk_id got;
+        SHA256(bytes, e[i].plain, got.b);
+        if (memcmp(got.b, e[i].id.b, 32) == 0)
+            continue;
+        st[i] = 2;
+    bad:
+        if (rc == 0) {
+            char hex[65];
+            chunk_id_hex(&e[i].id, hex);
+            rc = dm_fail(why, whylen, DM_E_PROTOCOL, "chunk %s: %s", hex, pack_blob_why(st[i]));
+        }
+    }
+    *ret_ents = e;
+    *ret_status = st;
+    *ret_n = n;
     return rc;
 }

@@ -69,6 +69,21 @@ typedef int (*index_entry_fn)(const chunk_id *pack_id, const pack_entry *e, void
 int index_parse(const uint8_t *data, size_t len, index_entry_fn fn, void *ctx, char *err,
                 size_t errlen);
 
+/* SNAP-PK5: checks every byte of a whole pack object (obj, len) that should
+ * have id pack_id: trailer, header (every entry decoded), SHA-256 of header and
+ * trailer == pack_id, blobs back to back from offset 0 to the header, and
+ * every blob decoding (plain: REPO_CHUNK_MAX bytes of scratch) to bytes that
+ * hash to its chunk id. *ret_ents (malloc'd, n = *ret_n) gets the header's
+ * entries and *ret_status (malloc'd) one byte per entry: 0 good, else the
+ * index + 1 of a reason in pack_blob_why(). Returns 0 when every byte is
+ * right; DM_E_PROTOCOL with why otherwise (the structure's first fault, or
+ * the first damaged blob); -ENOMEM. On a structural fault *ret_ents may be
+ * NULL (no entry could be trusted). */
+int pack_check(const uint8_t *obj, size_t len, const chunk_id *pack_id, uint8_t *plain,
+               pack_entry **ret_ents, uint8_t **ret_status, uint32_t *ret_n, char *why,
+               size_t whylen);
+const char *pack_blob_why(uint8_t status);
+
 /* SNAP-RP3: compresses src into *scratch (grown as needed; free() it) as an LZ4
  * frame, or picks raw when that saves under ~3%. *ret_stored points to
  * *scratch or to src. */

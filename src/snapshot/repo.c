@@ -150,6 +150,11 @@ rentry *repo_ent(const repo *r, size_t i)
     return &r->blocks[i >> ENT_SHIFT][i & (ENT_BLOCK - 1)];
 }
 
+int64_t repo_pack_find(const repo *r, const chunk_id *id)
+{
+    return tab_find(r, &r->packtab, pack_id_key, id);
+}
+
 int64_t repo_chunk_find(const repo *r, const chunk_id *id)
 {
     return tab_find(r, &r->chunks, chunk_key, id);

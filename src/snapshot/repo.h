@@ -96,6 +96,18 @@ typedef void (*repo_bad_fn)(const chunk_id *id, const char *why, void *ctx);
 int repo_verify(repo *r, const chunk_id *ids, size_t n, repo_bad_fn bad, void *ctx,
                 uint64_t *ret_bad, char *err, size_t errlen);
 
+typedef void (*repo_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+/* SNAP-R7: checks every byte of every pack holding one of the n chunks
+ * (pack_check, SNAP-PK5), on `threads` threads, and that the index's entries
+ * for each pack are the pack header's own. why[i] (n slots, zeroed by the
+ * caller; each malloc'd, the caller frees) is set for each damaged ids[i]:
+ * its own blob is damaged or missing, or its pack is damaged anywhere (a
+ * damaged pack is damaged, even where this chunk's bytes are right).
+ * progress (may be NULL) gets pack bytes checked / to check. Returns 0
+ * unless the check itself could not run. */
+int repo_verify_packs(repo *r, const chunk_id *ids, size_t n, int threads, char **why,
+                      repo_progress_fn progress, void *pctx, char *err, size_t errlen);
+
 typedef struct {
     uint64_t packs_deleted, packs_rewritten, bytes_freed;
 } repo_prune_stats;
@@ -104,5 +116,16 @@ typedef struct {
  * packs and index are written before old ones are deleted. */
 int repo_prune(repo *r, const chunk_id *used, size_t n, repo_prune_stats *ret, char *err,
                size_t errlen);
+
+typedef struct {
+    uint64_t packs_deleted, bytes_freed;   /* packs no index names, older than the cut-off */
+    uint64_t packs_kept, bytes_kept;       /* the same, newer: a writer may still index them */
+    uint64_t temp_deleted, temp_bytes;     /* the store's own temp files (STORE-ST8) */
+} repo_orphan_stats;
+/* SNAP-R8: deletes pack objects that no index names and that were written
+ * before before_ms (wall clock), and the store's temp files older than that.
+ * Needs exclusive use of the store (snap_lock, SNAP-L1). */
+int repo_prune_orphans(repo *r, int64_t before_ms, repo_orphan_stats *ret, char *err,
+                       size_t errlen);
 
 #endif

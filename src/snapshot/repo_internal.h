@@ -82,6 +82,7 @@ struct repo {
 
 rentry *repo_ent(const repo *r, size_t i);
 int64_t repo_chunk_find(const repo *r, const chunk_id *id);
+int64_t repo_pack_find(const repo *r, const chunk_id *id); /* pack number or -1 */
 void repo_pack_key(const chunk_id *id, char key[KEY_LEN]);
 /* Index batches: add takes ownership of ents; write clears on success. */
 int repo_batch_add(idx_batch *b, const chunk_id *pid, uint8_t *ents, uint32_t count);

@@ -10,15 +10,28 @@
  *     used chunks are under half of its blob bytes (copied as stored, no
  *     recompression), kept whole otherwise.
  * SNAP-P4: after deleting, the state is reloaded from the store, even after a
- *     failure part way, so memory never names a deleted pack. */
+ *     failure part way, so memory never names a deleted pack.
+ * SNAP-R7 (verify): a pack is read whole and every byte of it checked
+ *     (pack_check, SNAP-PK5), once however many of its chunks are asked for;
+ *     the index's entry for each chunk must be the pack header's own entry.
+ *     Packs are checked on several threads, one pack per job.
+ * SNAP-R8 (orphans): a pack no index names is what a writer left that was
+ *     killed before its repo_flush, or one still writing (its index comes at
+ *     the end). Only those written before the caller's cut-off are deleted,
+ *     and only under the exclusive store lock (SNAP-L1), which no create
+ *     holds at the same time: the cut-off is a second guard, for a writer
+ *     whose lock was judged stale while it still ran. */
 #include "snapshot/repo.h"
 
 #include "snapshot/pack.h"
 #include "snapshot/repo_internal.h"
+#include "snapshot/workq.h"
 #include "util/error.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +54,210 @@ int repo_verify(repo *r, const chunk_id *ids, size_t n, repo_bad_fn bad, void *c
     free(buf);
     *ret_bad = nbad;
     return 0;
+}
+
+/* ---- verify by pack (SNAP-R7) ----------------------------------------------- */
+
+typedef struct {
+    repo *r;
+    const chunk_id *ids;
+    char **why;
+    uint32_t *order;  /* request numbers sorted by pack */
+    size_t *first;    /* per pack + 1: start in order */
+    uint8_t **plain;  /* per worker: REPO_CHUNK_MAX scratch */
+    pthread_mutex_t lock;
+    uint64_t done, total;
+    repo_progress_fn progress;
+    void *pctx;
+} vp_ctx;
+
+static int ent_cmp_id(const void *a, const void *b)
+{
+    return memcmp(((const pack_entry *)a)->id.b, ((const pack_entry *)b)->id.b, 32);
+}
+
+/* The reason for request i in pack p, or NULL when it is good. */
+static const char *vp_reason(const rentry *e, const pack_entry *ents, const uint8_t *status,
+                             uint32_t n, const char *pack_why)
+{
+    pack_entry key = {.id = e->id};
+    const pack_entry *h = ents ? bsearch(&key, ents, n, sizeof *ents, ent_cmp_id) : NULL;
+    if (ents && !h)
+        return "the pack's header does not list it, though the index says it is there";
+    if (h && (h->off != e->off || h->stored != e->stored ||
+              h->plain != (e->plain & ~PLAIN_LZ4) ||
+              (h->flags == PACK_FLAG_LZ4) != !!(e->plain & PLAIN_LZ4)))
+        return "the index and the pack's header disagree on where it is";
+    if (h && status[h - ents])
+        return pack_blob_why(status[h - ents]);
+    return pack_why[0] ? pack_why : NULL;
+}
+
+static void vp_one(void *job, void *ctx, int worker)
+{
+    vp_ctx *v = ctx;
+    uint32_t p = (uint32_t)(uintptr_t)job - 1;
+    repo *r = v->r;
+    char key[KEY_LEN], pack_why[300] = "", msg[600];
+    void *obj = NULL;
+    size_t len = 0;
+    pack_entry *ents = NULL;
+    uint8_t *status = NULL;
+    uint32_t n = 0;
+    repo_pack_key(&r->packs[p].id, key);
+    int rc = -ENOMEM;
+    if (v->plain[worker] || (v->plain[worker] = malloc(REPO_CHUNK_MAX)))
+        rc = store_get(r->s, key, PACK_BUF_CAP, &obj, &len, pack_why, sizeof pack_why);
+    if (rc == 0)
+        rc = pack_check(obj, len, &r->packs[p].id, v->plain[worker], &ents, &status, &n, pack_why,
+                        sizeof pack_why);
+    if (rc && !pack_why[0])
+        snprintf(pack_why, sizeof pack_why, "%s", dm_strerror(rc));
+    /* entries in id order for the lookups, each status riding along in the
+     * spare high bits of its flags (flags are 0 or 1) */
+    for (uint32_t i = 0; ents && i < n; i++)
+        ents[i].flags |= (uint8_t)(status[i] << 4);
+    if (ents)
+        qsort(ents, n, sizeof *ents, ent_cmp_id);
+    for (uint32_t i = 0; ents && i < n; i++) {
+        status[i] = ents[i].flags >> 4;
+        ents[i].flags &= 0x0f;
+    }
+    pthread_mutex_lock(&v->lock);
+    for (size_t k = v->first[p]; k < v->first[p + 1]; k++) {
+        uint32_t i = v->order[k];
+        const rentry *e = repo_ent(r, (size_t)repo_chunk_find(r, &v->ids[i]));
+        const char *why = vp_reason(e, ents, status, n, pack_why);
+        if (!why || v->why[i])
+            continue;
+        char hex[65];
+        chunk_id_hex(&v->ids[i], hex);
+        snprintf(msg, sizeof msg, "chunk %s in %s: %s", hex, key, why);
+        v->why[i] = strdup(msg);
+    }
+    v->done += r->packs[p].blobs;
+    if (v->progress)
+        v->progress(v->done, v->total, v->pctx);
+    pthread_mutex_unlock(&v->lock);
+    free(obj);
+    free(ents);
+    free(status);
+}
+
+int repo_verify_packs(repo *r, const chunk_id *ids, size_t n, int threads, char **why,
+                      repo_progress_fn progress, void *pctx, char *err, size_t errlen)
+{
+    vp_ctx v = {.r = r, .ids = ids, .why = why, .progress = progress, .pctx = pctx};
+    uint32_t *pk = malloc((n + 1) * sizeof *pk); /* per request: pack + 1, 0 none */
+    size_t *fill = calloc(r->npacks + 1, sizeof *fill);
+    int rc = 0;
+    v.order = malloc((n + 1) * sizeof *v.order);
+    v.first = calloc(r->npacks + 2, sizeof *v.first);
+    v.plain = calloc((size_t)(threads > 0 ? threads : 1), sizeof *v.plain);
+    pthread_mutex_init(&v.lock, NULL);
+    if (!pk || !fill || !v.order || !v.first || !v.plain) {
+        rc = dm_fail(err, errlen, -ENOMEM, "verify: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k = repo_chunk_find(r, &ids[i]);
+        pk[i] = k < 0 ? 0 : repo_ent(r, (size_t)k)->pack + 1;
+        if (k < 0 && !why[i]) {
+            char hex[65], msg[200];
+            chunk_id_hex(&ids[i], hex);
+            snprintf(msg, sizeof msg, "chunk %s: not in the repository", hex);
+            why[i] = strdup(msg);
+        }
+        if (pk[i])
+            v.first[pk[i]]++;
+    }
+    for (size_t p = 0; p < r->npacks; p++) {
+        if (v.first[p + 1])
+            v.total += r->packs[p].blobs;
+        v.first[p + 1] += v.first[p];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (pk[i])
+            v.order[v.first[pk[i] - 1] + fill[pk[i] - 1]++] = (uint32_t)i;
+    workq *q = NULL;
+    if ((rc = wq_new(threads > 0 ? threads : 1, (size_t)threads + 1, vp_one, &v, &q)) != 0) {
+        rc = dm_fail(err, errlen, rc, "verify: cannot start threads");
+        goto out;
+    }
+    for (size_t p = 0; p < r->npacks; p++)
+        if (v.first[p + 1] > v.first[p])
+            wq_push(q, (void *)(uintptr_t)(p + 1));
+    wq_finish(q);
+out:
+    for (int i = 0; v.plain && i < (threads > 0 ? threads : 1); i++)
+        free(v.plain[i]);
+    free(v.plain);
+    free(v.order);
+    free(v.first);
+    free(fill);
+    free(pk);
+    pthread_mutex_destroy(&v.lock);
+    return rc;
+}
+
+/* ---- orphans (SNAP-R8) --------------------------------------------------------- */
+
+typedef struct {
+    repo *r;
+    int64_t before_ms;
+    char (*keys)[KEY_LEN];
+    size_t n, cap;
+    repo_orphan_stats st;
+} orphan_ctx;
+
+static int orphan_seen(const char *key, uint64_t size, int64_t mtime_ms, void *ctx)
+{
+    orphan_ctx *o = ctx;
+    const char *slash = strrchr(key, '/');
+    chunk_id id;
+    if (!slash || chunk_id_parse(slash + 1, &id) != 0)
+        return 0; /* not a pack name: not ours to remove */
+    char canon[KEY_LEN];
+    repo_pack_key(&id, canon);
+    if (strcmp(canon, key) != 0 || repo_pack_find(o->r, &id) >= 0)
+        return 0;
+    if (mtime_ms < 0 || mtime_ms >= o->before_ms) { /* unknown age counts as new */
+        o->st.packs_kept++;
+        o->st.bytes_kept += size;
+        return 0;
+    }
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 64;
+        char (*nk)[KEY_LEN] = realloc(o->keys, nc * sizeof *nk);
+        if (!nk)
+            return -ENOMEM;
+        o->keys = nk;
+        o->cap = nc;
+    }
+    snprintf(o->keys[o->n++], KEY_LEN, "%s", key);
+    o->st.bytes_freed += size;
+    return 0;
+}
+
+int repo_prune_orphans(repo *r, int64_t before_ms, repo_orphan_stats *ret, char *err,
+                       size_t errlen)
+{
+    orphan_ctx o = {.r = r, .before_ms = before_ms};
+    pthread_mutex_lock(&r->mu);
+    int rc = store_list_info(r->s, "packs/", orphan_seen, &o, err, errlen);
+    for (size_t i = 0; rc == 0 && i < o.n; i++) {
+        if ((rc = store_delete(r->s, o.keys[i], err, errlen)) == 0)
+            o.st.packs_deleted++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc == 0)
+        rc = store_clean_temp(r->s, before_ms, &o.st.temp_deleted, &o.st.temp_bytes, err, errlen);
+    if (rc == -ENOMEM)
+        rc = dm_fail(err, errlen, rc, "prune: out of memory");
+    if (rc == 0 && ret)
+        *ret = o.st;
+    free(o.keys);
+    return rc;
 }
 
 /* ---- prune (SNAP-R6) ----------------------------------------------------------- */

@@ -558,6 +558,7 @@ int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_in
 {
     char root[PATH_MAX];
     cctx c = {.o = o, .root = root};
+    snap_lock *lk = NULL;
     int64_t t0 = clock_mono_ms();
     int rc;
     pthread_mutex_init(&c.lock, NULL);
@@ -576,7 +577,10 @@ int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_in
     snprintf(in->source, sizeof in->source, "%s", source);
     snprintf(in->tag, sizeof in->tag, "%s", o && o->tag ? o->tag : "");
     in->time_ms = clock_wall_ms();
-    if ((rc = walk_tree(root, c.m, err, errlen)) != 0 ||
+    /* SNAP-L1: before the repository is loaded, so no prune runs from here
+     * until the manifest names every chunk this create relies on */
+    if ((rc = snap_lock_take(s, 0, &lk, err, errlen)) != 0 ||
+        (rc = walk_tree(root, c.m, err, errlen)) != 0 ||
         (rc = create_run(s, &c, o, in, err, errlen)) != 0)
         goto out;
     in->duration_ms = clock_mono_ms() - t0;
@@ -586,6 +590,7 @@ int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_in
         *ret = *in;
 out:
     repo_close(c.r);
+    snap_lock_release(lk); /* after the manifest and its pointer */
     manifest_free(c.m);
     free(c.vanished);
     pool_drain(&c.pool);

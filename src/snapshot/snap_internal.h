@@ -29,4 +29,14 @@ void snap_latest_prefix(const char *source, char *buf, size_t len);
 /* rm -rf that never follows symlinks and makes read-only dirs writable. */
 int snap_rm_tree(const char *path);
 
+/* Store locks (snap_lock.c, SNAP-L1 to SNAP-L3): creates share, prune is
+ * exclusive. A create waits up to SNAP_LOCK_WAIT_MS for a prune to finish;
+ * a prune fails at once (DM_E_BUSY) while anything else holds a lock. */
+#define SNAP_LOCK_WAIT_MS    (120 * 1000)
+#define SNAP_LOCK_REFRESH_MS (60 * 1000)
+#define SNAP_LOCK_STALE_MS   (10 * 60 * 1000)
+typedef struct snap_lock snap_lock;
+int snap_lock_take(dm_store *s, int exclusive, snap_lock **ret, char *err, size_t errlen);
+void snap_lock_release(snap_lock *l); /* NULL: nothing */
+
 #endif

@@ -11,12 +11,15 @@
  * SNAP-I3: prune decides and reads every kept manifest before it deletes
  *     anything; it deletes pointers, then manifests, then (repo_prune) data,
  *     so an interruption leaves only unreferenced objects behind.
- * SNAP-I4: verify and diff report in tree order, whatever the thread timing. */
+ * SNAP-I4: verify and diff report in tree order, whatever the thread timing.
+ * SNAP-I5 (verify), SNAP-I6 (list), SNAP-I7 (prune and damaged manifests): at
+ *     their functions below. */
 #include "snapshot/snapshot.h"
 
+#include "snapshot/pack.h"
 #include "snapshot/repo.h"
 #include "snapshot/snap_internal.h"
-#include "snapshot/workq.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -25,7 +28,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,23 +205,37 @@ typedef struct {
     dm_store *s;
 } infolist;
 
-static int read_info(dm_store *s, const char *key, uint64_t size, snap_info *in)
+/* SNAP-I6: list reads each manifest whole and checks it against its id (SNAP-I1),
+ * so a damaged one is listed as damaged (snap_info.problem), with what its
+ * header still tells, instead of as good or not at all. */
+static void read_info(dm_store *s, const char *key, snap_info *in)
 {
-    char err[256];
-    uint8_t *buf = NULL;
-    size_t want = size < MF_HEADER_MAX + 16 ? (size_t)size : MF_HEADER_MAX + 16;
-    int rc = -ENOMEM;
-    if (!(buf = malloc(want ? want : 1)))
-        goto out;
-    if ((rc = store_get_range(s, key, 0, want, buf, err, sizeof err)) != 0 ||
-        (rc = manifest_decode_info(buf, want, in, err, sizeof err)) != 0) {
-        char q[STORE_KEY_MAX + 8];
-        log_warn("snapshot.list.skip", "key=%s error=%s", log_quote(q, sizeof q, key),
-                 dm_strerror(rc));
+    char err[256] = "";
+    void *data = NULL;
+    size_t len = 0;
+    int rc = store_get(s, key, MF_MAX_OBJECT, &data, &len, err, sizeof err);
+    if (rc == 0) {
+        char h[65], id[SNAP_ID_MAX];
+        snprintf(id, sizeof id, "%s", in->id);
+        snap_sha256_hex(data, len, h);
+        int drc = manifest_decode_info(data, len < MF_HEADER_MAX + 16 ? len : MF_HEADER_MAX + 16,
+                                       in, err, sizeof err);
+        snprintf(in->id, sizeof in->id, "%s", id);
+        if (strcmp(h, id) != 0) {
+            rc = DM_E_PROTOCOL;
+            snprintf(err, sizeof err, "manifest damaged: its content does not hash to its id");
+        } else if (drc != 0) {
+            rc = drc;
+        }
     }
-out:
-    free(buf);
-    return rc;
+    free(data);
+    if (rc == 0)
+        return;
+    char q[STORE_KEY_MAX + 8];
+    in->problem_rc = rc;
+    snprintf(in->problem, sizeof in->problem, "%s", err[0] ? err : dm_strerror(rc));
+    log_warn("snapshot.list.damaged", "key=%s error=\"%s\"", log_quote(q, sizeof q, key),
+             in->problem);
 }
 
 static int info_add(const char *key, uint64_t size, void *ctx)
@@ -227,12 +243,12 @@ static int info_add(const char *key, uint64_t size, void *ctx)
     infolist *l = ctx;
     snap_info in;
     const char *id = key + strlen("snapshots/");
+    (void)size;
     if (strncmp(key, "snapshots/", 10) != 0 || !snap_id_valid(id))
         return 0;
     memset(&in, 0, sizeof in);
     memcpy(in.id, id, 65);
-    if (read_info(l->s, key, size, &in) != 0)
-        return 0; /* unreadable manifests are logged and skipped */
+    read_info(l->s, key, &in);
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 16;
         snap_info *nv = l->n >= SNAP_MAX_SNAPSHOTS ? NULL : realloc(l->v, nc * sizeof *nv);
@@ -337,127 +353,79 @@ out:
 
 /* ---- verify ---- */
 
-typedef struct {
-    repo *r;
-    const manifest *m;
-    char **why;    /* per entry: first damage found, malloc'd */
-    uint8_t **buf; /* per worker, bufcap bytes */
-    size_t bufcap;
-    pthread_mutex_t lock;
-    uint64_t done, total;
-    const snap_opts *o;
-} vctx;
-
-typedef struct {
-    uint32_t fi, xi;
-} vjob;
-
-static void verify_one(void *p, void *ctx, int worker)
+/* 1 if an extent of file[k]'s file before k was already reported damaged. */
+static int why_seen(char *const *why, const uint32_t *file, size_t k)
 {
-    vjob j = *(vjob *)p;
-    vctx *v = ctx;
-    free(p);
-    const mf_extent *x = &v->m->e[j.fi].ext[j.xi];
-    char err[256] = "out of memory";
-    size_t len = 0;
-    int rc = -ENOMEM;
-    if (v->buf[worker] || (v->buf[worker] = malloc(v->bufcap)))
-        rc = repo_read_chunk(v->r, &x->id, v->buf[worker], v->bufcap, &len, err, sizeof err);
-    if (rc == 0 && len != x->len) {
-        rc = DM_E_PROTOCOL;
-        snprintf(err, sizeof err, "chunk has %zu bytes, manifest says %" PRIu64, len, x->len);
-    }
-    pthread_mutex_lock(&v->lock);
-    if (rc != 0 && !v->why[j.fi])
-        v->why[j.fi] = strdup(err[0] ? err : dm_strerror(rc));
-    v->done += x->len;
-    if (v->o && v->o->progress)
-        v->o->progress(v->done, v->total, v->o->progress_ctx);
-    pthread_mutex_unlock(&v->lock);
-}
-
-static int verify_run(vctx *v, int threads)
-{
-    workq *q = NULL;
-    int rc = wq_new(threads, (size_t)threads * 4, verify_one, v, &q);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < v->m->n; i++) {
-        const mf_entry *e = &v->m->e[i];
-        for (uint32_t k = 0; e->type == MF_FILE && k < e->n_ext; k++) {
-            if (e->ext[k].hole)
-                continue;
-            vjob *j = malloc(sizeof *j);
-            if (!j) { /* never skip a chunk silently: count it as damage */
-                pthread_mutex_lock(&v->lock);
-                if (!v->why[i])
-                    v->why[i] = strdup("out of memory");
-                pthread_mutex_unlock(&v->lock);
-                continue;
-            }
-            *j = (vjob){.fi = (uint32_t)i, .xi = k};
-            wq_push(q, j);
-        }
-    }
-    wq_finish(q);
+    for (size_t j = k; j-- > 0 && file[j] == file[k];)
+        if (why[j])
+            return 1;
     return 0;
 }
 
-static void verify_prepare(vctx *v)
-{
-    for (size_t i = 0; i < v->m->n; i++) {
-        const mf_entry *e = &v->m->e[i];
-        for (uint32_t k = 0; e->type == MF_FILE && k < e->n_ext; k++) {
-            if (e->ext[k].hole)
-                continue;
-            v->total += e->ext[k].len;
-            if (e->ext[k].len > v->bufcap)
-                v->bufcap = e->ext[k].len;
-        }
-    }
-}
-
+/* SNAP-I5: verify checks every byte of every pack the snapshot's chunks are in
+ * (repo_verify_packs, SNAP-R7), each pack read once, and each extent's length
+ * against the chunk's; a file is reported once, with its first damage in
+ * extent order. */
 int snap_verify(dm_store *s, const char *id, const snap_opts *o, snap_bad_fn bad, void *ctx,
                 uint64_t *ret_bad, char *err, size_t errlen)
 {
     manifest *m = NULL;
-    vctx v = {.o = o};
-    int threads = snap_threads(o), rc;
+    repo *r = NULL;
+    chunk_id *ids = NULL;
+    uint32_t *file = NULL;
+    char **why = NULL;
+    size_t n = 0, cap = 0;
     uint64_t nbad = 0;
-    pthread_mutex_init(&v.lock, NULL);
+    int rc;
     if ((rc = snap_load(s, id, &m, err, errlen)) != 0 ||
-        (rc = repo_open(s, &v.r, err, errlen)) != 0)
+        (rc = repo_open(s, &r, err, errlen)) != 0)
         goto out;
-    v.m = m;
-    v.why = calloc(m->n, sizeof *v.why);
-    v.buf = calloc((size_t)threads, sizeof *v.buf);
-    if (!v.why || !v.buf) {
+    for (size_t i = 0; i < m->n; i++)
+        for (uint32_t k = 0; m->e[i].type == MF_FILE && k < m->e[i].n_ext; k++)
+            cap += m->e[i].ext[k].hole ? 0 : 1;
+    ids = malloc((cap + 1) * sizeof *ids);
+    file = malloc((cap + 1) * sizeof *file);
+    why = calloc(cap + 1, sizeof *why);
+    if (!ids || !file || !why) {
         rc = dm_fail(err, errlen, -ENOMEM, "verify: out of memory");
         goto out;
     }
-    verify_prepare(&v);
-    if ((rc = verify_run(&v, snap_threads_for(threads, v.bufcap))) != 0) {
-        rc = dm_fail(err, errlen, rc, "verify: cannot start threads");
-        goto out;
-    }
-    for (size_t i = 0; i < m->n; i++) /* SNAP-I4 */
-        if (v.why[i]) {
-            nbad++;
-            if (bad)
-                bad(m->e[i].path, v.why[i], ctx);
+    for (size_t i = 0; i < m->n; i++)
+        for (uint32_t k = 0; m->e[i].type == MF_FILE && k < m->e[i].n_ext; k++) {
+            const mf_extent *x = &m->e[i].ext[k];
+            size_t len = 0;
+            if (x->hole)
+                continue;
+            if (repo_chunk_size(r, &x->id, &len) == 0 && len != x->len) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "chunk has %zu bytes, manifest says %" PRIu64, len,
+                         x->len);
+                why[n] = strdup(msg);
+            }
+            file[n] = (uint32_t)i;
+            ids[n++] = x->id;
         }
+    int threads = snap_threads_for(snap_threads(o), PACK_BUF_CAP + REPO_CHUNK_MAX);
+    if ((rc = repo_verify_packs(r, ids, n, threads, why, o ? o->progress : NULL,
+                                o ? o->progress_ctx : NULL, err, errlen)) != 0)
+        goto out;
+    for (size_t k = 0; k < n; k++) { /* SNAP-I4: tree order, one report per file */
+        if (!why[k] || why_seen(why, file, k))
+            continue;
+        nbad++;
+        if (bad)
+            bad(m->e[file[k]].path, why[k], ctx);
+    }
     if (ret_bad)
         *ret_bad = nbad;
 out:
-    for (size_t i = 0; v.why && i < m->n; i++)
-        free(v.why[i]);
-    for (int i = 0; v.buf && i < threads; i++)
-        free(v.buf[i]);
-    free(v.why);
-    free(v.buf);
-    repo_close(v.r);
+    for (size_t k = 0; why && k < n; k++)
+        free(why[k]);
+    free(why);
+    free(ids);
+    free(file);
+    repo_close(r);
     manifest_free(m);
-    pthread_mutex_destroy(&v.lock);
     return rc;
 }
 
@@ -557,19 +525,52 @@ static int prune_collect(dm_store *s, const snap_info *v, size_t n, const char *
     return 0;
 }
 
-int snap_prune(dm_store *s, int keep, snap_prune_stats *ret, char *err, size_t errlen)
+/* SNAP-I7: damaged manifests take no part in prune: they count towards no
+ * keep and are not deleted (they are listed as damaged, for a person to
+ * look at); the chunks only they name are not protected (nothing can
+ * restore them). A manifest that could not be read at all (the store
+ * failed, not the content) stops prune before anything is deleted: what it
+ * names is unknown. */
+static int prune_sort_out_damaged(snap_info *v, size_t *n, uint64_t *ret_damaged, char *err,
+                                  size_t errlen)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (!v[i].problem[0]) {
+            v[w++] = v[i];
+            continue;
+        }
+        if (v[i].problem_rc != DM_E_PROTOCOL)
+            return dm_fail(err, errlen, v[i].problem_rc,
+                           "prune: snapshot %.12s cannot be read (%s); nothing deleted", v[i].id,
+                           v[i].problem);
+        (*ret_damaged)++;
+    }
+    *n = w;
+    return 0;
+}
+
+int snap_prune(dm_store *s, int keep, int64_t grace_ms, snap_prune_stats *ret, char *err,
+               size_t errlen)
 {
     snap_info *v = NULL;
     size_t n = 0;
     char *drop = NULL;
     idset u = {0};
     repo *r = NULL;
+    snap_lock *lk = NULL;
     repo_prune_stats rs = {0};
+    repo_orphan_stats os = {0};
     snap_prune_stats st = {0};
     int rc;
     if (keep < 1)
         return dm_fail(err, errlen, DM_E_INVALID, "prune: keep must be at least 1");
-    if ((rc = snap_list(s, &v, &n, err, errlen)) != 0)
+    if (grace_ms < 0)
+        return dm_fail(err, errlen, DM_E_INVALID, "prune: the grace must not be negative");
+    int64_t before_ms = clock_wall_ms() - grace_ms; /* taken before anything is read */
+    if ((rc = snap_lock_take(s, 1, &lk, err, errlen)) != 0 ||
+        (rc = snap_list(s, &v, &n, err, errlen)) != 0 ||
+        (rc = prune_sort_out_damaged(v, &n, &st.snapshots_damaged, err, errlen)) != 0)
         goto out;
     if (!(drop = calloc(n + 1, 1))) {
         rc = -ENOMEM;
@@ -586,15 +587,21 @@ int snap_prune(dm_store *s, int keep, snap_prune_stats *ret, char *err, size_t e
             goto out;
         st.snapshots_deleted += drop[i] ? 1 : 0;
     }
-    if ((rc = repo_prune(r, u.v, u.n, &rs, err, errlen)) != 0)
+    if ((rc = repo_prune(r, u.v, u.n, &rs, err, errlen)) != 0 ||
+        (rc = repo_prune_orphans(r, before_ms, &os, err, errlen)) != 0)
         goto out;
-    st.packs_deleted = rs.packs_deleted;
+    st.packs_deleted = rs.packs_deleted + os.packs_deleted;
     st.packs_rewritten = rs.packs_rewritten;
-    st.bytes_freed = rs.bytes_freed;
+    st.bytes_freed = rs.bytes_freed + os.bytes_freed + os.temp_bytes;
+    st.orphans_deleted = os.packs_deleted;
+    st.orphans_kept = os.packs_kept;
+    st.orphan_bytes_kept = os.bytes_kept;
+    st.temp_deleted = os.temp_deleted;
     if (ret)
         *ret = st;
 out:
     repo_close(r);
+    snap_lock_release(lk);
     free(u.v);
     free(drop);
     free(v);

@@ -40,6 +40,11 @@ typedef struct {
     uint64_t bytes_new;  /* plain bytes of chunks this snapshot added */
     uint64_t stored_new; /* bytes it added to the store (compressed) */
     int64_t duration_ms;
+    /* snap_list only: "" for a good manifest; otherwise why it cannot be
+     * used (damaged, unreadable), with problem_rc the error (DM_E_PROTOCOL:
+     * damaged). The fields above are what its header still told, if any. */
+    char problem[200];
+    int problem_rc;
 } snap_info;
 
 /* Progress for long operations: done/total bytes (total 0 if unknown). The
@@ -77,7 +82,7 @@ void snap_opts_init(snap_opts *o);
 
 int snap_create(dm_store *s, const char *source_dir, const snap_opts *o, snap_info *ret, char *err,
                 size_t errlen);
-/* Newest first. *ret malloc'd. */
+/* Newest first, damaged manifests included and marked (problem). *ret malloc'd. */
 int snap_list(dm_store *s, snap_info **ret, size_t *ret_n, char *err, size_t errlen);
 int snap_get(dm_store *s, const char *id, snap_info *ret, char *err, size_t errlen);
 /* 1 if id has the form of a snapshot id (64 lowercase hex digits). */
@@ -100,11 +105,20 @@ int snap_diff(dm_store *s, const char *id_a, const char *id_b, snap_diff_fn fn, 
               char *err, size_t errlen);
 
 typedef struct {
-    uint64_t snapshots_deleted, packs_deleted, packs_rewritten, bytes_freed;
+    uint64_t snapshots_deleted, packs_deleted, packs_rewritten;
+    uint64_t bytes_freed; /* all of it: dropped and rewritten packs, orphans, temp files */
+    uint64_t snapshots_damaged;         /* left as they are (listed as damaged) */
+    uint64_t orphans_deleted;           /* packs no index named (a killed create's) */
+    uint64_t orphans_kept, orphan_bytes_kept; /* the same, younger than the grace */
+    uint64_t temp_deleted;              /* the store's temp files (file://: .tmp.*) */
 } snap_prune_stats;
+#define SNAP_PRUNE_GRACE_MS (60 * 60 * 1000) /* default grace: one hour */
 /* Keeps the newest keep snapshots of each source; deletes the rest and the
- * data no kept snapshot uses. */
-int snap_prune(dm_store *s, int keep, snap_prune_stats *ret, char *err, size_t errlen);
+ * data no kept snapshot uses, then packs that no index names and temp files
+ * written more than grace_ms ago (SNAP-R8). Holds the store's exclusive lock
+ * (SNAP-L1): fails with DM_E_BUSY while a create runs. */
+int snap_prune(dm_store *s, int keep, int64_t grace_ms, snap_prune_stats *ret, char *err,
+               size_t errlen);
 
 /* Standard tar inside an LZ4 frame, readable by `lz4 -dc | tar -x`. */
 int snap_export(dm_store *s, const char *id, int out_fd, const snap_opts *o, char *err,

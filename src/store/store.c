@@ -254,12 +254,45 @@ int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_
     return s->ops->exists(s->st, key, ret_exists, err, errlen);
 }
 
-int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
-               size_t errlen)
+int store_list_info(dm_store *s, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
+                    size_t errlen)
 {
     if (!prefix_valid(prefix) || !fn)
         return bad_key(prefix, err, errlen);
     return s->ops->list(s->st, prefix, fn, ctx, err, errlen);
+}
+
+typedef struct {
+    store_list_fn fn;
+    void *ctx;
+} list_plain;
+
+static int list_plain_fn(const char *key, uint64_t size, int64_t mtime_ms, void *ctx)
+{
+    const list_plain *p = ctx;
+    (void)mtime_ms;
+    return p->fn(key, size, p->ctx);
+}
+
+int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
+               size_t errlen)
+{
+    list_plain p = {fn, ctx};
+    if (!fn)
+        return bad_key(prefix, err, errlen);
+    return store_list_info(s, prefix, list_plain_fn, &p, err, errlen);
+}
+
+int store_clean_temp(dm_store *s, int64_t before_ms, uint64_t *ret_files, uint64_t *ret_bytes,
+                     char *err, size_t errlen)
+{
+    uint64_t f = 0, b = 0;
+    int rc = s->ops->clean_temp ? s->ops->clean_temp(s->st, before_ms, &f, &b, err, errlen) : 0;
+    if (ret_files)
+        *ret_files = f;
+    if (ret_bytes)
+        *ret_bytes = b;
+    return rc;
 }
 
 int store_delete(dm_store *s, const char *key, char *err, size_t errlen)

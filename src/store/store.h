@@ -46,6 +46,9 @@ typedef struct dm_store dm_store;
 /* Called once per key under a prefix (order unspecified); non-zero stops the
  * listing and is returned by store_list. */
 typedef int (*store_list_fn)(const char *key, uint64_t size, void *ctx);
+/* The same with the time the object was written (wall-clock ms; -1 where the
+ * back end cannot tell). */
+typedef int (*store_list_info_fn)(const char *key, uint64_t size, int64_t mtime_ms, void *ctx);
 
 /* Opens "file:///abs/dir" (created if missing), a plain directory path, or
  * "s3://bucket/prefix" (settings from the environment, store_s3.c); with
@@ -70,7 +73,16 @@ int store_get_range(dm_store *s, const char *key, uint64_t off, size_t len, void
 int store_exists(dm_store *s, const char *key, int *ret_exists, char *err, size_t errlen);
 int store_list(dm_store *s, const char *prefix, store_list_fn fn, void *ctx, char *err,
                size_t errlen);
+int store_list_info(dm_store *s, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
+                    size_t errlen);
 int store_delete(dm_store *s, const char *key, char *err, size_t errlen);
+/* STORE-ST8: removes the back end's own leftovers of interrupted puts (file://:
+ * ".tmp.*" files) last written before before_ms (wall clock); a put in
+ * progress keeps writing its temp file, so a cut-off well in the past never
+ * touches one. *ret_files / *ret_bytes (may be NULL) get what was removed.
+ * A back end without such leftovers removes nothing. */
+int store_clean_temp(dm_store *s, int64_t before_ms, uint64_t *ret_files, uint64_t *ret_bytes,
+                     char *err, size_t errlen);
 void store_prefetch(dm_store *s, const char *key); /* STORE-ST5 */
 int store_get_range_verified(dm_store *s, const char *key, uint64_t off, size_t len, void *buf,
                              char *err, size_t errlen); /* STORE-ST6 */

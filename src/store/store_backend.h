@@ -29,7 +29,7 @@ typedef struct store_ops {
     int (*get_range)(void *st, const char *key, uint64_t off, size_t len, void *buf, char *err,
                      size_t errlen);
     int (*exists)(void *st, const char *key, int *ret_exists, char *err, size_t errlen);
-    int (*list)(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+    int (*list)(void *st, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
                 size_t errlen);
     int (*del)(void *st, const char *key, char *err, size_t errlen); /* missing: 0 */
     void (*close)(void *st);
@@ -42,6 +42,9 @@ typedef struct store_ops {
                    size_t outlen, char *err, size_t errlen);
     /* STORE-S8 of store.c: the storage's name (store_storage_name); NULL: the scheme */
     const char *(*storage)(void *st);
+    /* STORE-ST8; NULL: nothing to clean */
+    int (*clean_temp)(void *st, int64_t before_ms, uint64_t *ret_files, uint64_t *ret_bytes,
+                      char *err, size_t errlen);
 } store_ops;
 
 /* Request counters (store_stats.c STORE-SS1 to STORE-SS3), for store_stats_each(). */

@@ -34,6 +34,8 @@
  * STORE-F8 (STORE-ST5): prefetch is POSIX_FADV_WILLNEED on the object's file.
  * STORE-F5: list() walks the directory of the prefix recursively, bounded by the
  *     key length cap, reports regular files only, and skips dot names.
+ * STORE-F10: clean_temp (STORE-ST8) removes .tmp.* files older than the cut-off;
+ *     see clean_one().
  * STORE-F9: every operation but prefetch is counted with its result for /metrics
  *     (store_stats.c): get and get_range as get, exists as head. */
 #define _GNU_SOURCE /* syncfs */
@@ -325,11 +327,35 @@ static int fdel(void *st, const char *key, char *err, size_t errlen)
 typedef struct {
     const fstore *fs;
     const char *prefix; /* full prefix the keys must start with */
-    store_list_fn fn;
+    store_list_info_fn fn;
     void *ctx;
     char *err;
     size_t errlen;
+    int64_t temp_before_ms; /* clean_temp: remove .tmp.* written before this */
+    uint64_t temp_files, temp_bytes;
 } list_walk;
+
+static int64_t mtime_ms_of(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+/* STORE-F10 (STORE-ST8): a temp file of an interrupted put (".tmp.<pid>.<n>",
+ * STORE-F1) last written before the cut-off is removed. A put in progress
+ * writes its temp file continuously and is done within seconds, so a
+ * cut-off of minutes never removes one that is still being written. */
+static void clean_one(list_walk *w, DIR *d, const char *name)
+{
+    struct stat sb;
+    if (strncmp(name, ".tmp.", 5) != 0 ||
+        fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
+        mtime_ms_of(&sb) >= w->temp_before_ms)
+        return;
+    if (unlinkat(dirfd(d), name, 0) == 0) {
+        w->temp_files++;
+        w->temp_bytes += (uint64_t)sb.st_size;
+    }
+}
 
 /* Walks the directory holding key prefix rel (STORE-F5). */
 static int walk(list_walk *w, char *rel, size_t rlen, int depth)
@@ -348,6 +374,8 @@ static int walk(list_walk *w, char *rel, size_t rlen, int depth)
     struct dirent *de;
     while (rc == 0 && (de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' && w->temp_before_ms > 0)
+            clean_one(w, d, de->d_name);
         if (de->d_name[0] == '.' || rlen + 1 + n >= STORE_KEY_MAX)
             continue; /* dot names are temp files (or "." / ".."); longer: not a key */
         int k = rlen ? snprintf(rel + rlen, STORE_KEY_MAX - rlen, "/%s", de->d_name)
@@ -360,8 +388,8 @@ static int walk(list_walk *w, char *rel, size_t rlen, int depth)
             goto next;
         if (S_ISDIR(sb.st_mode))
             rc = walk(w, rel, klen, depth + 1);
-        else if (S_ISREG(sb.st_mode) && klen >= strlen(w->prefix))
-            rc = w->fn(rel, (uint64_t)sb.st_size, w->ctx);
+        else if (S_ISREG(sb.st_mode) && klen >= strlen(w->prefix) && w->fn)
+            rc = w->fn(rel, (uint64_t)sb.st_size, mtime_ms_of(&sb), w->ctx);
     next:
         rel[rlen] = '\0';
     }
@@ -369,10 +397,10 @@ static int walk(list_walk *w, char *rel, size_t rlen, int depth)
     return rc;
 }
 
-static int flist(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+static int flist(void *st, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
                  size_t errlen)
 {
-    list_walk w = {st, prefix, fn, ctx, err, errlen};
+    list_walk w = {.fs = st, .prefix = prefix, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen};
     char rel[STORE_KEY_MAX];
     /* start at the directory part of the prefix ("packs/3f" -> "packs") */
     const char *slash = strrchr(prefix, '/');
@@ -433,10 +461,23 @@ static int cexists(void *st, const char *key, int *ret_exists, char *err, size_t
     return store_count_file(STORE_OP_HEAD, fexists(st, key, ret_exists, err, errlen));
 }
 
-static int clist(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+static int clist(void *st, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
                  size_t errlen)
 {
     return store_count_file(STORE_OP_LIST, flist(st, prefix, fn, ctx, err, errlen));
+}
+
+/* STORE-F10: the whole tree, removing old temp files, reporting no key. */
+static int fclean_temp(void *st, int64_t before_ms, uint64_t *ret_files, uint64_t *ret_bytes,
+                       char *err, size_t errlen)
+{
+    list_walk w = {.fs = st, .prefix = "", .err = err, .errlen = errlen,
+                   .temp_before_ms = before_ms > 0 ? before_ms : 1};
+    char rel[STORE_KEY_MAX] = "";
+    int rc = store_count_file(STORE_OP_DELETE, walk(&w, rel, 0, 0));
+    *ret_files = w.temp_files;
+    *ret_bytes = w.temp_bytes;
+    return rc;
 }
 
 static int cdel(void *st, const char *key, char *err, size_t errlen)
@@ -455,6 +496,7 @@ static const store_ops file_ops = {
     .sync = csync,
     .close = fclose_store,
     .prefetch = fprefetch,
+    .clean_temp = fclean_temp,
 };
 
 int store_file_open(const char *dir, const store_ops **ret_ops, void **ret_st, char *err,

@@ -150,19 +150,19 @@ static int m_exists(void *st, const char *key, int *ret_exists, char *err, size_
 }
 
 typedef struct {
-    store_list_fn fn;
+    store_list_info_fn fn;
     void *ctx;
     int calls;
 } list_count;
 
-static int count_key(const char *key, uint64_t size, void *ctx)
+static int count_key(const char *key, uint64_t size, int64_t mtime_ms, void *ctx)
 {
     list_count *c = ctx;
     c->calls++;
-    return c->fn(key, size, c->ctx);
+    return c->fn(key, size, mtime_ms, c->ctx);
 }
 
-static int m_list(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+static int m_list(void *st, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
                   size_t errlen)
 {
     mstore *m = st;
@@ -191,6 +191,26 @@ static int m_del(void *st, const char *key, char *err, size_t errlen)
         return rc;
     rc = m->m_ops->del(m->m_st, key, merr, sizeof merr);
     return rc ? mirror_fail(m, rc, merr, err, errlen) : 0;
+}
+
+/* STORE-ST8: each copy has its own leftovers. */
+static int m_clean_temp(void *st, int64_t before_ms, uint64_t *ret_files, uint64_t *ret_bytes,
+                        char *err, size_t errlen)
+{
+    mstore *m = st;
+    uint64_t f = 0, b = 0, mf = 0, mb = 0;
+    char merr[512] = "";
+    int rc = m->p_ops->clean_temp
+                 ? m->p_ops->clean_temp(m->p_st, before_ms, &f, &b, err, errlen)
+                 : 0;
+    int mrc = m->m_ops->clean_temp
+                  ? m->m_ops->clean_temp(m->m_st, before_ms, &mf, &mb, merr, sizeof merr)
+                  : 0;
+    *ret_files = f + mf;
+    *ret_bytes = b + mb;
+    if (rc)
+        return rc;
+    return mrc ? mirror_fail(m, mrc, merr, err, errlen) : 0;
 }
 
 /* STORE-ST5: reads go to the primary first, so the hint goes there. */
@@ -247,6 +267,7 @@ static const store_ops mirror_ops = {
     .prefetch = m_prefetch,
     .get_range_verified = m_get_range_verified,
     .presign = m_presign,
+    .clean_temp = m_clean_temp,
 };
 
 int store_mirror_wrap(const store_ops *p_ops, void *p_st, const store_ops *m_ops, void *m_st,

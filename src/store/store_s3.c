@@ -100,6 +100,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MIB           (1024u * 1024u)
@@ -751,13 +752,32 @@ static int s3_exists(void *st, const char *key, int *ret_exists, char *err, size
 
 /* ---- list, delete ---------------------------------------------------------- */
 
+/* <LastModified> of a listing ("2026-12-02T05:43:47.000Z") in wall-clock ms;
+ * -1 when absent or not of that form (the server's answer is not trusted). */
+static int64_t s3_time_ms(const char *t)
+{
+    struct tm tm = {0};
+    int ms = 0, n = 0;
+    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 || tm.tm_year < 1970 || tm.tm_year > 9999 ||
+        tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        return -1;
+    if (t[n] == '.' && sscanf(t + n + 1, "%3d", &ms) != 1)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t secs = timegm(&tm);
+    return secs < 0 ? -1 : (int64_t)secs * 1000 + (ms >= 0 && ms < 1000 ? ms : 0);
+}
+
 /* Calls fn for each <Contents> of one ListObjectsV2 page; *ret_token gets
  * the continuation token ("" when the listing is complete). */
-static int list_page(s3store *s, const char *xml, size_t len, store_list_fn fn, void *ctx,
+static int list_page(s3store *s, const char *xml, size_t len, store_list_info_fn fn, void *ctx,
                      char *token, size_t tokenlen, char *err, size_t errlen)
 {
     const char *p = xml, *end = xml + len;
-    char key[STORE_KEY_MAX + 160], size_s[32], trunc[16] = "";
+    char key[STORE_KEY_MAX + 160], size_s[32], when[40], trunc[16] = "";
     size_t plen = strlen(s->c.prefix);
     for (;;) {
         const char *a = memmem(p, (size_t)(end - p), "<Contents>", 10);
@@ -778,7 +798,10 @@ static int list_page(s3store *s, const char *xml, size_t len, store_list_fn fn, 
         }
         if (!store_key_valid(k))
             continue; /* not one of ours (a folder marker, a foreign name) */
-        int rc = fn(k, size, ctx);
+        int64_t mtime = -1;
+        if (s3_xml_text(a, b, "LastModified", when, sizeof when, NULL) == 0)
+            mtime = s3_time_ms(when);
+        int rc = fn(k, size, mtime, ctx);
         if (rc)
             return rc;
     }
@@ -791,7 +814,7 @@ static int list_page(s3store *s, const char *xml, size_t len, store_list_fn fn, 
     return 0;
 }
 
-static int s3_list(void *st, const char *prefix, store_list_fn fn, void *ctx, char *err,
+static int s3_list(void *st, const char *prefix, store_list_info_fn fn, void *ctx, char *err,
                    size_t errlen)
 {
     s3store *s = st;

@@ -12,6 +12,10 @@
 #       create that gave up leaves nothing visible (S3-7, ST1).
 #   T5: an object damaged on the server's disk: restore fails naming it; with
 #       DUMONT_STORE_MIRROR (written since the start) restore succeeds (M2).
+#   T4b: a create killed with -9 leaves pack objects no index names: prune
+#       keeps them within the grace, frees them with grace=0 and removes the
+#       dead create's lock (SNAP-R8, SNAP-L2); a byte flipped in a pack's
+#       trailer fails verify (SNAP-R7).
 #   T6: a missing bucket, bad credentials, an unreachable endpoint: exit 1 and
 #       one line each; the secret key never appears in any output (S3-1).
 #   T7: the seed's B2_* variables alone select the bucket (config.c).
@@ -213,6 +217,40 @@ done
 rm -rf "$TEST_TMP/r5"
 cli_ok snapshot restore "$ID3" "$TEST_TMP/r5"
 same_tree "$TEST_TMP/ws.v3" "$TEST_TMP/r5" "an earlier snapshot after the server was killed"
+
+# ---- T4b: what a killed create leaves; a pack's trailer ------------------------------------------
+head -c $((40 * 1024 * 1024)) /dev/urandom >"$WS/models/killed.bin"
+pack_objects() { find "$S3_DIR/dumont-test/snaps/packs" -name '*._S3rver_object' | wc -l; }
+p0=$(pack_objects)
+more_packs() { [ "$(pack_objects)" -gt "$p0" ]; }
+"$DUMONT_BIN" snapshot create "$WS" >"$TEST_TMP/t4b.out" 2>&1 &
+cpid=$!
+wait_for 60 "create to upload a pack" more_packs
+kill -9 "$cpid" 2>/dev/null
+wait "$cpid" 2>/dev/null
+rm "$WS/models/killed.bin"
+cli_ok snapshot prune keep=5
+assert_contains "$CLI_OUT" "kept " "T4b: prune keeps the unreferenced packs within the grace"
+cli_ok snapshot prune keep=5 grace=0 --json
+[ "$(printf '%s' "$CLI_OUT" | jq .unreferenced_packs_deleted)" -ge 1 ] ||
+    fail "T4b: prune left the killed create's packs: $CLI_OUT"
+[ -z "$(find "$S3_DIR/dumont-test/snaps/locks" -name '*._S3rver_object' 2>/dev/null)" ] ||
+    fail "T4b: the killed create's lock is left"
+cli_ok snapshot list --json
+for id in $(printf '%s' "$CLI_OUT" | jq -r '.[].snapshot_id'); do
+    cli_ok snapshot verify "$id"
+done
+tpack=$(find "$S3_DIR/dumont-test/snaps/packs" -name '*._S3rver_object' -size +1M | head -1)
+[ -n "$tpack" ] || fail "T4b: no pack object on s3rver's disk"
+cp "$tpack" "$TEST_TMP/tpack.orig"
+off=$(($(stat -c %s "$tpack") - 2))
+byte=$(dd if="$tpack" bs=1 skip="$off" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+# shellcheck disable=SC2059 # the format is the byte
+printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$tpack" bs=1 seek="$off" conv=notrunc 2>/dev/null
+DUMONT_STORE_MIRROR="" cli snapshot verify "$ID3"
+assert_cli_rc 1 "T4b: verify of a pack whose trailer is damaged"
+cp "$TEST_TMP/tpack.orig" "$tpack"
+DUMONT_STORE_MIRROR="" cli_ok snapshot verify "$ID3"
 
 # ---- T9: a CompleteMultipartUpload whose answer is lost ------------------------------------------
 # A proxy between Dumont and s3rver (s3_cut_proxy.py) forwards the first

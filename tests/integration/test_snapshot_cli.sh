@@ -6,8 +6,12 @@
 #       workspace (diff -r, and modes/types/sizes/link targets by find).
 #   T2: a byte flipped in a pack makes `verify` exit non-zero naming a file,
 #       and restore fail leaving the target as it was (SN2).
+#   T2b: a byte flipped in a pack's trailer (which no chunk read touches)
+#       fails `verify` too; a damaged manifest is marked DAMAGED by `list`.
 #   T3: kill -9 during create leaves every earlier snapshot restorable and
-#       `verify` clean, and the next create works (SN3).
+#       `verify` clean, and the next create works (SN3); `prune grace=0`
+#       then frees the packs and temp files the killed create left
+#       (SNAP-R8), and removes its lock.
 #   T4: import refuses an archive with an absolute path, writing nothing.
 #   T5: usage errors exit 2, failures exit 1 with one line, --help exits 0.
 # shellcheck source=tests/integration/lib.sh
@@ -183,6 +187,31 @@ assert_cli_rc 1 "restore from a corrupted pack"
 assert_eq keep "$(cat "$TEST_TMP/r6/mine")" "a failed restore leaves the target"
 cli_ok snapshot verify "$ID2"
 
+# ---- T2b: a pack's trailer, a manifest ----------------------------------------------
+flip() { # FILE OFFSET
+    local b
+    b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+    printf "$(printf '\\%03o' $(((b + 1) % 256)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+rm -rf "$TEST_TMP/store-bad"
+cp -a "$TEST_TMP/store" "$TEST_TMP/store-bad"
+for pack in $(find "$TEST_TMP/store-bad/packs" -type f); do
+    flip "$pack" $(($(stat -c %s "$pack") - 2)) # in "DMPK"
+done
+cli snapshot verify "$ID2" --store "file://$TEST_TMP/store-bad"
+assert_cli_rc 1 "verify of a pack with a damaged trailer"
+assert_contains "$CLI_OUT" "trailer" "verify names the damaged trailer"
+rm -rf "$TEST_TMP/store-bad"
+cp -a "$TEST_TMP/store" "$TEST_TMP/store-bad"
+man="$TEST_TMP/store-bad/snapshots/$ID2"
+flip "$man" $(($(stat -c %s "$man") - 3))
+cli_ok snapshot list --store "file://$TEST_TMP/store-bad"
+assert_contains "$(printf '%s' "$CLI_OUT" | grep "^$ID2")" "DAMAGED" "list marks the damaged manifest"
+assert_contains "$CLI_ERR" "$ID2: manifest damaged" "list says why"
+cli_ok snapshot list --json --store "file://$TEST_TMP/store-bad"
+assert_eq true "$(printf '%s' "$CLI_OUT" | jq -r --arg id "$ID2" '.[] | select(.snapshot_id == $id) | .damaged')" "list --json: damaged"
+rm -rf "$TEST_TMP/store-bad"
+
 # ---- T3: kill -9 during create ------------------------------------------------------------
 cp -a "$WS" "$TEST_TMP/ws.v2"
 head -c $((300 * 1024 * 1024)) /dev/urandom >"$WS/models/big.bin"
@@ -204,5 +233,17 @@ done
 rm -rf "$TEST_TMP/r7"
 cli_ok snapshot restore "$ID2" "$TEST_TMP/r7"
 same_tree "$TEST_TMP/ws.v2" "$TEST_TMP/r7" "an earlier snapshot after kill -9"
+# what the killed create left: packs no index names, maybe a temp file, its lock
+touch -d '2 hours ago' "$TEST_TMP/store/packs/.tmp.999999.1"
+cli_ok snapshot prune keep=5
+assert_contains "$CLI_OUT" "kept " "prune says it keeps the new unreferenced packs"
+cli_ok snapshot prune keep=5 grace=0 --json
+[ "$(printf '%s' "$CLI_OUT" | jq .unreferenced_packs_deleted)" -ge 1 ] || fail "prune left the killed create's packs: $CLI_OUT"
+[ "$(printf '%s' "$CLI_OUT" | jq .bytes_freed)" -ge $((8 * 1024 * 1024)) ] || fail "prune freed too little: $CLI_OUT"
+[ -z "$(find "$TEST_TMP/store" -name '.tmp.*')" ] || fail "temp files left: $(find "$TEST_TMP/store" -name '.tmp.*')"
+[ -z "$(find "$TEST_TMP/store/locks" -type f 2>/dev/null)" ] || fail "a lock is left"
+cli_ok snapshot verify "$ID2"
+cli snapshot prune keep=1 grace=soon
+assert_cli_rc 2 "prune grace=soon"
 cli_ok snapshot create "$WS"
 log "ok"

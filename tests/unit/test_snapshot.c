@@ -25,6 +25,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BIG_SIZE (10u << 20)
@@ -520,8 +522,8 @@ static void test_prune(void **state)
     snap_info o = create(f, other);
     uint64_t before = dir_bytes(pj(p, f->dir, "store"));
     snap_prune_stats ps;
-    assert_int_equal(snap_prune(f->s, 0, &ps, f->err, sizeof f->err), DM_E_INVALID);
-    if (snap_prune(f->s, 1, &ps, f->err, sizeof f->err) != 0)
+    assert_int_equal(snap_prune(f->s, 0, SNAP_PRUNE_GRACE_MS, &ps, f->err, sizeof f->err), DM_E_INVALID);
+    if (snap_prune(f->s, 1, SNAP_PRUNE_GRACE_MS, &ps, f->err, sizeof f->err) != 0)
         fail_msg("prune: %s", f->err);
     assert_int_equal(ps.snapshots_deleted, 2);
     uint64_t after = dir_bytes(pj(p, f->dir, "store"));
@@ -661,15 +663,21 @@ static void stop_midway(uint64_t done, uint64_t total, void *ctx)
         pause();
 }
 
-/* Runs create (target NULL) or restore in a child, kill -9 midway. */
-static void killed_midway(fixture *f, const char *restore_id, const char *target)
+static size_t count_pack_files(const fixture *f);
+
+/* Runs create (target NULL) or restore in a child, kill -9 once `after` bytes
+ * are done (and, with new_pack, once one more pack is in the store: the pack
+ * writer threads go on while the child waits in its progress callback). */
+static void killed_after(fixture *f, const char *restore_id, const char *target, uint64_t after,
+                         int new_pack)
 {
+    size_t before = new_pack ? count_pack_files(f) : 0;
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        stopper st = {.fd = p[1], .after = 4u << 20};
+        stopper st = {.fd = p[1], .after = after};
         snap_opts o;
         snap_opts_init(&o);
         o.progress = stop_midway;
@@ -682,12 +690,20 @@ static void killed_midway(fixture *f, const char *restore_id, const char *target
     }
     char c;
     assert_int_equal(read(p[0], &c, 1), 1);
+    for (int i = 0; new_pack && i < 1000 && count_pack_files(f) == before; i++)
+        usleep(10000);
+    assert_true(!new_pack || count_pack_files(f) > before);
     assert_int_equal(kill(pid, SIGKILL), 0);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     close(p[0]);
     close(p[1]);
+}
+
+static void killed_midway(fixture *f, const char *restore_id, const char *target)
+{
+    killed_after(f, restore_id, target, 4u << 20, 0);
 }
 
 /* SNAP-SN3: kill -9 during create leaves earlier snapshots intact and the store
@@ -750,6 +766,336 @@ static void test_kill9(void **state)
     free(names);
 }
 
+/* ---- pack verify, orphans, locks, damaged manifests ---- */
+
+typedef struct {
+    char path[PATH_MAX];
+    off_t size;
+} packfile;
+
+/* The pack files of the store (store/packs/xx/<64 hex>), at most cap. */
+static size_t find_packs(const fixture *f, packfile *out, size_t cap)
+{
+    char top[PATH_MAX], sub[PATH_MAX];
+    size_t n = 0;
+    DIR *d = opendir(pj(top, f->dir, "store/packs"));
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        DIR *e = opendir(pj(sub, top, de->d_name));
+        struct dirent *fe;
+        while (e && (fe = readdir(e)) != NULL) {
+            struct stat st;
+            if (fe->d_name[0] == '.' || n == cap)
+                continue;
+            pj(out[n].path, sub, fe->d_name);
+            if (stat(out[n].path, &st) == 0 && S_ISREG(st.st_mode))
+                out[n++].size = st.st_size;
+        }
+        if (e)
+            closedir(e);
+    }
+    closedir(d);
+    return n;
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+typedef struct {
+    const char *why;
+    int n;
+} bad_seen;
+
+static void note_bad(const char *path, const char *why, void *ctx)
+{
+    bad_seen *b = ctx;
+    (void)path;
+    b->n++;
+    if (!b->why)
+        b->why = strdup(why);
+}
+
+/* SNAP-R7, SNAP-PK5: a byte flipped anywhere in a pack, its trailer and header
+ * included (which reading the chunks alone never looks at), fails verify,
+ * naming the pack; flipped back, verify passes again. */
+static void test_verify_pack_bytes(void **state)
+{
+    fixture *f = *state;
+    packfile pk[8];
+    make_tree(f);
+    snap_info in = create(f, f->src);
+    size_t n = find_packs(f, pk, 8);
+    assert_true(n >= 1);
+    off_t offs[12];
+    int no = 0;
+    for (int k = 1; k <= 8; k++) /* every trailer byte */
+        offs[no++] = pk[0].size - k;
+    offs[no++] = pk[0].size - 8 - 40; /* in the header's last entry */
+    offs[no++] = 0;                   /* the first blob */
+    for (int i = 0; i < no; i++) {
+        bad_seen b = {0};
+        uint64_t bad = 0;
+        flip_byte(pk[0].path, offs[i]);
+        assert_int_equal(snap_verify(f->s, in.id, NULL, note_bad, &b, &bad, f->err, sizeof f->err),
+                         0);
+        if (bad == 0)
+            fail_msg("a byte flipped at %lld of %lld in a pack passed verify", (long long)offs[i],
+                     (long long)pk[0].size);
+        assert_int_equal(b.n, (int)bad);
+        assert_non_null(strstr(b.why, "packs/"));
+        free((void *)b.why);
+        flip_byte(pk[0].path, offs[i]);
+        assert_int_equal(snap_verify(f->s, in.id, NULL, NULL, NULL, &bad, f->err, sizeof f->err),
+                         0);
+        assert_int_equal(bad, 0);
+    }
+}
+
+static size_t count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static size_t count_pack_files(const fixture *f)
+{
+    packfile pk[64];
+    return find_packs(f, pk, 64);
+}
+
+/* SNAP-R8, STORE-F10, SNAP-L2: what a killed create left (packs no index
+ * names, a temp file, its lock) is freed by prune once older than the grace;
+ * within the grace it is kept and said so. What the kept snapshot needs stays. */
+static void test_prune_killed_create(void **state)
+{
+    fixture *f = *state;
+    char p[PATH_MAX], tmp[PATH_MAX];
+    make_tree(f);
+    snap_info s1 = create(f, f->src);
+    size_t big = 40u << 20;
+    uint8_t *buf = malloc(big);
+    assert_non_null(buf);
+    fill_random(buf, big, 4242);
+    write_file(pj(p, f->src, "big.bin"), buf, big, 0644);
+    free(buf);
+    killed_after(f, NULL, NULL, 36u << 20, 1);
+    assert_int_equal(count_dir(pj(p, f->dir, "store/locks")), 1); /* the dead create's */
+    /* a temp file of a put cut short, two hours old */
+    pj(tmp, f->dir, "store/packs/.tmp.999999.1");
+    write_file(tmp, "partial", 7, 0600);
+    set_mtime(tmp, time(NULL) - 7200, 0);
+    snap_prune_stats ps;
+    if (snap_prune(f->s, 1, SNAP_PRUNE_GRACE_MS, &ps, f->err, sizeof f->err) != 0)
+        fail_msg("prune: %s", f->err);
+    assert_int_equal(ps.snapshots_deleted, 0);
+    assert_int_equal(ps.orphans_deleted, 0);
+    assert_true(ps.orphans_kept >= 1); /* within the hour: a create may be writing them */
+    assert_true(ps.orphan_bytes_kept >= (8u << 20));
+    assert_int_equal(ps.temp_deleted, 1);
+    struct stat st;
+    assert_int_not_equal(lstat(tmp, &st), 0);
+    assert_int_equal(count_dir(pj(p, f->dir, "store/locks")), 0); /* stale: removed */
+    uint64_t before = dir_bytes(pj(p, f->dir, "store"));
+    if (snap_prune(f->s, 1, 0, &ps, f->err, sizeof f->err) != 0)
+        fail_msg("prune: %s", f->err);
+    assert_true(ps.orphans_deleted >= 1);
+    assert_int_equal(ps.orphans_kept, 0);
+    assert_true(ps.bytes_freed >= (8u << 20));
+    uint64_t after = dir_bytes(pj(p, f->dir, "store"));
+    assert_true(before - after >= ps.bytes_freed - 4096);
+    uint64_t bad = 1;
+    assert_int_equal(snap_verify(f->s, s1.id, NULL, NULL, NULL, &bad, f->err, sizeof f->err), 0);
+    assert_int_equal(bad, 0);
+    snap_info s2 = create(f, f->src);
+    assert_string_equal(s2.parent, s1.id);
+    assert_int_equal(snap_restore(f->s, s2.id, f->out, 0, NULL, f->err, sizeof f->err), 0);
+    same_tree(f->src, f->out);
+}
+
+/* Writes a lock object as another holder would (SNAP-L1 key and content). */
+static void put_lock(fixture *f, const char *kind, int64_t age_ms, const char *host, long pid,
+                     char *key, size_t keylen)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body, "dumont-lock v1\nkind=%s\nhost=%s\npid=%ld\n", kind, host,
+                     pid);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    snprintf(key, keylen, "locks/%s-%016lld-00000000000000aa", kind, (long long)(now - age_ms));
+    assert_int_equal(store_put(f->s, key, body, (size_t)n, f->err, sizeof f->err), 0);
+}
+
+typedef struct {
+    fixture *f;
+    int rc;
+    snap_info in;
+    char err[512];
+    int fd_started; /* create: written once it is past its lock */
+    int fd_go;      /* create: read before it goes on */
+    int waited;
+} bg_create;
+
+static void hold_midway(uint64_t done, uint64_t total, void *ctx)
+{
+    bg_create *b = ctx;
+    char c;
+    (void)total;
+    if (b->waited || done == 0)
+        return;
+    b->waited = 1;
+    assert_int_equal(write(b->fd_started, "s", 1), 1);
+    assert_int_equal(read(b->fd_go, &c, 1), 1);
+}
+
+static void *bg_create_main(void *arg)
+{
+    bg_create *b = arg;
+    snap_opts o;
+    snap_opts_init(&o);
+    o.progress = hold_midway;
+    o.progress_ctx = b;
+    b->rc = snap_create(b->f->s, b->f->src, &o, &b->in, b->err, sizeof b->err);
+    return NULL;
+}
+
+/* SNAP-L1: prune refuses while a create runs (here one held halfway, its
+ * packs written but not yet indexed, in this process, and one of another
+ * machine through its lock object) and deletes nothing; the create then
+ * finishes into a whole snapshot. A stale lock of another machine blocks
+ * nobody. A create waits for a running prune. */
+static void test_prune_concurrent_create(void **state)
+{
+    fixture *f = *state;
+    char p[PATH_MAX], key[STORE_KEY_MAX], key2[STORE_KEY_MAX];
+    make_tree(f);
+    snap_info s1 = create(f, f->src);
+    size_t big = 20u << 20;
+    uint8_t *buf = malloc(big);
+    assert_non_null(buf);
+    fill_random(buf, big, 99);
+    write_file(pj(p, f->src, "big.bin"), buf, big, 0644);
+    free(buf);
+    int a[2], g[2];
+    assert_int_equal(pipe(a), 0);
+    assert_int_equal(pipe(g), 0);
+    bg_create b = {.f = f, .fd_started = a[1], .fd_go = g[0]};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bg_create_main, &b), 0);
+    char c;
+    assert_int_equal(read(a[0], &c, 1), 1);
+    snap_prune_stats ps;
+    assert_int_equal(snap_prune(f->s, 1, 0, &ps, f->err, sizeof f->err), DM_E_BUSY);
+    assert_non_null(strstr(f->err, "create"));
+    assert_int_equal(write(g[1], "g", 1), 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (b.rc != 0)
+        fail_msg("create: %s", b.err);
+    uint64_t bad = 1;
+    assert_int_equal(snap_verify(f->s, b.in.id, NULL, NULL, NULL, &bad, f->err, sizeof f->err), 0);
+    assert_int_equal(bad, 0);
+    /* another machine's create, alive (fresh lock) */
+    put_lock(f, "create", 1000, "another-host.example", 4242, key, sizeof key);
+    assert_int_equal(snap_prune(f->s, 1, 0, &ps, f->err, sizeof f->err), DM_E_BUSY);
+    assert_non_null(strstr(f->err, "another-host.example"));
+    snap_info g1;
+    assert_int_equal(snap_get(f->s, s1.id, &g1, f->err, sizeof f->err), 0); /* not pruned */
+    assert_int_equal(store_delete(f->s, key, f->err, sizeof f->err), 0);
+    /* stale: 20 minutes without a refresh */
+    put_lock(f, "create", 20 * 60 * 1000, "another-host.example", 4242, key, sizeof key);
+    if (snap_prune(f->s, 1, 0, &ps, f->err, sizeof f->err) != 0)
+        fail_msg("prune: %s", f->err);
+    assert_int_equal(ps.snapshots_deleted, 1);
+    assert_int_equal(count_dir(pj(p, f->dir, "store/locks")), 0);
+    /* a create waits for a prune (a live one of this process) */
+    put_lock(f, "prune", 0, "another-host.example", 4242, key2, sizeof key2);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        usleep(1500 * 1000);
+        _exit(store_delete(f->s, key2, f->err, sizeof f->err) == 0 ? 0 : 1);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    snap_info s3 = create(f, f->src);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(t1.tv_sec - t0.tv_sec >= 1);
+    assert_string_equal(s3.parent, b.in.id);
+    close(a[0]);
+    close(a[1]);
+    close(g[0]);
+    close(g[1]);
+}
+
+/* SNAP-I6, SNAP-I7: list shows a damaged manifest, marked, with what its
+ * header tells; latest skips it; prune neither counts nor deletes it. */
+static void test_list_damaged(void **state)
+{
+    fixture *f = *state;
+    char p[PATH_MAX], key[PATH_MAX];
+    make_tree(f);
+    snap_info s1 = create(f, f->src);
+    write_file(pj(p, f->src, "new.txt"), "new\n", 4, 0644);
+    snap_info s2 = create(f, f->src);
+    snprintf(key, sizeof key, "store/snapshots/%s", s1.id);
+    struct stat st;
+    assert_int_equal(stat(pj(p, f->dir, key), &st), 0);
+    flip_byte(p, st.st_size - 3); /* in the body: the header still parses */
+    snap_info *v = NULL;
+    size_t n = 0;
+    assert_int_equal(snap_list(f->s, &v, &n, f->err, sizeof f->err), 0);
+    assert_int_equal(n, 2);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(v[i].id, s1.id)) {
+            found++;
+            assert_int_equal(v[i].problem_rc, DM_E_PROTOCOL);
+            assert_non_null(strstr(v[i].problem, "damaged"));
+            assert_int_equal(v[i].time_ms, s1.time_ms);
+        } else {
+            assert_string_equal(v[i].problem, "");
+        }
+    }
+    assert_int_equal(found, 1);
+    free(v);
+    /* the header too: still listed, marked */
+    assert_int_equal(truncate(p, 10), 0);
+    assert_int_equal(snap_list(f->s, &v, &n, f->err, sizeof f->err), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_true(!strcmp(v[i].id, s1.id) ? v[i].problem[0] != '\0' : v[i].problem[0] == '\0');
+    free(v);
+    snap_prune_stats ps;
+    if (snap_prune(f->s, 1, 0, &ps, f->err, sizeof f->err) != 0)
+        fail_msg("prune: %s", f->err);
+    assert_int_equal(ps.snapshots_deleted, 0);
+    assert_int_equal(ps.snapshots_damaged, 1);
+    assert_int_equal(stat(p, &st), 0);
+    uint64_t bad = 1;
+    assert_int_equal(snap_verify(f->s, s2.id, NULL, NULL, NULL, &bad, f->err, sizeof f->err), 0);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +1109,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_planted_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_special_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_pack_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_killed_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_concurrent_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_damaged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
