@@ -217,10 +217,10 @@ cp -a "$WS" "$TEST_TMP/ws.v2"
 head -c $((300 * 1024 * 1024)) /dev/urandom >"$WS/models/big.bin"
 cli_ok snapshot list --json
 n_before=$(printf '%s' "$CLI_OUT" | jq length)
-packs_before=$(find "$TEST_TMP/store/packs" -type f | wc -l)
+packs_before=$(find "$TEST_TMP/store/packs" -type f ! -name '.*' | wc -l)
 "$DUMONT_BIN" snapshot create "$WS" >"$TEST_TMP/kill.out" 2>&1 &
 pid=$!
-more_packs() { [ "$(find "$TEST_TMP/store/packs" -type f | wc -l)" -gt "$packs_before" ]; }
+more_packs() { [ "$(find "$TEST_TMP/store/packs" -type f ! -name '.*' | wc -l)" -gt "$packs_before" ]; } # published, not temp
 wait_for 60 "create to write a pack" more_packs
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
