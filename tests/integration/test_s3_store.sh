@@ -240,16 +240,26 @@ cli_ok snapshot list --json
 for id in $(printf '%s' "$CLI_OUT" | jq -r '.[].snapshot_id'); do
     cli_ok snapshot verify "$id"
 done
-tpack=$(find "$S3_DIR/dumont-test/snaps/packs" -name '*._S3rver_object' -size +1M | head -1)
-[ -n "$tpack" ] || fail "T4b: no pack object on s3rver's disk"
-cp "$tpack" "$TEST_TMP/tpack.orig"
-off=$(($(stat -c %s "$tpack") - 2))
-byte=$(dd if="$tpack" bs=1 skip="$off" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-# shellcheck disable=SC2059 # the format is the byte
-printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$tpack" bs=1 seek="$off" conv=notrunc 2>/dev/null
+# the trailer of every pack object (the ones ID3 uses among them), kept to put back
+find "$S3_DIR/dumont-test/snaps/packs" -name '*._S3rver_object' >"$TEST_TMP/tpacks.list"
+[ -s "$TEST_TMP/tpacks.list" ] || fail "T4b: no pack object on s3rver's disk"
+mkdir -p "$TEST_TMP/tpacks"
+k=0
+while IFS= read -r tpack; do
+    k=$((k + 1))
+    cp "$tpack" "$TEST_TMP/tpacks/$k"
+    off=$(($(stat -c %s "$tpack") - 2))
+    byte=$(dd if="$tpack" bs=1 skip="$off" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+    # shellcheck disable=SC2059 # the format is the byte
+    printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$tpack" bs=1 seek="$off" conv=notrunc 2>/dev/null
+done <"$TEST_TMP/tpacks.list"
 DUMONT_STORE_MIRROR="" cli snapshot verify "$ID3"
-assert_cli_rc 1 "T4b: verify of a pack whose trailer is damaged"
-cp "$TEST_TMP/tpack.orig" "$tpack"
+assert_cli_rc 1 "T4b: verify of packs whose trailer is damaged"
+k=0
+while IFS= read -r tpack; do
+    k=$((k + 1))
+    cp "$TEST_TMP/tpacks/$k" "$tpack"
+done <"$TEST_TMP/tpacks.list"
 DUMONT_STORE_MIRROR="" cli_ok snapshot verify "$ID3"
 
 # ---- T9: a CompleteMultipartUpload whose answer is lost ------------------------------------------
