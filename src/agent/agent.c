@@ -7,6 +7,7 @@
 #include "agent/agent.h"
 
 #include "agent/agent_http.h"
+#include "agent/channel.h"
 #include "agent/preempt.h"
 #include "agent/probe.h"
 #include "agent/snapshots.h"
@@ -47,6 +48,11 @@ typedef struct {
     int started;                 /* AG-A8: the workload and probe were started */
     uint8_t copy[HB_PACKET_LEN]; /* AG-A7: the copy still to send */
     int64_t copy_at_ms;          /* -1: none pending */
+    agc_runner *chan;            /* AG-A9 */
+    atomic_bool chan_go;         /* the channel's start_workload (AG-A8) */
+    atomic_bool started_flag;    /* `started`, for the channel's thread */
+    atomic_int stop_req;         /* the channel's stop: 1 asked, 2 done */
+    int fenced;                  /* AG-C4: the lease ran out */
 } agent;
 
 void agent_opts_init(agent_opts *o)
@@ -274,14 +280,52 @@ static void preemption(agent *a, int64_t now)
 
 static void start_workload(agent *a);
 
+/* Stops the workload and its probe for good (a stop command, AG-C4). */
+static void stop_workload(agent *a)
+{
+    if (a->have_wl) {
+        wl_stop(&a->wl, 1000);
+        a->wl.state = HB_WL_EXITED; /* a restart that was due must not come */
+        a->have_wl = 0;
+    }
+    prb_stop(a->probe);
+    a->probe = NULL;
+    a->started = 1; /* nothing starts it again */
+    atomic_store(&a->started_flag, 1);
+}
+
+/* AG-A9: the channel's stop, and the lease (AG-C4). */
+static void channel_duties(agent *a)
+{
+    if (atomic_load(&a->stop_req) == 1) {
+        stop_workload(a);
+        log_info("agent.workload_stopped", "%s", "by=controller");
+        atomic_store(&a->stop_req, 2);
+    }
+    int64_t silent = agc_silent_ms(a->chan), lease = a->o->lease_ms > 0 ? a->o->lease_ms
+                                                                        : AGC_LEASE_DEFAULT_MS;
+    if (a->fenced || silent < 0 || silent <= lease)
+        return;
+    a->fenced = 1;
+    agc_mark_fenced(a->chan);
+    int had = a->have_wl;
+    stop_workload(a);
+    log_error("agent.self_fenced",
+              "silent_ms=%lld lease_ms=%lld workload_stopped=%d detail=\"nothing heard from the "
+              "controller within the lease: the workload stops for good\"",
+              (long long)silent, (long long)lease, had);
+}
+
 static void loop(agent *a)
 {
     const agent_opts *o = a->o;
     int64_t due = clock_mono_ms();
     while (!atomic_load(o->stop)) {
         int64_t now = clock_mono_ms();
-        if (!a->started && (!o->hold || (o->go && atomic_load(o->go))))
+        if (!a->started &&
+            (!o->hold || (o->go && atomic_load(o->go)) || atomic_load(&a->chan_go)))
             start_workload(a); /* AG-A8 */
+        channel_duties(a); /* AG-A9 */
         if (a->have_wl && wl_tick(&a->wl, now))
             log_info("agent.workload", "state=%s restarts=%u", hb_workload_name(a->wl.state),
                      a->wl.restarts);
@@ -302,8 +346,11 @@ static void loop(agent *a)
         }
         int64_t next = a->copy_at_ms >= 0 && a->copy_at_ms < due ? a->copy_at_ms : due;
         int64_t wait = next - clock_mono_ms();
-        if ((a->have_wl || a->final_started_ms >= 0 || !a->started || a->preempt) && wait > 50)
-            wait = 50; /* notice a crash, a notice, SIGUSR1 soon */
+        if ((a->have_wl || a->final_started_ms >= 0 || !a->started || a->preempt || a->chan) &&
+            wait > 50)
+            wait = 50; /* notice a crash, a notice, SIGUSR1, a command soon */
+        if (!a->started && wait > 5)
+            wait = 5; /* held: a restore ends and the start follows at once */
         if (wait > 0)
             clock_sleep_ms(wait, o->stop);
     }
@@ -327,6 +374,9 @@ static int check_opts(const agent_opts *o, char *err, size_t errlen)
         return dm_fail(err, errlen, DM_E_INVALID, "a workspace needs a snapshot store");
     if (o->snapshot_every_ms < 0 || o->epoch < 0 || o->final_wait_ms < 0)
         return dm_fail(err, errlen, DM_E_INVALID, "bad snapshot period, epoch or final wait");
+    if (o->lease_ms != 0 && (o->lease_ms < AGC_LEASE_MIN_MS || o->lease_ms > AGC_LEASE_MAX_MS))
+        return dm_fail(err, errlen, DM_E_INVALID, "the lease must be %d ms to %d ms",
+                       AGC_LEASE_MIN_MS, AGC_LEASE_MAX_MS);
     if (o->probe)
         return prb_check_spec(o->probe, err, errlen);
     return 0;
@@ -338,6 +388,7 @@ static void start_workload(agent *a)
     const agent_opts *o = a->o;
     char err[512] = "", q[600];
     a->started = 1;
+    atomic_store(&a->started_flag, 1);
     if (o->hold)
         log_info("agent.hold_released", "%s", "workload=start");
     asn_enable(a->snaps); /* AG-N6 */
@@ -352,6 +403,64 @@ static void start_workload(agent *a)
     }
     if (o->probe && prb_start(o->probe, o->probe_every_ms, &a->probe, err, sizeof err) != 0)
         log_warn("agent.probe_start_failed", "error=%s", log_quote(q, sizeof q, err));
+}
+
+/* ---- the channel's hooks (AG-A9; called on the channel's thread) ---- */
+
+static int wait_flag(const atomic_bool *flag, const atomic_bool *stop, int64_t ms)
+{
+    int64_t end = clock_mono_ms() + ms;
+    while (!atomic_load(flag) && !atomic_load(stop) && clock_mono_ms() < end)
+        clock_sleep_ms(2, stop);
+    return atomic_load(flag) ? 0 : DM_E_UNAVAILABLE;
+}
+
+static int hook_start(void *cls, char *err, size_t errlen)
+{
+    agent *a = cls;
+    atomic_store(&a->chan_go, 1);
+    if (wait_flag(&a->started_flag, a->o->stop, 10000) != 0)
+        return dm_fail(err, errlen, DM_E_UNAVAILABLE, "the workload did not start within 10 s");
+    return 0;
+}
+
+static int hook_stop(void *cls, char *err, size_t errlen)
+{
+    agent *a = cls;
+    atomic_store(&a->stop_req, 1);
+    int64_t end = clock_mono_ms() + 15000;
+    while (atomic_load(&a->stop_req) != 2 && !atomic_load(a->o->stop) && clock_mono_ms() < end)
+        clock_sleep_ms(5, a->o->stop);
+    if (atomic_load(&a->stop_req) != 2)
+        return dm_fail(err, errlen, DM_E_UNAVAILABLE, "the workload did not stop within 15 s");
+    return 0;
+}
+
+static int hook_started(void *cls)
+{
+    agent *a = cls;
+    return atomic_load(&a->started_flag);
+}
+
+static int start_channel(agent *a, char *err, size_t errlen)
+{
+    const agent_opts *o = a->o;
+    if (o->no_channel)
+        return 0;
+    agc_opts co = {.server_url = o->server_url,
+                   .token = o->token,
+                   .ca_file = o->ca_file,
+                   .instance_id = o->instance_id,
+                   .epoch = o->epoch,
+                   .lease_ms = o->lease_ms,
+                   .state_dir = o->state_dir,
+                   .workspace = o->workspace,
+                   .store_url = o->store_url,
+                   .hooks = {.start = hook_start,
+                             .stop = hook_stop,
+                             .started = hook_started,
+                             .cls = a}};
+    return agc_start(&co, &a->chan, err, errlen);
 }
 
 static int start_parts(agent *a, char *err, size_t errlen)
@@ -401,6 +510,8 @@ static int start_parts(agent *a, char *err, size_t errlen)
         if ((rc = asn_start(&so, &a->snaps, err, errlen)) != 0)
             return rc;
     }
+    if ((rc = start_channel(a, err, errlen)) != 0)
+        return rc;
     if (o->preempt_cloud != PRE_NONE)
         rc = pre_start((pre_cloud)o->preempt_cloud, o->metadata_url, o->preempt_every_ms,
                        &a->preempt, err, errlen);
@@ -429,6 +540,7 @@ int agent_run(const agent_opts *o, char *err, size_t errlen)
         send_one(a, HB_T_LEAVING, 0);
     log_info("agent.leaving", "instance=%lld", (long long)o->instance_id);
 out:
+    agc_stop(a->chan); /* first: its hooks use the workload */
     prb_stop(a->probe);
     pre_stop(a->preempt);
     asn_stop(a->snaps); /* waits for a snapshot under way: it stays consistent (SNAP-SN3) */

@@ -33,7 +33,11 @@
  *     meanwhile, scheduled snapshots wait (snapshots.h AG-N6: the provider is
  *     restoring the workspace), and a notice while held flags preempting at
  *     once (there is nothing of the workload's to save yet). The workload
- *     runs in the workspace (when given). */
+ *     runs in the workspace (when given). The control channel's
+ *     start_workload command (channel.h) releases the hold as SIGUSR1 does.
+ * AG-A9: the control channel (channel.h AG-C1 to AG-C4) runs beside the
+ *     heartbeats; its lease is checked on the heartbeat schedule, and a lease
+ *     run out stops the workload (and its probe) at once, for good. */
 #ifndef DUMONT_AGENT_AGENT_H
 #define DUMONT_AGENT_AGENT_H
 
@@ -72,6 +76,9 @@ typedef struct {
     int64_t final_wait_ms;     /* AG-A6: default ASN_FINAL_WAIT_MS */
     const char *workload_user; /* workload.h AG-S6: NULL the default; "root" no change */
     const char *workload_env;  /* workload.h AG-S5: extra names passed, comma-separated */
+    int64_t lease_ms;          /* channel.h AG-C4; <= 0: AGC_LEASE_DEFAULT_MS */
+    const char *state_dir;     /* channel.h AG-C1: where the ids run are kept; NULL: memory */
+    int no_channel;            /* 1: no control channel (and so no lease) */
 } agent_opts;
 
 void agent_opts_init(agent_opts *o);

@@ -19,6 +19,12 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
     return add;
 }
 
+static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    const agent_req *r = ctx;
+    return atomic_load(r->abort) ? 1 : 0;
+}
+
 long agent_http(agent_req *r, char *err, size_t errlen)
 {
     char auth[512];
@@ -55,6 +61,11 @@ long agent_http(agent_req *r, char *err, size_t errlen)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->json);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    if (r->abort) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode cc = curl_easy_perform(c);
     if (cc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -11,6 +11,7 @@
 #ifndef DUMONT_AGENT_AGENT_HTTP_H
 #define DUMONT_AGENT_AGENT_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 typedef struct {
@@ -24,6 +25,7 @@ typedef struct {
     char *buf; /* the answer (AG-AH1) */
     size_t cap;
     size_t len; /* out: bytes in buf */
+    const atomic_bool *abort; /* may be NULL; once true, the transfer ends (status 0) */
 } agent_req;
 
 /* The HTTP status, or 0 when no answer came (err, if given, says why). */

@@ -27,6 +27,7 @@ typedef struct {
     int secrets_ok;              /* server.h API-S4: 1 over TLS or on a loopback listen address */
     struct api_metrics *metrics; /* api/metrics.h; may be NULL */
     struct al_service *alerts;   /* alerts/alerts.h; may be NULL */
+    struct prov_channel *channel; /* provider/channel.h: the control channel; may be NULL */
 } api_ctx;
 
 /* Who presents a credential (docs/security.md). Ordered: admin can do what a

@@ -105,6 +105,7 @@ static void add_snapshot_inference(json_t *o, const fo_failover *f)
     json_object_set_new(o, "restore_download_time_ms", int_or_null(r->restore_download_time_ms));
     json_object_set_new(o, "restore_decompress_time_ms",
                         int_or_null(r->restore_decompress_time_ms));
+    json_object_set_new(o, "restore_source", str_or_null(r->restore_source));
     json_object_set_new(o, "inference_model", str_or_null(r->inference_model));
     json_object_set_new(o, "inference_ready_time_ms", int_or_null(r->inference_ready_time_ms));
     json_object_set_new(o, "inference_success", bool_or_null(r->inference_success));

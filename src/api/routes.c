@@ -14,6 +14,7 @@
 #include "api/routes_alerts.h"
 #include "api/routes_fleet.h"
 #include "api/routes_instances.h"
+#include "api/routes_channel.h"
 #include "api/routes_snapshots.h"
 #include "api/routes_tokens.h"
 #include "detect/listener.h"
@@ -417,6 +418,13 @@ static const api_route_def routes[] = {
     {"POST", "/api/instances/{id}/snapshots", API_ACC_AGENT, API_KIND_HANDLER,
      api_h_snapshot_report},
     {"GET", "/api/instances/{id}/snapshots", API_ACC_VIEWER, API_KIND_HANDLER, api_h_snapshot_list},
+    /* the control channel (routes_channel.h): an agent reaches its own instance's only */
+    {"POST", "/api/instances/{id}/commands/poll", API_ACC_AGENT, API_KIND_HANDLER,
+     api_h_command_poll},
+    {"POST", "/api/instances/{id}/commands/{}/result", API_ACC_AGENT, API_KIND_HANDLER,
+     api_h_command_result},
+    {"GET", "/api/instances/{id}/commands/{}", API_ACC_VIEWER, API_KIND_HANDLER,
+     api_h_command_get},
     {"POST", "/api/chaos/preempt/{id}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_chaos_preempt},
     {"GET", "/api/workloads", API_ACC_VIEWER, API_KIND_HANDLER, api_h_workload_list},
     {"POST", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_create},

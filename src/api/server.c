@@ -11,6 +11,7 @@
 #include "api/gate.h"
 #include "api/http.h"
 #include "api/render.h"
+#include "provider/channel.h"
 #include "db/db_token.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -466,6 +467,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.detect = opts->detect;
     s->ctx.metrics = opts->metrics;
     s->ctx.alerts = opts->alerts;
+    s->ctx.channel = opts->channel;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
     if ((rc = setup_tls(s, opts, err, errlen)) != 0) {
         free_tls(s);
@@ -498,7 +500,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     /* API-S4: the PEM options are passed only with TLS (MHD_OPTION_END ends the list early). */
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request_guarded, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 16),
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(opts->max_connections ? opts->max_connections : API_MAX_CONNECTIONS),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -539,6 +541,7 @@ void api_server_stop(api_server *s)
     if (!s)
         return;
     dash_shutdown(s->dash); /* ends event streams: MHD must not stop with one suspended */
+    chan_shutdown(s->ctx.channel); /* PROV-CH4: polls waiting in pool threads return */
     MHD_stop_daemon(s->mhd);
     server_free(s);
 }

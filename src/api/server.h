@@ -51,7 +51,8 @@ typedef struct {
     struct hbl_server *detect;
     struct api_metrics *metrics; /* GET /metrics and its feeds (api/metrics.h); may be NULL */
     struct al_service *alerts;   /* /api/alerts and the failover events (alerts/alerts.h) */
-    unsigned threads;            /* 0: default (4) */
+    struct prov_channel *channel; /* provider/channel.h; may be NULL */
+    unsigned threads;            /* 0: default (16; the channel's polls wait on up to 8) */
     unsigned max_connections;    /* 0: API_MAX_CONNECTIONS */
     unsigned per_ip_connections; /* 0: API_PER_IP_CONNECTIONS */
     int64_t head_deadline_ms;    /* 0: CG_HEAD_DEADLINE_MS (API-S5) */

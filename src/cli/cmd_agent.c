@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 
 #include "agent/agent.h"
+#include "agent/channel.h"
 #include "agent/preempt.h"
 #include "agent/probe.h"
 #include "store/store.h"
@@ -38,6 +39,7 @@ static const char usage[] =
     "                    [--workload CMD] [--probe ollama:MODEL[@URL] | http:URL | exec:CMD]\n"
     "                    [--workspace DIR] [--store URL] [--snapshot-every DUR] [--epoch N]\n"
     "                    [--hold] [--preempt-cloud aws|gcp|local] [--metadata-url URL]\n"
+    "                    [--lease DUR] [--no-channel]\n"
     "\n"
     "Runs on a GPU or CPU instance: registers with the Dumont server, sends a signed\n"
     "UDP heartbeat every --heartbeat-ms, supervises the workload and probes it, and\n"
@@ -71,7 +73,13 @@ static const char usage[] =
     "                       ollama:MODEL without @URL asks $OLLAMA_HOST, else\n"
     "                       127.0.0.1:11434\n"
     "  --hold               register and heartbeat, but start the workload (its\n"
-    "                       probe, scheduled snapshots) only on SIGUSR1\n"
+    "                       probe, scheduled snapshots) only on SIGUSR1 or the\n"
+    "                       controller's start_workload command\n"
+    "  --lease DUR          the control channel's lease (default 10s; 300ms .. 10m):\n"
+    "                       nothing heard from the controller for longer stops the\n"
+    "                       workload for good (the agent fences itself)\n"
+    "  --no-channel         no control channel (the controller cannot restore,\n"
+    "                       snapshot or start through this agent) and no lease\n"
     "  --workspace DIR      the directory to snapshot (default $DUMONT_WORKSPACE;\n"
     "                       none: no snapshots)\n"
     "  --store URL          snapshot store (default $DUMONT_STORE, else\n"
@@ -121,7 +129,9 @@ enum {
     O_EPOCH,
     O_HOLD,
     O_COPIES,
-    O_STORE_ENV
+    O_STORE_ENV,
+    O_LEASE,
+    O_NO_CHANNEL
 };
 
 static const struct option opts[] = {
@@ -147,6 +157,8 @@ static const struct option opts[] = {
     {"store-env-file", required_argument, NULL, O_STORE_ENV},
     {"epoch", required_argument, NULL, O_EPOCH},
     {"hold", no_argument, NULL, O_HOLD},
+    {"lease", required_argument, NULL, O_LEASE},
+    {"no-channel", no_argument, NULL, O_NO_CHANNEL},
     {"heartbeat-copies", required_argument, NULL, O_COPIES},
     {"metadata-url", required_argument, NULL, O_METADATA},
     {"help", no_argument, NULL, 'h'},
@@ -199,6 +211,10 @@ static int number_flag(agent_args *a, int c, const char *v)
                    : 0;
     case O_EPOCH:
         return parse_i64(v, 0, (int64_t)1 << 53, &o->epoch) ? bad("bad --epoch", v) : 0;
+    case O_LEASE:
+        return parse_duration_ms(v, AGC_LEASE_MIN_MS, AGC_LEASE_MAX_MS, &o->lease_ms)
+                   ? bad("bad --lease (300ms .. 10m, e.g. 10s)", v)
+                   : 0;
     case O_COPIES:
         if (parse_i64(v, 1, 2, &a->copies))
             return bad("bad --heartbeat-copies (1 or 2)", v);
@@ -247,6 +263,8 @@ static int parse_flags(agent_args *a, int argc, char **argv)
             a->store_env_file = optarg;
         else if (c == O_HOLD)
             a->o.hold = 1;
+        else if (c == O_NO_CHANNEL)
+            a->o.no_channel = 1;
         else if (c == O_LOG) {
             log_level l;
             if (log_level_parse(optarg, &l) != 0)
@@ -354,6 +372,9 @@ int cmd_agent(dm_config *cfg, int argc, char **argv)
     a.o.workload_env = getenv("DUMONT_WORKLOAD_ENV");
     a.o.stop = &stop_flag;
     a.o.go = &go_flag;
+    struct stat hs;
+    if (stat(cfg->home, &hs) == 0 && S_ISDIR(hs.st_mode))
+        a.o.state_dir = cfg->home; /* channel.h AG-C1: the agent's own home */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -364,7 +364,8 @@ static void show_real(const json_t *fo, FILE *out)
             out_json_str(fo, "snapshot_storage", "-"));
     out_duration(out_json_int(fo, "restore_download_time_ms"), d[1], sizeof d[1]);
     out_duration(out_json_int(fo, "restore_decompress_time_ms"), d[2], sizeof d[2]);
-    fprintf(out, "%-16s download %s, decompress %s\n", "restore", d[1], d[2]);
+    fprintf(out, "%-16s download %s, decompress %s, from the %s copy\n", "restore", d[1], d[2],
+            out_json_str(fo, "restore_source", "-"));
     out_duration(out_json_int(fo, "inference_ready_time_ms"), d[3], sizeof d[3]);
     fprintf(out, "%-16s model %s, ready in %s, answered: %s\n", "inference test",
             out_json_str(fo, "inference_model", "-"), d[3],

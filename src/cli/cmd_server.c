@@ -25,6 +25,8 @@
 #include "detect/listener.h"
 #include "failover/orchestrator.h"
 #include "failover/ports.h"
+#include "agent/channel.h"
+#include "provider/channel.h"
 #include "provider/provider.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -62,6 +64,9 @@ static const char usage[] =
     "                      on this machine, docs/provider.md) or none (env DUMONT_PROVIDER)\n"
     "  --provision-delay DUR  added to each local provisioning, to play a slower cloud\n"
     "                      (default 0; e.g. 30s)\n"
+    "  --agent-lease DUR   the lease of the agents this server launches (default 10s;\n"
+    "                      300ms .. 10m): an agent that hears nothing from the server\n"
+    "                      for longer stops its workload (docs/security.md \"Leases\")\n"
     "  --tls-cert FILE     serve HTTPS with this PEM certificate chain (env DUMONT_TLS_CERT)\n"
     "  --tls-key FILE      ... and this PEM private key (env DUMONT_TLS_KEY); clients\n"
     "                      verify the certificate (DUMONT_CA_FILE names a private CA)\n"
@@ -80,6 +85,7 @@ static const char usage[] =
 static char hb_listen[256];    /* --heartbeat-listen; "" for the default */
 static char provider_flag[32]; /* --provider; "" for $DUMONT_PROVIDER or local */
 static int64_t provision_delay_ms;
+static int64_t agent_lease_ms; /* --agent-lease; 0: the agents' default */
 
 static int parse_flags(dm_config *cfg, int argc, char **argv)
 {
@@ -91,6 +97,7 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
         {"log-level", required_argument, NULL, 'v'},
         {"provider", required_argument, NULL, 'p'},
         {"provision-delay", required_argument, NULL, 'd'},
+        {"agent-lease", required_argument, NULL, 'L'},
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
@@ -133,6 +140,14 @@ static int parse_flags(dm_config *cfg, int argc, char **argv)
             if (parse_duration_ms(optarg, 0, 3600000, &provision_delay_ms) != 0) {
                 fprintf(stderr, "dumont server: --provision-delay must be a duration such as "
                                 "500ms or 30s (at most 1h)\n");
+                return 2;
+            }
+            break;
+        case 'L':
+            if (parse_duration_ms(optarg, AGC_LEASE_MIN_MS, AGC_LEASE_MAX_MS, &agent_lease_ms) !=
+                0) {
+                fprintf(stderr, "dumont server: --agent-lease must be a duration from 300ms to "
+                                "10m, such as 10s\n");
                 return 2;
             }
             break;
@@ -373,8 +388,9 @@ static int open_alerts(const dm_config *cfg, dm_db *db, al_service **ret, char *
 /* Opens the provider (--provider, $DUMONT_PROVIDER, else local) and gives
  * the orchestrator what real failovers need (orchestrator.h ORCH-O5). Agents of
  * local instances reach the API on the loopback at the port served. */
-static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_server *hb, int port,
-                           int tls, dm_provider **ret, char *err, size_t errlen)
+static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_server *hb,
+                           prov_channel *chan, int port, int tls, dm_provider **ret, char *err,
+                           size_t errlen)
 {
     const char *name = provider_flag[0] ? provider_flag : getenv("DUMONT_PROVIDER");
     if (!name || !*name)
@@ -383,7 +399,10 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
         log_info("provider.none", "%s", "real failovers are off (--provider none)");
         return 0;
     }
-    prov_config pc = {.home = cfg->home, .provision_delay_ms = provision_delay_ms};
+    prov_config pc = {.home = cfg->home,
+                      .provision_delay_ms = provision_delay_ms,
+                      .channel = chan,
+                      .lease_ms = agent_lease_ms};
     int rc = provider_open(name, &pc, ret, err, errlen);
     if (rc)
         return rc;
@@ -398,7 +417,8 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
                        .store_url = cfg->store,
                        .server_url = url,
                        .token = "(minted per instance: PROV-PD3 of provider.c)",
-                       .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL};
+                       .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL,
+                       .channel = chan};
     rc = fo_orch_attach(orch, &env, err, errlen);
     if (rc == 0)
         log_info("provider.attached", "provider=%s store=%s", name, cfg->store);
@@ -414,6 +434,7 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
     api_server *srv = NULL;
     hbl_server *hb = NULL;
     dm_provider *prov = NULL;
+    prov_channel *chan = NULL; /* the control channel (provider/channel.h) */
     api_metrics *metrics = NULL; /* outlives the listener: it is one of its subscribers */
     al_service *alerts = NULL;   /* the same */
     char err[512] = "", q[1200], shown[CFG_URL_MAX];
@@ -429,6 +450,10 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
     watch.db_lock = db_lock;
     if ((rc = watch_start(&watch)) != 0) {
         fprintf(stderr, "dumont server: %s\n", dm_strerror(rc));
+        goto out;
+    }
+    if ((rc = chan_open(db, &chan, err, sizeof err)) != 0) {
+        fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
     if ((rc = fo_orch_new(db, cfg->sim_speed, &orch)) != 0) {
@@ -462,13 +487,14 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
                          .db = db,
                          .orch = orch,
                          .detect = hb,
+                         .channel = chan,
                          .tls_cert = cfg->tls_cert,
                          .tls_key = cfg->tls_key};
     if ((rc = api_server_start(&o, &srv, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
-    if ((rc = attach_provider(cfg, db, orch, hb, api_server_port(srv), api_server_tls(srv), &prov,
+    if ((rc = attach_provider(cfg, db, orch, hb, chan, api_server_port(srv), api_server_tls(srv), &prov,
                               err, sizeof err)) != 0 ||
         (rc = fo_orch_recover(orch, &recovered, err, sizeof err)) != 0) {
         fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
@@ -483,6 +509,7 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
         log_error("server.stopping", "%s", "reason=lock_lost");
     else
         log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    chan_shutdown(chan); /* PROV-CH4: runners waiting for an answer stop waiting */
     api_server_stop(srv);
     srv = NULL;
     fo_orch_shutdown(orch); /* runners use the listener: stop them first */
@@ -493,6 +520,7 @@ out:
     watch_stop(&watch);
     if (atomic_load(&watch.lost))
         status = 3;
+    chan_shutdown(chan);
     api_server_stop(srv);
     fo_orch_shutdown(orch);
     hbl_stop(hb);
@@ -500,6 +528,7 @@ out:
     api_metrics_free(metrics);
     al_service_free(alerts); /* after the listener and the runners: what they said is queued */
     provider_close(prov);
+    chan_close(chan); /* after the API and the runners, its callers */
     db_ctl_lock_release(db_lock); /* after the last write */
     db_close(db);
     if (status == 0)

@@ -107,6 +107,7 @@ typedef struct {
     char snapshot_storage_url[256]; /* the store's URL as configured (no secret) */
     int64_t restore_download_time_ms;
     int64_t restore_decompress_time_ms;
+    char restore_source[8]; /* "primary" | "mirror" (PROV-PV4); "" before the restore */
     char inference_model[128];
     int64_t inference_ready_time_ms;
     int inference_success; /* FO_NULL, 0, 1 */

@@ -64,7 +64,8 @@ static int db_fo_check(const fo_failover *f, char *err, size_t errlen)
              !DB_STR_OK(f->real.workload_id) || !DB_STR_OK(f->real.trigger) ||
              !DB_STR_OK(f->real.excluded_hosts) || !DB_STR_OK(f->real.snapshot_id) ||
              !DB_STR_OK(f->real.snapshot_compression) || !DB_STR_OK(f->real.snapshot_storage) ||
-             !DB_STR_OK(f->real.inference_model) || !DB_STR_OK(f->real.snapshot_storage_url))
+             !DB_STR_OK(f->real.inference_model) || !DB_STR_OK(f->real.snapshot_storage_url) ||
+             !DB_STR_OK(f->real.restore_source))
         why = "unterminated string";
     else if (f->n_runs < 0 || f->n_runs > FO_RUNS_MAX)
         why = "bad number of runs";
@@ -98,7 +99,7 @@ static void fo_params(const fo_failover *f, db_param *p)
 }
 
 /* The fo_real columns (migration 3), $2.. in REAL_COLS order; $1 = id. */
-#define REAL_NCOLS 18
+#define REAL_NCOLS 19
 static void real_params(const fo_failover *f, db_param *p)
 {
     const fo_real *r = &f->real;
@@ -121,6 +122,7 @@ static void real_params(const fo_failover *f, db_param *p)
     *p++ = db_p_textn(r->inference_model);
     *p++ = db_p_i64n(r->inference_ready_time_ms);
     *p++ = db_p_i64n(r->inference_success);
+    *p++ = db_p_textn(r->restore_source); /* migration 9 */
 }
 
 static int write_real(dm_db *db, const fo_failover *f, char *err, size_t errlen)
@@ -135,8 +137,8 @@ static int write_real(dm_db *db, const fo_failover *f, char *err, size_t errlen)
                 " snapshot_id = $10, snapshot_size_bytes = $11, snapshot_creation_time_ms = $12,"
                 " snapshot_compression = $13, snapshot_storage = $14,"
                 " restore_download_time_ms = $15, restore_decompress_time_ms = $16,"
-                " inference_model = $17, inference_ready_time_ms = $18, inference_success = $19"
-                " WHERE failover_id = $1",
+                " inference_model = $17, inference_ready_time_ms = $18, inference_success = $19,"
+                " restore_source = $20 WHERE failover_id = $1",
                 p, REAL_NCOLS + 1, NULL, NULL, NULL, err, errlen);
 }
 

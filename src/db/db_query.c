@@ -108,7 +108,8 @@ static const char q1_select[] =
     " f.snapshot_creation_time_ms, f.snapshot_compression, f.snapshot_storage,"
     " f.restore_download_time_ms, f.restore_decompress_time_ms, f.inference_model,"
     " f.inference_ready_time_ms, f.inference_success, f.snapshot_storage_url,"
-    " f.controller_down_ms, f.phase_runs, f.run_started_at_ms, f.attempt"
+    " f.controller_down_ms, f.phase_runs, f.run_started_at_ms, f.attempt,"
+    " f.restore_source"
     " FROM (SELECT * FROM failovers";
 static const char q1_order[] = " ORDER BY started_at_ms DESC, failover_id DESC";
 static const char q1_join[] = ") f LEFT JOIN failover_phases p ON p.failover_id = f.failover_id"
@@ -163,7 +164,9 @@ static int decode_failover(const db_row *r, fo_failover *f)
     }
     int rc = decode_real(r, 16, &f->real);
     if (rc || (rc = db_text_copy(f->real.snapshot_storage_url, sizeof f->real.snapshot_storage_url,
-                                 db_row_text(r, 34))) != 0)
+                                 db_row_text(r, 34))) != 0 ||
+        (rc = db_text_copy(f->real.restore_source, sizeof f->real.restore_source,
+                           db_row_text(r, 39))) != 0)
         return rc;
     int64_t down = db_col_i64n(r, 35), attempt = db_col_i64n(r, 38);
     f->controller_down_ms = down == FO_NULL ? 0 : down; /* older records: none known */

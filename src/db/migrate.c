@@ -266,6 +266,27 @@ static const char *const m8_sql[] = {
     NULL,
 };
 
+/* The control channel (db_command.h DB-C1 to DB-C3): the commands a controller
+ * gives an instance's agent and their answers, so a restarted controller
+ * resumes waiting for the same ones; and which copy served a failover's
+ * restore (`restore_source`: primary or mirror). */
+static const char *const m9_sql[] = {
+    "CREATE TABLE agent_commands ("
+    " id TEXT PRIMARY KEY,"
+    " seq BIGINT NOT NULL UNIQUE,"
+    " instance_id BIGINT NOT NULL,"
+    " epoch BIGINT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " args TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " result TEXT,"
+    " created_ms BIGINT NOT NULL,"
+    " done_ms BIGINT)",
+    "CREATE INDEX agent_commands_instance ON agent_commands (instance_id, state, seq)",
+    "ALTER TABLE failovers ADD COLUMN restore_source TEXT",
+    NULL,
+};
+
 /* clang-format off */
 static const migration migrations[] = {
     {1, m1_sql},
@@ -276,6 +297,7 @@ static const migration migrations[] = {
     {6, m6_sql},
     {7, m7_sql},
     {8, m8_sql},
+    {9, m9_sql},
 };
 /* clang-format on */
 

@@ -110,6 +110,9 @@ typedef struct {
     const char *ca_file;      /* CA bundle agents trust for an https:// server_url; may be NULL */
     int64_t ready_timeout_ms; /* ssh_ready: wait for the new agent; <= 0: 60 s */
     int64_t inference_timeout_ms; /* inference: wait for the probe; <= 0: 120 s */
+    /* The control channel (provider/channel.h); borrowed. ssh_ready waits for
+     * the new agent to answer a ping over it. NULL: heartbeats alone. */
+    struct prov_channel *channel;
 } fo_real_env;
 
 /* ORCH-O5. The strings are copied. Before this, real operations fail with

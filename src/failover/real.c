@@ -451,6 +451,7 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
     snprintf(k->token, sizeof k->token, "%s", env->token);
     snprintf(k->ca_file, sizeof k->ca_file, "%s", env->ca_file ? env->ca_file : "");
     k->ready_timeout_ms = env->ready_timeout_ms > 0 ? env->ready_timeout_ms : 60000;
+    k->channel = env->channel;
     k->inference_timeout_ms = env->inference_timeout_ms > 0 ? env->inference_timeout_ms : 120000;
     k->attached_at_ms = clock_wall_ms();
     pthread_mutex_init(&k->start_lock, NULL);

@@ -25,6 +25,7 @@ typedef struct {
     char token[128];
     char ca_file[PATH_MAX]; /* "" : agents trust the system's CAs */
     int64_t ready_timeout_ms, inference_timeout_ms;
+    struct prov_channel *channel; /* fo_real_env.channel; may be NULL */
     pthread_mutex_t start_lock; /* one check-then-insert of a failover at a time */
     int64_t attached_at_ms;     /* wall clock: older launches are a crash's (ORCH-O13) */
 } fo_real_kind;

@@ -24,6 +24,7 @@
  * (ORCH-R4). Each phase is safe to run again (ORCH-O6). */
 #include "failover/real_internal.h"
 
+#include "provider/channel.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -391,10 +392,32 @@ static MUST int do_provisioning(fo_real_run *r)
     return phase_ok(r, d);
 }
 
+/* ssh_ready over the control channel: the new agent polls and answers a ping
+ * (provider/channel.h). The id names the failover and the attempt, so a
+ * resumed runner asks the same ping again (PROV-CH1). */
+static int channel_ready(fo_real_run *r, char *err, size_t errlen)
+{
+    if (!r->k->channel)
+        return 0;
+    char id[DB_CMD_ID_MAX];
+    db_command c;
+    int64_t inst = r->f.real.new_instance_id;
+    snprintf(id, sizeof id, "ping-%.60s-%lld-%d", r->f.id, (long long)inst, r->f.real.attempts);
+    int64_t epoch = r->f.real.test ? r->w.epoch : r->f.real.epoch;
+    int rc = chan_call(r->k->channel, inst, epoch, id, "ping", NULL, r->k->ready_timeout_ms, &c,
+                       err, errlen);
+    if (rc == 0 && strcmp(c.state, "done") != 0)
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "the agent refused the ping: %.200s",
+                     c.result);
+    return rc;
+}
+
 static MUST int do_ssh_ready(fo_real_run *r)
 {
     char err[256] = "";
     int rc = load_inst(r, err, sizeof err);
+    if (rc == 0)
+        rc = channel_ready(r, err, sizeof err);
     if (rc == 0)
         rc = fo_real_wait_healthy(r->k, r->f.real.new_instance_id, r->k->ready_timeout_ms, err,
                                   sizeof err);
@@ -402,7 +425,8 @@ static MUST int do_ssh_ready(fo_real_run *r)
         return rc;
     if (rc)
         return attempt_failed(r, err);
-    return phase_ok(r, "agent registered and heartbeating");
+    return phase_ok(r, r->k->channel ? "agent answered over the control channel and heartbeats"
+                                     : "agent registered and heartbeating");
 }
 
 /* The snapshot to restore: the test's own, else the newest of the workload
@@ -454,10 +478,13 @@ static MUST int do_restore(fo_real_run *r)
     }
     f->real.restore_download_time_ms = t.download_ms;
     f->real.restore_decompress_time_ms = t.decompress_ms;
+    snprintf(f->real.restore_source, sizeof f->real.restore_source, "%s",
+             t.source[0] ? t.source : "primary");
     char d[200];
-    snprintf(d, sizeof d, "snapshot %.80s, %lld bytes (download %lld ms, decompress %lld ms)",
+    snprintf(d, sizeof d,
+             "snapshot %.80s, %lld bytes (download %lld ms, decompress %lld ms, from the %s)",
              s.snapshot_id, (long long)s.size_bytes, (long long)t.download_ms,
-             (long long)t.decompress_ms);
+             (long long)t.decompress_ms, f->real.restore_source);
     return phase_ok(r, d);
 }
 

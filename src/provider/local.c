@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "provider/local.h"
 
+#include "provider/channel.h"
 #include "provider/local_proc.h"
 #include "provider/market.h"
 #include "util/clock.h"
@@ -42,6 +43,8 @@ typedef struct {
     char market[PATH_MAX];
     char bin[PATH_MAX];
     int64_t delay_ms;
+    int64_t lease_ms;      /* prov_config.lease_ms: passed to every agent */
+    prov_channel *channel; /* PROV-PV4: borrowed; NULL: no restore, snapshot or start */
     pthread_mutex_t lock;
     pthread_cond_t freed;
     int64_t busy[BUSY_MAX];
@@ -399,7 +402,10 @@ static int lp_provision(void *p, const prov_offer *offer, const prov_launch *l, 
         goto out;
     }
     int64_t t0 = clock_mono_ms();
-    if ((rc = launch(lp, dir, offer, l, &r, err, errlen)) != 0) {
+    prov_launch lc = *l;
+    if (lc.lease_ms <= 0)
+        lc.lease_ms = lp->lease_ms;
+    if ((rc = launch(lp, dir, offer, &lc, &r, err, errlen)) != 0) {
         char e2[256];
         if (clear_gone(lp, dir, NULL, l->instance_id, e2, sizeof e2) != 0)
             log_warn("provider.local.cleanup", "instance=%" PRId64 " error=%s", l->instance_id,
@@ -469,65 +475,147 @@ out:
     return rc;
 }
 
-/* The instance's own workspace, from our records (never the caller's path). */
-static int workspace_of(lprov *lp, const prov_instance *inst, char *buf, size_t len, char *err,
-                        size_t errlen)
+/* ---- the instance's own work, over the control channel (PROV-PV4, PROV-PV5) ---- */
+
+#define CMD_TIMEOUT_MS   (30 * 60 * 1000) /* a restore of a large workspace */
+#define START_TIMEOUT_MS 30000
+
+/* The epoch the instance was launched with (our records, never the caller's). */
+static int inst_epoch(lprov *lp, int64_t id, int64_t *ret, char *err, size_t errlen)
 {
-    prov_instance mine;
-    int rc = lp_get(lp, inst->instance_id, &mine, err, errlen);
+    char dir[PATH_MAX];
+    irec r;
+    inst_path(lp, id, "", dir, sizeof dir);
+    if (!dir_exists(dir) || rec_read(dir, &r) != 0)
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "local: no instance %" PRId64, id);
+    *ret = r.epoch;
+    return 0;
+}
+
+/* Runs command id (kind, args) on the instance's agent; *ret its answer.
+ * A command the agent answered "failed" is DM_E_UNAVAILABLE with its error. */
+static int agent_do(lprov *lp, int64_t inst_id, const char *id, const char *kind, json_t *args,
+                    int64_t timeout_ms, json_t **ret, char *err, size_t errlen)
+{
+    int64_t epoch = 0;
+    db_command c;
+    if (!lp->channel)
+        return dm_fail(err, errlen, DM_E_UNAVAILABLE,
+                       "local: no control channel to instance %" PRId64 " (PROV-PV4)", inst_id);
+    int rc = inst_epoch(lp, inst_id, &epoch, err, errlen);
+    char *a = rc == 0 && args ? json_dumps(args, JSON_COMPACT) : NULL;
+    if (rc == 0 && args && !a)
+        rc = dm_fail(err, errlen, -ENOMEM, "local: out of memory");
     if (rc == 0)
-        snprintf(buf, len, "%s", mine.workspace);
-    return rc;
+        rc = chan_call(lp->channel, inst_id, epoch, id, kind, a, timeout_ms, &c, err, errlen);
+    free(a);
+    if (rc)
+        return rc;
+    json_t *res = json_loads(c.result, 0, NULL);
+    if (strcmp(c.state, "done") != 0) {
+        const char *e = json_string_value(json_object_get(res, "error"));
+        rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "instance %" PRId64 ": %s: %.200s", inst_id,
+                     kind, e ? e : "failed");
+        json_decref(res);
+        return rc;
+    }
+    if (!json_is_object(res)) {
+        json_decref(res);
+        return dm_fail(err, errlen, DM_E_PROTOCOL, "instance %" PRId64 ": %s: a bad answer",
+                       inst_id, kind);
+    }
+    if (ret)
+        *ret = res;
+    else
+        json_decref(res);
+    return 0;
+}
+
+static int64_t num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : 0;
 }
 
 static int lp_restore(void *p, const prov_instance *inst, dm_store *store, const char *snap_id,
                       prov_restore_times *ret, char *err, size_t errlen)
 {
-    char ws[PATH_MAX];
-    snap_opts o;
-    snap_restore_stats st;
-    int64_t t0 = clock_mono_ms();
-    int rc = workspace_of(p, inst, ws, sizeof ws, err, errlen);
+    char id[DB_CMD_ID_MAX];
+    json_t *res = NULL;
+    /* PROV-CH1: one restore per (instance, snapshot): asked again, the same answer */
+    snprintf(id, sizeof id, "restore-%" PRId64 "-%.64s", inst->instance_id, snap_id);
+    json_t *args = json_pack("{ssssss}", "snapshot_id", snap_id, "store", store_open_url(store),
+                             "mirror", store_mirror_open_url(store));
+    if (!args)
+        return dm_fail(err, errlen, -ENOMEM, "local: out of memory");
+    int rc = agent_do(p, inst->instance_id, id, "restore", args, CMD_TIMEOUT_MS, &res, err, errlen);
+    json_decref(args);
     if (rc)
         return rc;
-    snap_opts_init(&o);
-    o.restore_stats = &st;
-    if ((rc = snap_restore(store, snap_id, ws, 1, &o, err, errlen)) != 0) /* PROV-PV4, SNAP-SN2 */
-        return rc;
-    ret->total_ms = clock_mono_ms() - t0;
-    ret->download_ms = st.fetch_ms;
-    ret->decompress_ms = ret->total_ms - st.fetch_ms;
-    ret->bytes = st.bytes;
+    ret->download_ms = num(res, "download_ms");
+    ret->decompress_ms = num(res, "decompress_ms");
+    ret->total_ms = num(res, "total_ms");
+    ret->bytes = (uint64_t)num(res, "bytes");
+    const char *src = json_string_value(json_object_get(res, "source"));
+    snprintf(ret->source, sizeof ret->source, "%s",
+             src && strcmp(src, "mirror") == 0 ? "mirror" : "primary");
+    json_decref(res);
     return 0;
 }
 
 static int lp_snapshot(void *p, const prov_instance *inst, dm_store *store, const char *tag,
                        snap_info *ret, char *err, size_t errlen)
 {
-    char ws[PATH_MAX];
-    snap_opts o;
-    int rc = workspace_of(p, inst, ws, sizeof ws, err, errlen);
+    char id[DB_CMD_ID_MAX], nonce[17];
+    json_t *res = NULL;
+    /* a new snapshot each time: run again after a crash, it only adds one */
+    if (secret_random_hex(nonce, sizeof nonce, 8) != 0)
+        snprintf(nonce, sizeof nonce, "%016llx", (unsigned long long)clock_wall_ms());
+    snprintf(id, sizeof id, "snapshot-%" PRId64 "-%s", inst->instance_id, nonce);
+    json_t *args = json_pack("{ssssss}", "tag", tag ? tag : "", "store", store_open_url(store),
+                             "mirror", store_mirror_open_url(store));
+    if (!args)
+        return dm_fail(err, errlen, -ENOMEM, "local: out of memory");
+    int rc =
+        agent_do(p, inst->instance_id, id, "snapshot", args, CMD_TIMEOUT_MS, &res, err, errlen);
+    json_decref(args);
     if (rc)
         return rc;
-    snap_opts_init(&o);
-    o.tag = tag;
-    return snap_create(store, ws, &o, ret, err, errlen);
+    memset(ret, 0, sizeof *ret);
+    const char *sid = json_string_value(json_object_get(res, "snapshot_id"));
+    if (!sid || !snap_id_valid(sid)) {
+        json_decref(res);
+        return dm_fail(err, errlen, DM_E_PROTOCOL, "instance %" PRId64 ": snapshot: no id",
+                       inst->instance_id);
+    }
+    snprintf(ret->id, sizeof ret->id, "%s", sid);
+    snprintf(ret->tag, sizeof ret->tag, "%s", tag ? tag : "");
+    ret->bytes = (uint64_t)num(res, "bytes");
+    ret->files = (uint64_t)num(res, "files");
+    ret->stored_new = (uint64_t)num(res, "stored_new");
+    ret->duration_ms = num(res, "duration_ms");
+    ret->time_ms = num(res, "time_ms");
+    json_decref(res);
+    return 0;
 }
 
 static int lp_start_workload(void *p, const prov_instance *inst, char *err, size_t errlen)
 {
     lprov *lp = p;
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], id[DB_CMD_ID_MAX];
     irec r;
     inst_path(lp, inst->instance_id, "", dir, sizeof dir);
     if (!dir_exists(dir) || rec_read(dir, &r) != 0)
         return dm_fail(err, errlen, DM_E_NOT_FOUND, "local: no instance %" PRId64,
                        inst->instance_id);
-    if (!agent_alive(&r) || kill(r.pid, SIGUSR1) != 0)
+    if (!agent_alive(&r))
         return dm_fail(err, errlen, DM_E_UNAVAILABLE,
                        "local: the agent of instance %" PRId64 " is not running",
                        inst->instance_id);
-    return 0;
+    /* PROV-PV5: starting twice is a no-op, so one id per instance and epoch */
+    snprintf(id, sizeof id, "start-%" PRId64 "-%" PRId64, inst->instance_id, r.epoch);
+    return agent_do(lp, inst->instance_id, id, "start_workload", NULL, START_TIMEOUT_MS, NULL, err,
+                    errlen);
 }
 
 typedef struct {
@@ -668,6 +756,8 @@ int local_open(const prov_config *cfg, const provider_ops **ret_ops, void **ret_
         return rc;
     }
     lp->delay_ms = cfg->provision_delay_ms > 0 ? cfg->provision_delay_ms : 0;
+    lp->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : 0;
+    lp->channel = cfg->channel;
     pthread_mutex_init(&lp->lock, NULL);
     pthread_cond_init(&lp->freed, NULL);
     *ret_ops = &local_ops;

@@ -170,7 +170,7 @@ typedef struct {
     char *argv[ARGV_MAX];
     char *envp[ENV_MAX];
     int na, ne;
-    char num[4][32];
+    char num[5][32];
     char ws[PATH_MAX + 16];
     char meta_url[PATH_MAX + 16];
     char token_file[PATH_MAX + 16];
@@ -245,6 +245,10 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
     arg(c, "--epoch", c->num[1]);
     if (l->hold)
         arg(c, "--hold", NULL);
+    if (l->lease_ms > 0) {
+        snprintf(c->num[4], sizeof c->num[4], "%" PRId64 "ms", l->lease_ms);
+        arg(c, "--lease", c->num[4]);
+    }
     arg(c, "--preempt-cloud", "local");
     arg(c, "--metadata-url", c->meta_url);
     if (l->token && l->token[0]) { /* PROV-PV6: a file, never argv or the environment */

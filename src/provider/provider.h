@@ -19,12 +19,16 @@
  * PROV-PV3: destroy is a fence: it returns 0 only once every process of the
  *      instance is confirmed gone (and for an id that is not there at all);
  *      else an error, and the caller must not promote a replacement.
- * PROV-PV4: restore and snapshot run "on the instance" (local: in this process, on
- *      the instance's directory; a cloud provider runs `dumont snapshot` over
- *      its remote channel). restore replaces the workspace only when the whole
- *      snapshot verified (snapshot.h SNAP-SN2).
+ * PROV-PV4: restore and snapshot run on the instance, by its own agent, as
+ *      commands of the control channel (provider/channel.h; every provider,
+ *      the local one too): the controller never reads or writes a workspace
+ *      byte. The agent reads the snapshot from the store the controller
+ *      names, falling back to its mirror (ret->source says which served), and
+ *      replaces the workspace only when the whole snapshot verified (snapshot.h
+ *      SNAP-SN2). Without a channel (prov_config.channel NULL) both fail with
+ *      DM_E_UNAVAILABLE.
  * PROV-PV5: start_workload tells the agent of an instance launched with hold=1 to
- *      start its workload now; a no-op when it already runs.
+ *      start its workload now (a channel command); a no-op when it already runs.
  * PROV-PV6: the instance's credential (the agent token of that instance alone,
  *      never the admin token: PROV-PD3 of provider.c) reaches its agent through a
  *      file only it can read (local: <dir>/agent.token, 0600, --token-file),
@@ -83,6 +87,7 @@ typedef struct {
     const char *store_url; /* where the agent puts its snapshots */
     const char *workspace_from; /* local: copied into the new workspace; may be NULL */
     int hold;                   /* PROV-PV5: the agent waits for start_workload */
+    int64_t lease_ms; /* agent/channel.h AG-C4; <= 0: the provider's (prov_config.lease_ms) */
 } prov_launch;
 
 typedef struct {
@@ -105,6 +110,7 @@ typedef struct {
     int64_t decompress_ms; /* the rest: decompress, verify, write, swap */
     int64_t total_ms;
     uint64_t bytes; /* plain bytes restored */
+    char source[8]; /* PROV-PV4: "primary" or "mirror", the copy that served */
 } prov_restore_times;
 
 typedef struct provider_ops {
@@ -148,6 +154,8 @@ typedef struct {
         *market_path; /* NULL: home/market.json (written with the default market if missing) */
     const char *dumont_bin;     /* the dumont binary the instances run; NULL: /proc/self/exe */
     int64_t provision_delay_ms; /* added to each provision (a slower "cloud"); default 0 */
+    struct prov_channel *channel; /* PROV-PV4: the control channel (channel.h); borrowed */
+    int64_t lease_ms; /* the agents' lease (agent/channel.h AG-C4); <= 0: the default */
 } prov_config;
 
 /* "local" (the only real one for now). DM_E_INVALID names the known ones. */

@@ -14,7 +14,13 @@
  *     store_s3.c; a mirror: its primary's), else its scheme ("file").
  * STORE-S4: DUMONT_STORE_MIRROR=URL wraps the store opened and a second one
  *     (store_mirror.c): the only setting read here, because every caller
- *     opens its store by URL alone; the s3:// back end reads its own. */
+ *     opens its store by URL alone; the s3:// back end reads its own.
+ *     store_open_mirrored() names the mirror itself and reads nothing (an
+ *     agent told its stores by its controller over the control channel).
+ * STORE-S9: a store keeps the URLs it was opened with (store_open_url,
+ *     store_mirror_open_url), so the controller can name the same stores to
+ *     an agent; neither holds a secret (s3:// keys come from the
+ *     environment). */
 #include "store/store.h"
 
 #include "store/store_backend.h"
@@ -31,6 +37,8 @@ struct dm_store {
     const store_ops *ops;
     void *st;
     char url[PATH_MAX + 8]; /* display form (STORE-S2) */
+    char open_url[PATH_MAX + 8];   /* STORE-S9: the URL it was opened with */
+    char mirror_url[PATH_MAX + 8]; /* STORE-S9: the mirror's, "" without one */
 };
 
 static int key_char_ok(char c)
@@ -109,10 +117,9 @@ static int open_backend(const char *url, const store_ops **ret_ops, void **ret_s
     return rc;
 }
 
-/* STORE-S4: wraps the primary with the mirror when DUMONT_STORE_MIRROR is set. */
-static int open_mirror(dm_store *s, char *err, size_t errlen)
+/* STORE-S4: wraps the primary with the mirror murl (NULL or "": none). */
+static int open_mirror(dm_store *s, const char *murl, char *err, size_t errlen)
 {
-    const char *murl = getenv("DUMONT_STORE_MIRROR");
     if (!murl || !*murl)
         return 0;
     const store_ops *m_ops, *w_ops;
@@ -120,7 +127,7 @@ static int open_mirror(dm_store *s, char *err, size_t errlen)
     char mdisp[sizeof s->url], merr[512] = "";
     int rc = open_backend(murl, &m_ops, &m_st, mdisp, sizeof mdisp, merr, sizeof merr);
     if (rc)
-        return dm_fail(err, errlen, rc, "store mirror (DUMONT_STORE_MIRROR): %s", merr);
+        return dm_fail(err, errlen, rc, "store mirror %s: %s", murl, merr);
     rc = store_mirror_wrap(s->ops, s->st, m_ops, m_st, mdisp, &w_ops, &w_st, err, errlen);
     if (rc) {
         m_ops->close(m_st);
@@ -130,10 +137,17 @@ static int open_mirror(dm_store *s, char *err, size_t errlen)
     s->st = w_st;
     size_t n = strlen(s->url);
     snprintf(s->url + n, sizeof s->url - n, " (mirror %s)", mdisp);
+    snprintf(s->mirror_url, sizeof s->mirror_url, "%s", murl);
     return 0;
 }
 
 int store_open(const char *url, dm_store **ret, char *err, size_t errlen)
+{
+    return store_open_mirrored(url, getenv("DUMONT_STORE_MIRROR"), ret, err, errlen);
+}
+
+int store_open_mirrored(const char *url, const char *mirror_url, dm_store **ret, char *err,
+                        size_t errlen)
 {
     if (!url || !*url || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "store: empty URL");
@@ -145,7 +159,8 @@ int store_open(const char *url, dm_store **ret, char *err, size_t errlen)
         free(s);
         return rc;
     }
-    if ((rc = open_mirror(s, err, errlen)) != 0) {
+    snprintf(s->open_url, sizeof s->open_url, "%s", url);
+    if ((rc = open_mirror(s, mirror_url, err, errlen)) != 0) {
         s->ops->close(s->st);
         free(s);
         return rc;
@@ -172,6 +187,16 @@ const char *store_storage_name(const dm_store *s) /* STORE-S8 */
     if (!s)
         return "";
     return s->ops->storage ? s->ops->storage(s->st) : s->ops->scheme;
+}
+
+const char *store_open_url(const dm_store *s)
+{
+    return s ? s->open_url : "";
+}
+
+const char *store_mirror_open_url(const dm_store *s)
+{
+    return s ? s->mirror_url : "";
 }
 
 int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen)

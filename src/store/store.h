@@ -55,11 +55,18 @@ typedef int (*store_list_info_fn)(const char *key, uint64_t size, int64_t mtime_
  * DUMONT_STORE_MIRROR set, wrapped with that mirror (store_mirror.c).
  * Other schemes: DM_E_INVALID with a message naming what is supported. */
 int store_open(const char *url, dm_store **ret, char *err, size_t errlen);
+/* store_open with the mirror named here (NULL or "": none), never from the
+ * environment (store.c STORE-S4). */
+int store_open_mirrored(const char *url, const char *mirror_url, dm_store **ret, char *err,
+                        size_t errlen);
 void store_close(dm_store *s);
 const char *store_url(const dm_store *s); /* for messages; never holds secrets */
 /* The storage's name for records (STORE-S8 of store.c): "backblaze_b2",
  * "cloudflare_r2", "s3" or "file"; "" for NULL. */
 const char *store_storage_name(const dm_store *s);
+/* STORE-S9: the URL s was opened with, and its mirror's ("" without one). */
+const char *store_open_url(const dm_store *s);
+const char *store_mirror_open_url(const dm_store *s);
 
 int store_put(dm_store *s, const char *key, const void *data, size_t len, char *err, size_t errlen);
 int store_put_lazy(dm_store *s, const char *key, const void *data, size_t len, char *err,
@@ -95,6 +102,10 @@ typedef void (*store_stat_fn)(const char *store, const char *op, const char *cod
 void store_stats_each(store_stat_fn fn, void *ctx);
 /* Attempts after the first of retried s3:// requests, since the start. */
 uint64_t store_stats_retries(void);
+/* Reads the mirror served (the primary could not) since the start, in this
+ * process (store_mirror.c STORE-M5): a restore compares it before and after
+ * to say which copy served it. */
+uint64_t store_stats_mirror_reads(void);
 /* 1 if key is a valid store key (see above). */
 int store_key_valid(const char *key);
 /* Nanoseconds the calling thread has spent in store_get/store_get_range

@@ -15,7 +15,9 @@
  * STORE-M3: exists and list ask the primary, and the mirror only when the
  *     primary fails (unreachable, refused): the primary is the source of
  *     truth for what exists.
- * STORE-M4: close closes both back ends exactly once. */
+ * STORE-M4: close closes both back ends exactly once.
+ * STORE-M5: every read the mirror served after the primary failed is
+ *     counted (store_stats_mirror_reads), process-wide. */
 #include "store/store_backend.h"
 
 #include "util/error.h"
@@ -23,6 +25,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +87,21 @@ static int both_failed(const mstore *m, int rc, int mrc, const char *perr, const
                    m->mirror_url, merr);
 }
 
+static atomic_uint_fast64_t mirror_reads; /* STORE-M5 */
+
+uint64_t store_stats_mirror_reads(void)
+{
+    return atomic_load(&mirror_reads);
+}
+
+/* The mirror's answer mrc to a read: counted when it served (STORE-M5). */
+static int served(int mrc)
+{
+    if (mrc == 0)
+        atomic_fetch_add(&mirror_reads, 1);
+    return mrc;
+}
+
 static void log_fallback(const char *op, const char *key, int rc)
 {
     char q[STORE_KEY_MAX + 8];
@@ -100,7 +118,7 @@ static int m_get(void *st, const char *key, size_t max_len, void **ret_data, siz
     if (!falls_back(rc))
         return pass(rc, perr, err, errlen);
     log_fallback("get", key, rc);
-    int mrc = m->m_ops->get(m->m_st, key, max_len, ret_data, ret_len, merr, sizeof merr);
+    int mrc = served(m->m_ops->get(m->m_st, key, max_len, ret_data, ret_len, merr, sizeof merr));
     return mrc ? both_failed(m, rc, mrc, perr, merr, err, errlen) : 0;
 }
 
@@ -113,7 +131,7 @@ static int m_get_range(void *st, const char *key, uint64_t off, size_t len, void
     if (!falls_back(rc))
         return pass(rc, perr, err, errlen);
     log_fallback("get_range", key, rc);
-    int mrc = m->m_ops->get_range(m->m_st, key, off, len, buf, merr, sizeof merr);
+    int mrc = served(m->m_ops->get_range(m->m_st, key, off, len, buf, merr, sizeof merr));
     return mrc ? both_failed(m, rc, mrc, perr, merr, err, errlen) : 0;
 }
 
@@ -134,6 +152,7 @@ static int m_get_range_verified(void *st, const char *key, uint64_t off, size_t 
     int mrc = m->m_ops->get_range_verified
                   ? m->m_ops->get_range_verified(m->m_st, key, off, len, buf, merr, sizeof merr)
                   : m->m_ops->get_range(m->m_st, key, off, len, buf, merr, sizeof merr);
+    served(mrc);
     return mrc ? both_failed(m, rc, mrc, perr, merr, err, errlen) : 0;
 }
 

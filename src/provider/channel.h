@@ -1,0 +1,67 @@
+/* The control channel, controller side: how the controller tells an
+ * instance's agent what to do (docs/provider.md "The control channel").
+ *
+ * The agent holds the connection: it long-polls the API
+ * (POST /api/instances/{id}/commands/poll, its own credential) and answers
+ * each command (POST /api/instances/{id}/commands/{cid}/result). Nothing
+ * inbound is needed on the instance, as behind a cloud's NAT. The provider
+ * queues a command with chan_call() and waits for its answer; the API's
+ * routes hand commands out (chan_poll) and take answers (chan_answer).
+ *
+ * PROV-CH1: commands are durable (db_command.h, DB-C1 to DB-C3) and idempotent by
+ *      id: chan_call() of an id already put waits for (or returns at once)
+ *      that command's answer, never queues a second one. A controller that
+ *      crashed and asks again with the same id gets the same answer, and the
+ *      agent, which keeps the ids it ran, never runs it twice.
+ * PROV-CH2: a poll waits on a condition variable, not a timer: queuing a
+ *      command for the instance (or an answer, for chan_call) wakes it at
+ *      once. At most CHAN_WAITERS_MAX polls wait at a time (each holds one
+ *      API thread); one more is answered at once with none and busy set.
+ * PROV-CH3: every command carries the epoch the controller gives the
+ *      instance; the agent refuses one older than the newest epoch it has
+ *      seen (a fencing token: a stale controller's command is never run).
+ * PROV-CH4: chan_shutdown() wakes every waiter; they return DM_E_CANCELLED (a
+ *      call) or none (a poll), so the API server can stop.
+ * PROV-CH5: chan_last_heard() is when the instance's agent last polled (the
+ *      monotonic clock): "registered over the channel". It is what the
+ *      controller knows of the agent's lease (AG-C4 of agent/channel.h). */
+#ifndef DUMONT_PROVIDER_CHANNEL_H
+#define DUMONT_PROVIDER_CHANNEL_H
+
+#include "db/db_command.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHAN_WAIT_MAX_MS   25000 /* the longest a poll waits (under the API's 30 s idle timeout) */
+#define CHAN_WAITERS_MAX   8     /* PROV-CH2: half the API server's default threads */
+#define CHAN_LEASE_DEFAULT_MS 10000 /* an agent's lease unless set (AG-C4) */
+
+typedef struct prov_channel prov_channel;
+
+int chan_open(dm_db *db, prov_channel **ret, char *err, size_t errlen);
+void chan_close(prov_channel *c); /* NULL is fine; after chan_shutdown and every caller gone */
+void chan_shutdown(prov_channel *c); /* PROV-CH4; NULL is fine */
+
+/* Queues (PROV-CH1: or finds) command id of kind for the instance at epoch with
+ * args (a JSON object, NULL: {}), and waits up to timeout_ms for its answer,
+ * into *ret. 0: answered (ret->state "done" or "failed", ret->result the
+ * agent's JSON); DM_E_UNAVAILABLE: no answer in time (err says whether the
+ * agent polls at all); DM_E_CANCELLED: shutdown. */
+int chan_call(prov_channel *c, int64_t instance_id, int64_t epoch, const char *id,
+              const char *kind, const char *args, int64_t timeout_ms, db_command *ret, char *err,
+              size_t errlen);
+
+/* The agent's poll: the first unanswered command after seq `after`, waiting
+ * up to wait_ms (capped at CHAN_WAIT_MAX_MS) for one. *ret_have 1 with *ret
+ * filled, or 0; *ret_busy 1 when refused a wait (PROV-CH2). */
+int chan_poll(prov_channel *c, int64_t instance_id, int64_t after, int64_t wait_ms,
+              db_command *ret, int *ret_have, int *ret_busy, char *err, size_t errlen);
+/* The agent's answer (DB-C3); wakes the caller waiting for it. */
+int chan_answer(prov_channel *c, int64_t instance_id, const char *id, const char *state,
+                const char *result, char *err, size_t errlen);
+/* PROV-CH5: monotonic ms of the instance's last poll; -1 when it never polled
+ * (since this controller started). */
+int64_t chan_last_heard(prov_channel *c, int64_t instance_id);
+
+#endif
