@@ -1,4 +1,4 @@
-/* The control channel's commands in the database (migration 8;
+/* The control channel's commands in the database (migration 9;
  * docs/provider.md "The control channel"): what the controller asked an
  * instance's agent to do, and the agent's answer. Same rules as db.h (DB-D1).
  *
