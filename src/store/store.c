@@ -118,7 +118,7 @@ static int open_backend(const char *url, const store_ops **ret_ops, void **ret_s
 }
 
 /* STORE-S4: wraps the primary with the mirror murl (NULL or "": none). */
-static int open_mirror(dm_store *s, const char *murl, char *err, size_t errlen)
+static int open_mirror(dm_store *s, const char *murl, int from_env, char *err, size_t errlen)
 {
     if (!murl || !*murl)
         return 0;
@@ -127,7 +127,8 @@ static int open_mirror(dm_store *s, const char *murl, char *err, size_t errlen)
     char mdisp[sizeof s->url], merr[512] = "";
     int rc = open_backend(murl, &m_ops, &m_st, mdisp, sizeof mdisp, merr, sizeof merr);
     if (rc)
-        return dm_fail(err, errlen, rc, "store mirror %s: %s", murl, merr);
+        return dm_fail(err, errlen, rc, "store mirror %s%s: %s", from_env ? "(DUMONT_STORE_MIRROR) " : "",
+                       murl, merr);
     rc = store_mirror_wrap(s->ops, s->st, m_ops, m_st, mdisp, &w_ops, &w_st, err, errlen);
     if (rc) {
         m_ops->close(m_st);
@@ -141,13 +142,22 @@ static int open_mirror(dm_store *s, const char *murl, char *err, size_t errlen)
     return 0;
 }
 
+static int open_with(const char *url, const char *mirror_url, int from_env, dm_store **ret,
+                     char *err, size_t errlen);
+
 int store_open(const char *url, dm_store **ret, char *err, size_t errlen)
 {
-    return store_open_mirrored(url, getenv("DUMONT_STORE_MIRROR"), ret, err, errlen);
+    return open_with(url, getenv("DUMONT_STORE_MIRROR"), 1, ret, err, errlen);
 }
 
 int store_open_mirrored(const char *url, const char *mirror_url, dm_store **ret, char *err,
                         size_t errlen)
+{
+    return open_with(url, mirror_url, 0, ret, err, errlen);
+}
+
+static int open_with(const char *url, const char *mirror_url, int from_env, dm_store **ret,
+                     char *err, size_t errlen)
 {
     if (!url || !*url || !ret)
         return dm_fail(err, errlen, DM_E_INVALID, "store: empty URL");
@@ -160,7 +170,7 @@ int store_open_mirrored(const char *url, const char *mirror_url, dm_store **ret,
         return rc;
     }
     snprintf(s->open_url, sizeof s->open_url, "%s", url);
-    if ((rc = open_mirror(s, mirror_url, err, errlen)) != 0) {
+    if ((rc = open_mirror(s, mirror_url, from_env, err, errlen)) != 0) {
         s->ops->close(s->st);
         free(s);
         return rc;

@@ -44,7 +44,7 @@ static void pg_reset(void)
                             "DROP TABLE IF EXISTS snapshots, machines, workloads,"
                             " instance_events, instances,"
                             " failover_phases, failovers, associations, api_tokens,"
-                            " alert_deliveries, alerts, counters, controller_lock,"
+                            " alert_deliveries, alerts, counters, controller_lock, agent_commands,"
                             " schema_migrations CASCADE");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);

@@ -187,6 +187,7 @@ static void test_test_real_report(void **state)
                                          "restore_time_ms",
                                          "restore_download_time_ms",
                                          "restore_decompress_time_ms",
+                                         "restore_source",
                                          "inference_model",
                                          "inference_ready_time_ms",
                                          "inference_success",
