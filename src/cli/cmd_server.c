@@ -456,6 +456,7 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
         fprintf(stderr, "dumont server: %s\n", err);
         goto out;
     }
+    chan_set_lease(chan, agent_lease_ms); /* PROV-CH6: what the fence may count on */
     if ((rc = fo_orch_new(db, cfg->sim_speed, &orch)) != 0) {
         fprintf(stderr, "dumont server: %s\n", dm_strerror(rc));
         goto out;

@@ -30,6 +30,8 @@ struct prov_channel {
     uint64_t gen;
     int stopping;
     int waiters; /* polls waiting (PROV-CH2) */
+    int64_t lease_ms;   /* PROV-CH6 */
+    int64_t started_ms; /* monotonic, at chan_open (PROV-CH6) */
     struct {
         int64_t id, mono_ms;
     } heard[HEARD_MAX]; /* PROV-CH5 */
@@ -49,6 +51,8 @@ int chan_open(dm_db *db, prov_channel **ret, char *err, size_t errlen)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&c->lock, NULL);
     c->db = db;
+    c->lease_ms = CHAN_LEASE_DEFAULT_MS;
+    c->started_ms = clock_mono_ms();
     *ret = c;
     return 0;
 }
@@ -107,17 +111,45 @@ static void heard(prov_channel *c, int64_t id)
     c->heard[slot].mono_ms = clock_mono_ms();
 }
 
+static int64_t heard_locked(const prov_channel *c, int64_t id);
+
 int64_t chan_last_heard(prov_channel *c, int64_t instance_id)
 {
-    int64_t r = -1;
     if (!c)
-        return r;
+        return -1;
     pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < HEARD_MAX; i++)
-        if (c->heard[i].id == instance_id)
-            r = c->heard[i].mono_ms;
+    int64_t r = heard_locked(c, instance_id);
     pthread_mutex_unlock(&c->lock);
     return r;
+}
+
+void chan_set_lease(prov_channel *c, int64_t lease_ms)
+{
+    if (c)
+        c->lease_ms = lease_ms > 0 ? lease_ms : CHAN_LEASE_DEFAULT_MS;
+}
+
+int64_t chan_lease_ms(const prov_channel *c)
+{
+    return c ? c->lease_ms : CHAN_LEASE_DEFAULT_MS;
+}
+
+int chan_lease_expired(prov_channel *c, int64_t instance_id, int64_t margin_ms)
+{
+    if (!c)
+        return 0;
+    int64_t h = chan_last_heard(c, instance_id);
+    int64_t since = h >= 0 ? h : c->started_ms;
+    return clock_mono_ms() - since > c->lease_ms + (margin_ms > 0 ? margin_ms : 0);
+}
+
+/* Lock held: the instance's last poll, -1 never (PROV-CH5). */
+static int64_t heard_locked(const prov_channel *c, int64_t id)
+{
+    for (int i = 0; i < HEARD_MAX; i++)
+        if (c->heard[i].id == id)
+            return c->heard[i].mono_ms;
+    return -1;
 }
 
 int chan_call(prov_channel *c, int64_t instance_id, int64_t epoch, const char *id,
@@ -151,10 +183,16 @@ int chan_call(prov_channel *c, int64_t instance_id, int64_t epoch, const char *i
             break;
         if (rc == 0 && c->stopping)
             rc = dm_fail(err, errlen, DM_E_CANCELLED, "channel: the server is stopping");
+        else if (rc == 0 && heard_locked(c, instance_id) >= 0 &&
+                 clock_mono_ms() - heard_locked(c, instance_id) > c->lease_ms + CHAN_MARGIN_MS)
+            rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, /* PROV-CH7 */
+                         "the agent of instance %lld went silent (nothing for %lld ms) before "
+                         "answering command %s (%s)",
+                         (long long)instance_id, (long long)(clock_mono_ms() -
+                                                              heard_locked(c, instance_id)),
+                         kind, id);
         else if (rc == 0 && clock_mono_ms() >= deadline) {
-            int polled = 0;
-            for (int i = 0; i < HEARD_MAX; i++)
-                polled |= c->heard[i].id == instance_id;
+            int polled = heard_locked(c, instance_id) >= 0;
             rc = dm_fail(err, errlen, DM_E_UNAVAILABLE,
                          "the agent of instance %lld did not answer command %s (%s) within %lld "
                          "ms%s",
@@ -163,7 +201,8 @@ int chan_call(prov_channel *c, int64_t instance_id, int64_t epoch, const char *i
         }
         if (rc)
             break;
-        gen = wait_change(c, gen, deadline);
+        int64_t tick = clock_mono_ms() + 1000; /* PROV-CH7 is checked every second */
+        gen = wait_change(c, gen, tick < deadline ? tick : deadline);
     }
     pthread_mutex_unlock(&c->lock);
     return rc;

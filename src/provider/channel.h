@@ -24,7 +24,17 @@
  *      call) or none (a poll), so the API server can stop.
  * PROV-CH5: chan_last_heard() is when the instance's agent last polled (the
  *      monotonic clock): "registered over the channel". It is what the
- *      controller knows of the agent's lease (AG-C4 of agent/channel.h). */
+ *      controller knows of the agent's lease (AG-C4 of agent/channel.h).
+ * PROV-CH6: chan_lease_expired(id, margin) is 1 once the instance's agent has been
+ *      silent for longer than the lease plus margin, counting from its last
+ *      poll or, never heard since this controller started, from the start:
+ *      such an agent has stopped its workload (AG-C4), if it ever ran one
+ *      with a channel (every provider-launched agent does). A fence may count
+ *      that as a second confirmation (issue 15 part 2).
+ * PROV-CH7: a call whose agent polled and then went silent for longer than
+ *      the lease plus CHAN_MARGIN_MS ends DM_E_UNAVAILABLE, not at its
+ *      timeout: a dead agent does not hold a failover for the length of a
+ *      restore's timeout. */
 #ifndef DUMONT_PROVIDER_CHANNEL_H
 #define DUMONT_PROVIDER_CHANNEL_H
 
@@ -36,6 +46,7 @@
 #define CHAN_WAIT_MAX_MS   25000 /* the longest a poll waits (under the API's 30 s idle timeout) */
 #define CHAN_WAITERS_MAX   8     /* PROV-CH2: half the API server's default threads */
 #define CHAN_LEASE_DEFAULT_MS 10000 /* an agent's lease unless set (AG-C4) */
+#define CHAN_MARGIN_MS        5000  /* PROV-CH7: clock rates, a poll's own length */
 
 typedef struct prov_channel prov_channel;
 
@@ -63,5 +74,11 @@ int chan_answer(prov_channel *c, int64_t instance_id, const char *id, const char
 /* PROV-CH5: monotonic ms of the instance's last poll; -1 when it never polled
  * (since this controller started). */
 int64_t chan_last_heard(prov_channel *c, int64_t instance_id);
+/* The lease the agents were given (dumont server --agent-lease); <= 0: the
+ * default. Set before use. */
+void chan_set_lease(prov_channel *c, int64_t lease_ms);
+int64_t chan_lease_ms(const prov_channel *c);
+/* PROV-CH6; 0 for a NULL channel (fail closed). */
+int chan_lease_expired(prov_channel *c, int64_t instance_id, int64_t margin_ms);
 
 #endif

@@ -167,12 +167,44 @@ static void test_timeout_and_shutdown(void **state)
     db_close(db);
 }
 
+/* PROV-CH6: the lease as the controller sees it; PROV-CH7: a call whose agent
+ * went silent ends then, not at its timeout. */
+static void test_lease(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    prov_channel *ch = NULL;
+    db_command got;
+    int have, busy;
+    OK(chan_open(db, &ch, g_err, sizeof g_err));
+    chan_set_lease(ch, 300);
+    assert_int_equal(chan_lease_ms(ch), 300);
+    assert_int_equal(chan_lease_expired(NULL, 11, 0), 0); /* fail closed */
+    OK(chan_poll(ch, 11, 0, 0, &got, &have, &busy, g_err, sizeof g_err));
+    assert_int_equal(chan_lease_expired(ch, 11, 0), 0);
+    assert_int_equal(chan_lease_expired(ch, 12, 0), 0); /* never heard: from the start */
+    clock_sleep_ms(450, NULL);
+    assert_int_equal(chan_lease_expired(ch, 11, 0), 1);
+    assert_int_equal(chan_lease_expired(ch, 11, 60000), 0); /* within the margin */
+    assert_int_equal(chan_lease_expired(ch, 12, 0), 1);
+    int64_t t0 = clock_mono_ms();
+    assert_int_equal(chan_call(ch, 11, 1, "restore-11-x", "restore", NULL, 60000, &got, g_err,
+                               sizeof g_err),
+                     DM_E_UNAVAILABLE);
+    assert_non_null(strstr(g_err, "went silent"));
+    assert_true(clock_mono_ms() - t0 < 30000); /* not the 60 s timeout */
+    chan_shutdown(ch);
+    chan_close(ch);
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_and_idempotence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }
