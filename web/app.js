@@ -9,7 +9,15 @@
  *     more than one page of rows, whatever the number of failovers.
  * W4: live updates come from /api/events; a `failover` event updates the live
  *     panel at once and schedules one debounced refresh of the summary and
- *     history; a `resync` (we fell behind) or a reconnect refreshes all. */
+ *     history; a `resync` (we fell behind) or a reconnect refreshes all.
+ * W5: simulated and real figures are never added up: the summary shows one
+ *     group at a time, real failovers, tests (test-real) or simulated ones
+ *     (report ?test=false and ?kind=real&test=true, docs/api.md API-Q1); a
+ *     simulated failover's minutes and a real one's milliseconds make no mean.
+ * W6: the live panel asks for every running failover (list ?active=true), so
+ *     it agrees with the summary's "running now" however many finished since.
+ * W7: instances: long ids shortened (whole on hover and copy); a destroyed
+ *     machine shows no live state. */
 'use strict';
 
 const PHASES = ['detection', 'standby_activation', 'gpu_search', 'provisioning', 'ssh_ready',
@@ -23,8 +31,9 @@ const REFRESH_DEBOUNCE_MS = 300;
 const LIVE_KEEP = 4; /* finished failovers kept in the live panel */
 
 const state = {
-  kind: 'all',            /* summary group */
-  report: null,
+  kind: null,             /* summary group: real | test | simulated (W5); null: not chosen */
+  report: null,           /* ?test=false: simulated and real failovers, tests left out */
+  testReport: null,       /* ?kind=real&test=true: the tests */
   page: 0,
   pageSize: 25,
   filters: { kind: '', gpu: '', since: '', until: '' },
@@ -233,13 +242,43 @@ async function start() {
 /* ---------- summary (1) ---------- */
 
 async function loadReport() {
-  state.report = await api('/api/standby/failover/report');
+  const [r, t] = await Promise.all([api('/api/standby/failover/report?test=false'),
+    api('/api/standby/failover/report?kind=real&test=true')]);
+  state.report = r;
+  state.testReport = t;
+  if (!state.kind) { /* W5: real failovers when there are any; never all mixed */
+    state.kind = r.real.total > 0 ? 'real' : t.real.total > 0 ? 'test' : 'simulated';
+    pressKind(state.kind);
+  }
   renderSummary();
 }
 
+/* The summary group shown (W5). */
+function summaryGroup() {
+  if (!state.report) return null;
+  if (state.kind === 'test') return state.testReport && state.testReport.real;
+  return state.report[state.kind];
+}
+
+function pressKind(kind) {
+  for (const o of document.querySelectorAll('.segmented button')) {
+    o.setAttribute('aria-pressed', String(o.dataset.kind === kind));
+  }
+}
+
+const SUMMARY_EMPTY = {
+  real: 'No real failovers yet. A real failover replaces the lost instance of a protected workload ' +
+    '(`dumont instances launch`).',
+  test: 'No tests yet. `dumont failover test-real ID` runs a real failover of a copy, without ' +
+    'touching the original.',
+  simulated: 'No simulated failovers yet. Try `dumont failover test-setup gpu_instance_id=12345` and then ' +
+    '`dumont failover simulate 12345`.',
+};
+
 function renderSummary() {
-  const g = state.report && state.report[state.kind];
+  const g = summaryGroup();
   if (!g) return;
+  $('summary').dataset.kind = state.kind;
   const set = (name, text, value) => {
     const el = document.querySelector(`[data-metric="${name}"]`);
     el.textContent = text;
@@ -253,13 +292,10 @@ function renderSummary() {
     'no successful failover yet';
   $('rate-note').textContent = `${g.succeeded} succeeded · ${g.failed} failed`;
   $('total-note').textContent = `${g.running} running now`;
+  $('total-note').dataset.value = String(g.running);
   const empty = $('summary-empty');
   empty.hidden = g.total > 0;
-  empty.textContent = state.kind === 'real' ?
-    'No real failovers yet. A real failover replaces the lost instance of a protected workload ' +
-    '(`dumont instances launch`); `dumont failover test-real ID` runs one without touching the original.' :
-    'No failovers yet. Try `dumont failover test-setup gpu_instance_id=12345` and then ' +
-    '`dumont failover simulate 12345`.';
+  empty.textContent = SUMMARY_EMPTY[state.kind] || '';
   const means = PHASES.map((p) => ({ phase: p, duration_ms: g.phases[p].mean,
     status: g.phases[p].count ? 'ok' : 'pending' }));
   const wrap = clear($('phase-means'));
@@ -340,6 +376,7 @@ function failoverReport(f) {
   const infResult = real && f.inference_success === true ? 'PASSED' :
     real && f.inference_success === false ? 'FAILED' :
     inf.status === 'ok' ? 'PASSED' : inf.status === 'failed' ? 'FAILED' : '—';
+  const storage = f.snapshot_storage;
   const simNote = real ?
     `Instance ${dash(f.old_instance_id)} → ${dash(f.new_instance_id)}` +
     `${f.test ? ' (test: the original keeps serving)' : ''}; restore: download ` +
@@ -361,7 +398,8 @@ function failoverReport(f) {
             real ? fmtBytes(f.snapshot_size_bytes) : '—'),
           h('dt', {}, 'Creation time'), h('dd', {},
             real && f.snapshot_creation_time_ms != null ? fmtDuration(f.snapshot_creation_time_ms) : '—'),
-          h('dt', {}, 'Storage'), h('dd', {}, real ? dash(f.snapshot_storage) : '—'),
+          h('dt', {}, 'Storage'), h('dd', { class: 'wrap-any', dataset: { field: 'snapshot-storage' },
+            title: real ? f.snapshot_storage_url || storage || null : null }, real ? storageLabel(storage) : '—'),
           h('dt', {}, 'Compression'), h('dd', {}, real ? dash(f.snapshot_compression) : '—')),
         h('p', { class: 'note' }, simNote)),
       h('section', { class: 'subcard', 'aria-label': 'Inference test' },
@@ -373,13 +411,24 @@ function failoverReport(f) {
           h('dt', {}, 'Result'), h('dd', {}, h('span', {
             class: `result result-${infResult.toLowerCase()}`, dataset: { field: 'inference-result' },
           }, infResult))),
-        h('p', { class: 'note' }, f.kind === 'real' ? simNote :
+        h('p', { class: 'note' }, real ?
+          (f.inference_model ? `The model ${f.inference_model} was asked once the workload served.` : null) :
           'Simulated: the inference phase is timed, no model is asked.'))),
     h('details', { class: 'phase-table' }, h('summary', {}, 'Phase by phase'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'phases' },
         h('thead', {}, h('tr', {}, ...['Phase', 'Status', 'Start', 'Duration', 'Detail'].map(
           (t, i) => h('th', { scope: 'col', class: i === 2 || i === 3 ? 'num' : null }, t)))),
         h('tbody', {}, phaseRows)))));
+}
+
+/* The record's storage name (backblaze_b2, cloudflare_r2, s3, file; its URL is
+ * snapshot_storage_url, shown on hover), by its usual name; anything else (an
+ * older record's URL) as it is. */
+const STORAGE_NAME = { backblaze_b2: 'Backblaze B2', cloudflare_r2: 'Cloudflare R2', s3: 'S3',
+  file: 'Local disk (file)' };
+function storageLabel(v) {
+  if (v === null || v === undefined || v === '') return '—';
+  return STORAGE_NAME[v] || String(v);
 }
 
 async function getStatus(id) {
@@ -462,7 +511,9 @@ function historyQuery() {
   const q = new URLSearchParams({ limit: String(state.pageSize),
     offset: String(state.page * state.pageSize) });
   const f = state.filters;
-  if (f.kind) q.set('kind', f.kind);
+  if (f.kind === 'test') { q.set('kind', 'real'); q.set('test', 'true'); } /* W5 */
+  else if (f.kind === 'real') { q.set('kind', 'real'); q.set('test', 'false'); }
+  else if (f.kind) q.set('kind', f.kind);
   if (f.gpu) q.set('gpu_instance_id', f.gpu);
   if (f.since) q.set('since', f.since);
   if (f.until) q.set('until', f.until);
@@ -490,7 +541,8 @@ function renderHistory(rows) {
   $('next').disabled = last >= state.total;
   const empty = $('history-empty');
   empty.hidden = rows.length > 0;
-  empty.textContent = state.filters.kind === 'real' ?
+  empty.textContent = state.filters.kind === 'test' ?
+    'No tests. `dumont failover test-real ID` runs one.' : state.filters.kind === 'real' ?
     'No real failovers. Real failovers arrive when the instance serving a protected workload ' +
     '(`dumont instances launch`) is lost, or from `dumont failover test-real ID`.' : 'No failover matches these filters.';
   for (const f of rows) {
@@ -581,7 +633,24 @@ async function applyFilters(ev) {
   await loadHistory().catch(reportError);
 }
 
+/* Period presets: since = now minus the period (local time in the field), no until. */
+const PRESETS = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
+function localValue(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+function applyPreset(name) {
+  $('f-since').value = localValue(Date.now() - PRESETS[name]);
+  $('f-until').value = '';
+  for (const b of document.querySelectorAll('.presets button')) {
+    b.setAttribute('aria-pressed', String(b.dataset.preset === name));
+  }
+  applyFilters();
+}
+
 function resetFilters() {
+  for (const b of document.querySelectorAll('.presets button')) b.setAttribute('aria-pressed', 'false');
   $('filters').reset();
   applyFilters();
 }
@@ -590,6 +659,56 @@ function resetFilters() {
 
 const INSTANCE_POLL_MS = 2000;
 const STATE_BADGE = { healthy: 'badge-ok', suspect: 'badge-run', failed: 'badge-fail' };
+
+/* A snapshot id (64 hex) shortened to 12, the whole id in its title and on
+ * the copy button (W7). */
+function shortId(id) {
+  if (!id) return '—';
+  const full = String(id);
+  const wrap = h('span', { class: 'short-id' },
+    h('code', { class: 'mono', title: full, dataset: { full } }, full.length > 12 ? `${full.slice(0, 12)}…` : full));
+  if (full.length > 12) {
+    wrap.append(h('button', { type: 'button', class: 'copy', title: `Copy ${full}`,
+      'aria-label': `Copy snapshot id ${full}`, dataset: { copy: full }, onclick: (ev) => copyText(ev.currentTarget, full) },
+    'copy'));
+  }
+  return wrap;
+}
+
+async function copyText(btn, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    btn.textContent = 'copied';
+  } catch (e) { /* no clipboard (insecure origin): select the id instead */
+    const r = document.createRange();
+    r.selectNodeContents(btn.previousSibling);
+    const sel = getSelection();
+    sel.removeAllRanges();
+    sel.addRange(r);
+  }
+  setTimeout(() => { btn.textContent = 'copy'; }, 1500);
+}
+
+/* W7: a destroyed machine has no live state: its workload, probe and
+ * heartbeat are not shown as if it still ran. Host is the provider's host
+ * of the machine (host), else what its agent reported (hostname). */
+function instanceRow(i) {
+  const gone = i.machine_state === 'destroyed' || i.state === 'destroyed';
+  const live = (v) => (gone ? '—' : v || '—');
+  return h('tr', { class: gone ? 'gone' : null,
+    dataset: { instanceId: String(i.instance_id), machineState: i.machine_state || '' } },
+  h('td', { class: 'mono' }, String(i.instance_id)),
+  h('td', {}, i.kind || '—'),
+  h('td', {}, h('span', { class: `badge ${gone ? 'badge-gone' : STATE_BADGE[i.state] || 'badge-sim'}` },
+    gone ? 'destroyed' : i.state || '—'),
+  !gone && i.preempting ? h('span', { class: 'badge badge-fail' }, 'preempting') : null),
+  h('td', { class: 'num' }, gone || i.last_heartbeat_age_ms === null || i.last_heartbeat_age_ms === undefined ?
+    '—' : `${fmtDuration(i.last_heartbeat_age_ms)} ago`),
+  h('td', { dataset: { field: 'workload' } }, live(i.workload)),
+  h('td', { dataset: { field: 'probe' } }, live(i.probe)),
+  h('td', { dataset: { field: 'host' } }, i.host || i.hostname || '—'),
+  h('td', { dataset: { field: 'snapshot' } }, shortId(i.newest_snapshot_id || i.snapshot_id)));
+}
 
 /* Instances come from the agent issue's GET /api/instances; the heartbeat
  * age changes every moment, so the view polls while it is shown. */
@@ -603,7 +722,8 @@ async function renderInstances() {
     return;
   }
   try {
-    const data = await api('/api/instances');
+    const all = $('inst-all').checked; /* destroyed machines only when asked (API-RI1) */
+    const data = await api(`/api/instances${all ? '?all=true' : ''}`);
     const list = (data && data.instances) || [];
     clear(box);
     if (!list.length) {
@@ -614,17 +734,7 @@ async function renderInstances() {
         h('caption', { class: 'visually-hidden' }, 'Instances'),
         h('thead', {}, h('tr', {}, ['Instance', 'Kind', 'State', 'Last heartbeat', 'Workload',
           'Probe', 'Host', 'Newest snapshot'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, list.map((i) => h('tr', { dataset: { instanceId: String(i.instance_id) } },
-          h('td', { class: 'mono' }, String(i.instance_id)),
-          h('td', {}, i.kind || '—'),
-          h('td', {}, h('span', { class: `badge ${STATE_BADGE[i.state] || 'badge-sim'}` },
-            i.state || '—'), i.preempting ? h('span', { class: 'badge badge-fail' }, 'preempting') : null),
-          h('td', { class: 'num' }, i.last_heartbeat_age_ms === null || i.last_heartbeat_age_ms === undefined ?
-            '—' : `${fmtDuration(i.last_heartbeat_age_ms)} ago`),
-          h('td', {}, i.workload || '—'),
-          h('td', {}, i.probe || '—'),
-          h('td', {}, i.hostname || '—'),
-          h('td', {}, i.newest_snapshot_id || i.snapshot_id || '—')))))));
+        h('tbody', {}, list.map(instanceRow)))));
     }
   } catch (e) { reportError(e); }
   if (state.signedIn) state.instanceTimer = setTimeout(renderInstances, INSTANCE_POLL_MS);
@@ -682,7 +792,7 @@ async function refreshAll() {
   } catch (e) { reportError(e); }
   /* Running failovers found at load (or missed while offline) join the live panel. */
   try {
-    const recent = await api('/api/standby/failover/list?limit=10');
+    const recent = await api('/api/standby/failover/list?active=true&limit=1000'); /* W6 */
     for (const f of recent.failovers.filter((x) => !TERMINAL.has(x.state)).reverse()) {
       if (!state.live.has(f.failover_id) || !TERMINAL.has(state.live.get(f.failover_id).state)) {
         trackLive(await api(`/api/standby/failover/status/${encodeURIComponent(f.failover_id)}`));
@@ -718,12 +828,14 @@ function wire() {
   for (const b of document.querySelectorAll('.segmented button')) {
     b.addEventListener('click', () => {
       state.kind = b.dataset.kind;
-      for (const o of document.querySelectorAll('.segmented button')) {
-        o.setAttribute('aria-pressed', String(o === b));
-      }
+      pressKind(state.kind);
       renderSummary();
     });
   }
+  for (const b of document.querySelectorAll('.presets button')) {
+    b.addEventListener('click', () => applyPreset(b.dataset.preset));
+  }
+  $('inst-all').addEventListener('change', () => { if (state.signedIn) renderInstances(); });
 }
 
 async function boot() {

@@ -100,8 +100,9 @@ int api_body_object(const api_request *req, api_response *resp, const char *cons
 int api_text_field(json_t *o, const char *key, size_t cap, const char **ret, api_response *resp);
 /* Maps a DM_E_* code to status + error code and sets the response. */
 int api_error_from(api_response *resp, int rc, const char *detail);
-/* Fills flt from the query string (kind, gpu_instance_id, since, until: an
- * ISO-8601 time, epoch ms or an age like 24h). Else sets a 400, returns -1. */
+/* Fills flt from the query string (kind, gpu_instance_id, test, active, since,
+ * until: an ISO-8601 time, epoch ms or an age like 24h). Else sets a 400,
+ * returns -1. */
 int api_query_filter(const api_request *req, db_failover_filter *flt, api_response *resp);
 /* Sets a JSON response, taking ownership of body. */
 int api_json(api_response *resp, int status, json_t *body);

@@ -308,8 +308,12 @@ static int h_status(const api_ctx *ctx, const api_request *req, api_response *re
     return api_json(resp, 200, render_failover(&f, 1));
 }
 
-/* Fills a filter from the query string: kind, gpu_instance_id, since, until
- * (http.h; shared with routes_fleet.c). */
+/* Fills a filter from the query string: kind, gpu_instance_id, test, active,
+ * since, until (http.h; shared with routes_fleet.c).
+ * API-Q1: `test=false` leaves out test-reals (a real failover's figures are not
+ * a test's: a test has no detection phase), `test=true` keeps only them;
+ * `active=true` keeps only failovers still running (the dashboard's live
+ * panel finds every running one, however many finished since). */
 int api_query_filter(const api_request *req, db_failover_filter *flt, api_response *resp)
 {
     db_failover_filter_init(flt);
@@ -324,6 +328,17 @@ int api_query_filter(const api_request *req, db_failover_filter *flt, api_respon
     if ((v = req->query(req->conn, "gpu_instance_id")) &&
         path_gpu_id(v, &flt->gpu_instance_id, resp))
         return -1;
+    int b;
+    if ((v = req->query(req->conn, "test"))) { /* API-Q1: tests apart from failovers */
+        if (parse_bool(v, &b) != 0)
+            return api_error(resp, 400, "bad_request", "test must be true or false"), -1;
+        flt->test = b;
+    }
+    if ((v = req->query(req->conn, "active"))) { /* API-Q1: only the running ones */
+        if (parse_bool(v, &b) != 0)
+            return api_error(resp, 400, "bad_request", "active must be true or false"), -1;
+        flt->active_only = b;
+    }
     const char *names[2] = {"since", "until"};
     int64_t *dst[2] = {&flt->since_ms, &flt->until_ms};
     for (int i = 0; i < 2; i++)

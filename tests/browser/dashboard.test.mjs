@@ -9,6 +9,7 @@
 //                         one goes next to it (-narrow.png)
 //   LIVE_GPU              a GPU with a test-setup association and no failover
 //                         running: the test starts one there and watches it live
+//   SLOW_ID               a failover running all along, older than the 10 newest
 //   CHROMIUM              the browser (default /usr/bin/chromium)
 //
 // Checks: sign-in (keyboard only) trades the token for an HttpOnly,
@@ -16,7 +17,14 @@
 // shown equal GET /report's; paging, filters (GPU, kind, since, until) and
 // row expansion work; a failover started during the test shows up live,
 // phase by phase, without a reload; a narrow window does not scroll
-// sideways; sign-out ends the session; no console error anywhere.
+// sideways; sign-out ends the session; no console error anywhere. Since the
+// server also holds real failovers and a test-real: the summary never mixes
+// simulated, real and test figures (W5); Live shows every running failover,
+// as many as the summary counts, though more than 10 finished since (W6); a
+// real failover's report prints its note once and its storage as recorded;
+// instances show short snapshot ids (whole on hover) and no live state for
+// destroyed machines, the provider's host (W7); presets fill the period; the
+// live steps fit one row at 1400 px; screenshots at 1400 and 1920 px.
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -24,6 +32,7 @@ const BASE = process.env.DUMONT_URL;
 const TOKEN = readFileSync(process.env.DUMONT_TOKEN_FILE, 'utf8').trim();
 const SHOT = process.env.DASHBOARD_SCREENSHOT || 'dashboard.png';
 const LIVE_GPU = Number(process.env.LIVE_GPU || 0);
+const SLOW_ID = process.env.SLOW_ID || '';
 const T = 10000; // default wait, ms
 
 let step = '';
@@ -44,6 +53,8 @@ function fmtDuration(ms) {
   const min = Math.floor(ms / 60000);
   return `${min} min ${((ms - min * 60000) / 1000).toFixed(1)} s`;
 }
+const PHASES = ['detection', 'standby_activation', 'gpu_search', 'provisioning', 'ssh_ready',
+  'restore', 'inference'];
 const fmtPercent = (r) => (r === null || r === undefined ? '—' : `${(r * 100).toFixed(1)}%`);
 
 async function api(path, { method = 'GET', body } = {}) {
@@ -129,6 +140,8 @@ async function main() {
       const errs = [];
       watchConsole(page, errs);
       await page.goto(BASE + '/');
+      await page.locator('#token').waitFor({ state: 'visible', timeout: T });
+      check(await page.locator('#live-status').isHidden(), 'no live status ("connecting…") on the sign-in page');
       await page.locator('#token').fill('not-the-token');
       await page.keyboard.press('Enter');
       await page.locator('#signin-error', { hasText: 'not right' }).waitFor({ timeout: T });
@@ -168,20 +181,42 @@ async function main() {
     await page.locator('#live-status.ok').waitFor({ timeout: T }); // event stream open
     const bootedAt = await page.evaluate(() => window.dumontBootedAt);
 
-    // ---- (1) the numbers shown are the API's ----
+    // ---- (1) the numbers shown are the API's, one group at a time (W5) ----
     step = 'summary';
-    const report = await api('/api/standby/failover/report');
-    check(report.all.total > 25, `the server holds more than a page of failovers (has ${report.all.total})`);
-    check(report.all.failed > 0, 'some failovers failed (fail_phase)');
-    await expectSummary(page, report.all, 'all');
+    const whole = await api('/api/standby/failover/report');
+    const report = await api('/api/standby/failover/report?test=false');
+    const tests = (await api('/api/standby/failover/report?kind=real&test=true')).real;
+    check(whole.all.total > 25, `the server holds more than a page of failovers (has ${whole.all.total})`);
+    check(whole.all.failed > 0, 'some failovers failed (fail_phase)');
+    check(report.real.total > 0 && tests.total > 0, 'the server holds a real failover and a test-real');
+    check(report.real.total + tests.total === whole.real.total, 'tests and real failovers split the real ones');
+    eq(await page.locator('.segmented button[data-kind="all"]').count(), 0, 'no "All" group mixing kinds');
+    eq(await page.locator('.segmented button[aria-pressed="true"]').getAttribute('data-kind'), 'real',
+      'real failovers are shown first when there are some');
+    await expectSummary(page, report.real, 'real');
+    const meanLegend = () => page.locator('#phase-means .legend li .legend-name').allTextContents();
+    const realPhases = PHASES.filter((p) => report.real.phases[p].count > 0).length;
+    eq((await meanLegend()).length, realPhases, 'real: one legend entry per phase it had');
+    await page.locator('.segmented button[data-kind="test"]').click();
+    await expectSummary(page, tests, 'tests');
+    check(!(await meanLegend()).includes('Detection'), 'tests have no detection phase, so none is shown');
     await page.locator('.segmented button[data-kind="simulated"]').click();
     await expectSummary(page, report.simulated, 'simulated');
-    await page.locator('.segmented button[data-kind="real"]').click();
-    await expectSummary(page, report.real, 'real');
-    await page.locator('#summary-empty', { hasText: 'No real failovers yet' }).waitFor({ timeout: T });
-    await page.locator('.segmented button[data-kind="all"]').click();
-    await expectSummary(page, report.all, 'all again');
-    eq(await page.locator('#phase-means .legend li').count(), 7, 'mean-per-phase legend has 7 phases');
+    eq((await meanLegend()).length, 7, 'mean-per-phase legend has 7 phases');
+    eq(await page.locator('#total-note').getAttribute('data-value'), String(report.simulated.running),
+      'simulated: running now');
+
+    // ---- live: every running failover, though more than 10 finished since (W6) ----
+    step = 'live agrees with the summary';
+    check(SLOW_ID, 'SLOW_ID is set');
+    const newest10 = (await api('/api/standby/failover/list?limit=10')).failovers;
+    check(!newest10.some((f) => f.failover_id === SLOW_ID), 'the running one is older than the 10 newest');
+    check(whole.all.running >= 1, 'the summary counts a running failover');
+    await page.locator(`#live article[data-failover-id="${SLOW_ID}"]`).waitFor({ timeout: T });
+    eq(await page.locator('#live article.live-running').count(), whole.all.running,
+      'Live shows as many running failovers as the summary counts');
+    check(!(await page.locator('#live').textContent()).includes('No failover is running'),
+      'Live does not say none is running');
 
     // ---- (2)-(4) latest report ----
     step = 'latest report';
@@ -204,6 +239,28 @@ async function main() {
       await linked.goto(`${BASE}/#failover=${older.failover_id}`);
       await linked.locator(`#latest .report[data-failover-id="${older.failover_id}"]`)
         .waitFor({ timeout: T });
+      await linked.close();
+    }
+
+    // ---- a real failover's report: its note once, its storage as recorded ----
+    step = 'real report';
+    {
+      const realOne = (await api('/api/standby/failover/list?kind=real&test=false&limit=1')).failovers[0];
+      const st = await api(`/api/standby/failover/status/${realOne.failover_id}`);
+      const linked = await ctx.newPage();
+      watchConsole(linked, errors);
+      await linked.goto(`${BASE}/#failover=${realOne.failover_id}`);
+      const rep = linked.locator(`#latest .report[data-failover-id="${realOne.failover_id}"]`);
+      await rep.waitFor({ timeout: T });
+      const notes = await rep.locator('.note').allTextContents();
+      eq(notes.filter((n) => n.includes('restore: download')).length, 1, 'the instance/restore note is printed once');
+      const names = { backblaze_b2: 'Backblaze B2', cloudflare_r2: 'Cloudflare R2', s3: 'S3', file: 'Local disk (file)' };
+      eq(await rep.locator('[data-field="snapshot-storage"]').textContent(),
+        names[st.snapshot_storage] || st.snapshot_storage, 'storage is what the record says');
+      await linked.setViewportSize({ width: 1400, height: 1000 });
+      await linked.locator('.segmented button[data-kind="real"]').click();
+      await rep.screenshot({ path: SHOT.replace(/\.png$/, '') + '-real-report.png' });
+      await linked.locator('#summary').screenshot({ path: SHOT.replace(/\.png$/, '') + '-real-summary.png' });
       await linked.close();
     }
 
@@ -234,13 +291,30 @@ async function main() {
     const gpus = await page.locator('#history-body tr.row td:nth-child(4)').allTextContents();
     check(gpus.every((g) => g === String(gpu)), `every row is GPU ${gpu}: ${gpus.join(',')}`);
 
-    step = 'filter by kind=real';
+    step = 'filter by kind=real, kind=test';
     await page.locator('#f-reset').click();
     await waitCount(page, `Showing 1–25 of ${all.total} failovers`);
     await page.locator('#f-kind').selectOption('real');
     await page.locator('#filters button[type="submit"]').click();
-    await waitCount(page, 'No failovers match.');
-    await page.locator('#history-empty', { hasText: 'Real failovers arrive' }).waitFor({ timeout: T });
+    await waitCount(page, `Showing 1–${report.real.total} of ${report.real.total} failovers`);
+    check((await page.locator('#history-body tr.row').evaluateAll((r) => r.map((x) => x.dataset.kind)))
+      .every((k) => k === 'real'), 'only real rows');
+    await page.locator('#f-kind').selectOption('test');
+    await page.locator('#filters button[type="submit"]').click();
+    await waitCount(page, `Showing 1–${tests.total} of ${tests.total} failovers`);
+
+    step = 'period presets';
+    await page.locator('#f-reset').click();
+    await waitCount(page, `Showing 1–25 of ${all.total} failovers`);
+    const hourAgo = Date.now() - 3600e3;
+    await page.locator('.presets button[data-preset="1h"]').click();
+    const sinceVal = await page.locator('#f-since').inputValue();
+    check(Math.abs(new Date(sinceVal).getTime() - hourAgo) < 10000, `"Last hour" sets since to an hour ago (${sinceVal})`);
+    const lastHour = await api(`/api/standby/failover/list?since=${encodeURIComponent(new Date(sinceVal).toISOString())}&limit=1`);
+    await waitCount(page, `Showing 1–${Math.min(25, lastHour.total)} of ${lastHour.total} failovers`);
+    for (const p of ['24h', '7d', '30d']) {
+      check(await page.locator(`.presets button[data-preset="${p}"]`).isVisible(), `preset ${p}`);
+    }
 
     step = 'filter by period';
     await page.locator('#f-reset').click();
@@ -312,11 +386,41 @@ async function main() {
     { timeout: T });
     eq(await page.evaluate(() => window.dumontBootedAt), bootedAt, 'the page was not reloaded');
     step = 'summary after live';
-    await expectSummary(page, (await api('/api/standby/failover/report')).all, 'all after live');
+    await expectSummary(page, (await api('/api/standby/failover/report?test=false')).simulated,
+      'simulated after live');
 
     // ---- instances: a table, or an empty state saying why ----
     step = 'instances';
-    await page.locator('#instances table, #instances .empty').first().waitFor({ timeout: T });
+    await page.locator('#instances table').first().waitFor({ timeout: T });
+    {
+      const liveOnes = (await api('/api/instances')).instances;
+      check(liveOnes.every((i) => i.machine_state !== 'destroyed'), 'the API hides destroyed machines by default');
+      await page.waitForFunction((n) => document.querySelectorAll('#instances tbody tr').length === n,
+        liveOnes.length, { timeout: T });
+      await page.locator('#inst-all').check();
+      const inst = (await api('/api/instances?all=true')).instances;
+      const gone = inst.filter((i) => i.machine_state === 'destroyed');
+      check(gone.length > 0, 'a destroyed machine is listed with all=true (the preempted one)');
+      await page.waitForFunction((n) => document.querySelectorAll('#instances tbody tr').length === n,
+        inst.length, { timeout: T });
+      for (const i of gone) {
+        const row = page.locator(`#instances tr[data-instance-id="${i.instance_id}"]`);
+        eq(await row.locator('[data-field="workload"]').textContent(), '—', `destroyed ${i.instance_id}: no workload state`);
+        eq(await row.locator('[data-field="probe"]').textContent(), '—', `destroyed ${i.instance_id}: no probe state`);
+        check((await row.textContent()).includes('destroyed'), `destroyed ${i.instance_id} says so`);
+      }
+      for (const i of inst.filter((x) => x.host)) {
+        eq(await page.locator(`#instances tr[data-instance-id="${i.instance_id}"] [data-field="host"]`).textContent(),
+          i.host, `instance ${i.instance_id}: the provider's host`);
+      }
+      const withSnap = inst.filter((i) => i.newest_snapshot_id);
+      check(withSnap.length > 0, 'an instance has a snapshot');
+      for (const i of withSnap) {
+        const code = page.locator(`#instances tr[data-instance-id="${i.instance_id}"] [data-field="snapshot"] code`);
+        eq(await code.getAttribute('title'), i.newest_snapshot_id, 'the whole id on hover');
+        check((await code.textContent()).length <= 13, 'the id is shortened');
+      }
+    }
     check(await page.locator('#banner').isHidden(), `no error banner (${await page.locator('#banner').textContent()})`);
 
     // ---- contrast: every visible text meets WCAG AA against its background ----
@@ -355,6 +459,16 @@ async function main() {
     step = 'screenshots';
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: SHOT, fullPage: true });
+    for (const w of [1400, 1920]) {
+      await page.setViewportSize({ width: w, height: 1000 });
+      const rows = await page.evaluate(() => [...document.querySelectorAll('#live article')].map((a) =>
+        new Set([...a.querySelectorAll('.steps li')].map((li) => li.offsetTop)).size));
+      check(rows.length > 0 && rows.every((n) => n === 1), `at ${w} px the live steps fit one row (${rows})`);
+      const over = await page.evaluate(() => [...document.querySelectorAll('.table-wrap')]
+        .filter((t) => t.scrollWidth > t.clientWidth + 1 && t.closest('#instances')).length);
+      eq(over, 0, `at ${w} px the instances table fits`);
+      await page.screenshot({ path: SHOT.replace(/\.png$/, '') + `-${w}.png`, fullPage: true });
+    }
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 1, `a narrow window does not scroll sideways (overflow ${overflow}px)`);

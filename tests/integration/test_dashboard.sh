@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The dashboard end to end: a real `dumont server`, filled with simulated
-# failovers through the API (some failing, via fail_phase; real failovers do
-# not exist yet), then
+# failovers through the API (some failing, via fail_phase), one simulated
+# failover so slow that it runs through the whole test (older than the 10
+# newest), and real ones on the local provider: a test-real and a
+# preemption's failover of an instance serving tiny-ollama. Then
 #   - HTTP checks with curl: security headers of the static files, sign-in and
 #     its cookie, cookie auth (and its X-Dumont-Request rule), sign-out, the
 #     event stream, and a quick SIGTERM with an event stream open;
@@ -26,8 +28,9 @@ server_args=()
     server_args=(--heartbeat-listen 127.0.0.1:0)
 start_server "${server_args[@]+"${server_args[@]}"}"
 
-# ---- fill: two batches in different wall-clock seconds (for the period filter) ----
-for gpu in 101 102 103 104; do
+# ---- fill: a slow one, real ones, then two batches of simulated ones in ----
+# ---- different wall-clock seconds (for the period filter) ----
+for gpu in 101 102 103 104 105; do
     api POST /api/standby/failover/test-setup -d "{\"gpu_instance_id\": $gpu}"
     assert_status 201 "test-setup $gpu"
 done
@@ -40,6 +43,22 @@ simulate_wait() { # GPU SEED [FAIL_PHASE]
     wait_terminal "$(printf '%s' "$HTTP_BODY" | jq -r .failover_id)" 30
 }
 
+# running all along, soon older than the 10 newest (W6: Live must still show it)
+api POST /api/standby/failover/simulate/105 -d '{"speed": 0.001, "seed": 5}'
+assert_status 202 "a slow simulated failover"
+SLOW_ID=$(printf '%s' "$HTTP_BODY" | jq -r .failover_id)
+# real: an instance serving a model, a test-real of it, then its preemption
+tiny_workspace "$TEST_TMP/ws" 2M
+cli_ok instances launch workload="$TINY" probe=ollama:tiny workspace_from="$TEST_TMP/ws" \
+    name=dash snapshot_every=1s
+REAL_INST=$CLI_OUT
+wait_for 30 "instance $REAL_INST healthy" instance_state_is "$REAL_INST" healthy
+has_snapshot() { api GET "/api/instances/$REAL_INST/snapshots"; [ "$(printf '%s' "$HTTP_BODY" | jq '.snapshots | length')" -gt 0 ]; }
+wait_for 30 "a snapshot of $REAL_INST" has_snapshot
+cli_ok failover test-real "$REAL_INST" --wait --json
+cli_ok chaos preempt "$REAL_INST"
+wait_for 60 "the failover of $REAL_INST" failover_done "$REAL_INST"
+assert_json .success true "the real failover succeeded" "$FO"
 n=0
 for i in $(seq 1 13); do
     for gpu in 101 102; do
@@ -57,7 +76,9 @@ wait_for 3 "the next wall-clock second" second_changed
 for i in 1 2 3; do simulate_wait 103 "$((100 + i))"; done
 
 api GET /api/standby/failover/list?limit=1
-assert_json .total 29 "failovers made"
+assert_json .total 32 "failovers made"
+api GET "/api/standby/failover/list?active=true"
+assert_json '.failovers[0].failover_id' "$SLOW_ID" "the slow one is running"
 
 # ---- HTTP checks ----
 hdrs() { curl -sS -m 5 -D - -o /dev/null "$@" | tr -d '\r'; }
@@ -133,7 +154,7 @@ curl -sS -N -m 40 -H "@$TEST_TMP/auth.header" "$DUMONT_URL/api/events" >"$TEST_T
 keep_pid=$!
 shot="$PWD/dashboard.png"
 log "browser test; screenshot: $shot"
-DUMONT_TOKEN_FILE="$DUMONT_HOME/token" DASHBOARD_SCREENSHOT="$shot" LIVE_GPU=103 \
+DUMONT_TOKEN_FILE="$DUMONT_HOME/token" DASHBOARD_SCREENSHOT="$shot" LIVE_GPU=103 SLOW_ID="$SLOW_ID" \
     CHROMIUM="$CHROMIUM" \
     timeout 240 node "$SRC/tests/browser/dashboard.test.mjs" || fail "the browser test failed"
 [ -s "$shot" ] || fail "no screenshot at $shot"

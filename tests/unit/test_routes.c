@@ -149,6 +149,77 @@ static void test_report_and_list(void **state)
     json_decref(r.body);
 }
 
+/* A finished failover of kind, 7 phases of ms each (no detection for a test). */
+static void put_ended(fixture *fx, const char *id, fo_kind kind, int test, int64_t ms)
+{
+    fo_failover f;
+    char err[256];
+    assert_int_equal(fo_init(&f, id, 7, kind, 1000), 0);
+    f.real.test = test;
+    int64_t now = 1000;
+    for (int p = 0; p < FO_PHASE_COUNT; p++) {
+        fo_event ev = {FO_EV_PHASE_OK, now + ms, ms, kind == FO_KIND_SIMULATED, "", 0, 0};
+        assert_int_equal(fo_transition(&f, &ev), 0);
+        now += ms;
+    }
+    assert_int_equal(db_failover_insert(fx->ctx.db, &f, err, sizeof err), 0);
+}
+
+static int64_t group_total(json_t *report, const char *group)
+{
+    return json_integer_value(json_object_get(json_object_get(report, group), "total"));
+}
+
+/* The list (query as set) holds exactly the failover id. */
+static void expect_only(fixture *fx, const char *id)
+{
+    api_response r = call(fx, "GET", "/api/standby/failover/list", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "total")), 1);
+    json_t *f0 = json_array_get(json_object_get(r.body, "failovers"), 0);
+    assert_string_equal(json_string_value(json_object_get(f0, "failover_id")), id);
+    json_decref(r.body);
+}
+
+/* API-Q1: test=false / test=true keep tests apart from real failovers in the
+ * report and the list; active=true lists only the running ones, however old. */
+static void test_report_test_and_active(void **state)
+{
+    fixture *fx = *state;
+    char err[256];
+    fo_failover run;
+    assert_int_equal(fo_init(&run, "sim-running", 8, FO_KIND_SIMULATED, 500), 0);
+    assert_int_equal(db_failover_insert(fx->ctx.db, &run, err, sizeof err), 0);
+    put_ended(fx, "real-1", FO_KIND_REAL, 0, 100);
+    put_ended(fx, "real-test", FO_KIND_REAL, 1, 10);
+    for (int i = 0; i < 12; i++) { /* newer than the running one */
+        char id[32];
+        snprintf(id, sizeof id, "sim-%d", i);
+        put_ended(fx, id, FO_KIND_SIMULATED, 0, 60000);
+    }
+    set_query(fx, "test", "false", NULL, NULL);
+    api_response r = call(fx, "GET", "/api/standby/failover/report", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(group_total(r.body, "real"), 1);
+    assert_int_equal(group_total(r.body, "simulated"), 13);
+    json_t *mttr = json_object_get(json_object_get(r.body, "real"), "mttr_ms");
+    assert_int_equal(json_integer_value(json_object_get(mttr, "max")), 700); /* not the test's */
+    json_decref(r.body);
+    set_query(fx, "test", "true", "kind", "real");
+    r = call(fx, "GET", "/api/standby/failover/report", NULL);
+    assert_int_equal(group_total(r.body, "real"), 1);
+    assert_int_equal(group_total(r.body, "simulated"), 0);
+    json_decref(r.body);
+    set_query(fx, "test", "true", NULL, NULL);
+    expect_only(fx, "real-test");
+    set_query(fx, "active", "true", "limit", "10");
+    expect_only(fx, "sim-running");
+    set_query(fx, "test", "maybe", NULL, NULL);
+    expect_error(fx, "GET", "/api/standby/failover/report", NULL, 400, "bad_request");
+    set_query(fx, "active", "2", NULL, NULL);
+    expect_error(fx, "GET", "/api/standby/failover/list", NULL, 400, "bad_request");
+}
+
 /* test-real arrived with issue 6 (test_routes_fleet.c has the rest): without
  * a provider attached it is 503, and the history of no test is empty. */
 static void test_later_endpoints_say_so(void **state)
@@ -168,6 +239,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_test_setup_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simulate_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_test_and_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_later_endpoints_say_so, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
