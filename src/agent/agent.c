@@ -11,6 +11,7 @@
 #include "agent/preempt.h"
 #include "agent/probe.h"
 #include "agent/snapshots.h"
+#include "agent/wl_report.h"
 #include "agent/workload.h"
 #include "detect/heartbeat.h"
 #include "util/clock.h"
@@ -46,6 +47,8 @@ typedef struct {
     int preempting;              /* AG-A6: the flag heartbeats carry */
     int64_t final_started_ms;    /* AG-A6: -1 none yet */
     int started;                 /* AG-A8: the workload and probe were started */
+    wlr *rep;                    /* wl_report.h: the workload's crash reports */
+    hb_workload wl_shown;        /* wl_report.h AG-R2: the state heartbeats carry */
     uint8_t copy[HB_PACKET_LEN]; /* AG-A7: the copy still to send */
     int64_t copy_at_ms;          /* -1: none pending */
     agc_runner *chan;            /* AG-A9 */
@@ -195,7 +198,7 @@ static double rnd(agent *a) /* xorshift64*: test knobs only (AG-A5) */
 static hb_packet packet(agent *a, hb_type type, uint32_t flags)
 {
     hb_packet p = {.type = type,
-                   .workload = a->have_wl ? a->wl.state : HB_WL_NONE,
+                   .workload = a->have_wl ? a->wl_shown : HB_WL_NONE,
                    .probe = prb_state(a->probe),
                    .instance_id = a->o->instance_id,
                    .seq = ++a->seq,
@@ -329,6 +332,8 @@ static void loop(agent *a)
         if (a->have_wl && wl_tick(&a->wl, now))
             log_info("agent.workload", "state=%s restarts=%u", hb_workload_name(a->wl.state),
                      a->wl.restarts);
+        if (a->have_wl)
+            a->wl_shown = wlr_tick(a->rep, &a->wl, prb_state(a->probe), now);
         preemption(a, now);
         if (a->copy_at_ms >= 0 && now >= a->copy_at_ms) {
             send_buf(a, a->copy); /* AG-A7 */
@@ -396,7 +401,7 @@ static void start_workload(agent *a)
         a->have_wl = 1;
         if (wl_start(&a->wl, clock_mono_ms(), err, sizeof err) !=
             0) { /* retried by the supervisor */
-            a->wl.next_start_ms = clock_mono_ms() + WL_BACKOFF_MS;
+            wl_start_failed(&a->wl, clock_mono_ms());
             log_warn("agent.workload_start_failed", "error=%s will_retry=1",
                      log_quote(q, sizeof q, err));
         }
@@ -472,6 +477,7 @@ static int start_parts(agent *a, char *err, size_t errlen)
         return rc;
     a->wl.cwd = o->workspace; /* AG-A8 */
     a->wl.env_extra = o->workload_env;
+    a->wl.capture = 1; /* workload.h AG-S7: its last lines go into crash reports */
     if (o->workload) {
         char q[600];
         rc = wl_user_resolve(o->workload_user, o->workspace, &a->wl.drop, &a->wl.uid, &a->wl.gid,
@@ -512,6 +518,16 @@ static int start_parts(agent *a, char *err, size_t errlen)
     }
     if ((rc = start_channel(a, err, errlen)) != 0)
         return rc;
+    wlr_opts ro = {.server_url = o->server_url,
+                   .token = o->token,
+                   .ca_file = o->ca_file,
+                   .instance_id = o->instance_id,
+                   .kind = o->kind,
+                   .workspace = o->workspace,
+                   .host_check = o->host_check,
+                   .runas = &a->wl};
+    if (o->workload && (rc = wlr_start(&ro, &a->rep, err, errlen)) != 0)
+        return rc;
     if (o->preempt_cloud != PRE_NONE)
         rc = pre_start((pre_cloud)o->preempt_cloud, o->metadata_url, o->preempt_every_ms,
                        &a->preempt, err, errlen);
@@ -544,6 +560,7 @@ out:
     prb_stop(a->probe);
     pre_stop(a->preempt);
     asn_stop(a->snaps); /* waits for a snapshot under way: it stays consistent (SNAP-SN3) */
+    wlr_stop(a->rep);
     if (a->have_wl)
         wl_stop(&a->wl, 10000);
     if (a->fd >= 0)

@@ -79,6 +79,7 @@ typedef struct {
     int64_t lease_ms;          /* channel.h AG-C4; <= 0: AGC_LEASE_DEFAULT_MS */
     const char *state_dir;     /* channel.h AG-C1: where the ids run are kept; NULL: memory */
     int no_channel;            /* 1: no control channel (and so no lease) */
+    const char *host_check;    /* wl_report.h AG-R3: the user's host check command, or NULL */
 } agent_opts;
 
 void agent_opts_init(agent_opts *o);

@@ -128,7 +128,7 @@ static int find_program(const char *argv0, char *out, size_t cap)
 /* AG-S6: fork, then (async-signal-safe calls only) the process group, the
  * signal mask, the directory, the user, exec. The exec's errno comes back
  * through a CLOEXEC pipe. */
-static int spawn_as(wl_sup *w, char **envp, pid_t *ret_pid)
+static int spawn_as(wl_sup *w, char **envp, int out, pid_t *ret_pid)
 {
     char prog[4096];
     int rc = find_program(w->argv[0], prog, sizeof prog), fds[2];
@@ -148,7 +148,8 @@ static int spawn_as(wl_sup *w, char **envp, pid_t *ret_pid)
     if (pid == 0) {
         int e = 0;
         close(fds[0]);
-        if (setpgid(0, 0) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0 ||
+        if ((out >= 0 && (dup2(out, 1) < 0 || dup2(out, 2) < 0)) || /* AG-S7 */
+            setpgid(0, 0) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0 ||
             (w->cwd && chdir(w->cwd) != 0) || setgroups(0, NULL) != 0 || setgid(w->gid) != 0 ||
             setuid(w->uid) != 0 || (w->uid != 0 && setuid(0) == 0)) /* no way back */
             e = errno ? errno : EPERM;
@@ -308,6 +309,7 @@ int wl_init(wl_sup *w, const char *cmdline, int crash_limit, int64_t crash_windo
             size_t errlen)
 {
     memset(w, 0, sizeof *w);
+    w->out_fd = -1;
     if (!cmdline)
         return dm_fail(err, errlen, DM_E_INVALID, "workload: no command");
     if (strlen(cmdline) >= sizeof w->buf)
@@ -317,6 +319,49 @@ int wl_init(wl_sup *w, const char *cmdline, int crash_limit, int64_t crash_windo
     w->backoff_ms = WL_BACKOFF_MS;
     w->state = HB_WL_NONE;
     return split_words(w, cmdline, err, errlen);
+}
+
+/* AG-S7: n bytes into the ring. */
+static void tail_add(wl_sup *w, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        w->tail[w->tail_pos] = b[i];
+        w->tail_pos = (w->tail_pos + 1) % WL_TAIL_MAX;
+    }
+    w->tail_len = w->tail_len + n > WL_TAIL_MAX ? WL_TAIL_MAX : w->tail_len + n;
+}
+
+/* AG-S7: what the workload wrote since the last tick, passed on to the
+ * agent's stderr and kept in the ring (at most 1 MiB a tick). */
+static void drain(wl_sup *w)
+{
+    char b[8192];
+    for (int i = 0; w->out_fd >= 0 && i < 128; i++) {
+        ssize_t n = read(w->out_fd, b, sizeof b);
+        if (n <= 0)
+            break;
+        tail_add(w, b, (size_t)n);
+        ssize_t wr = write(STDERR_FILENO, b, (size_t)n);
+        (void)wr;
+    }
+}
+
+void wl_tail(const wl_sup *w, int max_lines, char *out, size_t cap)
+{
+    size_t n = w->tail_len < cap - 1 ? w->tail_len : cap - 1;
+    size_t start = (w->tail_pos + WL_TAIL_MAX - n) % WL_TAIL_MAX;
+    for (size_t i = 0; i < n; i++)
+        out[i] = w->tail[(start + i) % WL_TAIL_MAX];
+    out[n] = '\0';
+    int lines = 0;
+    size_t cut = 0;
+    for (size_t i = n; i > 0; i--) /* the last max_lines lines (a final newline ends one) */
+        if (out[i - 1] == '\n' && i != n && ++lines >= max_lines) {
+            cut = i;
+            break;
+        }
+    if (cut)
+        memmove(out, out + cut, n - cut + 1);
 }
 
 int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
@@ -332,6 +377,19 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
     posix_spawn_file_actions_init(&fa);
     if (w->cwd) /* glibc >= 2.29 */
         posix_spawn_file_actions_addchdir_np(&fa, w->cwd);
+    int pfd[2] = {-1, -1};
+    if (w->capture && pipe2(pfd, O_CLOEXEC) == 0) { /* AG-S7: a pipe per run */
+        if (w->out_fd >= 0) {
+            drain(w);
+            close(w->out_fd); /* what the last run's children still hold is theirs */
+        }
+        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+        w->out_fd = pfd[0];
+    }
+    if (pfd[1] >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    }
     pid_t pid;
     /* before the spawn: a failed exec may still leave a child that exits
      * 127 and is reaped like any exit (its ran_ms counts from here) */
@@ -342,15 +400,23 @@ int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen)
     if (w->drop) { /* AG-S6 */
         if (w->cwd)
             chown_tree(w->cwd, w->uid, w->gid);
-        rc = spawn_as(w, envp, &pid);
+        rc = spawn_as(w, envp, pfd[1], &pid);
     } else {
         rc = posix_spawnp(&pid, w->argv[0], &fa, &attr, w->argv, envp);
     }
+    if (pfd[1] >= 0)
+        close(pfd[1]);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     char q[300];
     if (rc != 0) {
         w->state = HB_WL_RESTARTING;
+        if (w->capture) { /* AG-S7: the reason is the output of this start */
+            char why[600];
+            int n = snprintf(why, sizeof why, "dumont agent: cannot start %s: %s\n", w->argv[0],
+                             strerror(rc));
+            tail_add(w, why, n > 0 && (size_t)n < sizeof why ? (size_t)n : 0);
+        }
         return dm_fail(err, errlen, -rc, "cannot start %s: %s", w->argv[0], strerror(rc));
     }
     w->pid = pid;
@@ -375,6 +441,7 @@ static void on_exit_status(wl_sup *w, int status, int64_t now_ms)
 {
     w->pid = 0;
     w->last_status = status;
+    w->last_ran_ms = now_ms - w->started_ms;
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     log_write(clean ? LOG_INFO : LOG_WARN, "workload.exited", "status=%d signal=%d ran_ms=%lld",
               WIFEXITED(status) ? WEXITSTATUS(status) : -1,
@@ -383,6 +450,7 @@ static void on_exit_status(wl_sup *w, int status, int64_t now_ms)
         w->state = HB_WL_EXITED;
         return;
     }
+    w->exits++; /* AG-S7 */
     if (now_ms - w->started_ms >= w->crash_window_ms) /* AG-S2: it had recovered */
         w->backoff_ms = WL_BACKOFF_MS;
     w->crashes[w->ncrash++ % WL_CRASH_MAX] = now_ms;
@@ -397,12 +465,20 @@ static void on_exit_status(wl_sup *w, int status, int64_t now_ms)
     w->backoff_ms = w->backoff_ms * 2 > WL_BACKOFF_MAX_MS ? WL_BACKOFF_MAX_MS : w->backoff_ms * 2;
 }
 
+void wl_start_failed(wl_sup *w, int64_t now_ms)
+{
+    on_exit_status(w, 127 << 8, now_ms); /* as a shell says "not found" */
+}
+
 int wl_tick(wl_sup *w, int64_t now_ms)
 {
     hb_workload was = w->state;
     int status;
-    if (w->pid > 0 && waitpid(w->pid, &status, WNOHANG) == w->pid)
+    drain(w); /* AG-S7 */
+    if (w->pid > 0 && waitpid(w->pid, &status, WNOHANG) == w->pid) {
+        drain(w); /* what it wrote last */
         on_exit_status(w, status, now_ms);
+    }
     if (w->state == HB_WL_RESTARTING && now_ms >= w->next_start_ms) {
         w->restarts++;
         if (wl_start(w, now_ms, NULL, 0) != 0) { /* counts as a crash: S3 holds */
@@ -430,4 +506,9 @@ void wl_stop(wl_sup *w, int64_t grace_ms)
     kill(-w->pid, SIGKILL); /* what the workload left in its group */
     w->pid = 0;
     w->state = HB_WL_EXITED;
+    if (w->out_fd >= 0) {
+        drain(w);
+        close(w->out_fd);
+        w->out_fd = -1;
+    }
 }

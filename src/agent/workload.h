@@ -26,7 +26,13 @@
  * AG-S6: with drop set (the agent is root), the workload runs as uid/gid with
  *     no supplementary groups, HOME set to its working directory, which is
  *     chowned to it first: it cannot read the agent's token file or
- *     /proc/<agent>/environ. */
+ *     /proc/<agent>/environ.
+ * AG-S7: with capture set, the workload's stdout and stderr go through a pipe
+ *     the agent drains every tick: each byte is passed on to the agent's own
+ *     stderr (its log, as before) and the last WL_TAIL_MAX bytes are kept, so
+ *     that a crash can be reported with the last lines the workload wrote
+ *     (wl_tail). A start that fails (no such program) leaves its reason there.
+ *     Every reaped crash counts in exits. */
 #ifndef DUMONT_AGENT_WORKLOAD_H
 #define DUMONT_AGENT_WORKLOAD_H
 
@@ -41,6 +47,7 @@
 #define WL_CRASH_MAX      32
 #define WL_BACKOFF_MS     500
 #define WL_BACKOFF_MAX_MS 30000
+#define WL_TAIL_MAX       4096 /* AG-S7 */
 
 typedef struct {
     char buf[WL_CMD_MAX];
@@ -59,7 +66,17 @@ typedef struct {
     int drop;              /* AG-S6: run as uid/gid; set after wl_init */
     uid_t uid;
     gid_t gid;
+    int capture;             /* AG-S7: set after wl_init */
+    int out_fd;              /* AG-S7: the pipe's read end; -1 none */
+    char tail[WL_TAIL_MAX];  /* AG-S7: a ring of the last bytes written */
+    size_t tail_pos, tail_len;
+    uint32_t exits;          /* AG-S7: crashes reaped so far */
+    int64_t last_ran_ms;     /* how long the last run lasted */
 } wl_sup;
+
+/* AG-S7: the last lines of the workload's output (at most max_lines, and
+ * cap - 1 bytes), NUL-terminated; "" when none was captured. */
+void wl_tail(const wl_sup *w, int max_lines, char *out, size_t cap);
 
 /* AG-S5: the names always passed (NULL-terminated). */
 extern const char *const WL_ENV_NAMES[];
@@ -89,6 +106,9 @@ int wl_init(wl_sup *w, const char *cmdline, int crash_limit, int64_t crash_windo
             size_t errlen);
 /* Starts the workload now. */
 int wl_start(wl_sup *w, int64_t now_ms, char *err, size_t errlen);
+/* A first wl_start that failed counts as a crash (exit 127), as a failed
+ * restart does (AG-S3: the restarts stay bounded). */
+void wl_start_failed(wl_sup *w, int64_t now_ms);
 /* Reaps an exit and restarts when due (AG-S1 to AG-S3). Returns 1 when the state changed. */
 int wl_tick(wl_sup *w, int64_t now_ms);
 /* AG-S4. */

@@ -186,6 +186,10 @@ json_t *render_workload(const dm_workload *w, const dm_snapshot *newest)
     json_t *req = w->requirements[0] ? json_loads(w->requirements, 0, &jerr) : NULL;
     json_object_set_new(o, "requirements", req ? req : json_object());
     json_object_set_new(o, "newest_snapshot", render_snapshot_rec(newest));
+    json_object_set_new(o, "max_restarts_on_errors", json_integer(w->max_restarts_on_errors));
+    json_object_set_new(o, "error_exit_codes", str_or_null(w->error_exit_codes));
+    json_object_set_new(o, "host_check", str_or_null(w->host_check));
+    json_object_set_new(o, "failure", str_or_null(w->failure)); /* FLEET-W1 */
     return o;
 }
 

@@ -440,6 +440,8 @@ static const api_route_def routes[] = {
      api_h_command_result},
     {"GET", "/api/instances/{id}/commands/{}", API_ACC_VIEWER, API_KIND_HANDLER,
      api_h_command_get},
+    {"POST", "/api/instances/{id}/workload-exit", API_ACC_AGENT, API_KIND_HANDLER,
+     api_h_workload_exit},
     {"POST", "/api/chaos/preempt/{id}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_chaos_preempt},
     {"GET", "/api/workloads", API_ACC_VIEWER, API_KIND_HANDLER, api_h_workload_list},
     {"POST", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_create},

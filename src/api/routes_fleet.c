@@ -27,6 +27,7 @@
 #include "util/parse.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,11 +142,19 @@ static int launch_strings(json_t *o, fo_launch_req *r, api_response *resp)
         api_text_field(o, "workspace_from", PATH_MAX, &r->workspace_from, resp) ||
         api_text_field(o, "name", NAME_MAX_LEN, &r->name, resp) ||
         api_text_field(o, "kind", 8, &r->kind, resp) ||
-        api_text_field(o, "region", REGION_MAX_LEN, &r->region, resp))
+        api_text_field(o, "region", REGION_MAX_LEN, &r->region, resp) ||
+        api_text_field(o, "error_exit_codes", FLEET_CODES_MAX, &r->error_exit_codes, resp) ||
+        api_text_field(o, "host_check", FLEET_TEXT_MAX, &r->host_check, resp))
         return -1;
     if (!r->workload_cmd)
         return api_error(resp, 400, "bad_request", "'workload' (the command to run) is required"),
                -1;
+    char why[300];
+    if (dm_workload_cmd_check(r->workload_cmd, why, sizeof why) != 0 || /* FLEET-W2 */
+        dm_exit_codes_check(r->error_exit_codes, why, sizeof why) != 0)
+        return api_error(resp, 400, "bad_request", "%s", why), -1;
+    if (r->host_check && dm_workload_cmd_check(r->host_check, why, sizeof why) != 0)
+        return api_error(resp, 400, "bad_request", "host_check: %s", why), -1;
     if (r->kind && strcmp(r->kind, "gpu") != 0 && strcmp(r->kind, "cpu") != 0)
         return api_error(resp, 400, "bad_request", "'kind' must be gpu or cpu"), -1;
     if (r->region && !is_word(r->region))
@@ -165,8 +174,9 @@ static int launch_strings(json_t *o, fo_launch_req *r, api_response *resp)
 
 static int launch_numbers(json_t *o, fo_launch_req *r, api_response *resp)
 {
-    int64_t vram = 0;
+    int64_t vram = 0, restarts = -1;
     if (int_field(o, "heartbeat_ms", 10, 60000, &r->heartbeat_ms, resp) ||
+        int_field(o, "max_restarts_on_errors", 0, FLEET_MAX_RESTARTS_MAX, &restarts, resp) ||
         duration_field(o, "snapshot_every", 0, SNAP_EVERY_MAX, &r->snapshot_every_ms, resp) ||
         bool_field(o, "protect", &r->protect, resp) ||
         int_field(o, "min_vram_gb", 0, 4096, &vram, resp) ||
@@ -174,6 +184,7 @@ static int launch_numbers(json_t *o, fo_launch_req *r, api_response *resp)
         num_field(o, "max_price", 0.001, 1000, &r->max_price_per_h, resp))
         return -1;
     r->min_vram_gb = (int)vram;
+    r->max_restarts_on_errors = (int)restarts;
     return 0;
 }
 
@@ -182,11 +193,15 @@ int api_h_instance_launch(const api_ctx *ctx, const api_request *req, api_respon
     static const char *const allowed[] = {
         "workload",       "probe",    "workspace_from", "model", "heartbeat_ms",
         "snapshot_every", "protect",  "name",           "kind",  "region",
-        "min_vram_gb",    "min_cuda", "max_price",      NULL};
+        "min_vram_gb",    "min_cuda", "max_price",      "max_restarts_on_errors",
+        "error_exit_codes", "host_check", NULL};
     json_t *o;
     if (no_orch(ctx, resp) || api_body_object(req, resp, allowed, &o))
         return 0;
-    fo_launch_req r = {.protect = 1, .heartbeat_ms = -1, .snapshot_every_ms = -1};
+    fo_launch_req r = {.protect = 1,
+                       .heartbeat_ms = -1,
+                       .snapshot_every_ms = -1,
+                       .max_restarts_on_errors = -1};
     if (launch_strings(o, &r, resp) || launch_numbers(o, &r, resp)) { /* API-RF1 */
         json_decref(o);
         return 0;
@@ -202,6 +217,81 @@ int api_h_instance_launch(const api_ctx *ctx, const api_request *req, api_respon
                     json_pack("{s:I, s:s, s:s, s:s}", "instance_id", (json_int_t)res.instance_id,
                               "workload_id", res.workload_id, "workspace", res.workspace, "address",
                               res.address));
+}
+
+/* ---- POST /api/instances/{id}/workload-exit ------------------------------ */
+
+/* An optional integer field that may be null: *ret -1 when absent or null. */
+static int code_field(json_t *o, const char *key, int max, int *ret, api_response *resp)
+{
+    int64_t v = -1;
+    if (int_field(o, key, 0, max, &v, resp))
+        return -1;
+    *ret = (int)v;
+    return 0;
+}
+
+#define WL_OUTPUT_MAX 8192
+
+/* The workload's last lines: a string (may be empty) under cap bytes; a
+ * control character other than newline and tab becomes '?'. */
+static int output_field(json_t *o, char *out, size_t cap, api_response *resp)
+{
+    json_t *v = json_object_get(o, "output");
+    const char *s = json_string_value(v);
+    out[0] = '\0';
+    if (!v || json_is_null(v))
+        return 0;
+    if (!s || strlen(s) >= cap)
+        return api_error(resp, 400, "bad_request", "'output' must be a string under %zu bytes",
+                         cap),
+               -1;
+    size_t i = 0;
+    for (; s[i]; i++)
+        out[i] = ((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t') || s[i] == 0x7f
+                     ? '?'
+                     : s[i];
+    out[i] = '\0';
+    return 0;
+}
+
+/* API-RF6: what an agent reports of its workload's crash (wl_report.h). The
+ * agent's word is a report, not configuration: it can fail its own workload
+ * or ask for a failover of the instance it runs on, as its heartbeats can. */
+int api_h_workload_exit(const api_ctx *ctx, const api_request *req, api_response *resp)
+{
+    static const char *const allowed[] = {"exit_code", "signal",   "ran_ms",     "restarts",
+                                          "gave_up",   "ever_healthy", "host_fault", "host_check",
+                                          "output",    NULL};
+    int64_t id, ran = 0, restarts = 0;
+    char output[WL_OUTPUT_MAX];
+    json_t *o;
+    if (no_orch(ctx, resp) || path_instance_id(req->segs[2], &id, resp) ||
+        api_body_object(req, resp, allowed, &o))
+        return 0;
+    fo_wl_exit x = {.exit_code = -1, .signal = -1, .output = output};
+    if (code_field(o, "exit_code", 255, &x.exit_code, resp) ||
+        code_field(o, "signal", 128, &x.signal, resp) ||
+        int_field(o, "ran_ms", 0, INT64_MAX / 2, &ran, resp) ||
+        int_field(o, "restarts", 0, UINT32_MAX, &restarts, resp) ||
+        bool_field(o, "gave_up", &x.gave_up, resp) ||
+        bool_field(o, "ever_healthy", &x.ever_healthy, resp) ||
+        bool_field(o, "host_fault", &x.host_fault, resp) ||
+        api_text_field(o, "host_check", 512, &x.host_check, resp) ||
+        output_field(o, output, sizeof output, resp)) {
+        json_decref(o);
+        return 0;
+    }
+    x.ran_ms = ran;
+    x.restarts = restarts;
+    char err[512] = "", verdict[64] = "";
+    int rc = fo_orch_workload_exit(ctx->orch, id, &x, verdict, sizeof verdict, err, sizeof err);
+    json_decref(o);
+    if (rc)
+        return api_error_from(resp, rc, err);
+    return api_json(resp, 200,
+                    json_pack("{s:I, s:s, s:s}", "instance_id", (json_int_t)id, "verdict", verdict,
+                              "detail", err));
 }
 
 /* ---- DELETE /api/instances/{id} ------------------------------------------ */

@@ -23,4 +23,7 @@ int api_h_test_real_report(const api_ctx *ctx, const api_request *req, api_respo
 int api_h_test_real_history(const api_ctx *ctx, const api_request *req, api_response *resp);
 int api_h_workload_list(const api_ctx *ctx, const api_request *req, api_response *resp);
 
+/* POST /api/instances/{id}/workload-exit: an agent's crash report (API-RF6). */
+int api_h_workload_exit(const api_ctx *ctx, const api_request *req, api_response *resp);
+
 #endif

@@ -175,6 +175,12 @@ static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const dm_machin
     json_object_set_new(o, "newest_snapshot_id",
                         have_snap ? json_string(snap.snapshot_id) : json_null());
     json_object_set_new(o, "newest_snapshot", render_snapshot_rec(have_snap ? &snap : NULL));
+    dm_workload w; /* FLEET-W1: the workload's state, and why it failed */
+    int have_w = m && m->workload_id[0] &&
+                 db_workload_get(ctx->db, m->workload_id, &w, err, sizeof err) == 0;
+    json_object_set_new(o, "workload_state",
+                        have_w ? json_string(dm_wl_state_name(w.state)) : json_null());
+    json_object_set_new(o, "workload_failure", str_or_null(have_w ? w.failure : NULL));
     if (m && (m->state == DM_MACH_DESTROYED || !json_is_string(json_object_get(o, "state"))))
         json_object_set_new(o, "state", json_string(dm_mach_state_name(m->state)));
     if (m && m->state == DM_MACH_DESTROYED)

@@ -68,7 +68,12 @@ static const char usage[] =
     "  --workload CMD       command to run and restart on crash (words; '...' and \"...\"\n"
     "                       group; no shell), in the workspace, with DUMONT_WORKSPACE\n"
     "                       set. Crashlooping after --crash-limit crashes (default 5)\n"
-    "                       in --crash-window-ms (default 60000)\n"
+    "                       in --crash-window-ms (default 60000). Each crash is\n"
+    "                       reported to the server with the last lines it wrote\n"
+    "  --host-check CMD     when the workload gives up, the host is checked (the\n"
+    "                       workspace takes a write; nvidia-smi -L on a gpu; then\n"
+    "                       CMD, which must exit 0): a failed check asks for a\n"
+    "                       failover, else the workload is failed where it is\n"
     "  --probe SPEC         readiness probe, every --probe-every-ms (default 5000);\n"
     "                       ollama:MODEL without @URL asks $OLLAMA_HOST, else\n"
     "                       127.0.0.1:11434\n"
@@ -125,6 +130,7 @@ enum {
     O_LOG,
     O_PREEMPT,
     O_METADATA,
+    O_HOST_CHECK,
     O_STORE,
     O_EPOCH,
     O_HOLD,
@@ -161,6 +167,7 @@ static const struct option opts[] = {
     {"no-channel", no_argument, NULL, O_NO_CHANNEL},
     {"heartbeat-copies", required_argument, NULL, O_COPIES},
     {"metadata-url", required_argument, NULL, O_METADATA},
+    {"host-check", required_argument, NULL, O_HOST_CHECK},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -255,6 +262,8 @@ static int parse_flags(agent_args *a, int argc, char **argv)
             a->o.probe = optarg;
         else if (c == O_METADATA)
             a->o.metadata_url = optarg;
+        else if (c == O_HOST_CHECK)
+            a->o.host_check = optarg;
         else if (c == O_WORKSPACE)
             a->workspace = optarg;
         else if (c == O_STORE)

@@ -20,6 +20,7 @@
 #include "cli/output.h"
 #include "cli/subcmd.h"
 
+#include "core/fleet.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/parse.h"
@@ -136,6 +137,22 @@ static void print_events(const json_t *arr, FILE *out)
     out_table_free(t);
 }
 
+/* Why the workload failed, line by line, each made safe (CLI-O1). */
+static void print_failure(const char *text, FILE *out)
+{
+    fprintf(out, "\nWorkload failed:\n");
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
+        for (char *q = line; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                *q = '?';
+        fprintf(out, "  %s\n", line);
+        p += n + (p[n] == '\n');
+    }
+}
+
 static void print_one(const json_t *orig, FILE *out)
 {
     json_t *j = json_deep_copy(orig);
@@ -143,9 +160,14 @@ static void print_one(const json_t *orig, FILE *out)
         return;
     json_t *events = json_incref(json_object_get(j, "events"));
     json_t *snap = json_incref(json_object_get(j, "newest_snapshot"));
+    json_t *why = json_incref(json_object_get(j, "workload_failure"));
     json_object_del(j, "events");
     json_object_del(j, "newest_snapshot");
+    json_object_del(j, "workload_failure");
     out_object(j, out);
+    if (json_is_string(why)) /* FLEET-W1: the reason, then the workload's last lines */
+        print_failure(json_string_value(why), out);
+    json_decref(why);
     if (json_is_object(snap)) {
         char made[32];
         out_duration(out_json_int(snap, "creation_time_ms"), made, sizeof made);
@@ -245,8 +267,16 @@ static int put_texts(subcmd_ctx *c, json_t *b)
     static const struct {
         const char *key;
         size_t max;
-    } keys[] = {{"workload", TEXT_MAX}, {"probe", TEXT_MAX}, {"model", 128},
-                {"name", 64},           {"kind", 8},         {"region", 64}};
+    } keys[] = {{"workload", TEXT_MAX}, {"probe", TEXT_MAX},  {"model", 128},
+                {"name", 64},           {"kind", 8},          {"region", 64},
+                {"host_check", TEXT_MAX}, {"error_exit_codes", 64}};
+    char why[300];
+    const char *wl = kv_get(&c->a.kv, "workload");
+    if (wl && dm_workload_cmd_check(wl, why, sizeof why) != 0) /* FLEET-W2 */
+        return subcmd_usage_error(c, "%s", why);
+    const char *codes = kv_get(&c->a.kv, "error_exit_codes");
+    if (codes && dm_exit_codes_check(codes, why, sizeof why) != 0)
+        return subcmd_usage_error(c, "%s", why);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = kv_get(&c->a.kv, keys[i].key);
         if (!v)
@@ -299,6 +329,12 @@ static int put_numbers(subcmd_ctx *c, json_t *b)
         return subcmd_usage_error(c, "min_cuda must be a number from 0 to 100, like 12.1");
     if (v)
         bad |= json_object_set_new(b, "min_cuda", json_real(d));
+    if ((v = kv_get(&c->a.kv, "max_restarts_on_errors")) &&
+        parse_i64(v, 0, FLEET_MAX_RESTARTS_MAX, &n) != 0)
+        return subcmd_usage_error(c, "max_restarts_on_errors must be a whole number from 0 to %d",
+                                  FLEET_MAX_RESTARTS_MAX);
+    if (v)
+        bad |= json_object_set_new(b, "max_restarts_on_errors", json_integer(n));
     if ((v = kv_get(&c->a.kv, "max_price")) && parse_double(v, 0.001, 1000, &d) != 0)
         return subcmd_usage_error(c, "max_price must be a number of USD/h from 0.001 to 1000");
     if (v)
@@ -411,7 +447,8 @@ static const char *const k_none[] = {NULL};
 static const char *const k_launch[] = {
     "workload",       "probe",    "workspace_from", "model", "heartbeat_ms",
     "snapshot_every", "protect",  "name",           "kind",  "region",
-    "min_vram_gb",    "min_cuda", "max_price",      NULL};
+    "min_vram_gb",    "min_cuda", "max_price",      "max_restarts_on_errors",
+    "error_exit_codes", "host_check", NULL};
 
 static const in_cmd commands[] = {
     {{"list", instances_usage, k_list, 0, 0, 0}, run_list},
@@ -427,6 +464,7 @@ static const in_cmd commands[] = {
       "           [model=M] [heartbeat_ms=N] [snapshot_every=30s] [protect=true]\n"
       "           [min_vram_gb=N] [min_cuda=X] [region=R] [max_price=X] [name=S]\n"
       "           [kind=gpu|cpu] [--json]\n"
+      "           [max_restarts_on_errors=N] [error_exit_codes=C,C] [host_check=CMD]\n"
       "\nMakes a workload and its first instance on the server's provider: searches the\n"
       "offers, provisions, waits for the agent, starts the workload (and snapshots\n"
       "workspace_from first, so there is always a restorable point). Waits for it (up\n"
@@ -438,6 +476,14 @@ static const in_cmd commands[] = {
       "  heartbeat_ms=N      agent heartbeat period, 10..60000 (default 200)\n"
       "  snapshot_every=D    scheduled snapshot period, up to 7d (default 30s; 0: never)\n"
       "  protect=BOOL        fail over automatically (default true)\n"
+      "  max_restarts_on_errors=N  restarts in place after a crash before the workload\n"
+      "                      gives up (default 3, up to 30); then it is failed with its\n"
+      "                      exit and last output, and no other GPU is rented, unless\n"
+      "                      it had been healthy and the host fails its checks\n"
+      "  error_exit_codes=C,C  exit codes that are the workload's own error: never a\n"
+      "                      failover (e.g. 1,2)\n"
+      "  host_check=CMD      run on the instance when the workload gives up; non-zero:\n"
+      "                      the host is at fault (after the built-in disk and GPU checks)\n"
       "  min_vram_gb, min_cuda, region, max_price (USD/h)   offer constraints\n"
       "--json prints {\"instance_id\", \"workload_id\", \"workspace\", \"address\"}.\n",
       k_launch, 0, 0, 0},

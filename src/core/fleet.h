@@ -22,6 +22,10 @@
 #define FLEET_WL_ID_MAX   32
 #define FLEET_TEXT_MAX    256
 #define FLEET_SNAP_ID_MAX 72
+#define FLEET_CODES_MAX   64
+#define FLEET_FAILURE_MAX 2048
+#define FLEET_MAX_RESTARTS_DEFAULT 3 /* FLEET-W1: restarts in place when not given */
+#define FLEET_MAX_RESTARTS_MAX     30
 
 typedef enum {
     DM_WL_LAUNCHING = 0, /* made by `instances launch`, its first machine not up yet */
@@ -54,6 +58,11 @@ typedef struct {
     int64_t epoch;
     dm_wl_state state;
     int64_t created_at_ms;
+    /* FLEET-W1: the workload's own failures (docs/failover.md "Workload failures") */
+    int max_restarts_on_errors;        /* restarts in place after a crash before it gives up */
+    char error_exit_codes[FLEET_CODES_MAX]; /* "1,2": exits that are the workload's own error */
+    char host_check[FLEET_TEXT_MAX];   /* the agent's host check command ("" none) */
+    char failure[FLEET_FAILURE_MAX];   /* why it is failed: the reason and its last output */
 } dm_workload;
 
 typedef struct {
@@ -85,6 +94,17 @@ typedef struct {
     char trigger[16]; /* "scheduled" | "preempt" | "test-real" | "launch" | "manual" */
     int64_t seq;      /* the server's acceptance order (db_fleet.h FLEET-F4); 0 before recorded */
 } dm_snapshot;
+
+/* FLEET-W2: a workload command must be a real command: not empty, not a
+ * placeholder copied from a document (a word that is only dots or "…", a word
+ * in <angle brackets>, or a program named COMMAND, CMD, YOUR_COMMAND, ...).
+ * 0, or DM_E_INVALID with the reason in err. */
+int dm_workload_cmd_check(const char *cmd, char *err, size_t errlen);
+/* FLEET-W1: "1,2,137": up to 16 codes 1..255, comma-separated, no blanks; "" none.
+ * 0 or DM_E_INVALID. */
+int dm_exit_codes_check(const char *codes, char *err, size_t errlen);
+/* 1 when code is in codes (as checked above). */
+int dm_exit_codes_has(const char *codes, int code);
 
 /* "launching" | "running" | "failing_over" | "failed" | "stopped"; "?" out of range. */
 const char *dm_wl_state_name(dm_wl_state s);

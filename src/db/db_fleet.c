@@ -102,7 +102,7 @@ static int fleet_write(dm_db *db, const char *sql, const db_param *p, int np, in
 #define WL_COLS                                                                                    \
     "workload_id, name, workload_cmd, probe_spec, model, workspace_from, heartbeat_ms,"            \
     " snapshot_every_ms, requirements, protected, serving_instance_id, epoch, state,"              \
-    " created_at_ms"
+    " created_at_ms, max_restarts_on_errors, error_exit_codes, host_check, failure"
 
 static int wl_decode(const db_row *r, void *elem)
 {
@@ -114,8 +114,12 @@ static int wl_decode(const db_row *r, void *elem)
         db_text_copy(w->model, sizeof w->model, db_row_text(r, 4)) ||
         db_text_copy(w->workspace_from, sizeof w->workspace_from, db_row_text(r, 5)) ||
         db_text_copy(w->requirements, sizeof w->requirements, db_row_text(r, 8)) ||
-        dm_wl_state_parse(db_row_text(r, 12), &w->state))
+        dm_wl_state_parse(db_row_text(r, 12), &w->state) ||
+        db_text_copy(w->error_exit_codes, sizeof w->error_exit_codes, db_row_text(r, 15)) ||
+        db_text_copy(w->host_check, sizeof w->host_check, db_row_text(r, 16)) ||
+        db_text_copy(w->failure, sizeof w->failure, db_row_text(r, 17)))
         return DM_E_DB;
+    w->max_restarts_on_errors = (int)db_row_i64(r, 14, NULL);
     w->heartbeat_ms = db_row_i64(r, 6, NULL);
     w->snapshot_every_ms = db_row_i64(r, 7, NULL);
     w->protect = db_row_i64(r, 9, NULL) != 0;
@@ -130,11 +134,13 @@ static int wl_check(const dm_workload *w, char *err, size_t errlen)
     if (!w || !DB_STR_OK(w->workload_id) || !w->workload_id[0])
         return dm_fail(err, errlen, DM_E_INVALID, "workload: missing id");
     if (!DB_STR_OK(w->name) || !DB_STR_OK(w->workload_cmd) || !DB_STR_OK(w->probe_spec) ||
-        !DB_STR_OK(w->model) || !DB_STR_OK(w->workspace_from) || !DB_STR_OK(w->requirements))
+        !DB_STR_OK(w->model) || !DB_STR_OK(w->workspace_from) || !DB_STR_OK(w->requirements) ||
+        !DB_STR_OK(w->error_exit_codes) || !DB_STR_OK(w->host_check) || !DB_STR_OK(w->failure))
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': bad string", w->workload_id);
     if ((unsigned)w->state >= DM_WL_STATE_COUNT)
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': bad state", w->workload_id);
-    if (w->epoch < 0 || w->heartbeat_ms < 0 || w->snapshot_every_ms < 0)
+    if (w->epoch < 0 || w->heartbeat_ms < 0 || w->snapshot_every_ms < 0 ||
+        w->max_restarts_on_errors < 0)
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': negative number",
                        w->workload_id);
     return 0;
@@ -159,11 +165,15 @@ int db_workload_insert(dm_db *db, const dm_workload *w, char *err, size_t errlen
                     db_p_i64n(w->serving_instance_id),
                     db_p_i64(w->epoch),
                     db_p_text(st),
-                    db_p_i64(w->created_at_ms)};
+                    db_p_i64(w->created_at_ms),
+                    db_p_i64(w->max_restarts_on_errors),
+                    db_p_textn(w->error_exit_codes),
+                    db_p_textn(w->host_check),
+                    db_p_textn(w->failure)};
     rc = fleet_write(db,
                      "INSERT INTO workloads (" WL_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-                     " $9, $10, $11, $12, $13, $14)",
-                     p, 14, NULL, err, errlen);
+                     " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                     p, 18, NULL, err, errlen);
     if (rc == DM_E_CONFLICT)
         return dm_fail(err, errlen, rc, "workload '%s' exists", w->workload_id);
     return rc;
@@ -220,6 +230,25 @@ int db_workload_set_state(dm_db *db, const char *workload_id, dm_wl_state state,
     db_param p[] = {db_p_text(workload_id), db_p_text(dm_wl_state_name(state))};
     int rc = fleet_write(db, "UPDATE workloads SET state = $2 WHERE workload_id = $1", p, 2,
                          &changed, err, errlen);
+    if (rc == 0 && changed == 0)
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no workload '%.64s'", workload_id);
+    return rc;
+}
+
+int db_workload_set_failure(dm_db *db, const char *workload_id, const char *failure,
+                            int set_failed, char *err, size_t errlen)
+{
+    if (!db || !workload_id || !failure ||
+        strlen(failure) >= FLEET_FAILURE_MAX)
+        return dm_fail(err, errlen, DM_E_INVALID, "workload failure: bad arguments");
+    db_param p[] = {db_p_text(workload_id), db_p_textn(failure),
+                    db_p_text(dm_wl_state_name(DM_WL_FAILED))};
+    int64_t changed = 0;
+    int rc = fleet_write(db,
+                         set_failed ? "UPDATE workloads SET failure = $2, state = $3"
+                                      " WHERE workload_id = $1"
+                                    : "UPDATE workloads SET failure = $2 WHERE workload_id = $1",
+                         p, set_failed ? 3 : 2, &changed, err, errlen);
     if (rc == 0 && changed == 0)
         return dm_fail(err, errlen, DM_E_NOT_FOUND, "no workload '%.64s'", workload_id);
     return rc;

@@ -42,6 +42,10 @@ int db_workload_by_serving(dm_db *db, int64_t instance_id, dm_workload *ret, cha
 int db_workload_list(dm_db *db, dm_workload **ret, size_t *ret_n, char *err, size_t errlen);
 int db_workload_set_state(dm_db *db, const char *workload_id, dm_wl_state state, char *err,
                           size_t errlen);
+/* FLEET-W1: records why the workload failed (its reason and last output);
+ * set_failed: and makes it `failed`, in the same write. */
+int db_workload_set_failure(dm_db *db, const char *workload_id, const char *failure,
+                            int set_failed, char *err, size_t errlen);
 /* FLEET-F2. new_instance_id may be DM_NULL (nobody serves). */
 int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instance_id,
                        int64_t expect_epoch, int64_t new_instance_id, int64_t new_epoch, char *err,

@@ -287,6 +287,17 @@ static const char *const m9_sql[] = {
     NULL,
 };
 
+/* Issue 16: a workload's own failures (fleet.h FLEET-W1): how often it is
+ * restarted in place, which exit codes are its own error, the agent's host
+ * check, and why it failed (the reason and its last output lines). */
+static const char *const m10_sql[] = {
+    "ALTER TABLE workloads ADD COLUMN max_restarts_on_errors BIGINT NOT NULL DEFAULT 3",
+    "ALTER TABLE workloads ADD COLUMN error_exit_codes TEXT",
+    "ALTER TABLE workloads ADD COLUMN host_check TEXT",
+    "ALTER TABLE workloads ADD COLUMN failure TEXT",
+    NULL,
+};
+
 /* clang-format off */
 static const migration migrations[] = {
     {1, m1_sql},
@@ -298,6 +309,7 @@ static const migration migrations[] = {
     {7, m7_sql},
     {8, m8_sql},
     {9, m9_sql},
+    {10, m10_sql},
 };
 /* clang-format on */
 

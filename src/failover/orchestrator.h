@@ -132,6 +132,9 @@ typedef struct {
     int min_vram_gb;
     double min_cuda, max_price_per_h;
     const char *region;
+    int max_restarts_on_errors;   /* FLEET-W1: < 0 the default (FLEET_MAX_RESTARTS_DEFAULT) */
+    const char *error_exit_codes; /* FLEET-W1: "1,2": the workload's own errors; NULL none */
+    const char *host_check;       /* FLEET-W1: run by the agent when the workload gives up */
 } fo_launch_req;
 
 typedef struct {
@@ -160,6 +163,23 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
  * name of the credential that asked (NULL: "automatic"). */
 int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,
                       const char *user_id, fo_failover *ret, char *err, size_t errlen);
+/* A crash of the workload on an instance, as its agent reports it
+ * (agent/wl_report.h). Strings borrowed for the call. */
+typedef struct {
+    int exit_code, signal; /* -1: none */
+    int64_t ran_ms;
+    int64_t restarts;
+    int gave_up;      /* the agent restarts it no more (crashlooping) */
+    int ever_healthy; /* it was healthy on this instance once */
+    int host_fault;   /* the agent's host checks failed (only with gave_up) */
+    const char *host_check, *output; /* the check's reason; the last lines written */
+} fo_wl_exit;
+
+/* ORCH-W1 to ORCH-W4 (docs/failover.md "Workload failures"): decides what a
+ * crash loop is. verdict: "noted", "workload_failed", "failover",
+ * "failover_attempt" or "ignored"; err: the reason. */
+int fo_orch_workload_exit(fo_orch *o, int64_t instance_id, const fo_wl_exit *x, char *verdict,
+                          size_t vlen, char *err, size_t errlen);
 /* Chaos: preempt instance_id through its provider (provider.h preempt). */
 int fo_orch_chaos_preempt(fo_orch *o, int64_t instance_id, int64_t notice_ms, char *err,
                           size_t errlen);

@@ -112,6 +112,8 @@ void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id
     l->ca_file = k->ca_file[0] ? k->ca_file : NULL;
     l->store_url = k->orch->store_url;
     l->hold = 1;
+    l->crash_limit = w->max_restarts_on_errors + 1; /* FLEET-W1: N restarts, then it gives up */
+    l->host_check = w->host_check[0] ? w->host_check : NULL;
 }
 
 void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
@@ -393,8 +395,11 @@ static void on_instance_event(const hbl_event *ev, void *ctx)
     if (strcmp(ev->what, "state") == 0 &&
         (strcmp(ev->to, "failed") == 0 || strcmp(ev->to, "preempting") == 0))
         trigger = ev->to;
-    else if (strcmp(ev->what, "workload") == 0 && strcmp(ev->to, "crashlooping") == 0)
-        trigger = "crashlooping";
+    else if (strcmp(ev->what, "workload") == 0 && strcmp(ev->to, "crashlooping") == 0) {
+        if (!o->stopping) /* the agent's report decides (real_wlfail.c ORCH-W2, ORCH-W4) */
+            fo_real_crashloop_unreported(k, ev->instance_id);
+        return;
+    }
     if (!trigger || o->stopping)
         return;
     char err[256] = "";

@@ -90,8 +90,12 @@ int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t 
 static int workload_from(const fo_launch_req *req, dm_workload *w, char *err, size_t errlen)
 {
     int rc;
-    if (!req->workload_cmd || !*req->workload_cmd)
-        return dm_fail(err, errlen, DM_E_INVALID, "launch: a workload command is required");
+    if ((rc = dm_workload_cmd_check(req->workload_cmd, err, errlen)) != 0 || /* FLEET-W2 */
+        (rc = dm_exit_codes_check(req->error_exit_codes, err, errlen)) != 0)
+        return rc;
+    if (req->max_restarts_on_errors > FLEET_MAX_RESTARTS_MAX)
+        return dm_fail(err, errlen, DM_E_INVALID, "launch: max_restarts_on_errors is 0 to %d",
+                       FLEET_MAX_RESTARTS_MAX);
     if (req->probe_spec && *req->probe_spec &&
         (rc = prb_check_spec(req->probe_spec, err, errlen)) != 0)
         return rc;
@@ -110,7 +114,11 @@ static int workload_from(const fo_launch_req *req, dm_workload *w, char *err, si
     COPY(w->probe_spec, req->probe_spec, "probe");
     COPY(w->model, req->model, "model");
     COPY(w->workspace_from, req->workspace_from, "workspace_from");
+    COPY(w->error_exit_codes, req->error_exit_codes, "error_exit_codes");
+    COPY(w->host_check, req->host_check, "host_check");
 #undef COPY
+    w->max_restarts_on_errors = req->max_restarts_on_errors >= 0 ? req->max_restarts_on_errors
+                                                                 : FLEET_MAX_RESTARTS_DEFAULT;
     w->heartbeat_ms = req->heartbeat_ms > 0 ? req->heartbeat_ms : 200;
     w->snapshot_every_ms = req->snapshot_every_ms >= 0 ? req->snapshot_every_ms : 30000;
     json_t *reqs = json_pack("{s:i, s:f, s:f, s:s}", "min_vram_gb", req->min_vram_gb, "min_cuda",

@@ -65,6 +65,9 @@ int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, f
 /* ORCH-O13 (real_fleet.c): rolls back the launches a killed server left. */
 int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t errlen);
 
+/* ORCH-W4 (real_wlfail.c): a heartbeat's crash loop that no report decided. */
+void fo_real_crashloop_unreported(fo_real_kind *k, int64_t instance_id);
+
 /* Shared helpers (real.c). */
 int fo_real_new_id(const char *prefix, char *out, size_t outlen);
 /* The workload's requirements JSON as a provider query (unknown keys ignored). */

@@ -536,8 +536,17 @@ static int answers(const fo_real_run *r, const char *spec, int direct, int first
     return r->w.probe_spec[0] ? live.probe == HB_PR_OK : live.workload == HB_WL_RUNNING;
 }
 
+/* ORCH-W3: 1 when the new instance's agent says the workload crash-loops. */
+static int crashlooping(const fo_real_run *r)
+{
+    hbl_live live;
+    return fo_real_live(r->k, r->inst.instance_id, &live) == 0 &&
+           live.workload == HB_WL_CRASHLOOPING;
+}
+
 /* Starts the workload and waits for the probe; *ret_ms: start -> answer.
- * model: a model a test-real named (ORCH-RP1), or NULL: the workload's probe. */
+ * model: a model a test-real named (ORCH-RP1), or NULL: the workload's probe.
+ * DM_E_CONFLICT: the workload crash-loops there (ORCH-W3). */
 static int wait_inference(fo_real_run *r, const char *model, int64_t *ret_ms, char *err,
                           size_t errlen)
 {
@@ -559,6 +568,10 @@ static int wait_inference(fo_real_run *r, const char *model, int64_t *ret_ms, ch
     for (int first = 1; !answers(r, spec, direct, first); first = 0) {
         if (o->stopping)
             return DM_E_CANCELLED;
+        if (crashlooping(r))
+            return dm_fail(err, errlen, DM_E_CONFLICT,
+                           "the workload crash-looped on instance %lld before it answered",
+                           (long long)r->inst.instance_id);
         if (clock_mono_ms() >= deadline && model)
             return dm_fail(err, errlen, DM_E_UNAVAILABLE,
                            "the model server on instance %lld did not answer for model '%s' "
@@ -597,6 +610,32 @@ static MUST int switch_serving(fo_real_run *r)
     return halted(r, rc) ? rc : 0;
 }
 
+/* ORCH-W1, ORCH-W3: a workload that never became healthy on the new instance
+ * is its own failure: the failover ends, no other offer is tried, unless the
+ * instance itself went (no longer healthy) or its host is at fault. */
+static MUST int inference_failed(fo_real_run *r, int rc, const char *why)
+{
+    hbl_live live;
+    int healthy = fo_real_live(r->k, r->inst.instance_id, &live) == 0 && live.state == DET_HEALTHY;
+    if (rc == DM_E_CONFLICT) { /* crash-looped: the agent's report says whose fault */
+        dm_workload now;
+        char err[256] = "";
+        if (r->f.real.test || db_workload_get(r->orch->db, r->w.workload_id, &now, err,
+                                              sizeof err) != 0 || !now.failure[0])
+            return attempt_failed(r, why); /* a host fault, or no report: another offer */
+        char d[FO_REASON_MAX];
+        snprintf(d, sizeof d, "%.*s (a workload failure: no other GPU is tried)",
+                 (int)strcspn(now.failure, "\n"), now.failure);
+        return phase_failed(r, d);
+    }
+    if (!healthy)
+        return attempt_failed(r, why);
+    char d[FO_REASON_MAX];
+    snprintf(d, sizeof d, "%.150s; the workload never became healthy (a workload failure: no "
+             "other GPU is tried)", why);
+    return phase_failed(r, d);
+}
+
 static MUST int do_inference(fo_real_run *r)
 {
     fo_failover *f = &r->f;
@@ -609,13 +648,21 @@ static MUST int do_inference(fo_real_run *r)
     /* ORCH-RP1: a test-real that named another model probes that model */
     int named = f->real.test && strcmp(f->real.inference_model, wmodel) != 0;
     int rc = load_inst(r, err, sizeof err);
+    if (rc == 0 && !f->real.test) { /* ORCH-W3: what is recorded from now on is this attempt's */
+        char e2[256];
+        if (halted(r, DURABLE(r, e2,
+                              db_workload_set_failure(r->orch->db, r->w.workload_id, "", 0, e2,
+                                                      sizeof e2))))
+            return DM_E_CANCELLED;
+    }
+    int loaded = rc == 0;
     if (rc == 0)
         rc = wait_inference(r, named ? f->real.inference_model : NULL, &ready_ms, err, sizeof err);
     if (halted(r, rc))
         return rc;
     if (rc) {
         f->real.inference_success = 0;
-        return attempt_failed(r, err);
+        return loaded ? inference_failed(r, rc, err) : attempt_failed(r, err);
     }
     f->real.inference_success = 1;
     f->real.inference_ready_time_ms = ready_ms;
@@ -686,9 +733,12 @@ int fo_real_finish(fo_real_run *r)
     if (f->state == FO_STATE_FAILED && !f->real.test) {
         if ((rc = drop_new_instance(r, f->reason)) != 0 || (rc = save(r)) != 0)
             return rc;
-        rc = DURABLE(
-            r, err,
-            db_workload_set_state(r->orch->db, r->w.workload_id, DM_WL_FAILED, err, sizeof err));
+        dm_workload now; /* FLEET-W1: why, unless the agent's report said it first */
+        int keep = db_workload_get(r->orch->db, r->w.workload_id, &now, err, sizeof err) == 0 &&
+                   now.failure[0];
+        rc = DURABLE(r, err,
+                     db_workload_set_failure(r->orch->db, r->w.workload_id,
+                                             keep ? now.failure : f->reason, 1, err, sizeof err));
     } else if (f->real.test && !f->real.keep && f->real.new_instance_id != FO_NULL &&
                provider_destroy(r->k->provider, f->real.new_instance_id, err, sizeof err) == 0) {
         rc = DURABLE(r, err,

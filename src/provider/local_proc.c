@@ -170,7 +170,7 @@ typedef struct {
     char *argv[ARGV_MAX];
     char *envp[ENV_MAX];
     int na, ne;
-    char num[5][32];
+    char num[6][32];
     char ws[PATH_MAX + 16];
     char meta_url[PATH_MAX + 16];
     char token_file[PATH_MAX + 16];
@@ -249,6 +249,12 @@ static int build_cmd(const char *bin, const char *dir, const prov_launch *l, int
         snprintf(c->num[4], sizeof c->num[4], "%" PRId64 "ms", l->lease_ms);
         arg(c, "--lease", c->num[4]);
     }
+    if (l->crash_limit > 0) {
+        snprintf(c->num[5], sizeof c->num[5], "%d", l->crash_limit);
+        arg(c, "--crash-limit", c->num[5]);
+    }
+    if (l->host_check)
+        arg(c, "--host-check", l->host_check);
     arg(c, "--preempt-cloud", "local");
     arg(c, "--metadata-url", c->meta_url);
     if (l->token && l->token[0]) { /* PROV-PV6: a file, never argv or the environment */

@@ -88,6 +88,8 @@ typedef struct {
     const char *workspace_from; /* local: copied into the new workspace; may be NULL */
     int hold;                   /* PROV-PV5: the agent waits for start_workload */
     int64_t lease_ms; /* agent/channel.h AG-C4; <= 0: the provider's (prov_config.lease_ms) */
+    int crash_limit;            /* the agent's --crash-limit (crashes before it gives up); 0 default */
+    const char *host_check;     /* the agent's --host-check command; may be NULL */
 } prov_launch;
 
 typedef struct {

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# A protected workload that keeps crashing on its instance is failed over
-# (issue 6 part 2, trigger `crashlooping`): the agent restarts it with
-# backoff, reports crashlooping after 5 crashes in 60 s, and the controller
-# moves the workload to a new instance where it runs.
+# A protected workload that was healthy and then keeps crashing on its
+# instance (issue 16; docs/failover.md "Workload failures"): the agent
+# restarts it in place max_restarts_on_errors times, then reports the crash
+# loop with its host checks.
+#   - The host passes its checks: the workload is `failed` where it is, with
+#     the reason; no failover, no new instance.
+#   - The host fails its check (host_check=CMD exits non-zero): a failover
+#     (trigger `crashlooping`) moves the workload to a new instance where it runs.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init
@@ -19,12 +23,14 @@ flags="$TEST_TMP/flags"
 mkdir -m 0755 "$flags"
 cp "$TINY" "$flags/tiny-ollama" # a repository under /root is out of the workload user's reach
 TINY="$flags/tiny-ollama"
-cli_ok instances launch workload="sh -c 'test -e \"$flags/\$PORT\" && exit 3; exec $TINY'" \
-    probe=ollama:tiny workspace_from="$ws" snapshot_every=0
-first=$CLI_OUT
-wait_for 30 "instance $first healthy" instance_state_is "$first" healthy
-home="$DUMONT_HOME/instances/$first/home"
-[ -d "$home" ] || fail "no instance home $home"
+# The host check fails on an instance whose port has a file PORT.host there.
+launch() { # sets FIRST
+    cli_ok instances launch workload="sh -c 'test -e \"$flags/\$PORT\" && exit 3; exec $TINY'" \
+        host_check="sh -c 'test ! -e \"$flags/\$PORT.host\"'" max_restarts_on_errors=2 \
+        probe=ollama:tiny workspace_from="$ws" snapshot_every=0
+    FIRST=$CLI_OUT
+    wait_for 30 "instance $FIRST healthy" instance_state_is "$FIRST" healthy
+}
 # The running model server of that instance: "healthy" comes from the
 # agent's heartbeats and may precede the workload (the agent restores the
 # workspace first, then sh execs tiny-ollama), so it is looked for until it
@@ -40,11 +46,43 @@ model_server_of() { # sets MODEL_PID to the tiny-ollama of DUMONT_HOME=$1
     done
     return 1
 }
-wait_for 30 "the model server of instance $first" model_server_of "$home"
-# Kill it: the agent restarts it, and from now on it crashes at once.
-cli_ok instances show "$first" --json
-touch "$flags/$(printf '%s' "$CLI_OUT" | jq -r .address | cut -d: -f2)"
-kill -KILL "$MODEL_PID" || fail "could not kill the model server $MODEL_PID of instance $first"
+probe_ok() { cli instances show "$1" --json && [ "$(printf '%s' "$CLI_OUT" | jq -r .probe)" = ok ]; }
+# crash_loop ID [host]: kills the model server of ID; from then on it crashes
+# at once (and with "host", the host check of ID fails too).
+crash_loop() {
+    local home="$DUMONT_HOME/instances/$1/home" port
+    [ -d "$home" ] || fail "no instance home $home"
+    wait_for 30 "the model server of instance $1" model_server_of "$home"
+    wait_for 30 "the probe of instance $1 to answer" probe_ok "$1" # it was healthy
+    cli_ok instances show "$1" --json
+    port=$(printf '%s' "$CLI_OUT" | jq -r .address | cut -d: -f2)
+    [ "${2:-}" != host ] || touch "$flags/$port.host"
+    touch "$flags/$port"
+    kill -KILL "$MODEL_PID" || fail "could not kill the model server $MODEL_PID of instance $1"
+}
+workload_state_of() { # WL_STATE, WL_FAILURE of the workload instance $1 serves or served
+    cli instances show "$1" --json
+    WL_STATE=$(printf '%s' "$CLI_OUT" | jq -r .workload_state)
+    WL_FAILURE=$(printf '%s' "$CLI_OUT" | jq -r .workload_failure)
+}
+workload_failed_on() { workload_state_of "$1" && [ "$WL_STATE" = failed ]; }
+
+# 1. The host passes its checks: restarted in place twice, then failed there.
+launch
+first=$FIRST
+crash_loop "$first"
+wait_for 60 "the workload of $first to be failed" workload_failed_on "$first"
+assert_contains "$WL_FAILURE" "crash-looped on instance $first (exit code 3) after 2 restarts in place" \
+    "the reason: restarted in place, then given up"
+assert_contains "$WL_FAILURE" "the host passed its checks" "the reason: the host is fine"
+cli_ok failover list gpu_instance_id="$first" --json
+assert_json '.failovers | length' 0 "no failover for a crash loop the host is not at fault for" "$CLI_OUT"
+assert_json .state healthy "the instance is kept" "$(cli instances show "$first" --json; printf '%s' "$CLI_OUT")"
+
+# 2. The host fails its check: a failover to a new instance.
+launch
+first=$FIRST
+crash_loop "$first" host
 wait_for 90 "the failover of $first after its crash loop" failover_done "$first"
 assert_json .trigger crashlooping "triggered by the crash loop" "$FO"
 assert_json .success true "the failover succeeded" "$FO"

@@ -78,7 +78,61 @@ static void test_workloads(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(dm_wl_state_name(list[0].state), "failing_over");
     free(list);
+    /* FLEET-W1: the restart policy round-trips; a failure is recorded, then failed */
+    dm_workload w3 = workload("wl-c");
+    w3.max_restarts_on_errors = 4;
+    snprintf(w3.error_exit_codes, sizeof w3.error_exit_codes, "2,7");
+    snprintf(w3.host_check, sizeof w3.host_check, "nvidia-smi -q");
+    OK(db_workload_insert(db, &w3, g_err, sizeof g_err));
+    OK(db_workload_get(db, "wl-c", &got, g_err, sizeof g_err));
+    assert_int_equal(got.max_restarts_on_errors, 4);
+    assert_string_equal(got.error_exit_codes, "2,7");
+    assert_string_equal(got.host_check, "nvidia-smi -q");
+    assert_string_equal(got.failure, "");
+    OK(db_workload_set_failure(db, "wl-c", "exit 7\nlast line", 0, g_err, sizeof g_err));
+    OK(db_workload_get(db, "wl-c", &got, g_err, sizeof g_err));
+    assert_string_equal(got.failure, "exit 7\nlast line");
+    assert_string_equal(dm_wl_state_name(got.state), "running");
+    OK(db_workload_set_failure(db, "wl-c", "gone", 1, g_err, sizeof g_err));
+    OK(db_workload_get(db, "wl-c", &got, g_err, sizeof g_err));
+    assert_string_equal(got.failure, "gone");
+    assert_string_equal(dm_wl_state_name(got.state), "failed");
+    assert_int_equal(db_workload_set_failure(db, "wl-x", "x", 1, g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
     db_close(db);
+}
+
+/* FLEET-W2: a placeholder or empty command is refused, a real one is not. */
+static void test_workload_cmd_check(void **state)
+{
+    (void)state;
+    char err[300];
+    const char *bad[] = {"",        "   ",         "\xe2\x80\xa6", "...",       "<cmd>",
+                         "<your command>", "COMMAND", "cmd --port 1", "Your_Command",
+                         "ollama serve \xe2\x80\xa6", "run <model>", "''", NULL};
+    for (const char **b = bad; *b; b++) {
+        err[0] = 0;
+        if (dm_workload_cmd_check(*b, err, sizeof err) != DM_E_INVALID)
+            fail_msg("'%s' was taken for a command", *b);
+        assert_non_null(strstr(err, "workload"));
+    }
+    assert_int_equal(dm_workload_cmd_check(NULL, err, sizeof err), DM_E_INVALID);
+    const char *good[] = {"ollama serve", "sleep 1000", "sh -c 'exit 3'", "/usr/bin/python3 -m x",
+                          "./run.sh --dir ..", "commander", NULL};
+    for (const char **g = good; *g; g++)
+        if (dm_workload_cmd_check(*g, err, sizeof err) != 0)
+            fail_msg("'%s' refused: %s", *g, err);
+    /* FLEET-W1: exit codes */
+    OK(dm_exit_codes_check("", err, sizeof err));
+    OK(dm_exit_codes_check("1,2,255", err, sizeof err));
+    const char *badc[] = {"0", "256", "1,", ",1", "a", "1 2", "-1", NULL};
+    for (const char **b = badc; *b; b++)
+        if (dm_exit_codes_check(*b, err, sizeof err) != DM_E_INVALID)
+            fail_msg("exit codes '%s' were taken", *b);
+    assert_true(dm_exit_codes_has("1,7,30", 7));
+    assert_true(dm_exit_codes_has("1,7,30", 30));
+    assert_false(dm_exit_codes_has("1,7,30", 3));
+    assert_false(dm_exit_codes_has("", 1));
 }
 
 static dm_machine machine(const char *wl)
@@ -255,6 +309,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_workloads, setup, teardown),
+        cmocka_unit_test(test_workload_cmd_check),
         cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_real_fields, setup, teardown),

@@ -755,13 +755,27 @@ static void test_retry_restore(void **state)
     assert_int_equal(g_fk.restores, 2);
 }
 
-static void test_retry_inference(void **state)
+/* ORCH-W1: a workload that never answers its probe on a healthy new instance
+ * is its own failure: the failover ends at inference, no other offer is
+ * rented, and the workload is failed with the reason. */
+static void test_inference_never_healthy(void **state)
 {
     fixture *fx = *state;
     snprintf(g_fk.silent_host, sizeof g_fk.silent_host, "host-a");
-    run_retry(fx, "exec:true"); /* the agent's probe, from its heartbeats */
-    assert_int_equal(g_fk.made, 2);
-    assert_int_equal(g_fk.starts, 2);
+    seed_fleet(fx, "exec:true", 0); /* the agent's probe, from its heartbeats */
+    start_orch(fx, 1);
+    fo_failover f, done;
+    start_failover(fx, &f);
+    wait_state(fx, f.id, FO_NULL, &done);
+    assert_failed_at(fx, &done, FO_PHASE_INFERENCE, "never became healthy");
+    assert_non_null(strstr(done.reason, "no other GPU is tried"));
+    assert_int_equal(done.real.attempts, 1);
+    assert_int_equal(g_fk.made, 1);
+    assert_int_equal(g_fk.starts, 1);
+    dm_workload w;
+    OK(db_workload_get(fx->db, "wl-test", &w, g_err, sizeof g_err));
+    assert_string_equal(dm_wl_state_name(w.state), "failed");
+    assert_non_null(strstr(w.failure, "never became healthy"));
 }
 
 /* ORCH-O8: at most FO_ORCH_MAX_ATTEMPTS offers, then the failover fails. */
@@ -1238,7 +1252,7 @@ int main(void)
         T(test_retry_provisioning),
         T(test_retry_ssh_ready),
         T(test_retry_restore),
-        T(test_retry_inference),
+        T(test_inference_never_healthy),
         T(test_all_attempts_fail),
         T(test_no_snapshot),
         T(test_no_ports),
