@@ -781,6 +781,6 @@ int al_test(al_service *s, const char *name, al_send_result *ret, char *err, siz
 int al_remove(al_service *s, const char *name, char *err, size_t errlen)
 {
     if (!name_ok(name))
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert named '%.64s'", name);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert '%.64s'", name);
     return db_alert_remove(s->db, name, err, errlen);
 }

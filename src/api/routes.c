@@ -302,7 +302,7 @@ static int h_status(const api_ctx *ctx, const api_request *req, api_response *re
     int rc =
         strlen(id) < FO_ID_MAX ? db_failover_get(ctx->db, id, &f, err, sizeof err) : DM_E_NOT_FOUND;
     if (rc == DM_E_NOT_FOUND)
-        return api_error(resp, 404, "not_found", "no failover with id '%.64s'", id);
+        return api_error(resp, 404, "not_found", "no failover '%.64s'", id);
     if (rc)
         return api_error_from(resp, rc, err);
     return api_json(resp, 200, render_failover(&f, 1));

@@ -383,7 +383,7 @@ int api_h_test_real_report(const api_ctx *ctx, const api_request *req, api_respo
     if (rc == 0 && !is_test_real(&f)) /* API-RF3 */
         rc = DM_E_NOT_FOUND;
     if (rc == DM_E_NOT_FOUND)
-        return api_error(resp, 404, "not_found", "no real failover test with id '%.64s'", id);
+        return api_error(resp, 404, "not_found", "no test-real '%.64s'", id);
     if (rc)
         return api_error_from(resp, rc, err);
     return api_json(resp, 200, render_test_event(&f));

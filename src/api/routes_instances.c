@@ -322,7 +322,7 @@ int api_h_instance_get(const api_ctx *ctx, const api_request *req, api_response 
     if (rc == 0 && have_in)
         rc = db_instance_events(ctx->db, id, EVENTS_SHOWN, &ev, &n, err, sizeof err);
     if (rc == DM_E_NOT_FOUND)
-        return api_error(resp, 404, "not_found", "no instance %lld", (long long)id);
+        return api_error(resp, 404, "not_found", "no instance '%lld'", (long long)id);
     if (rc)
         return api_error_from(resp, rc, err);
     json_t *o = render_instance(ctx, have_in ? &in : NULL, have_m ? &m : NULL), *arr = json_array();

@@ -88,7 +88,7 @@ int api_h_token_revoke(const api_ctx *ctx, const api_request *req, api_response 
     const char *name = req->segs[2];
     char err[256] = "";
     if (!db_token_name_ok(name))
-        return api_error(resp, 404, "not_found", "no token named '%.64s'", name);
+        return api_error(resp, 404, "not_found", "no token '%.64s'", name);
     int rc = db_token_revoke(ctx->db, name, err, sizeof err);
     if (rc)
         return api_error_from(resp, rc, err);

@@ -246,7 +246,7 @@ static int follow(fo_ctx *c, const char *id, int quiet)
         client_resp r;
         if (call(c, "GET", path, NULL, &r) != 0)
             return EXIT_FAIL;
-        if (!c->a.json)
+        if (!c->a.json && !c->a.quiet) /* CLI-SC4 */
             done = print_finished(json_object_get(r.json, "phases"), done);
         const char *st = out_json_str(r.json, "state", "");
         if (!*st) {
@@ -283,7 +283,7 @@ static int start_failover(fo_ctx *c, const char *path, const json_t *body, char 
     if (!c->a.json)
         printf("%s\n", id); /* CLI-F3 */
     fflush(stdout);
-    if (!c->a.wait && !c->a.json && isatty(STDERR_FILENO))
+    if (!c->a.wait && !c->a.json && !c->a.quiet && isatty(STDERR_FILENO))
         fprintf(stderr, "follow it with: dumont failover status %s  (or %s --wait)\n", id,
                 c->cmd->name);
     client_resp_done(&r);

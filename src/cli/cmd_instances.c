@@ -390,7 +390,8 @@ static int launch_call(subcmd_ctx *c, const json_t *body, client_resp *r)
     if (rc)
         return rc; /* it said why */
     client_resp_done(r);
-    int spinning = isatty(STDERR_FILENO) && pthread_create(&th, NULL, spin, &s) == 0;
+    int spinning = !c->a.quiet && isatty(STDERR_FILENO) && /* CLI-SC4 */
+                   pthread_create(&th, NULL, spin, &s) == 0;
     rc = client_call(c->cl, "POST", "/api/instances/launch", body, r, err, sizeof err);
     if (spinning) {
         pthread_mutex_lock(&s.lock);
@@ -427,7 +428,7 @@ static int run_launch(subcmd_ctx *c)
     } else {
         printf("%lld\n", (long long)id);
         fflush(stdout);
-        if (isatty(STDERR_FILENO))
+        if (isatty(STDERR_FILENO) && !c->a.quiet)
             fprintf(stderr,
                     "workload %s, workspace %s, address %s\nwatch it with: dumont "
                     "instances show %lld\n",

@@ -23,6 +23,9 @@
  * CLI-S5: `export` never writes binary to a terminal: it refuses when stdout
  *     is a tty, before opening the store; `import -` likewise refuses a
  *     terminal on stdin rather than wait for typed bytes.
+ * CLI-S7: a snapshot id may be given by a unique prefix (as restic and git take
+ *     one), everywhere an id is taken; an ambiguous one is refused naming the
+ *     candidates (snapshot.h snap_resolve).
  * CLI-S6: paths from the store are printed with control bytes escaped (\xNN),
  *     so a file name cannot drive the terminal; JSON gets them UTF-8
  *     scrubbed (utf8_scrub).
@@ -221,18 +224,27 @@ static void progress_erase(sn_progress *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-static int valid_id(const char *s)
+static int valid_tag(const char *s)
 {
     static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
     size_t n = strlen(s);
-    return n > 0 && n < SNAP_ID_MAX && strspn(s, ok) == n;
+    return n > 0 && strspn(s, ok) == n;
+}
+
+/* "latest", or 1 to 64 lowercase hex digits (a whole id or a prefix: CLI-S7). */
+static int valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    return strcmp(s, "latest") == 0 || (n > 0 && n <= 64 && strspn(s, "0123456789abcdef") == n);
 }
 
 /* ID argument i: checked here; "latest" stays as it is until the store is open. */
 static int check_id(const sn_ctx *c, int i)
 {
     if (!valid_id(c->sc.a.pos[i]))
-        return usage_error(c, "'%s' is not a snapshot id", c->sc.a.pos[i]);
+        return usage_error(c, "'%s' is not a snapshot id (64 hex digits, a unique prefix of them, "
+                              "or latest)",
+                           c->sc.a.pos[i]);
     return 0;
 }
 
@@ -248,11 +260,13 @@ static int open_store(sn_ctx *c)
 }
 
 /* "latest" -> the newest snapshot's id, into buf. */
+/* "latest", a whole id, or a unique prefix of one (CLI-S7, snap_resolve). */
 static int resolve_id(sn_ctx *c, const char *id, char *buf, size_t cap)
 {
-    char err[512];
+    char err[1024];
     if (strcmp(id, "latest") != 0) {
-        snprintf(buf, cap, "%s", id);
+        if (snap_resolve(c->st, id, buf, cap, err, sizeof err) != 0)
+            return fail(c, "%s", err);
         return 0;
     }
     snap_info *v = NULL;
@@ -320,7 +334,7 @@ static void print_created(sn_ctx *c, const snap_info *i)
         return;
     }
     printf("%s\n", i->id);
-    if (!isatty(STDERR_FILENO))
+    if (!isatty(STDERR_FILENO) || c->sc.a.quiet)
         return;
     fmt_bytes(i->bytes, b, sizeof b);
     fmt_bytes(i->stored_new, n, sizeof n);
@@ -334,7 +348,7 @@ static int run_create(sn_ctx *c)
     char err[1024];
     snap_info info;
     const char *tag = kv_get(&c->sc.a.kv, "tag");
-    if (tag && (strlen(tag) >= SNAP_TAG_MAX || !valid_id(tag)))
+    if (tag && (strlen(tag) >= SNAP_TAG_MAX || !valid_tag(tag)))
         return usage_error(c, "tag must be 1-%d characters of [A-Za-z0-9._-]", SNAP_TAG_MAX - 1);
     if (threads_key(c) != 0)
         return EXIT_USAGE;
@@ -704,6 +718,8 @@ int cmd_snapshot(dm_config *cfg, int argc, char **argv)
     memset(&c, 0, sizeof c);
     ctx_init(&c);
     int rc = subcmd_start(&c.sc, &snapshot_set, cfg, argc, argv);
+    if (c.sc.a.quiet) /* CLI-SC4 */
+        c.pg.on = 0;
     if (rc == SUBCMD_RUN) {
         rc = ((const sn_cmd *)c.sc.cmd)->run(&c);
         if (fflush(stdout) != 0 && rc == 0)

@@ -30,6 +30,8 @@ static int parse_flag(const subcmd_set *set, subcmd_args *a, int argc, char **ar
         a->json = 1;
     else if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)
         a->help = 1;
+    else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0)
+        a->quiet = 1; /* CLI-SC4 */
     else if ((f & SUBCMD_F_WAIT) && strcmp(s, "--wait") == 0)
         a->wait = 1;
     else if ((f & SUBCMD_F_FORCE) && strcmp(s, "--force") == 0)

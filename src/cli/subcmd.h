@@ -15,7 +15,10 @@
  *      on stdout, also for an error answer; the readable output never goes
  *      to stdout together with it.
  * CLI-SC3: the client is made on first use: --help and usage errors need no
- *      token, no server. */
+ *      token, no server.
+ * CLI-SC4: --quiet (-q), known to every command, silences progress: progress
+ *      lines, hints and the phases `--wait` prints as they finish. Results,
+ *      errors and --json output are printed as without it. */
 #ifndef DUMONT_CLI_SUBCMD_H
 #define DUMONT_CLI_SUBCMD_H
 
@@ -64,7 +67,7 @@ typedef struct {
 } subcmd_set;
 
 typedef struct {
-    int json, help, wait, force;
+    int json, help, wait, force, quiet;
     const char *store;
     const char *sub;
     int npos;

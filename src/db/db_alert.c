@@ -159,7 +159,7 @@ int db_alert_get(dm_db *db, const char *name, db_alert *ret, char *err, size_t e
     if (rc)
         return rc;
     if (x.n == 0)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert named '%.64s'", name);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert '%.64s'", name);
     *ret = *(db_alert *)x.v;
     free(x.v);
     return 0;
@@ -192,7 +192,7 @@ int db_alert_remove(dm_db *db, const char *name, char *err, size_t errlen)
     if (rc == 0)
         rc = db_x(db, "DELETE FROM alerts WHERE name = $1", p, 1, NULL, NULL, &n, err, errlen);
     if (rc == 0 && n == 0)
-        rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert named '%.64s'", name);
+        rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "no alert '%.64s'", name);
     rc = db_end(db, rc, err, errlen); /* DB-DA4 */
     pthread_mutex_unlock(&db->lock);
     return rc;

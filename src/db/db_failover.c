@@ -375,7 +375,7 @@ static int save_tx(dm_db *db, const fo_failover *f, char *err, size_t errlen)
     if (rc)
         return rc;
     if (changed == 0)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with id '%s'", f->id);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover '%s'", f->id);
     if ((rc = write_real(db, f, err, errlen)) != 0 || (rc = write_runs(db, f, err, errlen)) != 0)
         return rc;
     return write_phases(db, f, 1, 1, p, err, errlen);

@@ -421,7 +421,7 @@ int db_machine_get(dm_db *db, int64_t instance_id, dm_machine *ret, char *err, s
     int rc = fleet_query1(db, "machine", "SELECT " M_COLS " FROM machines WHERE instance_id = $1",
                           p, 1, m_decode, ret, sizeof *ret, err, errlen);
     if (rc == DM_E_NOT_FOUND)
-        return dm_fail(err, errlen, rc, "no machine %lld", (long long)instance_id);
+        return dm_fail(err, errlen, rc, "no instance '%lld'", (long long)instance_id);
     return rc;
 }
 
@@ -460,6 +460,6 @@ int db_machine_set_state(dm_db *db, int64_t instance_id, dm_mach_state state, ch
                          " WHERE instance_id = $1",
                          p, 3, &changed, err, errlen);
     if (rc == 0 && changed == 0)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no machine %lld", (long long)instance_id);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance '%lld'", (long long)instance_id);
     return rc;
 }

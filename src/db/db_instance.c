@@ -153,7 +153,7 @@ int db_instance_get(dm_db *db, int64_t id, dm_instance *ret, char *err, size_t e
     if (rc)
         return rc;
     if (x.n == 0)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance %lld", (long long)id);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance '%lld'", (long long)id);
     *ret = x.v[0];
     free(x.v);
     return 0;
@@ -205,7 +205,7 @@ static int record_tx(dm_db *db, const dm_instance_event *ev, const char *workloa
     if (rc)
         return rc;
     if (changed == 0)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance %lld", (long long)ev->instance_id);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance '%lld'", (long long)ev->instance_id);
     return insert_event(db, ev, err, errlen);
 }
 

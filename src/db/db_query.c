@@ -249,7 +249,7 @@ int db_failover_get(dm_db *db, const char *id, fo_failover *ret, char *err, size
     if (!db || !ret || !id || !*id)
         return dm_fail(err, errlen, DM_E_INVALID, "no database, id or result");
     if (strlen(id) >= FO_ID_MAX)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with that id (too long)");
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with an id that long");
     fo_failover one;
     fo_vec x = {&one, 0, 1, 1, 0};
     db_query q;
@@ -260,7 +260,7 @@ int db_failover_get(dm_db *db, const char *id, fo_failover *ret, char *err, size
     if (rc)
         return rc;
     if (x.n == 0)
-        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover with id '%s'", id);
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no failover '%s'", id);
     *ret = one;
     return 0;
 }

@@ -130,7 +130,7 @@ static int record_tx(dm_db *db, dm_snapshot *s, char *err, size_t errlen)
                        count_row, &n, NULL, err, errlen)) != 0)
             return rc;
         if (n == 0)
-            return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance %lld",
+            return dm_fail(err, errlen, DM_E_NOT_FOUND, "no instance '%lld'",
                            (long long)s->instance_id);
     } else if (o.workload_id[0]) {
         db_param pw[] = {db_p_text(o.workload_id)};

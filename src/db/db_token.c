@@ -167,7 +167,7 @@ int db_token_revoke(dm_db *db, const char *name, char *err, size_t errlen)
     int rc = db_x(db, "DELETE FROM api_tokens WHERE name = $1", p, 1, NULL, NULL, &n, err, errlen);
     pthread_mutex_unlock(&db->lock);
     if (rc == 0 && n == 0)
-        rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "no token named '%.64s'", name);
+        rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "no token '%.64s'", name);
     return rc;
 }
 

@@ -87,6 +87,11 @@ int snap_list(dm_store *s, snap_info **ret, size_t *ret_n, char *err, size_t err
 int snap_get(dm_store *s, const char *id, snap_info *ret, char *err, size_t errlen);
 /* 1 if id has the form of a snapshot id (64 lowercase hex digits). */
 int snap_id_valid(const char *id);
+/* SNAP-R1 (snap_resolve.c): the whole id of the snapshot that prefix (a whole
+ * id, or a unique prefix of one) names, into ret_id. DM_E_INVALID not hex,
+ * DM_E_NOT_FOUND none, DM_E_CONFLICT ambiguous (candidates in err). */
+int snap_resolve(dm_store *s, const char *prefix, char *ret_id, size_t idlen, char *err,
+                 size_t errlen);
 /* The newest snapshot of source_dir (via latest/): DM_E_NOT_FOUND if none. */
 int snap_latest(dm_store *s, const char *source_dir, char *ret_id, size_t idlen, char *err,
                 size_t errlen);
