@@ -4,6 +4,8 @@
 #   scripts/pg-test-cluster.sh start DIR   # prints postgresql://postgres@127.0.0.1:PORT/dumont_test
 #   scripts/pg-test-cluster.sh stop DIR    # stops it and removes DIR
 #   scripts/pg-test-cluster.sh url DIR     # prints the URL of a running one again
+#   scripts/pg-test-cluster.sh pause DIR   # stops the server, keeps DIR (a database outage)
+#   scripts/pg-test-cluster.sh resume DIR  # starts it again on the same port
 #
 # The cluster lives entirely in DIR: data in DIR/data, its unix socket in DIR,
 # its log in DIR/log. It listens on that socket and on 127.0.0.1 only (a free
@@ -54,10 +56,10 @@ port_busy() {
 }
 
 start_server() {
-    local dir=$1 port
+    local dir=$1 port want=${2:-}
     for _ in $(seq 1 20); do
-        port=$((20000 + RANDOM % 40000))
-        port_busy "$port" && continue
+        port=${want:-$((20000 + RANDOM % 40000))}
+        [ -z "$want" ] && port_busy "$port" && continue
         if as_owner "$PGBIN/pg_ctl" start -w -t 60 -s -D "$dir/data" -l "$dir/log" -o \
             "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >&2; then
@@ -65,6 +67,7 @@ start_server() {
             return 0
         fi
         grep -q "could not bind\|Address already in use" "$dir/log" 2>/dev/null || break
+        [ -z "$want" ] || sleep 0.5 # the same port: wait for it to be free
     done
     tail -n 20 "$dir/log" >&2 2>/dev/null || true
     die "postgres did not start (log: $dir/log)"
@@ -111,12 +114,30 @@ cmd_stop() {
     rm -rf "$dir"
 }
 
-[ $# -eq 2 ] || die "usage: $0 start|stop|url DIR"
+# pause: a fast shutdown (sessions are cut, as when a server stops); resume:
+# the same data, the same port, so the URL given out stays right.
+cmd_pause() {
+    local dir=$1
+    [ -f "$dir/$MARKER" ] || die "$dir was not made by this script; not touching it" # C1
+    find_bindir
+    as_owner "$PGBIN/pg_ctl" stop -w -s -m fast -D "$dir/data" >&2
+}
+
+cmd_resume() {
+    local dir=$1
+    [ -f "$dir/$MARKER" ] && [ -f "$dir/port" ] || die "$dir: no paused cluster"
+    find_bindir
+    start_server "$dir" "$(cat "$dir/port")"
+}
+
+[ $# -eq 2 ] || die "usage: $0 start|stop|url|pause|resume DIR"
 dir=$2
 [ "${dir#/}" != "$dir" ] || dir="$PWD/$dir" # C4
 case $1 in
 start) cmd_start "$dir" ;;
 stop) cmd_stop "$dir" ;;
 url) cmd_url "$dir" ;;
-*) die "usage: $0 start|stop|url DIR" ;;
+pause) cmd_pause "$dir" ;;
+resume) cmd_resume "$dir" ;;
+*) die "usage: $0 start|stop|url|pause|resume DIR" ;;
 esac

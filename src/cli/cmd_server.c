@@ -13,7 +13,14 @@
  *      fences the database handle at once (DB-D6: no decision is written after
  *      that), then the main thread (SIGUSR1) stops the API, the runners and
  *      the detector and the server exits 3 with `server.lock_lost`: a
- *      supervisor restarts it, and it takes the lock again or is refused. */
+ *      supervisor restarts it, and it takes the lock again or is refused.
+ * CLI-SV3: a lost *database* lock (PostgreSQL restarted or stopped, the lock's
+ *      session terminated) is taken back instead: the handle stays fenced
+ *      (runners and the detector pause, nothing is decided), the watch tries
+ *      again with backoff (250 ms doubling to 5 s) until the database answers,
+ *      then takes the lock (db.h DB-D7) and lifts the fence: what was paused
+ *      goes on. If another controller holds the lock by then, or held it
+ *      meanwhile, the server exits 3 as in CLI-SV2, naming that one. */
 #include "cli/commands.h"
 
 #include "alerts/alerts.h"
@@ -268,6 +275,35 @@ typedef struct {
     int started;
 } lock_watch;
 
+#define SV_RETAKE_FIRST_MS 250  /* CLI-SV3: the first retry of a lost lock */
+#define SV_RETAKE_MAX_MS   5000 /* ... doubling to this */
+#define SV_RETAKE_LOG_MS   10000
+
+/* CLI-SV3: takes the lost database lock back, with backoff, while the
+ * database cannot be reached; 0 when held again (the fence stays until the
+ * caller lifts it), else the refusal (another controller holds it, or held
+ * it meanwhile) or DM_E_CANCELLED (the server stops). */
+static int retake(lock_watch *w, char *err, size_t errlen)
+{
+    int64_t wait = SV_RETAKE_FIRST_MS, next_log = clock_mono_ms() + SV_RETAKE_LOG_MS;
+    char q[1100];
+    for (int tries = 1;; tries++) {
+        if (clock_sleep_ms(wait, &w->stop))
+            return DM_E_CANCELLED;
+        int rc = db_ctl_lock_retake(w->db_lock, err, errlen);
+        if (rc != DM_E_DB)
+            return rc;
+        if (clock_mono_ms() >= next_log) {
+            log_warn("server.lock_waiting",
+                     "lock=database tries=%d error=%s detail=\"the database cannot be reached; "
+                     "no decision is taken until the lock is held again\"",
+                     tries, log_quote(q, sizeof q, err));
+            next_log = clock_mono_ms() + SV_RETAKE_LOG_MS;
+        }
+        wait = wait * 2 > SV_RETAKE_MAX_MS ? SV_RETAKE_MAX_MS : wait * 2;
+    }
+}
+
 static void *watch_main(void *arg)
 {
     lock_watch *w = arg;
@@ -281,11 +317,29 @@ static void *watch_main(void *arg)
         }
         if (rc) {
             db_fence(w->db); /* DB-D6: at once, before anyone is told */
-            atomic_store(&w->lost, 1);
+            int64_t t0 = clock_mono_ms();
+            int db = strcmp(which, "database") == 0;
             log_error("server.lock_lost",
-                      "lock=%s error=%s detail=\"this server no longer controls its state: it "
-                      "stops acting and exits; a supervisor restarts it\"",
-                      which, log_quote(q, sizeof q, err));
+                      "lock=%s error=%s detail=\"%s\"", which, log_quote(q, sizeof q, err),
+                      db ? "this server stops acting and takes the lock back when the database "
+                           "answers; it exits if another controller holds it"
+                         : "this server no longer controls its state: it stops acting and "
+                           "exits; a supervisor restarts it");
+            if (db && (rc = retake(w, err, sizeof err)) == 0) { /* CLI-SV3 */
+                db_unfence(w->db);
+                log_warn("server.lock_retaken", "lock=database outage_ms=%lld",
+                         (long long)(clock_mono_ms() - t0));
+                continue;
+            }
+            if (rc == DM_E_CANCELLED)
+                return NULL;
+            if (db) {
+                log_error("server.lock_refused", "lock=database error=%s",
+                          log_quote(q, sizeof q, err));
+                fprintf(stderr, "dumont server: lost the database lock and cannot take it back: "
+                                "%s\n", err);
+            }
+            atomic_store(&w->lost, 1);
             pthread_kill(w->main_thread, SIGUSR1);
             return NULL;
         }

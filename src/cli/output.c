@@ -230,6 +230,15 @@ static void status_summary(const json_t *fo, FILE *out)
     field(out, "reason", out_json_str(fo, "reason", "-"));
     out_duration(out_json_int(fo, "total_time_ms"), buf, sizeof buf);
     field(out, "total", buf);
+    if (out_json_int(fo, "controller_down_ms") > 0) { /* FO-I6: part of the total */
+        out_duration(out_json_int(fo, "controller_down_ms"), buf, sizeof buf);
+        field(out, "downtime", buf);
+    }
+    if (out_json_int(fo, "attempt") > 1) {
+        out_count(out_json_int(fo, "attempt"), buf, sizeof buf);
+        field(out, "attempts", buf);
+    }
+    field(out, "by", out_json_str(fo, "user_id", "-"));
     out_count(out_json_int(fo, "gpu_instance_id"), buf, sizeof buf);
     field(out, "gpu", buf);
     field(out, "kind", out_json_str(fo, "kind", "-"));

@@ -75,6 +75,8 @@ const char *db_backend_name(const dm_db *db)
 struct db_ctl_lock {
     const db_backend_ops *ops;
     void *impl;
+    dm_db *db;
+    char id[LOCKFILE_ID_MAX]; /* the holder's identity, as first written */
 };
 
 int db_ctl_lock_take(dm_db *db, db_ctl_lock **ret, char *err, size_t errlen)
@@ -87,6 +89,8 @@ int db_ctl_lock_take(dm_db *db, db_ctl_lock **ret, char *err, size_t errlen)
     if (!l)
         return dm_fail(err, errlen, -ENOMEM, "out of memory");
     l->ops = db->ops;
+    l->db = db;
+    snprintf(l->id, sizeof l->id, "%s", id);
     pthread_mutex_lock(&db->lock);
     int rc = db->ops->ctl_lock(db->state, id, &l->impl, err, errlen);
     pthread_mutex_unlock(&db->lock);
@@ -103,6 +107,27 @@ int db_ctl_lock_check(db_ctl_lock *l, char *err, size_t errlen)
     if (!l)
         return dm_fail(err, errlen, DM_E_INVALID, "no lock");
     return l->ops->ctl_check(l->impl, err, errlen);
+}
+
+int db_ctl_lock_retake(db_ctl_lock *l, char *err, size_t errlen)
+{
+    if (!l)
+        return dm_fail(err, errlen, DM_E_INVALID, "no lock");
+    if (!l->ops->ctl_relock)
+        return dm_fail(err, errlen, DM_E_CONFLICT, "a lost %s lock cannot be taken back",
+                       l->ops->name);
+    void *impl = NULL;
+    /* not under the handle's lock: a connect may wait its timeout, and the
+     * back end reads only what it was opened with (DB-B7) */
+    int rc = l->ops->ctl_relock(l->db->state, l->id, l->impl, &impl, err, errlen);
+    l->impl = impl; /* NULL on failure: the old session is released either way */
+    return rc;
+}
+
+void db_unfence(dm_db *db)
+{
+    if (db)
+        atomic_store_explicit(&db->fenced, 0, memory_order_release);
 }
 
 void db_ctl_lock_release(db_ctl_lock *l)

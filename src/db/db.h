@@ -28,6 +28,10 @@
  *     every statement of that handle fails as a storage fault (DM_E_DB),
  *     so nothing it still runs writes a decision, and runners pause (ORCH-O12 of
  *     failover/orchestrator.h) instead of taking their next action.
+ * DB-D7: a controller whose PostgreSQL lock session ended takes the lock back
+ *     (db_ctl_lock_retake) and lifts the fence (db_unfence) only when no other
+ *     controller held the database meanwhile: what it knows is still the
+ *     state, and its paused decisions go on.
  * All functions return 0 or a negative DM_E_* / -errno; err gets detail. */
 #ifndef DUMONT_DB_DB_H
 #define DUMONT_DB_DB_H
@@ -90,6 +94,14 @@ int db_ctl_lock_take(dm_db *db, db_ctl_lock **ret, char *err, size_t errlen);
 int db_ctl_lock_check(db_ctl_lock *l, char *err, size_t errlen);
 void db_ctl_lock_release(db_ctl_lock *l); /* accepts NULL */
 void db_fence(dm_db *db);                 /* DB-D6 */
+/* DB-D7: takes a lost lock back (PostgreSQL: a restarted server, a terminated
+ * session): 0 when this holder has it again and no other controller held it
+ * meanwhile; DM_E_BUSY another holds it now (err names it); DM_E_CONFLICT
+ * another held it meanwhile, or the back end cannot take a lock back;
+ * DM_E_DB the database cannot be reached yet (try again). */
+int db_ctl_lock_retake(db_ctl_lock *l, char *err, size_t errlen);
+/* DB-D7: lifts db_fence() once the lock is held again. */
+void db_unfence(dm_db *db);
 
 /* url with any password removed, for messages: "postgresql://user@host:5432/db"
  * (the query, which may hold one, becomes "?..."). A path is copied as is. */

@@ -33,6 +33,7 @@
  *     it or fails with DM_E_BUSY naming its holder; ctl_check() tells
  *     whether it is still held, and may be called from any thread, apart
  *     from the state's connection (it never touches it).
+ * DB-B7: ctl_relock() (optional) takes a lost controller lock back.
  * Back ends are not thread-safe; db.c serialises calls (DB-D1 of db.h). */
 #ifndef DUMONT_DB_DB_BACKEND_H
 #define DUMONT_DB_DB_BACKEND_H
@@ -84,6 +85,13 @@ struct db_backend_ops {
     int (*ctl_lock)(void *state, const char *identity, void **ret_lock, char *err, size_t errlen);
     int (*ctl_check)(void *lock, char *err, size_t errlen);
     void (*ctl_unlock)(void *lock); /* accepts NULL */
+    /* DB-B7: takes a lost lock back for the same holder identity (old is
+     * released); DM_E_BUSY: another holds it; DM_E_CONFLICT: another held it
+     * meanwhile; DM_E_DB: the database cannot be reached now. Called without
+     * the handle's mutex: it reads only the state's settings, never its
+     * connection. NULL: a lost lock is lost for good. */
+    int (*ctl_relock)(void *state, const char *identity, void *old, void **ret_lock, char *err,
+                      size_t errlen);
 };
 
 extern const db_backend_ops db_sqlite_ops;

@@ -35,7 +35,12 @@
  *     dead holder left never names the wrong process. The check is a
  *     `SELECT 1` on that connection answered within PG_CTL_CHECK_MS: a
  *     terminated session, a closed socket or a silent server is a lost
- *     lock (fail closed). */
+ *     lock (fail closed).
+ * DB-P8: a lost lock can be taken back (ctl_relock, docs/security.md "One
+ *     controller"): on a new session, only when no one holds it now (else
+ *     DM_E_BUSY naming the holder) and the controller_lock row still names
+ *     this holder (else DM_E_CONFLICT: another controller held the database
+ *     meanwhile, and what this one knows is stale). */
 #include "db/db_backend.h"
 #include "db/db_internal.h"
 
@@ -348,9 +353,12 @@ static int pg_one(PGconn *c, const char *sql, int np, const char *const *vals, c
     return rc;
 }
 
-static int pg_ctl_lock(void *state, const char *identity, void **ret_lock, char *err, size_t errlen)
+/* DB-P7, DB-P8: takes the lock on a new session. again: a retake by the
+ * holder identity that lost its session, refused (DM_E_CONFLICT) when the row
+ * names another holder: that one controlled the database meanwhile. */
+static int ctl_take(pg_state *s, const char *identity, int again, void **ret_lock, char *err,
+                    size_t errlen)
 {
-    pg_state *s = state;
     char got[8] = "", holder[512] = "", sql[512], since[24];
     PGconn *c = pg_connect(s->target, "dumont-controller-lock", err, errlen);
     if (!c)
@@ -368,14 +376,24 @@ static int pg_ctl_lock(void *state, const char *identity, void **ret_lock, char 
         if (pg_one(c, sql, 0, NULL, holder, sizeof holder, NULL, 0) != 0 || !holder[0])
             snprintf(holder, sizeof holder, "(it has not written its name yet: starting)");
         rc = dm_fail(err, errlen, DM_E_BUSY, "the database is held by %s", holder);
+    } else if (rc == 0 && again &&
+               (rc = pg_one(c, "SELECT holder FROM controller_lock WHERE id = 1", 0, NULL, holder,
+                            sizeof holder, err, errlen)) == 0 &&
+               strcmp(holder, identity) != 0) {
+        rc = dm_fail(err, errlen, DM_E_CONFLICT,
+                     "another controller held the database meanwhile (%s): this one's view "
+                     "is stale",
+                     holder[0] ? holder : "unknown");
     } else if (rc == 0) {
         const char *vals[] = {identity, since};
         snprintf(since, sizeof since, "%lld", (long long)clock_wall_ms());
         rc = pg_one(c,
-                    "INSERT INTO controller_lock (id, holder, backend_pid, since_ms)"
-                    " VALUES (1, $1, pg_backend_pid(), $2::bigint) ON CONFLICT (id) DO UPDATE"
-                    " SET holder = excluded.holder, backend_pid = excluded.backend_pid,"
-                    " since_ms = excluded.since_ms",
+                    again ? "UPDATE controller_lock SET backend_pid = pg_backend_pid()"
+                            " WHERE id = 1 AND holder = $1 AND $2::bigint > 0"
+                          : "INSERT INTO controller_lock (id, holder, backend_pid, since_ms)"
+                            " VALUES (1, $1, pg_backend_pid(), $2::bigint) ON CONFLICT (id) DO UPDATE"
+                            " SET holder = excluded.holder, backend_pid = excluded.backend_pid,"
+                            " since_ms = excluded.since_ms",
                     2, vals, NULL, 0, err, errlen);
     }
     if (rc) {
@@ -384,6 +402,19 @@ static int pg_ctl_lock(void *state, const char *identity, void **ret_lock, char 
     }
     *ret_lock = c;
     return 0;
+}
+
+static int pg_ctl_lock(void *state, const char *identity, void **ret_lock, char *err, size_t errlen)
+{
+    return ctl_take(state, identity, 0, ret_lock, err, errlen);
+}
+
+/* DB-P8: the lost session is closed, a new one takes the lock again. */
+static int pg_ctl_relock(void *state, const char *identity, void *old, void **ret_lock, char *err,
+                         size_t errlen)
+{
+    PQfinish(old);
+    return ctl_take(state, identity, 1, ret_lock, err, errlen);
 }
 
 /* DB-P7: `SELECT 1` answered in time on the lock's own session. */
@@ -435,4 +466,5 @@ const db_backend_ops db_pg_ops = {
     .ctl_lock = pg_ctl_lock,
     .ctl_check = pg_ctl_check,
     .ctl_unlock = pg_ctl_unlock,
+    .ctl_relock = pg_ctl_relock,
 };

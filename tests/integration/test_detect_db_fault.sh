@@ -6,7 +6,8 @@
 # while it lasts, so the detector's state changes cannot be stored when it
 # makes them (cutting after the kill races the detector on a loaded machine).
 # The session that holds the controller lock (db_pg.c DB-P7) is left alone:
-# losing it stops the server by design (cmd_server.c CLI-SV2); the working
+# losing it fences the server until it takes the lock back (cmd_server.c
+# CLI-SV3, tests/integration/test_failover_db_outage.sh); the working
 # connection is what a dropped connection or a restarted pooler takes. The server retries them, /healthz says
 # degraded meanwhile, and once the database takes connections again the
 # changes land in order and the failover starts and completes.

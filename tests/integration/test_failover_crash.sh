@@ -3,7 +3,9 @@
 # restart: the failover completes, exactly one new instance serves, the old
 # one stays fenced, and no instance is left over (orchestrator.h ORCH-O6, R3 of
 # src/failover/real.c). Also: a provisioning that fails on one offer is
-# retried on the next one (O8).
+# retried on the next one (O8). The record counts the time the controller was
+# down (core/failover.h FO-I6): controller_down_ms beside the phases, and the
+# runs plus the downtime sum to total_time_ms.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init
@@ -45,10 +47,17 @@ for phase in standby_activation provisioning ssh_ready restore inference; do
     fo_id=$(printf '%s' "$FO" | jq -r .failover_id)
     port=$SERVER_PORT
     stop_server KILL
+    sleep 1 # the controller stays down a while: the record must count it
     KEEP_PORT=$port start_server # no pause now; the agents know this port
     wait_for 60 "failover $fo_id to finish after the restart" failover_done "$old"
     assert_json .failover_id "$fo_id" "the same failover resumed ($phase)" "$FO"
     assert_json .success true "failover resumed from $phase completed" "$FO"
+    # FO-I6: the downtime is beside the phases, and the total covers it
+    api GET "/api/standby/failover/status/$fo_id"
+    assert_json '.controller_down_ms >= 1000' true "controller_down_ms counts the downtime ($phase)" \
+        "$HTTP_BODY"
+    assert_json '([.phase_runs[].duration_ms // 0] | add) + .controller_down_ms == .total_time_ms' \
+        true "runs + downtime = total_time_ms ($phase)" "$HTTP_BODY"
     new=$(printf '%s' "$FO" | jq -r .new_instance_id)
     wait_for 30 "instance $new healthy" instance_state_is "$new" healthy
     # exactly one instance runs: the new one (the old fenced, no second new one)

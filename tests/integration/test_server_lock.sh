@@ -11,8 +11,12 @@
 #     naming the holder: SQLite (the same file) and PostgreSQL (the same
 #     database, when DUMONT_TEST_PG_URL is set).
 # C4: PostgreSQL: the holder's lock session killed with pg_terminate_backend
-#     -> the server logs server.lock_lost and exits 3 within seconds; the
-#     one refused before can then start.
+#     while another session takes the lock -> the server logs server.lock_lost,
+#     then server.lock_refused naming that holder, and exits 3 within seconds;
+#     the one refused before can then start (CLI-SV3).
+# C5: PostgreSQL: the lock session killed and no one else taking it -> the
+#     server logs server.lock_lost, takes the lock back (server.lock_retaken)
+#     and serves on; a second server is still refused.
 . "$(dirname "$0")/lib.sh"
 lib_init
 
@@ -64,6 +68,7 @@ other_home() {
     second_server
     assert_refused "same database, other home ($1)" "another dumont server controls the database"
     if [ "$1" = postgresql ]; then
+        pg_retake # C5
         pg_kill_holder
     else
         DUMONT_HOME=$home1 stop_server TERM
@@ -73,22 +78,50 @@ other_home() {
     assert_eq 0 "$SERVER_RC" "the second server's clean stop ($1)"
 }
 
-# C4: the session that holds the lock is terminated.
-pg_kill_holder() {
-    local db=${PG_DBS[${#PG_DBS[@]} - 1]} n
-    n=$(psql "$DUMONT_TEST_PG_URL" -qAt -v ON_ERROR_STOP=1 -c "SELECT count(pg_terminate_backend(l.pid))
-        FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = '$db'
-        AND l.classid = x'64756d6f'::int::oid AND l.objid = x'6374726c'::int::oid") ||
-        fail "cannot terminate the lock's session"
+# The sessions that hold the controller lock on the test's database.
+LOCK_SESSIONS="FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = '%s'
+        AND l.classid = x'64756d6f'::int::oid AND l.objid = x'6374726c'::int::oid"
+
+# C5: the lock's session is terminated and no one else takes the lock.
+pg_retake() {
+    local db=${PG_DBS[${#PG_DBS[@]} - 1]} n sql
+    # shellcheck disable=SC2059
+    sql=$(printf "$LOCK_SESSIONS" "$db")
+    n=$(psql "$DUMONT_TEST_PG_URL" -qAt -v ON_ERROR_STOP=1 \
+        -c "SELECT count(pg_terminate_backend(l.pid)) $sql") || fail "cannot terminate the lock's session"
     assert_eq 1 "$n" "sessions holding the controller lock"
+    wait_for 15 "the lock taken back" grep -q "event=server.lock_retaken" "$SERVER_LOG"
+    server_alive || fail "the server exited after its lock session ended"
+    assert_contains "$(cat "$SERVER_LOG")" "event=server.lock_lost lock=database" "the loss is logged"
+    wait_for 10 "/healthz after the retake" healthz_ok
+    DUMONT_HOME=$home1 cli_ok failover report # it serves and reads the database (home1: other_home's)
+    second_server
+    assert_refused "same database after a retake" "another dumont server controls the database"
+}
+
+# C4: the session that holds the lock is terminated while another takes it.
+pg_kill_holder() {
+    local db=${PG_DBS[${#PG_DBS[@]} - 1]} sql url=$DUMONT_DATABASE_URL
+    # shellcheck disable=SC2059
+    sql=$(printf "$LOCK_SESSIONS" "$db")
+    psql "$url" -qAt -v ON_ERROR_STOP=1 \
+        -c "SELECT count(pg_terminate_backend(l.pid)) $sql" \
+        -c "SELECT pg_advisory_lock(x'64756d6f6374726c'::bigint)" \
+        -c "UPDATE controller_lock SET holder = 'host=intruder pid=1 since=now',
+            backend_pid = pg_backend_pid()" \
+        -c "SELECT pg_sleep(6)" >/dev/null &
+    local intruder=$!
     wait_for 15 "the server to exit after losing its lock" server_exited
     wait "$SERVER_PID" 2>/dev/null
     SERVER_RC=$?
-    assert_eq 3 "$SERVER_RC" "exit status after losing the lock"
+    assert_eq 3 "$SERVER_RC" "exit status after losing the lock to another"
     assert_contains "$(cat "$SERVER_LOG")" "server.lock_lost" "the log says the lock is lost"
     assert_contains "$(cat "$SERVER_LOG")" "lock=database" "the log names the lock"
+    assert_contains "$(cat "$SERVER_LOG")" "server.lock_refused" "the log says it is held"
+    assert_contains "$(cat "$SERVER_LOG")" "host=intruder" "the refusal names the holder"
     SERVER_PID=""
+    wait "$intruder" || fail "the session that took the lock failed"
 }
 
 for b in $(backends); do

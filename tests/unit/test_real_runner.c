@@ -778,16 +778,57 @@ static void test_inference_never_healthy(void **state)
     assert_non_null(strstr(w.failure, "never became healthy"));
 }
 
+/* Starts the orchestrator and a failover of OLD_ID, and waits for its end. */
+static void run_to_end(fixture *fx, fo_failover *done)
+{
+    fo_failover f;
+    start_orch(fx, 1);
+    start_failover(fx, &f);
+    wait_state(fx, f.id, FO_NULL, done);
+}
+
+/* ORCH-R5: a stop that cut off the writes after a failover's end (its workload
+ * still failing_over) is made good by the next start: a failed one's workload
+ * is failed and its new instance dropped, a completed one's workload runs. */
+static void test_settle_after_end(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    fo_failover done;
+    run_to_end(fx, &done);
+    assert_int_equal(done.state, FO_STATE_COMPLETED);
+    stop_orch(fx);
+    OK(db_workload_set_state(fx->db, "wl-test", DM_WL_FAILING_OVER, g_err, sizeof g_err));
+    start_orch(fx, 1);
+    OK(fo_orch_recover(fx->orch, NULL, g_err, sizeof g_err));
+    dm_workload w;
+    get_workload(fx, &w);
+    assert_string_equal(dm_wl_state_name(w.state), "running");
+    assert_int_equal(w.serving_instance_id, done.real.new_instance_id);
+    /* a failed one whose new instance was still named when the server stopped */
+    stop_orch(fx);
+    done.state = FO_STATE_FAILED;
+    done.success = 0;
+    snprintf(done.reason, sizeof done.reason, "inference failed: test");
+    OK(db_failover_save(fx->db, &done, g_err, sizeof g_err));
+    OK(db_workload_switch(fx->db, "wl-test", done.real.new_instance_id, w.epoch, OLD_ID, w.epoch,
+                          g_err, sizeof g_err));
+    OK(db_workload_set_state(fx->db, "wl-test", DM_WL_FAILING_OVER, g_err, sizeof g_err));
+    start_orch(fx, 1);
+    OK(fo_orch_recover(fx->orch, NULL, g_err, sizeof g_err));
+    get_workload(fx, &w);
+    assert_string_equal(dm_wl_state_name(w.state), "failed");
+    assert_machine_state(fx, done.real.new_instance_id, "destroyed");
+}
+
 /* ORCH-O8: at most FO_ORCH_MAX_ATTEMPTS offers, then the failover fails. */
 static void test_all_attempts_fail(void **state)
 {
     fixture *fx = *state;
     seed_fleet(fx, "", 0);
     g_fk.fail_restores = 100; /* every attempt fails at restore */
-    start_orch(fx, 1);
-    fo_failover f, done;
-    start_failover(fx, &f);
-    wait_state(fx, f.id, FO_NULL, &done);
+    fo_failover done;
+    run_to_end(fx, &done);
     assert_failed_at(fx, &done, FO_PHASE_RESTORE, "after 3 offers");
     assert_int_equal(done.real.attempts, FO_ORCH_MAX_ATTEMPTS);
     assert_int_equal(g_fk.made, FO_ORCH_MAX_ATTEMPTS);
@@ -798,10 +839,8 @@ static void test_no_snapshot(void **state)
 {
     fixture *fx = *state;
     seed_fleet(fx, "", 1);
-    start_orch(fx, 1);
-    fo_failover f, done;
-    start_failover(fx, &f);
-    wait_state(fx, f.id, FO_NULL, &done);
+    fo_failover done;
+    run_to_end(fx, &done);
     assert_failed_at(fx, &done, FO_PHASE_RESTORE, "no restorable snapshot");
     assert_int_equal(g_fk.made, 1); /* provisioned, then dropped */
     assert_int_equal(g_fk.restores, 0);
@@ -961,6 +1000,9 @@ static void test_save_fault_pauses_phase(void **state)
     wait_state(fx, f.id, FO_NULL, &done);
     assert_moved(fx, &done);
     assert_int_equal(g_fk.searches, 1); /* the search's result was kept, not redone */
+    /* ORCH-O14: the pause (100 + 200 ms at least) is downtime, not a phase's time */
+    assert_true(done.controller_down_ms >= 300);
+    assert_true(done.phases[FO_PHASE_PROVISIONING].duration_ms < done.controller_down_ms);
     wait_degraded(fx, 0);
 }
 
@@ -1258,6 +1300,7 @@ int main(void)
         T(test_no_ports),
         T(test_no_probe_port),
         T(test_test_real_model),
+        T(test_settle_after_end),
         T(test_resume_each_phase),
         T(test_resume_reserved_id),
         T(test_save_fault_pauses_phase),
