@@ -28,6 +28,9 @@ typedef struct {
     struct api_metrics *metrics; /* api/metrics.h; may be NULL */
     struct al_service *alerts;   /* alerts/alerts.h; may be NULL */
     struct prov_channel *channel; /* provider/channel.h: the control channel; may be NULL */
+    const char *public_url;      /* API-B1: the address agents on a cloud use; may be NULL */
+    const char *agent_bundle;    /* API-B2: the portable agent build (a .tar.gz); may be NULL */
+    const char *store_url;       /* API-B1: the store the bootstrapped agents snapshot to */
 } api_ctx;
 
 /* Who presents a credential (docs/security.md). Ordered: admin can do what a

@@ -442,6 +442,11 @@ static const api_route_def routes[] = {
      api_h_command_get},
     {"POST", "/api/instances/{id}/workload-exit", API_ACC_AGENT, API_KIND_HANDLER,
      api_h_workload_exit},
+    /* docs/deploy.md: a cloud machine becomes an instance (routes_bootstrap.c) */
+    {"GET", "/api/instances/{id}/agent/bootstrap", API_ACC_AGENT, API_KIND_HANDLER,
+     api_h_agent_bootstrap},
+    {"GET", "/api/instances/{id}/agent/bundle", API_ACC_AGENT, API_KIND_HANDLER,
+     api_h_agent_bundle},
     {"POST", "/api/chaos/preempt/{id}", API_ACC_ADMIN, API_KIND_HANDLER, api_h_chaos_preempt},
     {"GET", "/api/workloads", API_ACC_VIEWER, API_KIND_HANDLER, api_h_workload_list},
     {"POST", "/api/tokens", API_ACC_ADMIN, API_KIND_HANDLER, api_h_token_create},

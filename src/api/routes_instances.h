@@ -19,6 +19,9 @@
 
 #include "api/http.h"
 
+/* routes_bootstrap.c (API-B1, API-B2): the bootstrap script and the agent build. */
+int api_h_agent_bootstrap(const api_ctx *ctx, const api_request *req, api_response *resp);
+int api_h_agent_bundle(const api_ctx *ctx, const api_request *req, api_response *resp);
 int api_h_instance_register(const api_ctx *ctx, const api_request *req, api_response *resp);
 int api_h_instance_list(const api_ctx *ctx, const api_request *req, api_response *resp);
 int api_h_instance_get(const api_ctx *ctx, const api_request *req, api_response *resp);

@@ -34,6 +34,7 @@
 struct api_server {
     struct MHD_Daemon *mhd;
     api_ctx ctx;
+    char public_url[1024], agent_bundle[4096], store_url[1024]; /* what ctx points at */
     char token[SECRET_TOKEN_MAX];
     int port;
     api_dashboard *dash;      /* static files, sessions, /api/events (dashboard.h) */
@@ -468,6 +469,13 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.metrics = opts->metrics;
     s->ctx.alerts = opts->alerts;
     s->ctx.channel = opts->channel;
+    snprintf(s->public_url, sizeof s->public_url, "%s", opts->public_url ? opts->public_url : "");
+    snprintf(s->agent_bundle, sizeof s->agent_bundle, "%s",
+             opts->agent_bundle ? opts->agent_bundle : "");
+    snprintf(s->store_url, sizeof s->store_url, "%s", opts->store_url ? opts->store_url : "");
+    s->ctx.public_url = s->public_url[0] ? s->public_url : NULL;
+    s->ctx.agent_bundle = s->agent_bundle[0] ? s->agent_bundle : NULL;
+    s->ctx.store_url = s->store_url[0] ? s->store_url : NULL;
     snprintf(s->token, sizeof s->token, "%s", opts->token);
     if ((rc = setup_tls(s, opts, err, errlen)) != 0) {
         free_tls(s);

@@ -58,6 +58,9 @@ typedef struct {
     int64_t head_deadline_ms;    /* 0: CG_HEAD_DEADLINE_MS (API-S5) */
     const char *tls_cert;        /* API-S4: PEM certificate chain file; NULL: plain HTTP */
     const char *tls_key;         /* API-S4: PEM private key file; required with tls_cert */
+    const char *public_url;      /* routes_bootstrap.c API-B1 (copied); NULL: none */
+    const char *agent_bundle;    /* routes_bootstrap.c API-B2 (copied); NULL: none */
+    const char *store_url;       /* routes_bootstrap.c API-B1 (copied); NULL: none */
 } api_server_opts;
 
 int api_server_start(const api_server_opts *opts, api_server **ret, char *err, size_t errlen);

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: dumont server [--listen ADDR:PORT] [--home DIR] [--sim-speed N] [--log-level L]\n"
@@ -77,6 +78,11 @@ static const char usage[] =
     "  --tls-cert FILE     serve HTTPS with this PEM certificate chain (env DUMONT_TLS_CERT)\n"
     "  --tls-key FILE      ... and this PEM private key (env DUMONT_TLS_KEY); clients\n"
     "                      verify the certificate (DUMONT_CA_FILE names a private CA)\n"
+    "\n"
+    "DUMONT_PUBLIC_URL (default $DUMONT_URL when set, else the address served) is\n"
+    "the controller's address for agents on a cloud and for alert links;\n"
+    "DUMONT_AGENT_BUNDLE the portable agent build it serves to them\n"
+    "(scripts/portable-agent.sh; docs/deploy.md).\n"
     "\n"
     "Without TLS on a non-loopback address, heartbeat keys and new credentials are\n"
     "not handed out (403): agents and `dumont tokens create` need TLS there.\n"
@@ -416,19 +422,60 @@ static void served_url(const dm_config *cfg, int port, int tls, char *url, size_
              host, port);
 }
 
+/* docs/deploy.md: the controller's public address, for agents on a cloud
+ * (the bootstrap's --server: routes_bootstrap.c API-B1) and the links of
+ * alerts: DUMONT_PUBLIC_URL, else DUMONT_URL when it is set, else the address
+ * the server serves. No trailing '/'. */
+static void public_address(const dm_config *cfg, char *url, size_t cap)
+{
+    const char *dumont_url = getenv("DUMONT_URL");
+    char host[200];
+    int lport = 0;
+    if (cfg->public_url[0])
+        snprintf(url, cap, "%s", cfg->public_url);
+    else if (dumont_url && *dumont_url)
+        snprintf(url, cap, "%s", cfg->url);
+    else
+        served_url(cfg, parse_host_port(cfg->listen, host, sizeof host, &lport) == 0 ? lport : 8700,
+                   cfg->tls_cert[0] != '\0', url, cap);
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/')
+        url[--n] = '\0';
+}
+
+/* The portable agent build the server hands out (routes_bootstrap.c API-B2):
+ * DUMONT_AGENT_BUNDLE, else build-portable/ beside this program's build/
+ * directory when it is there; "" for none. */
+static void agent_bundle(char *bundle, size_t cap)
+{
+    const char *b = getenv("DUMONT_AGENT_BUNDLE");
+    char exe[PATH_MAX];
+    ssize_t el;
+    bundle[0] = '\0';
+    if (b && *b) {
+        snprintf(bundle, cap, "%s", b);
+    } else if ((el = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0) {
+        exe[el] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        if (snprintf(bundle, cap, "%s/../build-portable/dumont-agent-linux-x86_64.tar.gz", exe) >=
+                (int)cap ||
+            access(bundle, R_OK) != 0)
+            bundle[0] = '\0';
+    }
+}
+
 /* The alert service (docs/alerts.md): its key in home; its links point at
- * DUMONT_PUBLIC_URL, else at the listen address. */
+ * the public address. */
 static int open_alerts(const dm_config *cfg, dm_db *db, al_service **ret, char *err, size_t errlen)
 {
-    char key[PATH_MAX + 16], url[256], host[200];
+    char key[PATH_MAX + 16], url[CFG_URL_MAX];
     snprintf(key, sizeof key, "%s/alerts.key", cfg->home);
-    int lport = 0;
-    if (parse_host_port(cfg->listen, host, sizeof host, &lport) != 0)
-        lport = 8700;
-    served_url(cfg, lport, cfg->tls_cert[0] != '\0', url, sizeof url);
+    public_address(cfg, url, sizeof url);
     al_opts o = {.db = db,
                  .key_path = key,
-                 .public_url = cfg->public_url[0] ? cfg->public_url : url,
+                 .public_url = url,
                  .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL,
                  .time_scale = cfg->alert_time_scale};
     int rc = al_service_new(&o, ret, err, errlen);
@@ -535,7 +582,13 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
         fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
         goto out;
     }
+    char public_url[CFG_URL_MAX], bundle[PATH_MAX];
+    public_address(cfg, public_url, sizeof public_url);
+    agent_bundle(bundle, sizeof bundle);
     api_server_opts o = {.listen = cfg->listen,
+                         .public_url = public_url,
+                         .agent_bundle = bundle[0] ? bundle : NULL,
+                         .store_url = cfg->store,
                          .metrics = metrics,
                          .alerts = alerts,
                          .token = token,

@@ -192,11 +192,12 @@ static int sq_exec(void *state, const char *sql, const db_param *params, int npa
         if (fn && (rc = fn(&row, ctx)) != 0)
             goto out;
     }
+    /* sqlite3_changes64 is 3.37+; Debian 11's 3.34 (the portable build:
+     * util/compat.h) has the int one, which one statement's changes fit */
     if (ret_changes)
 #if SQLITE_VERSION_NUMBER >= 3037000
         *ret_changes = sqlite3_changes64(s->db);
-#else /* Debian 11's 3.34 (util/compat.h: the portable build); one statement's
-       * changes fit an int there */
+#else
         *ret_changes = sqlite3_changes(s->db);
 #endif
 out:

@@ -61,12 +61,12 @@ int sigv4_signature(const sigv4_request *req, const sigv4_creds *cr, const char 
 
 /* What a presigned URL is for. */
 typedef struct {
-    const char *method;         /* "GET" or "PUT" */
-    const char *scheme;         /* "https" or "http" */
-    const char *host;           /* the host header: "bucket.s3.amazonaws.com", "127.0.0.1:9000" */
-    const char *path;           /* URI-encoded absolute path, e.g. "/bucket/key" */
-    const char *session_token;  /* signed as X-Amz-Security-Token; NULL or "": none */
-    long expires_s;             /* 1 .. 604800 */
+    const char *method;        /* "GET" or "PUT" */
+    const char *scheme;        /* "https" or "http" */
+    const char *host;          /* the host header: "bucket.s3.amazonaws.com", "127.0.0.1:9000" */
+    const char *path;          /* URI-encoded absolute path, e.g. "/bucket/key" */
+    const char *session_token; /* signed as X-Amz-Security-Token; NULL or "": none */
+    long expires_s;            /* 1 .. 604800 */
 } sigv4_presign_req;
 
 /* STORE-V4: the URL "scheme://host/path?X-Amz-Algorithm=...&X-Amz-Signature=..."

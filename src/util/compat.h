@@ -33,7 +33,8 @@ static inline void compat_close_from(int fd)
         return;
 #endif
     struct rlimit rl;
-    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;
+    long max =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;
     for (long i = fd; i < max; i++)
         close((int)i);
 }

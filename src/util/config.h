@@ -17,7 +17,9 @@
  *   DUMONT_TLS_CERT, DUMONT_TLS_KEY  the server's certificate chain and
  *                        private key (PEM): serve HTTPS  plain HTTP
  *   DUMONT_PUBLIC_URL    the server's address as people and agents reach it
- *                        (alert links)                  the URL it listens on
+ *                        (alert links, the bootstrap's --server: docs/deploy.md)
+ *                                                       DUMONT_URL when set, else
+ *                                                       the URL it listens on
  *   DUMONT_ALERT_TIME_SCALE  a test knob: alert retry waits are divided by it
  *                        (docs/alerts.md)               1 */
 #ifndef DUMONT_UTIL_CONFIG_H

@@ -143,7 +143,8 @@ static void test_s3_presign(void **state)
     assert_int_equal(sigv4_presign(&r, &s3_creds, "20130524T000000Z", with_tok, sizeof with_tok),
                      0);
     assert_non_null(strstr(with_tok, "&X-Amz-Security-Token=tok%2Fen%2B1&X-Amz-SignedHeaders="));
-    assert_null(strstr(with_tok, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"));
+    assert_null(
+        strstr(with_tok, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"));
     /* bounds: lifetime 1 s .. 7 days, a host with no path or user part */
     r.session_token = NULL;
     r.expires_s = 604801;

@@ -254,7 +254,8 @@ static void test_mirror(void **state)
     void *data = NULL;
     size_t len = 0;
     char buf[3];
-    assert_int_equal(store_get(s, "packs/ab/x", 100, &data, &len, err, sizeof err), 0); /* STORE-M2 */
+    assert_int_equal(store_get(s, "packs/ab/x", 100, &data, &len, err, sizeof err),
+                     0); /* STORE-M2 */
     assert_int_equal(len, 5);
     assert_memory_equal(data, "hello", 5);
     free(data);
@@ -358,17 +359,15 @@ static void test_presign(void **state)
     setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "presign-s3cret", 1);
     assert_int_equal(store_open("s3://bkt/pre", &st, err, sizeof err), 0);
-    assert_int_equal(store_presign(st, "GET", "packs/ab/abcd", 300, url, sizeof url, err,
-                                   sizeof err),
-                     0);
-    assert_true(strncmp(url, "http://127.0.0.1:9/bkt/pre/packs/ab/abcd?X-Amz-Algorithm=", 57) ==
-                0);
+    assert_int_equal(
+        store_presign(st, "GET", "packs/ab/abcd", 300, url, sizeof url, err, sizeof err), 0);
+    assert_true(strncmp(url, "http://127.0.0.1:9/bkt/pre/packs/ab/abcd?X-Amz-Algorithm=", 57) == 0);
     assert_non_null(strstr(url, "X-Amz-Expires=300&"));
     assert_non_null(strstr(url, "X-Amz-Credential=AKID%2F"));
     assert_null(strstr(url, "presign-s3cret"));
-    assert_int_equal(store_presign(st, "DELETE", "packs/ab/abcd", 300, url, sizeof url, err,
-                                   sizeof err),
-                     DM_E_INVALID);
+    assert_int_equal(
+        store_presign(st, "DELETE", "packs/ab/abcd", 300, url, sizeof url, err, sizeof err),
+        DM_E_INVALID);
     assert_int_equal(store_presign(st, "GET", "../x", 300, url, sizeof url, err, sizeof err),
                      DM_E_INVALID);
     store_close(st);
