@@ -23,14 +23,14 @@
 typedef struct {
     dm_db *db;
     fo_orch *orch;
-    struct hbl_server *detect;   /* heartbeat listener (detect/listener.h); may be NULL */
-    int secrets_ok;              /* server.h API-S4: 1 over TLS or on a loopback listen address */
-    struct api_metrics *metrics; /* api/metrics.h; may be NULL */
-    struct al_service *alerts;   /* alerts/alerts.h; may be NULL */
+    struct hbl_server *detect;    /* heartbeat listener (detect/listener.h); may be NULL */
+    int secrets_ok;               /* server.h API-S4: 1 over TLS or on a loopback listen address */
+    struct api_metrics *metrics;  /* api/metrics.h; may be NULL */
+    struct al_service *alerts;    /* alerts/alerts.h; may be NULL */
     struct prov_channel *channel; /* provider/channel.h: the control channel; may be NULL */
-    const char *public_url;      /* API-B1: the address agents on a cloud use; may be NULL */
-    const char *agent_bundle;    /* API-B2: the portable agent build (a .tar.gz); may be NULL */
-    const char *store_url;       /* API-B1: the store the bootstrapped agents snapshot to */
+    const char *public_url;       /* API-B1: the address agents on a cloud use; may be NULL */
+    const char *agent_bundle;     /* API-B2: the portable agent build (a .tar.gz); may be NULL */
+    const char *store_url;        /* API-B1: the store the bootstrapped agents snapshot to */
 } api_ctx;
 
 /* Who presents a credential (docs/security.md). Ordered: admin can do what a
