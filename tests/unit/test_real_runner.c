@@ -59,6 +59,9 @@ typedef struct {
     char fail_provision_host[64]; /* provision there fails */
     char unhealthy_host[64];      /* instances there never become healthy */
     char silent_host[64];         /* workloads there never answer */
+    char crashloop_host[64];      /* workloads there crash-loop once started (ORCH-W3) */
+    const char *crash_report;     /* with crashloop_host: the agent's report recorded first */
+    dm_db *db;                    /* where that report is recorded */
     char served[64];              /* ","-list of the models the model servers have; "": any */
     char probed[256];             /* the spec of the controller's last probe */
     int fail_restores;            /* the next N restores fail */
@@ -278,8 +281,18 @@ static int fk_live(void *cls, int64_t id, hbl_live *ret)
             fi->alive && strcmp(fi->host, f->unhealthy_host) != 0 ? DET_HEALTHY : DET_PENDING;
         ret->workload = fi->started && !silent ? HB_WL_RUNNING : HB_WL_NONE;
         ret->probe = fi->started && !silent ? HB_PR_OK : HB_PR_PENDING;
+        if (fi->started && strcmp(fi->host, f->crashloop_host) == 0) {
+            ret->workload = HB_WL_CRASHLOOPING; /* AG-R2: its report was delivered first */
+            ret->probe = HB_PR_FAILING;
+        }
     }
+    int report = rc == 0 && fi->started && strcmp(fi->host, f->crashloop_host) == 0 &&
+                 f->crash_report;
     pthread_mutex_unlock(&f->mu);
+    if (report) { /* what fo_orch_workload_exit records for a workload failure (ORCH-W3) */
+        char e[256];
+        db_workload_set_failure(f->db, "wl-test", f->crash_report, 0, e, sizeof e);
+    }
     return rc;
 }
 
@@ -821,6 +834,40 @@ static void test_settle_after_end(void **state)
     assert_machine_state(fx, done.real.new_instance_id, "destroyed");
 }
 
+/* ORCH-W3: the workload crash-loops on the new instance and the agent's report
+ * said it is the workload's own failure: the failover ends at inference with
+ * that reason, no other offer is rented. */
+static void test_inference_crashloop_workload(void **state)
+{
+    fixture *fx = *state;
+    snprintf(g_fk.crashloop_host, sizeof g_fk.crashloop_host, "host-a");
+    g_fk.crash_report = "the workload never became healthy on instance 20001: it crash-looped "
+                        "(exit code 127, restarted in place 3 times)\nlast output:\nnot found";
+    g_fk.db = fx->db;
+    seed_fleet(fx, "exec:true", 0);
+    start_orch(fx, 1);
+    fo_failover f, done;
+    start_failover(fx, &f);
+    wait_state(fx, f.id, FO_NULL, &done);
+    assert_failed_at(fx, &done, FO_PHASE_INFERENCE, "never became healthy on instance 20001");
+    assert_non_null(strstr(done.reason, "no other GPU is tried"));
+    assert_int_equal(done.real.attempts, 1);
+    assert_int_equal(g_fk.made, 1);
+    dm_workload w;
+    OK(db_workload_get(fx->db, "wl-test", &w, g_err, sizeof g_err));
+    assert_non_null(strstr(w.failure, "last output:\nnot found")); /* the agent's, kept */
+}
+
+/* ORCH-W3: a crash loop on the new instance with no workload failure recorded
+ * (the agent found its host at fault): the next offer serves. */
+static void test_inference_crashloop_host(void **state)
+{
+    fixture *fx = *state;
+    snprintf(g_fk.crashloop_host, sizeof g_fk.crashloop_host, "host-a");
+    run_retry(fx, "exec:true");
+    assert_int_equal(g_fk.made, 2);
+}
+
 /* ORCH-O8: at most FO_ORCH_MAX_ATTEMPTS offers, then the failover fails. */
 static void test_all_attempts_fail(void **state)
 {
@@ -1295,6 +1342,8 @@ int main(void)
         T(test_retry_ssh_ready),
         T(test_retry_restore),
         T(test_inference_never_healthy),
+        T(test_inference_crashloop_workload),
+        T(test_inference_crashloop_host),
         T(test_all_attempts_fail),
         T(test_no_snapshot),
         T(test_no_ports),
