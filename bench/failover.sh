@@ -10,8 +10,11 @@
 # Each run preempts the instance serving now (SIGKILL of its whole session,
 # no notice) and measures, from just before the kill, until a generate
 # request to the new instance answers (polled every 20 ms from this script).
-# Prints each run's total and the phases the server recorded, then medians
-# and each phase's share. Uses $DUMONT_BIN (default build/dumont), a fresh
+# Prints each run's total and the phases the server recorded, the restore's
+# own time (restore_in: download + decompress as measured where it ran, the
+# new agent since the control channel) and the rest of the restore phase
+# (restore_out: commanding it over the channel, opening the store), then
+# medians and each phase's share. Uses $DUMONT_BIN (default build/dumont), a fresh
 # DUMONT_HOME, SQLite and the file:// store; everything runs on this machine.
 # The server's log is left in /tmp/dumont-bench-failover.server.log.
 set -euo pipefail
@@ -43,8 +46,10 @@ for _ in $(seq 1 600); do answers "$(addr_of "$inst")" && break; sleep 0.05; don
 phases=(detection standby_activation gpu_search provisioning ssh_ready restore inference)
 printf '%-4s %9s' run total_ms
 printf ' %9s' "${phases[@]}"
+printf ' %9s %9s' restore_in restore_out
 echo
 totals=()
+overheads=()
 declare -A sums
 for run in $(seq 1 "$RUNS"); do
     t0=$(now_ms)
@@ -69,6 +74,12 @@ for run in $(seq 1 "$RUNS"); do
         sums[$p]=$(( ${sums[$p]:-0} + d ))
         printf ' %9s' "$d"
     done
+    # the restore's own time (download + decompress, as whoever restored measured it)
+    # and the rest of the restore phase: commanding it (the channel), opening the store
+    rin=$(printf '%s' "$st" | jq -r '(.restore_download_time_ms // 0) + (.restore_decompress_time_ms // 0)')
+    rph=$(printf '%s' "$st" | jq -r '.phases[] | select(.phase == "restore") | .duration_ms // 0')
+    printf ' %9s %9s' "$rin" $((rph - rin))
+    overheads+=($((rph - rin)))
     echo
     # byte-identical to the snapshot it restored
     snap=$(printf '%s' "$st" | jq -r .snapshot_id)
@@ -84,6 +95,8 @@ sum_all=0
 for p in "${phases[@]}"; do sum_all=$((sum_all + ${sums[$p]})); done
 echo
 echo "kill -9 -> answering again, ${SIZE_MB} MB workspace: median ${median} ms over $RUNS runs (target < 5000 ms)"
+omed=$(printf '%s\n' "${overheads[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}')
+echo "restore phase beyond the restore itself (restore_out: commanding it, the store's opening): median ${omed} ms"
 printf 'share of the recorded phases:'
 for p in "${phases[@]}"; do
     [ "$sum_all" -gt 0 ] && printf ' %s %d%%' "$p" $(( 100 * ${sums[$p]} / sum_all ))
