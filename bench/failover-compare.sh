@@ -19,7 +19,7 @@ runs=${2:-5}
 size=${3:-1024}
 cand=${DUMONT_BIN:-$here/../build/dumont}
 [ -x "$base" ] || { echo "failover-compare: $base is not executable" >&2; exit 1; }
-median_of() { sed -n 's/.*median \([0-9]*\) ms.*/\1/p' "$1" | tail -n1; }
+median_of() { sed -n 's/.*workspace: median \([0-9]*\) ms.*/\1/p' "$1" | tail -n1; }
 out_b=$(mktemp) out_c=$(mktemp)
 trap 'rm -f "$out_b" "$out_c"' EXIT
 echo "== baseline: $base" >&2
