@@ -405,10 +405,12 @@ static void take(agc_runner *r, json_t *jc)
         post_answer(r, id, failed, again);
 }
 
+/* lease/3, at most AGC_POLL_WAIT_MS: a waiting poll holds a server thread
+ * (provider/channel.h CHAN_WAIT_MAX_MS). */
 static int64_t poll_wait_ms(const agc_runner *r)
 {
     int64_t w = r->o.lease_ms / 3;
-    return w < 100 ? 100 : w > 20000 ? 20000 : w;
+    return w < 50 ? 50 : w > AGC_POLL_WAIT_MS ? AGC_POLL_WAIT_MS : w;
 }
 
 static void *poller_main(void *arg)

@@ -28,8 +28,8 @@
  *     agent.self_fenced, refuses to start it again, and says so (the poll's
  *     "fenced") once the controller hears it again. The controller may
  *     count an instance silent for lease_ms plus a margin as fenced
- *     (docs/security.md "Leases"). A poll waits at most lease_ms / 3, so a
- *     healthy channel is heard about three times per lease. */
+ *     (docs/security.md "Leases"). A poll waits at most lease_ms / 3 and
+ *     AGC_POLL_WAIT_MS, so a healthy channel is heard several times per lease. */
 #ifndef DUMONT_AGENT_CHANNEL_H
 #define DUMONT_AGENT_CHANNEL_H
 
@@ -40,6 +40,7 @@
 #define AGC_LEASE_DEFAULT_MS 10000
 #define AGC_LEASE_MIN_MS     300
 #define AGC_LEASE_MAX_MS     600000
+#define AGC_POLL_WAIT_MS     200 /* the longest a poll asks to wait (AG-C4) */
 
 /* What the channel asks of the agent that owns the workload (agent.c). Each
  * may be called from the channel's thread; each returns 0 or a DM_E_* code

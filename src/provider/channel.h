@@ -43,7 +43,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHAN_WAIT_MAX_MS   25000 /* the longest a poll waits (under the API's 30 s idle timeout) */
+/* The longest a poll waits. A waiting poll holds its API thread, and
+ * libmicrohttpd's pool serves every connection of a thread from that thread:
+ * a request that lands on it waits too, so the wait stays short (the fix,
+ * a poll suspended as /api/events streams are, is still to do). */
+#define CHAN_WAIT_MAX_MS 1000
 #define CHAN_WAITERS_MAX   8     /* PROV-CH2: half the API server's default threads */
 #define CHAN_LEASE_DEFAULT_MS 10000 /* an agent's lease unless set (AG-C4) */
 #define CHAN_MARGIN_MS        5000  /* PROV-CH7: clock rates, a poll's own length */
