@@ -254,6 +254,32 @@ int db_workload_set_failure(dm_db *db, const char *workload_id, const char *fail
     return rc;
 }
 
+int db_workload_cas_state(dm_db *db, const char *workload_id, int64_t expect_serving,
+                          dm_wl_state from, dm_wl_state to, char *err, size_t errlen)
+{
+    if (!db || !workload_id || (unsigned)from >= DM_WL_STATE_COUNT ||
+        (unsigned)to >= DM_WL_STATE_COUNT)
+        return dm_fail(err, errlen, DM_E_INVALID, "no database, id or state");
+    int64_t changed = 0;
+    db_param p[] = {db_p_text(workload_id), db_p_text(dm_wl_state_name(from)),
+                    db_p_text(dm_wl_state_name(to)), db_p_i64n(expect_serving)};
+    /* FLEET-F5: the expectation is the WHERE; the rows affected say who won */
+    int rc = fleet_write(db,
+                         "UPDATE workloads SET state = $3 WHERE workload_id = $1 AND state = $2"
+                         " AND ($4 IS NULL OR serving_instance_id = $4)",
+                         p, 4, &changed, err, errlen);
+    if (rc || changed)
+        return rc;
+    dm_workload w;
+    if ((rc = db_workload_get(db, workload_id, &w, err, errlen)) != 0)
+        return rc;
+    return dm_fail(err, errlen, DM_E_CONFLICT, "workload '%.64s' is %s, not %s%s", workload_id,
+                   dm_wl_state_name(w.state), dm_wl_state_name(from),
+                   expect_serving != DM_NULL && w.serving_instance_id != expect_serving
+                       ? " (or no longer served by that instance)"
+                       : "");
+}
+
 int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instance_id,
                        int64_t expect_epoch, int64_t new_instance_id, int64_t new_epoch,
                        char *err, size_t errlen)

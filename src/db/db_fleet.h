@@ -21,7 +21,13 @@
  *     snapshot of the workload's newest epoch that this database accepted
  *     last (its seq, DBSNAP-S4 of db_snapshot.c), never the one an agent's clock
  *     stamped latest; created_at_ms is kept for display. Lists are newest
- *     accepted first. */
+ *     accepted first.
+ * FLEET-F5: db_workload_cas_state() is a compare-and-set in the database: one
+ *     UPDATE whose WHERE holds the expected state (and serving instance), its
+ *     rows affected checked. A failover of a workload starts only by winning it
+ *     (running -> failing_over for the instance that serves it), so two
+ *     controllers, or two threads of one, cannot both start one; the loser gets
+ *     DM_E_CONFLICT and writes nothing, never the workload's state. */
 #ifndef DUMONT_DB_DB_FLEET_H
 #define DUMONT_DB_DB_FLEET_H
 
@@ -46,6 +52,12 @@ int db_workload_set_state(dm_db *db, const char *workload_id, dm_wl_state state,
  * set_failed: and makes it `failed`, in the same write. */
 int db_workload_set_failure(dm_db *db, const char *workload_id, const char *failure,
                             int set_failed, char *err, size_t errlen);
+
+/* FLEET-F5: state from -> to, only while the workload is in state from and (when
+ * expect_serving is not DM_NULL) served by expect_serving. DM_E_CONFLICT (nothing
+ * written) when it is not; DM_E_NOT_FOUND when there is no such workload. */
+int db_workload_cas_state(dm_db *db, const char *workload_id, int64_t expect_serving,
+                          dm_wl_state from, dm_wl_state to, char *err, size_t errlen);
 /* FLEET-F2. new_instance_id may be DM_NULL (nobody serves). */
 int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instance_id,
                        int64_t expect_epoch, int64_t new_instance_id, int64_t new_epoch, char *err,

@@ -39,7 +39,13 @@
  * ORCH-R5: no workload stays failing_over without a failover running for it:
  *     the writes after a record's end (fo_real_finish: the new instance
  *     dropped, the workload failed) that a stop cut off are done by the next
- *     start's recovery (settle_workloads), after the resumes. */
+ *     start's recovery (settle_workloads), after the resumes.
+ * ORCH-R5: a failover of a workload starts only by winning the database's
+ *     compare-and-set running -> failing_over (db_fleet.h FLEET-F5), never by a
+ *     read then a write, so two controllers on one database, or two triggers in
+ *     one, start at most one. The loser changes nothing. The winner whose
+ *     failover cannot be inserted puts the state back with the reverse
+ *     compare-and-set (failing_over -> running, for the same instance). */
 #include "failover/real_internal.h"
 
 #include "util/clock.h"
@@ -355,35 +361,40 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
     fo_failover f;
     dm_workload w;
     char id[FO_ID_MAX];
-    pthread_mutex_lock(&k->start_lock);
     int rc = db_workload_by_serving(o->db, instance_id, &w, err, errlen);
     if (rc)
-        goto out;
-    if (w.state == DM_WL_FAILING_OVER) {
-        rc = dm_fail(err, errlen, DM_E_CONFLICT, "workload %s is already failing over",
-                     w.workload_id);
-        goto out;
-    }
+        return rc;
     if ((rc = fo_real_new_id("fo-", id, sizeof id)) != 0)
-        goto out;
+        return dm_fail(err, errlen, rc, "no entropy");
+    /* ORCH-R5: the database decides who starts it (FLEET-F5); a loser writes nothing */
+    rc = db_workload_cas_state(o->db, w.workload_id, instance_id, DM_WL_RUNNING,
+                               DM_WL_FAILING_OVER, err, errlen);
+    if (rc == DM_E_CONFLICT)
+        return dm_fail(err, errlen, rc, "workload %s is not running on instance %lld (already "
+                       "failing over, or failed over): no failover started",
+                       w.workload_id, (long long)instance_id);
+    if (rc)
+        return rc;
     fo_init(&f, id, instance_id, FO_KIND_REAL,
             clock_wall_ms() - (detection_ms > 0 ? detection_ms : 0));
     snprintf(f.real.workload_id, sizeof f.real.workload_id, "%s", w.workload_id);
     snprintf(f.real.trigger, sizeof f.real.trigger, "%s", trigger);
     snprintf(f.user_id, sizeof f.user_id, "automatic"); /* the detector (or a test) started it */
-    if ((rc = db_workload_set_state(o->db, w.workload_id, DM_WL_FAILING_OVER, err, errlen)) != 0)
-        goto out;
-    if ((rc = fo_real_begin(k, &f, detection_ms, ret, err, errlen)) != 0) {
-        char e2[256];
-        db_workload_set_state(o->db, w.workload_id, DM_WL_RUNNING, e2, sizeof e2);
-    } else {
-        log_warn("failover.started",
-                 "failover_id=%s gpu_instance_id=%lld workload_id=%s kind=real trigger=%s", id,
-                 (long long)instance_id, w.workload_id, trigger);
-    }
-out:
+    pthread_mutex_lock(&k->start_lock);
+    rc = fo_real_begin(k, &f, detection_ms, ret, err, errlen);
     pthread_mutex_unlock(&k->start_lock);
-    return rc;
+    if (rc) { /* ORCH-R5: only the winner undoes its own compare-and-set */
+        char e2[256], q[300];
+        if (db_workload_cas_state(o->db, w.workload_id, instance_id, DM_WL_FAILING_OVER,
+                                  DM_WL_RUNNING, e2, sizeof e2) != 0)
+            log_error("failover.undo_failed", "workload_id=%s error=%s", w.workload_id,
+                      log_quote(q, sizeof q, e2));
+        return rc;
+    }
+    log_warn("failover.started",
+             "failover_id=%s gpu_instance_id=%lld workload_id=%s kind=real trigger=%s", id,
+             (long long)instance_id, w.workload_id, trigger);
+    return 0;
 }
 
 /* ORCH-O5: the detector's published changes (the publisher's thread). */

@@ -14,6 +14,7 @@
 #include "util/error.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,73 @@ static void test_machines(void **state)
     db_close(db);
 }
 
+/* FLEET-F5: two handles (two controllers on one database) race the
+ * compare-and-set that starts a failover, round after round: exactly one wins
+ * each round, the loser gets DM_E_CONFLICT, and the state is the winner's. */
+typedef struct {
+    dm_db *db;
+    pthread_barrier_t *go;
+    int rc[20];
+} racer;
+
+static void *race_cas(void *arg)
+{
+    racer *r = arg;
+    char err[256];
+    for (int i = 0; i < 20; i++) {
+        pthread_barrier_wait(r->go);
+        r->rc[i] = db_workload_cas_state(r->db, "wl-r", 20001, DM_WL_RUNNING, DM_WL_FAILING_OVER,
+                                         err, sizeof err);
+        pthread_barrier_wait(r->go); /* both done: the main thread checks and resets */
+        pthread_barrier_wait(r->go);
+    }
+    return NULL;
+}
+
+static void test_cas_race(void **state)
+{
+    (void)state;
+    dm_db *db = open_db(), *db2 = open_db();
+    dm_workload w = workload("wl-r"), got;
+    w.serving_instance_id = 20001;
+    OK(db_workload_insert(db, &w, g_err, sizeof g_err));
+    /* the expectation is checked: wrong state or wrong instance writes nothing */
+    assert_int_equal(db_workload_cas_state(db, "wl-r", 20001, DM_WL_FAILED, DM_WL_RUNNING, g_err,
+                                           sizeof g_err),
+                     DM_E_CONFLICT);
+    assert_non_null(strstr(g_err, "is running, not failed"));
+    assert_int_equal(db_workload_cas_state(db, "wl-r", 20002, DM_WL_RUNNING, DM_WL_FAILING_OVER,
+                                           g_err, sizeof g_err),
+                     DM_E_CONFLICT);
+    assert_int_equal(db_workload_cas_state(db, "wl-x", DM_NULL, DM_WL_RUNNING, DM_WL_FAILING_OVER,
+                                           g_err, sizeof g_err),
+                     DM_E_NOT_FOUND);
+    OK(db_workload_get(db, "wl-r", &got, g_err, sizeof g_err));
+    assert_int_equal(got.state, DM_WL_RUNNING);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 3);
+    racer a = {.db = db, .go = &go}, b = {.db = db2, .go = &go};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, race_cas, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, race_cas, &b), 0);
+    for (int i = 0; i < 20; i++) {
+        pthread_barrier_wait(&go);
+        pthread_barrier_wait(&go);
+        assert_true((a.rc[i] == 0 && b.rc[i] == DM_E_CONFLICT) ||
+                    (b.rc[i] == 0 && a.rc[i] == DM_E_CONFLICT));
+        OK(db_workload_get(db, "wl-r", &got, g_err, sizeof g_err));
+        assert_int_equal(got.state, DM_WL_FAILING_OVER);
+        OK(db_workload_cas_state(db, "wl-r", 20001, DM_WL_FAILING_OVER, DM_WL_RUNNING, g_err,
+                                 sizeof g_err));
+        pthread_barrier_wait(&go);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&go);
+    db_close(db2);
+    db_close(db);
+}
+
 /* The fo_real fields survive save and get; the test filter finds test-real. */
 /* The states' names are what the database stores and the API shows
  * (core/fleet.h): each parses back to its state, launching included; a name
@@ -312,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_workload_cmd_check),
         cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cas_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_real_fields, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);

@@ -340,6 +340,29 @@ static const db_backend_ops *g_real;
 static db_backend_ops g_faulty;
 static atomic_int g_failed; /* saves failed so far */
 
+/* While g_meet is set, the first two reads of the workload an instance serves wait,
+ * once done, for each other (up to 2 s): two controllers that both saw the workload running. */
+static atomic_int g_meet;
+static pthread_mutex_t g_meet_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_met;
+
+static void meet(const char *sql)
+{
+    if (!atomic_load(&g_meet) || !strstr(sql, "FROM workloads WHERE serving_instance_id"))
+        return;
+    pthread_mutex_lock(&g_meet_mu);
+    if (g_met < 2) {
+        g_met++;
+        int64_t deadline = clock_mono_ms() + 2000;
+        while (g_met < 2 && clock_mono_ms() < deadline) {
+            pthread_mutex_unlock(&g_meet_mu);
+            clock_sleep_ms(1, NULL);
+            pthread_mutex_lock(&g_meet_mu);
+        }
+    }
+    pthread_mutex_unlock(&g_meet_mu);
+}
+
 static int faulty_exec(void *st, const char *sql, const db_param *p, int np, db_row_fn fn,
                        void *ctx, int64_t *ret_changes, char *err, size_t errlen)
 {
@@ -350,7 +373,9 @@ static int faulty_exec(void *st, const char *sql, const db_param *p, int np, db_
             return dm_fail(err, errlen, DM_E_CONFLICT, "refused");
         return dm_fail(err, errlen, DM_E_DB, "sqlite: step: database or disk is full");
     }
-    return g_real->exec(st, sql, p, np, fn, ctx, ret_changes, err, errlen);
+    int rc = g_real->exec(st, sql, p, np, fn, ctx, ret_changes, err, errlen);
+    meet(sql); /* after the read: each has seen the state before either writes */
+    return rc;
 }
 
 /* ---- the fixture -------------------------------------------------------- */
@@ -587,6 +612,77 @@ static void assert_moved(fixture *fx, const fo_failover *done)
     assert_string_equal(done->real.snapshot_storage, "file");
     assert_int_equal(strncmp(done->real.snapshot_storage_url, "file://", 7), 0);
     assert_time_accounted(done);
+}
+
+/* ---- two controllers on one database (ORCH-R5) --------------------------- */
+
+typedef struct {
+    fo_orch *orch;
+    int rc;
+    fo_failover f;
+    char err[256];
+} trigger;
+
+static void *trigger_main(void *arg)
+{
+    trigger *t = arg;
+    t->rc = fo_orch_failover_instance(t->orch, OLD_ID, "failed", &t->f, t->err, sizeof t->err);
+    return NULL;
+}
+
+/* Both controllers read the workload running at the same moment, then both try
+ * to start its failover: the database's compare-and-set lets one win; the
+ * loser is refused and leaves the workload's state alone (no reset to running
+ * under the winner's feet), and one failover completes with one new instance. */
+static void test_two_controllers_race(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    start_orch(fx, 1);
+    dm_db *db2 = NULL;
+    fo_orch *o2 = NULL;
+    OK(db_open(fx->path, &db2, g_err, sizeof g_err));
+    db2->ops = &g_faulty;
+    OK(fo_orch_new(db2, 1000.0, &o2));
+    OK(fo_orch_set_store(o2, fx->store, g_err, sizeof g_err));
+    fo_real_env env = {.provider = fx->prov,
+                       .ports = &fx->ports,
+                       .store_url = fx->store,
+                       .server_url = "http://127.0.0.1:1",
+                       .token = "agent-token",
+                       .ready_timeout_ms = 300,
+                       .inference_timeout_ms = 300};
+    OK(fo_orch_attach(o2, &env, g_err, sizeof g_err));
+    setenv("DUMONT_TEST_PAUSE_PHASE", "detection:400", 1); /* the winner holds still */
+    g_met = 0;
+    atomic_store(&g_meet, 1);
+    trigger a = {.orch = fx->orch}, b = {.orch = o2};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, trigger_main, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, trigger_main, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    atomic_store(&g_meet, 0);
+    assert_int_equal(g_met, 2); /* both read it running */
+    assert_true((a.rc == 0 && b.rc == DM_E_CONFLICT) || (b.rc == 0 && a.rc == DM_E_CONFLICT));
+    const trigger *won = a.rc == 0 ? &a : &b, *lost = a.rc == 0 ? &b : &a;
+    dm_workload w;
+    get_workload(fx, &w);
+    assert_string_equal(dm_wl_state_name(w.state), "failing_over"); /* the winner's */
+    assert_non_null(strstr(lost->err, "not running"));
+    db_failover_filter flt;
+    db_failover_filter_init(&flt);
+    int64_t count = 0;
+    OK(db_failover_count(fx->db, &flt, &count, g_err, sizeof g_err));
+    assert_int_equal(count, 1);
+    fo_failover done;
+    wait_state(fx, won->f.id, FO_STATE_COMPLETED, &done);
+    unsetenv("DUMONT_TEST_PAUSE_PHASE");
+    while (fo_orch_running(fx->orch) || fo_orch_running(o2))
+        clock_sleep_ms(2, NULL);
+    assert_moved(fx, &done);
+    fo_orch_free(o2);
+    db_close(db2);
 }
 
 /* ---- each phase's success ---------------------------------------------- */
@@ -1336,6 +1432,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_completes),
         T(test_detector_event_starts_it),
+        T(test_two_controllers_race),
         T(test_fence_fails),
         T(test_no_offer),
         T(test_retry_provisioning),
