@@ -28,6 +28,7 @@ typedef struct {
     char workload_cmd[DM_INST_TEXT_MAX]; /* as registered; "" none */
     char probe_spec[DM_INST_TEXT_MAX];   /* as registered; "" none */
     char hostname[128];
+    int fenced; /* its machine is destroyed (db_instance.h DB-I4): it never comes back */
 } dm_instance;
 
 typedef struct {
@@ -49,7 +50,9 @@ typedef struct {
     /* Every instance, by id; *ret malloc'd (free()), NULL when none. */
     int (*load)(void *ctx, dm_instance **ret, size_t *ret_n, char *err, size_t errlen);
     /* Inserts, or re-registers (new key id, kind, texts; state back to the
-     * one given, with an event recording it). */
+     * one given, with an event recording it). DM_E_CONFLICT, nothing written,
+     * for an instance that is fenced (a destroyed machine: it never registers
+     * again, listener.h HB-L13). */
     int (*register_one)(void *ctx, const dm_instance *in, char *err, size_t errlen);
     /* One change: the event and the instance's new state (for what ==
      * "state") or its workload, probe and last heartbeat, together (all or

@@ -15,6 +15,10 @@
 #define INSTANCE_COLS                                                                              \
     "instance_id, kind, key_id, state, state_since_ms, registered_at_ms, last_heartbeat_ms,"       \
     " workload, probe, workload_cmd, probe_spec, hostname"
+/* DB-I4: the columns read back, and whether the instance's machine is destroyed */
+#define INSTANCE_SELECT                                                                            \
+    "SELECT " INSTANCE_COLS ", (SELECT COUNT(*) FROM machines m WHERE m.instance_id ="            \
+    " instances.instance_id AND m.state = 'destroyed') FROM instances"
 
 static int instance_check(const dm_instance *in, char *err, size_t errlen)
 {
@@ -43,13 +47,30 @@ static int insert_event(dm_db *db, const dm_instance_event *ev, char *err, size_
                 p, 8, NULL, NULL, NULL, err, errlen);
 }
 
+static int count_row(const db_row *r, void *ctx)
+{
+    *(int64_t *)ctx = db_row_i64(r, 0, NULL);
+    return 0;
+}
+
 static int register_tx(dm_db *db, const dm_instance *in, char *err, size_t errlen)
 {
+    int64_t destroyed = 0;
+    db_param id[] = {db_p_i64(in->instance_id)};
+    int rc = db_x(db, "SELECT COUNT(*) FROM machines WHERE instance_id = $1 AND state = 'destroyed'",
+                  id, 1, count_row, &destroyed, NULL, err, errlen);
+    if (rc)
+        return rc;
+    if (destroyed) /* DB-I4 */
+        return dm_fail(err, errlen, DM_E_CONFLICT,
+                       "instance %lld is destroyed (fenced): a destroyed instance never registers "
+                       "again",
+                       (long long)in->instance_id);
     db_param p[] = {db_p_i64(in->instance_id),      db_p_text(in->kind),
                     db_p_text(in->key_id),          db_p_text(in->state),
                     db_p_i64(in->registered_at_ms), db_p_textn(in->workload_cmd),
                     db_p_textn(in->probe_spec),     db_p_textn(in->hostname)};
-    int rc = db_x(db,
+    rc = db_x(db,
                   "INSERT INTO instances (" INSTANCE_COLS ") VALUES ($1, $2, $3, $4, $5, $5, NULL,"
                   " NULL, NULL, $6, $7, $8) ON CONFLICT (instance_id) DO UPDATE SET"
                   " kind = excluded.kind, key_id = excluded.key_id, state = excluded.state,"
@@ -110,6 +131,7 @@ static int inst_row(const db_row *r, void *ctx)
     in->state_since_ms = db_row_i64(r, 4, NULL);
     in->registered_at_ms = db_row_i64(r, 5, NULL);
     in->last_heartbeat_ms = db_col_i64n(r, 6);
+    in->fenced = db_row_i64(r, 12, NULL) != 0; /* DB-I4 */
     if (db_text_copy(in->kind, sizeof in->kind, db_row_text(r, 1)) ||
         db_text_copy(in->key_id, sizeof in->key_id, db_row_text(r, 2)) ||
         db_text_copy(in->state, sizeof in->state, db_row_text(r, 3)) ||
@@ -148,7 +170,7 @@ int db_instance_get(dm_db *db, int64_t id, dm_instance *ret, char *err, size_t e
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
     inst_vec x = {.max = 1};
     db_param p[] = {db_p_i64(id)};
-    int rc = inst_query(db, "SELECT " INSTANCE_COLS " FROM instances WHERE instance_id = $1", p, 1,
+    int rc = inst_query(db, INSTANCE_SELECT " WHERE instance_id = $1", p, 1,
                         &x, err, errlen);
     if (rc)
         return rc;
@@ -164,7 +186,7 @@ int db_instance_list(dm_db *db, dm_instance **ret, size_t *ret_n, char *err, siz
     if (!db || !ret || !ret_n)
         return dm_fail(err, errlen, DM_E_INVALID, "no database or result");
     inst_vec x = {.max = DB_INSTANCE_LIST_MAX};
-    int rc = inst_query(db, "SELECT " INSTANCE_COLS " FROM instances ORDER BY instance_id", NULL, 0,
+    int rc = inst_query(db, INSTANCE_SELECT " ORDER BY instance_id", NULL, 0,
                         &x, err, errlen);
     if (rc)
         return rc;

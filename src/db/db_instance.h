@@ -9,7 +9,11 @@
  *     that explains it in one transaction: the events table is the exact
  *     history of the state column.
  * DB-I3: lists are capped (DB_INSTANCE_LIST_MAX instances, DB_EVENT_LIST_MAX
- *     events); a list of instances that would be longer is DM_E_TOO_BIG. */
+ *     events); a list of instances that would be longer is DM_E_TOO_BIG.
+ * DB-I4: an instance whose machine is destroyed (fenced, db_fleet.h) is fenced for
+ *     good: db_instance_register() refuses it (DM_E_CONFLICT, nothing written), in
+ *     the same transaction that would register it, and get/list set its
+ *     `fenced`, so a listener started later refuses its heartbeats too. */
 #ifndef DUMONT_DB_DB_INSTANCE_H
 #define DUMONT_DB_DB_INSTANCE_H
 
@@ -23,7 +27,7 @@
 #define DB_EVENT_LIST_MAX    1000
 
 /* Inserts, or re-registers (new key id, kind, texts; state back to
- * "pending" with an event recording it), in one transaction. */
+ * "pending" with an event recording it), in one transaction; DB-I4. */
 int db_instance_register(dm_db *db, const dm_instance *in, char *err, size_t errlen);
 int db_instance_get(dm_db *db, int64_t id, dm_instance *ret, char *err, size_t errlen);
 /* All instances by id; *ret malloc'd (free()), NULL when none (DB-I3). */

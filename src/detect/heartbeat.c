@@ -19,6 +19,7 @@ static const char *const reason_names[HB_REASON_COUNT] = {
     "ok",        "bad_length",   "bad_magic",        "bad_version",
     "bad_field", "bad_mac",      "unknown_instance", "replay",
     "stale",     "rate_limited", "duplicate",        "unverified_rate_limited",
+    "fenced",
 };
 
 static const char *const workload_names[HB_WL_COUNT] = {

@@ -92,6 +92,7 @@ typedef enum {
     HB_RATE,
     HB_DUPLICATE,       /* the second copy of a beat already taken (agent.h AG-A7): not an attack */
     HB_UNVERIFIED_RATE, /* refused before its MAC was checked (listener.h HB-L8) */
+    HB_FENCED,          /* signed, but the instance is destroyed (listener.h HB-L13) */
     HB_REASON_COUNT
 } hb_reason;
 

@@ -71,6 +71,7 @@ typedef struct {
     uint32_t restarts;
     int preempting;
     int lossy; /* HB-L9: its intake was lossy at the last check */
+    int fenced, fence_said; /* HB-L13; its refusal logged */
     rx_gate gate;
 } entry;
 
@@ -338,6 +339,15 @@ static int is_copy(const entry *e, uint64_t seq, int64_t wall_ms)
 static hb_reason accept_verified(hbl_server *s, entry *e, const hb_packet *p, int64_t now_ms)
 {
     hb_reason r;
+    if (e->fenced) { /* HB-L13 */
+        if (!e->fence_said)
+            log_warn("instance.heartbeat_refused",
+                     "instance=%lld reason=destroyed detail=\"a destroyed instance's heartbeats "
+                     "are refused\"",
+                     (long long)e->id);
+        e->fence_said = 1;
+        return HB_FENCED;
+    }
     int64_t wall = clock_wall_ms();
     hb_window w = e->win;
     if ((r = hb_window_check(&w, p->seq, p->sent_at_ms, wall)) != HB_OK)
@@ -686,6 +696,7 @@ static int load_instances(hbl_server *s, char *err, size_t errlen)
             e->det.last_ms = now;                            /* judged from now on */
         det_transition(&e->det, st, now, 0, "loaded", NULL); /* HB-D1 of detector.h */
         hb_workload_parse(v[i].workload, &e->workload);
+        e->fenced = v[i].fenced; /* HB-L13 */
     }
     free(v);
     return rc;
@@ -857,6 +868,12 @@ int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LE
             rc = dm_fail(err, errlen, -ENOMEM, "out of memory");
     }
     pthread_mutex_unlock(&s->reglock);
+    if (rc == DM_E_CONFLICT) { /* HB-L13: the persistence refused a fenced instance */
+        char q[600];
+        hbl_fence(s, in.instance_id);
+        log_warn("instance.register_refused", "instance=%lld reason=%s", (long long)in.instance_id,
+                 log_quote(q, sizeof q, err));
+    }
     if (rc == 0)
         hb_key_to_hex(key, ret_key_hex);
     explicit_bzero(key, sizeof key);
@@ -864,6 +881,21 @@ int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LE
         log_info("instance.registered", "instance=%lld kind=%s", (long long)in.instance_id,
                  in.kind);
     return rc;
+}
+
+void hbl_fence(hbl_server *s, int64_t id)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    entry *e = find(s, id);
+    int was = e ? e->fenced : 1;
+    if (e)
+        e->fenced = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (!was)
+        log_info("instance.fenced", "instance=%lld (its registrations and heartbeats are refused)",
+                 (long long)id);
 }
 
 int hbl_live_get(hbl_server *s, int64_t id, hbl_live *ret)

@@ -69,7 +69,14 @@
  *     starts once the database is back. Changes behind it wait in the queue
  *     (HB-L3), in order. While one is retried hbl_storage_degraded() says so.
  *     Only hbl_stop() gives a failing record up (`instance.record_abandoned`):
- *     the next start loads the last state stored and judges it again (HB-L5). */
+ *     the next start loads the last state stored and judges it again (HB-L5).
+ * HB-L13: a destroyed instance never comes back. Once fenced (hbl_fence(), called
+ *     when its machine is marked destroyed; loaded fenced at start, DB-I4 of
+ *     db_instance.h; or refused at a registration) its registrations are refused
+ *     by the persistence (`instance.register_refused`) and its heartbeats, even
+ *     signed with its old key, are dropped (reason `fenced`, counted;
+ *     `instance.heartbeat_refused` logged once per fenced instance): a zombie
+ *     that heals from a partition is never `healthy` again. */
 #ifndef DUMONT_DETECT_LISTENER_H
 #define DUMONT_DETECT_LISTENER_H
 
@@ -143,6 +150,10 @@ typedef struct {
  * its key as hex (HB-L6). The instance is pending until its first heartbeat. */
 int hbl_register(hbl_server *s, const hbl_reg *r, char ret_key_hex[HB_KEY_HEX_LEN + 1], char *err,
                  size_t errlen);
+
+/* HB-L13: id is fenced for good (its machine is destroyed); a no-op for an id
+ * this listener does not know (it would refuse its registration anyway). */
+void hbl_fence(hbl_server *s, int64_t id);
 
 /* The live view of one instance. */
 typedef struct {

@@ -13,7 +13,7 @@
  * to fo_orch_attach (fo_real_env.ports), which copies them.
  *
  * ORCH-P1: a port function that is NULL means "nothing known": live_get answers
- *     DM_E_UNAVAILABLE, probe HB_PR_PENDING, subscribe does nothing. The
+ *     DM_E_UNAVAILABLE, probe HB_PR_PENDING, subscribe and fence do nothing. The
  *     runner never calls through a NULL pointer (no listener: no instance is
  *     ever healthy, its waits end at their timeouts). */
 #ifndef DUMONT_FAILOVER_PORTS_H
@@ -32,6 +32,9 @@ typedef struct fo_real_ports {
     /* One probe of spec run by the controller; first: the first call's
      * longer timeout (prb_run_once). */
     hb_probe (*probe)(void *cls, const char *spec, int first);
+    /* The instance's machine is marked destroyed: it never registers or
+     * heartbeats again (listener.h HB-L13). */
+    void (*fence)(void *cls, int64_t instance_id);
     void *cls;
 } fo_real_ports;
 

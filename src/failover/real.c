@@ -134,6 +134,14 @@ void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const pro
     m->price_milli = (int64_t)(offer->price_per_h * 1000 + 0.5);
 }
 
+int fo_real_mark_destroyed(const fo_real_kind *k, int64_t id, char *err, size_t errlen)
+{
+    int rc = db_machine_set_state(k->orch->db, id, DM_MACH_DESTROYED, err, errlen);
+    if (rc == 0 && k->ports.fence) /* ORCH-P1 */
+        k->ports.fence(k->ports.cls, id);
+    return rc;
+}
+
 int fo_real_live(const fo_real_kind *k, int64_t id, hbl_live *ret)
 {
     return k->ports.live_get ? k->ports.live_get(k->ports.cls, id, ret) : DM_E_UNAVAILABLE; /* ORCH-P1 */

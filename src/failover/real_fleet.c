@@ -29,7 +29,7 @@ static int launch_fail(fo_real_kind *k, const dm_workload *w, int64_t id, int rc
 {
     char e2[256] = "";
     if (id > 0 && provider_destroy(k->provider, id, e2, sizeof e2) == 0)
-        db_machine_set_state(k->orch->db, id, DM_MACH_DESTROYED, e2, sizeof e2);
+        fo_real_mark_destroyed(k, id, e2, sizeof e2);
     db_workload_set_state(k->orch->db, w->workload_id, DM_WL_FAILED, e2, sizeof e2);
     return rc;
 }
@@ -46,7 +46,7 @@ static int rollback_machines(fo_real_kind *k, const dm_workload *w, char *err, s
         if (m[i].state == DM_MACH_DESTROYED)
             continue;
         if ((rc = provider_destroy(k->provider, m[i].instance_id, err, errlen)) == 0) /* PROV-PV3 */
-            rc = db_machine_set_state(o->db, m[i].instance_id, DM_MACH_DESTROYED, err, errlen);
+            rc = fo_real_mark_destroyed(k, m[i].instance_id, err, errlen);
         if (rc == 0)
             log_warn("launch.instance_destroyed", "workload_id=%s instance_id=%lld", w->workload_id,
                      (long long)m[i].instance_id);
@@ -277,7 +277,7 @@ int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t 
     }
     if ((rc = provider_destroy(k->provider, instance_id, err, errlen)) != 0)
         return rc;
-    return db_machine_set_state(o->db, instance_id, DM_MACH_DESTROYED, err, errlen);
+    return fo_real_mark_destroyed(k, instance_id, err, errlen);
 }
 
 int fo_orch_test_real(fo_orch *o, int64_t instance_id, const char *model, int keep,

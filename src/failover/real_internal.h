@@ -78,6 +78,9 @@ void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id
 /* A machine row of w on offer (no id, epoch or state yet). */
 void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
                           dm_machine *m);
+/* Marks the instance's machine destroyed (the provider confirmed it gone) and
+ * tells the listener (ports.h fence: HB-L13). The database's answer. */
+int fo_real_mark_destroyed(const fo_real_kind *k, int64_t id, char *err, size_t errlen);
 /* The live view of an instance (ORCH-P1 of ports.h: DM_E_UNAVAILABLE without a port). */
 int fo_real_live(const fo_real_kind *k, int64_t id, hbl_live *ret);
 /* Waits until the instance's agent heartbeats as healthy; DM_E_CANCELLED on

@@ -176,8 +176,7 @@ static MUST int drop_new_instance(fo_real_run *r, const char *why)
         log_error("failover.destroy_failed", "failover_id=%s instance_id=%lld error=%s", r->f.id,
                   (long long)id, log_quote(q, sizeof q, err));
     else if (halted(r, DURABLE(r, err,
-                               db_machine_set_state(r->orch->db, id, DM_MACH_DESTROYED, err,
-                                                    sizeof err))))
+                               fo_real_mark_destroyed(r->k, id, err, sizeof err))))
         return DM_E_CANCELLED; /* the record still names it; the next start drops it again */
     log_warn("failover.attempt_failed", "failover_id=%s instance_id=%lld reason=%s", r->f.id,
              (long long)id, log_quote(q, sizeof q, why));
@@ -259,7 +258,7 @@ static MUST int do_standby_activation(fo_real_run *r)
         snprintf(d, sizeof d, "could not fence instance %lld: %.200s", (long long)old, err);
         return phase_failed(r, d);
     }
-    rc = DURABLE(r, err, db_machine_set_state(o->db, old, DM_MACH_DESTROYED, err, sizeof err));
+    rc = DURABLE(r, err, fo_real_mark_destroyed(r->k, old, err, sizeof err));
     if (halted(r, rc))
         return rc;
     char d[160];
@@ -741,9 +740,7 @@ int fo_real_finish(fo_real_run *r)
                                              keep ? now.failure : f->reason, 1, err, sizeof err));
     } else if (f->real.test && !f->real.keep && f->real.new_instance_id != FO_NULL &&
                provider_destroy(r->k->provider, f->real.new_instance_id, err, sizeof err) == 0) {
-        rc = DURABLE(r, err,
-                     db_machine_set_state(r->orch->db, f->real.new_instance_id, DM_MACH_DESTROYED,
-                                          err, sizeof err));
+        rc = DURABLE(r, err, fo_real_mark_destroyed(r->k, f->real.new_instance_id, err, sizeof err));
     }
     return halted(r, rc) ? rc : 0;
 }

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "db/db_fleet.h"
 #include "db/db_instance.h"
 #include "detect/listener.h"
 #include "util/clock.h"
@@ -397,6 +398,82 @@ static void test_reregister_live(void **state)
     db_close(db);
 }
 
+static uint64_t accepted(hbl_server *h)
+{
+    hbl_stats st;
+    hbl_stats_get(h, &st);
+    return st.accepted;
+}
+
+/* DB-I4, HB-L13: a destroyed instance never comes back. A failed-over instance
+ * cut off by a partition heals and goes on beating with its old key: refused,
+ * it stays failed; its registration is refused and writes nothing, also after
+ * a restart of the listener; a hand-started instance (no machine) is not. */
+static void test_destroyed_never_returns(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    collector c = {.mu = PTHREAD_MUTEX_INITIALIZER, .db = db};
+    hbl_server *h = start_subscribed(db, &c);
+    dm_machine m;
+    memset(&m, 0, sizeof m);
+    m.instance_id = 48;
+    snprintf(m.workload_id, sizeof m.workload_id, "wl-z");
+    snprintf(m.provider, sizeof m.provider, "local");
+    m.state = DM_MACH_RUNNING;
+    m.destroyed_at_ms = FO_NULL;
+    OK(db_machine_put(db, &m, g_err, sizeof g_err));
+    char key[HB_KEY_HEX_LEN + 1], key2[HB_KEY_HEX_LEN + 1];
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 48}, key, g_err, sizeof g_err));
+    sender s;
+    sender_open(&s, hbl_port(h), key);
+    for (uint64_t i = 1; i <= 5; i++) {
+        send_pkt(&s, 48, HB_T_BEAT, i, clock_wall_ms());
+        clock_sleep_ms(100, NULL);
+    }
+    assert_true(wait_last(&c, 48, "healthy"));
+    assert_true(wait_last(&c, 48, "failed")); /* the partition */
+    /* the failover fences it: destroyed, and the listener told */
+    OK(db_machine_set_state(db, 48, DM_MACH_DESTROYED, g_err, sizeof g_err));
+    hbl_fence(h, 48);
+    uint64_t before = accepted(h);
+    for (uint64_t i = 6; i <= 8; i++) { /* the partition heals */
+        send_pkt(&s, 48, HB_T_BEAT, i, clock_wall_ms());
+        clock_sleep_ms(60, NULL);
+    }
+    assert_true(wait_dropped(h, HB_FENCED, 3));
+    assert_int_equal(accepted(h), before);
+    hbl_live l;
+    OK(hbl_live_get(h, 48, &l));
+    assert_int_equal(l.state, DET_FAILED);
+    dm_instance got;
+    OK(db_instance_get(db, 48, &got, g_err, sizeof g_err));
+    char key_id[64];
+    snprintf(key_id, sizeof key_id, "%s", got.key_id);
+    assert_int_equal(got.fenced, 1);
+    assert_int_equal(hbl_register(h, &(hbl_reg){.instance_id = 48}, key2, g_err, sizeof g_err),
+                     DM_E_CONFLICT);
+    assert_non_null(strstr(g_err, "destroyed"));
+    OK(db_instance_get(db, 48, &got, g_err, sizeof g_err)); /* nothing written */
+    assert_string_equal(got.key_id, key_id);
+    assert_string_equal(got.state, "failed");
+    /* a restarted listener loads it fenced: its old key's beats are still refused */
+    hbl_stop(h);
+    h = start_subscribed(db, &c);
+    sender_open(&s, hbl_port(h), key);
+    send_pkt(&s, 48, HB_T_BEAT, 20, clock_wall_ms());
+    assert_true(wait_dropped(h, HB_FENCED, 1));
+    assert_int_equal(accepted(h), 0);
+    assert_int_equal(hbl_register(h, &(hbl_reg){.instance_id = 48}, key2, g_err, sizeof g_err),
+                     DM_E_CONFLICT);
+    /* an instance no provider made registers as before */
+    OK(hbl_register(h, &(hbl_reg){.instance_id = 49}, key2, g_err, sizeof g_err));
+    OK(db_instance_get(db, 49, &got, g_err, sizeof g_err));
+    assert_int_equal(got.fenced, 0);
+    hbl_stop(h);
+    db_close(db);
+}
+
 /* ---- the listener over a persistence of the test's own ------------------ */
 
 /* An in-memory dm_instance_persist (core/instance.h): the listener reaches
@@ -607,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_forged_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroyed_never_returns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_record_retry, setup, teardown),
     };

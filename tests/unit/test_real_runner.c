@@ -67,6 +67,8 @@ typedef struct {
     int fail_restores;            /* the next N restores fail */
     int64_t fail_destroy_id;      /* destroy of this id fails (no fence) */
     atomic_int arm_on_search;     /* g_fail_on takes this value when searched */
+    int64_t port_fenced[MAX_INST]; /* ids the fence port was told of (HB-L13) */
+    int n_port_fenced;
     /* the subscriber (ORCH-O5) */
     hbl_event_fn sub_fn;
     void *sub_ctx;
@@ -296,6 +298,15 @@ static int fk_live(void *cls, int64_t id, hbl_live *ret)
     return rc;
 }
 
+static void fk_fence(void *cls, int64_t id)
+{
+    fake *f = cls;
+    pthread_mutex_lock(&f->mu);
+    if (f->n_port_fenced < MAX_INST)
+        f->port_fenced[f->n_port_fenced++] = id;
+    pthread_mutex_unlock(&f->mu);
+}
+
 static int fk_subscribe(void *cls, hbl_event_fn fn, void *ctx)
 {
     fake *f = cls;
@@ -502,7 +513,11 @@ static int setup(void **state)
     add_offer("offer-d", "host-d", 0.8);
     OK(provider_from_ops(&fk_ops, &g_fk, &fx->prov, g_err, sizeof g_err));
     fx->ports = (fo_real_ports){
-        .live_get = fk_live, .subscribe = fk_subscribe, .probe = fk_probe, .cls = &g_fk};
+        .live_get = fk_live,
+        .subscribe = fk_subscribe,
+        .probe = fk_probe,
+        .fence = fk_fence,
+        .cls = &g_fk};
     *state = fx;
     return 0;
 }
@@ -703,6 +718,8 @@ static void test_completes(void **state)
     assert_int_equal(done.real.attempts, 1);
     assert_int_equal(g_fk.made, 1);
     assert_int_equal(g_fk.destroyed[0], OLD_ID); /* ORCH-O7: fenced first */
+    assert_int_equal(g_fk.n_port_fenced, 1);      /* and the listener told (HB-L13) */
+    assert_int_equal(g_fk.port_fenced[0], OLD_ID);
     assert_int_equal(g_fk.restores, 1);
     assert_int_equal(done.real.restore_download_time_ms, 3);
     assert_int_equal(done.real.restore_decompress_time_ms, 4);
