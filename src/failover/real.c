@@ -45,7 +45,14 @@
  *     read then a write, so two controllers on one database, or two triggers in
  *     one, start at most one. The loser changes nothing. The winner whose
  *     failover cannot be inserted puts the state back with the reverse
- *     compare-and-set (failing_over -> running, for the same instance). */
+ *     compare-and-set (failing_over -> running, for the same instance).
+ * ORCH-R6: fencing fails closed (ORCH-O7). The old instance is fenced when the
+ *     provider that made it confirms it gone (PROV-PV3), or - when the provider
+ *     made it but cannot confirm (its host vanished) - when its agent's lease
+ *     has run out plus FO_LEASE_MARGIN_MS (ports.h lease_expired). An instance
+ *     the provider does not know is a failed fence whatever the lease says: the
+ *     failover fails with the reason, nothing is provisioned or promoted, and
+ *     the old machine stays recorded `running` (not fenced). */
 #include "failover/real_internal.h"
 
 #include "util/clock.h"
@@ -132,6 +139,23 @@ void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const pro
     snprintf(m->host, sizeof m->host, "%s", offer->host);
     snprintf(m->gpu_name, sizeof m->gpu_name, "%s", offer->gpu_name);
     m->price_milli = (int64_t)(offer->price_per_h * 1000 + 0.5);
+}
+
+int fo_real_destroy(const fo_real_kind *k, int64_t id, char *err, size_t errlen)
+{
+    int rc = provider_destroy(k->provider, id, err, errlen);
+    dm_machine m;
+    char e2[256];
+    if (rc == DM_E_NOT_FOUND && db_machine_get(k->orch->db, id, &m, e2, sizeof e2) == 0 &&
+        m.state == DM_MACH_PROVISIONING)
+        rc = 0; /* only reserved, never made: nothing of it runs */
+    return rc;
+}
+
+int fo_real_lease_expired(const fo_real_kind *k, int64_t id, int64_t *ret_silent_ms)
+{
+    *ret_silent_ms = -1;
+    return k->ports.lease_expired && k->ports.lease_expired(k->ports.cls, id, ret_silent_ms) == 1;
 }
 
 int fo_real_mark_destroyed(const fo_real_kind *k, int64_t id, char *err, size_t errlen)

@@ -28,7 +28,7 @@
 static int launch_fail(fo_real_kind *k, const dm_workload *w, int64_t id, int rc)
 {
     char e2[256] = "";
-    if (id > 0 && provider_destroy(k->provider, id, e2, sizeof e2) == 0)
+    if (id > 0 && fo_real_destroy(k, id, e2, sizeof e2) == 0)
         fo_real_mark_destroyed(k, id, e2, sizeof e2);
     db_workload_set_state(k->orch->db, w->workload_id, DM_WL_FAILED, e2, sizeof e2);
     return rc;
@@ -45,7 +45,7 @@ static int rollback_machines(fo_real_kind *k, const dm_workload *w, char *err, s
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (m[i].state == DM_MACH_DESTROYED)
             continue;
-        if ((rc = provider_destroy(k->provider, m[i].instance_id, err, errlen)) == 0) /* PROV-PV3 */
+        if ((rc = fo_real_destroy(k, m[i].instance_id, err, errlen)) == 0) /* PROV-PV3, ORCH-R6 */
             rc = fo_real_mark_destroyed(k, m[i].instance_id, err, errlen);
         if (rc == 0)
             log_warn("launch.instance_destroyed", "workload_id=%s instance_id=%lld", w->workload_id,
@@ -275,7 +275,7 @@ int fo_orch_destroy_instance(fo_orch *o, int64_t instance_id, char *err, size_t 
                                      w.epoch + 1, err, errlen)) != 0)
             return rc;
     }
-    if ((rc = provider_destroy(k->provider, instance_id, err, errlen)) != 0)
+    if ((rc = fo_real_destroy(k, instance_id, err, errlen)) != 0)
         return rc;
     return fo_real_mark_destroyed(k, instance_id, err, errlen);
 }

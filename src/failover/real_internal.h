@@ -78,6 +78,12 @@ void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id
 /* A machine row of w on offer (no id, epoch or state yet). */
 void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
                           dm_machine *m);
+/* ORCH-R6: destroys an instance of this controller's records through the
+ * provider (PROV-PV3); an id the provider never made counts as gone only when
+ * the machine was merely reserved (provisioning: nothing of it ever ran). */
+int fo_real_destroy(const fo_real_kind *k, int64_t id, char *err, size_t errlen);
+/* ORCH-R6: 1 when the lease port says the instance fenced itself (ports.h). */
+int fo_real_lease_expired(const fo_real_kind *k, int64_t id, int64_t *ret_silent_ms);
 /* Marks the instance's machine destroyed (the provider confirmed it gone) and
  * tells the listener (ports.h fence: HB-L13). The database's answer. */
 int fo_real_mark_destroyed(const fo_real_kind *k, int64_t id, char *err, size_t errlen);

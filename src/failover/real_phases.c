@@ -172,7 +172,7 @@ static MUST int drop_new_instance(fo_real_run *r, const char *why)
     dm_machine m;
     if (db_machine_get(r->orch->db, id, &m, err, sizeof err) == 0)
         exclude_host(&r->f, m.host);
-    if (provider_destroy(r->k->provider, id, err, sizeof err) != 0)
+    if (fo_real_destroy(r->k, id, err, sizeof err) != 0)
         log_error("failover.destroy_failed", "failover_id=%s instance_id=%lld error=%s", r->f.id,
                   (long long)id, log_quote(q, sizeof q, err));
     else if (halted(r, DURABLE(r, err,
@@ -252,18 +252,32 @@ static MUST int do_standby_activation(fo_real_run *r)
             return phase_failed(r, err);
         w->epoch = f->real.epoch;
     }
-    int64_t old = f->gpu_instance_id;
-    if (provider_destroy(r->k->provider, old, err, sizeof err) != 0) { /* ORCH-O7 */
-        char d[300];
-        snprintf(d, sizeof d, "could not fence instance %lld: %.200s", (long long)old, err);
-        return phase_failed(r, d);
+    int64_t old = f->gpu_instance_id, silent = -1;
+    char d[320];
+    int by_lease = 0;
+    if ((rc = provider_destroy(r->k->provider, old, err, sizeof err)) != 0) { /* ORCH-O7, ORCH-R6 */
+        by_lease = rc != DM_E_NOT_FOUND && fo_real_lease_expired(r->k, old, &silent);
+        if (!by_lease) {
+            snprintf(d, sizeof d,
+                     "could not fence instance %lld: %.200s; no replacement is promoted", (long long)old,
+                     err);
+            log_error("failover.fence_failed", "failover_id=%s instance_id=%lld reason=\"%.200s\"",
+                      f->id, (long long)old, err);
+            return phase_failed(r, d);
+        }
     }
     rc = DURABLE(r, err, fo_real_mark_destroyed(r->k, old, err, sizeof err));
     if (halted(r, rc))
         return rc;
-    char d[160];
-    snprintf(d, sizeof d, "fenced instance %lld (destroyed, confirmed gone); epoch %lld",
-             (long long)old, (long long)f->real.epoch);
+    if (by_lease)
+        snprintf(d, sizeof d,
+                 "fenced instance %lld by its lease (silent %lld ms, past its lease plus %d ms; the "
+                 "provider: %.120s); epoch %lld",
+                 (long long)old, (long long)silent, FO_LEASE_MARGIN_MS, err,
+                 (long long)f->real.epoch);
+    else
+        snprintf(d, sizeof d, "fenced instance %lld (destroyed, confirmed gone); epoch %lld",
+                 (long long)old, (long long)f->real.epoch);
     return phase_ok(r, d);
 }
 
@@ -739,7 +753,7 @@ int fo_real_finish(fo_real_run *r)
                      db_workload_set_failure(r->orch->db, r->w.workload_id,
                                              keep ? now.failure : f->reason, 1, err, sizeof err));
     } else if (f->real.test && !f->real.keep && f->real.new_instance_id != FO_NULL &&
-               provider_destroy(r->k->provider, f->real.new_instance_id, err, sizeof err) == 0) {
+               fo_real_destroy(r->k, f->real.new_instance_id, err, sizeof err) == 0) {
         rc = DURABLE(r, err, fo_real_mark_destroyed(r->k, f->real.new_instance_id, err, sizeof err));
     }
     return halted(r, rc) ? rc : 0;

@@ -18,6 +18,7 @@
 #include "util/log.h"
 #include "util/secret.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -446,6 +447,20 @@ static int lp_status(void *p, int64_t id, prov_state *ret, char *err, size_t err
     return 0;
 }
 
+/* PROV-LP7: 1 when this provider destroyed instance id before (its
+ * instances/<id>.destroyed-<ms> record is there). */
+static int destroyed_before(const lprov *lp, int64_t id)
+{
+    char prefix[32];
+    int n = snprintf(prefix, sizeof prefix, "%" PRId64 ".destroyed-", id), found = 0;
+    DIR *d = opendir(lp->root);
+    for (struct dirent *e; d && !found && (e = readdir(d));)
+        found = strncmp(e->d_name, prefix, (size_t)n) == 0;
+    if (d)
+        closedir(d);
+    return found;
+}
+
 static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
 {
     lprov *lp = p;
@@ -454,8 +469,14 @@ static int lp_destroy(void *p, int64_t id, char *err, size_t errlen)
     int rc = 0;
     inst_path(lp, id, "", dir, sizeof dir);
     id_acquire(lp, id);
-    if (!dir_exists(dir))
-        goto out; /* PROV-PV3: not there at all */
+    if (!dir_exists(dir)) { /* PROV-PV3, PROV-LP7: gone, or never made here */
+        if (!destroyed_before(lp, id))
+            rc = dm_fail(err, errlen, DM_E_NOT_FOUND,
+                         "local: instance %" PRId64 " was never made by this provider (no "
+                         "%s/%" PRId64 "): it cannot be confirmed gone",
+                         id, lp->root, id);
+        goto out;
+    }
     int have = rec_read(dir, &r) == 0;
     if ((rc = lproc_fence(dir, have ? r.sid : 0, id, err, errlen)) != 0)
         goto out;

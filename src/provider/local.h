@@ -33,7 +33,13 @@
  *      parent 0711 (entered, never listed), so the agent can hand the
  *      workspace to the workload's own user (workload.h AG-S6);
  *      <dir>/workspace is a symlink to it. Otherwise (not root, or that
- *      directory cannot be made) the workspace is <dir>/workspace. */
+ *      directory cannot be made) the workspace is <dir>/workspace.
+ * PROV-LP7: PROV-PV3 here: an id with no instances/<id> is confirmed gone when an
+ *      instances/<id>.destroyed-* record of LP4 is there (this provider
+ *      destroyed it), and is DM_E_NOT_FOUND otherwise: never made by this
+ *      provider (another controller's, or another home's), so not fenced. A
+ *      provision that fails leaves no record (its processes are fenced and its
+ *      directory removed), so its id is "never made" too. */
 #ifndef DUMONT_PROVIDER_LOCAL_H
 #define DUMONT_PROVIDER_LOCAL_H
 

@@ -16,9 +16,13 @@
  *      already runs, it returns that instance and starts nothing; called for
  *      an id whose instance is gone, it makes it again. So a controller that
  *      crashed after asking can ask again and never gets two.
- * PROV-PV3: destroy is a fence: it returns 0 only once every process of the
- *      instance is confirmed gone (and for an id that is not there at all);
- *      else an error, and the caller must not promote a replacement.
+ * PROV-PV3: destroy is a fence, and fails closed: it returns 0 only once the
+ *      provider that made the instance confirms every process of it gone (an
+ *      instance it made and destroyed already is confirmed gone again, so a
+ *      controller that crashed after a destroy can ask again). An id it never
+ *      made is DM_E_NOT_FOUND: nothing confirms it gone (it may be another
+ *      controller's, running). Any other failure is an error too. On any error
+ *      the caller must not promote a replacement (failover ORCH-O7).
  * PROV-PV4: restore and snapshot run on the instance, by its own agent, as
  *      commands of the control channel (provider/channel.h; every provider,
  *      the local one too): the controller never reads or writes a workspace

@@ -367,8 +367,9 @@ static void test_open_and_args(void **state)
     assert_int_equal(provider_provision(f->p, &o, &l, &inst, f->err, sizeof f->err), DM_E_INVALID);
     assert_int_equal(provider_preempt(f->p, 1, -5, f->err, sizeof f->err), DM_E_INVALID);
     assert_int_equal(provider_preempt(f->p, 9, 0, f->err, sizeof f->err), DM_E_NOT_FOUND);
-    /* PROV-PV3: destroy of an id that is not there */
-    assert_int_equal(provider_destroy(f->p, 9, f->err, sizeof f->err), 0);
+    /* PROV-PV3, PROV-LP7: an id this provider never made is not confirmed gone */
+    assert_int_equal(provider_destroy(f->p, 9, f->err, sizeof f->err), DM_E_NOT_FOUND);
+    assert_non_null(strstr(f->err, "never made"));
     provider_close(NULL);
 }
 

@@ -4,7 +4,8 @@
  * temporary SQLite database whose back end can be told to fail writes.
  *
  * The fake provider behaves as provider.h says a provider does: provision is
- * idempotent per id (PROV-PV2), destroy of an unknown id succeeds (PROV-PV3), status
+ * idempotent per id (PROV-PV2), destroy confirms an instance it made gone, again
+ * after it was destroyed, and an id it never made is DM_E_NOT_FOUND (PROV-PV3), status
  * and get answer from its table. The fake liveness reports an instance
  * healthy once provisioned, and its workload running (and its probe ok)
  * once started, except on the hosts a test marks. Timeouts are a few hundred
@@ -66,6 +67,7 @@ typedef struct {
     char probed[256];             /* the spec of the controller's last probe */
     int fail_restores;            /* the next N restores fail */
     int64_t fail_destroy_id;      /* destroy of this id fails (no fence) */
+    int64_t lease_expired_id;     /* the lease port says this one fenced itself (ORCH-R6) */
     atomic_int arm_on_search;     /* g_fail_on takes this value when searched */
     int64_t port_fenced[MAX_INST]; /* ids the fence port was told of (HB-L13) */
     int n_port_fenced;
@@ -188,10 +190,12 @@ static int fk_destroy(void *p, int64_t id, char *err, size_t errlen)
     if (id == f->fail_destroy_id) {
         rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "fake: instance %lld does not die",
                      (long long)id);
+    } else if (!find(f, id)) { /* PROV-PV3: never made here */
+        rc = dm_fail(err, errlen, DM_E_NOT_FOUND, "fake: instance %lld was never made here",
+                     (long long)id);
     } else {
         fake_inst *fi = find(f, id);
-        if (fi)
-            fi->alive = fi->started = 0;
+        fi->alive = fi->started = 0;
         if (f->n_destroyed < MAX_INST)
             f->destroyed[f->n_destroyed++] = id;
     }
@@ -305,6 +309,13 @@ static void fk_fence(void *cls, int64_t id)
     if (f->n_port_fenced < MAX_INST)
         f->port_fenced[f->n_port_fenced++] = id;
     pthread_mutex_unlock(&f->mu);
+}
+
+static int fk_lease_expired(void *cls, int64_t id, int64_t *ret_silent_ms)
+{
+    fake *f = cls;
+    *ret_silent_ms = 16000;
+    return id == f->lease_expired_id;
 }
 
 static int fk_subscribe(void *cls, hbl_event_fn fn, void *ctx)
@@ -507,6 +518,7 @@ static int setup(void **state)
     memset(&g_fk, 0, sizeof g_fk);
     pthread_mutex_init(&g_fk.mu, NULL);
     g_fk.fail_destroy_id = FO_NULL;
+    g_fk.lease_expired_id = FO_NULL;
     add_offer("offer-a", "host-a", 0.5);
     add_offer("offer-b", "host-b", 0.6);
     add_offer("offer-c", "host-c", 0.7);
@@ -517,6 +529,7 @@ static int setup(void **state)
         .subscribe = fk_subscribe,
         .probe = fk_probe,
         .fence = fk_fence,
+        .lease_expired = fk_lease_expired,
         .cls = &g_fk};
     *state = fx;
     return 0;
@@ -801,6 +814,51 @@ static void test_fence_fails(void **state)
     assert_int_equal(g_fk.provisions, 0); /* ORCH-O7: no new instance before the fence */
     assert_int_equal(g_fk.searches, 0);
     assert_machine_state(fx, OLD_ID, "running");
+}
+
+/* ORCH-R6: the old instance is not this provider's (another controller made it,
+ * or another home): nothing confirms it gone, so the failover fails with the
+ * reason, nothing is searched or provisioned, the old machine stays running
+ * (not fenced), and its lease does not change that. */
+static void test_fence_unknown_instance(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    g_fk.n_inst = 0; /* the provider never made OLD_ID */
+    g_fk.lease_expired_id = OLD_ID;
+    start_orch(fx, 1);
+    fo_failover f, done;
+    start_failover(fx, &f);
+    wait_state(fx, f.id, FO_NULL, &done);
+    assert_failed_at(fx, &done, FO_PHASE_STANDBY_ACTIVATION, "could not fence instance 100");
+    assert_non_null(strstr(done.reason, "never made"));
+    assert_non_null(strstr(done.reason, "no replacement is promoted"));
+    assert_int_equal(g_fk.searches, 0);
+    assert_int_equal(g_fk.provisions, 0);
+    assert_machine_state(fx, OLD_ID, "running");
+    assert_int_equal(g_fk.n_port_fenced, 0); /* the listener still takes its beats */
+    dm_workload w;
+    get_workload(fx, &w);
+    assert_int_equal(w.serving_instance_id, OLD_ID); /* nobody else serves it */
+}
+
+/* ORCH-R6: a host that vanished (the provider made the instance but cannot
+ * confirm it gone) is fenced once the instance's lease has run out plus the
+ * margin: the failover goes on and says how it was fenced. */
+static void test_fence_by_lease(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    g_fk.fail_destroy_id = OLD_ID;
+    g_fk.lease_expired_id = OLD_ID;
+    start_orch(fx, 1);
+    fo_failover f, done;
+    start_failover(fx, &f);
+    wait_state(fx, f.id, FO_NULL, &done);
+    assert_int_equal(done.state, FO_STATE_COMPLETED);
+    assert_non_null(strstr(done.phases[FO_PHASE_STANDBY_ACTIVATION].detail, "by its lease"));
+    assert_machine_state(fx, OLD_ID, "destroyed");
+    assert_int_equal(g_fk.n_port_fenced, 1);
 }
 
 static void test_no_offer(void **state)
@@ -1451,6 +1509,8 @@ int main(void)
         T(test_detector_event_starts_it),
         T(test_two_controllers_race),
         T(test_fence_fails),
+        T(test_fence_unknown_instance),
+        T(test_fence_by_lease),
         T(test_no_offer),
         T(test_retry_provisioning),
         T(test_retry_ssh_ready),
