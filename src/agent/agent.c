@@ -125,6 +125,10 @@ static int register_once(agent *a, char *err, size_t errlen)
         rc = dm_fail(err, errlen, DM_E_UNAVAILABLE, "cannot reach %s: %s", a->o->server_url, why);
     else if (status == 401)
         rc = dm_fail(err, errlen, DM_E_UNAUTHORIZED, "the server refused the API token");
+    else if (status == 409) /* listener.h HB-L13: fenced for good; retrying cannot change it */
+        rc = dm_fail(err, errlen, DM_E_PROTOCOL,
+                     "the server refused to register this instance (HTTP 409): it is destroyed "
+                     "(fenced), and a destroyed instance never registers again");
     else if (status != 201)
         rc = dm_fail(err, errlen, status >= 500 ? DM_E_UNAVAILABLE : DM_E_PROTOCOL,
                      "registration answered HTTP %ld", status);

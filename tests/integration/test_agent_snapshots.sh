@@ -153,14 +153,20 @@ check_zombie() {
     local ws=$DUMONT_HOME/ws204 until
     mkdir -p "$ws" "$DUMONT_HOME/ws205"
     echo data >"$ws/f"
-    # 204: fenced before its first snapshot (or not serving yet): refused,
-    # said once, retried quietly; nothing is ever recorded.
+    # 204: registered while its machine was provisioning, then fenced before its
+    # first snapshot: its snapshots are refused, said once, retried quietly;
+    # nothing is ever recorded. It cannot register again (listener.h HB-L13).
     db_exec "INSERT INTO machines (instance_id, provider, epoch, state, test, created_at_ms)
-             VALUES (204, 'local', 0, 'destroyed', 0, 1)"
+             VALUES (204, 'local', 0, 'provisioning', 0, 1)"
     start_agent 204 --workspace "$ws" --snapshot-every 1s
     local pid204=$AGENT_PID
     wait_for 20 "instance 204 registered" log_at_least 204 agent.registered 1
+    db_exec "UPDATE machines SET state = 'destroyed' WHERE instance_id = 204"
     wait_for 20 "the refusal logged" log_at_least 204 agent.snapshot_refused 1
+    api POST /api/instances/register -d '{"instance_id": 204}'
+    assert_eq 409 "$HTTP_STATUS" "HB-L13: a destroyed instance never registers again"
+    grep -q 'event=instance.register_refused instance=204' "$SERVER_LOG" ||
+        fail "HB-L13: the refused registration is logged"
     # 205: serving, snapshots accepted; then fenced: a zombie, it stops.
     db_exec "INSERT INTO machines (instance_id, provider, epoch, state, test, created_at_ms)
              VALUES (205, 'local', 0, 'running', 0, 1)"
