@@ -18,10 +18,11 @@
 static const char *const KIND_NAMES[AL_KIND_COUNT] = {"slack", "discord", "webhook"};
 static const char *const EV_WORDS[AL_EV_COUNT] = {
     "started",          "completed",         "failed", "suspect", "instance_failed",
-    "snapshot_failing", "standby_activated", "test"};
+    "snapshot_failing", "standby_activated", "flapping", "test"};
 static const char *const EV_TYPES[AL_EV_COUNT] = {
     "failover.started", "failover.completed", "failover.failed",   "instance.suspect",
-    "instance.failed",  "snapshot.failing",   "standby.activated", "alert.test"};
+    "instance.failed",  "snapshot.failing",   "standby.activated", "workload.flapping",
+    "alert.test"};
 
 void al_event_init(al_event *ev, al_event_kind kind, int64_t at_ms)
 {
@@ -61,7 +62,7 @@ int al_notify_parse(const char *s, unsigned *ret, char *err, size_t errlen)
     unsigned mask = 0;
     const char *p = s ? s : "";
     static const char words[] = "started, completed, failed, suspect, instance_failed, "
-                                "snapshot_failing, standby_activated (or all)";
+                                "snapshot_failing, standby_activated, flapping (or all)";
     for (;;) {
         size_t n = strcspn(p, ",");
         int found = -1;
@@ -222,7 +223,8 @@ static const char *headline(const al_event *ev)
 {
     static const char *const h[AL_EV_COUNT] = {
         "Failover started", "Failover completed", "Failover FAILED",   "Instance suspect",
-        "Instance FAILED",  "Snapshots failing",  "Standby activated", "Test alert"};
+        "Instance FAILED",  "Snapshots failing",  "Standby activated", "Workload flapping",
+        "Test alert"};
     return ev->kind >= 0 && ev->kind < AL_EV_COUNT ? h[ev->kind] : "Alert";
 }
 
@@ -276,6 +278,10 @@ void al_summary(const al_event *ev, char *out, size_t outlen)
                  "restores %s",
                  headline(ev), who, d, (long long)(ev->snapshot_every_ms / 1000),
                  ev->snapshot_id[0] ? "that older point" : "nothing");
+        break;
+    case AL_EV_FLAPPING:
+        snprintf(out, outlen, "%s: %s is past its failover budget: %s", headline(ev), who,
+                 ev->reason[0] ? ev->reason : "no reason given");
         break;
     default:
         snprintf(out, outlen, "Test alert from Dumont: this destination receives its alerts");
@@ -373,7 +379,8 @@ static int fields_of(const al_event *ev, field *f)
         duration_text(ev->duration_ms, d, sizeof d);
         n += text_field(&f[n], ev->kind == AL_EV_STARTED ? "Running for" : "Took", d);
     }
-    n += text_field(&f[n], "Reason", ev->kind == AL_EV_FAILED ? ev->reason : "");
+    n += text_field(&f[n], "Reason",
+                    ev->kind == AL_EV_FAILED || ev->kind == AL_EV_FLAPPING ? ev->reason : "");
     n += text_field(&f[n], "Trigger", ev->trigger);
     n += int_field(&f[n], "Instance", ev->instance_id);
     if (ev->silent_ms != FO_NULL) {
@@ -427,6 +434,7 @@ static int discord_color(al_event_kind k)
         return 0xE01E5A; /* red */
     case AL_EV_SUSPECT:
     case AL_EV_SNAPSHOT_FAILING:
+    case AL_EV_FLAPPING:
         return 0xECB22E; /* amber */
     default:
         return 0x36C5F0; /* blue */
@@ -486,6 +494,8 @@ static json_t *render_webhook(const al_event *ev, const char *summary, const cha
                         ev->workload_id[0] ? json_pack("{s:s, s:o}", "id", ev->workload_id, "name",
                                                        nstr(ev->workload_name))
                                            : json_null());
+    if (ev->kind == AL_EV_FLAPPING && ev->workload_id[0]) /* failover/budget.c: why */
+        json_object_set_new(json_object_get(o, "workload"), "flapping_reason", nstr(ev->reason));
     json_object_set_new(o, "instance",
                         ev->instance_id != FO_NULL
                             ? json_pack("{s:I, s:o, s:o, s:o, s:o}", "id",

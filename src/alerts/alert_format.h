@@ -52,6 +52,7 @@ typedef enum {
     AL_EV_INSTANCE_FAILED,
     AL_EV_SNAPSHOT_FAILING,
     AL_EV_STANDBY_ACTIVATED,
+    AL_EV_FLAPPING, /* past its failover budget (failover/budget.c); reason says why */
     AL_EV_TEST, /* `dumont alerts test`; not a notify_on word */
     AL_EV_COUNT
 } al_event_kind;

@@ -409,6 +409,36 @@ static void check_snapshots(al_service *s)
     free(ws);
 }
 
+/* ---- AL-AL6: workloads past their failover budget ---- */
+
+static void check_flapping(al_service *s)
+{
+    dm_workload *ws = NULL;
+    size_t n = 0;
+    char err[256];
+    if (db_workload_list(s->db, &ws, &n, err, sizeof err) != 0)
+        return;
+    int64_t now = clock_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        const dm_workload *w = &ws[i];
+        if (!w->flapping_reason[0] || w->flapping_since_ms == DM_NULL)
+            continue;
+        al_event ev;
+        al_event_init(&ev, AL_EV_FLAPPING, now); /* AL-AL3: while it lasts */
+        snprintf(ev.workload_id, sizeof ev.workload_id, "%s", w->workload_id);
+        snprintf(ev.workload_name, sizeof ev.workload_name, "%s", w->name);
+        snprintf(ev.reason, sizeof ev.reason, "%s", w->flapping_reason);
+        if (w->serving_instance_id > 0)
+            ev.instance_id = w->serving_instance_id;
+        snprintf(ev.key, sizeof ev.key, "flap:%s:%lld", w->workload_id,
+                 (long long)w->flapping_since_ms); /* one per flapping spell (DB-DA2) */
+        pthread_mutex_lock(&s->mu);
+        push(s, &ev);
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(ws);
+}
+
 /* ---- delivery ---- */
 
 static int open_secrets(al_service *s, const db_alert *a, char **ret_url, char **ret_secret)
@@ -577,6 +607,7 @@ static void *writer_main(void *arg)
         }
         if (clock_mono_ms() >= next_snap) {
             check_snapshots(s);
+            check_flapping(s);
             next_snap = clock_mono_ms() + snap_every;
             continue;
         }

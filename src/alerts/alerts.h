@@ -31,7 +31,10 @@
  *      snapshot (or, before any, the workload's start) is older than three
  *      of its snapshot periods and at least AL_SNAP_MIN_STALE_MS (divided
  *      by the time scale); one event per stale point (key snap:<workload>:
- *      <newest snapshot id>), checked every AL_SNAP_CHECK_MS. */
+ *      <newest snapshot id>), checked every AL_SNAP_CHECK_MS.
+ * AL-AL6: a workload past its failover budget (flapping, failover/budget.c) is one
+ *      event per flapping spell (key flap:<workload>:<flapping since>), with
+ *      the reason, found by the same periodic check as AL-AL5. */
 #ifndef DUMONT_ALERTS_ALERTS_H
 #define DUMONT_ALERTS_ALERTS_H
 

@@ -190,6 +190,17 @@ json_t *render_workload(const dm_workload *w, const dm_snapshot *newest)
     json_object_set_new(o, "error_exit_codes", str_or_null(w->error_exit_codes));
     json_object_set_new(o, "host_check", str_or_null(w->host_check));
     json_object_set_new(o, "failure", str_or_null(w->failure)); /* FLEET-W1 */
+    /* the failover budget (failover/budget.c): its settings, and why it flaps */
+    json_object_set_new(o, "max_failovers",
+                        json_integer(w->max_failovers > 0 ? w->max_failovers
+                                                          : FLEET_BUDGET_MAX_DEFAULT));
+    json_object_set_new(o, "failover_window_ms",
+                        json_integer(w->failover_window_ms > 0 ? w->failover_window_ms
+                                                               : FLEET_BUDGET_WINDOW_DEFAULT));
+    json_object_set_new(o, "flapping", json_boolean(w->flapping_reason[0] != '\0'));
+    json_object_set_new(o, "flapping_reason", str_or_null(w->flapping_reason));
+    json_object_set_new(o, "flapping_since", render_time(w->flapping_since_ms));
+    json_object_set_new(o, "next_failover_not_before", render_time(w->failover_hold_until_ms));
     return o;
 }
 

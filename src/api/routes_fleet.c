@@ -181,7 +181,10 @@ static int launch_numbers(json_t *o, fo_launch_req *r, api_response *resp)
         bool_field(o, "protect", &r->protect, resp) ||
         int_field(o, "min_vram_gb", 0, 4096, &vram, resp) ||
         num_field(o, "min_cuda", 0, 100, &r->min_cuda, resp) ||
-        num_field(o, "max_price", 0.001, 1000, &r->max_price_per_h, resp))
+        num_field(o, "max_price", 0.001, 1000, &r->max_price_per_h, resp) ||
+        int_field(o, "max_failovers", 1, FLEET_BUDGET_MAX_LIMIT, &r->max_failovers, resp) ||
+        duration_field(o, "failover_window", 1000, FLEET_BUDGET_WINDOW_LIMIT,
+                       &r->failover_window_ms, resp))
         return -1;
     r->min_vram_gb = (int)vram;
     r->max_restarts_on_errors = (int)restarts;
@@ -194,7 +197,8 @@ int api_h_instance_launch(const api_ctx *ctx, const api_request *req, api_respon
         "workload",       "probe",    "workspace_from", "model", "heartbeat_ms",
         "snapshot_every", "protect",  "name",           "kind",  "region",
         "min_vram_gb",    "min_cuda", "max_price",      "max_restarts_on_errors",
-        "error_exit_codes", "host_check", NULL};
+        "error_exit_codes", "host_check", "max_failovers",
+        "failover_window", NULL};
     json_t *o;
     if (no_orch(ctx, resp) || api_body_object(req, resp, allowed, &o))
         return 0;

@@ -181,6 +181,8 @@ static void add_fleet(json_t *o, const api_ctx *ctx, int64_t id, const dm_machin
     json_object_set_new(o, "workload_state",
                         have_w ? json_string(dm_wl_state_name(w.state)) : json_null());
     json_object_set_new(o, "workload_failure", str_or_null(have_w ? w.failure : NULL));
+    json_object_set_new(o, "workload_flapping", /* failover/budget.c */
+                        str_or_null(have_w && w.flapping_reason[0] ? w.flapping_reason : NULL));
     if (m && (m->state == DM_MACH_DESTROYED || !json_is_string(json_object_get(o, "state"))))
         json_object_set_new(o, "state", json_string(dm_mach_state_name(m->state)));
     if (m && m->state == DM_MACH_DESTROYED)

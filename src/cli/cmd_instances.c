@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/subcmd.h"
+#include "core/fleet.h"
 
 #include "core/fleet.h"
 #include "util/clock.h"
@@ -94,6 +95,11 @@ static void print_list(const json_t *j, FILE *out)
         snprintf(phi, sizeof phi, p != p ? "-" : "%.2f", p); /* NAN: absent */
         snprintf(snap, sizeof snap, "%.12s", out_json_str(o, "newest_snapshot_id", "-"));
         const char *intake = out_json_str(o, "intake", "ok");
+        char wl[64]; /* the failover budget: say when the workload flaps */
+        snprintf(wl, sizeof wl, json_is_string(json_object_get(o, "workload_flapping"))
+                                    ? "%s (flapping)"
+                                    : "%s",
+                 out_json_str(o, "workload_id", "-"));
         char state[64]; /* listener.h HB-L9: say when the intake is lossy */
         snprintf(state, sizeof state, strcmp(intake, "ok") ? "%s (intake %s)" : "%s",
                  out_json_str(o, "state", "-"), intake);
@@ -105,7 +111,7 @@ static void print_list(const json_t *j, FILE *out)
                              out_json_str(o, "probe", "-"),
                              rs,
                              phi,
-                             out_json_str(o, "workload_id", "-"),
+                             wl,
                              snap};
         if (out_table_add(t, row) != 0)
             break;
@@ -339,6 +345,16 @@ static int put_numbers(subcmd_ctx *c, json_t *b)
         return subcmd_usage_error(c, "max_price must be a number of USD/h from 0.001 to 1000");
     if (v)
         bad |= json_object_set_new(b, "max_price", json_real(d));
+    if ((v = kv_get(&c->a.kv, "max_failovers")) && parse_i64(v, 1, FLEET_BUDGET_MAX_LIMIT, &n) != 0)
+        return subcmd_usage_error(c, "max_failovers must be a whole number from 1 to %d",
+                                  FLEET_BUDGET_MAX_LIMIT);
+    if (v)
+        bad |= json_object_set_new(b, "max_failovers", json_integer(n));
+    if ((v = kv_get(&c->a.kv, "failover_window")) &&
+        parse_duration_ms(v, 1000, FLEET_BUDGET_WINDOW_LIMIT, &n) != 0)
+        return subcmd_usage_error(c, "failover_window must be a duration from 1s to 7d, like 30m");
+    if (v)
+        bad |= put_str(b, "failover_window", v);
     return bad ? subcmd_fail("out of memory") : 0;
 }
 
@@ -449,7 +465,8 @@ static const char *const k_launch[] = {
     "workload",       "probe",    "workspace_from", "model", "heartbeat_ms",
     "snapshot_every", "protect",  "name",           "kind",  "region",
     "min_vram_gb",    "min_cuda", "max_price",      "max_restarts_on_errors",
-    "error_exit_codes", "host_check", NULL};
+    "error_exit_codes", "host_check", "max_failovers",
+    "failover_window", NULL};
 
 static const in_cmd commands[] = {
     {{"list", instances_usage, k_list, 0, 0, 0}, run_list},
@@ -466,6 +483,7 @@ static const in_cmd commands[] = {
       "           [min_vram_gb=N] [min_cuda=X] [region=R] [max_price=X] [name=S]\n"
       "           [kind=gpu|cpu] [--json]\n"
       "           [max_restarts_on_errors=N] [error_exit_codes=C,C] [host_check=CMD]\n"
+      "           [max_failovers=3] [failover_window=30m]\n"
       "\nMakes a workload and its first instance on the server's provider: searches the\n"
       "offers, provisions, waits for the agent, starts the workload (and snapshots\n"
       "workspace_from first, so there is always a restorable point). Waits for it (up\n"
@@ -486,6 +504,9 @@ static const in_cmd commands[] = {
       "  host_check=CMD      run on the instance when the workload gives up; non-zero:\n"
       "                      the host is at fault (after the built-in disk and GPU checks)\n"
       "  min_vram_gb, min_cuda, region, max_price (USD/h)   offer constraints\n"
+      "  max_failovers=N     the failover budget: at most N automatic failovers in\n"
+      "  failover_window=D   D (default 3 in 30m); past it the workload is flapping\n"
+      "                      and failovers go on with backoff (1m doubling to 30m)\n"
       "--json prints {\"instance_id\", \"workload_id\", \"workspace\", \"address\"}.\n",
       k_launch, 0, 0, 0},
      run_launch},

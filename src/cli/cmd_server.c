@@ -519,7 +519,13 @@ static int attach_provider(const dm_config *cfg, dm_db *db, fo_orch *orch, hbl_s
                        .server_url = url,
                        .token = "(minted per instance: PROV-PD3 of provider.c)",
                        .ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL,
-                       .channel = chan};
+                       .channel = chan,
+                       .budget_time_scale = cfg->failover_time_scale};
+    if (cfg->failover_time_scale > 1.0)
+        log_warn("failover.time_scale",
+                 "scale=%g detail=\"a test knob: the failover budget's window and backoff are "
+                 "that many times shorter\"",
+                 cfg->failover_time_scale);
     rc = fo_orch_attach(orch, &env, err, errlen);
     if (rc == 0)
         log_info("provider.attached", "provider=%s store=%s", name, cfg->store);

@@ -63,7 +63,18 @@ typedef struct {
     char error_exit_codes[FLEET_CODES_MAX]; /* "1,2": exits that are the workload's own error */
     char host_check[FLEET_TEXT_MAX];   /* the agent's host check command ("" none) */
     char failure[FLEET_FAILURE_MAX];   /* why it is failed: the reason and its last output */
+    /* The failover budget (failover real.c ORCH-R7): at most max_failovers in
+     * failover_window_ms (<= 0: the defaults, FLEET_BUDGET_*), then backoff. */
+    int64_t max_failovers, failover_window_ms;
+    char flapping_reason[FLEET_TEXT_MAX]; /* "" : not flapping */
+    int64_t flapping_since_ms;      /* DM_NULL: not flapping */
+    int64_t failover_hold_until_ms; /* wall; DM_NULL: the next failover acts at once */
 } dm_workload;
+
+#define FLEET_BUDGET_MAX_DEFAULT    3
+#define FLEET_BUDGET_WINDOW_DEFAULT (30LL * 60 * 1000)
+#define FLEET_BUDGET_MAX_LIMIT      1000
+#define FLEET_BUDGET_WINDOW_LIMIT   (7LL * 24 * 3600 * 1000)
 
 typedef struct {
     int64_t instance_id;

@@ -102,7 +102,9 @@ static int fleet_write(dm_db *db, const char *sql, const db_param *p, int np, in
 #define WL_COLS                                                                                    \
     "workload_id, name, workload_cmd, probe_spec, model, workspace_from, heartbeat_ms,"            \
     " snapshot_every_ms, requirements, protected, serving_instance_id, epoch, state,"              \
-    " created_at_ms, max_restarts_on_errors, error_exit_codes, host_check, failure"
+    " created_at_ms, max_restarts_on_errors, error_exit_codes, host_check, failure,"          \
+    " max_failovers, failover_window_ms, flapping_reason, flapping_since_ms,"                 \
+    " failover_hold_until_ms"
 
 static int wl_decode(const db_row *r, void *elem)
 {
@@ -117,7 +119,8 @@ static int wl_decode(const db_row *r, void *elem)
         dm_wl_state_parse(db_row_text(r, 12), &w->state) ||
         db_text_copy(w->error_exit_codes, sizeof w->error_exit_codes, db_row_text(r, 15)) ||
         db_text_copy(w->host_check, sizeof w->host_check, db_row_text(r, 16)) ||
-        db_text_copy(w->failure, sizeof w->failure, db_row_text(r, 17)))
+        db_text_copy(w->failure, sizeof w->failure, db_row_text(r, 17)) ||
+        db_text_copy(w->flapping_reason, sizeof w->flapping_reason, db_row_text(r, 20)))
         return DM_E_DB;
     w->max_restarts_on_errors = (int)db_row_i64(r, 14, NULL);
     w->heartbeat_ms = db_row_i64(r, 6, NULL);
@@ -126,6 +129,10 @@ static int wl_decode(const db_row *r, void *elem)
     w->serving_instance_id = db_col_i64n(r, 10);
     w->epoch = db_row_i64(r, 11, NULL);
     w->created_at_ms = db_row_i64(r, 13, NULL);
+    w->max_failovers = db_row_i64(r, 18, NULL); /* NULL (older rows): 0, the default */
+    w->failover_window_ms = db_row_i64(r, 19, NULL);
+    w->flapping_since_ms = db_col_i64n(r, 21);
+    w->failover_hold_until_ms = db_col_i64n(r, 22);
     return 0;
 }
 
@@ -135,12 +142,15 @@ static int wl_check(const dm_workload *w, char *err, size_t errlen)
         return dm_fail(err, errlen, DM_E_INVALID, "workload: missing id");
     if (!DB_STR_OK(w->name) || !DB_STR_OK(w->workload_cmd) || !DB_STR_OK(w->probe_spec) ||
         !DB_STR_OK(w->model) || !DB_STR_OK(w->workspace_from) || !DB_STR_OK(w->requirements) ||
-        !DB_STR_OK(w->error_exit_codes) || !DB_STR_OK(w->host_check) || !DB_STR_OK(w->failure))
+        !DB_STR_OK(w->error_exit_codes) || !DB_STR_OK(w->host_check) || !DB_STR_OK(w->failure) ||
+        !DB_STR_OK(w->flapping_reason))
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': bad string", w->workload_id);
     if ((unsigned)w->state >= DM_WL_STATE_COUNT)
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': bad state", w->workload_id);
     if (w->epoch < 0 || w->heartbeat_ms < 0 || w->snapshot_every_ms < 0 ||
-        w->max_restarts_on_errors < 0)
+        w->max_restarts_on_errors < 0 ||
+        w->max_failovers < 0 || w->max_failovers > FLEET_BUDGET_MAX_LIMIT ||
+        w->failover_window_ms < 0 || w->failover_window_ms > FLEET_BUDGET_WINDOW_LIMIT)
         return dm_fail(err, errlen, DM_E_INVALID, "workload '%s': negative number",
                        w->workload_id);
     return 0;
@@ -169,11 +179,16 @@ int db_workload_insert(dm_db *db, const dm_workload *w, char *err, size_t errlen
                     db_p_i64(w->max_restarts_on_errors),
                     db_p_textn(w->error_exit_codes),
                     db_p_textn(w->host_check),
-                    db_p_textn(w->failure)};
+                    db_p_textn(w->failure),
+                    db_p_i64(w->max_failovers),
+                    db_p_i64(w->failover_window_ms),
+                    db_p_textn(w->flapping_reason),
+                    db_p_i64n(w->flapping_since_ms),
+                    db_p_i64n(w->failover_hold_until_ms)};
     rc = fleet_write(db,
                      "INSERT INTO workloads (" WL_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-                     " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                     p, 18, NULL, err, errlen);
+                     " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+                     p, 23, NULL, err, errlen);
     if (rc == DM_E_CONFLICT)
         return dm_fail(err, errlen, rc, "workload '%s' exists", w->workload_id);
     return rc;
@@ -278,6 +293,25 @@ int db_workload_cas_state(dm_db *db, const char *workload_id, int64_t expect_ser
                    expect_serving != DM_NULL && w.serving_instance_id != expect_serving
                        ? " (or no longer served by that instance)"
                        : "");
+}
+
+int db_workload_set_budget(dm_db *db, const char *workload_id, const char *flapping_reason,
+                           int64_t flapping_since_ms, int64_t hold_until_ms, char *err,
+                           size_t errlen)
+{
+    if (!db || !workload_id || (flapping_reason && strlen(flapping_reason) >= FLEET_TEXT_MAX))
+        return dm_fail(err, errlen, DM_E_INVALID, "no database or id, or a bad reason");
+    int64_t changed = 0;
+    int flapping = flapping_reason && *flapping_reason;
+    db_param p[] = {db_p_text(workload_id), db_p_textn(flapping ? flapping_reason : ""),
+                    db_p_i64n(flapping ? flapping_since_ms : DM_NULL), db_p_i64n(hold_until_ms)};
+    int rc = fleet_write(db,
+                         "UPDATE workloads SET flapping_reason = $2, flapping_since_ms = $3,"
+                         " failover_hold_until_ms = $4 WHERE workload_id = $1",
+                         p, 4, &changed, err, errlen);
+    if (rc == 0 && changed == 0)
+        return dm_fail(err, errlen, DM_E_NOT_FOUND, "no workload '%.64s'", workload_id);
+    return rc;
 }
 
 int db_workload_switch(dm_db *db, const char *workload_id, int64_t expect_instance_id,

@@ -298,6 +298,18 @@ static const char *const m10_sql[] = {
     NULL,
 };
 
+/* The failover budget of a workload (failover real.c ORCH-R7): its settings (NULL:
+ * the defaults) and, while it flaps, why, since when, and the earliest its next
+ * failover may act. */
+static const char *const m11_sql[] = {
+    "ALTER TABLE workloads ADD COLUMN max_failovers BIGINT",
+    "ALTER TABLE workloads ADD COLUMN failover_window_ms BIGINT",
+    "ALTER TABLE workloads ADD COLUMN flapping_reason TEXT",
+    "ALTER TABLE workloads ADD COLUMN flapping_since_ms BIGINT",
+    "ALTER TABLE workloads ADD COLUMN failover_hold_until_ms BIGINT",
+    NULL,
+};
+
 /* clang-format off */
 static const migration migrations[] = {
     {1, m1_sql},
@@ -310,6 +322,7 @@ static const migration migrations[] = {
     {8, m8_sql},
     {9, m9_sql},
     {10, m10_sql},
+    {11, m11_sql},
 };
 /* clang-format on */
 

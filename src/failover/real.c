@@ -52,7 +52,10 @@
  *     has run out plus FO_LEASE_MARGIN_MS (ports.h lease_expired). An instance
  *     the provider does not know is a failed fence whatever the lease says: the
  *     failover fails with the reason, nothing is provisioned or promoted, and
- *     the old machine stays recorded `running` (not fenced). */
+ *     the old machine stays recorded `running` (not fenced).
+ * ORCH-R7: the failover budget (budget.c BUD-B1 to BUD-B3): past max_failovers in
+ *     failover_window a workload is flapping and each further failover waits
+ *     for its backoff before it acts; it is never abandoned. */
 #include "failover/real_internal.h"
 
 #include "util/clock.h"
@@ -382,6 +385,17 @@ int fo_orch_failover_instance(fo_orch *o, int64_t instance_id, const char *trigg
     return fo_orch_failover_detected(o, instance_id, trigger, 0, ret, err, errlen);
 }
 
+/* ORCH-R5: only the winner undoes its own compare-and-set, when its failover
+ * cannot start after all. */
+static void undo_start(fo_orch *o, const dm_workload *w, int64_t instance_id)
+{
+    char e2[256], q[300];
+    if (db_workload_cas_state(o->db, w->workload_id, instance_id, DM_WL_FAILING_OVER,
+                              DM_WL_RUNNING, e2, sizeof e2) != 0)
+        log_error("failover.undo_failed", "workload_id=%s error=%s", w->workload_id,
+                  log_quote(q, sizeof q, e2));
+}
+
 int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigger,
                               int64_t detection_ms, fo_failover *ret, char *err, size_t errlen)
 {
@@ -407,6 +421,10 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
                        w.workload_id, (long long)instance_id);
     if (rc)
         return rc;
+    if ((rc = fo_budget_check(k, &w, err, errlen)) != 0) { /* ORCH-R7 */
+        undo_start(o, &w, instance_id);
+        return rc;
+    }
     fo_init(&f, id, instance_id, FO_KIND_REAL,
             clock_wall_ms() - (detection_ms > 0 ? detection_ms : 0));
     snprintf(f.real.workload_id, sizeof f.real.workload_id, "%s", w.workload_id);
@@ -415,12 +433,8 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
     pthread_mutex_lock(&k->start_lock);
     rc = fo_real_begin(k, &f, detection_ms, ret, err, errlen);
     pthread_mutex_unlock(&k->start_lock);
-    if (rc) { /* ORCH-R5: only the winner undoes its own compare-and-set */
-        char e2[256], q[300];
-        if (db_workload_cas_state(o->db, w.workload_id, instance_id, DM_WL_FAILING_OVER,
-                                  DM_WL_RUNNING, e2, sizeof e2) != 0)
-            log_error("failover.undo_failed", "workload_id=%s error=%s", w.workload_id,
-                      log_quote(q, sizeof q, e2));
+    if (rc) {
+        undo_start(o, &w, instance_id);
         return rc;
     }
     log_warn("failover.started",
@@ -502,6 +516,7 @@ int fo_orch_attach(fo_orch *o, const fo_real_env *env, char *err, size_t errlen)
     k->channel = env->channel;
     k->inference_timeout_ms = env->inference_timeout_ms > 0 ? env->inference_timeout_ms : 120000;
     k->attached_at_ms = clock_wall_ms();
+    k->budget_scale = env->budget_time_scale >= 1.0 ? env->budget_time_scale : 1.0;
     pthread_mutex_init(&k->start_lock, NULL);
     if ((rc = fo_orch_set_kind(o, FO_KIND_REAL, &real_ops, k)) != 0) { /* ORCH-K1 */
         real_free(k);

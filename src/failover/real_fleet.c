@@ -121,6 +121,10 @@ static int workload_from(const fo_launch_req *req, dm_workload *w, char *err, si
                                                                  : FLEET_MAX_RESTARTS_DEFAULT;
     w->heartbeat_ms = req->heartbeat_ms > 0 ? req->heartbeat_ms : 200;
     w->snapshot_every_ms = req->snapshot_every_ms >= 0 ? req->snapshot_every_ms : 30000;
+    w->max_failovers = req->max_failovers > 0 ? req->max_failovers : FLEET_BUDGET_MAX_DEFAULT;
+    w->failover_window_ms =
+        req->failover_window_ms > 0 ? req->failover_window_ms : FLEET_BUDGET_WINDOW_DEFAULT;
+    w->flapping_since_ms = w->failover_hold_until_ms = DM_NULL;
     json_t *reqs = json_pack("{s:i, s:f, s:f, s:s}", "min_vram_gb", req->min_vram_gb, "min_cuda",
                              req->min_cuda, "max_price", req->max_price_per_h, "region",
                              req->region ? req->region : "");

@@ -28,6 +28,7 @@ typedef struct {
     struct prov_channel *channel; /* fo_real_env.channel; may be NULL */
     pthread_mutex_t start_lock; /* one check-then-insert of a failover at a time */
     int64_t attached_at_ms;     /* wall clock: older launches are a crash's (ORCH-O13) */
+    double budget_scale;        /* budget.c BUD-B3; >= 1 */
 } fo_real_kind;
 
 /* One running real failover: real.c runs it, real_phases.c acts. */
@@ -62,6 +63,12 @@ fo_real_kind *fo_real_of(fo_orch *o, char *err, size_t errlen);
  * record as inserted. Call under start_lock. */
 int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, fo_failover *ret,
                   char *err, size_t errlen);
+/* budget.c (ORCH-R7). check: by the trigger that won the workload (BUD-B1):
+ * within the budget clears flapping; past it marks w flapping and sets its hold
+ * (w is updated as stored). wait: the runner's wait for the hold; *ret_held_ms
+ * how long; DM_E_CANCELLED on shutdown. */
+int fo_budget_check(fo_real_kind *k, dm_workload *w, char *err, size_t errlen);
+int fo_budget_wait(fo_real_run *r, int64_t *ret_held_ms);
 /* ORCH-O13 (real_fleet.c): rolls back the launches a killed server left. */
 int fo_real_recover_launches(fo_real_kind *k, int *ret_count, char *err, size_t errlen);
 

@@ -221,11 +221,19 @@ static MUST int do_detection(fo_real_run *r)
 {
     if (r->f.real.test)
         return phase_skip(r, "test-real: nothing failed");
-    /* the detector's measure; what follows it (the insert) is the next run's */
+    int64_t held = 0;
+    if (fo_budget_wait(r, &held) != 0) /* ORCH-R7: the budget's backoff */
+        return 0;                      /* stopping: ORCH-R2, resumed at the next start */
+    char d[FLEET_TEXT_MAX + 128];
+    if (held > 0)
+        snprintf(d, sizeof d, "%.16s; held %lld ms by the failover budget: %.200s", r->f.real.trigger,
+                 (long long)held, r->w.flapping_reason);
+    /* the detector's measure, and the budget's hold; what follows it (the insert)
+     * is the next run's */
     fo_event ev = {.kind = FO_EV_PHASE_OK,
                    .now_ms = clock_wall_ms(),
-                   .duration_ms = r->detection_ms >= 0 ? r->detection_ms : 0,
-                   .detail = r->f.real.trigger};
+                   .duration_ms = (r->detection_ms >= 0 ? r->detection_ms : 0) + held,
+                   .detail = held > 0 ? d : r->f.real.trigger};
     r->ev_paused_ms = r->paused0_ms;
     return apply(r, &ev);
 }

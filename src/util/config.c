@@ -91,6 +91,11 @@ int cfg_load(dm_config *cfg, char *err, size_t errlen)
     if (scale && parse_double(scale, 1.0, 1e7, &cfg->alert_time_scale) != 0)
         return dm_fail(err, errlen, DM_E_INVALID,
                        "DUMONT_ALERT_TIME_SCALE must be a number between 1 and 1e7");
+    cfg->failover_time_scale = 1.0;
+    const char *fscale = env("DUMONT_FAILOVER_TIME_SCALE");
+    if (fscale && parse_double(fscale, 1.0, 1e7, &cfg->failover_time_scale) != 0)
+        return dm_fail(err, errlen, DM_E_INVALID,
+                       "DUMONT_FAILOVER_TIME_SCALE must be a number between 1 and 1e7");
     if (cfg_set_home(cfg, home) != 0)
         return dm_fail(err, errlen, DM_E_INVALID, "DUMONT_HOME is too long");
     return 0;

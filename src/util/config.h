@@ -21,7 +21,9 @@
  *                                                       DUMONT_URL when set, else
  *                                                       the URL it listens on
  *   DUMONT_ALERT_TIME_SCALE  a test knob: alert retry waits are divided by it
- *                        (docs/alerts.md)               1 */
+ *                        (docs/alerts.md)               1
+ *   DUMONT_FAILOVER_TIME_SCALE  a test knob: the failover budget's window and
+ *                        backoff are divided by it (docs/failover.md)  1 */
 #ifndef DUMONT_UTIL_CONFIG_H
 #define DUMONT_UTIL_CONFIG_H
 
@@ -45,6 +47,7 @@ typedef struct {
     char tls_key[PATH_MAX];
     char public_url[CFG_URL_MAX]; /* "" : derived from the listen address */
     double alert_time_scale;      /* >= 1; alert_retry.h AL-AR4 */
+    double failover_time_scale;   /* >= 1; failover/budget.c BUD-B3 */
 } dm_config;
 
 #define CFG_DEFAULT_LISTEN    "127.0.0.1:8700"

@@ -34,7 +34,7 @@ start_receiver
 export DUMONT_ALERT_TIME_SCALE=3600 # an hour of retries in a second (AR4)
 start_server --provider none
 U=http://127.0.0.1:$RX_PORT
-DEFAULT=started,completed,failed,instance_failed,snapshot_failing,standby_activated
+DEFAULT=started,completed,failed,instance_failed,snapshot_failing,standby_activated,flapping
 
 # ---- E1 ----
 cli_ok alerts add kind=slack url="$U/slack/T0AAAA/B0BBBB/SLACKPATHSECRET"
@@ -53,7 +53,7 @@ assert_json '[.alerts[].url] | map(test("SECRET|consumer|/slack/|/discord/")) | 
     "URLs redacted" "$CLI_OUT"
 assert_json '.alerts[] | select(.name == "slack-1") | .notify_on | join(",")' "$DEFAULT" \
     "default events" "$CLI_OUT"
-assert_json '.alerts[] | select(.name == "ops") | .notify_on | length' 7 "notify_on=all" \
+assert_json '.alerts[] | select(.name == "ops") | .notify_on | length' 8 "notify_on=all" \
     "$CLI_OUT"
 assert_json '[.alerts[] | has("secret")] | any' false "the secret is never listed" "$CLI_OUT"
 cli_ok alerts list

@@ -224,7 +224,7 @@ static void test_notify_words(void **state)
     assert_int_equal(m, AL_NOTIFY_ALL);
     al_notify_format(AL_NOTIFY_DEFAULT, out, sizeof out);
     assert_string_equal(out, "started,completed,failed,instance_failed,snapshot_failing,"
-                             "standby_activated");
+                             "standby_activated,flapping");
     assert_int_equal(al_notify_parse("failed,exploded", &m, err, sizeof err), DM_E_INVALID);
     assert_non_null(strstr(err, "'exploded'"));
     assert_int_equal(al_notify_parse("", &m, err, sizeof err), DM_E_INVALID);

@@ -232,6 +232,49 @@ static void test_snapshot_failing(void **state)
     db_close(db);
 }
 
+/* AL-AL6: a workload past its failover budget is one workload.flapping event per
+ * flapping spell, carrying the reason; one that does not flap is not. */
+static void test_flapping(void **state)
+{
+    (void)state;
+    dm_db *db = open_db();
+    dm_workload w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.workload_id, sizeof w.workload_id, "wl-00000000000c");
+    snprintf(w.name, sizeof w.name, "chat");
+    snprintf(w.requirements, sizeof w.requirements, "{}");
+    w.state = DM_WL_FAILING_OVER;
+    w.protect = 1;
+    w.serving_instance_id = 20003;
+    w.created_at_ms = clock_wall_ms() - 1000;
+    w.flapping_since_ms = w.failover_hold_until_ms = DM_NULL;
+    OK(db_workload_insert(db, &w, g_err, sizeof g_err));
+    dm_workload calm = w;
+    snprintf(calm.workload_id, sizeof calm.workload_id, "wl-00000000000d");
+    OK(db_workload_insert(db, &calm, g_err, sizeof g_err));
+    OK(db_workload_set_budget(db, w.workload_id,
+                              "4 automatic failovers in the last 30m (budget 3): failovers go on, "
+                              "each at least 1m after the previous one",
+                              1764331200000, clock_wall_ms() + 60000, g_err, sizeof g_err));
+    al_service *s = service(db);
+    add(s, "ops", "webhook", "flapping");
+    OK(al_service_start(s, g_err, sizeof g_err));
+    wait_events(db, "ops", "workload.flapping");
+    clock_sleep_ms(300, NULL); /* more checks: still one event for the spell */
+    db_delivery *d = NULL;
+    size_t n = 0;
+    OK(db_delivery_list(db, "ops", 10, &d, &n, g_err, sizeof g_err));
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].event_key, "flap:wl-00000000000c:1764331200000");
+    assert_non_null(strstr(d[0].body, "\"flapping_reason\":\"4 automatic failovers in the last "
+                                      "30m (budget 3)"));
+    assert_non_null(strstr(d[0].body, "\"event\":\"workload.flapping\""));
+    db_delivery_done(&d[0]);
+    free(d);
+    al_service_free(s);
+    db_close(db);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR); /* the retries to nobody are expected */
@@ -240,6 +283,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_failing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flapping, setup, teardown),
     };
     return dbfx_run(tests, sizeof tests / sizeof tests[0]);
 }

@@ -295,11 +295,11 @@ static void test_migrations_idempotent(void **state)
     dm_db *db = open_db();
     assert_string_equal(db_backend_name(db), g_pg_url ? "postgresql" : "sqlite");
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 10);
+    assert_int_equal(v, 11);
     db_close(db);
     db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 10);
+    assert_int_equal(v, 11);
     db_close(db);
 }
 
@@ -330,7 +330,7 @@ static void test_migrations_concurrent(void **state)
     int v = 0;
     dm_db *db = open_db();
     OK(db_schema_version(db, &v, g_err, sizeof g_err));
-    assert_int_equal(v, 10);
+    assert_int_equal(v, 11);
     db_close(db);
 }
 

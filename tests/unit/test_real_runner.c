@@ -413,6 +413,7 @@ typedef struct {
 } fixture;
 
 static char g_err[512];
+static double g_budget_scale; /* fo_real_env.budget_time_scale of start_orch */
 #define OK(x) assert_int_equal((x), 0)
 
 static void add_offer(const char *id, const char *host, double price)
@@ -439,7 +440,8 @@ static void start_orch(fixture *fx, int with_ports)
                        .server_url = "http://127.0.0.1:1",
                        .token = "agent-token",
                        .ready_timeout_ms = 300,
-                       .inference_timeout_ms = 300};
+                       .inference_timeout_ms = 300,
+                       .budget_time_scale = g_budget_scale};
     OK(fo_orch_attach(fx->orch, &env, g_err, sizeof g_err));
 }
 
@@ -515,6 +517,7 @@ static int setup(void **state)
     fx->db->ops = &g_faulty;
     atomic_store(&g_fail_on, 0);
     atomic_store(&g_failed, 0);
+    g_budget_scale = 0;
     memset(&g_fk, 0, sizeof g_fk);
     pthread_mutex_init(&g_fk.mu, NULL);
     g_fk.fail_destroy_id = FO_NULL;
@@ -711,6 +714,74 @@ static void test_two_controllers_race(void **state)
     assert_moved(fx, &done);
     fo_orch_free(o2);
     db_close(db2);
+}
+
+/* ---- the failover budget (ORCH-R7, budget.c) ------------------------------ */
+
+/* One failover of whatever serves wl-test now, to its end. */
+static void fail_over_now(fixture *fx, fo_failover *done)
+{
+    dm_workload w;
+    get_workload(fx, &w);
+    fo_failover f;
+    OK(fo_orch_failover_instance(fx->orch, w.serving_instance_id, "failed", &f, g_err,
+                                 sizeof g_err));
+    wait_state(fx, f.id, FO_NULL, done);
+    assert_int_equal(done->state, FO_STATE_COMPLETED);
+}
+
+/* BUD-B1 to BUD-B3 at a time scale of 120 (the 30-minute window is 15 s, the
+ * backoffs 0.5 s then 1 s): three failovers at once; past the budget the workload
+ * is flapping with the reason and each failover still runs, but no sooner than
+ * its backoff after the previous one began, doubling; once the window holds
+ * fewer than the budget, flapping is cleared and the next acts at once. */
+static void test_budget_backoff(void **state)
+{
+    fixture *fx = *state;
+    seed_fleet(fx, "", 0);
+    g_budget_scale = 120;
+    start_orch(fx, 1);
+    fo_failover d[6];
+    dm_workload w;
+    for (int i = 0; i < 3; i++) {
+        fail_over_now(fx, &d[i]);
+        get_workload(fx, &w);
+        assert_string_equal(w.flapping_reason, ""); /* within the budget */
+        assert_int_equal(w.failover_hold_until_ms, FO_NULL);
+    }
+    fail_over_now(fx, &d[3]);
+    get_workload(fx, &w);
+    assert_non_null(strstr(w.flapping_reason, "3 automatic failovers in the last 30m (budget 3)"));
+    assert_non_null(strstr(w.flapping_reason, "at least 500ms after"));
+    assert_true(w.flapping_since_ms > 0);
+    int64_t since = w.flapping_since_ms;
+    /* never faster than the backoff: its fence came 0.5 s after the previous start */
+    assert_true(d[3].phases[FO_PHASE_STANDBY_ACTIVATION].started_at_ms - d[2].started_at_ms >=
+                500);
+    assert_non_null(strstr(d[3].phases[FO_PHASE_DETECTION].detail, "held"));
+    assert_true(d[3].phases[FO_PHASE_DETECTION].duration_ms >= 300); /* the hold is counted */
+    fail_over_now(fx, &d[4]);
+    get_workload(fx, &w);
+    assert_non_null(strstr(w.flapping_reason, "4 automatic failovers"));
+    assert_non_null(strstr(w.flapping_reason, "at least 1s after")); /* doubled */
+    assert_int_equal(w.flapping_since_ms, since);                    /* the same spell */
+    assert_true(d[4].phases[FO_PHASE_STANDBY_ACTIVATION].started_at_ms - d[3].started_at_ms >=
+                1000);
+    /* a window of 6 s (50 ms scaled) holds none of them: no longer flapping */
+    pthread_mutex_lock(&fx->db->lock);
+    OK(db_x(fx->db, "UPDATE workloads SET failover_window_ms = 6000", NULL, 0, NULL, NULL, NULL,
+            g_err, sizeof g_err));
+    pthread_mutex_unlock(&fx->db->lock);
+    clock_sleep_ms(60, NULL);
+    fail_over_now(fx, &d[5]);
+    get_workload(fx, &w);
+    assert_string_equal(w.flapping_reason, "");
+    assert_int_equal(w.flapping_since_ms, FO_NULL);
+    assert_null(strstr(d[5].phases[FO_PHASE_DETECTION].detail, "held"));
+    assert_int_equal(fo_budget_backoff_ms(0, 1), 60000); /* BUD-B2's schedule */
+    assert_int_equal(fo_budget_backoff_ms(4, 1), 16 * 60000);
+    assert_int_equal(fo_budget_backoff_ms(5, 1), 30 * 60000);
+    assert_int_equal(fo_budget_backoff_ms(40, 1), 30 * 60000);
 }
 
 /* ---- each phase's success ---------------------------------------------- */
@@ -1508,6 +1579,7 @@ int main(void)
         T(test_completes),
         T(test_detector_event_starts_it),
         T(test_two_controllers_race),
+        T(test_budget_backoff),
         T(test_fence_fails),
         T(test_fence_unknown_instance),
         T(test_fence_by_lease),
