@@ -28,7 +28,8 @@ static const char alerts_usage[] =
     "  deliveries NAME         the newest deliveries: event, state, attempts, last answer\n"
     "\n"
     "Events (notify_on): started, completed, failed (failovers), suspect, instance_failed\n"
-    "(instances), snapshot_failing (a workload's snapshots stopped), standby_activated.\n"
+    "(instances), snapshot_failing (a workload's snapshots stopped), standby_activated,\n"
+    "flapping (a workload past its failover budget).\n"
     "Default: all but suspect. These commands need the admin token.\n";
 
 /* The destination's events, comma-separated, into ev (cap bytes). */
@@ -223,9 +224,10 @@ static const subcmd_entry commands[] = {
       "\nAdds a destination. url is the service's incoming-webhook URL (https://; it is a\n"
       "secret: stored sealed, shown only as scheme://host/...). name defaults to the kind\n"
       "and a number (slack-1). notify_on: started, completed, failed, suspect,\n"
-      "instance_failed, snapshot_failing, standby_activated, or all (default: all but\n"
-      "suspect). A webhook receives the event as JSON, signed with a secret made now and\n"
-      "printed once: X-Dumont-Signature: sha256=<hex HMAC-SHA256(secret, body)>.\n"
+      "instance_failed, snapshot_failing, standby_activated, flapping, or all\n"
+      "(default: all but suspect). A webhook receives the event as JSON, signed with a\n"
+      "secret made now and printed once:\n"
+      "X-Dumont-Signature: sha256=<hex HMAC-SHA256(secret, body)>.\n"
       "Every delivery carries an Idempotency-Key header, the same on each retry.\n",
       k_add, 0, 0, 0},
      run_add},
