@@ -63,7 +63,7 @@ typedef struct {
     char error_exit_codes[FLEET_CODES_MAX]; /* "1,2": exits that are the workload's own error */
     char host_check[FLEET_TEXT_MAX];   /* the agent's host check command ("" none) */
     char failure[FLEET_FAILURE_MAX];   /* why it is failed: the reason and its last output */
-    /* The failover budget (failover real.c ORCH-R7): at most max_failovers in
+    /* The failover budget (failover real.c ORCH-R8): at most max_failovers in
      * failover_window_ms (<= 0: the defaults, FLEET_BUDGET_*), then backoff. */
     int64_t max_failovers, failover_window_ms;
     char flapping_reason[FLEET_TEXT_MAX]; /* "" : not flapping */

@@ -58,7 +58,7 @@ int db_workload_set_failure(dm_db *db, const char *workload_id, const char *fail
  * written) when it is not; DM_E_NOT_FOUND when there is no such workload. */
 int db_workload_cas_state(dm_db *db, const char *workload_id, int64_t expect_serving,
                           dm_wl_state from, dm_wl_state to, char *err, size_t errlen);
-/* The failover budget's state (failover real.c ORCH-R7): flapping_reason NULL or ""
+/* The failover budget's state (failover real.c ORCH-R8): flapping_reason NULL or ""
  * clears flapping (since is then ignored); hold_until_ms DM_NULL: no hold. */
 int db_workload_set_budget(dm_db *db, const char *workload_id, const char *flapping_reason,
                            int64_t flapping_since_ms, int64_t hold_until_ms, char *err,

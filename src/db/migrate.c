@@ -298,7 +298,7 @@ static const char *const m10_sql[] = {
     NULL,
 };
 
-/* The failover budget of a workload (failover real.c ORCH-R7): its settings (NULL:
+/* The failover budget of a workload (failover real.c ORCH-R8): its settings (NULL:
  * the defaults) and, while it flaps, why, since when, and the earliest its next
  * failover may act. */
 static const char *const m11_sql[] = {

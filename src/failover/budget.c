@@ -1,4 +1,4 @@
-/* The failover budget (real.c ORCH-R7; docs/failover.md "The failover budget").
+/* The failover budget (real.c ORCH-R8; docs/failover.md "The failover budget").
  *
  * A workload that keeps failing (an agent that stalls every few seconds, a
  * host that loses its network again and again) would otherwise get one new
@@ -14,7 +14,7 @@
  * holds fewer than the budget again, the next trigger clears `flapping`.
  *
  * BUD-B1: the decision is made by the trigger that won the workload's
- *     compare-and-set (ORCH-R5), from the failovers the database holds, before
+ *     compare-and-set (ORCH-R6), from the failovers the database holds, before
  *     the new one is inserted; the hold is stored on the workload
  *     (failover_hold_until_ms, wall clock, so a restarted controller keeps
  *     it) and the runner waits for it before its detection phase ends.

@@ -113,7 +113,7 @@ typedef struct {
     /* The control channel (provider/channel.h); borrowed. ssh_ready waits for
      * the new agent to answer a ping over it. NULL: heartbeats alone. */
     struct prov_channel *channel;
-    double budget_time_scale;     /* ORCH-R7: a test knob (DUMONT_FAILOVER_TIME_SCALE); < 1 is 1 */
+    double budget_time_scale;     /* ORCH-R8: a test knob (DUMONT_FAILOVER_TIME_SCALE); < 1 is 1 */
 } fo_real_env;
 
 /* The failover budget's backoff (budget.c BUD-B2) after `beyond` failovers past
@@ -140,7 +140,7 @@ typedef struct {
     int max_restarts_on_errors;   /* FLEET-W1: < 0 the default (FLEET_MAX_RESTARTS_DEFAULT) */
     const char *error_exit_codes; /* FLEET-W1: "1,2": the workload's own errors; NULL none */
     const char *host_check;       /* FLEET-W1: run by the agent when the workload gives up */
-    int64_t max_failovers;      /* ORCH-R7 budget; <= 0: FLEET_BUDGET_MAX_DEFAULT (3) */
+    int64_t max_failovers;      /* ORCH-R8 budget; <= 0: FLEET_BUDGET_MAX_DEFAULT (3) */
     int64_t failover_window_ms; /* its window; <= 0: FLEET_BUDGET_WINDOW_DEFAULT (30 min) */
 } fo_launch_req;
 

@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#define FO_LEASE_MARGIN_MS 5000 /* ORCH-R6: beyond the agent's lease, for clock rates */
+#define FO_LEASE_MARGIN_MS 5000 /* ORCH-R7: beyond the agent's lease, for clock rates */
 
 typedef struct fo_real_ports {
     /* The live view of an instance; DM_E_NOT_FOUND when it is not known. */
@@ -37,7 +37,7 @@ typedef struct fo_real_ports {
     /* The instance's machine is marked destroyed: it never registers or
      * heartbeats again (listener.h HB-L13). */
     void (*fence)(void *cls, int64_t instance_id);
-    /* ORCH-R6, the fence's second confirmation: 1 when the instance's agent has
+    /* ORCH-R7, the fence's second confirmation: 1 when the instance's agent has
      * certainly stopped its workload by itself, because it has heard nothing
      * from this controller for longer than its lease plus FO_LEASE_MARGIN_MS
      * (the agent's self-fencing lease over the control channel); *ret_silent_ms

@@ -40,20 +40,20 @@
  *     the writes after a record's end (fo_real_finish: the new instance
  *     dropped, the workload failed) that a stop cut off are done by the next
  *     start's recovery (settle_workloads), after the resumes.
- * ORCH-R5: a failover of a workload starts only by winning the database's
+ * ORCH-R6: a failover of a workload starts only by winning the database's
  *     compare-and-set running -> failing_over (db_fleet.h FLEET-F5), never by a
  *     read then a write, so two controllers on one database, or two triggers in
  *     one, start at most one. The loser changes nothing. The winner whose
  *     failover cannot be inserted puts the state back with the reverse
  *     compare-and-set (failing_over -> running, for the same instance).
- * ORCH-R6: fencing fails closed (ORCH-O7). The old instance is fenced when the
+ * ORCH-R7: fencing fails closed (ORCH-O7). The old instance is fenced when the
  *     provider that made it confirms it gone (PROV-PV3), or - when the provider
  *     made it but cannot confirm (its host vanished) - when its agent's lease
  *     has run out plus FO_LEASE_MARGIN_MS (ports.h lease_expired). An instance
  *     the provider does not know is a failed fence whatever the lease says: the
  *     failover fails with the reason, nothing is provisioned or promoted, and
  *     the old machine stays recorded `running` (not fenced).
- * ORCH-R7: the failover budget (budget.c BUD-B1 to BUD-B3): past max_failovers in
+ * ORCH-R8: the failover budget (budget.c BUD-B1 to BUD-B3): past max_failovers in
  *     failover_window a workload is flapping and each further failover waits
  *     for its backoff before it acts; it is never abandoned. */
 #include "failover/real_internal.h"
@@ -335,8 +335,8 @@ static int settle_one(fo_real_kind *k, const dm_workload *w, char *err, size_t e
     int64_t drop = n == 1 && to == DM_WL_FAILED ? f[0].real.new_instance_id : FO_NULL;
     free(f);
     if (drop != FO_NULL && drop != w->serving_instance_id &&
-        (rc = provider_destroy(k->provider, drop, err, errlen)) == 0)
-        rc = db_machine_set_state(o->db, drop, DM_MACH_DESTROYED, err, errlen);
+        (rc = fo_real_destroy(k, drop, err, errlen)) == 0) /* ORCH-R7 */
+        rc = fo_real_mark_destroyed(k, drop, err, errlen);
     if (rc == 0 && (rc = db_workload_set_state(o->db, w->workload_id, to, err, errlen)) == 0)
         log_warn("failover.workload_settled", "workload_id=%s state=%s", w->workload_id,
                  dm_wl_state_name(to));
@@ -385,7 +385,7 @@ int fo_orch_failover_instance(fo_orch *o, int64_t instance_id, const char *trigg
     return fo_orch_failover_detected(o, instance_id, trigger, 0, ret, err, errlen);
 }
 
-/* ORCH-R5: only the winner undoes its own compare-and-set, when its failover
+/* ORCH-R6: only the winner undoes its own compare-and-set, when its failover
  * cannot start after all. */
 static void undo_start(fo_orch *o, const dm_workload *w, int64_t instance_id)
 {
@@ -412,7 +412,7 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
         return rc;
     if ((rc = fo_real_new_id("fo-", id, sizeof id)) != 0)
         return dm_fail(err, errlen, rc, "no entropy");
-    /* ORCH-R5: the database decides who starts it (FLEET-F5); a loser writes nothing */
+    /* ORCH-R6: the database decides who starts it (FLEET-F5); a loser writes nothing */
     rc = db_workload_cas_state(o->db, w.workload_id, instance_id, DM_WL_RUNNING,
                                DM_WL_FAILING_OVER, err, errlen);
     if (rc == DM_E_CONFLICT)
@@ -421,7 +421,7 @@ int fo_orch_failover_detected(fo_orch *o, int64_t instance_id, const char *trigg
                        w.workload_id, (long long)instance_id);
     if (rc)
         return rc;
-    if ((rc = fo_budget_check(k, &w, err, errlen)) != 0) { /* ORCH-R7 */
+    if ((rc = fo_budget_check(k, &w, err, errlen)) != 0) { /* ORCH-R8 */
         undo_start(o, &w, instance_id);
         return rc;
     }

@@ -45,7 +45,7 @@ static int rollback_machines(fo_real_kind *k, const dm_workload *w, char *err, s
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (m[i].state == DM_MACH_DESTROYED)
             continue;
-        if ((rc = fo_real_destroy(k, m[i].instance_id, err, errlen)) == 0) /* PROV-PV3, ORCH-R6 */
+        if ((rc = fo_real_destroy(k, m[i].instance_id, err, errlen)) == 0) /* PROV-PV3, ORCH-R7 */
             rc = fo_real_mark_destroyed(k, m[i].instance_id, err, errlen);
         if (rc == 0)
             log_warn("launch.instance_destroyed", "workload_id=%s instance_id=%lld", w->workload_id,

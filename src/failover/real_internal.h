@@ -63,7 +63,7 @@ fo_real_kind *fo_real_of(fo_orch *o, char *err, size_t errlen);
  * record as inserted. Call under start_lock. */
 int fo_real_begin(fo_real_kind *k, const fo_failover *f, int64_t detection_ms, fo_failover *ret,
                   char *err, size_t errlen);
-/* budget.c (ORCH-R7). check: by the trigger that won the workload (BUD-B1):
+/* budget.c (ORCH-R8). check: by the trigger that won the workload (BUD-B1):
  * within the budget clears flapping; past it marks w flapping and sets its hold
  * (w is updated as stored). wait: the runner's wait for the hold; *ret_held_ms
  * how long; DM_E_CANCELLED on shutdown. */
@@ -85,11 +85,11 @@ void fo_real_launch_spec(const fo_real_kind *k, const dm_workload *w, int64_t id
 /* A machine row of w on offer (no id, epoch or state yet). */
 void fo_real_machine_init(const fo_real_kind *k, const dm_workload *w, const prov_offer *offer,
                           dm_machine *m);
-/* ORCH-R6: destroys an instance of this controller's records through the
+/* ORCH-R7: destroys an instance of this controller's records through the
  * provider (PROV-PV3); an id the provider never made counts as gone only when
  * the machine was merely reserved (provisioning: nothing of it ever ran). */
 int fo_real_destroy(const fo_real_kind *k, int64_t id, char *err, size_t errlen);
-/* ORCH-R6: 1 when the lease port says the instance fenced itself (ports.h). */
+/* ORCH-R7: 1 when the lease port says the instance fenced itself (ports.h). */
 int fo_real_lease_expired(const fo_real_kind *k, int64_t id, int64_t *ret_silent_ms);
 /* Marks the instance's machine destroyed (the provider confirmed it gone) and
  * tells the listener (ports.h fence: HB-L13). The database's answer. */

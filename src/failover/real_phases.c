@@ -222,7 +222,7 @@ static MUST int do_detection(fo_real_run *r)
     if (r->f.real.test)
         return phase_skip(r, "test-real: nothing failed");
     int64_t held = 0;
-    if (fo_budget_wait(r, &held) != 0) /* ORCH-R7: the budget's backoff */
+    if (fo_budget_wait(r, &held) != 0) /* ORCH-R8: the budget's backoff */
         return 0;                      /* stopping: ORCH-R2, resumed at the next start */
     char d[FLEET_TEXT_MAX + 128];
     if (held > 0)
@@ -263,7 +263,7 @@ static MUST int do_standby_activation(fo_real_run *r)
     int64_t old = f->gpu_instance_id, silent = -1;
     char d[320];
     int by_lease = 0;
-    if ((rc = provider_destroy(r->k->provider, old, err, sizeof err)) != 0) { /* ORCH-O7, ORCH-R6 */
+    if ((rc = provider_destroy(r->k->provider, old, err, sizeof err)) != 0) { /* ORCH-O7, ORCH-R7 */
         by_lease = rc != DM_E_NOT_FOUND && fo_real_lease_expired(r->k, old, &silent);
         if (!by_lease) {
             snprintf(d, sizeof d,

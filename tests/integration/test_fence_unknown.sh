@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fencing fails closed (docs/failover.md "Fencing fails closed"; provider.h PROV-PV3,
-# local.h PROV-LP7, real.c ORCH-R6), end to end with real processes: the instance
+# local.h PROV-LP7, real.c ORCH-R7), end to end with real processes: the instance
 # serving a protected workload stops answering, but the provider cannot confirm it
 # gone because it never made it (its directory belongs to another home, as an
 # instance another controller made would): the failover fails with the reason, no

@@ -67,7 +67,7 @@ typedef struct {
     char probed[256];             /* the spec of the controller's last probe */
     int fail_restores;            /* the next N restores fail */
     int64_t fail_destroy_id;      /* destroy of this id fails (no fence) */
-    int64_t lease_expired_id;     /* the lease port says this one fenced itself (ORCH-R6) */
+    int64_t lease_expired_id;     /* the lease port says this one fenced itself (ORCH-R7) */
     atomic_int arm_on_search;     /* g_fail_on takes this value when searched */
     int64_t port_fenced[MAX_INST]; /* ids the fence port was told of (HB-L13) */
     int n_port_fenced;
@@ -645,7 +645,7 @@ static void assert_moved(fixture *fx, const fo_failover *done)
     assert_time_accounted(done);
 }
 
-/* ---- two controllers on one database (ORCH-R5) --------------------------- */
+/* ---- two controllers on one database (ORCH-R6) --------------------------- */
 
 typedef struct {
     fo_orch *orch;
@@ -716,7 +716,7 @@ static void test_two_controllers_race(void **state)
     db_close(db2);
 }
 
-/* ---- the failover budget (ORCH-R7, budget.c) ------------------------------ */
+/* ---- the failover budget (ORCH-R8, budget.c) ------------------------------ */
 
 /* One failover of whatever serves wl-test now, to its end. */
 static void fail_over_now(fixture *fx, fo_failover *done)
@@ -887,7 +887,7 @@ static void test_fence_fails(void **state)
     assert_machine_state(fx, OLD_ID, "running");
 }
 
-/* ORCH-R6: the old instance is not this provider's (another controller made it,
+/* ORCH-R7: the old instance is not this provider's (another controller made it,
  * or another home): nothing confirms it gone, so the failover fails with the
  * reason, nothing is searched or provisioned, the old machine stays running
  * (not fenced), and its lease does not change that. */
@@ -913,7 +913,7 @@ static void test_fence_unknown_instance(void **state)
     assert_int_equal(w.serving_instance_id, OLD_ID); /* nobody else serves it */
 }
 
-/* ORCH-R6: a host that vanished (the provider made the instance but cannot
+/* ORCH-R7: a host that vanished (the provider made the instance but cannot
  * confirm it gone) is fenced once the instance's lease has run out plus the
  * margin: the failover goes on and says how it was fenced. */
 static void test_fence_by_lease(void **state)
