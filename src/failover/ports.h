@@ -41,8 +41,9 @@ typedef struct fo_real_ports {
      * certainly stopped its workload by itself, because it has heard nothing
      * from this controller for longer than its lease plus FO_LEASE_MARGIN_MS
      * (the agent's self-fencing lease over the control channel); *ret_silent_ms
-     * how long. 0 when that is not known. No production port yet: until the
-     * control channel's lease is wired here, only the provider confirms. */
+     * how long. 0 when that is not known. NULL: the control channel's view of
+     * the lease (provider/channel.h chan_lease_expired, PROV-CH6) is asked;
+     * without a channel only the provider confirms. */
     int (*lease_expired)(void *cls, int64_t instance_id, int64_t *ret_silent_ms);
     void *cls;
 } fo_real_ports;

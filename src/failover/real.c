@@ -49,7 +49,8 @@
  * ORCH-R7: fencing fails closed (ORCH-O7). The old instance is fenced when the
  *     provider that made it confirms it gone (PROV-PV3), or - when the provider
  *     made it but cannot confirm (its host vanished) - when its agent's lease
- *     has run out plus FO_LEASE_MARGIN_MS (ports.h lease_expired). An instance
+ *     has run out plus FO_LEASE_MARGIN_MS (the control channel's view of it,
+ *     chan_lease_expired, PROV-CH6; a test hands ports.h lease_expired). An instance
  *     the provider does not know is a failed fence whatever the lease says: the
  *     failover fails with the reason, nothing is provisioned or promoted, and
  *     the old machine stays recorded `running` (not fenced).
@@ -58,6 +59,7 @@
  *     for its backoff before it acts; it is never abandoned. */
 #include "failover/real_internal.h"
 
+#include "provider/channel.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -158,7 +160,13 @@ int fo_real_destroy(const fo_real_kind *k, int64_t id, char *err, size_t errlen)
 int fo_real_lease_expired(const fo_real_kind *k, int64_t id, int64_t *ret_silent_ms)
 {
     *ret_silent_ms = -1;
-    return k->ports.lease_expired && k->ports.lease_expired(k->ports.cls, id, ret_silent_ms) == 1;
+    if (k->ports.lease_expired) /* a test's stand-in */
+        return k->ports.lease_expired(k->ports.cls, id, ret_silent_ms) == 1;
+    if (!k->channel || chan_lease_expired(k->channel, id, FO_LEASE_MARGIN_MS) != 1) /* PROV-CH6 */
+        return 0;
+    int64_t heard = chan_last_heard(k->channel, id);
+    *ret_silent_ms = heard >= 0 ? clock_mono_ms() - heard : -1;
+    return 1;
 }
 
 int fo_real_mark_destroyed(const fo_real_kind *k, int64_t id, char *err, size_t errlen)

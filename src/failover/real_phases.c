@@ -228,11 +228,15 @@ static MUST int do_detection(fo_real_run *r)
     if (held > 0)
         snprintf(d, sizeof d, "%.16s; held %lld ms by the failover budget: %.200s", r->f.real.trigger,
                  (long long)held, r->w.flapping_reason);
-    /* the detector's measure, and the budget's hold; what follows it (the insert)
-     * is the next run's */
+    /* the detector's measure; what follows it (the insert) is the next run's. A
+     * hold (ORCH-R8) ends on the wall clock it was set on: the phase lasts until
+     * then, so the next one starts no sooner (BUD-B2) */
+    int64_t dur = (r->detection_ms >= 0 ? r->detection_ms : 0) + held;
+    if (held > 0 && r->f.run_started_at_ms != FO_NULL && clock_wall_ms() - r->f.run_started_at_ms > dur)
+        dur = clock_wall_ms() - r->f.run_started_at_ms;
     fo_event ev = {.kind = FO_EV_PHASE_OK,
                    .now_ms = clock_wall_ms(),
-                   .duration_ms = (r->detection_ms >= 0 ? r->detection_ms : 0) + held,
+                   .duration_ms = dur,
                    .detail = held > 0 ? d : r->f.real.trigger};
     r->ev_paused_ms = r->paused0_ms;
     return apply(r, &ev);
