@@ -31,6 +31,10 @@ typedef struct {
     const char *public_url;       /* API-B1: the address agents on a cloud use; may be NULL */
     const char *agent_bundle;     /* API-B2: the portable agent build (a .tar.gz); may be NULL */
     const char *store_url;        /* API-B1: the store the bootstrapped agents snapshot to */
+    /* API-S7: 0 until the server has attached its provider and recovered its
+     * failovers (api_server_set_ready); /healthz answers 503 "starting" till
+     * then. NULL (the handlers' unit tests): ready. */
+    const _Atomic int *ready;
 } api_ctx;
 
 /* Who presents a credential (docs/security.md). Ordered: admin can do what a

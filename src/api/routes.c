@@ -24,6 +24,7 @@
 #include "util/parse.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,9 @@ static int h_health(const api_ctx *ctx, const api_request *req, api_response *re
 {
     char reason[256] = "";
     int64_t since = 0;
+    if (ctx->ready && !atomic_load(ctx->ready)) /* API-S7 */
+        return api_json(resp, 503,
+                        json_pack("{s:s, s:s}", "status", "starting", "version", DUMONT_VERSION));
     int degraded = fo_orch_storage_degraded(ctx->orch, reason, sizeof reason, &since) ||
                    hbl_storage_degraded(ctx->detect, reason, sizeof reason, &since);
     json_t *j = json_pack("{s:s, s:s, s:s}", "status", degraded ? "degraded" : "ok", "version",

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 struct api_server {
     struct MHD_Daemon *mhd;
     api_ctx ctx;
+    _Atomic int ready; /* API-S7; ctx.ready points here */
     char public_url[1024], agent_bundle[4096], store_url[1024]; /* what ctx points at */
     char token[SECRET_TOKEN_MAX];
     int port;
@@ -469,6 +471,7 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->ctx.metrics = opts->metrics;
     s->ctx.alerts = opts->alerts;
     s->ctx.channel = opts->channel;
+    s->ctx.ready = &s->ready;
     snprintf(s->public_url, sizeof s->public_url, "%s", opts->public_url ? opts->public_url : "");
     snprintf(s->agent_bundle, sizeof s->agent_bundle, "%s",
              opts->agent_bundle ? opts->agent_bundle : "");
@@ -532,6 +535,11 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
     s->port = bound_port(s->mhd);
     *ret = s;
     return 0;
+}
+
+void api_server_set_ready(api_server *s)
+{
+    atomic_store(&s->ready, 1);
 }
 
 int api_server_port(const api_server *s)

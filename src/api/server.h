@@ -27,7 +27,10 @@
  *     that long at most.
  * API-S6: a request whose body length is stated twice or two ways (two
  *     Content-Length headers, or Content-Length and Transfer-Encoding) is
- *     400 before it is routed. */
+ *     400 before it is routed.
+ * API-S7: /healthz answers 503 {"status": "starting"} until the server is
+ *     ready (api_server_set_ready: provider attached, failovers recovered), so
+ *     what waits for it never acts on a half-started server. */
 #ifndef DUMONT_API_SERVER_H
 #define DUMONT_API_SERVER_H
 
@@ -68,6 +71,8 @@ int api_server_start(const api_server_opts *opts, api_server **ret, char *err, s
 int api_server_port(const api_server *s);
 /* 1 when the server speaks HTTPS (API-S4). */
 int api_server_tls(const api_server *s);
+/* API-S7: the server is up (provider attached, failovers recovered). */
+void api_server_set_ready(api_server *s);
 void api_server_stop(api_server *s); /* stops and frees; NULL is fine */
 
 #endif

@@ -614,6 +614,7 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
         fprintf(stderr, "dumont server: %s\n", err[0] ? err : dm_strerror(rc));
         goto out;
     }
+    api_server_set_ready(srv); /* API-S7: /healthz says ok from here on */
     log_info("server.listening", "listen=%s port=%d tls=%d database=%s db=%s home=%s recovered=%d",
              log_quote(q, sizeof q, cfg->listen), api_server_port(srv), api_server_tls(srv),
              db_backend_name(db), log_quote(q + 600, sizeof q - 600, shown), cfg->home, recovered);

@@ -232,6 +232,24 @@ static void test_later_endpoints_say_so(void **state)
     json_decref(r.body);
 }
 
+/* API-S7: /healthz says "starting" (503) until the server is ready, then ok. */
+static void test_healthz_starting(void **state)
+{
+    fixture *fx = *state;
+    _Atomic int ready = 0;
+    fx->ctx.ready = &ready;
+    api_response r = call(fx, "GET", "/healthz", NULL);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(json_string_value(json_object_get(r.body, "status")), "starting");
+    json_decref(r.body);
+    ready = 1;
+    r = call(fx, "GET", "/healthz", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.body, "status")), "ok");
+    json_decref(r.body);
+    fx->ctx.ready = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_test_and_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_later_endpoints_say_so, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_healthz_starting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
