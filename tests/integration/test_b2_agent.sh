@@ -145,11 +145,19 @@ wait_for 40 "a scheduled snapshot of the new instance $second" more_snapshots "$
 log "B4: failover $first -> $second restored from B2; the new agent snapshots too"
 
 # ---- B2: the mirror holds every snapshot (and every object) B2 holds
-sleep 0.5
-b2=$(aws_ls snapshots/)
-mirror=$(mirror_ls snapshots)
+# The agents go on snapshotting, so one may be between its B2 write and its
+# mirror write at any instant: the two must agree within a few seconds.
+mirror_complete() {
+    b2=$(aws_ls snapshots/)
+    mirror=$(mirror_ls snapshots)
+    missing=$(LC_ALL=C comm -23 <(aws_ls "") <(cd "$TEST_TMP/mirror" && find . -type f | sed 's|^\./||' | LC_ALL=C sort))
+    [ "$b2" = "$mirror" ] && [ -z "$missing" ]
+}
+deadline=$(($(now_us) + 15000000))
+until mirror_complete || [ "$(now_us)" -ge "$deadline" ]; do sleep 0.2; done
+if ! mirror_complete; then
+    assert_eq "$b2" "$mirror" "the snapshots in B2 and in the mirror"
+    fail "objects in B2 but not in the mirror: $(head -3 <<<"$missing")"
+fi
 [ "$(printf '%s\n' "$b2" | grep -c .)" -ge 3 ] || fail "fewer than 3 snapshots in B2: $b2"
-assert_eq "$b2" "$mirror" "the snapshots in B2 and in the mirror"
-missing=$(LC_ALL=C comm -23 <(aws_ls "") <(cd "$TEST_TMP/mirror" && find . -type f | sed 's|^\./||' | LC_ALL=C sort))
-[ -z "$missing" ] || fail "objects in B2 but not in the mirror: $(head -3 <<<"$missing")"
 log "B2: $(printf '%s\n' "$b2" | grep -c .) snapshots, each in B2 and in the mirror"
