@@ -624,7 +624,8 @@ static int serve(dm_config *cfg, const lockfile *home_lock, const char *token)
         log_error("server.stopping", "%s", "reason=lock_lost");
     else
         log_info("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    chan_shutdown(chan); /* PROV-CH4: runners waiting for an answer stop waiting */
+    fo_orch_stop_acting(orch); /* ORCH-O15: first, so what chan_shutdown cancels halts */
+    chan_shutdown(chan);       /* PROV-CH4: runners waiting for an answer stop waiting */
     api_server_stop(srv);
     srv = NULL;
     fo_orch_shutdown(orch); /* runners use the listener: stop them first */
@@ -635,6 +636,7 @@ out:
     watch_stop(&watch);
     if (atomic_load(&watch.lost))
         status = 3;
+    fo_orch_stop_acting(orch); /* ORCH-O15 */
     chan_shutdown(chan);
     api_server_stop(srv);
     fo_orch_shutdown(orch);

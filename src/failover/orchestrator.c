@@ -278,6 +278,15 @@ int fo_orch_spawn(void *(*fn)(void *), void *arg)
     return rc ? -rc : 0;
 }
 
+void fo_orch_stop_acting(fo_orch *o)
+{
+    if (!o)
+        return;
+    pthread_mutex_lock(&o->lock);
+    o->stopping = 1;
+    pthread_mutex_unlock(&o->lock);
+}
+
 void fo_orch_shutdown(fo_orch *o)
 {
     if (!o)

@@ -14,6 +14,9 @@
  *     records its failover as failed ("server shutting down"); a real one
  *     stops between steps and leaves its failover active, for the next start
  *     to resume (ORCH-O6).
+ * ORCH-O15: a runner whose wait was cancelled after fo_orch_stop_acting() (a
+ *     server stopping) halts where it was saved; it never counts the
+ *     cancellation as a failed attempt or a failed workload.
  * ORCH-O12: durable-state faults. Every save of a failover's record, and every
  *     write a runner's next action depends on, is retried while it fails
  *     with a storage fault (database down, disk full): the runner pauses,
@@ -221,6 +224,11 @@ int fo_orch_store_is(const fo_orch *o, const char *name);
 int fo_orch_check_snapshot(fo_orch *o, const char *snapshot_id, snap_info *ret, char *err,
                            size_t errlen);
 
+/* ORCH-O4, first half: from now on runners take no next action (a call that
+ * is then cancelled, e.g. by chan_shutdown, halts its runner: ORCH-O15); returns
+ * at once. The server calls it before it cancels what runners wait on, so a
+ * shutdown never reads as a failed restore or probe. */
+void fo_orch_stop_acting(fo_orch *o);
 /* ORCH-O4. Safe to call twice. */
 void fo_orch_shutdown(fo_orch *o);
 void fo_orch_free(fo_orch *o); /* shuts down first if needed */

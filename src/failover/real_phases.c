@@ -496,6 +496,8 @@ static MUST int do_restore(fo_real_run *r)
     if (rc == 0)
         rc = provider_restore(r->k->provider, &r->inst, store, s.snapshot_id, &t, err, sizeof err);
     store_close(store);
+    if (halted(r, rc)) /* ORCH-O15: a server stopping cancelled the wait */
+        return rc;
     if (rc) {
         char d[300];
         snprintf(d, sizeof d, "restore of %.80s failed: %.200s", s.snapshot_id, err);

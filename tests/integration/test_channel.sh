@@ -129,6 +129,38 @@ tlog="$DUMONT_HOME/instances/$third/agent.log"
 assert_eq 1 "$(grep -c 'agent.command .*kind=restore' "$tlog")" "one restore, not two"
 unset KEEP_PORT
 
+# ---- 2b. the server stopped (SIGTERM) during the restore: the cancelled wait
+# halts the runner (ORCH-O15); it is no failed attempt, and the next start
+# resumes on the same new instance with no second restore ----
+export KEEP_PORT=$SERVER_PORT
+cli_ok chaos preempt "$third"
+fourth=""
+restore_started_after() { # restore_started_after SKIP_LOG: another live agent ran a restore
+    local f
+    for f in "$DUMONT_HOME"/instances/*/agent.log; do
+        [ "$f" = "$alog" ] || [ "$f" = "$1" ] && continue
+        case $f in *destroyed*) continue ;; esac
+        if grep -q 'agent.command .*kind=restore' "$f" 2>/dev/null; then
+            fourth=$(basename "$(dirname "$f")")
+            return 0
+        fi
+    done
+    return 1
+}
+wait_for 120 "the restore on the new instance" restore_started_after "$tlog"
+stop_server TERM
+assert_eq 0 "$SERVER_RC" "the server's exit status after SIGTERM"
+start_server
+wait_for 120 "the resumed failover of $third" failover_done "$third"
+assert_json .success true "the failover resumed after SIGTERM succeeded" "$FO"
+assert_eq "$fourth" "$(printf '%s' "$FO" | jq -r .new_instance_id)" "the same new instance after SIGTERM"
+assert_eq 0 "$(printf '%s' "$FO" | jq '[.phase_runs[]? | select(.status == "failed")] | length')" \
+    "failed phase runs after a SIGTERM"
+assert_eq 1 "$(grep -c 'agent.command .*kind=restore' "$DUMONT_HOME/instances/$fourth/agent.log")" \
+    "one restore after SIGTERM, not two"
+third=$fourth
+unset KEEP_PORT
+
 # ---- 5. nearest copy first: the mirror serves what the primary lost ----
 store_dir=$(printf '%s' "$DUMONT_STORE" | sed 's|^file://||')
 [ -n "$store_dir" ] || store_dir="$DUMONT_HOME/store"
