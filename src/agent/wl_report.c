@@ -1,4 +1,4 @@
-/* Crash reports of the agent's workload (see wl_report.h for AG-R1 to AG-R4). */
+/* Crash reports of the agent's workload (see wl_report.h for AG-R1 to AG-R5). */
 #define _GNU_SOURCE
 #include "agent/wl_report.h"
 
@@ -6,6 +6,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,15 +46,24 @@ struct wlr {
 
 static int workspace_ok(const char *ws, char *why, size_t cap)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.dumont-host-check.%d", ws, (int)getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), e = 0;
+    /* AG-R5: the workspace belongs to the workload (its user, AG-S6), which may
+     * plant a symlink at any name it can guess: a fresh random name, created
+     * with O_EXCL | O_NOFOLLOW, so a root agent never writes through a link. */
+    char path[4200], rnd[33];
+    int fd = -1, e = 0;
+    if (secret_random_hex(rnd, sizeof rnd, 16) != 0) {
+        e = EIO;
+    } else {
+        snprintf(path, sizeof path, "%s/.dumont-host-check.%s", ws, rnd);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
     char buf[4096] = {0};
-    if (fd < 0 || write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || fsync(fd) != 0)
+    if (!e && (fd < 0 || write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || fsync(fd) != 0))
         e = errno ? errno : EIO;
-    if (fd >= 0)
+    if (fd >= 0) {
         close(fd);
-    unlink(path);
+        unlink(path);
+    }
     if (e && e != EACCES && e != EPERM) { /* a permission is the workload's, not the disk's */
         snprintf(why, cap, "the workspace %.200s does not take a write: %s", ws, strerror(e));
         return 0;

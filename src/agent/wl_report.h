@@ -23,7 +23,10 @@
  *     reason. The workload's own exit code is never taken for a host fault.
  * AG-R4: the workload is healthy once its probe answered ok while it had been
  *     running for WLR_PROBE_RUN_MS (a probe that passes without it proves
- *     nothing), or, with no probe, once one run lasted WLR_HEALTHY_RUN_MS. */
+ *     nothing), or, with no probe, once one run lasted WLR_HEALTHY_RUN_MS.
+ * AG-R5: the workspace check writes a file of a fresh random name created with
+ *     O_EXCL | O_NOFOLLOW: the workspace is the workload's, and a root agent
+ *     never writes through a link the workload planted there. */
 #ifndef DUMONT_AGENT_WL_REPORT_H
 #define DUMONT_AGENT_WL_REPORT_H
 

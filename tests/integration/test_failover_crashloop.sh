@@ -23,9 +23,17 @@ flags="$TEST_TMP/flags"
 mkdir -m 0755 "$flags"
 cp "$TINY" "$flags/tiny-ollama" # a repository under /root is out of the workload user's reach
 TINY="$flags/tiny-ollama"
+# Each crash first plants a link, in its workspace (its working directory),
+# at the name the agent's workspace check once used (.dumont-host-check.PID,
+# PID the agent's, the workload's parent) to a file the workload cannot write:
+# the agent (root in CI) must never write through it (wl_report.h AG-R5).
+canary="$flags/canary"
+echo "canary" >"$canary"
+chmod 0644 "$canary"
 # The host check fails on an instance whose port has a file PORT.host there.
 launch() { # sets FIRST
-    cli_ok instances launch workload="sh -c 'test -e \"$flags/\$PORT\" && exit 3; exec $TINY'" \
+    cli_ok instances launch \
+        workload="sh -c 'test -e \"$flags/\$PORT\" && { ln -sf \"$canary\" .dumont-host-check.\$PPID; exit 3; }; exec $TINY'" \
         host_check="sh -c 'test ! -e \"$flags/\$PORT.host\"'" max_restarts_on_errors=2 \
         probe=ollama:tiny workspace_from="$ws" snapshot_every=0
     FIRST=$CLI_OUT
@@ -78,6 +86,7 @@ assert_contains "$WL_FAILURE" "the host passed its checks" "the reason: the host
 cli_ok failover list gpu_instance_id="$first" --json
 assert_json '.failovers | length' 0 "no failover for a crash loop the host is not at fault for" "$CLI_OUT"
 assert_json .state healthy "the instance is kept" "$(cli instances show "$first" --json; printf '%s' "$CLI_OUT")"
+assert_eq canary "$(cat "$canary")" "the file a crashing workload linked to (AG-R5)"
 
 # 2. The host fails its check: a failover to a new instance.
 launch
@@ -92,4 +101,5 @@ cli_ok instances show "$second" --json
 addr=$(printf '%s' "$CLI_OUT" | jq -r .address)
 curl -fsS -m 5 -d '{"model":"tiny","prompt":"hi","stream":false}' "http://$addr/api/generate" |
     jq -e '.response | length > 0' >/dev/null || fail "the model does not answer on $second"
+assert_eq canary "$(cat "$canary")" "the file a crashing workload linked to (AG-R5)"
 log "ok: crash loop on $first -> failover to $second"
