@@ -278,6 +278,8 @@ static MUST int do_standby_activation(fo_real_run *r)
             return phase_failed(r, d);
         }
     }
+    if (by_lease) /* PROV-PD3: no destroy revoked it; a fenced host keeps no API access */
+        provider_revoke_creds(r->k->provider, old);
     rc = DURABLE(r, err, fo_real_mark_destroyed(r->k, old, err, sizeof err));
     if (halted(r, rc))
         return rc;

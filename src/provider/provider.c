@@ -188,6 +188,12 @@ int provider_destroy(dm_provider *p, int64_t instance_id, char *err, size_t errl
     return rc;
 }
 
+void provider_revoke_creds(dm_provider *p, int64_t instance_id)
+{
+    if (p && instance_id >= 1 && p->creds.revoke) /* PROV-PD3 */
+        p->creds.revoke(p->creds.cls, instance_id);
+}
+
 static int inst_ok(const prov_instance *i)
 {
     return i && i->instance_id >= 1;

@@ -185,6 +185,9 @@ int provider_provision(dm_provider *p, const prov_offer *offer, const prov_launc
 int provider_get(dm_provider *p, int64_t instance_id, prov_instance *ret, char *err, size_t errlen);
 int provider_status(dm_provider *p, int64_t instance_id, prov_state *ret, char *err, size_t errlen);
 int provider_destroy(dm_provider *p, int64_t instance_id, char *err, size_t errlen);
+/* PROV-PD3: revokes the instance's agent credentials without a destroy: an
+ * instance fenced another way (its lease ran out, ORCH-R7) keeps no API access. */
+void provider_revoke_creds(dm_provider *p, int64_t instance_id);
 int provider_restore(dm_provider *p, const prov_instance *inst, dm_store *store,
                      const char *snapshot_id, prov_restore_times *ret, char *err, size_t errlen);
 int provider_snapshot(dm_provider *p, const prov_instance *inst, dm_store *store, const char *tag,

@@ -71,6 +71,8 @@ typedef struct {
     atomic_int arm_on_search;     /* g_fail_on takes this value when searched */
     int64_t port_fenced[MAX_INST]; /* ids the fence port was told of (HB-L13) */
     int n_port_fenced;
+    int64_t revoked[MAX_INST]; /* ids whose credentials were revoked (PROV-PD3) */
+    int n_revoked;
     /* the subscriber (ORCH-O5) */
     hbl_event_fn sub_fn;
     void *sub_ctx;
@@ -311,6 +313,32 @@ static void fk_fence(void *cls, int64_t id)
     pthread_mutex_unlock(&f->mu);
 }
 
+static int fk_mint(void *cls, int64_t id, char *buf, size_t cap, char *err, size_t errlen)
+{
+    (void)cls, (void)err, (void)errlen;
+    snprintf(buf, cap, "agent-token-%lld", (long long)id);
+    return 0;
+}
+
+static void fk_revoke(void *cls, int64_t id)
+{
+    fake *f = cls;
+    pthread_mutex_lock(&f->mu);
+    if (f->n_revoked < MAX_INST)
+        f->revoked[f->n_revoked++] = id;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int was_revoked(int64_t id)
+{
+    pthread_mutex_lock(&g_fk.mu);
+    int n = 0;
+    for (int i = 0; i < g_fk.n_revoked; i++)
+        n += g_fk.revoked[i] == id;
+    pthread_mutex_unlock(&g_fk.mu);
+    return n;
+}
+
 static int fk_lease_expired(void *cls, int64_t id, int64_t *ret_silent_ms)
 {
     fake *f = cls;
@@ -527,6 +555,7 @@ static int setup(void **state)
     add_offer("offer-c", "host-c", 0.7);
     add_offer("offer-d", "host-d", 0.8);
     OK(provider_from_ops(&fk_ops, &g_fk, &fx->prov, g_err, sizeof g_err));
+    provider_set_creds(fx->prov, &(prov_cred_hooks){.mint = fk_mint, .revoke = fk_revoke, .cls = &g_fk});
     fx->ports = (fo_real_ports){
         .live_get = fk_live,
         .subscribe = fk_subscribe,
@@ -930,6 +959,7 @@ static void test_fence_by_lease(void **state)
     assert_non_null(strstr(done.phases[FO_PHASE_STANDBY_ACTIVATION].detail, "by its lease"));
     assert_machine_state(fx, OLD_ID, "destroyed");
     assert_int_equal(g_fk.n_port_fenced, 1);
+    assert_int_equal(was_revoked(OLD_ID), 1); /* PROV-PD3: no API access left to the fenced host */
 }
 
 static void test_no_offer(void **state)
