@@ -355,20 +355,20 @@ static void *runner_main(void *arg)
 
 /* ---- the poller ---- */
 
-/* A command the poll handed us: answered again, refused, or queued. */
-static void take(agc_runner *r, json_t *jc)
+/* A command the poll handed us: answered again, refused, or queued; 0 when
+ * the queue had no room (AG-C6: then `after` stays before it, and the next
+ * poll hands it again: a command is never skipped). */
+static int take(agc_runner *r, json_t *jc)
 {
     const char *id = json_string_value(json_object_get(jc, "id"));
     const char *kind = json_string_value(json_object_get(jc, "kind"));
     json_int_t seq = json_integer_value(json_object_get(jc, "seq"));
     json_int_t epoch = json_integer_value(json_object_get(jc, "epoch"));
     if (!id || !kind || strlen(id) >= ID_MAX || strlen(kind) >= 32 || seq < 1)
-        return;
+        return 1;
     char again[ANSWER_MAX];
-    int failed = 0, repost = 0;
+    int failed = 0, repost = 0, taken = 1;
     pthread_mutex_lock(&r->lock);
-    if (seq > r->after)
-        r->after = seq;
     known *k = find(r, id);
     if (k && k->st == K_DONE) { /* AG-C1: the same answer, not a second run */
         repost = 1;
@@ -399,10 +399,15 @@ static void take(agc_runner *r, json_t *jc)
         c->args = json_incref(json_object_get(jc, "args"));
         remember(r, id)->st = K_QUEUED;
         pthread_cond_signal(&r->more);
+    } else if (!k) {
+        taken = 0; /* AG-C6: the queue is full */
     }
+    if (taken && seq > r->after)
+        r->after = seq;
     pthread_mutex_unlock(&r->lock);
     if (repost)
         post_answer(r, id, failed, again);
+    return taken;
 }
 
 /* lease/3, at most AGC_POLL_WAIT_MS: a waiting poll holds a server thread
@@ -455,9 +460,8 @@ static void *poller_main(void *arg)
         }
         json_t *o = json_loadb(buf, q.len, 0, NULL);
         json_t *c = json_object_get(o, "command");
-        if (json_is_object(c))
-            take(r, c);
-        else if (json_is_true(json_object_get(o, "busy")))
+        if ((json_is_object(c) && !take(r, c)) || /* AG-C6: full; handed again */
+            (!json_is_object(c) && json_is_true(json_object_get(o, "busy"))))
             clock_sleep_ms(200, &r->stop);
         json_decref(o);
     }

@@ -29,7 +29,9 @@
  *     "fenced") once the controller hears it again. The controller may
  *     count an instance silent for lease_ms plus a margin as fenced
  *     (docs/security.md "Leases"). A poll waits at most lease_ms / 3 and
- *     AGC_POLL_WAIT_MS, so a healthy channel is heard several times per lease. */
+ *     AGC_POLL_WAIT_MS, so a healthy channel is heard several times per lease.
+ * AG-C6: a command is never skipped: one that finds the agent's queue full
+ *     leaves the poll's `after` before it, so the next poll hands it again. */
 #ifndef DUMONT_AGENT_CHANNEL_H
 #define DUMONT_AGENT_CHANNEL_H
 
