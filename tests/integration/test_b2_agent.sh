@@ -88,6 +88,13 @@ ws=$TEST_TMP/ws
 tiny_workspace "$ws" 2M
 head -c 1000000 /dev/urandom >"$ws/weights.bin"
 
+# A root agent runs the workload as another user (AG-S6), who must reach the
+# program: a build under /root (a fresh machine's checkout) is out of its reach.
+chmod 0711 "$TEST_TMP"
+mkdir -m 0755 "$TEST_TMP/bin"
+cp "$TINY" "$TEST_TMP/bin/tiny-ollama"
+TINY="$TEST_TMP/bin/tiny-ollama"
+
 # ---- B1: launch; the agent's scheduled snapshots reach B2
 cli_ok instances launch workload="$TINY" probe=ollama:tiny workspace_from="$ws" snapshot_every=1s \
     heartbeat_ms=100
